@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run Starling's whole test suite:
+#   1. release build with -Werror: unit and integration tests
+#   2. address+undefined sanitizer build: the same tests
+#   3. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 60)
+# Ends with one line "N passed, M failed"; exits non-zero if anything failed.
+#
+# Environment: FUZZ_SECONDS, BUILD_ROOT (default ./build), JOBS.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build_root=${BUILD_ROOT:-$root/build}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+jobs=${JOBS:-$(nproc)}
+
+"$root/deploy/setup.sh" --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+
+# meson test writes testlog.json; with the TAP protocol each Criterion test
+# is one line, so count results from it rather than per executable.
+count_results() {
+	local log=$1/meson-logs/testlog.json
+	[ -f "$log" ] || { failed=$((failed + 1)); return; }
+	local p f
+	read -r p f < <(/usr/bin/python3 "$root/tests/support/count_tap.py" "$log")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# build_and_test NAME MESON-ARGS...
+build_and_test() {
+	local name=$1
+	shift
+	local dir=$build_root/$name
+	echo "=== $name build"
+	if ! { [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null; } ||
+		! ninja -C "$dir" -j "$jobs" >"$dir.ninja.log" 2>&1; then
+		cat "$dir.ninja.log" 2>/dev/null | tail -40
+		echo "=== $name: build FAILED"
+		failed=$((failed + 1))
+		return
+	fi
+	echo "=== $name tests"
+	meson test -C "$dir" --print-errorlogs --num-processes "$jobs" ${MESON_TEST_ARGS:-} | tail -15
+	count_results "$dir"
+}
+
+mkdir -p "$build_root"
+build_and_test release --werror
+build_and_test asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+# Fuzzing: clang's libFuzzer, time-bounded, fails on any crash or report.
+echo "=== fuzz build"
+fdir=$build_root/fuzz
+if { [ -f "$fdir/build.ninja" ] || CC=clang meson setup "$fdir" -Dfuzz=true -Dtests=false \
+	-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null; } &&
+	ninja -C "$fdir" -j "$jobs" >"$fdir.ninja.log" 2>&1; then
+	for target in "$fdir"/tests/fuzz/fuzz_*; do
+		[ -x "$target" ] || continue
+		name=$(basename "$target")
+		corpus=$root/tests/fuzz/corpus/${name#fuzz_}
+		work=$(mktemp -d)
+		echo "=== $name for ${fuzz_seconds}s"
+		if (cd "$work" && "$target" -max_total_time="$fuzz_seconds" -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 "$work" "$corpus" >"$work/log" 2>&1); then
+			tail -3 "$work/log"
+			passed=$((passed + 1))
+		else
+			tail -60 "$work/log"
+			cp "$work"/crash-* "$root/tests/fuzz/" 2>/dev/null
+			echo "=== $name FAILED"
+			failed=$((failed + 1))
+		fi
+		rm -rf "$work"
+	done
+else
+	tail -40 "$fdir.ninja.log" 2>/dev/null
+	echo "=== fuzz build FAILED"
+	failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
