@@ -16,12 +16,11 @@
 #include "view.h"
 
 /*
- * A topic name as carried by PUBLISH or a will: no '+' or '#'
- * [MQTT-3.3.2-2]. Zero length is allowed here (5.0 with a topic alias); the
- * caller decides whether it is. Returns MQTT_RC_SUCCESS or
- * MQTT_RC_TOPIC_NAME_INVALID.
+ * A topic name as carried by PUBLISH, a will or a Response Topic: at least
+ * one byte [MQTT-4.7.3-1] and no '+' or '#' [MQTT-3.3.2-2]. (A 5.0 PUBLISH
+ * with a topic alias may carry an empty name; its decoder allows for that.)
  */
-enum mqtt_rc mqtt_topic_name_check(struct mqtt_view topic);
+bool mqtt_topic_name_valid(struct mqtt_view topic);
 
 /*
  * A topic filter (§4.7.1): at least one byte [MQTT-4.7.3-1], '#' alone in the
