@@ -59,7 +59,7 @@ if { [ -f "$fdir/build.ninja" ] || CC=clang meson setup "$fdir" -Dfuzz=true -Dte
 	-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null; } &&
 	ninja -C "$fdir" -j "$jobs" >"$fdir.ninja.log" 2>&1; then
 	for target in "$fdir"/tests/fuzz/fuzz_*; do
-		[ -x "$target" ] || continue
+		[ -f "$target" ] && [ -x "$target" ] || continue
 		name=$(basename "$target")
 		corpus=$root/tests/fuzz/corpus/${name#fuzz_}
 		work=$(mktemp -d)
