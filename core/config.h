@@ -1,0 +1,112 @@
+/*
+ * config.h — the node's configuration: one struct, filled from embedded
+ * defaults, then a config file, then STARLING_<KEY> environment variables,
+ * then --key=value command-line flags (later sources win).
+ *
+ * Every key is one row of a declarative table in config.c (nginx-style:
+ * name, type, field, default, range, help); the parser, the environment and
+ * flag overrides, the printer of the effective configuration and the
+ * reference documentation (docs/config.md) are all generated from that table,
+ * so they cannot drift apart.
+ *
+ * File format: one "key = value" per line; '#' starts a comment; blank lines
+ * are ignored; values may be double-quoted. Lists are comma-separated.
+ * Errors name the source (file:line, "environment" or "command line") and
+ * the key, e.g. "starling.conf:12: max_packet_size: 0 is below the minimum 64".
+ *
+ * Read on the main thread before workers start; workers get a const pointer
+ * and never write to it.
+ */
+#ifndef STARLING_CORE_CONFIG_H
+#define STARLING_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_LISTEN_MAX 8
+#define CONFIG_HOST_MAX 64
+
+struct config_addr {
+	char host[CONFIG_HOST_MAX]; /* numeric IPv4/IPv6 or "localhost"; "" = any */
+	uint16_t port;              /* 0 = any free port (tests) */
+};
+
+enum queue_overflow {
+	QUEUE_DROP_OLDEST = 0, /* "drop_oldest": make room, count the drop */
+	QUEUE_DROP_NEWEST = 1, /* "drop_newest": refuse the new one, count it */
+};
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+struct config {
+	/* Listeners and threads */
+	struct config_addr listen[CONFIG_LISTEN_MAX]; /* "listen": MQTT over TCP */
+	unsigned listen_count;
+	struct config_addr metrics_listen; /* "metrics_listen": HTTP /metrics */
+	uint32_t workers;                  /* 0 = one per online CPU */
+
+	/* Limits */
+	uint32_t max_connections;      /* per node; beyond it new sockets are closed */
+	uint32_t max_packet_size;      /* bytes, inbound and the default outbound */
+	uint32_t connect_timeout_ms;   /* a socket must send CONNECT within this */
+	uint16_t keepalive_max_s;      /* larger client keep-alives are lowered (5.0) */
+	uint32_t session_expiry_max_s; /* cap on a client's session expiry */
+	uint16_t receive_maximum;      /* inbound QoS 1/2 unacknowledged per client */
+	uint16_t inflight_max;         /* outbound QoS 1/2 unacknowledged per session */
+	uint32_t queue_messages_max;   /* messages queued per session */
+	uint64_t queue_bytes_max;      /* bytes queued per session */
+	enum queue_overflow queue_overflow;
+	bool queue_qos0;               /* queue QoS 0 for offline sessions too */
+	uint64_t outbox_bytes_max;     /* unsent bytes per connection; QoS 0 beyond is dropped */
+	uint16_t topic_alias_max;      /* inbound topic aliases accepted per client (5.0) */
+	uint32_t topic_length_max;     /* bytes */
+	uint32_t topic_levels_max;
+	uint32_t subscriptions_max;    /* per client */
+
+	/* Features announced in CONNACK (5.0) */
+	uint8_t max_qos;          /* 0..2 */
+	bool retain_available;
+	bool wildcard_available;
+	bool shared_available;
+	bool sub_id_available;
+
+	/* Logging */
+	enum log_level log_level;
+	bool log_json;
+};
+
+/* Embedded defaults: MQTT on 0.0.0.0:1883, metrics on 0.0.0.0:9100. */
+void config_defaults(struct config *c);
+
+/*
+ * Apply one key. source names where it came from ("starling.conf:12",
+ * "environment", "command line") for the error text. Returns 0, or -1 with a
+ * one-line message in err: unknown key, bad value, out of range.
+ */
+int config_set(struct config *c, const char *source, const char *key, const char *value,
+	       char *err, size_t err_len);
+
+/* Read a file of "key = value" lines. Returns 0 or -1 with err set. */
+int config_load_file(struct config *c, const char *path, char *err, size_t err_len);
+
+/*
+ * Apply every STARLING_<KEY> variable of envp (key upper-cased, e.g.
+ * STARLING_MAX_PACKET_SIZE). Unknown STARLING_ variables are errors.
+ */
+int config_load_env(struct config *c, char *const *envp, char *err, size_t err_len);
+
+/* Checks across keys (e.g. at least one listener). 0 or -1 with err. */
+int config_validate(const struct config *c, char *err, size_t err_len);
+
+/* The effective configuration, in the file format, every key. */
+void config_print(const struct config *c, FILE *out);
+
+/* Markdown reference of every key: name, type, default, range, help. */
+void config_print_reference(FILE *out);
+
+/* Parse "host:port", "[v6]:port" or ":port" into an address. 0 or -1. */
+int config_parse_addr(const char *s, struct config_addr *out);
+
+#endif
