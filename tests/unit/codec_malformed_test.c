@@ -759,3 +759,108 @@ Test(malformed, every_cut_body_is_refused)
 		}
 	}
 }
+
+/* ---------------------------------------------------- reason code sets */
+
+/* The reason code tables of 5.0 §3.2.2.2, §3.4.2.1, §3.5.2.1, §3.6.2.1,
+ * §3.7.2.1, §3.9.3, §3.11.3, §3.14.2.1, §3.15.2.1, copied independently. */
+static const uint8_t rc_connack[] = {0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86,
+                                     0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,
+                                     0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F};
+static const uint8_t rc_puback[] = {0x00, 0x10, 0x80, 0x83, 0x87, 0x90, 0x91, 0x97, 0x99};
+static const uint8_t rc_pubrel[] = {0x00, 0x92};
+static const uint8_t rc_suback[] = {0x00, 0x01, 0x02, 0x80, 0x83, 0x87,
+                                    0x8F, 0x91, 0x97, 0x9E, 0xA1, 0xA2};
+static const uint8_t rc_unsuback[] = {0x00, 0x11, 0x80, 0x83, 0x87, 0x8F, 0x91};
+static const uint8_t rc_disconnect[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D,
+                                        0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+                                        0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
+static const uint8_t rc_auth[] = {0x00, 0x18, 0x19};
+
+static bool in_set(const uint8_t *set, size_t n, unsigned c)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == c)
+			return true;
+	return false;
+}
+
+Test(malformed, reason_code_sets_match_spec_tables)
+{
+	static const struct {
+		uint8_t type;
+		const uint8_t *set;
+		size_t n;
+	} t[] = {
+	    {MQTT_CONNACK, rc_connack, sizeof(rc_connack)},
+	    {MQTT_PUBACK, rc_puback, sizeof(rc_puback)},
+	    {MQTT_PUBREC, rc_puback, sizeof(rc_puback)},
+	    {MQTT_PUBREL, rc_pubrel, sizeof(rc_pubrel)},
+	    {MQTT_PUBCOMP, rc_pubrel, sizeof(rc_pubrel)},
+	    {MQTT_SUBACK, rc_suback, sizeof(rc_suback)},
+	    {MQTT_UNSUBACK, rc_unsuback, sizeof(rc_unsuback)},
+	    {MQTT_DISCONNECT, rc_disconnect, sizeof(rc_disconnect)},
+	    {MQTT_AUTH, rc_auth, sizeof(rc_auth)},
+	};
+	for (size_t i = 0; i < N(t); i++)
+		for (unsigned c = 0; c < 256; c++)
+			cr_expect_eq(mqtt_rc_valid_for(t[i].type, (uint8_t)c),
+			             in_set(t[i].set, t[i].n, c), "%s reason 0x%02X",
+			             mqtt_type_name(t[i].type), c);
+}
+
+/* Each code through the decoder: valid ones decode, the rest are 0x82. */
+Test(malformed, every_reason_code_through_the_decoder)
+{
+	for (unsigned c = 0; c < 256; c++) {
+		struct mqtt_packet p;
+		uint8_t ack[] = {0x40, 0x03, 0x00, 0x01, (uint8_t)c};
+		uint8_t rel[] = {0x62, 0x03, 0x00, 0x01, (uint8_t)c};
+		uint8_t sub[] = {0x90, 0x04, 0x00, 0x01, 0x00, (uint8_t)c};
+		uint8_t uns[] = {0xB0, 0x04, 0x00, 0x01, 0x00, (uint8_t)c};
+		uint8_t dis[] = {0xE0, 0x01, (uint8_t)c};
+		uint8_t aut[] = {0xF0, 0x01, (uint8_t)c};
+		uint8_t cak[] = {0x20, 0x03, 0x00, (uint8_t)c, 0x00};
+		uint8_t cak4[] = {0x20, 0x02, 0x00, (uint8_t)c};
+		uint8_t sub4[] = {0x90, 0x03, 0x00, 0x01, (uint8_t)c};
+#define WANT(set, c) (in_set(set, sizeof(set), c) ? MQTT_RC_SUCCESS : PROTO)
+		cr_expect_eq(mqtt_decode_buf(ack, sizeof(ack), V5, &p, NULL), WANT(rc_puback, c),
+		             "PUBACK 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(rel, sizeof(rel), V5, &p, NULL), WANT(rc_pubrel, c),
+		             "PUBREL 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(sub, sizeof(sub), V5, &p, NULL), WANT(rc_suback, c),
+		             "SUBACK 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(uns, sizeof(uns), V5, &p, NULL), WANT(rc_unsuback, c),
+		             "UNSUBACK 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(dis, sizeof(dis), V5, &p, NULL),
+		             WANT(rc_disconnect, c), "DISCONNECT 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(aut, sizeof(aut), V5, &p, NULL), WANT(rc_auth, c),
+		             "AUTH 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(cak, sizeof(cak), V5, &p, NULL), WANT(rc_connack, c),
+		             "CONNACK 0x%02X", c);
+#undef WANT
+		/* 3.1.1 §3.2.2.3: return codes 0-5; §3.9.3: 0, 1, 2, 0x80. */
+		cr_expect_eq(mqtt_decode_buf(cak4, sizeof(cak4), V4, &p, NULL),
+		             c <= 5 ? MQTT_RC_SUCCESS : PROTO, "CONNACK 3.1.1 0x%02X", c);
+		cr_expect_eq(mqtt_decode_buf(sub4, sizeof(sub4), V4, &p, NULL),
+		             (c <= 2 || c == 0x80) ? MQTT_RC_SUCCESS : PROTO, "SUBACK 3.1.1 0x%02X",
+		             c);
+	}
+}
+
+/* The edge translation to 3.1.1 return codes (3.1.1 §3.2.2.3, §3.9.3). */
+Test(malformed, v3_translation)
+{
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_SUCCESS), 0);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION), 1);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_CLIENT_ID_NOT_VALID), 2);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_SERVER_UNAVAILABLE), 3);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_SERVER_BUSY), 3);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_BAD_USERNAME_OR_PASSWORD), 4);
+	cr_expect_eq(mqtt_rc_to_v3_connack(MQTT_RC_NOT_AUTHORIZED), 5);
+	cr_expect_eq(mqtt_rc_to_v3_suback(MQTT_RC_SUCCESS), 0);
+	cr_expect_eq(mqtt_rc_to_v3_suback(MQTT_RC_GRANTED_QOS1), 1);
+	cr_expect_eq(mqtt_rc_to_v3_suback(MQTT_RC_GRANTED_QOS2), 2);
+	cr_expect_eq(mqtt_rc_to_v3_suback(MQTT_RC_TOPIC_FILTER_INVALID), 0x80);
+	cr_expect_eq(mqtt_rc_to_v3_suback(MQTT_RC_NOT_AUTHORIZED), 0x80);
+}
