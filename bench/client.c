@@ -374,7 +374,7 @@ uint32_t client_publish(struct worker *w, struct pubstate *p, uint32_t max)
 	const struct scenario *sc = w->sc;
 	struct client *c = &w->clients[p->client];
 	uint32_t sent = 0;
-	while (sent < max && !client_pub_blocked(w, p)) {
+	while (sent < max && !(sc->count && p->seq >= sc->count) && !client_pub_blocked(w, p)) {
 		struct payload_header h = {
 		    .run_id = w->sh->run_id,
 		    .pub_id = c->id,
@@ -399,8 +399,6 @@ uint32_t client_publish(struct worker *w, struct pubstate *p, uint32_t max)
 		w->st->published++;
 		w->st->expected += w->plan.per_msg;
 		sent++;
-		if (sc->count && p->seq >= sc->count)
-			break;
 	}
 	return sent;
 }

@@ -182,9 +182,13 @@ int main(int argc, char **argv)
 			if (eq)
 				value = eq + 1;
 		} else {
-			fprintf(stderr, "starling-bench: unexpected argument '%s'\n", arg);
-			usage();
-			return 1;
+			/* a bare word is the scenario, wherever it stands */
+			if (scenario_set(&sc, "scenario", arg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "starling-bench: unexpected argument '%s'\n", arg);
+				usage();
+				return 1;
+			}
+			continue;
 		}
 		bool is_switch = scenario_is_switch(name) == 1 || strcmp(name, "once") == 0;
 		if (!value && !is_switch) {

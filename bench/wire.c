@@ -187,7 +187,7 @@ int wire_recv(struct wire_conn *c, int timeout_ms, uint8_t *type, const uint8_t 
 				continue;
 			return -1;
 		}
+		/* a frame can arrive in pieces: keep waiting up to timeout_ms each */
 		c->len += (size_t)r;
-		timeout_ms = 0;
 	}
 }

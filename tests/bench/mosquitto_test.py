@@ -1,0 +1,357 @@
+#!/usr/bin/python3
+"""Integration tests of starling-bench against Debian's mosquitto.
+
+Starts mosquitto on ephemeral loopback ports (never 1883), runs short,
+bounded bench runs with --json and checks what a user would check: exact
+delivery counts (no loss, no duplicates), plausible latency, JSON fields,
+connection failure accounting, TLS, scenario files, procs and source
+addresses, the controller with three agents, and the comparison runner.
+
+Usage: mosquitto_test.py PATH/TO/starling-bench. Prints TAP.
+"""
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = sys.argv[1]
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+RUN_TIMEOUT_S = 60
+results = []
+tmp = tempfile.mkdtemp(prefix="bench-test-")
+brokers = []
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Mosquitto:
+    def __init__(self, name, extra=""):
+        self.port = free_port()
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        self.log = os.path.join(self.dir, "mosquitto.log")
+        with open(self.conf, "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\n"
+                    "allow_anonymous true\n"
+                    "max_connections -1\n"
+                    # a fast publisher must not make mosquitto drop QoS 1/2
+                    "max_queued_messages 1000000\n"
+                    "max_inflight_messages 0\n"
+                    "log_type all\n"
+                    f"log_dest file {self.log}\n"
+                    # as root mosquitto would switch to its own user and lose
+                    # access to this private temp dir
+                    + ("user root\n" if os.getuid() == 0 else "") + extra)
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], preexec_fn=raise_nofile,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        brokers.append(self)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start: " + open(self.log).read()[-2000:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def bench(*args, expect_rc=None, timeout=RUN_TIMEOUT_S):
+    cmd = [BENCH] + [str(a) for a in args] + ["--json", "--quiet"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       preexec_fn=raise_nofile)
+    if expect_rc is not None and p.returncode != expect_rc:
+        raise AssertionError(f"exit {p.returncode} (want {expect_rc}) for {' '.join(cmd)}\n"
+                             f"{p.stderr[-2000:]}\n{p.stdout[-2000:]}")
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1]), p
+    except (IndexError, ValueError):
+        raise AssertionError(f"no JSON from {' '.join(cmd)} (exit {p.returncode})\n"
+                             f"{p.stderr[-2000:]}")
+
+
+def check(name, fn):
+    try:
+        fn()
+        results.append((True, name, ""))
+    except Exception as e:  # a failed check or a crashed run both fail the test
+        results.append((False, name, str(e)))
+    ok, _, why = results[-1]
+    print(f"{'ok' if ok else 'not ok'} {len(results)} - {name}", flush=True)
+    if not ok:
+        for line in why.splitlines()[:40]:
+            print("# " + line, flush=True)
+
+
+def expect_eq(what, got, want):
+    if got != want:
+        raise AssertionError(f"{what}: got {got}, want {want}")
+
+
+def expect_exact(j, want_expected):
+    d = j["delivery"]
+    expect_eq("expected", d["expected"], want_expected)
+    expect_eq("delivered", d["delivered"], want_expected)
+    expect_eq("lost", d["lost"], 0)
+    expect_eq("duplicates", d["duplicates"], 0)
+    expect_eq("out_of_order", d["out_of_order"], 0)
+    expect_eq("connection failures", j["connections"]["failed"], 0)
+    expect_eq("connections lost", j["connections"]["lost"], 0)
+    expect_eq("latency samples", j["latency_us"]["count"], want_expected)
+
+
+def main():
+    m = Mosquitto("main")
+    P = ["-p", m.port]
+
+    # Exact counts: every shape at every QoS. A count per publisher makes the
+    # expected total known in advance; QoS 0 uses the end-to-end window so it
+    # measures throughput instead of drops.
+    shapes = {
+        "pairs": (["pairs", "-c", 20, "-n", 300, "-r", 2000], 20 * 300),
+        "fanin": (["fanin", "--pubs", 20, "--subs", 3, "-n", 200, "-r", 1000], 20 * 200 * 3),
+        "fanout": (["fanout", "--pubs", 1, "--subs", 1000, "-n", 20, "-r", 100], 20 * 1000),
+    }
+    for shape, (args, want) in shapes.items():
+        for qos in (0, 1, 2):
+            def run(args=args, want=want, qos=qos):
+                extra = ["--e2e-window", 32] if qos == 0 else []
+                j, _ = bench(*args, *P, "-q", qos, "-d", 30, *extra, expect_rc=0)
+                expect_eq("published", j["publish"]["published"], want // (
+                    1000 if args[0] == "fanout" else 3 if args[0] == "fanin" else 1))
+                if qos:
+                    expect_eq("acked", j["publish"]["acked"], j["publish"]["published"])
+                expect_exact(j, want)
+            check(f"{shape} qos {qos}: exact delivery counts", run)
+
+    def mqtt311():
+        j, _ = bench("pairs", *P, "-c", 10, "-n", 200, "-r", 1000, "-q", 2, "-V", 4,
+                     expect_rc=0)
+        expect_eq("mqtt", j["mqtt"], 4)
+        expect_exact(j, 2000)
+    check("MQTT 3.1.1 pairs qos 2: exact counts", mqtt311)
+
+    def shared():
+        j, _ = bench("shared", *P, "--pubs", 4, "--subs", 6, "--groups", 2, "-n", 200,
+                     "-r", 1000, "-q", 1, expect_rc=0)
+        expect_exact(j, 4 * 200 * 2)
+    check("shared: one delivery per $share group", shared)
+
+    def unlimited_e2e():
+        # unlimited rate, QoS 0, e2e window: a throughput run without drops
+        j, _ = bench("pairs", *P, "-c", 4, "-d", 2, "-q", 0, "--e2e-window", 64,
+                     "--size", 256, expect_rc=0)
+        d = j["delivery"]
+        if j["publish"]["published"] < 1000:
+            raise AssertionError(f"only {j['publish']['published']} published")
+        expect_eq("delivered", d["delivered"], d["expected"])
+        expect_eq("duplicates", d["duplicates"], 0)
+        if j["publish"]["per_s"] <= 0 or d["per_s"] <= 0:
+            raise AssertionError("rates missing")
+    check("unlimited rate with e2e window: no drops", unlimited_e2e)
+
+    def unlimited_inflight():
+        j, _ = bench("pairs", *P, "-c", 4, "-d", 2, "-q", 1, "--inflight", 8, expect_rc=0)
+        expect_eq("acked", j["publish"]["acked"], j["publish"]["published"])
+        expect_exact(j, j["publish"]["published"])
+    check("unlimited rate qos 1 with in-flight window: exact", unlimited_inflight)
+
+    def latency():
+        j, _ = bench("pairs", *P, "-c", 5, "-r", 50, "-d", 2, "-q", 0, expect_rc=0)
+        lat = j["latency_us"]
+        for k in ("count", "min", "mean", "p50", "p90", "p99", "p999", "max"):
+            if k not in lat:
+                raise AssertionError(f"latency_us.{k} missing")
+        if not 0 < lat["p50"] < 1000:
+            raise AssertionError(f"p50 {lat['p50']}us is not well under 1 ms")
+        if not lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]:
+            raise AssertionError(f"quantiles out of order: {lat}")
+        if lat["count"] < 400:
+            raise AssertionError(f"only {lat['count']} samples at 5 x 50/s for 2 s")
+    check("low-rate latency: p50 well under 1 ms, quantiles ordered", latency)
+
+    def conn_broker_pid():
+        # a fresh broker, so its RSS before the run is its idle size
+        fresh = Mosquitto("conn")
+        j, _ = bench("conn", "-p", fresh.port, "-c", 2000, "-d", 1, "--broker-pid",
+                     fresh.proc.pid, expect_rc=0)
+        c = j["connections"]
+        expect_eq("ok", c["ok"], 2000)
+        expect_eq("peak_up", c["peak_up"], 2000)
+        if c["per_s"] <= 0:
+            raise AssertionError("no connect rate")
+        b = j["broker"]
+        expect_eq("broker pid", b["pid"], fresh.proc.pid)
+        if b["rss_peak_bytes"] <= 0 or b["rss_per_conn_bytes"] <= 0:
+            raise AssertionError(f"broker RSS not measured: {b}")
+        if j["connect_us"]["count"] != 2000:
+            raise AssertionError("connect latency samples missing")
+        fresh.stop()
+    check("conn: 2000 connections, broker RSS per connection", conn_broker_pid)
+
+    def refused():
+        closed = free_port()
+        j, p = bench("conn", "-p", closed, "-c", 20, "-d", 1, "--connect-timeout", 3)
+        if p.returncode == 0:
+            raise AssertionError("a run where every connect failed exited 0")
+        expect_eq("failed", j["connections"]["failed"], 20)
+        expect_eq("failures.refused", j["connections"]["failures"]["refused"], 20)
+    check("conn to a closed port: failures counted by reason, non-zero exit", refused)
+
+    def procs_sources():
+        j, _ = bench("conn", *P, "-c", 400, "-d", 1, "--procs", 2,
+                     "--source", "127.0.0.2-127.0.0.5", expect_rc=0)
+        expect_eq("ok", j["connections"]["ok"], 400)
+        expect_eq("procs", j["procs"], 2)
+        seen = set(re.findall(r"New client connected from (127\.0\.0\.\d+):",
+                              open(m.log).read()))
+        if not {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} <= seen:
+            raise AssertionError(f"source addresses seen by the broker: {sorted(seen)}")
+    check("--procs 2 and --source range: all connect, every source used", procs_sources)
+
+    def procs_pairs():
+        j, _ = bench("fanout", *P, "--subs", 50, "-n", 100, "-r", 200, "-q", 1, "--procs", 3,
+                     "--e2e-window", 10, expect_rc=0)
+        expect_exact(j, 50 * 100)
+    check("--procs 3 fanout with e2e window across processes: exact", procs_pairs)
+
+    def scenario_file():
+        path = os.path.join(tmp, "fanin.scenario")
+        with open(path, "w") as f:
+            f.write("# fanin from a file\nscenario = fanin\npubs = 5\nsubs = 2\n"
+                    f"count = 50\nrate = 500\nqos = 1\nport = {m.port}\nsize = 100\n")
+        j, _ = bench("-f", path, expect_rc=0)
+        expect_eq("scenario", j["scenario"], "fanin")
+        expect_eq("size", j["size"], 100)
+        expect_exact(j, 5 * 50 * 2)
+    check("scenario file: options read from the file", scenario_file)
+
+    def retain_and_foreign():
+        j, _ = bench("pairs", *P, "-c", 3, "-n", 10, "-r", 100, "-q", 1, "--retain",
+                     "--persistent", "--topic-prefix", "retained", expect_rc=0)
+        expect_exact(j, 30)
+        # a later subscriber gets the retained messages of that earlier run:
+        # they carry another run id and must not count as deliveries
+        j, _ = bench("sub", *P, "--subs", 1, "-d", 1, "--topic-prefix", "retained",
+                     expect_rc=0)
+        expect_eq("delivered", j["delivery"]["delivered"], 0)
+        expect_eq("foreign", j["delivery"]["foreign"], 3)
+    check("retain + persistent; retained messages of another run are foreign",
+          retain_and_foreign)
+
+    def pub_then_sub_json():
+        j, _ = bench("pub", *P, "--pubs", 2, "-n", 5, "-r", 100, expect_rc=0)
+        expect_eq("published", j["publish"]["published"], 10)
+        expect_eq("expected", j["delivery"]["expected"], 0)
+        for k in ("scenario", "connections", "publish", "delivery", "latency_us",
+                  "connect_us", "bench"):
+            if k not in j:
+                raise AssertionError(f"JSON field {k} missing")
+    check("pub scenario alone and the JSON layout", pub_then_sub_json)
+
+    # TLS with a throwaway CA and server certificate
+    def tls():
+        d = os.path.join(tmp, "tls")
+        os.makedirs(d, exist_ok=True)
+        def ossl(*a):
+            subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+             "/CN=bench-test-ca", "-keyout", "ca.key", "-out", "ca.crt")
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+             "-keyout", "server.key", "-out", "server.csr")
+        with open(os.path.join(d, "ext.cnf"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "server.crt")
+        port = free_port()
+        t = Mosquitto("tlsbroker", extra=(
+            f"listener {port} 127.0.0.1\n"
+            f"cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n"))
+        j, _ = bench("pairs", "-p", port, "-c", 5, "-n", 100, "-r", 500, "-q", 1, "--tls",
+                     "--cafile", os.path.join(d, "ca.crt"), expect_rc=0)
+        expect_exact(j, 500)
+        # the same broker, but a CA that did not sign it: every handshake fails
+        j, p = bench("conn", "-p", port, "-c", 3, "-d", 1, "--tls", "--cafile",
+                     os.path.join(d, "server.crt"), "--connect-timeout", 3)
+        if p.returncode == 0:
+            raise AssertionError("TLS with the wrong CA exited 0")
+        expect_eq("tls failures", j["connections"]["failures"]["tls"], 3)
+        t.stop()
+    check("TLS with a throwaway CA: exact counts; wrong CA fails", tls)
+
+    def agents():
+        ports = [free_port() for _ in range(3)]
+        procs = [subprocess.Popen([BENCH, "agent", "--listen", f"127.0.0.1:{p}", "--once"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  preexec_fn=raise_nofile) for p in ports]
+        try:
+            j, _ = bench("controller", "--agents", ",".join(f"127.0.0.1:{p}" for p in ports),
+                         "pairs", *P, "-c", 30, "-n", 100, "-r", 500, "-q", 1, expect_rc=0)
+            expect_exact(j, 3000)
+            expect_eq("clients", j["connections"]["clients"], 60)
+            for a in procs:
+                a.wait(10)
+                if a.returncode != 0:
+                    raise AssertionError(f"agent exit {a.returncode}: {a.stderr.read()[-500:]}")
+        finally:
+            for a in procs:
+                if a.poll() is None:
+                    a.kill()
+                    a.wait()
+    check("controller with 3 agents: merged counts and histogram", agents)
+
+    def compare():
+        b = Mosquitto("second")
+        j, _ = bench("compare", "--a", f"127.0.0.1:{m.port}", "--b", f"127.0.0.1:{b.port}",
+                     "--a-pid", m.proc.pid, "--b-pid", b.proc.pid, "--rounds", 2,
+                     "pairs", "-c", 5, "-n", 200, "-r", 1000, "-q", 1, expect_rc=0)
+        f = j["figures"]
+        expect_eq("rounds", j["rounds"], 2)
+        for k in ("published_per_s", "delivered_per_s", "latency_p50_us",
+                  "cpu_s_per_million"):
+            if k not in f or f[k]["a"] < 0 or f[k]["b"] < 0:
+                raise AssertionError(f"figure {k} missing: {f.get(k)}")
+        if f["delivered_per_s"]["ratio"] <= 0:
+            raise AssertionError("no ratio")
+        b.stop()
+    check("compare: A B A B with CPU per million delivered", compare)
+
+
+try:
+    main()
+except Exception as e:  # the broker did not start, say: that is a failure too
+    results.append((False, "setup", str(e)))
+    print(f"not ok {len(results)} - setup\n# {e}")
+finally:
+    for b in brokers:
+        b.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+print(f"1..{len(results)}")
+sys.exit(0 if all(ok for ok, _, _ in results) else 1)
