@@ -1,0 +1,180 @@
+/*
+ * broker.c — starting and stopping a node: listeners (one SO_REUSEPORT
+ * socket per worker per address, so the kernel spreads connections), the
+ * N x N mailboxes, the worker threads. Runs on the main thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "worker.h"
+
+/* Open one listening socket; *port is filled in when it was 0. */
+static int listen_on(const struct config_addr *a, uint16_t *port, char *err, size_t err_len)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	char service[8];
+	snprintf(service, sizeof(service), "%u", *port);
+	struct addrinfo *res;
+	int gai = getaddrinfo(a->host[0] ? a->host : NULL, service, &hints, &res);
+	if (gai != 0) {
+		snprintf(err, err_len, "%s: %s", a->host, gai_strerror(gai));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, err_len, "%s:%u: %s", a->host[0] ? a->host : "*", *port,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					       : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+int broker_start(struct broker *b, const struct config *cfg)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+	if (n > WORKERS_MAX)
+		n = WORKERS_MAX;
+	b->worker_count = n;
+	b->start_ms = clock_now_ms();
+	atomic_init(&b->conn_count, 0);
+	b->registry = registry_new();
+	b->workers = calloc(n, sizeof(*b->workers));
+	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
+	if (!b->registry || !b->workers || !b->mboxes)
+		return -1;
+	for (unsigned from = 0; from < n; from++) {
+		for (unsigned to = 0; to < n; to++) {
+			if (from == to)
+				continue;
+			struct mbox *mb = aligned_alloc(64, sizeof(struct mbox));
+			if (!mb)
+				return -1;
+			mbox_init(mb);
+			b->mboxes[from * n + to] = mb;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		b->workers[i] = worker_new(b, (uint16_t)i);
+		if (!b->workers[i])
+			return -1;
+	}
+
+	/* Every worker listens on every address; with port 0 the first
+	 * socket picks the port and the others share it. */
+	for (unsigned l = 0; l < cfg->listen_count; l++) {
+		uint16_t port = cfg->listen[l].port;
+		for (unsigned i = 0; i < n; i++) {
+			char err[256];
+			int fd = listen_on(&cfg->listen[l], &port, err, sizeof(err));
+			if (fd < 0) {
+				LOG_ERROR("cannot listen on %s", err);
+				return -1;
+			}
+			struct worker *w = b->workers[i];
+			w->listen_fds[w->listen_count++] = fd;
+		}
+		LOG_INFO("listening for MQTT on %s:%u",
+			 cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
+	}
+
+	pthread_barrier_init(&b->start_barrier, NULL, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&b->workers[i]->thread, NULL, worker_main, b->workers[i]) != 0) {
+			LOG_ERROR("cannot start worker %u", i);
+			abort();
+		}
+		/* One core per worker when there are enough cores. */
+		if (cpus > 0 && n <= (unsigned)cpus) {
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(i, &set);
+			pthread_setaffinity_np(b->workers[i]->thread, sizeof(set), &set);
+		}
+	}
+	pthread_barrier_wait(&b->start_barrier);
+	for (unsigned i = 0; i < n; i++)
+		if (b->workers[i]->init_failed)
+			return -1;
+	LOG_INFO("%u worker%s running", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+void broker_stop(struct broker *b)
+{
+	for (unsigned i = 0; i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		atomic_store(&w->stopping, true);
+		uint64_t one = 1;
+		if (write(w->stop_fd, &one, sizeof(one)) < 0)
+			LOG_WARN("cannot wake worker %u: %s", i, strerror(errno));
+	}
+	for (unsigned i = 0; i < b->worker_count; i++)
+		pthread_join(b->workers[i]->thread, NULL);
+}
+
+void broker_free(struct broker *b)
+{
+	/* Mail still in flight holds references: drain it before freeing. */
+	for (unsigned to = 0; b->mboxes && to < b->worker_count; to++) {
+		for (unsigned from = 0; from < b->worker_count; from++) {
+			struct mbox *mb = b->mboxes[from * b->worker_count + to];
+			if (!mb)
+				continue;
+			struct mbox_msg m;
+			while (mbox_pop(mb, &m, 1) == 1) {
+				if (m.kind == MB_DELIVER || m.kind == MB_RETAIN_PUT)
+					msg_unref(m.ptr);
+				else if (m.kind == MB_SUB_DELTA || m.kind == MB_RETAIN_QUERY)
+					sub_delta_unref(m.ptr);
+				else if (m.kind == MB_HANDOVER)
+					session_free(m.ptr);
+			}
+			free(mb);
+		}
+	}
+	for (unsigned i = 0; b->workers && i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		for (unsigned t = 0; w && t < b->worker_count; t++) {
+			for (uint32_t k = 0; k < w->overflow[t].len; k++) {
+				struct mbox_msg *m = &w->overflow[t].items[k];
+				if (m->kind == MB_DELIVER || m->kind == MB_RETAIN_PUT)
+					msg_unref(m->ptr);
+				else if (m->kind == MB_SUB_DELTA || m->kind == MB_RETAIN_QUERY)
+					sub_delta_unref(m->ptr);
+			}
+		}
+		worker_free(w);
+	}
+	free(b->workers);
+	free(b->mboxes);
+	registry_free(b->registry);
+}

@@ -1,0 +1,15 @@
+/* clock.h — monotonic milliseconds, the only time the broker's logic uses. */
+#ifndef STARLING_CORE_CLOCK_H
+#define STARLING_CORE_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+static inline uint64_t clock_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+#endif

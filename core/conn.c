@@ -1,0 +1,315 @@
+/*
+ * conn.c — one connection's bytes: parsing what arrives into packets for the
+ * handlers, gathering what they answer into an outbox that the loop sends
+ * once per turn, and closing. Only the owning worker's thread calls this.
+ *
+ * Receive: packets are decoded straight out of the kernel's provided buffer;
+ * only the tail of a packet that is not complete yet is copied, into rx.
+ * Send: handlers append encoded packets to out; conn_flush() hands out to
+ * the kernel as tx (one send in flight at a time), and new output collects in
+ * a fresh out meanwhile. Short sends continue from tx_off.
+ *
+ * Limits: rx holds at most one packet (max_packet_size, checked from the
+ * fixed header before the body is buffered); out holds at most
+ * outbox_bytes_max of droppable QoS 0 traffic and twice that in all, beyond
+ * which the client is not reading and is disconnected.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "op.h"
+#include "worker.h"
+
+static void mark_flush(struct worker *w, struct conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		c->next_flush = w->flush_list;
+		w->flush_list = c;
+	}
+}
+
+static const char *client_name(const struct conn *c)
+{
+	return c->sess ? c->sess->client_id : "-";
+}
+
+static bool stash(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
+{
+	uint64_t need = (uint64_t)c->rx_len + len;
+	/* One packet plus what a receive can bring after it; more while
+	 * waiting for a takeover means the client is flooding. */
+	uint64_t limit = (uint64_t)w->cfg->max_packet_size + 2u * 65536u;
+	if (need > limit)
+		return false;
+	if (need > c->rx_cap) {
+		uint32_t cap = c->rx_cap ? c->rx_cap : 256;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *n = realloc(c->rx, cap);
+		if (!n)
+			return false;
+		c->rx = n;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, data, len);
+	c->rx_len += len;
+	return true;
+}
+
+static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet *p)
+{
+	switch (p->type) {
+	case MQTT_PUBLISH:
+		handle_publish(w, c, &p->publish);
+		break;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBCOMP:
+		handle_puback(w, c, p->type, &p->ack);
+		break;
+	case MQTT_PUBREL:
+		handle_pubrel(w, c, &p->ack);
+		break;
+	case MQTT_SUBSCRIBE:
+		handle_subscribe(w, c, &p->subscribe);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		handle_unsubscribe(w, c, &p->unsubscribe);
+		break;
+	case MQTT_PINGREQ: {
+		struct mqtt_packet r = {.type = MQTT_PINGRESP};
+		conn_send_packet(w, c, &r);
+		break;
+	}
+	case MQTT_DISCONNECT:
+		handle_disconnect(w, c, &p->reason);
+		break;
+	case MQTT_CONNECT: /* a second CONNECT [MQTT-3.1.0-2] */
+		LOG_INFO("closing %s (%s): second CONNECT", c->peer, client_name(c));
+		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
+		break;
+	case MQTT_AUTH: /* no enhanced authentication method was agreed */
+	default:        /* server-to-client packets from a client */
+		LOG_INFO("closing %s (%s): unexpected %s", c->peer, client_name(c),
+			 mqtt_type_name(p->type));
+		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
+		break;
+	}
+}
+
+/* Handle the whole packets at the front of buf; returns bytes consumed. */
+static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, uint32_t len)
+{
+	uint32_t off = 0;
+	while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
+		struct mqtt_frame f;
+		enum mqtt_frame_status st =
+			mqtt_frame_peek(buf + off, len - off, c->version, w->cfg->max_packet_size, &f);
+		if (st == MQTT_FRAME_NEED_MORE)
+			break;
+		if (st == MQTT_FRAME_INVALID) {
+			LOG_INFO("closing %s (%s): %s", c->peer, client_name(c), mqtt_rc_name(f.rc));
+			conn_close(w, c, f.rc, true);
+			return len;
+		}
+		struct mqtt_packet p;
+		enum mqtt_rc rc = mqtt_decode(&f, buf + off + f.header_len, c->version, &p);
+		off += (uint32_t)mqtt_frame_size(&f);
+		w->st.msgs_in += f.type == MQTT_PUBLISH;
+
+		if (c->state == CONN_NEW) {
+			if (f.type != MQTT_CONNECT) {
+				/* [MQTT-3.1.0-1]: close, no answer. */
+				LOG_INFO("closing %s: first packet is %s, not CONNECT", c->peer,
+					 mqtt_type_name(f.type));
+				conn_close(w, c, MQTT_RC_SUCCESS, false);
+				return len;
+			}
+			handle_connect(w, c, &p, rc);
+			continue;
+		}
+		if (rc != MQTT_RC_SUCCESS) {
+			LOG_INFO("closing %s (%s): %s in %s", c->peer, client_name(c),
+				 mqtt_rc_name(rc), mqtt_type_name(f.type));
+			conn_close(w, c, rc, true);
+			return len;
+		}
+		if (c->keepalive_s)
+			c->deadline_ms = w->now_ms + (uint64_t)c->keepalive_s * 1500;
+		dispatch_packet(w, c, &p);
+	}
+	return off;
+}
+
+void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
+{
+	if (c->rx_len == 0) {
+		uint32_t used = process(w, c, data, len);
+		if (used < len && c->state != CONN_CLOSING && !stash(w, c, data + used, len - used)) {
+			LOG_INFO("closing %s (%s): too much unparsed input", c->peer, client_name(c));
+			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
+		}
+		return;
+	}
+	if (!stash(w, c, data, len)) {
+		LOG_INFO("closing %s (%s): too much unparsed input", c->peer, client_name(c));
+		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
+		return;
+	}
+	conn_resume(w, c);
+}
+
+void conn_resume(struct worker *w, struct conn *c)
+{
+	if (c->rx_len == 0)
+		return;
+	uint32_t used = process(w, c, c->rx, c->rx_len);
+	if (c->state == CONN_CLOSING) {
+		c->rx_len = 0;
+	} else {
+		memmove(c->rx, c->rx + used, c->rx_len - used);
+		c->rx_len -= used;
+	}
+	if (c->rx_len == 0 && c->rx_cap > 0) {
+		/* An idle connection keeps no receive memory. */
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+}
+
+/* Make room for need more bytes in out; false past the limit. */
+static bool out_reserve(struct conn *c, size_t need, uint64_t limit)
+{
+	if ((uint64_t)c->out_len + need > limit)
+		return false;
+	if (c->out_len + need <= c->out_cap)
+		return true;
+	size_t cap = c->out_cap ? c->out_cap : 512;
+	while (cap < c->out_len + need)
+		cap *= 2;
+	uint8_t *n = realloc(c->out, cap);
+	if (!n)
+		return false;
+	c->out = n;
+	c->out_cap = (uint32_t)cap;
+	return true;
+}
+
+/* Append p to out within limit; false when it does not fit. */
+static bool out_append(struct worker *w, struct conn *c, const struct mqtt_packet *p,
+		       uint64_t limit)
+{
+	if (c->state == CONN_CLOSING && p->type != MQTT_DISCONNECT)
+		return false;
+	/* Usually it fits in what is left: encode once. */
+	size_t n = 0;
+	if (c->out_cap > c->out_len)
+		n = mqtt_encode(p, c->version, c->out + c->out_len, c->out_cap - c->out_len);
+	if (n == 0) {
+		size_t need = mqtt_encode_len(p, c->version);
+		if (need == 0 || !out_reserve(c, need, limit))
+			return false;
+		n = mqtt_encode(p, c->version, c->out + c->out_len, c->out_cap - c->out_len);
+	}
+	if ((uint64_t)c->out_len + n > limit)
+		return false; /* encoded past the limit into spare room: forget it */
+	c->out_len += (uint32_t)n;
+	if (p->type == MQTT_PUBLISH)
+		w->st.msgs_out++;
+	mark_flush(w, c);
+	return true;
+}
+
+bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p)
+{
+	/* QoS 0 PUBLISH may be dropped at the soft limit (the caller counts
+	 * it); anything else reaching the hard limit means the client stopped
+	 * reading while still sending: disconnect it. */
+	bool droppable = p->type == MQTT_PUBLISH && p->publish.qos == 0;
+	uint64_t soft = w->cfg->outbox_bytes_max;
+	if (out_append(w, c, p, droppable ? soft : soft * 2 + 65536))
+		return true;
+	if (!droppable && c->state != CONN_CLOSING) {
+		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", c->peer,
+			 client_name(c), c->out_len);
+		conn_close(w, c, MQTT_RC_QUOTA_EXCEEDED, true);
+	}
+	return false;
+}
+
+void conn_flush(struct worker *w, struct conn *c)
+{
+	if (c->send_busy || c->fd < 0)
+		return;
+	if (!c->tx) {
+		if (c->out_len == 0)
+			return;
+		c->tx = c->out;
+		c->tx_len = c->out_len;
+		c->tx_off = 0;
+		c->out = NULL;
+		c->out_len = c->out_cap = 0;
+	}
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, op_pack(OP_SEND, c->slot, c->gen));
+	c->send_busy = true;
+}
+
+/* The session outlives or ends with its connection (§4.1, §3.1.2.11.2). */
+static void session_detach_conn(struct worker *w, struct conn *c, bool will)
+{
+	struct session *s = c->sess;
+	c->sess = NULL;
+	s->online = false;
+	if (!will && s->will) {
+		free(s->will); /* a normal DISCONNECT deletes the will [MQTT-3.1.2-10] */
+		s->will = NULL;
+	}
+	if (s->expiry_s == 0) {
+		if (s->will)
+			will_publish(w, s);
+		sess_end(w, s);
+		return;
+	}
+	s->expires_at_ms = w->now_ms + (uint64_t)s->expiry_s * 1000;
+	if (s->will) {
+		if (s->will_delay_s == 0)
+			will_publish(w, s);
+		else
+			s->will_at_ms = w->now_ms + (uint64_t)s->will_delay_s * 1000;
+	}
+}
+
+void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	/* 5.0 lets the server say why [MQTT-3.14.0-1]; only after CONNACK. */
+	if (rc >= 0x80 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
+		struct mqtt_packet d = {.type = MQTT_DISCONNECT};
+		d.reason.rc = rc;
+		c->state = CONN_CLOSING; /* out_append lets only this through */
+		out_append(w, c, &d, UINT64_MAX);
+	}
+	c->state = CONN_CLOSING;
+	c->closing_since_ms = w->now_ms;
+	if (c->pending) {
+		/* Died while its session was on the way: end the one we set up
+		 * (handle_handover() frees the old one when it arrives). */
+		struct session *p = c->pending;
+		c->pending = NULL;
+		sess_end(w, p);
+	}
+	if (c->sess)
+		session_detach_conn(w, c, will);
+	if (!c->on_close_list) {
+		c->on_close_list = true;
+		c->next_close = w->close_list;
+		w->close_list = c;
+	}
+	mark_flush(w, c);
+}

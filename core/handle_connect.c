@@ -1,0 +1,306 @@
+/*
+ * handle_connect.c — CONNECT (§3.1) and what it sets up: the reply, the
+ * session (new, resumed, or taken over from another connection on any
+ * worker), and the CONNACK (§3.2). Runs on the worker that owns the new
+ * connection; the old session's worker answers MB_TAKEOVER in
+ * handle_takeover() with the session itself (MB_HANDOVER).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "worker.h"
+
+/* Refuse with a CONNACK [MQTT-3.2.2-5] and close without a will. */
+static void refuse(struct worker *w, struct conn *c, uint8_t version, enum mqtt_rc rc)
+{
+	c->version = version;
+	struct mqtt_packet a = {.type = MQTT_CONNACK};
+	a.connack.rc = version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_connack(rc);
+	conn_send_packet(w, c, &a);
+	LOG_INFO("refused %s: %s", c->peer, mqtt_rc_name(rc));
+	conn_close(w, c, MQTT_RC_SUCCESS, false);
+}
+
+/* The will, as the PUBLISH it will become, encoded (5.0 form) for later. */
+static bool will_encode(struct session *s, const struct mqtt_connect *k)
+{
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	p.publish.topic = k->will_topic;
+	p.publish.payload = k->will_payload;
+	p.publish.qos = k->will_qos;
+	p.publish.retain = k->will_retain;
+	p.publish.packet_id = k->will_qos ? 1 : 0;
+	p.publish.props = k->will_props;
+	/* Will Delay belongs to the will, not to the PUBLISH it becomes. */
+	p.publish.props.has &= ~MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY);
+	size_t n = mqtt_encode_len(&p, MQTT_V5);
+	s->will = malloc(n);
+	if (!s->will)
+		return false;
+	s->will_len = (uint32_t)mqtt_encode(&p, MQTT_V5, s->will, n);
+	s->will_delay_s = k->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)
+				  ? k->will_props.will_delay_s
+				  : 0;
+	return true;
+}
+
+/* Move what survives a reconnection from old into fresh, then free old. */
+static void session_adopt(struct worker *w, struct session *fresh, struct session *old)
+{
+#define MOVE(f)                                                                                    \
+	do {                                                                                       \
+		fresh->f = old->f;                                                                 \
+		old->f = 0;                                                                        \
+	} while (0)
+	MOVE(subs);
+	MOVE(sub_count);
+	MOVE(sub_cap);
+	MOVE(infl);
+	MOVE(infl_count);
+	MOVE(infl_cap);
+	MOVE(q);
+	MOVE(q_head);
+	MOVE(q_len);
+	MOVE(q_cap);
+	MOVE(q_bytes);
+	MOVE(rx_qos2);
+	MOVE(rx_qos2_count);
+	MOVE(rx_qos2_cap);
+	MOVE(dropped_count);
+#undef MOVE
+	fresh->next_pid = old->next_pid;
+	session_free(old); /* its will is replaced by the new CONNECT's */
+	for (uint32_t i = 0; i < fresh->sub_count; i++) {
+		struct sub_entry e = {fresh->id, fresh->subs[i].opts};
+		struct mqtt_view f = {(const uint8_t *)fresh->subs[i].filter,
+				      fresh->subs[i].filter_len};
+		index_change(w, true, f, &e);
+	}
+}
+
+void connect_finish(struct worker *w, struct conn *c, struct session *s, bool present)
+{
+	const struct config *cfg = w->cfg;
+	c->sess = s;
+	c->pending = NULL;
+	s->online = true;
+	s->conn_slot = c->slot;
+	s->conn_gen = c->gen;
+	s->version = c->version;
+	s->expires_at_ms = 0;
+	s->will_at_ms = 0;
+	c->state = CONN_ACTIVE;
+
+	struct mqtt_packet a = {.type = MQTT_CONNACK};
+	a.connack.session_present = present;
+	if (c->version == MQTT_V5) {
+		struct mqtt_props *p = &a.connack.props;
+#define SET(id, field, value)                                                                      \
+	do {                                                                                       \
+		p->has |= MQTT_PROP_BIT(id);                                                       \
+		p->field = (value);                                                                \
+	} while (0)
+		if (cfg->receive_maximum != 65535)
+			SET(MQTT_PROP_RECEIVE_MAXIMUM, receive_max, cfg->receive_maximum);
+		SET(MQTT_PROP_MAXIMUM_PACKET_SIZE, max_packet_size, cfg->max_packet_size);
+		if (cfg->topic_alias_max)
+			SET(MQTT_PROP_TOPIC_ALIAS_MAXIMUM, topic_alias_max, cfg->topic_alias_max);
+		if (cfg->max_qos < 2)
+			SET(MQTT_PROP_MAXIMUM_QOS, max_qos, cfg->max_qos);
+		if (!cfg->retain_available)
+			SET(MQTT_PROP_RETAIN_AVAILABLE, retain_available, 0);
+		if (!cfg->wildcard_available)
+			SET(MQTT_PROP_WILDCARD_SUB_AVAILABLE, wildcard_sub_available, 0);
+		if (!cfg->sub_id_available)
+			SET(MQTT_PROP_SUB_ID_AVAILABLE, sub_id_available, 0);
+		if (!cfg->shared_available)
+			SET(MQTT_PROP_SHARED_SUB_AVAILABLE, shared_sub_available, 0);
+		if (c->assigned_id)
+			SET(MQTT_PROP_ASSIGNED_CLIENT_ID, assigned_client_id,
+			    ((struct mqtt_view){(const uint8_t *)s->client_id, s->client_id_len}));
+		if (c->server_keepalive_s)
+			SET(MQTT_PROP_SERVER_KEEP_ALIVE, server_keepalive_s, c->server_keepalive_s);
+		if (c->expiry_capped)
+			SET(MQTT_PROP_SESSION_EXPIRY, session_expiry_s, s->expiry_s);
+#undef SET
+	}
+	conn_send_packet(w, c, &a);
+	LOG_INFO("connected %s as \"%s\" (MQTT %s, keep alive %us, clean start %d, session %s)",
+		 c->peer, s->client_id,
+		 c->version == MQTT_V5 ? "5.0" : c->version == MQTT_V311 ? "3.1.1" : "3.1",
+		 c->keepalive_s, c->clean_start, present ? "resumed" : "new");
+	if (present) {
+		session_resend(w, s);
+		session_pump(w, s);
+	}
+}
+
+void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enum mqtt_rc rc)
+{
+	const struct config *cfg = w->cfg;
+	struct mqtt_connect *k = &p->connect;
+	if (rc != MQTT_RC_SUCCESS) {
+		if (rc == MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION)
+			refuse(w, c, MQTT_V311, rc); /* a level we cannot speak: 3.1.1's form */
+		else if (k->version == MQTT_V5 || rc == MQTT_RC_CLIENT_ID_NOT_VALID)
+			refuse(w, c, k->version ? k->version : MQTT_V311, rc);
+		else {
+			LOG_INFO("closing %s: %s in CONNECT", c->peer, mqtt_rc_name(rc));
+			conn_close(w, c, MQTT_RC_SUCCESS, false);
+		}
+		return;
+	}
+	c->version = k->version;
+	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
+		/* No enhanced authentication method is offered [§4.12]. */
+		refuse(w, c, MQTT_V5, MQTT_RC_BAD_AUTHENTICATION_METHOD);
+		return;
+	}
+	/* Authentication and authorization hook in here (security issue);
+	 * until then every client is anonymous and allowed. */
+
+	char assigned[40];
+	struct mqtt_view cid = k->client_id;
+	c->assigned_id = false;
+	if (cid.len == 0) {
+		static _Thread_local uint64_t seq;
+		snprintf(assigned, sizeof(assigned), "starling-%u-%llx-%llx", w->id,
+			 (unsigned long long)w->now_ms, (unsigned long long)++seq);
+		cid = mqtt_view_str(assigned);
+		c->assigned_id = true;
+	}
+
+	c->keepalive_s = k->keepalive_s;
+	c->server_keepalive_s = 0;
+	if (k->version == MQTT_V5 && k->keepalive_s > cfg->keepalive_max_s) {
+		c->keepalive_s = cfg->keepalive_max_s; /* [MQTT-3.2.2-21] */
+		c->server_keepalive_s = cfg->keepalive_max_s;
+	}
+	c->deadline_ms = c->keepalive_s ? w->now_ms + (uint64_t)c->keepalive_s * 1500 : 0;
+	if (k->version == MQTT_V5) {
+		if (k->props.has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
+			c->client_receive_max = k->props.receive_max;
+		if (k->props.has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
+			c->client_max_packet = k->props.max_packet_size;
+	}
+
+	/* Session Expiry: 5.0 asks; 3.1.1 clean session 0 means "keep it",
+	 * which we bound by the same maximum. */
+	uint32_t expiry;
+	if (k->version == MQTT_V5)
+		expiry = (k->props.has & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY))
+				 ? k->props.session_expiry_s
+				 : 0;
+	else
+		expiry = k->clean_start ? 0 : UINT32_MAX;
+	c->expiry_capped = expiry > cfg->session_expiry_max_s;
+	if (c->expiry_capped)
+		expiry = cfg->session_expiry_max_s;
+	if (k->version != MQTT_V5)
+		c->expiry_capped = false; /* 3.1.1 has no way to say so */
+	c->clean_start = k->clean_start;
+
+	struct sess_id id = sess_reserve(w);
+	struct session *fresh = session_new(cid.ptr, (uint16_t)cid.len, id);
+	if (!fresh || id.gen == 0 || (k->will && !will_encode(fresh, k))) {
+		session_free(fresh);
+		if (id.gen)
+			sess_release_slot(w, id);
+		refuse(w, c, k->version, MQTT_RC_SERVER_UNAVAILABLE);
+		return;
+	}
+	fresh->expiry_s = expiry;
+	fresh->version = k->version;
+	sess_install(w, fresh, id);
+
+	struct sess_id prev;
+	int r = registry_claim(w->b->registry, fresh->client_id, fresh->client_id_len, id, &prev);
+	if (r < 0) {
+		sess_release_slot(w, id);
+		session_free(fresh);
+		refuse(w, c, k->version, MQTT_RC_SERVER_UNAVAILABLE);
+		return;
+	}
+	if (r == 0) {
+		connect_finish(w, c, fresh, false);
+		return;
+	}
+	if (prev.worker == w->id) {
+		/* The old session lives here: the same steps as across
+		 * workers, without the mailbox round trip. */
+		struct mbox_msg m = {.kind = MB_TAKEOVER,
+				     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
+				     .from = w->id,
+				     .target = prev,
+				     .conn_slot = c->slot,
+				     .conn_gen = c->gen};
+		c->pending = fresh;
+		c->state = CONN_WAIT_TAKEOVER;
+		handle_takeover(w, &m);
+		return;
+	}
+	c->pending = fresh;
+	c->state = CONN_WAIT_TAKEOVER;
+	struct mbox_msg m = {.kind = MB_TAKEOVER,
+			     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
+			     .from = w->id,
+			     .target = prev,
+			     .conn_slot = c->slot,
+			     .conn_gen = c->gen};
+	mbox_send(w, prev.worker, &m);
+}
+
+/* On the worker owning the old session: close its connection, hand it over. */
+void handle_takeover(struct worker *w, const struct mbox_msg *m)
+{
+	struct session *old = sess_get(w, m->target);
+	struct mbox_msg reply = {.kind = MB_HANDOVER,
+				 .from = w->id,
+				 .target = m->target,
+				 .conn_slot = m->conn_slot,
+				 .conn_gen = m->conn_gen};
+	if (old && old->online) {
+		struct conn *oc = conn_get(w, old->conn_slot, old->conn_gen);
+		if (oc) {
+			LOG_INFO("closing %s (%s): session taken over", oc->peer, old->client_id);
+			/* [MQTT-3.1.4-3]: 0x8E, and its will as for any close. */
+			conn_close(w, oc, MQTT_RC_SESSION_TAKEN_OVER, true);
+		}
+		old = sess_get(w, m->target); /* an expiry-0 session ended just now */
+	}
+	if (old) {
+		if (m->flags & MBOX_F_CLEAN) {
+			if (old->will)
+				will_publish(w, old); /* the session ends: a delayed will fires */
+			sess_end(w, old);
+		} else {
+			sess_detach(w, old);
+			reply.ptr = old;
+		}
+	}
+	if (m->from == w->id)
+		handle_handover(w, &reply);
+	else
+		mbox_send(w, m->from, &reply);
+}
+
+/* On the new connection's worker: the old session (or nothing) arrived. */
+void handle_handover(struct worker *w, const struct mbox_msg *m)
+{
+	struct session *old = m->ptr;
+	struct conn *c = conn_get(w, m->conn_slot, m->conn_gen);
+	if (!c || c->state != CONN_WAIT_TAKEOVER || !c->pending) {
+		/* The new connection died while waiting; so does the session. */
+		session_free(old);
+		return;
+	}
+	struct session *fresh = c->pending;
+	if (old) {
+		old->id = fresh->id;
+		session_adopt(w, fresh, old);
+	}
+	connect_finish(w, c, fresh, old != NULL);
+	conn_resume(w, c); /* packets that arrived while we waited */
+}

@@ -1,0 +1,369 @@
+/*
+ * route.c — where messages go (DESIGN.md "Subscription index", "Retained
+ * messages", "Mailboxes"). A publish is matched once, on the worker that
+ * received it; subscribers on this worker get it directly, every other
+ * worker gets one mailbox message per subscriber carrying a reference to the
+ * same immutable message. Subscription changes apply to this worker's copy of
+ * the index first, then travel to every other worker as one shared delta.
+ * Runs on the worker thread that calls it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "op.h"
+#include "worker.h"
+
+struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct sub_entry *e)
+{
+	struct sub_delta *d = malloc(sizeof(*d) + filter.len + 1);
+	if (!d)
+		return NULL;
+	atomic_init(&d->refs, 1);
+	d->add = add;
+	d->retain_handling = 0;
+	d->e = *e;
+	d->filter_len = (uint16_t)filter.len;
+	memcpy(d->filter, filter.ptr, filter.len);
+	d->filter[filter.len] = '\0';
+	return d;
+}
+
+void sub_delta_unref(struct sub_delta *d)
+{
+	if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1)
+		free(d);
+}
+
+static void must(bool ok, const char *what)
+{
+	if (!ok) {
+		LOG_ERROR("out of memory: %s", what);
+		abort(); /* a worker that cannot keep its index equal to the others' */
+	}
+}
+
+void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e)
+{
+	if (add)
+		must(subidx_add(w->subs, filter, e) >= 0, "subscription index");
+	else
+		subidx_remove(w->subs, filter, e->who);
+	unsigned n = w->b->worker_count;
+	if (n == 1)
+		return;
+	struct sub_delta *d = sub_delta_new(add, filter, e);
+	must(d != NULL, "subscription delta");
+	atomic_store(&d->refs, n - 1);
+	for (unsigned to = 0; to < n; to++) {
+		if (to == w->id)
+			continue;
+		struct mbox_msg m = {.kind = MB_SUB_DELTA, .from = w->id, .ptr = d};
+		mbox_send(w, (uint16_t)to, &m);
+	}
+}
+
+/* subidx_match callback: gather, merge later. */
+static void collect(void *ctx, const struct sub_entry *e, bool shared)
+{
+	(void)shared;
+	struct worker *w = ctx;
+	if (w->match_len == w->match_cap) {
+		uint32_t cap = w->match_cap ? w->match_cap * 2 : 64;
+		struct sub_entry *n = realloc(w->match_buf, cap * sizeof(*n));
+		must(n != NULL, "match buffer");
+		w->match_buf = n;
+		w->match_cap = cap;
+	}
+	w->match_buf[w->match_len++] = *e;
+}
+
+static int by_session(const void *a, const void *b)
+{
+	const struct sub_entry *x = a, *y = b;
+	if (x->who.worker != y->who.worker)
+		return x->who.worker < y->who.worker ? -1 : 1;
+	if (x->who.slot != y->who.slot)
+		return x->who.slot < y->who.slot ? -1 : 1;
+	if (x->who.gen != y->who.gen)
+		return x->who.gen < y->who.gen ? -1 : 1;
+	return 0;
+}
+
+static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, bool retain,
+		       uint32_t sub_id)
+{
+	if (to.worker == w->id) {
+		deliver_local(w, to, m, qos, retain, sub_id);
+		return;
+	}
+	struct mbox_msg mb = {.kind = MB_DELIVER,
+			      .qos = qos,
+			      .flags = retain ? MBOX_F_RETAIN : 0,
+			      .from = w->id,
+			      .sub_id = sub_id,
+			      .target = to,
+			      .ptr = msg_ref(m)};
+	mbox_send(w, to.worker, &mb);
+}
+
+void route_publish(struct worker *w, struct msg *m)
+{
+	if (m->pub.retain)
+		retained_store(w, msg_ref(m));
+	w->match_len = 0;
+	subidx_match(w->subs, m->pub.topic, collect, w);
+	if (w->match_len > 1)
+		qsort(w->match_buf, w->match_len, sizeof(*w->match_buf), by_session);
+
+	/* Overlapping subscriptions of one session become one delivery with
+	 * the highest QoS [MQTT-3.3.4-2]; no-local ones drop out for the
+	 * publisher's own session [MQTT-3.8.3-3]. */
+	uint32_t i = 0;
+	while (i < w->match_len) {
+		struct sess_id who = w->match_buf[i].who;
+		int qos = -1;
+		bool rap = false;
+		uint32_t sub_id = 0;
+		for (; i < w->match_len && sess_id_eq(w->match_buf[i].who, who); i++) {
+			const struct sub_opts *o = &w->match_buf[i].opts;
+			if (o->no_local && sess_id_eq(who, m->origin))
+				continue;
+			if (o->qos > qos)
+				qos = o->qos;
+			rap |= o->rap;
+			if (!sub_id)
+				sub_id = o->sub_id;
+		}
+		if (qos < 0)
+			continue;
+		uint8_t q = (uint8_t)qos < m->pub.qos ? (uint8_t)qos : m->pub.qos;
+		/* Retain As Published, else 0 on normal delivery [MQTT-3.3.1-12]. */
+		deliver_to(w, who, m, q, rap && m->pub.retain, sub_id);
+	}
+	msg_unref(m);
+}
+
+/* Would this PUBLISH be larger than the client accepts [MQTT-3.1.2-24]? */
+static bool too_big(struct conn *c, const struct mqtt_packet *p)
+{
+	return c->client_max_packet && mqtt_encode_len(p, c->version) > c->client_max_packet;
+}
+
+static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *m, uint8_t qos,
+			   uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
+{
+	p->type = MQTT_PUBLISH;
+	p->publish = m->pub;
+	p->publish.qos = qos;
+	p->publish.packet_id = pid;
+	p->publish.retain = retain;
+	p->publish.dup = dup;
+	if (*sub_id) {
+		p->publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
+		p->publish.props.sub_ids = sub_id;
+		p->publish.props.sub_id_count = 1;
+	}
+	if (m->expires_at_ms) /* the time it waited comes off [MQTT-3.3.2-6] */
+		p->publish.props.message_expiry_s = msg_expiry_left_s(m, w->now_ms);
+}
+
+void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, bool retain,
+		   uint32_t sub_id)
+{
+	const struct config *cfg = w->cfg;
+	struct session *s = sess_get(w, to);
+	if (!s)
+		return; /* the session ended since the match: stale entry */
+	if (msg_expired(m, w->now_ms)) {
+		w->st.drops_expired++;
+		return;
+	}
+	if (s->online) {
+		struct conn *c = conn_get(w, s->conn_slot, s->conn_gen);
+		if (c && c->state == CONN_ACTIVE) {
+			struct mqtt_packet p;
+			publish_packet(w, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
+			if (too_big(c, &p)) {
+				w->st.drops_oversize++; /* skipped for this client, counted */
+				return;
+			}
+			if (qos == 0) {
+				if (!conn_send_packet(w, c, &p))
+					w->st.drops_outbox++;
+				return;
+			}
+			uint32_t window = cfg->inflight_max < c->client_receive_max
+						  ? cfg->inflight_max
+						  : c->client_receive_max;
+			if (s->q_len == 0) {
+				uint16_t pid = session_infl_add(s, m, qos, retain, sub_id, window);
+				if (pid) {
+					p.publish.packet_id = pid;
+					conn_send_packet(w, c, &p);
+					return;
+				}
+			}
+		}
+	} else if (qos == 0 && !cfg->queue_qos0) {
+		return; /* QoS 0 is not kept for offline sessions unless asked */
+	}
+	w->st.drops_queue += session_enqueue(s, m, qos, retain, sub_id, cfg->queue_messages_max,
+					     cfg->queue_bytes_max, cfg->queue_overflow);
+}
+
+void session_pump(struct worker *w, struct session *s)
+{
+	if (!s->online)
+		return;
+	struct conn *c = conn_get(w, s->conn_slot, s->conn_gen);
+	if (!c || c->state != CONN_ACTIVE)
+		return;
+	uint32_t window = w->cfg->inflight_max < c->client_receive_max ? w->cfg->inflight_max
+								     : c->client_receive_max;
+	while (s->q_len > 0) {
+		struct queued *front = &s->q[s->q_head];
+		if (front->qos > 0 && s->infl_count >= window)
+			break;
+		struct queued q;
+		session_dequeue(s, &q);
+		if (msg_expired(q.m, w->now_ms)) {
+			w->st.drops_expired++;
+			msg_unref(q.m);
+			continue;
+		}
+		struct mqtt_packet p;
+		publish_packet(w, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
+		if (too_big(c, &p)) {
+			w->st.drops_oversize++;
+		} else if (q.qos == 0) {
+			if (!conn_send_packet(w, c, &p))
+				w->st.drops_outbox++;
+		} else {
+			p.publish.packet_id = session_infl_add(s, q.m, q.qos, q.retain, q.sub_id, window);
+			conn_send_packet(w, c, &p);
+		}
+		msg_unref(q.m);
+	}
+}
+
+void session_resend(struct worker *w, struct session *s)
+{
+	struct conn *c = conn_get(w, s->conn_slot, s->conn_gen);
+	if (!c)
+		return;
+	/* [MQTT-4.4.0-1]: unacknowledged PUBLISH again with DUP, PUBREL again. */
+	for (uint32_t i = 0; i < s->infl_count; i++) {
+		struct inflight *f = &s->infl[i];
+		struct mqtt_packet p;
+		if (f->state == INFL_WAIT_COMP) {
+			p = (struct mqtt_packet){.type = MQTT_PUBREL};
+			p.ack.packet_id = f->pid;
+		} else {
+			publish_packet(w, &p, f->m, f->qos, f->pid, f->retain, true, &f->sub_id);
+		}
+		conn_send_packet(w, c, &p);
+	}
+}
+
+void retained_store(struct worker *w, struct msg *m)
+{
+	unsigned shard = retain_shard_of(m->pub.topic, w->b->worker_count);
+	if (shard == w->id) {
+		must(retain_put(w->retained, m) >= 0, "retained store");
+		msg_unref(m);
+		return;
+	}
+	struct mbox_msg mb = {.kind = MB_RETAIN_PUT, .from = w->id, .ptr = m};
+	mbox_send(w, (uint16_t)shard, &mb);
+}
+
+struct retained_ctx {
+	struct worker *w;
+	const struct sub_entry *e;
+};
+
+/* A retained message found for a new subscription: retain flag set [MQTT-3.3.1-9]. */
+static void retained_found(void *ctx, struct msg *m)
+{
+	struct retained_ctx *r = ctx;
+	uint8_t qos = r->e->opts.qos < m->pub.qos ? r->e->opts.qos : m->pub.qos;
+	deliver_to(r->w, r->e->who, m, qos, true, r->e->opts.sub_id);
+}
+
+void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_entry *e)
+{
+	bool wild = memchr(filter.ptr, '+', filter.len) || memchr(filter.ptr, '#', filter.len);
+	unsigned n = w->b->worker_count;
+	unsigned only = wild ? n : retain_shard_of(filter, n);
+	for (unsigned shard = 0; shard < n; shard++) {
+		if (only != n && shard != only)
+			continue;
+		if (shard == w->id) {
+			struct retained_ctx r = {w, e};
+			retain_match(w->retained, filter, w->now_ms, retained_found, &r);
+			continue;
+		}
+		struct sub_delta *d = sub_delta_new(true, filter, e);
+		must(d != NULL, "retained query");
+		struct mbox_msg mb = {.kind = MB_RETAIN_QUERY, .from = w->id, .ptr = d};
+		mbox_send(w, (uint16_t)shard, &mb);
+	}
+}
+
+void will_publish(struct worker *w, struct session *s)
+{
+	struct mqtt_packet p;
+	if (s->will && mqtt_decode_buf(s->will, s->will_len, MQTT_V5, &p, NULL) == MQTT_RC_SUCCESS) {
+		struct msg *m = msg_new(&p.publish, MQTT_V5, p.publish.topic, s->id, w->now_ms);
+		if (m) {
+			LOG_DEBUG("publishing the will of \"%s\"", s->client_id);
+			route_publish(w, m);
+		}
+	}
+	free(s->will);
+	s->will = NULL;
+	s->will_len = 0;
+	s->will_at_ms = 0;
+}
+
+void mbox_dispatch(struct worker *w, const struct mbox_msg *m)
+{
+	switch (m->kind) {
+	case MB_DELIVER:
+		deliver_local(w, m->target, m->ptr, m->qos, m->flags & MBOX_F_RETAIN, m->sub_id);
+		msg_unref(m->ptr);
+		break;
+	case MB_SUB_DELTA: {
+		struct sub_delta *d = m->ptr;
+		struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
+		if (d->add)
+			must(subidx_add(w->subs, f, &d->e) >= 0, "subscription index");
+		else
+			subidx_remove(w->subs, f, d->e.who);
+		sub_delta_unref(d);
+		break;
+	}
+	case MB_RETAIN_PUT:
+		must(retain_put(w->retained, m->ptr) >= 0, "retained store");
+		msg_unref(m->ptr);
+		break;
+	case MB_RETAIN_QUERY: {
+		struct sub_delta *d = m->ptr;
+		struct retained_ctx r = {w, &d->e};
+		struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
+		retain_match(w->retained, f, w->now_ms, retained_found, &r);
+		sub_delta_unref(d);
+		break;
+	}
+	case MB_TAKEOVER:
+		handle_takeover(w, m);
+		break;
+	case MB_HANDOVER:
+		handle_handover(w, m);
+		break;
+	default:
+		LOG_ERROR("worker %u: unknown mailbox message %u", w->id, m->kind);
+		break;
+	}
+}

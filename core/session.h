@@ -1,0 +1,142 @@
+/*
+ * session.h — the MQTT session state of one client (§4.1 of 5.0): its
+ * subscriptions, outbound QoS 1/2 messages in flight, messages queued while
+ * the window is full or the client is offline, inbound QoS 2 packet ids
+ * awaiting PUBREL, and the will.
+ *
+ * Owned by exactly one worker at a time (the one holding the connection, or
+ * the one it was last on); only that worker's thread touches it. On takeover
+ * the whole struct moves to the new worker in a mailbox message.
+ *
+ * This file is the pure bookkeeping: no I/O, no clock. Every collection has a
+ * limit given by the caller; reaching it is an explicit outcome.
+ */
+#ifndef STARLING_CORE_SESSION_H
+#define STARLING_CORE_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "msg.h"
+#include "sess_id.h"
+#include "subidx.h"
+
+enum infl_state {
+	INFL_WAIT_ACK = 1,  /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
+	INFL_WAIT_COMP = 2, /* PUBREL sent, awaiting PUBCOMP (QoS 2) */
+};
+
+/* One outbound QoS 1/2 message the client has not finished acknowledging. */
+struct inflight {
+	struct msg *m;    /* held until PUBACK / PUBREC; NULL while awaiting PUBCOMP */
+	uint32_t sub_id;  /* subscription identifier to send, 0 = none */
+	uint16_t pid;     /* packet identifier */
+	uint8_t qos;      /* 1 or 2: the QoS it was sent with */
+	uint8_t state;    /* enum infl_state */
+	bool retain;      /* retain flag as sent */
+};
+
+/* A message waiting for room in the window, or for the client to return. */
+struct queued {
+	struct msg *m;
+	uint32_t sub_id;
+	uint8_t qos;
+	bool retain;
+};
+
+/* A subscription as the session remembers it (to remove or move it). */
+struct sess_sub {
+	char *filter;         /* NUL-terminated copy, as subscribed ($share/... kept) */
+	uint16_t filter_len;  /* bytes */
+	struct sub_opts opts;
+};
+
+struct session {
+	struct sess_id id;      /* where it lives; changes on handover */
+	char *client_id;        /* NUL-terminated */
+	uint16_t client_id_len; /* bytes */
+	uint8_t version;        /* protocol level of the last connection */
+	bool online;            /* a connection is attached */
+	uint32_t conn_slot;     /* that connection, when online */
+	uint32_t conn_gen;
+	uint32_t expiry_s;      /* Session Expiry Interval; 0: ends with the connection */
+	uint64_t expires_at_ms; /* while offline: when it ends; 0 while online */
+
+	struct sess_sub *subs; /* subscriptions, unordered */
+	uint32_t sub_count;
+	uint32_t sub_cap;
+
+	struct inflight *infl; /* in send order (redelivery keeps it) */
+	uint32_t infl_count;
+	uint32_t infl_cap;     /* allocated entries */
+	uint16_t next_pid;     /* next packet identifier to try, 1..65535 */
+
+	struct queued *q;      /* ring buffer of queued messages */
+	uint32_t q_head;       /* index of the oldest */
+	uint32_t q_len;
+	uint32_t q_cap;        /* allocated entries (power of two) */
+	uint64_t q_bytes;      /* sum of queued messages' size_bytes */
+
+	uint16_t *rx_qos2;     /* inbound QoS 2 ids received, PUBREL pending */
+	uint32_t rx_qos2_count;
+	uint32_t rx_qos2_cap;
+
+	uint8_t *will;          /* the will as an encoded 5.0 PUBLISH, or NULL */
+	uint32_t will_len;      /* bytes */
+	uint32_t will_delay_s;  /* Will Delay Interval */
+	uint64_t will_at_ms;    /* when a delayed will fires; 0 = not pending */
+
+	uint64_t dropped_count; /* messages lost to queue limits, for metrics */
+};
+
+struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_id id);
+
+/* Release everything, including each held message reference. */
+void session_free(struct session *s);
+
+/* Subscriptions: add or replace (1 added, 0 replaced, -1 no memory or over max). */
+int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts,
+		    uint32_t max);
+bool session_sub_remove(struct session *s, struct mqtt_view filter);
+
+/*
+ * Outbound flow. session_infl_add() assigns a free packet identifier and
+ * takes a reference to m; returns the id, or 0 when the window (window
+ * entries) is full.
+ */
+uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+			  uint32_t sub_id, uint32_t window);
+
+/*
+ * An acknowledgement arrived. Returns true when it matched an entry in the
+ * right state: PUBACK completes QoS 1; PUBREC moves QoS 2 to awaiting
+ * PUBCOMP (releasing the message); PUBCOMP completes it.
+ */
+bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
+
+/*
+ * Queue a message (takes a reference when kept). At a limit the policy
+ * decides: drop the oldest queued message or this one. Returns the number of
+ * messages dropped (0 or 1), also added to dropped_count.
+ */
+unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
+			 uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
+			 enum queue_overflow policy);
+
+/* Take the oldest queued message (its reference passes to the caller). */
+bool session_dequeue(struct session *s, struct queued *out);
+
+/* Drop every queued message whose expiry passed; returns how many. */
+unsigned session_drop_expired(struct session *s, uint64_t now_ms);
+
+/* Inbound QoS 2: remember id until PUBREL. false when already present or full. */
+bool session_rx_qos2_add(struct session *s, uint16_t pid, uint32_t max);
+bool session_rx_qos2_has(const struct session *s, uint16_t pid);
+bool session_rx_qos2_remove(struct session *s, uint16_t pid);
+
+/* Forget in-flight state that a clean start discards (subscriptions stay). */
+void session_clear_messages(struct session *s);
+
+#endif

@@ -1,0 +1,614 @@
+/*
+ * worker.c — one worker thread: its io_uring ring and its loop (DESIGN.md
+ * "Workers"; CONVENTIONS.md "The worker loop"). Only this worker's thread
+ * runs this code on its struct worker, apart from `stopping`, which the main
+ * thread sets.
+ *
+ * Ring flags: SINGLE_ISSUER because only this thread submits; DEFER_TASKRUN
+ * so completions are processed when we ask (once per turn) rather than by
+ * interrupting us; a CQ twice the SQ because multishot receives can post many
+ * completions per submission.
+ *
+ * Receives are multishot into a provided-buffer ring: an idle connection
+ * holds no receive buffer. When the pool runs dry a receive ends with
+ * -ENOBUFS and is re-armed next turn, after this turn's buffers went back.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "op.h"
+
+#define RING_ENTRIES 4096
+#define BUF_GROUP 1
+#define BUF_COUNT 2048   /* receive buffers per worker (power of two) */
+#define BUF_SIZE 4096    /* bytes each: 8 MiB per worker */
+#define MBOX_BATCH 256   /* messages drained from one mailbox per turn */
+#define SWEEP_MS 250     /* timer resolution: keep alive, connect timeout, expiry */
+#define CLOSE_GRACE_MS 2000 /* a closing connection gets this long to flush */
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		/* The SQ is full: hand it to the kernel and take a fresh one. */
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	if (!sqe) {
+		LOG_ERROR("worker %u: submission queue stuck full", w->id);
+		abort();
+	}
+	return sqe;
+}
+
+struct worker *worker_new(struct broker *b, uint16_t id)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->id = id;
+	w->b = b;
+	w->cfg = b->cfg;
+	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	w->subs = subidx_new();
+	w->retained = retain_new();
+	w->overflow = calloc(b->worker_count, sizeof(*w->overflow));
+	w->wake_pending = calloc(b->worker_count, sizeof(*w->wake_pending));
+	if (w->stop_fd < 0 || !w->subs || !w->retained || !w->overflow || !w->wake_pending) {
+		worker_free(w);
+		return NULL;
+	}
+	atomic_init(&w->stopping, false);
+	return w;
+}
+
+void worker_free(struct worker *w)
+{
+	if (!w)
+		return;
+	for (uint32_t i = 0; i < w->conn_cap; i++) {
+		struct conn *c = w->conns[i];
+		if (c) {
+			if (c->fd >= 0)
+				close(c->fd);
+			free(c->rx);
+			free(c->out);
+			free(c->tx);
+			free(c);
+		}
+	}
+	for (uint32_t i = 0; i < w->sess_cap; i++)
+		session_free(w->sess[i]);
+	free(w->conns);
+	free(w->conn_gens);
+	free(w->conn_free);
+	free(w->sess);
+	free(w->sess_gens);
+	free(w->sess_free);
+	if (w->overflow) {
+		for (unsigned i = 0; i < w->b->worker_count; i++)
+			free(w->overflow[i].items);
+		free(w->overflow);
+	}
+	free(w->wake_pending);
+	free(w->match_buf);
+	subidx_free(w->subs);
+	retain_free(w->retained);
+	for (unsigned i = 0; i < w->listen_count; i++)
+		if (w->listen_fds[i] >= 0)
+			close(w->listen_fds[i]);
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	if (w->ring.ring_fd > 0)
+		io_uring_queue_exit(&w->ring);
+	if (w->br && w->br != MAP_FAILED)
+		munmap(w->br, w->buf_count * sizeof(struct io_uring_buf));
+	free(w->bufs);
+	free(w);
+}
+
+static int ring_setup(struct worker *w)
+{
+	struct io_uring_params p = {0};
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
+		  IORING_SETUP_SUBMIT_ALL;
+	p.cq_entries = RING_ENTRIES * 4;
+	int ret = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	if (ret < 0) {
+		/* Older kernels: the same ring without the deferred task run. */
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = RING_ENTRIES * 4;
+		ret = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
+	}
+	if (ret < 0) {
+		LOG_ERROR("worker %u: io_uring setup failed: %s", w->id, strerror(-ret));
+		return -1;
+	}
+
+	w->buf_count = BUF_COUNT;
+	w->buf_size = BUF_SIZE;
+	size_t ring_bytes = w->buf_count * sizeof(struct io_uring_buf);
+	w->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	w->bufs = malloc((size_t)w->buf_count * w->buf_size);
+	if (w->br == MAP_FAILED || !w->bufs) {
+		LOG_ERROR("worker %u: no memory for receive buffers", w->id);
+		return -1;
+	}
+	struct io_uring_buf_reg reg = {
+		.ring_addr = (unsigned long)w->br, .ring_entries = w->buf_count, .bgid = BUF_GROUP};
+	ret = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (ret < 0) {
+		LOG_ERROR("worker %u: provided buffer ring: %s", w->id, strerror(-ret));
+		return -1;
+	}
+	io_uring_buf_ring_init(w->br);
+	int mask = io_uring_buf_ring_mask(w->buf_count);
+	for (unsigned i = 0; i < w->buf_count; i++)
+		io_uring_buf_ring_add(w->br, w->bufs + (size_t)i * w->buf_size, w->buf_size,
+				      (unsigned short)i, mask, (int)i);
+	io_uring_buf_ring_advance(w->br, (int)w->buf_count);
+	return 0;
+}
+
+static void buf_return(struct worker *w, unsigned bid)
+{
+	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->buf_size, w->buf_size,
+			      (unsigned short)bid, io_uring_buf_ring_mask(w->buf_count), 0);
+	io_uring_buf_ring_advance(w->br, 1);
+}
+
+static void accept_arm(struct worker *w, unsigned i)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->listen_fds[i], NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, op_pack(OP_ACCEPT, i, 0));
+	w->accept_armed[i] = true;
+}
+
+static void recv_arm(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BUF_GROUP;
+	io_uring_sqe_set_data64(sqe, op_pack(OP_RECV, c->slot, c->gen));
+	c->recv_armed = true;
+}
+
+static void stop_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, w->stop_fd, &w->stop_buf, sizeof(w->stop_buf), 0);
+	io_uring_sqe_set_data64(sqe, op_pack(OP_STOP, 0, 0));
+}
+
+/* A slot for a new connection; the table grows up to the node's limit. */
+static struct conn *conn_alloc(struct worker *w)
+{
+	if (w->conn_free_len == 0) {
+		uint32_t cap = w->conn_cap ? w->conn_cap * 2 : 1024;
+		struct conn **c = realloc(w->conns, cap * sizeof(*c));
+		if (c)
+			w->conns = c;
+		uint32_t *g = realloc(w->conn_gens, cap * sizeof(*g));
+		if (g)
+			w->conn_gens = g;
+		uint32_t *f = realloc(w->conn_free, cap * sizeof(*f));
+		if (f)
+			w->conn_free = f;
+		if (!c || !g || !f)
+			return NULL;
+		for (uint32_t i = w->conn_cap; i < cap; i++) {
+			w->conns[i] = NULL;
+			w->conn_gens[i] = 1;
+		}
+		for (uint32_t i = cap; i > w->conn_cap; i--)
+			w->conn_free[w->conn_free_len++] = i - 1;
+		w->conn_cap = cap;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->slot = w->conn_free[--w->conn_free_len];
+	c->gen = w->conn_gens[c->slot];
+	w->conns[c->slot] = c;
+	w->conn_live++;
+	return c;
+}
+
+struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen)
+{
+	if (slot >= w->conn_cap)
+		return NULL;
+	struct conn *c = w->conns[slot];
+	return c && (c->gen & OP_GEN_MASK) == (gen & OP_GEN_MASK) ? c : NULL;
+}
+
+/* Give a slot back; its next user gets a new generation. */
+void conn_reap(struct worker *w, struct conn *c)
+{
+	w->conns[c->slot] = NULL;
+	w->conn_gens[c->slot] = (c->gen + 1) & OP_GEN_MASK;
+	if (w->conn_gens[c->slot] == 0)
+		w->conn_gens[c->slot] = 1;
+	w->conn_free[w->conn_free_len++] = c->slot;
+	w->conn_live--;
+	atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+	w->st.conns_closed++;
+	free(c->rx);
+	free(c->out);
+	free(c->tx);
+	if (c->alias_in) {
+		for (unsigned i = 0; i <= w->cfg->topic_alias_max; i++)
+			free(c->alias_in[i]);
+		free(c->alias_in);
+	}
+	free(c);
+}
+
+static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
+{
+	unsigned li = op_slot(cqe->user_data);
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		w->accept_armed[li] = false; /* re-armed at the end of the turn */
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			LOG_WARN("worker %u: accept: %s", w->id, strerror(-cqe->res));
+		return;
+	}
+	int fd = cqe->res;
+	if (atomic_load_explicit(&w->stopping, memory_order_relaxed) ||
+	    atomic_fetch_add_explicit(&w->b->conn_count, 1, memory_order_relaxed) >=
+		    w->cfg->max_connections) {
+		if (!atomic_load_explicit(&w->stopping, memory_order_relaxed))
+			atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		close(fd); /* over the limit: refuse before reading a byte */
+		return;
+	}
+	struct conn *c = conn_alloc(w);
+	if (!c) {
+		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	/* Small writes must not wait for Nagle: latency is the point. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd = fd;
+	c->state = CONN_NEW;
+	c->client_receive_max = 65535;
+	c->deadline_ms = w->now_ms + w->cfg->connect_timeout_ms;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	c->peer[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		unsigned port = 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+			port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+		}
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", host, port);
+	}
+	w->st.conns_accepted++;
+	recv_arm(w, c);
+}
+
+static void recv_done(struct worker *w, struct io_uring_cqe *cqe)
+{
+	struct conn *c = conn_get(w, op_slot(cqe->user_data), op_gen(cqe->user_data));
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (cqe->res > 0) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (c && c->state != CONN_CLOSING) {
+			w->st.bytes_in += (uint64_t)cqe->res;
+			conn_input(w, c, w->bufs + (size_t)bid * w->buf_size, (uint32_t)cqe->res);
+		}
+		buf_return(w, bid); /* the connection copied what it keeps */
+	}
+	if (!c)
+		return; /* stale: the connection is gone */
+	if (!more)
+		c->recv_armed = false;
+	if (c->state == CONN_CLOSING)
+		return;
+	if (cqe->res == 0) {
+		conn_close(w, c, MQTT_RC_SUCCESS, true); /* peer closed without DISCONNECT */
+	} else if (cqe->res == -ENOBUFS) {
+		w->recv_rearm_pending = true; /* pool dry: re-arm next turn */
+	} else if (cqe->res < 0) {
+		conn_close(w, c, MQTT_RC_SUCCESS, true);
+	} else if (!more) {
+		recv_arm(w, c); /* multishot ended on its own: re-arm */
+	}
+}
+
+static void send_done(struct worker *w, struct io_uring_cqe *cqe)
+{
+	struct conn *c = conn_get(w, op_slot(cqe->user_data), op_gen(cqe->user_data));
+	if (!c)
+		return;
+	c->send_busy = false;
+	if (cqe->res < 0) {
+		free(c->tx);
+		c->tx = NULL;
+		c->tx_len = c->tx_off = 0;
+		if (c->state != CONN_CLOSING)
+			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		c->out_len = 0; /* nothing more can be sent */
+		return;
+	}
+	w->st.bytes_out += (uint64_t)cqe->res;
+	c->tx_off += (uint32_t)cqe->res;
+	if (c->tx_off < c->tx_len) {
+		conn_flush(w, c); /* short send: the rest goes next */
+		return;
+	}
+	free(c->tx);
+	c->tx = NULL;
+	c->tx_len = c->tx_off = 0;
+	if (c->out_len > 0)
+		conn_flush(w, c);
+}
+
+static void drain_mailboxes(struct worker *w)
+{
+	struct mbox_msg batch[64];
+	for (unsigned from = 0; from < w->b->worker_count; from++) {
+		struct mbox *mb = w->b->mboxes[from * w->b->worker_count + w->id];
+		if (!mb)
+			continue;
+		unsigned total = 0, n;
+		while (total < MBOX_BATCH && (n = mbox_pop(mb, batch, 64)) > 0) {
+			for (unsigned i = 0; i < n; i++)
+				mbox_dispatch(w, &batch[i]);
+			total += n;
+		}
+	}
+}
+
+/* Push what did not fit last time, then wake every worker we wrote to. */
+static void flush_mailboxes(struct worker *w)
+{
+	for (unsigned to = 0; to < w->b->worker_count; to++) {
+		struct mbox_overflow *o = &w->overflow[to];
+		if (o->len > 0) {
+			struct mbox *mb = w->b->mboxes[w->id * w->b->worker_count + to];
+			uint32_t i = 0;
+			while (i < o->len && mbox_push(mb, &o->items[i]))
+				i++;
+			memmove(o->items, o->items + i, (o->len - i) * sizeof(*o->items));
+			o->len -= i;
+			if (i > 0)
+				w->wake_pending[to] = true;
+		}
+		if (w->wake_pending[to]) {
+			w->wake_pending[to] = false;
+			struct io_uring_sqe *sqe = worker_sqe(w);
+			io_uring_prep_msg_ring(sqe, w->b->workers[to]->ring.ring_fd, 0,
+					       op_pack(OP_WAKE, w->id, 0), 0);
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+			io_uring_sqe_set_data64(sqe, op_pack(OP_NONE, 0, 0));
+		}
+	}
+}
+
+void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m)
+{
+	struct mbox_overflow *o = &w->overflow[to];
+	struct mbox *mb = w->b->mboxes[w->id * w->b->worker_count + to];
+	if (o->len == 0 && mbox_push(mb, m)) {
+		w->wake_pending[to] = true;
+		return;
+	}
+	/* Full: keep order behind what is already waiting. Backpressure, not
+	 * loss; the overflow is bounded by the sessions' own limits upstream. */
+	w->st.mbox_overflows++;
+	if (o->len == o->cap) {
+		uint32_t cap = o->cap ? o->cap * 2 : 256;
+		struct mbox_msg *n = realloc(o->items, cap * sizeof(*n));
+		if (!n) {
+			LOG_ERROR("worker %u: mailbox overflow to %u: out of memory", w->id, to);
+			abort();
+		}
+		o->items = n;
+		o->cap = cap;
+	}
+	o->items[o->len++] = *m;
+}
+
+/* Deadlines of connections and sessions, once per SWEEP_MS. */
+static void sweep(struct worker *w)
+{
+	for (uint32_t i = 0; i < w->conn_cap; i++) {
+		struct conn *c = w->conns[i];
+		if (!c)
+			continue;
+		if (c->state == CONN_CLOSING)
+			continue;
+		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
+			if (c->state == CONN_NEW) {
+				LOG_INFO("closing %s: no CONNECT within %u ms", c->peer,
+					 w->cfg->connect_timeout_ms);
+				conn_close(w, c, MQTT_RC_SUCCESS, false);
+			} else {
+				LOG_INFO("closing %s (%s): keep alive timeout", c->peer,
+					 c->sess ? c->sess->client_id : "?");
+				conn_close(w, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, true);
+			}
+		}
+	}
+	for (uint32_t i = 0; i < w->sess_cap; i++) {
+		struct session *s = w->sess[i];
+		if (!s || s->online)
+			continue;
+		if (s->will_at_ms && w->now_ms >= s->will_at_ms)
+			will_publish(w, s);
+		if (s->expires_at_ms && w->now_ms >= s->expires_at_ms) {
+			if (s->will)
+				will_publish(w, s); /* the session ends before the delay */
+			sess_end(w, s);
+		} else if (s->q_len > 0) {
+			w->st.drops_expired += session_drop_expired(s, w->now_ms);
+		}
+	}
+}
+
+static void begin_stop(struct worker *w)
+{
+	for (unsigned i = 0; i < w->listen_count; i++) {
+		if (w->listen_fds[i] >= 0) {
+			shutdown(w->listen_fds[i], SHUT_RDWR); /* ends the multishot accept */
+			close(w->listen_fds[i]);
+			w->listen_fds[i] = -1;
+		}
+	}
+	for (uint32_t i = 0; i < w->conn_cap; i++) {
+		struct conn *c = w->conns[i];
+		if (c && c->state != CONN_CLOSING)
+			conn_close(w, c, MQTT_RC_SERVER_SHUTTING_DOWN, false);
+	}
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+	switch (op_kind(cqe->user_data)) {
+	case OP_ACCEPT:
+		accept_done(w, cqe);
+		break;
+	case OP_RECV:
+		recv_done(w, cqe);
+		break;
+	case OP_SEND:
+		send_done(w, cqe);
+		break;
+	case OP_WAKE:
+		break; /* mailboxes are drained at the top of every turn */
+	case OP_STOP:
+		if (!atomic_load(&w->stopping))
+			atomic_store(&w->stopping, true);
+		begin_stop(w);
+		break;
+	case OP_NONE:
+		if (cqe->res < 0)
+			LOG_WARN("worker %u: wake-up failed: %s", w->id, strerror(-cqe->res));
+		break;
+	default:
+		break;
+	}
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "starling-w%u", w->id);
+	pthread_setname_np(pthread_self(), name);
+	/* The ring is made here: with SINGLE_ISSUER and DEFER_TASKRUN only its
+	 * creator may submit. The barrier makes every ring exist before any
+	 * worker sends another a wake-up. */
+	w->init_failed = ring_setup(w) != 0;
+	pthread_barrier_wait(&w->b->start_barrier);
+	if (w->init_failed || w->b->start_failed)
+		return NULL;
+	for (unsigned i = 0; i < w->listen_count; i++)
+		accept_arm(w, i);
+	stop_arm(w);
+	bool stopping = false;
+
+	for (;;) {
+		w->now_ms = clock_now_ms();
+		w->st.loop_turns++;
+		drain_mailboxes(w);
+		if (w->now_ms >= w->next_sweep_ms) {
+			sweep(w);
+			w->next_sweep_ms = w->now_ms + SWEEP_MS;
+		}
+		flush_mailboxes(w);
+
+		/* Output: once per turn, every connection with something new. */
+		struct conn *c = w->flush_list;
+		w->flush_list = NULL;
+		while (c) {
+			struct conn *next = c->next_flush;
+			c->on_flush_list = false;
+			conn_flush(w, c);
+			c = next;
+		}
+		/* Reap: a closing connection goes when its last bytes went. A
+		 * send still in flight owns c->tx, so we never free under it:
+		 * past the grace period shutdown() makes it complete now. */
+		struct conn **pp = &w->close_list;
+		while (*pp) {
+			c = *pp;
+			if (c->send_busy) {
+				if (w->now_ms - c->closing_since_ms > CLOSE_GRACE_MS && !c->shut) {
+					shutdown(c->fd, SHUT_RDWR);
+					c->shut = true;
+				}
+				pp = &c->next_close;
+				continue;
+			}
+			*pp = c->next_close;
+			shutdown(c->fd, SHUT_RDWR); /* ends the multishot receive */
+			close(c->fd);
+			c->fd = -1;
+			conn_reap(w, c);
+		}
+
+		if (atomic_load_explicit(&w->stopping, memory_order_relaxed) && !stopping) {
+			stopping = true;
+			begin_stop(w);
+		}
+		if (stopping && w->conn_live == 0)
+			break;
+		if (!stopping)
+			for (unsigned i = 0; i < w->listen_count; i++)
+				if (!w->accept_armed[i] && w->listen_fds[i] >= 0)
+					accept_arm(w, i);
+		if (w->recv_rearm_pending) {
+			w->recv_rearm_pending = false;
+			for (uint32_t i = 0; i < w->conn_cap; i++) {
+				struct conn *rc = w->conns[i];
+				if (rc && !rc->recv_armed && rc->state != CONN_CLOSING)
+					recv_arm(w, rc);
+			}
+		}
+
+		uint64_t wait_ms = w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0;
+		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)wait_ms * 1000000};
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
+			LOG_WARN("worker %u: submit: %s", w->id, strerror(-ret));
+		w->now_ms = clock_now_ms();
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
+			dispatch(w, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&w->ring, n);
+	}
+	return NULL;
+}
+

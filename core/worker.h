@@ -1,0 +1,245 @@
+/*
+ * worker.h — the I/O layer of a node: the broker (what all workers share,
+ * read-only after start), a worker (one thread, one io_uring ring, its
+ * connections and sessions, its copy of the subscription index, its retained
+ * shard) and a connection. Internal to core/: handlers, routing and the loop
+ * include it; pure modules (session, subidx, retain, msg) do not.
+ *
+ * Ownership (DESIGN.md "Ownership"): a connection and its attached session
+ * belong to exactly one worker; only that worker's thread reads or writes
+ * them. Other workers reach them only through mailboxes.
+ */
+#ifndef STARLING_CORE_WORKER_H
+#define STARLING_CORE_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "mbox.h"
+#include "msg.h"
+#include "registry.h"
+#include "retain.h"
+#include "sess_id.h"
+#include "session.h"
+#include "subidx.h"
+
+#define WORKERS_MAX 256
+
+struct worker;
+
+/* What every worker shares. Immutable after broker_start() except where noted. */
+struct broker {
+	const struct config *cfg;
+	unsigned worker_count;
+	struct worker **workers;     /* [worker_count] */
+	struct mbox **mboxes;        /* [from * worker_count + to]; NULL when from == to */
+	struct registry *registry;   /* client id -> session; locked inside */
+	atomic_uint conn_count;      /* connections open on the node (limit check) */
+	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
+	bool start_failed;           /* main: listeners failed, workers must exit */
+	uint64_t start_ms;           /* monotonic start time */
+};
+
+enum conn_state {
+	CONN_NEW = 0,          /* accepted; the first packet must be CONNECT */
+	CONN_WAIT_TAKEOVER,    /* CONNECT seen; waiting for a session from another worker */
+	CONN_ACTIVE,           /* CONNACK sent */
+	CONN_CLOSING,          /* flushing its last bytes; reaped at the end of the turn */
+};
+
+struct conn {
+	int fd;
+	uint32_t slot;          /* index in the worker's connection table */
+	uint32_t gen;           /* generation of the slot (24 bits used in user_data) */
+	uint8_t state;          /* enum conn_state */
+	uint8_t version;        /* protocol level; 0 until CONNECT */
+	bool recv_armed;        /* a multishot receive is pending */
+	bool send_busy;         /* a send is in flight */
+	bool on_flush_list;
+	bool on_close_list;
+	bool will_on_close;     /* publish the will when the close is reaped */
+	bool shut;              /* shutdown() already called while closing */
+	uint16_t keepalive_s;   /* negotiated; 0 = none */
+	uint16_t client_receive_max; /* the client's Receive Maximum (5.0), else 65535 */
+	uint32_t client_max_packet;  /* the client's Maximum Packet Size; 0 = no limit */
+	uint16_t client_alias_max;   /* aliases the client accepts from us (unused: we send none) */
+	uint64_t deadline_ms;   /* connect timeout, or 1.5 x keep alive after the last packet */
+
+	uint8_t *rx;            /* bytes of an incomplete packet */
+	uint32_t rx_len;
+	uint32_t rx_cap;
+
+	uint8_t *out;           /* encoded packets waiting to be sent */
+	uint32_t out_len;
+	uint32_t out_cap;
+	uint8_t *tx;            /* the buffer the kernel is sending */
+	uint32_t tx_len;
+	uint32_t tx_off;        /* bytes of tx already sent */
+
+	char **alias_in;        /* inbound topic aliases [1..cfg->topic_alias_max] */
+
+	struct session *sess;   /* attached session, once CONNACK is decided */
+	struct session *pending; /* CONN_WAIT_TAKEOVER: the session being set up */
+	bool assigned_id;       /* we chose the client id (5.0: tell the client) */
+	bool expiry_capped;     /* we lowered the session expiry (5.0: tell it) */
+	bool clean_start;       /* as the CONNECT asked */
+	uint16_t server_keepalive_s; /* 5.0 Server Keep Alive to send; 0 = none */
+	struct conn *next_flush; /* worker's flush list */
+	struct conn *next_close; /* worker's close list */
+	uint64_t closing_since_ms; /* when it entered CONN_CLOSING */
+	char peer[48];          /* "address:port" for logs */
+};
+
+/* A subscription change or a retained lookup, shared by the workers it is
+ * sent to; the last one to handle it frees it. */
+struct sub_delta {
+	atomic_uint refs;
+	bool add;               /* MB_SUB_DELTA: add (else remove) */
+	uint8_t retain_handling; /* MB_RETAIN_QUERY: unused (decided by the sender) */
+	struct sub_entry e;
+	uint16_t filter_len;
+	char filter[];          /* NUL-terminated */
+};
+
+struct worker_stats {
+	uint64_t conns_accepted;
+	uint64_t conns_closed;
+	uint64_t msgs_in;          /* PUBLISH received */
+	uint64_t msgs_out;         /* PUBLISH sent */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+	uint64_t drops_outbox;     /* QoS 0 dropped: outbox full */
+	uint64_t drops_oversize;   /* skipped: over the client's maximum packet size */
+	uint64_t drops_queue;      /* lost to session queue limits */
+	uint64_t drops_expired;    /* expired before delivery */
+	uint64_t mbox_overflows;   /* pushes that found a mailbox full */
+	uint64_t loop_turns;
+};
+
+struct mbox_overflow {
+	struct mbox_msg *items; /* messages that did not fit, oldest first */
+	uint32_t len;
+	uint32_t cap;
+};
+
+struct worker {
+	uint16_t id;
+	struct broker *b;
+	const struct config *cfg;
+	pthread_t thread;
+	struct io_uring ring;
+	int stop_fd;            /* eventfd: the main thread writes to stop us */
+	uint64_t stop_buf;
+	atomic_bool stopping;   /* set by the main thread, read by us */
+	bool init_failed;       /* ring setup failed in the worker thread */
+
+	int listen_fds[CONFIG_LISTEN_MAX];
+	unsigned listen_count;
+	bool accept_armed[CONFIG_LISTEN_MAX];
+
+	struct io_uring_buf_ring *br; /* provided receive buffers */
+	uint8_t *bufs;
+	unsigned buf_count;
+	unsigned buf_size;
+
+	struct conn **conns;    /* slot -> connection or NULL */
+	uint32_t *conn_gens;    /* slot -> current generation */
+	uint32_t conn_cap;
+	uint32_t *conn_free;    /* free slots, a stack */
+	uint32_t conn_free_len;
+	uint32_t conn_live;
+
+	struct session **sess;  /* slot -> session or NULL */
+	uint32_t *sess_gens;
+	uint32_t sess_cap;
+	uint32_t *sess_free;
+	uint32_t sess_free_len;
+
+	struct subidx *subs;     /* this worker's copy of the node's index */
+	struct retain *retained; /* this worker's shard */
+
+	struct conn *flush_list;
+	struct conn *close_list;
+	bool recv_rearm_pending; /* some receive ended with -ENOBUFS */
+
+	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
+	bool *wake_pending;            /* [worker_count] pushed this turn */
+
+	struct sub_entry *match_buf; /* routing scratch */
+	uint32_t match_len;
+	uint32_t match_cap;
+
+	uint64_t now_ms;         /* cached at the top of each loop turn */
+	uint64_t next_sweep_ms;  /* next timer sweep */
+	uint32_t sweep_cursor;   /* connection slot the next sweep starts at */
+	struct worker_stats st;
+};
+
+/* broker.c */
+int broker_start(struct broker *b, const struct config *cfg);
+void broker_stop(struct broker *b);
+void broker_free(struct broker *b);
+
+/* worker.c: the loop and the ring */
+struct worker *worker_new(struct broker *b, uint16_t id);
+void worker_free(struct worker *w);
+void *worker_main(void *arg);
+struct io_uring_sqe *worker_sqe(struct worker *w);
+
+/* conn.c: bytes in, bytes out, closing */
+void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len);
+/* Encode p into c's outbox. false when the outbox is full (caller decides). */
+bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p);
+void conn_flush(struct worker *w, struct conn *c);
+/* Close c: send a 5.0 DISCONNECT with rc first when rc != 0 and the protocol
+ * allows; publish the will when will is true. */
+void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will);
+void conn_reap(struct worker *w, struct conn *c);
+struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen);
+/* Resume a connection that was waiting: parse what it has buffered. */
+void conn_resume(struct worker *w, struct conn *c);
+
+/* handle_*.c: one decoded packet in, effects out */
+void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enum mqtt_rc rc);
+void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p);
+void handle_puback(struct worker *w, struct conn *c, uint8_t type, struct mqtt_ack *a);
+void handle_pubrel(struct worker *w, struct conn *c, struct mqtt_ack *a);
+void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s);
+void handle_unsubscribe(struct worker *w, struct conn *c, struct mqtt_unsubscribe *u);
+void handle_disconnect(struct worker *w, struct conn *c, struct mqtt_reason *r);
+void handle_takeover(struct worker *w, const struct mbox_msg *m);
+void handle_handover(struct worker *w, const struct mbox_msg *m);
+void connect_finish(struct worker *w, struct conn *c, struct session *s, bool present);
+
+/* route.c: where messages go */
+void route_publish(struct worker *w, struct msg *m);
+void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
+		   bool retain, uint32_t sub_id);
+void session_pump(struct worker *w, struct session *s);
+void session_resend(struct worker *w, struct session *s);
+void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e);
+void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_entry *e);
+void retained_store(struct worker *w, struct msg *m);
+void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m);
+void mbox_dispatch(struct worker *w, const struct mbox_msg *m);
+void will_publish(struct worker *w, struct session *s);
+
+/* sessions.c: the worker's session table */
+struct session *sess_get(struct worker *w, struct sess_id id);
+struct sess_id sess_reserve(struct worker *w);
+void sess_install(struct worker *w, struct session *s, struct sess_id id);
+void sess_release_slot(struct worker *w, struct sess_id id);
+/* End a session: remove its subscriptions everywhere, forget its id. */
+void sess_end(struct worker *w, struct session *s);
+/* Detach s from this worker for a move (subscriptions removed from the index). */
+void sess_detach(struct worker *w, struct session *s);
+
+struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct sub_entry *e);
+void sub_delta_unref(struct sub_delta *d);
+
+#endif
