@@ -1,0 +1,787 @@
+#!/usr/bin/python3
+"""Raw-byte scenarios against the real broker, numbered by area, each for
+MQTT 3.1.1 and 5.0 where the behaviour exists in both. Asserts exact reply
+bytes or reason codes. Prints TAP.
+
+usage: scenarios.py STARLING_BINARY [--workers N] [--only SUBSTRING]
+"""
+import argparse
+import itertools
+import socket
+import sys
+import time
+import traceback
+
+sys.path.insert(0, __import__("os").path.dirname(__file__))
+from broker import Broker  # noqa: E402
+from mqttraw import *  # noqa: E402,F403
+
+TESTS = []
+_ids = itertools.count(1)
+
+
+def test(versions=(4, 5), args=()):
+    """Register fn(ctx, v); args start a broker of its own with these flags."""
+    def wrap(fn):
+        for v in versions:
+            TESTS.append((f"{fn.__name__} v{'5.0' if v == 5 else '3.1.1'}", fn, v, tuple(args)))
+        return fn
+    return wrap
+
+
+class Ctx:
+    def __init__(self, broker):
+        self.broker = broker
+        self.port = broker.port
+        self.clients = []
+
+    def client(self, v):
+        c = Client(self.port, v)
+        self.clients.append(c)
+        return c
+
+    def connected(self, v, cid=None, clean=True, **kw):
+        c = self.client(v)
+        cid = cid if cid is not None else f"c{next(_ids)}"
+        a = c.connect(cid, clean, **kw)
+        assert a.rc == 0, f"CONNACK {a.rc:#x}"
+        c.connack = a
+        return c
+
+    def close(self):
+        for c in self.clients:
+            c.close()
+
+
+def uniq(prefix="t"):
+    return f"{prefix}/{next(_ids)}"
+
+
+# ---- 01 connect -------------------------------------------------------------
+
+@test()
+def t01_connect_accepted(ctx, v):
+    c = ctx.client(v)
+    c.send(connect(v, f"ok{next(_ids)}"))
+    a = c.expect(CONNACK)
+    if v == 4:
+        assert a.raw == b"\x20\x02\x00\x00", a.raw.hex()
+    else:
+        assert a.body[:2] == b"\x00\x00", a.raw.hex()
+        assert a.prop(0x27) == 1048576, "Maximum Packet Size announced"
+        assert a.prop(0x22) == 64, "Topic Alias Maximum announced"
+
+
+@test(versions=(3,))
+def t01_connect_mqtt31(ctx, v):
+    c = ctx.client(v)
+    c.send(connect(3, "old-client"))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+
+
+@test(versions=(4,))
+def t01_empty_id_needs_clean_session(ctx, v):
+    c = ctx.client(v)
+    c.send(connect(4, "", clean=False))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x02"  # identifier rejected
+    c.closed()
+
+
+@test(versions=(5,))
+def t01_empty_id_gets_assigned(ctx, v):
+    c = ctx.client(v)
+    a = c.connect("", clean=False, p=[(0x11, 10)])
+    assert a.rc == 0 and a.prop(0x12), f"assigned client id: {a.props}"
+
+
+@test(versions=(4,))
+def t01_unsupported_level(ctx, v):
+    c = ctx.client(v)
+    c.send(pkt(0x10, s("MQTT") + bytes([6, 2]) + b"\x00\x3c" + s("x")))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x01"  # unacceptable protocol version
+    c.closed()
+
+
+@test()
+def t01_first_packet_must_be_connect(ctx, v):
+    c = ctx.client(v)
+    c.send(publish(v, "a", "x"))
+    assert c.closed() == []
+
+
+@test()
+def t01_second_connect_is_protocol_error(ctx, v):
+    c = ctx.connected(v)
+    c.send(connect(v, "again"))
+    got = c.closed()
+    if v == 5:
+        assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x82, got
+
+
+@test(versions=(5,))
+def t01_unknown_auth_method(ctx, v):
+    c = ctx.client(v)
+    c.send(connect(5, "auth", p=[(0x15, "FOO")]))
+    assert c.expect(CONNACK).rc == 0x8C
+    c.closed()
+
+
+@test(args=["--connect-timeout-ms=300"])
+def t01_connect_timeout(ctx, v):
+    c = ctx.client(v)
+    t = time.monotonic()
+    assert c.closed(timeout=3) == []
+    assert time.monotonic() - t < 2
+
+
+@test()
+def t01_keepalive_timeout(ctx, v):
+    c = ctx.connected(v, keepalive=1)
+    t = time.monotonic()
+    got = c.closed(timeout=4)
+    assert time.monotonic() - t >= 1.2, "1.5 x keep alive, not sooner"
+    if v == 5:
+        assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8D, got
+
+
+@test()
+def t01_ping(ctx, v):
+    c = ctx.connected(v, keepalive=1)
+    for _ in range(3):  # pings keep it alive past 1.5 s
+        time.sleep(0.5)
+        c.send(pkt(0xC0, b""))
+        assert c.expect(PINGRESP).raw == b"\xd0\x00"
+
+
+@test(versions=(5,), args=["--keepalive-max-s=10"])
+def t01_server_keep_alive(ctx, v):
+    c = ctx.connected(v, keepalive=300)
+    assert c.connack.prop(0x13) == 10
+
+
+# ---- 02 subscribe / publish -------------------------------------------------
+
+@test()
+def t02_subscribe_grants_and_delivers(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t + "/0", 0), (t + "/1", 1), (t + "/2", 2)]))
+    a = sub.expect(SUBACK)
+    assert a.pid == 1 and a.rcs == [0, 1, 2], a
+    if v == 4:
+        assert a.raw == b"\x90\x05\x00\x01\x00\x01\x02"
+    pub = ctx.connected(v)
+    pub.send(publish(v, t + "/1", "hello", qos=0))
+    m = sub.expect(PUBLISH)
+    assert (m.topic, m.payload, m.qos, m.retain) == ((t + "/1").encode(), b"hello", 0, False)
+    if v == 4:
+        assert m.raw == publish(4, t + "/1", "hello")
+
+
+@test()
+def t02_wildcards_and_dollar_topics(ctx, v):
+    t = uniq("w")
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t + "/+/x", 0), ("#", 0)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, "$" + t, "dollar"))  # '#' must not match a $ topic
+    pub.send(publish(v, t + "/a/x", "one"))
+    got = [sub.expect(PUBLISH).payload for _ in range(1)]
+    assert got == [b"one"], got
+    sub.nothing()
+
+
+@test()
+def t02_overlap_one_copy_max_qos(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 0), (t.split("/")[0] + "/#", 1)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "x", qos=1, pid=5))
+    pub.expect(PUBACK)
+    m = sub.expect(PUBLISH)
+    assert m.qos == 1
+    sub.nothing()
+
+
+@test()
+def t02_unsubscribe(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 0)]))
+    sub.expect(SUBACK)
+    sub.send(unsubscribe(v, 2, [t, t + "/none"]))
+    u = sub.expect(UNSUBACK)
+    if v == 4:
+        assert u.raw == b"\xb0\x02\x00\x02"
+    else:
+        assert u.rcs == [0x00, 0x11], u.rcs
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "gone"))
+    sub.nothing()
+
+
+@test()
+def t02_bad_filter_gets_its_own_code(ctx, v):
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 3, [("a/#/b", 1), ("ok/+", 1)]))
+    a = sub.expect(SUBACK)
+    assert a.rcs == ([0x8F, 1] if v == 5 else [0x80, 1]), a.rcs
+
+
+# ---- 03 publish flows -------------------------------------------------------
+
+@test()
+def t03_qos1_puback_bytes(ctx, v):
+    c = ctx.connected(v)
+    c.send(publish(v, uniq(), "x", qos=1, pid=10))
+    assert c.expect(PUBACK).raw == b"\x40\x02\x00\x0a"
+
+
+@test()
+def t03_qos2_inbound_exactly_once(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 0)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "once", qos=2, pid=7))
+    assert pub.expect(PUBREC).raw == b"\x50\x02\x00\x07"
+    pub.send(publish(v, t, "once", qos=2, pid=7, dup=True))  # resent before PUBREL
+    assert pub.expect(PUBREC).pid == 7
+    pub.send(ack(PUBREL, 7))
+    assert pub.expect(PUBCOMP).raw == b"\x70\x02\x00\x07"
+    assert sub.expect(PUBLISH).payload == b"once"
+    sub.nothing()
+    pub.send(ack(PUBREL, 99))  # unknown id
+    comp = pub.expect(PUBCOMP)
+    assert comp.pid == 99 and (v == 4 or comp.rc == 0x92), comp
+
+
+@test()
+def t03_qos2_outbound_flow(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 2)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "q2", qos=2, pid=1))
+    pub.expect(PUBREC)
+    m = sub.expect(PUBLISH)
+    assert m.qos == 2 and m.pid != 0
+    sub.send(ack(PUBREC, m.pid))
+    rel = sub.expect(PUBREL)
+    assert rel.pid == m.pid and rel.flags == 2
+    sub.send(ack(PUBCOMP, m.pid))
+    sub.nothing()
+
+
+@test()
+def t03_redelivery_with_dup_on_resume(ctx, v):
+    t = uniq()
+    cid = f"redeliver{next(_ids)}"
+    p = [(0x11, 60)] if v == 5 else ()
+    sub = ctx.connected(v, cid, clean=False, p=p)
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "again", qos=1, pid=1))
+    first = sub.expect(PUBLISH)
+    assert not first.dup
+    sub.close()  # never acknowledged
+    time.sleep(0.2)
+    sub2 = ctx.client(v)
+    a = sub2.connect(cid, clean=False, p=p)
+    assert a.session_present
+    m = sub2.expect(PUBLISH)
+    assert m.dup and m.pid == first.pid and m.payload == b"again", m
+    sub2.send(ack(PUBACK, m.pid))
+    sub2.nothing()
+
+
+@test(versions=(5,))
+def t03_topic_alias_inbound(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 0)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "first", p=[(0x23, 3)]))
+    pub.send(publish(v, "", "second", p=[(0x23, 3)]))
+    for want in (b"first", b"second"):
+        m = sub.expect(PUBLISH)
+        assert m.topic == t.encode() and m.payload == want and m.prop(0x23) is None, m
+    pub.send(publish(v, "", "bad", p=[(0x23, 65)]))  # over our maximum of 64
+    got = pub.closed()
+    assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x94, got
+
+
+@test(versions=(5,))
+def t03_wildcard_topic_is_protocol_error(ctx, v):
+    c = ctx.connected(v)
+    c.send(publish(v, "a/+", "x"))
+    got = c.closed()
+    assert got and got[-1].rc == 0x82, got
+
+
+@test(versions=(5,))
+def t03_properties_pass_through(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t, 1)], p=[(0x0B, 42)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pp = [(0x01, 1), (0x02, 100), (0x03, "text/plain"), (0x08, "reply/x"), (0x09, b"\x00c"),
+          (0x26, ("k", "1")), (0x26, ("k", "2")), (0x26, ("a", "b"))]
+    pub.send(publish(v, t, "props", qos=1, pid=1, p=pp))
+    m = sub.expect(PUBLISH)
+    assert m.prop(0x01) == 1 and m.prop(0x03) == b"text/plain" and m.prop(0x08) == b"reply/x"
+    assert m.prop(0x09) == b"\x00c" and 99 <= m.prop(0x02) <= 100
+    assert m.all_props(0x26) == [(b"k", b"1"), (b"k", b"2"), (b"a", b"b")]
+    assert m.all_props(0x0B) == [42]
+
+
+@test(versions=(5,))
+def t03_message_expiry_offline(ctx, v):
+    t = uniq()
+    cid = f"exp{next(_ids)}"
+    sub = ctx.connected(v, cid, clean=False, p=[(0x11, 60)])
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    sub.send(disconnect(v))
+    sub.close()
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "short", qos=1, pid=1, p=[(0x02, 1)]))
+    pub.send(publish(v, t, "long", qos=1, pid=2, p=[(0x02, 100)]))
+    pub.expect(PUBACK)
+    pub.expect(PUBACK)
+    time.sleep(1.6)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=[(0x11, 60)]).session_present
+    m = sub2.expect(PUBLISH)
+    assert m.payload == b"long" and m.prop(0x02) <= 99, (m.payload, m.props)
+    sub2.nothing()
+
+
+# ---- 04 retain --------------------------------------------------------------
+
+@test()
+def t04_retain_set_replace_delete(ctx, v):
+    t = uniq("r")
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "one", retain=True))
+    pub.send(publish(v, t, "two", retain=True, qos=1, pid=1))
+    pub.expect(PUBACK)
+    s1 = ctx.connected(v)
+    s1.send(subscribe(v, 1, [(t.split("/")[0] + "/#", 1)]))
+    s1.expect(SUBACK)
+    m = s1.expect(PUBLISH)
+    assert m.payload == b"two" and m.retain, m
+    s1.nothing()
+    pub.send(publish(v, t, "live", retain=True))
+    m = s1.expect(PUBLISH)
+    assert m.payload == b"live" and not m.retain, "retain 0 on normal delivery"
+    pub.send(publish(v, t, "", retain=True, qos=1, pid=2))  # delete
+    pub.expect(PUBACK)
+    s1.expect(PUBLISH)
+    s2 = ctx.connected(v)
+    s2.send(subscribe(v, 1, [(t, 1)]))
+    s2.expect(SUBACK)
+    s2.nothing()
+
+
+@test(versions=(5,))
+def t04_retain_handling_and_rap(ctx, v):
+    t = uniq("r")
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, "kept", retain=True, qos=1, pid=1))
+    pub.expect(PUBACK)
+    c = ctx.connected(v)
+    c.send(subscribe(v, 1, [(t, 2 << 4)]))  # retain handling 2: never
+    c.expect(SUBACK)
+    c.nothing()
+    c.send(subscribe(v, 2, [(t + "/#", 1 << 4)]))  # 1: only if new
+    c.expect(SUBACK)
+    assert c.expect(PUBLISH).payload == b"kept"
+    c.send(subscribe(v, 3, [(t + "/#", 1 << 4)]))  # not new now
+    c.expect(SUBACK)
+    c.nothing()
+    d = ctx.connected(v)
+    d.send(subscribe(v, 1, [(t, 0x08 | 2 << 4)]))  # retain as published
+    d.expect(SUBACK)
+    pub.send(publish(v, t, "rap", retain=True))
+    assert d.expect(PUBLISH).retain
+
+
+# ---- 05 will ----------------------------------------------------------------
+
+@test()
+def t05_will_on_abnormal_close_only(ctx, v):
+    t = uniq("will")
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t + "/#", 1)]))
+    sub.expect(SUBACK)
+    a = ctx.connected(v, will={"topic": t + "/a", "payload": "gone", "qos": 1})
+    a.close()  # no DISCONNECT
+    m = sub.expect(PUBLISH)
+    assert m.topic == (t + "/a").encode() and m.payload == b"gone", m
+    b = ctx.connected(v, will={"topic": t + "/b", "payload": "never"})
+    b.send(disconnect(v))
+    b.close()
+    sub.nothing(0.5)
+
+
+@test(versions=(5,))
+def t05_will_on_disconnect_0x04_and_delay_cancel(ctx, v):
+    t = uniq("will")
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t + "/#", 0)]))
+    sub.expect(SUBACK)
+    a = ctx.connected(v, will={"topic": t + "/a", "payload": "asked"})
+    a.send(disconnect(v, 0x04))
+    assert sub.expect(PUBLISH).payload == b"asked"
+    cid = f"delay{next(_ids)}"
+    w = {"topic": t + "/d", "payload": "late", "props": [(0x18, 2)]}
+    b = ctx.connected(v, cid, clean=False, p=[(0x11, 60)], will=w)
+    b.close()
+    time.sleep(0.5)
+    b2 = ctx.connected(v, cid, clean=False, p=[(0x11, 60)])  # back within the delay
+    sub.nothing(2.5)
+    b2.close()  # the new connection has no will: still nothing
+    sub.nothing(0.5)
+
+
+# ---- 06 sessions ------------------------------------------------------------
+
+@test()
+def t06_persistent_session_queues(ctx, v):
+    t = uniq()
+    cid = f"persist{next(_ids)}"
+    p = [(0x11, 60)] if v == 5 else ()
+    sub = ctx.connected(v, cid, clean=False, p=p)
+    assert not sub.connack.session_present
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    sub.send(disconnect(v))
+    sub.close()
+    pub = ctx.connected(v)
+    for i in range(20):
+        pub.send(publish(v, t, f"m{i}", qos=1, pid=i + 1))
+    for i in range(20):
+        pub.expect(PUBACK)
+    sub2 = ctx.client(v)
+    a = sub2.connect(cid, clean=False, p=p)
+    assert a.session_present
+    got = []
+    for _ in range(20):
+        m = sub2.expect(PUBLISH)
+        got.append(m.payload)
+        sub2.send(ack(PUBACK, m.pid))
+    assert got == [f"m{i}".encode() for i in range(20)], got
+    sub2.nothing()
+
+
+@test()
+def t06_clean_start_discards(ctx, v):
+    t = uniq()
+    cid = f"clean{next(_ids)}"
+    p = [(0x11, 60)] if v == 5 else ()
+    sub = ctx.connected(v, cid, clean=False, p=p)
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    sub.close()
+    time.sleep(0.1)
+    again = ctx.connected(v, cid, clean=True)
+    assert not again.connack.session_present
+    ctx.connected(v).send(publish(v, t, "x", qos=1, pid=1))
+    again.nothing()
+
+
+@test()
+def t06_takeover(ctx, v):
+    cid = f"dup{next(_ids)}"
+    first = ctx.connected(v, cid)
+    ctx.connected(v, cid)
+    got = first.closed()
+    if v == 5:
+        assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8E, got
+
+
+@test(versions=(5,))
+def t06_session_expiry(ctx, v):
+    cid = f"expire{next(_ids)}"
+    c = ctx.connected(v, cid, clean=False, p=[(0x11, 1)])
+    c.send(subscribe(v, 1, [(uniq(), 1)]))
+    c.expect(SUBACK)
+    c.send(disconnect(v))
+    c.close()
+    time.sleep(1.8)
+    c2 = ctx.connected(v, cid, clean=False, p=[(0x11, 1)])
+    assert not c2.connack.session_present
+
+
+@test(versions=(5,))
+def t06_disconnect_cannot_revive_expiry(ctx, v):
+    c = ctx.connected(v)
+    c.send(disconnect(v, 0, p=[(0x11, 30)]))
+    got = c.closed()
+    assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x82, got
+
+
+@test(args=["--queue-messages-max=5"])
+def t06_queue_limit_drops_oldest(ctx, v):
+    t = uniq()
+    cid = f"q{next(_ids)}"
+    p = [(0x11, 60)] if v == 5 else ()
+    sub = ctx.connected(v, cid, clean=False, p=p)
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    sub.send(disconnect(v))
+    sub.close()
+    pub = ctx.connected(v)
+    for i in range(10):
+        pub.send(publish(v, t, f"m{i}", qos=1, pid=i + 1))
+    for i in range(10):
+        pub.expect(PUBACK)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=p).session_present
+    got = []
+    for _ in range(5):
+        m = sub2.expect(PUBLISH)
+        got.append(m.payload)
+        sub2.send(ack(PUBACK, m.pid))
+    assert got == [f"m{i}".encode() for i in range(5, 10)], got
+    sub2.nothing()
+
+
+# ---- 07 shared subscriptions ------------------------------------------------
+
+@test()
+def t07_shared_one_member_each(ctx, v):
+    t = uniq()
+    a, b = ctx.connected(v), ctx.connected(v)
+    for c in (a, b):
+        c.send(subscribe(v, 1, [("$share/g/" + t, 1)]))
+        c.expect(SUBACK)
+    pub = ctx.connected(v)
+    for i in range(10):
+        pub.send(publish(v, t, f"{i}", qos=1, pid=i + 1))
+    got = {}
+    for c, name in ((a, "a"), (b, "b")):
+        got[name] = []
+        while True:
+            try:
+                m = c.recv(0.5)
+            except TimeoutError:
+                break
+            got[name].append(int(m.payload))
+            c.send(ack(PUBACK, m.pid))
+    assert sorted(got["a"] + got["b"]) == list(range(10)), got
+    assert len(got["a"]) == 5 and len(got["b"]) == 5, f"round robin: {got}"
+
+
+@test(versions=(5,))
+def t07_no_local_on_shared_is_protocol_error(ctx, v):
+    c = ctx.connected(v)
+    c.send(subscribe(v, 1, [("$share/g/x", 0x04)]))
+    got = c.closed()
+    assert got and got[-1].rc == 0x82, got
+
+
+@test(versions=(5,))
+def t07_no_local(ctx, v):
+    t = uniq()
+    c = ctx.connected(v)
+    c.send(subscribe(v, 1, [(t, 0x04)]))
+    c.expect(SUBACK)
+    c.send(publish(v, t, "mine"))
+    c.nothing()
+
+
+# ---- 08 flow control --------------------------------------------------------
+
+@test(versions=(5,))
+def t08_client_receive_maximum(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v, p=[(0x21, 2)])
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    for i in range(5):
+        pub.send(publish(v, t, f"{i}", qos=1, pid=i + 1))
+    first = [sub.expect(PUBLISH), sub.expect(PUBLISH)]
+    sub.nothing()  # the window of 2 is full
+    got = [m.payload for m in first]
+    for m in first:
+        sub.send(ack(PUBACK, m.pid))
+    for _ in range(3):
+        m = sub.expect(PUBLISH)
+        got.append(m.payload)
+        sub.send(ack(PUBACK, m.pid))
+    assert got == [b"0", b"1", b"2", b"3", b"4"], got
+
+
+@test(versions=(5,), args=["--receive-maximum=2"])
+def t08_server_receive_maximum(ctx, v):
+    c = ctx.connected(v)
+    assert c.connack.prop(0x21) == 2
+    for i in range(3):
+        c.send(publish(v, uniq(), "x", qos=2, pid=i + 1))  # never PUBREL
+    got = c.closed()
+    assert got[-1].type == DISCONNECT and got[-1].rc == 0x93, got
+
+
+# ---- 09 limits --------------------------------------------------------------
+
+@test(args=["--max-packet-size=100"])
+def t09_packet_too_large(ctx, v):
+    c = ctx.connected(v)
+    c.send(publish(v, "big", b"x" * 200))
+    got = c.closed()
+    if v == 5:
+        assert got and got[-1].rc == 0x95, got
+
+
+@test(versions=(5,))
+def t09_client_maximum_packet_size(ctx, v):
+    t = uniq()
+    sub = ctx.connected(v, p=[(0x27, 64)])
+    sub.send(subscribe(v, 1, [(t, 0)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, b"y" * 200))
+    pub.send(publish(v, t, b"small"))
+    assert sub.expect(PUBLISH).payload == b"small"  # the big one was skipped
+
+
+@test(versions=(4,))
+def t09_slow_subscriber_is_bounded(ctx, v):
+    t = uniq()
+    slow = ctx.client(v)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect("slow", True)
+    slow.send(subscribe(v, 1, [(t, 0)]))
+    slow.expect(SUBACK)  # and then never reads again
+    fast = ctx.connected(v)
+    fast.send(subscribe(v, 1, [(t, 0)]))
+    fast.expect(SUBACK)
+    pub = ctx.connected(v)
+    rss0 = ctx.broker.rss_bytes()
+    payload = b"z" * 1000
+    n = 20000  # 20 MB through the broker
+    got = 0
+    for i in range(n):
+        pub.send(publish(v, t, payload))
+        if i % 200 == 199:  # read what the fast one has, as a client would
+            while True:
+                try:
+                    fast.recv(0.001)
+                    got += 1
+                except TimeoutError:
+                    break
+    deadline = time.monotonic() + 10
+    while got < n and time.monotonic() < deadline:
+        try:
+            fast.recv(0.5)
+            got += 1
+        except TimeoutError:
+            break
+    grown = ctx.broker.rss_bytes() - rss0
+    assert got == n, f"the reading subscriber got {got} of {n}"
+    assert grown < 16 * 1024 * 1024, f"broker grew by {grown} bytes for a stuck subscriber"
+
+
+# ---- 10 malformed input -----------------------------------------------------
+
+@test()
+def t10_garbage_is_closed(ctx, v):
+    c = ctx.client(v)
+    c.send(b"\xff\xff\xff\xff\xff garbage")
+    assert c.closed() == []
+    ok = ctx.connected(v)  # others are unaffected
+    ok.send(pkt(0xC0, b""))
+    ok.expect(PINGRESP)
+
+
+@test()
+def t10_reserved_flags_after_connect(ctx, v):
+    c = ctx.connected(v)
+    # SUBSCRIBE with the right flags but no filters [MQTT-3.8.3-2]
+    c.send(b"\x82\x03\x00\x01\x00" if v == 5 else b"\x82\x02\x00\x01")
+    got = c.closed()
+    if v == 5:
+        assert got[-1].type == DISCONNECT and got[-1].rc == 0x82, got
+    d = ctx.connected(v)
+    d.send(b"\xc1\x00")  # PINGREQ with flags 1
+    got = d.closed()
+    if v == 5:
+        assert got[-1].type == DISCONNECT and got[-1].rc == 0x81, got
+
+
+@test(args=["--connect-timeout-ms=400"])
+def t10_half_packet_then_silence(ctx, v):
+    c = ctx.client(v)
+    c.send(connect(v, "half")[:7])
+    assert c.closed(timeout=3) == []
+
+
+@test()
+def t10_invalid_utf8_topic(ctx, v):
+    c = ctx.connected(v)
+    c.send(publish(v, b"a/\xc0\xaf", "x"))
+    got = c.closed()
+    if v == 5:
+        assert got and got[-1].rc == 0x81, got
+
+
+# ---- runner -----------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    todo = [t for t in TESTS if a.only in t[0]]
+    print("TAP version 13")
+    brokers = {}
+    failed = 0
+    for n, (name, fn, v, args) in enumerate(todo, 1):
+        ctx = None
+        try:
+            if args not in brokers:
+                brokers[args] = Broker(a.binary, a.workers, args)
+            ctx = Ctx(brokers[args])
+            fn(ctx, v)
+            print(f"ok {n} - {name}")
+        except Exception as e:  # noqa: BLE001 - every failure is a test result
+            failed += 1
+            print(f"not ok {n} - {name}")
+            for line in (traceback.format_exc().strip().splitlines()[-3:]):
+                print(f"  # {line}")
+            del e
+        finally:
+            if ctx:
+                ctx.close()
+        sys.stdout.flush()
+    # Every broker must stop cleanly on SIGTERM, without sanitizer reports.
+    for args, b in brokers.items():
+        rc = b.stop()
+        report = b.sanitizer_report()
+        n += 1
+        if rc == 0 and not report:
+            print(f"ok {n} - clean shutdown {' '.join(args) or 'defaults'}")
+        else:
+            failed += 1
+            print(f"not ok {n} - clean shutdown {' '.join(args) or 'defaults'}: exit {rc}")
+            for line in (report or b.text().decode(errors='replace')[-2000:]).splitlines()[:40]:
+                print(f"  # {line}")
+        b.cleanup()
+    print(f"1..{n}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
