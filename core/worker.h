@@ -92,7 +92,7 @@ struct conn {
 	struct conn *next_flush; /* worker's flush list */
 	struct conn *next_close; /* worker's close list */
 	uint64_t closing_since_ms; /* when it entered CONN_CLOSING */
-	char peer[48];          /* "address:port" for logs */
+	char peer[64];          /* "address:port" for logs (IPv6 fits) */
 };
 
 /* A subscription change or a retained lookup, shared by the workers it is

@@ -13,7 +13,8 @@ class Broker:
         cmd = [binary, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
                f"--workers={workers}", "--log-level=debug", *args]
         env = dict(os.environ)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        # A small quarantine keeps RSS meaningful for the memory-bound tests.
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=4")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
         self.port = None
         deadline = time.monotonic() + 10
