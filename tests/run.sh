@@ -2,7 +2,8 @@
 # Install what is missing, build, and run Starling's whole test suite:
 #   1. release build with -Werror: unit and integration tests
 #   2. address+undefined sanitizer build: the same tests
-#   3. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 60)
+#   3. thread sanitizer build: the integration suite (where workers interact)
+#   4. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 60)
 # Ends with one line "N passed, M failed"; exits non-zero if anything failed.
 #
 # Environment: FUZZ_SECONDS, BUILD_ROOT (default ./build), JOBS.
@@ -30,10 +31,10 @@ count_results() {
 	failed=$((failed + f))
 }
 
-# build_and_test NAME MESON-ARGS...
+# build_and_test NAME SUITES MESON-ARGS...   (SUITES: "" for all, else "a b")
 build_and_test() {
-	local name=$1
-	shift
+	local name=$1 suites=$2
+	shift 2
 	local dir=$build_root/$name
 	echo "=== $name build"
 	if ! { [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null; } ||
@@ -44,13 +45,18 @@ build_and_test() {
 		return
 	fi
 	echo "=== $name tests"
-	meson test -C "$dir" --print-errorlogs --num-processes "$jobs" ${MESON_TEST_ARGS:-} | tail -15
+	local suite_args=()
+	for s in $suites; do suite_args+=(--suite "$s"); done
+	meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "${suite_args[@]}" \
+		${MESON_TEST_ARGS:-} | grep -vE '^ok |^ *$' | tail -40
 	count_results "$dir"
 }
 
 mkdir -p "$build_root"
-build_and_test release --werror
-build_and_test asan --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+build_and_test release "" --werror
+build_and_test asan "" --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
+	build_and_test tsan "integration" --werror -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 
 # Fuzzing: clang's libFuzzer, time-bounded, fails on any crash or report.
 echo "=== fuzz build"
