@@ -30,7 +30,9 @@ def test(versions=(4, 5), args=()):
 
 
 class Ctx:
-    def __init__(self, broker):
+    def __init__(self, broker, binary, workers):
+        self.binary = binary
+        self.workers = workers
         self.broker = broker
         self.port = broker.port
         self.clients = []
@@ -745,6 +747,31 @@ def t10_invalid_utf8_topic(ctx, v):
         assert got and got[-1].rc == 0x81, got
 
 
+# ---- 11 lifecycle ------------------------------------------------------------
+
+@test()
+def t11_sigterm_tells_clients_and_exits(ctx, v):
+    b = Broker(ctx.binary, ctx.workers)
+    try:
+        clients = []
+        for i in range(4):  # spread over the workers
+            c = Client(b.port, v)
+            assert c.connect(f"term{next(_ids)}", True).rc == 0
+            clients.append(c)
+        t = time.monotonic()
+        b.proc.send_signal(15)
+        for c in clients:
+            got = c.closed(timeout=5)
+            if v == 5:
+                assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8B, got
+            c.close()
+        assert b.proc.wait(10) == 0
+        assert time.monotonic() - t < 5
+        assert not b.sanitizer_report(), b.sanitizer_report()
+    finally:
+        b.cleanup()
+
+
 # ---- runner -----------------------------------------------------------------
 
 def main():
@@ -762,7 +789,7 @@ def main():
         try:
             if args not in brokers:
                 brokers[args] = Broker(a.binary, a.workers, args)
-            ctx = Ctx(brokers[args])
+            ctx = Ctx(brokers[args], a.binary, a.workers)
             fn(ctx, v)
             print(f"ok {n} - {name}")
         except Exception as e:  # noqa: BLE001 - every failure is a test result
