@@ -11,7 +11,7 @@ set -euo pipefail
 build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev
 	libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients
-	python3-paho-mqtt)
+	python3-paho-mqtt nodejs)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
@@ -20,11 +20,25 @@ missing=()
 for p in "${want[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Debian's nodejs comes without npm (some nodejs builds bundle it): ask for
+# the npm package only when there is no npm command.
+[ "${1:-}" = "--test" ] && ! command -v npm >/dev/null && missing+=(npm)
 
-echo "setup: installing ${missing[*]}" >&2
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq >/dev/null
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}" >&2
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq >/dev/null
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# MQTT.js for tests/integration/interop_mqttjs.mjs, pinned by package.json and
+# package-lock.json there, into its gitignored node_modules; only when missing.
+if [ "${1:-}" = "--test" ]; then
+	it=$(cd "$(dirname "$0")/../tests/integration" && pwd)
+	if [ ! -f "$it/node_modules/mqtt/package.json" ]; then
+		echo "setup: installing MQTT.js into tests/integration/node_modules" >&2
+		(cd "$it" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+fi
