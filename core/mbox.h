@@ -46,6 +46,7 @@ struct mbox_msg {
 
 #define MBOX_F_RETAIN 0x01 /* deliver with the retain flag set */
 #define MBOX_F_CLEAN 0x02  /* takeover with clean start: discard the session */
+#define MBOX_F_SHARED 0x04 /* deliver through a shared subscription */
 
 struct mbox {
 	alignas(64) atomic_uint tail; /* written by the producer */

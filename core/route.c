@@ -66,21 +66,20 @@ void index_change(struct worker *w, bool add, struct mqtt_view filter, const str
 /* subidx_match callback: gather, merge later. */
 static void collect(void *ctx, const struct sub_entry *e, bool shared)
 {
-	(void)shared;
 	struct worker *w = ctx;
 	if (w->match_len == w->match_cap) {
 		uint32_t cap = w->match_cap ? w->match_cap * 2 : 64;
-		struct sub_entry *n = realloc(w->match_buf, cap * sizeof(*n));
+		struct match *n = realloc(w->match_buf, cap * sizeof(*n));
 		must(n != NULL, "match buffer");
 		w->match_buf = n;
 		w->match_cap = cap;
 	}
-	w->match_buf[w->match_len++] = *e;
+	w->match_buf[w->match_len++] = (struct match){*e, shared};
 }
 
 static int by_session(const void *a, const void *b)
 {
-	const struct sub_entry *x = a, *y = b;
+	const struct sub_entry *x = &((const struct match *)a)->e, *y = &((const struct match *)b)->e;
 	if (x->who.worker != y->who.worker)
 		return x->who.worker < y->who.worker ? -1 : 1;
 	if (x->who.slot != y->who.slot)
@@ -90,16 +89,17 @@ static int by_session(const void *a, const void *b)
 	return 0;
 }
 
-static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, bool retain,
-		       uint32_t sub_id)
+static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
+		       uint8_t flags, uint32_t sub_id)
 {
 	if (to.worker == w->id) {
-		deliver_local(w, to, m, qos, retain, sub_id);
+		deliver_local(w, to, m, qos, flags, sub_id);
 		return;
 	}
 	struct mbox_msg mb = {.kind = MB_DELIVER,
 			      .qos = qos,
-			      .flags = retain ? MBOX_F_RETAIN : 0,
+			      .flags = (uint8_t)((flags & DELIV_RETAIN ? MBOX_F_RETAIN : 0) |
+						 (flags & DELIV_SHARED ? MBOX_F_SHARED : 0)),
 			      .from = w->id,
 			      .sub_id = sub_id,
 			      .target = to,
@@ -121,17 +121,18 @@ void route_publish(struct worker *w, struct msg *m)
 	 * publisher's own session [MQTT-3.8.3-3]. */
 	uint32_t i = 0;
 	while (i < w->match_len) {
-		struct sess_id who = w->match_buf[i].who;
+		struct sess_id who = w->match_buf[i].e.who;
 		int qos = -1;
-		bool rap = false;
+		bool rap = false, shared = true;
 		uint32_t sub_id = 0;
-		for (; i < w->match_len && sess_id_eq(w->match_buf[i].who, who); i++) {
-			const struct sub_opts *o = &w->match_buf[i].opts;
+		for (; i < w->match_len && sess_id_eq(w->match_buf[i].e.who, who); i++) {
+			const struct sub_opts *o = &w->match_buf[i].e.opts;
 			if (o->no_local && sess_id_eq(who, m->origin))
 				continue;
 			if (o->qos > qos)
 				qos = o->qos;
 			rap |= o->rap;
+			shared &= w->match_buf[i].shared; /* any own subscription: it is theirs */
 			if (!sub_id)
 				sub_id = o->sub_id;
 		}
@@ -139,7 +140,9 @@ void route_publish(struct worker *w, struct msg *m)
 			continue;
 		uint8_t q = (uint8_t)qos < m->pub.qos ? (uint8_t)qos : m->pub.qos;
 		/* Retain As Published, else 0 on normal delivery [MQTT-3.3.1-12]. */
-		deliver_to(w, who, m, q, rap && m->pub.retain, sub_id);
+		uint8_t flags = (uint8_t)((rap && m->pub.retain ? DELIV_RETAIN : 0) |
+					  (shared ? DELIV_SHARED : 0));
+		deliver_to(w, who, m, q, flags, sub_id);
 	}
 	msg_unref(m);
 }
@@ -168,9 +171,10 @@ static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *
 		p->publish.props.message_expiry_s = msg_expiry_left_s(m, w->now_ms);
 }
 
-void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, bool retain,
-		   uint32_t sub_id)
+void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
+		   uint8_t flags, uint32_t sub_id)
 {
+	bool retain = flags & DELIV_RETAIN;
 	const struct config *cfg = w->cfg;
 	struct session *s = sess_get(w, to);
 	if (!s)
@@ -197,7 +201,7 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 						  ? cfg->inflight_max
 						  : c->client_receive_max;
 			if (s->q_len == 0) {
-				uint16_t pid = session_infl_add(s, m, qos, retain, sub_id, window);
+				uint16_t pid = session_infl_add(s, m, qos, flags, sub_id, window);
 				if (pid) {
 					p.publish.packet_id = pid;
 					conn_send_packet(w, c, &p);
@@ -208,7 +212,7 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 	} else if (qos == 0 && !cfg->queue_qos0) {
 		return; /* QoS 0 is not kept for offline sessions unless asked */
 	}
-	w->st.drops_queue += session_enqueue(s, m, qos, retain, sub_id, cfg->queue_messages_max,
+	w->st.drops_queue += session_enqueue(s, m, qos, flags, sub_id, cfg->queue_messages_max,
 					     cfg->queue_bytes_max, cfg->queue_overflow);
 }
 
@@ -240,7 +244,9 @@ void session_pump(struct worker *w, struct session *s)
 			if (!conn_send_packet(w, c, &p))
 				w->st.drops_outbox++;
 		} else {
-			p.publish.packet_id = session_infl_add(s, q.m, q.qos, q.retain, q.sub_id, window);
+			uint8_t flags = (uint8_t)((q.retain ? DELIV_RETAIN : 0) |
+						  (q.shared ? DELIV_SHARED : 0));
+			p.publish.packet_id = session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
 			conn_send_packet(w, c, &p);
 		}
 		msg_unref(q.m);
@@ -288,7 +294,7 @@ static void retained_found(void *ctx, struct msg *m)
 {
 	struct retained_ctx *r = ctx;
 	uint8_t qos = r->e->opts.qos < m->pub.qos ? r->e->opts.qos : m->pub.qos;
-	deliver_to(r->w, r->e->who, m, qos, true, r->e->opts.sub_id);
+	deliver_to(r->w, r->e->who, m, qos, DELIV_RETAIN, r->e->opts.sub_id);
 }
 
 void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_entry *e)
@@ -308,6 +314,36 @@ void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_
 		must(d != NULL, "retained query");
 		struct mbox_msg mb = {.kind = MB_RETAIN_QUERY, .from = w->id, .ptr = d};
 		mbox_send(w, (uint16_t)shard, &mb);
+	}
+}
+
+/* Give m to the next member of the ending session's group it came through. */
+static void shared_reroute(struct worker *w, const struct session *s, struct msg *m, uint8_t qos)
+{
+	for (uint32_t i = 0; i < s->sub_count; i++) {
+		struct mqtt_view f = {(const uint8_t *)s->subs[i].filter, s->subs[i].filter_len};
+		struct mqtt_filter_parts parts;
+		mqtt_filter_split(f, &parts);
+		if (!parts.shared || !mqtt_topic_match(parts.filter, m->pub.topic))
+			continue;
+		struct sub_entry e;
+		if (!subidx_shared_pick(w->subs, f, &e))
+			continue; /* the group is empty now: nobody to give it to */
+		uint8_t q = e.opts.qos < qos ? e.opts.qos : qos;
+		deliver_to(w, e.who, m, q, DELIV_SHARED, e.opts.sub_id);
+		return;
+	}
+}
+
+void shared_handoff(struct worker *w, struct session *s)
+{
+	for (uint32_t i = 0; i < s->infl_count; i++)
+		if (s->infl[i].shared && s->infl[i].m)
+			shared_reroute(w, s, s->infl[i].m, s->infl[i].qos);
+	for (uint32_t i = 0; i < s->q_len; i++) {
+		struct queued *q = &s->q[(s->q_head + i) & (s->q_cap - 1)];
+		if (q->shared)
+			shared_reroute(w, s, q->m, q->qos);
 	}
 }
 
@@ -331,7 +367,10 @@ void mbox_dispatch(struct worker *w, const struct mbox_msg *m)
 {
 	switch (m->kind) {
 	case MB_DELIVER:
-		deliver_local(w, m->target, m->ptr, m->qos, m->flags & MBOX_F_RETAIN, m->sub_id);
+		deliver_local(w, m->target, m->ptr, m->qos,
+			      (uint8_t)((m->flags & MBOX_F_RETAIN ? DELIV_RETAIN : 0) |
+					(m->flags & MBOX_F_SHARED ? DELIV_SHARED : 0)),
+			      m->sub_id);
 		msg_unref(m->ptr);
 		break;
 	case MB_SUB_DELTA: {

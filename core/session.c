@@ -109,7 +109,7 @@ static bool pid_in_use(const struct session *s, uint16_t pid)
 	return false;
 }
 
-uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 			  uint32_t sub_id, uint32_t window)
 {
 	if (s->infl_count >= window || s->infl_count >= 65535)
@@ -130,7 +130,8 @@ uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, bool re
 	s->next_pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
 	s->infl[s->infl_count++] = (struct inflight){
 		.m = msg_ref(m), .sub_id = sub_id, .pid = pid, .qos = qos,
-		.state = INFL_WAIT_ACK, .retain = retain};
+		.state = INFL_WAIT_ACK, .retain = flags & DELIV_RETAIN,
+		.shared = flags & DELIV_SHARED};
 	return pid;
 }
 
@@ -165,7 +166,7 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid)
 	return false;
 }
 
-unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
+unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 			 uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
 			 enum queue_overflow policy)
 {
@@ -200,7 +201,8 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool ret
 		s->q_cap = cap;
 	}
 	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] =
-		(struct queued){.m = msg_ref(m), .sub_id = sub_id, .qos = qos, .retain = retain};
+		(struct queued){.m = msg_ref(m), .sub_id = sub_id, .qos = qos,
+				.retain = flags & DELIV_RETAIN, .shared = flags & DELIV_SHARED};
 	s->q_len++;
 	s->q_bytes += m->size_bytes;
 	s->dropped_count += dropped;

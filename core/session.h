@@ -36,6 +36,8 @@ struct inflight {
 	uint8_t qos;      /* 1 or 2: the QoS it was sent with */
 	uint8_t state;    /* enum infl_state */
 	bool retain;      /* retain flag as sent */
+	bool shared;      /* came through a shared subscription: if the session
+			   * ends unacknowledged, the group gets it back */
 };
 
 /* A message waiting for room in the window, or for the client to return. */
@@ -44,7 +46,12 @@ struct queued {
 	uint32_t sub_id;
 	uint8_t qos;
 	bool retain;
+	bool shared;   /* as in struct inflight */
 };
+
+/* How a message is delivered (the flags of session_infl_add/enqueue). */
+#define DELIV_RETAIN 0x01 /* with the retain flag */
+#define DELIV_SHARED 0x02 /* through a shared subscription */
 
 /* A subscription as the session remembers it (to remove or move it). */
 struct sess_sub {
@@ -103,10 +110,10 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter);
 
 /*
  * Outbound flow. session_infl_add() assigns a free packet identifier and
- * takes a reference to m; returns the id, or 0 when the window (window
+ * takes a reference to m (flags: DELIV_*); returns the id, or 0 when the window (window
  * entries) is full.
  */
-uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, bool retain,
+uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 			  uint32_t sub_id, uint32_t window);
 
 /*
@@ -121,7 +128,7 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
  * decides: drop the oldest queued message or this one. Returns the number of
  * messages dropped (0 or 1), also added to dropped_count.
  */
-unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, bool retain,
+unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
 			 uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
 			 enum queue_overflow policy);
 

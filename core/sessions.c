@@ -72,6 +72,7 @@ static void unsubscribe_all(struct worker *w, struct session *s)
 void sess_end(struct worker *w, struct session *s)
 {
 	unsubscribe_all(w, s);
+	shared_handoff(w, s); /* after: the group must not pick this session */
 	registry_release(w->b->registry, s->client_id, s->client_id_len, s->id);
 	sess_release_slot(w, s->id);
 	LOG_DEBUG("session \"%s\" ended", s->client_id);

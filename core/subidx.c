@@ -774,24 +774,46 @@ int subidx_add(struct subidx *ix, struct mqtt_view filter, const struct sub_entr
 	return rc;
 }
 
+/* The node a (plain) filter's levels lead to, or NULL. */
+static struct node *node_at(const struct subidx *ix, struct mqtt_view filter)
+{
+	struct node *n = ix->root;
+	struct mqtt_level_iter it;
+	struct mqtt_view l;
+	mqtt_level_iter_init(&it, filter);
+	while (n && mqtt_level_iter_next(&it, &l))
+		n = child_find(ix, n, l);
+	return n == ix->root ? NULL : n;
+}
+
 bool subidx_remove(struct subidx *ix, struct mqtt_view filter, struct sess_id who)
 {
 	assert(!ix->matching);
 	struct mqtt_filter_parts parts;
 	mqtt_filter_split(filter, &parts);
-	struct node *n = ix->root;
-	struct mqtt_level_iter it;
-	struct mqtt_view l;
-	mqtt_level_iter_init(&it, parts.filter);
-	while (n && mqtt_level_iter_next(&it, &l))
-		n = child_find(ix, n, l);
-	if (!n || n == ix->root)
+	struct node *n = node_at(ix, parts.filter);
+	if (!n)
 		return false;
 	bool found = parts.shared ? group_remove(ix, n, parts.group, who) : subs_remove(ix, n, who);
 	if (!found)
 		return false;
 	ix->sub_count--;
 	prune(ix, n);
+	return true;
+}
+
+bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out)
+{
+	struct mqtt_filter_parts parts;
+	mqtt_filter_split(filter, &parts);
+	if (!parts.shared)
+		return false;
+	struct node *n = node_at(ix, parts.filter);
+	struct group *g = n ? group_find(n, parts.group) : NULL;
+	if (!g || g->n == 0)
+		return false;
+	*out = unpack(&g->m[g->turn]);
+	g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
 	return true;
 }
 

@@ -65,6 +65,14 @@ bool subidx_remove(struct subidx *ix, struct mqtt_view filter, struct sess_id wh
 typedef void (*subidx_fn)(void *ctx, const struct sub_entry *e, bool shared);
 size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, void *ctx);
 
+/*
+ * The member of the shared group named by filter ("$share/g/f", exactly as
+ * subscribed) whose turn it is; the turn advances. false when the group has
+ * no members. Used to hand a departed member's messages to the group
+ * [MQTT 5.0 §4.8.2].
+ */
+bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out);
+
 /* Subscriptions stored (a shared member counts once), and shared groups. */
 size_t subidx_count(const struct subidx *ix);
 size_t subidx_group_count(const struct subidx *ix);

@@ -106,6 +106,12 @@ struct sub_delta {
 	char filter[];          /* NUL-terminated */
 };
 
+/* One subscription a publish matched (routing scratch). */
+struct match {
+	struct sub_entry e;
+	bool shared;
+};
+
 struct worker_stats {
 	uint64_t conns_accepted;
 	uint64_t conns_closed;
@@ -170,7 +176,7 @@ struct worker {
 	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
 	bool *wake_pending;            /* [worker_count] pushed this turn */
 
-	struct sub_entry *match_buf; /* routing scratch */
+	struct match *match_buf; /* routing scratch */
 	uint32_t match_len;
 	uint32_t match_cap;
 
@@ -219,7 +225,10 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 /* route.c: where messages go */
 void route_publish(struct worker *w, struct msg *m);
 void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
-		   bool retain, uint32_t sub_id);
+		   uint8_t flags, uint32_t sub_id);
+/* A session is ending: its unacknowledged shared-subscription messages go
+ * to another member of their group [MQTT 5.0 §4.8.2]. */
+void shared_handoff(struct worker *w, struct session *s);
 void session_pump(struct worker *w, struct session *s);
 void session_resend(struct worker *w, struct session *s);
 void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e);

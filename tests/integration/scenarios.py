@@ -584,6 +584,31 @@ def t07_shared_one_member_each(ctx, v):
     assert len(got["a"]) == 5 and len(got["b"]) == 5, f"round robin: {got}"
 
 
+@test()
+def t07_member_leaving_does_not_lose_messages(ctx, v):
+    t = uniq()
+    a, b = ctx.connected(v), ctx.connected(v)
+    for c in (a, b):
+        c.send(subscribe(v, 1, [("$share/keep/" + t, 1)]))
+        c.expect(SUBACK)
+    pub = ctx.connected(v)
+    for i in range(10):
+        pub.send(publish(v, t, f"{i}", qos=1, pid=i + 1))
+    for i in range(10):
+        pub.expect(PUBACK)
+    got_a = [int(a.expect(PUBLISH).payload) for _ in range(5)]  # never acknowledged
+    a.close()  # session ends (clean): its messages go back to the group
+    got_b = []
+    while True:
+        try:
+            m = b.recv(1.0)
+        except TimeoutError:
+            break
+        got_b.append(int(m.payload))
+        b.send(ack(PUBACK, m.pid))
+    assert sorted(set(got_b)) == list(range(10)), f"a had {got_a}, b got {got_b}"
+
+
 @test(versions=(5,))
 def t07_no_local_on_shared_is_protocol_error(ctx, v):
     c = ctx.connected(v)

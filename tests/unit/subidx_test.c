@@ -642,3 +642,28 @@ Test(subidx, deep_filters_and_topics)
 	cr_assert_eq(match(ix, topic)->n, 1);
 	subidx_free(ix);
 }
+
+/* Handing a departed member's message to its group picks the other members
+ * in turn, shares the turn with matching, and knows only groups that exist. */
+Test(subidx, shared_pick_by_filter)
+{
+	struct subidx *ix = subidx_new();
+	for (uint32_t i = 1; i <= 3; i++)
+		cr_assert_eq(add(ix, "$share/g/a/+", entry(i, 1, 0, i, 1)), 1);
+	struct sub_entry e;
+	uint32_t seen[4] = {0};
+	for (int k = 0; k < 6; k++) {
+		cr_assert(subidx_shared_pick(ix, mqtt_view_str("$share/g/a/+"), &e));
+		seen[e.who.slot]++;
+	}
+	cr_assert(seen[1] == 2 && seen[2] == 2 && seen[3] == 2, "each member twice");
+	cr_assert(del(ix, "$share/g/a/+", (struct sess_id){.slot = 2, .gen = 1, .worker = 0}));
+	for (int k = 0; k < 4; k++) {
+		cr_assert(subidx_shared_pick(ix, mqtt_view_str("$share/g/a/+"), &e));
+		cr_assert_neq(e.who.slot, 2, "a removed member is never picked");
+	}
+	cr_assert_not(subidx_shared_pick(ix, mqtt_view_str("$share/other/a/+"), &e));
+	cr_assert_not(subidx_shared_pick(ix, mqtt_view_str("$share/g/a/b"), &e));
+	cr_assert_not(subidx_shared_pick(ix, mqtt_view_str("a/+"), &e), "not a shared filter");
+	subidx_free(ix);
+}
