@@ -827,6 +827,117 @@ def t_shared():
     print(f"# shared split: m1 {len(m1.msgs)}, m2 {len(m2.msgs)}")
 
 
+@test("paho 5: delivery QoS is min(publish QoS, granted QoS)")
+def t_downgrade():
+    t = topic("downgrade")
+    subs = {q: Paho(f"s{q}", V5) for q in (0, 1, 2)}
+    for q, c in subs.items():
+        c.connect()
+        c.subscribe(t, q)
+    p = Paho("pub", V5)
+    p.connect()
+    for q in (0, 1, 2):
+        p.publish(t, f"p{q}", q)
+    for sq, c in subs.items():
+        c.wait_msgs(3)
+        c.quiet(3, 0.2)
+        got = sorted((m.payload.decode(), m.qos) for m in c.msgs)
+        want = sorted((f"p{q}", min(q, sq)) for q in (0, 1, 2))
+        check(got == want, f"subscriber at QoS {sq} got {got}, expected {want} [MQTT-3.8.4-8]")
+
+
+@test("paho 5: overlapping subscriptions deliver both subscription identifiers")
+def t_subid_overlap():
+    s = Paho("sub", V5)
+    s.connect()
+    for f, sid in ((topic("ovl/#"), 1), (topic("ovl/+"), 2)):
+        sp = Properties(PacketTypes.SUBSCRIBE)
+        sp.SubscriptionIdentifier = sid
+        s.subscribe(f, 1, props=sp)
+    p = Paho("pub", V5)
+    p.connect()
+    p.publish(topic("ovl/x"), "one", 1)
+    s.wait_msgs(1)
+    time.sleep(0.5)
+    ids = sorted(i for m in s.msgs for i in (getattr(m.properties, "SubscriptionIdentifier", None) or []))
+    check(1 <= len(s.msgs) <= 2 and ids == [1, 2],
+          f"{len(s.msgs)} deliveries with identifiers {ids}, expected 1 and 2 across them [MQTT-3.3.4-3/4/5]")
+
+
+@test("paho 3.1.1: unsubscribe stops delivery; the other subscription keeps working")
+def t_unsubscribe():
+    s = Paho("sub", V311)
+    s.connect()
+    s.subscribe(topic("unsub/a"), 1)
+    s.subscribe(topic("unsub/b"), 1)
+    rc, mid = s.c.unsubscribe(topic("unsub/a"))
+    check(rc == 0, f"unsubscribe returned {rc}")
+    unsubacks = []
+    s.c.on_unsubscribe = lambda c, u, m, *a: unsubacks.append(m)
+    s.wait(lambda: mid in unsubacks or len(unsubacks) > 0, "UNSUBACK")
+    p = Paho("pub", V311)
+    p.connect()
+    p.publish(topic("unsub/a"), "gone", 1)
+    p.publish(topic("unsub/b"), "kept", 1)
+    s.wait_msgs(1)
+    s.quiet(1, 0.5)
+    check(payloads(s.msgs) == [b"kept"], f"got {describe(s.msgs)}")
+
+
+@test("paho 5: 60 retained topics (all retained shards) are each delivered once to a wildcard subscriber")
+def t_retained_many():
+    base = topic("rmany")
+    p = Paho("pub", V5)
+    p.connect()
+    n = 60
+    names = [f"{base}/t{i}/x" for i in range(n)]
+    try:
+        for i, t in enumerate(names):
+            p.publish(t, f"v{i}", 1, retain=True, wait=False)
+        p.wait(lambda: len(p.published) >= n, "PUBACKs")
+        s = Paho("late", V5)
+        s.connect()
+        s.subscribe(f"{base}/+/x", 1)
+        s.wait_msgs(n)
+        s.quiet(n, 0.5)
+        got = sorted((m.topic, m.payload.decode(), bool(m.retain)) for m in s.msgs)
+        want = sorted((t, f"v{i}", True) for i, t in enumerate(names))
+        check(got == want, f"{len(got)} retained deliveries; missing "
+              f"{sorted(set(want) - set(got))[:5]}, unexpected {sorted(set(got) - set(want))[:5]}")
+    finally:
+        for t in names:
+            p.publish(t, b"", 1, retain=True, wait=False)
+        p.wait(lambda: len(p.published) >= 2 * n, "PUBACKs of the deletes")
+
+
+@test("paho 5: message expiry: a message that expires while the session is offline is not delivered")
+def t_expiry_offline():
+    t = topic("expiry")
+    id_ = cid("expiry")
+    s = Paho("sub", V5, client_id=id_, expiry=300)
+    s.connect()
+    s.subscribe(t, 1)
+    s.disconnect()
+    p = Paho("pub", V5)
+    p.connect()
+    short = Properties(PacketTypes.PUBLISH)
+    short.MessageExpiryInterval = 1
+    long_ = Properties(PacketTypes.PUBLISH)
+    long_.MessageExpiryInterval = 600
+    p.publish(t, "expires", 1, props=short)
+    p.publish(t, "stays", 1, props=long_)
+    time.sleep(2.2)
+    s2 = Paho("sub-again", V5, client_id=id_, clean=False, expiry=0)
+    check(s2.connect() == 1, "session not present on reconnect")
+    s2.wait_msgs(1)
+    s2.quiet(1, 0.5)
+    m = s2.msgs[0]
+    check(m.payload == b"stays", f"got {describe(s2.msgs)}; 'expires' had a 1 s expiry [MQTT-3.3.2-5]")
+    exp = getattr(m.properties, "MessageExpiryInterval", None)
+    check(exp is not None and exp <= 598, f"forwarded expiry {exp}, expected <= 598 after >2 s "
+          "in the queue [MQTT-3.3.2-6]")
+
+
 @test("paho 5: takeover: same client id connects, the first gets DISCONNECT 0x8E")
 def t_takeover_5():
     id_ = cid("takeover5")
