@@ -33,11 +33,18 @@
 
 #define RING_ENTRIES 4096
 #define BUF_GROUP 1
-#define BUF_COUNT 2048   /* receive buffers per worker (power of two) */
-#define BUF_SIZE 4096    /* bytes each: 8 MiB per worker */
+/* Receive buffers per worker (a power of two) and their size: 2 MiB per
+ * worker. The kernel cycles through all of them, so all become resident: a
+ * fixed cost per worker, paid whatever the connection count. A buffer goes
+ * back to the ring as soon as its completion is handled, so a few hundred
+ * serve thousands of connections; when they run out a receive ends with
+ * -ENOBUFS and is re-armed next turn. */
+#define BUF_COUNT 512
+#define BUF_SIZE 4096
 #define MBOX_BATCH 256   /* messages drained from one mailbox per turn */
 #define SWEEP_MS 250     /* timer resolution: keep alive, connect timeout, expiry */
 #define CLOSE_GRACE_MS 2000 /* a closing connection gets this long to flush */
+#define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
@@ -473,6 +480,25 @@ static void sweep(struct worker *w)
 	}
 }
 
+/* Until there are metrics, drops are at least visible: one line per worker
+ * per period, and only when something was dropped. */
+static void report_drops(struct worker *w)
+{
+	struct worker_stats *s = &w->st, *l = &w->st_reported;
+	uint64_t outbox = s->drops_outbox - l->drops_outbox;
+	uint64_t oversize = s->drops_oversize - l->drops_oversize;
+	uint64_t queue = s->drops_queue - l->drops_queue;
+	uint64_t expired = s->drops_expired - l->drops_expired;
+	if (outbox | oversize | queue | expired)
+		LOG_WARN("worker %u dropped in the last %us: %llu QoS 0 to slow readers (outbox "
+			 "full), %llu over a client's maximum packet size, %llu to session queue "
+			 "limits, %llu expired",
+			 w->id, DROP_REPORT_MS / 1000, (unsigned long long)outbox,
+			 (unsigned long long)oversize, (unsigned long long)queue,
+			 (unsigned long long)expired);
+	*l = *s;
+}
+
 static void begin_stop(struct worker *w)
 {
 	for (unsigned i = 0; i < w->listen_count; i++) {
@@ -542,6 +568,11 @@ void *worker_main(void *arg)
 		if (w->now_ms >= w->next_sweep_ms) {
 			sweep(w);
 			w->next_sweep_ms = w->now_ms + SWEEP_MS;
+		}
+		if (w->now_ms >= w->next_report_ms) {
+			if (w->next_report_ms)
+				report_drops(w);
+			w->next_report_ms = w->now_ms + DROP_REPORT_MS;
 		}
 		flush_mailboxes(w);
 

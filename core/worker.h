@@ -184,6 +184,8 @@ struct worker {
 	uint64_t next_sweep_ms;  /* next timer sweep */
 	uint32_t sweep_cursor;   /* connection slot the next sweep starts at */
 	struct worker_stats st;
+	struct worker_stats st_reported; /* st at the last drop report */
+	uint64_t next_report_ms;         /* next drop report */
 };
 
 /* broker.c */
