@@ -45,6 +45,11 @@
 #define SWEEP_MS 250     /* timer resolution: keep alive, connect timeout, expiry */
 #define CLOSE_GRACE_MS 2000 /* a closing connection gets this long to flush */
 #define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
+/* Backlog toward one worker past which QoS 0 deliveries are dropped (and
+ * counted) instead of kept: QoS 0 promises nothing, memory must stay
+ * bounded. Everything else is kept: it is bounded by the sessions' windows
+ * and queues, and losing a subscription delta would split the index. */
+#define OVERFLOW_QOS0_MAX 65536
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
@@ -427,9 +432,13 @@ void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m)
 		w->wake_pending[to] = true;
 		return;
 	}
-	/* Full: keep order behind what is already waiting. Backpressure, not
-	 * loss; the overflow is bounded by the sessions' own limits upstream. */
+	/* Full: keep order behind what is already waiting. */
 	w->st.mbox_overflows++;
+	if (o->len >= OVERFLOW_QOS0_MAX && m->kind == MB_DELIVER && m->qos == 0) {
+		msg_unref(m->ptr);
+		w->st.drops_outbox++;
+		return;
+	}
 	if (o->len == o->cap) {
 		uint32_t cap = o->cap ? o->cap * 2 : 256;
 		struct mbox_msg *n = realloc(o->items, cap * sizeof(*n));
