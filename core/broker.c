@@ -23,8 +23,8 @@
 static int listen_on(const struct config_addr *a, uint16_t *port, char *err, size_t err_len)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	char service[8];
 	snprintf(service, sizeof(service), "%u", *port);
 	struct addrinfo *res;
@@ -40,7 +40,7 @@ static int listen_on(const struct config_addr *a, uint16_t *port, char *err, siz
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
 		snprintf(err, err_len, "%s:%u: %s", a->host[0] ? a->host : "*", *port,
-			 strerror(errno));
+		         strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		freeaddrinfo(res);
@@ -51,7 +51,7 @@ static int listen_on(const struct config_addr *a, uint16_t *port, char *err, siz
 	socklen_t sl = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					       : ((struct sockaddr_in *)&ss)->sin_port);
+	                                       : ((struct sockaddr_in *)&ss)->sin_port);
 	return fd;
 }
 
@@ -103,7 +103,7 @@ int broker_start(struct broker *b, const struct config *cfg)
 			w->listen_fds[w->listen_count++] = fd;
 		}
 		LOG_INFO("listening for MQTT on %s:%u",
-			 cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
+		         cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
 	}
 
 	pthread_barrier_init(&b->start_barrier, NULL, n + 1);

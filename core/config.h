@@ -26,7 +26,7 @@
 #include <stdio.h>
 
 #define CONFIG_LISTEN_MAX 8
-#define CONFIG_HOST_MAX 64
+#define CONFIG_HOST_MAX   64
 
 struct config_addr {
 	char host[CONFIG_HOST_MAX]; /* numeric IPv4/IPv6 or "localhost"; "" = any */
@@ -58,15 +58,15 @@ struct config {
 	uint32_t queue_messages_max;   /* messages queued per session */
 	uint64_t queue_bytes_max;      /* bytes queued per session */
 	enum queue_overflow queue_overflow;
-	bool queue_qos0;               /* queue QoS 0 for offline sessions too */
-	uint64_t outbox_bytes_max;     /* unsent bytes per connection; QoS 0 beyond is dropped */
-	uint16_t topic_alias_max;      /* inbound topic aliases accepted per client (5.0) */
-	uint32_t topic_length_max;     /* bytes */
+	bool queue_qos0;           /* queue QoS 0 for offline sessions too */
+	uint64_t outbox_bytes_max; /* unsent bytes per connection; QoS 0 beyond is dropped */
+	uint16_t topic_alias_max;  /* inbound topic aliases accepted per client (5.0) */
+	uint32_t topic_length_max; /* bytes */
 	uint32_t topic_levels_max;
-	uint32_t subscriptions_max;    /* per client */
+	uint32_t subscriptions_max; /* per client */
 
 	/* Features announced in CONNACK (5.0) */
-	uint8_t max_qos;          /* 0..2 */
+	uint8_t max_qos; /* 0..2 */
 	bool retain_available;
 	bool wildcard_available;
 	bool shared_available;
@@ -85,8 +85,8 @@ void config_defaults(struct config *c);
  * "environment", "command line") for the error text. Returns 0, or -1 with a
  * one-line message in err: unknown key, bad value, out of range.
  */
-int config_set(struct config *c, const char *source, const char *key, const char *value,
-	       char *err, size_t err_len);
+int config_set(struct config *c, const char *source, const char *key, const char *value, char *err,
+               size_t err_len);
 
 /* Read a file of "key = value" lines. Returns 0 or -1 with err set. */
 int config_load_file(struct config *c, const char *path, char *err, size_t err_len);

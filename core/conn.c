@@ -93,7 +93,7 @@ static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet
 	case MQTT_AUTH: /* no enhanced authentication method was agreed */
 	default:        /* server-to-client packets from a client */
 		LOG_INFO("closing %s (%s): unexpected %s", c->peer, client_name(c),
-			 mqtt_type_name(p->type));
+		         mqtt_type_name(p->type));
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		break;
 	}
@@ -106,11 +106,12 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 	while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
 		struct mqtt_frame f;
 		enum mqtt_frame_status st =
-			mqtt_frame_peek(buf + off, len - off, c->version, w->cfg->max_packet_size, &f);
+		    mqtt_frame_peek(buf + off, len - off, c->version, w->cfg->max_packet_size, &f);
 		if (st == MQTT_FRAME_NEED_MORE)
 			break;
 		if (st == MQTT_FRAME_INVALID) {
-			LOG_INFO("closing %s (%s): %s", c->peer, client_name(c), mqtt_rc_name(f.rc));
+			LOG_INFO("closing %s (%s): %s", c->peer, client_name(c),
+			         mqtt_rc_name(f.rc));
 			conn_close(w, c, f.rc, true);
 			return len;
 		}
@@ -123,7 +124,7 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 			if (f.type != MQTT_CONNECT) {
 				/* [MQTT-3.1.0-1]: close, no answer. */
 				LOG_INFO("closing %s: first packet is %s, not CONNECT", c->peer,
-					 mqtt_type_name(f.type));
+				         mqtt_type_name(f.type));
 				conn_close(w, c, MQTT_RC_SUCCESS, false);
 				return len;
 			}
@@ -132,7 +133,7 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 		}
 		if (rc != MQTT_RC_SUCCESS) {
 			LOG_INFO("closing %s (%s): %s in %s", c->peer, client_name(c),
-				 mqtt_rc_name(rc), mqtt_type_name(f.type));
+			         mqtt_rc_name(rc), mqtt_type_name(f.type));
 			conn_close(w, c, rc, true);
 			return len;
 		}
@@ -147,8 +148,10 @@ void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t 
 {
 	if (c->rx_len == 0) {
 		uint32_t used = process(w, c, data, len);
-		if (used < len && c->state != CONN_CLOSING && !stash(w, c, data + used, len - used)) {
-			LOG_INFO("closing %s (%s): too much unparsed input", c->peer, client_name(c));
+		if (used < len && c->state != CONN_CLOSING &&
+		    !stash(w, c, data + used, len - used)) {
+			LOG_INFO("closing %s (%s): too much unparsed input", c->peer,
+			         client_name(c));
 			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		}
 		return;
@@ -200,7 +203,7 @@ static bool out_reserve(struct conn *c, size_t need, uint64_t limit)
 
 /* Append p to out within limit; false when it does not fit. */
 static bool out_append(struct worker *w, struct conn *c, const struct mqtt_packet *p,
-		       uint64_t limit)
+                       uint64_t limit)
 {
 	if (c->state == CONN_CLOSING && p->type != MQTT_DISCONNECT)
 		return false;
@@ -234,7 +237,7 @@ bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet
 		return true;
 	if (!droppable && c->state != CONN_CLOSING) {
 		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", c->peer,
-			 client_name(c), c->out_len);
+		         client_name(c), c->out_len);
 		conn_close(w, c, MQTT_RC_QUOTA_EXCEEDED, true);
 	}
 	return false;

@@ -41,8 +41,8 @@ static bool will_encode(struct session *s, const struct mqtt_connect *k)
 		return false;
 	s->will_len = (uint32_t)mqtt_encode(&p, MQTT_V5, s->will, n);
 	s->will_delay_s = k->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)
-				  ? k->will_props.will_delay_s
-				  : 0;
+	                      ? k->will_props.will_delay_s
+	                      : 0;
 	return true;
 }
 
@@ -75,7 +75,7 @@ static void session_adopt(struct worker *w, struct session *fresh, struct sessio
 	for (uint32_t i = 0; i < fresh->sub_count; i++) {
 		struct sub_entry e = {fresh->id, fresh->subs[i].opts};
 		struct mqtt_view f = {(const uint8_t *)fresh->subs[i].filter,
-				      fresh->subs[i].filter_len};
+		                      fresh->subs[i].filter_len};
 		index_change(w, true, f, &e);
 	}
 }
@@ -128,9 +128,11 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 	}
 	conn_send_packet(w, c, &a);
 	LOG_INFO("connected %s as \"%s\" (MQTT %s, keep alive %us, clean start %d, session %s)",
-		 c->peer, s->client_id,
-		 c->version == MQTT_V5 ? "5.0" : c->version == MQTT_V311 ? "3.1.1" : "3.1",
-		 c->keepalive_s, c->clean_start, present ? "resumed" : "new");
+	         c->peer, s->client_id,
+	         c->version == MQTT_V5     ? "5.0"
+	         : c->version == MQTT_V311 ? "3.1.1"
+	                                   : "3.1",
+	         c->keepalive_s, c->clean_start, present ? "resumed" : "new");
 	if (present) {
 		session_resend(w, s);
 		session_pump(w, s);
@@ -167,7 +169,7 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	if (cid.len == 0) {
 		static _Thread_local uint64_t seq;
 		snprintf(assigned, sizeof(assigned), "starling-%u-%llx-%llx", w->id,
-			 (unsigned long long)w->now_ms, (unsigned long long)++seq);
+		         (unsigned long long)w->now_ms, (unsigned long long)++seq);
 		cid = mqtt_view_str(assigned);
 		c->assigned_id = true;
 	}
@@ -191,8 +193,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	uint32_t expiry;
 	if (k->version == MQTT_V5)
 		expiry = (k->props.has & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY))
-				 ? k->props.session_expiry_s
-				 : 0;
+		             ? k->props.session_expiry_s
+		             : 0;
 	else
 		expiry = k->clean_start ? 0 : UINT32_MAX;
 	c->expiry_capped = expiry > cfg->session_expiry_max_s;
@@ -231,11 +233,11 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		/* The old session lives here: the same steps as across
 		 * workers, without the mailbox round trip. */
 		struct mbox_msg m = {.kind = MB_TAKEOVER,
-				     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
-				     .from = w->id,
-				     .target = prev,
-				     .conn_slot = c->slot,
-				     .conn_gen = c->gen};
+		                     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
+		                     .from = w->id,
+		                     .target = prev,
+		                     .conn_slot = c->slot,
+		                     .conn_gen = c->gen};
 		c->pending = fresh;
 		c->state = CONN_WAIT_TAKEOVER;
 		handle_takeover(w, &m);
@@ -244,11 +246,11 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	c->pending = fresh;
 	c->state = CONN_WAIT_TAKEOVER;
 	struct mbox_msg m = {.kind = MB_TAKEOVER,
-			     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
-			     .from = w->id,
-			     .target = prev,
-			     .conn_slot = c->slot,
-			     .conn_gen = c->gen};
+	                     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
+	                     .from = w->id,
+	                     .target = prev,
+	                     .conn_slot = c->slot,
+	                     .conn_gen = c->gen};
 	mbox_send(w, prev.worker, &m);
 }
 
@@ -257,10 +259,10 @@ void handle_takeover(struct worker *w, const struct mbox_msg *m)
 {
 	struct session *old = sess_get(w, m->target);
 	struct mbox_msg reply = {.kind = MB_HANDOVER,
-				 .from = w->id,
-				 .target = m->target,
-				 .conn_slot = m->conn_slot,
-				 .conn_gen = m->conn_gen};
+	                         .from = w->id,
+	                         .target = m->target,
+	                         .conn_slot = m->conn_slot,
+	                         .conn_gen = m->conn_gen};
 	if (old && old->online) {
 		struct conn *oc = conn_get(w, old->conn_slot, old->conn_gen);
 		if (oc) {

@@ -19,7 +19,7 @@ static void ack(struct worker *w, struct conn *c, uint8_t type, uint16_t pid, ui
 
 /* Inbound topic alias (§3.3.2.3.4): set or look up. */
 static enum mqtt_rc resolve_alias(struct worker *w, struct conn *c, struct mqtt_publish *p,
-				  struct mqtt_view *topic)
+                                  struct mqtt_view *topic)
 {
 	uint16_t a = p->props.topic_alias;
 	if (a == 0 || a > w->cfg->topic_alias_max)
@@ -87,8 +87,9 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 		}
 		if (!session_rx_qos2_add(s, p->packet_id, cfg->receive_maximum)) {
 			LOG_INFO("closing %s (%s): over its receive maximum %u", c->peer,
-				 s->client_id, cfg->receive_maximum);
-			conn_close(w, c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED, true); /* [MQTT-3.3.4-8] */
+			         s->client_id, cfg->receive_maximum);
+			conn_close(w, c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
+			           true); /* [MQTT-3.3.4-8] */
 			return;
 		}
 	}

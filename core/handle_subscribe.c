@@ -50,15 +50,15 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			else if (has_wildcard(parts.filter) && !cfg->wildcard_available)
 				rc = MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED;
 			else if (e.filter.len > cfg->topic_length_max ||
-				 mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
+			         mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
 				rc = MQTT_RC_TOPIC_FILTER_INVALID;
 		}
 		if (rc == MQTT_RC_SUCCESS) {
 			uint8_t qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos;
 			struct sub_opts opts = {.sub_id = sub_id,
-						.qos = qos,
-						.no_local = e.no_local,
-						.rap = e.retain_as_published};
+			                        .qos = qos,
+			                        .no_local = e.no_local,
+			                        .rap = e.retain_as_published};
 			int added = session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
 			if (added < 0) {
 				rc = MQTT_RC_QUOTA_EXCEEDED;
@@ -68,9 +68,9 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 				rc = (enum mqtt_rc)qos;
 				/* Retained messages [MQTT-3.3.1-9..11]: never for
 				 * a shared subscription [MQTT-4.8.2-?]. */
-				want_retained[i] = !parts.shared &&
-						   (e.retain_handling == 0 ||
-						    (e.retain_handling == 1 && added == 1));
+				want_retained[i] =
+				    !parts.shared && (e.retain_handling == 0 ||
+				                      (e.retain_handling == 1 && added == 1));
 			}
 		}
 		rcs[i++] = c->version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_suback(rc);
@@ -85,9 +85,8 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 	for (uint32_t k = 0; k < i && mqtt_sub_iter_next(&it, &e); k++) {
 		if (!want_retained[k])
 			continue;
-		struct sub_entry se = {s->id,
-				       {.sub_id = sub_id,
-					.qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos}};
+		struct sub_entry se = {
+		    s->id, {.sub_id = sub_id, .qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos}};
 		retained_query(w, e.filter, &se);
 	}
 	free(rcs);

@@ -25,10 +25,10 @@ extern char **environ;
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
-		     "       starling --check-config FILE [--KEY=VALUE ...]\n"
-		     "       starling --config-reference | --version | --help\n"
-		     "With no arguments it runs on embedded defaults (MQTT on 0.0.0.0:1883).\n"
-		     "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
+	             "       starling --check-config FILE [--KEY=VALUE ...]\n"
+	             "       starling --config-reference | --version | --help\n"
+	             "With no arguments it runs on embedded defaults (MQTT on 0.0.0.0:1883).\n"
+	             "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
 }
 
 int main(int argc, char **argv)
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 		LOG_INFO("starling %s starting with %s", STARLING_VERSION, file);
 	else
 		LOG_INFO("starling %s starting on embedded defaults (no config file given)",
-			 STARLING_VERSION);
+		         STARLING_VERSION);
 
 	/* Workers inherit this mask: signals come to the main thread only. */
 	sigset_t set;

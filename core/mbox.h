@@ -23,29 +23,29 @@
 #define MBOX_CAP 16384u /* messages per direction per pair; a power of two */
 
 enum mbox_kind {
-	MB_DELIVER = 1,    /* ptr: struct msg (one reference moves); to target session */
-	MB_SUB_DELTA,      /* ptr: struct sub_delta (one reference moves) */
-	MB_RETAIN_PUT,     /* ptr: struct msg (one reference moves); to the topic's shard */
-	MB_RETAIN_QUERY,   /* ptr: struct sub_delta naming filter and subscriber */
-	MB_TAKEOVER,       /* target: the session to take; conn: the new connection */
-	MB_HANDOVER,       /* ptr: struct session or NULL; conn: the waiting connection */
+	MB_DELIVER = 1,  /* ptr: struct msg (one reference moves); to target session */
+	MB_SUB_DELTA,    /* ptr: struct sub_delta (one reference moves) */
+	MB_RETAIN_PUT,   /* ptr: struct msg (one reference moves); to the topic's shard */
+	MB_RETAIN_QUERY, /* ptr: struct sub_delta naming filter and subscriber */
+	MB_TAKEOVER,     /* target: the session to take; conn: the new connection */
+	MB_HANDOVER,     /* ptr: struct session or NULL; conn: the waiting connection */
 };
 
 struct mbox_msg {
-	uint8_t kind;         /* enum mbox_kind */
-	uint8_t qos;          /* MB_DELIVER: QoS to deliver with */
-	uint8_t flags;        /* MB_DELIVER: MBOX_F_*; MB_TAKEOVER: MBOX_F_CLEAN */
+	uint8_t kind;  /* enum mbox_kind */
+	uint8_t qos;   /* MB_DELIVER: QoS to deliver with */
+	uint8_t flags; /* MB_DELIVER: MBOX_F_*; MB_TAKEOVER: MBOX_F_CLEAN */
 	uint8_t pad;
-	uint16_t from;        /* sending worker */
-	uint32_t sub_id;      /* MB_DELIVER: subscription identifier, 0 = none */
+	uint16_t from;         /* sending worker */
+	uint32_t sub_id;       /* MB_DELIVER: subscription identifier, 0 = none */
 	struct sess_id target; /* session the message is for */
-	uint32_t conn_slot;   /* MB_TAKEOVER / MB_HANDOVER: the new connection */
+	uint32_t conn_slot;    /* MB_TAKEOVER / MB_HANDOVER: the new connection */
 	uint32_t conn_gen;
 	void *ptr;
 };
 
 #define MBOX_F_RETAIN 0x01 /* deliver with the retain flag set */
-#define MBOX_F_CLEAN 0x02  /* takeover with clean start: discard the session */
+#define MBOX_F_CLEAN  0x02 /* takeover with clean start: discard the session */
 #define MBOX_F_SHARED 0x04 /* deliver through a shared subscription */
 
 struct mbox {

@@ -20,7 +20,7 @@ static void relocate(struct mqtt_view *v, const uint8_t *from, size_t len, const
 }
 
 struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_view topic,
-		    struct sess_id origin, uint64_t now_ms)
+                    struct sess_id origin, uint64_t now_ms)
 {
 	/* The body of a PUBLISH is contiguous from its topic's length prefix
 	 * to the end of its payload; copy that span whole, so the property
@@ -48,7 +48,8 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	relocate(&pr->correlation_data, body, body_len, copy);
 	/* Per-hop properties: an alias belongs to the inbound connection and
 	 * subscription identifiers are the subscriber's, set at send time. */
-	pr->has &= ~(MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS) | MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID));
+	pr->has &=
+	    ~(MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS) | MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID));
 	pr->sub_id_count = 0;
 	pr->sub_ids = NULL;
 	pr->user = NULL;

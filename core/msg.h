@@ -25,9 +25,9 @@ struct msg {
 	struct sess_id origin;   /* publishing session, for no-local */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
-				  * topic even when the publisher used an alias;
-				  * TOPIC_ALIAS and SUBSCRIPTION_ID are cleared
-				  * from pub.props.has */
+	                          * topic even when the publisher used an alias;
+	                          * TOPIC_ALIAS and SUBSCRIPTION_ID are cleared
+	                          * from pub.props.has */
 	uint8_t data[];          /* topic, then the PUBLISH body as received */
 };
 
@@ -37,7 +37,7 @@ struct msg {
  * topic name. Returns NULL when out of memory.
  */
 struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_view topic,
-		    struct sess_id origin, uint64_t now_ms);
+                    struct sess_id origin, uint64_t now_ms);
 
 static inline struct msg *msg_ref(struct msg *m)
 {

@@ -92,7 +92,7 @@ static void grow(struct registry *r)
 }
 
 int registry_claim(struct registry *r, const char *client_id, size_t len, struct sess_id id,
-		   struct sess_id *prev)
+                   struct sess_id *prev)
 {
 	uint64_t h = hash_key(client_id, len);
 	int ret = 0;

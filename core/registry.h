@@ -29,7 +29,7 @@ void registry_free(struct registry *r);
  * Returns false with *prev untouched when the id was free. -1 on no memory.
  */
 int registry_claim(struct registry *r, const char *client_id, size_t len, struct sess_id id,
-		   struct sess_id *prev);
+                   struct sess_id *prev);
 
 /* Forget client_id if id still owns it (a newer claim is left alone). */
 void registry_release(struct registry *r, const char *client_id, size_t len, struct sess_id id);

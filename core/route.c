@@ -79,7 +79,8 @@ static void collect(void *ctx, const struct sub_entry *e, bool shared)
 
 static int by_session(const void *a, const void *b)
 {
-	const struct sub_entry *x = &((const struct match *)a)->e, *y = &((const struct match *)b)->e;
+	const struct sub_entry *x = &((const struct match *)a)->e,
+	                       *y = &((const struct match *)b)->e;
 	if (x->who.worker != y->who.worker)
 		return x->who.worker < y->who.worker ? -1 : 1;
 	if (x->who.slot != y->who.slot)
@@ -90,20 +91,20 @@ static int by_session(const void *a, const void *b)
 }
 
 static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
-		       uint8_t flags, uint32_t sub_id)
+                       uint8_t flags, uint32_t sub_id)
 {
 	if (to.worker == w->id) {
 		deliver_local(w, to, m, qos, flags, sub_id);
 		return;
 	}
 	struct mbox_msg mb = {.kind = MB_DELIVER,
-			      .qos = qos,
-			      .flags = (uint8_t)((flags & DELIV_RETAIN ? MBOX_F_RETAIN : 0) |
-						 (flags & DELIV_SHARED ? MBOX_F_SHARED : 0)),
-			      .from = w->id,
-			      .sub_id = sub_id,
-			      .target = to,
-			      .ptr = msg_ref(m)};
+	                      .qos = qos,
+	                      .flags = (uint8_t)((flags & DELIV_RETAIN ? MBOX_F_RETAIN : 0) |
+	                                         (flags & DELIV_SHARED ? MBOX_F_SHARED : 0)),
+	                      .from = w->id,
+	                      .sub_id = sub_id,
+	                      .target = to,
+	                      .ptr = msg_ref(m)};
 	mbox_send(w, to.worker, &mb);
 }
 
@@ -141,7 +142,7 @@ void route_publish(struct worker *w, struct msg *m)
 		uint8_t q = (uint8_t)qos < m->pub.qos ? (uint8_t)qos : m->pub.qos;
 		/* Retain As Published, else 0 on normal delivery [MQTT-3.3.1-12]. */
 		uint8_t flags = (uint8_t)((rap && m->pub.retain ? DELIV_RETAIN : 0) |
-					  (shared ? DELIV_SHARED : 0));
+		                          (shared ? DELIV_SHARED : 0));
 		deliver_to(w, who, m, q, flags, sub_id);
 	}
 	msg_unref(m);
@@ -154,7 +155,7 @@ static bool too_big(struct conn *c, const struct mqtt_packet *p)
 }
 
 static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *m, uint8_t qos,
-			   uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
+                           uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
 {
 	p->type = MQTT_PUBLISH;
 	p->publish = m->pub;
@@ -171,8 +172,8 @@ static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *
 		p->publish.props.message_expiry_s = msg_expiry_left_s(m, w->now_ms);
 }
 
-void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
-		   uint8_t flags, uint32_t sub_id)
+void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
+                   uint32_t sub_id)
 {
 	bool retain = flags & DELIV_RETAIN;
 	const struct config *cfg = w->cfg;
@@ -198,8 +199,8 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 				return;
 			}
 			uint32_t window = cfg->inflight_max < c->client_receive_max
-						  ? cfg->inflight_max
-						  : c->client_receive_max;
+			                      ? cfg->inflight_max
+			                      : c->client_receive_max;
 			if (s->q_len == 0) {
 				uint16_t pid = session_infl_add(s, m, qos, flags, sub_id, window);
 				if (pid) {
@@ -213,7 +214,7 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 		return; /* QoS 0 is not kept for offline sessions unless asked */
 	}
 	w->st.drops_queue += session_enqueue(s, m, qos, flags, sub_id, cfg->queue_messages_max,
-					     cfg->queue_bytes_max, cfg->queue_overflow);
+	                                     cfg->queue_bytes_max, cfg->queue_overflow);
 }
 
 void session_pump(struct worker *w, struct session *s)
@@ -224,7 +225,7 @@ void session_pump(struct worker *w, struct session *s)
 	if (!c || c->state != CONN_ACTIVE)
 		return;
 	uint32_t window = w->cfg->inflight_max < c->client_receive_max ? w->cfg->inflight_max
-								     : c->client_receive_max;
+	                                                               : c->client_receive_max;
 	while (s->q_len > 0) {
 		struct queued *front = &s->q[s->q_head];
 		if (front->qos > 0 && s->infl_count >= window)
@@ -245,8 +246,9 @@ void session_pump(struct worker *w, struct session *s)
 				w->st.drops_outbox++;
 		} else {
 			uint8_t flags = (uint8_t)((q.retain ? DELIV_RETAIN : 0) |
-						  (q.shared ? DELIV_SHARED : 0));
-			p.publish.packet_id = session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
+			                          (q.shared ? DELIV_SHARED : 0));
+			p.publish.packet_id =
+			    session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
 			conn_send_packet(w, c, &p);
 		}
 		msg_unref(q.m);
@@ -350,7 +352,8 @@ void shared_handoff(struct worker *w, struct session *s)
 void will_publish(struct worker *w, struct session *s)
 {
 	struct mqtt_packet p;
-	if (s->will && mqtt_decode_buf(s->will, s->will_len, MQTT_V5, &p, NULL) == MQTT_RC_SUCCESS) {
+	if (s->will &&
+	    mqtt_decode_buf(s->will, s->will_len, MQTT_V5, &p, NULL) == MQTT_RC_SUCCESS) {
 		struct msg *m = msg_new(&p.publish, MQTT_V5, p.publish.topic, s->id, w->now_ms);
 		if (m) {
 			LOG_DEBUG("publishing the will of \"%s\"", s->client_id);
@@ -368,9 +371,9 @@ void mbox_dispatch(struct worker *w, const struct mbox_msg *m)
 	switch (m->kind) {
 	case MB_DELIVER:
 		deliver_local(w, m->target, m->ptr, m->qos,
-			      (uint8_t)((m->flags & MBOX_F_RETAIN ? DELIV_RETAIN : 0) |
-					(m->flags & MBOX_F_SHARED ? DELIV_SHARED : 0)),
-			      m->sub_id);
+		              (uint8_t)((m->flags & MBOX_F_RETAIN ? DELIV_RETAIN : 0) |
+		                        (m->flags & MBOX_F_SHARED ? DELIV_SHARED : 0)),
+		              m->sub_id);
 		msg_unref(m->ptr);
 		break;
 	case MB_SUB_DELTA: {

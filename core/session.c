@@ -64,8 +64,7 @@ static int sub_find(const struct session *s, struct mqtt_view filter)
 	return -1;
 }
 
-int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts,
-		    uint32_t max)
+int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts, uint32_t max)
 {
 	int i = sub_find(s, filter);
 	if (i >= 0) {
@@ -110,7 +109,7 @@ static bool pid_in_use(const struct session *s, uint16_t pid)
 }
 
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-			  uint32_t sub_id, uint32_t window)
+                          uint32_t sub_id, uint32_t window)
 {
 	if (s->infl_count >= window || s->infl_count >= 65535)
 		return 0;
@@ -128,10 +127,13 @@ uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t
 	while (pid_in_use(s, pid))
 		pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
 	s->next_pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
-	s->infl[s->infl_count++] = (struct inflight){
-		.m = msg_ref(m), .sub_id = sub_id, .pid = pid, .qos = qos,
-		.state = INFL_WAIT_ACK, .retain = flags & DELIV_RETAIN,
-		.shared = flags & DELIV_SHARED};
+	s->infl[s->infl_count++] = (struct inflight){.m = msg_ref(m),
+	                                             .sub_id = sub_id,
+	                                             .pid = pid,
+	                                             .qos = qos,
+	                                             .state = INFL_WAIT_ACK,
+	                                             .retain = flags & DELIV_RETAIN,
+	                                             .shared = flags & DELIV_SHARED};
 	return pid;
 }
 
@@ -167,8 +169,8 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid)
 }
 
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-			 uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
-			 enum queue_overflow policy)
+                         uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
+                         enum queue_overflow policy)
 {
 	unsigned dropped = 0;
 	while (s->q_len > 0 &&
@@ -201,8 +203,11 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t 
 		s->q_cap = cap;
 	}
 	s->q[(s->q_head + s->q_len) & (s->q_cap - 1)] =
-		(struct queued){.m = msg_ref(m), .sub_id = sub_id, .qos = qos,
-				.retain = flags & DELIV_RETAIN, .shared = flags & DELIV_SHARED};
+	    (struct queued){.m = msg_ref(m),
+	                    .sub_id = sub_id,
+	                    .qos = qos,
+	                    .retain = flags & DELIV_RETAIN,
+	                    .shared = flags & DELIV_SHARED};
 	s->q_len++;
 	s->q_bytes += m->size_bytes;
 	s->dropped_count += dropped;

@@ -30,14 +30,14 @@ enum infl_state {
 
 /* One outbound QoS 1/2 message the client has not finished acknowledging. */
 struct inflight {
-	struct msg *m;    /* held until PUBACK / PUBREC; NULL while awaiting PUBCOMP */
-	uint32_t sub_id;  /* subscription identifier to send, 0 = none */
-	uint16_t pid;     /* packet identifier */
-	uint8_t qos;      /* 1 or 2: the QoS it was sent with */
-	uint8_t state;    /* enum infl_state */
-	bool retain;      /* retain flag as sent */
-	bool shared;      /* came through a shared subscription: if the session
-			   * ends unacknowledged, the group gets it back */
+	struct msg *m;   /* held until PUBACK / PUBREC; NULL while awaiting PUBCOMP */
+	uint32_t sub_id; /* subscription identifier to send, 0 = none */
+	uint16_t pid;    /* packet identifier */
+	uint8_t qos;     /* 1 or 2: the QoS it was sent with */
+	uint8_t state;   /* enum infl_state */
+	bool retain;     /* retain flag as sent */
+	bool shared;     /* came through a shared subscription: if the session
+	                  * ends unacknowledged, the group gets it back */
 };
 
 /* A message waiting for room in the window, or for the client to return. */
@@ -46,7 +46,7 @@ struct queued {
 	uint32_t sub_id;
 	uint8_t qos;
 	bool retain;
-	bool shared;   /* as in struct inflight */
+	bool shared; /* as in struct inflight */
 };
 
 /* How a message is delivered (the flags of session_infl_add/enqueue). */
@@ -55,8 +55,8 @@ struct queued {
 
 /* A subscription as the session remembers it (to remove or move it). */
 struct sess_sub {
-	char *filter;         /* NUL-terminated copy, as subscribed ($share/... kept) */
-	uint16_t filter_len;  /* bytes */
+	char *filter;        /* NUL-terminated copy, as subscribed ($share/... kept) */
+	uint16_t filter_len; /* bytes */
 	struct sub_opts opts;
 };
 
@@ -77,23 +77,23 @@ struct session {
 
 	struct inflight *infl; /* in send order (redelivery keeps it) */
 	uint32_t infl_count;
-	uint32_t infl_cap;     /* allocated entries */
-	uint16_t next_pid;     /* next packet identifier to try, 1..65535 */
+	uint32_t infl_cap; /* allocated entries */
+	uint16_t next_pid; /* next packet identifier to try, 1..65535 */
 
-	struct queued *q;      /* ring buffer of queued messages */
-	uint32_t q_head;       /* index of the oldest */
+	struct queued *q; /* ring buffer of queued messages */
+	uint32_t q_head;  /* index of the oldest */
 	uint32_t q_len;
-	uint32_t q_cap;        /* allocated entries (power of two) */
-	uint64_t q_bytes;      /* sum of queued messages' size_bytes */
+	uint32_t q_cap;   /* allocated entries (power of two) */
+	uint64_t q_bytes; /* sum of queued messages' size_bytes */
 
-	uint16_t *rx_qos2;     /* inbound QoS 2 ids received, PUBREL pending */
+	uint16_t *rx_qos2; /* inbound QoS 2 ids received, PUBREL pending */
 	uint32_t rx_qos2_count;
 	uint32_t rx_qos2_cap;
 
-	uint8_t *will;          /* the will as an encoded 5.0 PUBLISH, or NULL */
-	uint32_t will_len;      /* bytes */
-	uint32_t will_delay_s;  /* Will Delay Interval */
-	uint64_t will_at_ms;    /* when a delayed will fires; 0 = not pending */
+	uint8_t *will;         /* the will as an encoded 5.0 PUBLISH, or NULL */
+	uint32_t will_len;     /* bytes */
+	uint32_t will_delay_s; /* Will Delay Interval */
+	uint64_t will_at_ms;   /* when a delayed will fires; 0 = not pending */
 
 	uint64_t dropped_count; /* messages lost to queue limits, for metrics */
 };
@@ -104,8 +104,7 @@ struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_
 void session_free(struct session *s);
 
 /* Subscriptions: add or replace (1 added, 0 replaced, -1 no memory or over max). */
-int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts,
-		    uint32_t max);
+int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts, uint32_t max);
 bool session_sub_remove(struct session *s, struct mqtt_view filter);
 
 /*
@@ -114,7 +113,7 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter);
  * entries) is full.
  */
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-			  uint32_t sub_id, uint32_t window);
+                          uint32_t sub_id, uint32_t window);
 
 /*
  * An acknowledgement arrived. Returns true when it matched an entry in the
@@ -129,8 +128,8 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
  * messages dropped (0 or 1), also added to dropped_count.
  */
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
-			 uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
-			 enum queue_overflow policy);
+                         uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
+                         enum queue_overflow policy);
 
 /* Take the oldest queued message (its reference passes to the caller). */
 bool session_dequeue(struct session *s, struct queued *out);

@@ -15,10 +15,10 @@
  */
 #include "worker.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,18 +32,18 @@
 #include "op.h"
 
 #define RING_ENTRIES 4096
-#define BUF_GROUP 1
+#define BUF_GROUP    1
 /* Receive buffers per worker (a power of two) and their size: 2 MiB per
  * worker. The kernel cycles through all of them, so all become resident: a
  * fixed cost per worker, paid whatever the connection count. A buffer goes
  * back to the ring as soon as its completion is handled, so a few hundred
  * serve thousands of connections; when they run out a receive ends with
  * -ENOBUFS and is re-armed next turn. */
-#define BUF_COUNT 512
-#define BUF_SIZE 4096
-#define MBOX_BATCH 256   /* messages drained from one mailbox per turn */
-#define SWEEP_MS 250     /* timer resolution: keep alive, connect timeout, expiry */
-#define CLOSE_GRACE_MS 2000 /* a closing connection gets this long to flush */
+#define BUF_COUNT      512
+#define BUF_SIZE       4096
+#define MBOX_BATCH     256   /* messages drained from one mailbox per turn */
+#define SWEEP_MS       250   /* timer resolution: keep alive, connect timeout, expiry */
+#define CLOSE_GRACE_MS 2000  /* a closing connection gets this long to flush */
 #define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
 /* Backlog toward one worker past which QoS 0 deliveries are dropped (and
  * counted) instead of kept: QoS 0 promises nothing, memory must stay
@@ -136,7 +136,7 @@ static int ring_setup(struct worker *w)
 {
 	struct io_uring_params p = {0};
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE |
-		  IORING_SETUP_SUBMIT_ALL;
+	          IORING_SETUP_SUBMIT_ALL;
 	p.cq_entries = RING_ENTRIES * 4;
 	int ret = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &p);
 	if (ret < 0) {
@@ -161,7 +161,7 @@ static int ring_setup(struct worker *w)
 		return -1;
 	}
 	struct io_uring_buf_reg reg = {
-		.ring_addr = (unsigned long)w->br, .ring_entries = w->buf_count, .bgid = BUF_GROUP};
+	    .ring_addr = (unsigned long)w->br, .ring_entries = w->buf_count, .bgid = BUF_GROUP};
 	ret = io_uring_register_buf_ring(&w->ring, &reg, 0);
 	if (ret < 0) {
 		LOG_ERROR("worker %u: provided buffer ring: %s", w->id, strerror(-ret));
@@ -171,7 +171,7 @@ static int ring_setup(struct worker *w)
 	int mask = io_uring_buf_ring_mask(w->buf_count);
 	for (unsigned i = 0; i < w->buf_count; i++)
 		io_uring_buf_ring_add(w->br, w->bufs + (size_t)i * w->buf_size, w->buf_size,
-				      (unsigned short)i, mask, (int)i);
+		                      (unsigned short)i, mask, (int)i);
 	io_uring_buf_ring_advance(w->br, (int)w->buf_count);
 	return 0;
 }
@@ -179,7 +179,7 @@ static int ring_setup(struct worker *w)
 static void buf_return(struct worker *w, unsigned bid)
 {
 	io_uring_buf_ring_add(w->br, w->bufs + (size_t)bid * w->buf_size, w->buf_size,
-			      (unsigned short)bid, io_uring_buf_ring_mask(w->buf_count), 0);
+	                      (unsigned short)bid, io_uring_buf_ring_mask(w->buf_count), 0);
 	io_uring_buf_ring_advance(w->br, 1);
 }
 
@@ -285,7 +285,7 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	int fd = cqe->res;
 	if (atomic_load_explicit(&w->stopping, memory_order_relaxed) ||
 	    atomic_fetch_add_explicit(&w->b->conn_count, 1, memory_order_relaxed) >=
-		    w->cfg->max_connections) {
+	        w->cfg->max_connections) {
 		if (!atomic_load_explicit(&w->stopping, memory_order_relaxed))
 			atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
 		close(fd); /* over the limit: refuse before reading a byte */
@@ -417,7 +417,7 @@ static void flush_mailboxes(struct worker *w)
 			w->wake_pending[to] = false;
 			struct io_uring_sqe *sqe = worker_sqe(w);
 			io_uring_prep_msg_ring(sqe, w->b->workers[to]->ring.ring_fd, 0,
-					       op_pack(OP_WAKE, w->id, 0), 0);
+			                       op_pack(OP_WAKE, w->id, 0), 0);
 			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 			io_uring_sqe_set_data64(sqe, op_pack(OP_NONE, 0, 0));
 		}
@@ -464,11 +464,11 @@ static void sweep(struct worker *w)
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
 			if (c->state == CONN_NEW) {
 				LOG_INFO("closing %s: no CONNECT within %u ms", c->peer,
-					 w->cfg->connect_timeout_ms);
+				         w->cfg->connect_timeout_ms);
 				conn_close(w, c, MQTT_RC_SUCCESS, false);
 			} else {
 				LOG_INFO("closing %s (%s): keep alive timeout", c->peer,
-					 c->sess ? c->sess->client_id : "?");
+				         c->sess ? c->sess->client_id : "?");
 				conn_close(w, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, true);
 			}
 		}
@@ -500,11 +500,11 @@ static void report_drops(struct worker *w)
 	uint64_t expired = s->drops_expired - l->drops_expired;
 	if (outbox | oversize | queue | expired)
 		LOG_WARN("worker %u dropped in the last %us: %llu QoS 0 to slow readers (outbox "
-			 "full), %llu over a client's maximum packet size, %llu to session queue "
-			 "limits, %llu expired",
-			 w->id, DROP_REPORT_MS / 1000, (unsigned long long)outbox,
-			 (unsigned long long)oversize, (unsigned long long)queue,
-			 (unsigned long long)expired);
+		         "full), %llu over a client's maximum packet size, %llu to session queue "
+		         "limits, %llu expired",
+		         w->id, DROP_REPORT_MS / 1000, (unsigned long long)outbox,
+		         (unsigned long long)oversize, (unsigned long long)queue,
+		         (unsigned long long)expired);
 	*l = *s;
 }
 
@@ -635,7 +635,8 @@ void *worker_main(void *arg)
 		}
 
 		uint64_t wait_ms = w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0;
-		struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)wait_ms * 1000000};
+		struct __kernel_timespec ts = {.tv_sec = 0,
+		                               .tv_nsec = (long long)wait_ms * 1000000};
 		struct io_uring_cqe *cqe;
 		int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
@@ -651,4 +652,3 @@ void *worker_main(void *arg)
 	}
 	return NULL;
 }
-

@@ -36,74 +36,74 @@ struct worker;
 struct broker {
 	const struct config *cfg;
 	unsigned worker_count;
-	struct worker **workers;     /* [worker_count] */
-	struct mbox **mboxes;        /* [from * worker_count + to]; NULL when from == to */
-	struct registry *registry;   /* client id -> session; locked inside */
-	atomic_uint conn_count;      /* connections open on the node (limit check) */
+	struct worker **workers;         /* [worker_count] */
+	struct mbox **mboxes;            /* [from * worker_count + to]; NULL when from == to */
+	struct registry *registry;       /* client id -> session; locked inside */
+	atomic_uint conn_count;          /* connections open on the node (limit check) */
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
-	bool start_failed;           /* main: listeners failed, workers must exit */
-	uint64_t start_ms;           /* monotonic start time */
+	bool start_failed;               /* main: listeners failed, workers must exit */
+	uint64_t start_ms;               /* monotonic start time */
 };
 
 enum conn_state {
-	CONN_NEW = 0,          /* accepted; the first packet must be CONNECT */
-	CONN_WAIT_TAKEOVER,    /* CONNECT seen; waiting for a session from another worker */
-	CONN_ACTIVE,           /* CONNACK sent */
-	CONN_CLOSING,          /* flushing its last bytes; reaped at the end of the turn */
+	CONN_NEW = 0,       /* accepted; the first packet must be CONNECT */
+	CONN_WAIT_TAKEOVER, /* CONNECT seen; waiting for a session from another worker */
+	CONN_ACTIVE,        /* CONNACK sent */
+	CONN_CLOSING,       /* flushing its last bytes; reaped at the end of the turn */
 };
 
 struct conn {
 	int fd;
-	uint32_t slot;          /* index in the worker's connection table */
-	uint32_t gen;           /* generation of the slot (24 bits used in user_data) */
-	uint8_t state;          /* enum conn_state */
-	uint8_t version;        /* protocol level; 0 until CONNECT */
-	bool recv_armed;        /* a multishot receive is pending */
-	bool send_busy;         /* a send is in flight */
+	uint32_t slot;   /* index in the worker's connection table */
+	uint32_t gen;    /* generation of the slot (24 bits used in user_data) */
+	uint8_t state;   /* enum conn_state */
+	uint8_t version; /* protocol level; 0 until CONNECT */
+	bool recv_armed; /* a multishot receive is pending */
+	bool send_busy;  /* a send is in flight */
 	bool on_flush_list;
 	bool on_close_list;
-	bool will_on_close;     /* publish the will when the close is reaped */
-	bool shut;              /* shutdown() already called while closing */
-	uint16_t keepalive_s;   /* negotiated; 0 = none */
+	bool will_on_close;          /* publish the will when the close is reaped */
+	bool shut;                   /* shutdown() already called while closing */
+	uint16_t keepalive_s;        /* negotiated; 0 = none */
 	uint16_t client_receive_max; /* the client's Receive Maximum (5.0), else 65535 */
 	uint32_t client_max_packet;  /* the client's Maximum Packet Size; 0 = no limit */
 	uint16_t client_alias_max;   /* aliases the client accepts from us (unused: we send none) */
-	uint64_t deadline_ms;   /* connect timeout, or 1.5 x keep alive after the last packet */
+	uint64_t deadline_ms; /* connect timeout, or 1.5 x keep alive after the last packet */
 
-	uint8_t *rx;            /* bytes of an incomplete packet */
+	uint8_t *rx; /* bytes of an incomplete packet */
 	uint32_t rx_len;
 	uint32_t rx_cap;
 
-	uint8_t *out;           /* encoded packets waiting to be sent */
+	uint8_t *out; /* encoded packets waiting to be sent */
 	uint32_t out_len;
 	uint32_t out_cap;
-	uint8_t *tx;            /* the buffer the kernel is sending */
+	uint8_t *tx; /* the buffer the kernel is sending */
 	uint32_t tx_len;
-	uint32_t tx_off;        /* bytes of tx already sent */
+	uint32_t tx_off; /* bytes of tx already sent */
 
-	char **alias_in;        /* inbound topic aliases [1..cfg->topic_alias_max] */
+	char **alias_in; /* inbound topic aliases [1..cfg->topic_alias_max] */
 
-	struct session *sess;   /* attached session, once CONNACK is decided */
-	struct session *pending; /* CONN_WAIT_TAKEOVER: the session being set up */
-	bool assigned_id;       /* we chose the client id (5.0: tell the client) */
-	bool expiry_capped;     /* we lowered the session expiry (5.0: tell it) */
-	bool clean_start;       /* as the CONNECT asked */
+	struct session *sess;        /* attached session, once CONNACK is decided */
+	struct session *pending;     /* CONN_WAIT_TAKEOVER: the session being set up */
+	bool assigned_id;            /* we chose the client id (5.0: tell the client) */
+	bool expiry_capped;          /* we lowered the session expiry (5.0: tell it) */
+	bool clean_start;            /* as the CONNECT asked */
 	uint16_t server_keepalive_s; /* 5.0 Server Keep Alive to send; 0 = none */
-	struct conn *next_flush; /* worker's flush list */
-	struct conn *next_close; /* worker's close list */
-	uint64_t closing_since_ms; /* when it entered CONN_CLOSING */
-	char peer[64];          /* "address:port" for logs (IPv6 fits) */
+	struct conn *next_flush;     /* worker's flush list */
+	struct conn *next_close;     /* worker's close list */
+	uint64_t closing_since_ms;   /* when it entered CONN_CLOSING */
+	char peer[64];               /* "address:port" for logs (IPv6 fits) */
 };
 
 /* A subscription change or a retained lookup, shared by the workers it is
  * sent to; the last one to handle it frees it. */
 struct sub_delta {
 	atomic_uint refs;
-	bool add;               /* MB_SUB_DELTA: add (else remove) */
+	bool add;                /* MB_SUB_DELTA: add (else remove) */
 	uint8_t retain_handling; /* MB_RETAIN_QUERY: unused (decided by the sender) */
 	struct sub_entry e;
 	uint16_t filter_len;
-	char filter[];          /* NUL-terminated */
+	char filter[]; /* NUL-terminated */
 };
 
 /* One subscription a publish matched (routing scratch). */
@@ -115,15 +115,15 @@ struct match {
 struct worker_stats {
 	uint64_t conns_accepted;
 	uint64_t conns_closed;
-	uint64_t msgs_in;          /* PUBLISH received */
-	uint64_t msgs_out;         /* PUBLISH sent */
+	uint64_t msgs_in;  /* PUBLISH received */
+	uint64_t msgs_out; /* PUBLISH sent */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
-	uint64_t drops_outbox;     /* QoS 0 dropped: outbox full */
-	uint64_t drops_oversize;   /* skipped: over the client's maximum packet size */
-	uint64_t drops_queue;      /* lost to session queue limits */
-	uint64_t drops_expired;    /* expired before delivery */
-	uint64_t mbox_overflows;   /* pushes that found a mailbox full */
+	uint64_t drops_outbox;   /* QoS 0 dropped: outbox full */
+	uint64_t drops_oversize; /* skipped: over the client's maximum packet size */
+	uint64_t drops_queue;    /* lost to session queue limits */
+	uint64_t drops_expired;  /* expired before delivery */
+	uint64_t mbox_overflows; /* pushes that found a mailbox full */
 	uint64_t loop_turns;
 };
 
@@ -139,10 +139,10 @@ struct worker {
 	const struct config *cfg;
 	pthread_t thread;
 	struct io_uring ring;
-	int stop_fd;            /* eventfd: the main thread writes to stop us */
+	int stop_fd; /* eventfd: the main thread writes to stop us */
 	uint64_t stop_buf;
-	atomic_bool stopping;   /* set by the main thread, read by us */
-	bool init_failed;       /* ring setup failed in the worker thread */
+	atomic_bool stopping; /* set by the main thread, read by us */
+	bool init_failed;     /* ring setup failed in the worker thread */
 
 	int listen_fds[CONFIG_LISTEN_MAX];
 	unsigned listen_count;
@@ -153,14 +153,14 @@ struct worker {
 	unsigned buf_count;
 	unsigned buf_size;
 
-	struct conn **conns;    /* slot -> connection or NULL */
-	uint32_t *conn_gens;    /* slot -> current generation */
+	struct conn **conns; /* slot -> connection or NULL */
+	uint32_t *conn_gens; /* slot -> current generation */
 	uint32_t conn_cap;
-	uint32_t *conn_free;    /* free slots, a stack */
+	uint32_t *conn_free; /* free slots, a stack */
 	uint32_t conn_free_len;
 	uint32_t conn_live;
 
-	struct session **sess;  /* slot -> session or NULL */
+	struct session **sess; /* slot -> session or NULL */
 	uint32_t *sess_gens;
 	uint32_t sess_cap;
 	uint32_t *sess_free;
@@ -174,15 +174,15 @@ struct worker {
 	bool recv_rearm_pending; /* some receive ended with -ENOBUFS */
 
 	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
-	bool *wake_pending;            /* [worker_count] pushed this turn */
+	bool *wake_pending;             /* [worker_count] pushed this turn */
 
 	struct match *match_buf; /* routing scratch */
 	uint32_t match_len;
 	uint32_t match_cap;
 
-	uint64_t now_ms;         /* cached at the top of each loop turn */
-	uint64_t next_sweep_ms;  /* next timer sweep */
-	uint32_t sweep_cursor;   /* connection slot the next sweep starts at */
+	uint64_t now_ms;        /* cached at the top of each loop turn */
+	uint64_t next_sweep_ms; /* next timer sweep */
+	uint32_t sweep_cursor;  /* connection slot the next sweep starts at */
 	struct worker_stats st;
 	struct worker_stats st_reported; /* st at the last drop report */
 	uint64_t next_report_ms;         /* next drop report */
@@ -226,8 +226,8 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 
 /* route.c: where messages go */
 void route_publish(struct worker *w, struct msg *m);
-void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos,
-		   uint8_t flags, uint32_t sub_id);
+void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
+                   uint32_t sub_id);
 /* A session is ending: its unacknowledged shared-subscription messages go
  * to another member of their group [MQTT 5.0 §4.8.2]. */
 void shared_handoff(struct worker *w, struct session *s);

@@ -26,8 +26,7 @@ size_t props_size(const struct mqtt_props *p);
 /* Decoders of the bytes after the fixed header; flags from the fixed header. */
 enum mqtt_rc connect_decode(struct rd *r, struct mqtt_connect *out);
 enum mqtt_rc connack_decode(struct rd *r, uint8_t version, struct mqtt_connack *out);
-enum mqtt_rc publish_decode(struct rd *r, uint8_t flags, uint8_t version,
-			    struct mqtt_publish *out);
+enum mqtt_rc publish_decode(struct rd *r, uint8_t flags, uint8_t version, struct mqtt_publish *out);
 enum mqtt_rc ack_decode(struct rd *r, unsigned type, uint8_t version, struct mqtt_ack *out);
 enum mqtt_rc subscribe_decode(struct rd *r, uint8_t version, struct mqtt_subscribe *out);
 enum mqtt_rc unsubscribe_decode(struct rd *r, uint8_t version, struct mqtt_unsubscribe *out);

@@ -47,7 +47,8 @@ enum mqtt_rc connect_decode(struct rd *r, struct mqtt_connect *out)
 		return MQTT_RC_PROTOCOL_ERROR;
 
 	enum mqtt_rc rc;
-	if (level == MQTT_V5 && (rc = props_decode(r, MQTT_CONNECT, &out->props)) != MQTT_RC_SUCCESS)
+	if (level == MQTT_V5 &&
+	    (rc = props_decode(r, MQTT_CONNECT, &out->props)) != MQTT_RC_SUCCESS)
 		return rc;
 	if ((rc = rd_utf8(r, &out->client_id)) != MQTT_RC_SUCCESS)
 		return rc;
@@ -86,8 +87,8 @@ uint8_t connect_encode(struct wr *w, const struct mqtt_connect *c)
 	wr_binary(w, v == MQTT_V31 ? name_mqisdp : name_mqtt);
 	wr_u8(w, v);
 	wr_u8(w, (uint8_t)((c->clean_start ? 0x02 : 0) | (c->will ? 0x04 : 0) | c->will_qos << 3 |
-			   (c->will_retain ? 0x20 : 0) | (c->has_password ? 0x40 : 0) |
-			   (c->has_username ? 0x80 : 0)));
+	                   (c->will_retain ? 0x20 : 0) | (c->has_password ? 0x40 : 0) |
+	                   (c->has_username ? 0x80 : 0)));
 	wr_u16(w, c->keepalive_s);
 	if (v == MQTT_V5)
 		props_encode(w, &c->props);

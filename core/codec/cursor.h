@@ -63,8 +63,7 @@ static inline bool rd_u32(struct rd *r, uint32_t *out)
 {
 	if (rd_left(r) < 4)
 		return false;
-	*out = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
-	       r->p[3];
+	*out = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
 	r->p += 4;
 	return true;
 }

@@ -61,7 +61,7 @@ int codec_required_flags(unsigned type)
 }
 
 enum mqtt_frame_status mqtt_frame_peek(const uint8_t *buf, size_t len, uint8_t version,
-				       uint32_t max_packet_size, struct mqtt_frame *out)
+                                       uint32_t max_packet_size, struct mqtt_frame *out)
 {
 	if (len < 1)
 		return MQTT_FRAME_NEED_MORE;

@@ -38,7 +38,7 @@ struct mqtt_frame {
  * 5.0) are INVALID with rc 0x81.
  */
 enum mqtt_frame_status mqtt_frame_peek(const uint8_t *buf, size_t len, uint8_t version,
-				       uint32_t max_packet_size, struct mqtt_frame *out);
+                                       uint32_t max_packet_size, struct mqtt_frame *out);
 
 /* Total bytes of the framed packet. */
 static inline size_t mqtt_frame_size(const struct mqtt_frame *f)

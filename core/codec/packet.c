@@ -9,7 +9,7 @@
 #include "codec_int.h"
 
 enum mqtt_rc mqtt_decode(const struct mqtt_frame *frame, const uint8_t *body, uint8_t version,
-			 struct mqtt_packet *out)
+                         struct mqtt_packet *out)
 {
 	struct rd r = rd_make(body, frame->remaining_len);
 	unsigned type = frame->type;
@@ -53,7 +53,7 @@ enum mqtt_rc mqtt_decode(const struct mqtt_frame *frame, const uint8_t *body, ui
 }
 
 enum mqtt_rc mqtt_decode_buf(const uint8_t *buf, size_t len, uint8_t version,
-			     struct mqtt_packet *out, size_t *used)
+                             struct mqtt_packet *out, size_t *used)
 {
 	struct mqtt_frame f;
 	switch (mqtt_frame_peek(buf, len, version, 0, &f)) {

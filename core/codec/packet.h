@@ -49,23 +49,23 @@ struct mqtt_user_prop {
 struct mqtt_props {
 	uint64_t has; /* MQTT_PROP_BIT(id) for each property present */
 
-	uint32_t message_expiry_s;  /* 0x02 */
-	uint32_t session_expiry_s;  /* 0x11 */
-	uint32_t will_delay_s;      /* 0x18 */
-	uint32_t max_packet_size;   /* 0x27, bytes, > 0 */
-	uint32_t sub_id;            /* 0x0B, the first one, 1..268435455 */
-	uint16_t receive_max;       /* 0x21, > 0 */
-	uint16_t topic_alias_max;   /* 0x22 */
-	uint16_t topic_alias;       /* 0x23, > 0 */
-	uint16_t server_keepalive_s; /* 0x13 */
-	uint8_t payload_format;     /* 0x01, 0 bytes or 1 UTF-8 */
-	uint8_t request_problem_info;  /* 0x17, 0 or 1 */
-	uint8_t request_response_info; /* 0x19, 0 or 1 */
-	uint8_t max_qos;            /* 0x24, 0 or 1 */
-	uint8_t retain_available;   /* 0x25, 0 or 1 */
+	uint32_t message_expiry_s;      /* 0x02 */
+	uint32_t session_expiry_s;      /* 0x11 */
+	uint32_t will_delay_s;          /* 0x18 */
+	uint32_t max_packet_size;       /* 0x27, bytes, > 0 */
+	uint32_t sub_id;                /* 0x0B, the first one, 1..268435455 */
+	uint16_t receive_max;           /* 0x21, > 0 */
+	uint16_t topic_alias_max;       /* 0x22 */
+	uint16_t topic_alias;           /* 0x23, > 0 */
+	uint16_t server_keepalive_s;    /* 0x13 */
+	uint8_t payload_format;         /* 0x01, 0 bytes or 1 UTF-8 */
+	uint8_t request_problem_info;   /* 0x17, 0 or 1 */
+	uint8_t request_response_info;  /* 0x19, 0 or 1 */
+	uint8_t max_qos;                /* 0x24, 0 or 1 */
+	uint8_t retain_available;       /* 0x25, 0 or 1 */
 	uint8_t wildcard_sub_available; /* 0x28, 0 or 1 */
-	uint8_t sub_id_available;   /* 0x29, 0 or 1 */
-	uint8_t shared_sub_available; /* 0x2A, 0 or 1 */
+	uint8_t sub_id_available;       /* 0x29, 0 or 1 */
+	uint8_t shared_sub_available;   /* 0x2A, 0 or 1 */
 
 	struct mqtt_view content_type;       /* 0x03 */
 	struct mqtt_view response_topic;     /* 0x08, a topic name */
@@ -114,8 +114,8 @@ struct mqtt_connect {
 	struct mqtt_props props;
 	struct mqtt_view client_id; /* may be empty */
 
-	bool will;           /* the Will Flag */
-	uint8_t will_qos;    /* 0..2 */
+	bool will;        /* the Will Flag */
+	uint8_t will_qos; /* 0..2 */
 	bool will_retain;
 	struct mqtt_props will_props; /* 5.0 only */
 	struct mqtt_view will_topic;
@@ -155,11 +155,11 @@ struct mqtt_ack {
 /* One SUBSCRIBE entry: a filter and its subscription options (§3.8.3.1). */
 struct mqtt_sub_entry {
 	struct mqtt_view filter;
-	uint8_t qos;             /* maximum QoS, 0..2 */
-	bool no_local;           /* 5.0 */
+	uint8_t qos;              /* maximum QoS, 0..2 */
+	bool no_local;            /* 5.0 */
 	bool retain_as_published; /* 5.0 */
-	uint8_t retain_handling; /* 5.0: 0 send, 1 send if new, 2 do not send */
-	uint8_t rc; /* decoded: 0, or 0x8F when the filter's syntax is invalid */
+	uint8_t retain_handling;  /* 5.0: 0 send, 1 send if new, 2 do not send */
+	uint8_t rc;               /* decoded: 0, or 0x8F when the filter's syntax is invalid */
 };
 
 /*
@@ -171,8 +171,8 @@ struct mqtt_sub_entry {
 struct mqtt_subscribe {
 	uint16_t packet_id;
 	struct mqtt_props props;
-	uint32_t count;                      /* entries, >= 1 */
-	struct mqtt_view payload;            /* decoded: the raw entries */
+	uint32_t count;                       /* entries, >= 1 */
+	struct mqtt_view payload;             /* decoded: the raw entries */
 	const struct mqtt_sub_entry *entries; /* encode */
 };
 
@@ -180,9 +180,9 @@ struct mqtt_subscribe {
 struct mqtt_unsubscribe {
 	uint16_t packet_id;
 	struct mqtt_props props;
-	uint32_t count;                   /* filters, >= 1 */
-	struct mqtt_view payload;         /* decoded: the raw filters */
-	const struct mqtt_view *filters;  /* encode */
+	uint32_t count;                  /* filters, >= 1 */
+	struct mqtt_view payload;        /* decoded: the raw filters */
+	const struct mqtt_view *filters; /* encode */
 };
 
 /*
@@ -207,12 +207,12 @@ struct mqtt_packet {
 		struct mqtt_connect connect;
 		struct mqtt_connack connack;
 		struct mqtt_publish publish;
-		struct mqtt_ack ack;             /* PUBACK PUBREC PUBREL PUBCOMP */
+		struct mqtt_ack ack; /* PUBACK PUBREC PUBREL PUBCOMP */
 		struct mqtt_subscribe subscribe;
-		struct mqtt_suback suback;       /* SUBACK UNSUBACK */
+		struct mqtt_suback suback; /* SUBACK UNSUBACK */
 		struct mqtt_unsubscribe unsubscribe;
-		struct mqtt_reason reason;       /* DISCONNECT AUTH */
-	};                                   /* PINGREQ PINGRESP: nothing */
+		struct mqtt_reason reason; /* DISCONNECT AUTH */
+	};                                 /* PINGREQ PINGRESP: nothing */
 };
 
 /*
@@ -224,14 +224,14 @@ struct mqtt_packet {
  * 0x84, or 0x01 below 5.0) and MQTT_RC_CLIENT_ID_NOT_VALID (0x85 / 0x02).
  */
 enum mqtt_rc mqtt_decode(const struct mqtt_frame *frame, const uint8_t *body, uint8_t version,
-			 struct mqtt_packet *out);
+                         struct mqtt_packet *out);
 
 /*
  * Convenience for tests and clients: peek and decode the packet at the
  * front of buf, which must hold all of it. *used receives its size.
  */
 enum mqtt_rc mqtt_decode_buf(const uint8_t *buf, size_t len, uint8_t version,
-			     struct mqtt_packet *out, size_t *used);
+                             struct mqtt_packet *out, size_t *used);
 
 /*
  * Encode p for a peer of this protocol level (for CONNECT, p->connect.version
@@ -248,7 +248,8 @@ struct mqtt_entry_iter {
 	uint8_t version;
 };
 
-void mqtt_sub_iter_init(struct mqtt_entry_iter *it, const struct mqtt_subscribe *s, uint8_t version);
+void mqtt_sub_iter_init(struct mqtt_entry_iter *it, const struct mqtt_subscribe *s,
+                        uint8_t version);
 bool mqtt_sub_iter_next(struct mqtt_entry_iter *it, struct mqtt_sub_entry *out);
 void mqtt_unsub_iter_init(struct mqtt_entry_iter *it, const struct mqtt_unsubscribe *u);
 bool mqtt_unsub_iter_next(struct mqtt_entry_iter *it, struct mqtt_view *filter);

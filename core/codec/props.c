@@ -21,35 +21,34 @@ static const struct {
 	uint8_t kind;     /* enum kind; K_NONE: not a property */
 	uint16_t packets; /* bit per packet type that may carry it; bit 0: will */
 } table[64] = {
-	[MQTT_PROP_PAYLOAD_FORMAT] = {K_BYTE, P(MQTT_PUBLISH) | WILL},
-	[MQTT_PROP_MESSAGE_EXPIRY] = {K_U32, P(MQTT_PUBLISH) | WILL},
-	[MQTT_PROP_CONTENT_TYPE] = {K_UTF8, P(MQTT_PUBLISH) | WILL},
-	[MQTT_PROP_RESPONSE_TOPIC] = {K_UTF8, P(MQTT_PUBLISH) | WILL},
-	[MQTT_PROP_CORRELATION_DATA] = {K_BIN, P(MQTT_PUBLISH) | WILL},
-	[MQTT_PROP_SUBSCRIPTION_ID] = {K_VARINT, P(MQTT_PUBLISH) | P(MQTT_SUBSCRIBE)},
-	[MQTT_PROP_SESSION_EXPIRY] = {K_U32, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_DISCONNECT)},
-	[MQTT_PROP_ASSIGNED_CLIENT_ID] = {K_UTF8, P(MQTT_CONNACK)},
-	[MQTT_PROP_SERVER_KEEP_ALIVE] = {K_U16, P(MQTT_CONNACK)},
-	[MQTT_PROP_AUTH_METHOD] = {K_UTF8, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_AUTH)},
-	[MQTT_PROP_AUTH_DATA] = {K_BIN, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_AUTH)},
-	[MQTT_PROP_REQUEST_PROBLEM_INFO] = {K_BYTE, P(MQTT_CONNECT)},
-	[MQTT_PROP_WILL_DELAY] = {K_U32, WILL},
-	[MQTT_PROP_REQUEST_RESPONSE_INFO] = {K_BYTE, P(MQTT_CONNECT)},
-	[MQTT_PROP_RESPONSE_INFO] = {K_UTF8, P(MQTT_CONNACK)},
-	[MQTT_PROP_SERVER_REFERENCE] = {K_UTF8, P(MQTT_CONNACK) | P(MQTT_DISCONNECT)},
-	[MQTT_PROP_REASON_STRING] = {K_UTF8, P(MQTT_CONNACK) | ACKS | P(MQTT_SUBACK) |
-						     P(MQTT_UNSUBACK) | P(MQTT_DISCONNECT) |
-						     P(MQTT_AUTH)},
-	[MQTT_PROP_RECEIVE_MAXIMUM] = {K_U16, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
-	[MQTT_PROP_TOPIC_ALIAS_MAXIMUM] = {K_U16, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
-	[MQTT_PROP_TOPIC_ALIAS] = {K_U16, P(MQTT_PUBLISH)},
-	[MQTT_PROP_MAXIMUM_QOS] = {K_BYTE, P(MQTT_CONNACK)},
-	[MQTT_PROP_RETAIN_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
-	[MQTT_PROP_USER] = {K_PAIR, 0xFFFF & ~(P(MQTT_PINGREQ) | P(MQTT_PINGRESP))},
-	[MQTT_PROP_MAXIMUM_PACKET_SIZE] = {K_U32, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
-	[MQTT_PROP_WILDCARD_SUB_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
-	[MQTT_PROP_SUB_ID_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
-	[MQTT_PROP_SHARED_SUB_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
+    [MQTT_PROP_PAYLOAD_FORMAT] = {K_BYTE, P(MQTT_PUBLISH) | WILL},
+    [MQTT_PROP_MESSAGE_EXPIRY] = {K_U32, P(MQTT_PUBLISH) | WILL},
+    [MQTT_PROP_CONTENT_TYPE] = {K_UTF8, P(MQTT_PUBLISH) | WILL},
+    [MQTT_PROP_RESPONSE_TOPIC] = {K_UTF8, P(MQTT_PUBLISH) | WILL},
+    [MQTT_PROP_CORRELATION_DATA] = {K_BIN, P(MQTT_PUBLISH) | WILL},
+    [MQTT_PROP_SUBSCRIPTION_ID] = {K_VARINT, P(MQTT_PUBLISH) | P(MQTT_SUBSCRIBE)},
+    [MQTT_PROP_SESSION_EXPIRY] = {K_U32, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_DISCONNECT)},
+    [MQTT_PROP_ASSIGNED_CLIENT_ID] = {K_UTF8, P(MQTT_CONNACK)},
+    [MQTT_PROP_SERVER_KEEP_ALIVE] = {K_U16, P(MQTT_CONNACK)},
+    [MQTT_PROP_AUTH_METHOD] = {K_UTF8, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_AUTH)},
+    [MQTT_PROP_AUTH_DATA] = {K_BIN, P(MQTT_CONNECT) | P(MQTT_CONNACK) | P(MQTT_AUTH)},
+    [MQTT_PROP_REQUEST_PROBLEM_INFO] = {K_BYTE, P(MQTT_CONNECT)},
+    [MQTT_PROP_WILL_DELAY] = {K_U32, WILL},
+    [MQTT_PROP_REQUEST_RESPONSE_INFO] = {K_BYTE, P(MQTT_CONNECT)},
+    [MQTT_PROP_RESPONSE_INFO] = {K_UTF8, P(MQTT_CONNACK)},
+    [MQTT_PROP_SERVER_REFERENCE] = {K_UTF8, P(MQTT_CONNACK) | P(MQTT_DISCONNECT)},
+    [MQTT_PROP_REASON_STRING] = {K_UTF8, P(MQTT_CONNACK) | ACKS | P(MQTT_SUBACK) |
+                                             P(MQTT_UNSUBACK) | P(MQTT_DISCONNECT) | P(MQTT_AUTH)},
+    [MQTT_PROP_RECEIVE_MAXIMUM] = {K_U16, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
+    [MQTT_PROP_TOPIC_ALIAS_MAXIMUM] = {K_U16, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
+    [MQTT_PROP_TOPIC_ALIAS] = {K_U16, P(MQTT_PUBLISH)},
+    [MQTT_PROP_MAXIMUM_QOS] = {K_BYTE, P(MQTT_CONNACK)},
+    [MQTT_PROP_RETAIN_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
+    [MQTT_PROP_USER] = {K_PAIR, 0xFFFF & ~(P(MQTT_PINGREQ) | P(MQTT_PINGRESP))},
+    [MQTT_PROP_MAXIMUM_PACKET_SIZE] = {K_U32, P(MQTT_CONNECT) | P(MQTT_CONNACK)},
+    [MQTT_PROP_WILDCARD_SUB_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
+    [MQTT_PROP_SUB_ID_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
+    [MQTT_PROP_SHARED_SUB_AVAILABLE] = {K_BYTE, P(MQTT_CONNACK)},
 };
 
 /* Read one property's identifier and value; false when malformed. */
@@ -204,7 +203,7 @@ enum mqtt_rc props_decode(struct rd *r, unsigned type, struct mqtt_props *out)
 		/* Only user properties repeat, and subscription identifiers in
 		 * a PUBLISH (one per matching subscription, §3.3.2.3.8). */
 		bool repeats = v.id == MQTT_PROP_USER ||
-			       (v.id == MQTT_PROP_SUBSCRIPTION_ID && type == MQTT_PUBLISH);
+		               (v.id == MQTT_PROP_SUBSCRIPTION_ID && type == MQTT_PUBLISH);
 		if ((out->has & MQTT_PROP_BIT(v.id)) && !repeats)
 			return MQTT_RC_PROTOCOL_ERROR;
 		out->has |= MQTT_PROP_BIT(v.id);
@@ -276,31 +275,31 @@ static void body_encode(struct wr *w, const struct mqtt_props *p)
 		uint32_t u;
 		const struct mqtt_view *s;
 	} fields[] = {
-		{MQTT_PROP_PAYLOAD_FORMAT, p->payload_format, NULL},
-		{MQTT_PROP_MESSAGE_EXPIRY, p->message_expiry_s, NULL},
-		{MQTT_PROP_CONTENT_TYPE, 0, &p->content_type},
-		{MQTT_PROP_RESPONSE_TOPIC, 0, &p->response_topic},
-		{MQTT_PROP_CORRELATION_DATA, 0, &p->correlation_data},
-		{MQTT_PROP_SESSION_EXPIRY, p->session_expiry_s, NULL},
-		{MQTT_PROP_ASSIGNED_CLIENT_ID, 0, &p->assigned_client_id},
-		{MQTT_PROP_SERVER_KEEP_ALIVE, p->server_keepalive_s, NULL},
-		{MQTT_PROP_AUTH_METHOD, 0, &p->auth_method},
-		{MQTT_PROP_AUTH_DATA, 0, &p->auth_data},
-		{MQTT_PROP_REQUEST_PROBLEM_INFO, p->request_problem_info, NULL},
-		{MQTT_PROP_WILL_DELAY, p->will_delay_s, NULL},
-		{MQTT_PROP_REQUEST_RESPONSE_INFO, p->request_response_info, NULL},
-		{MQTT_PROP_RESPONSE_INFO, 0, &p->response_info},
-		{MQTT_PROP_SERVER_REFERENCE, 0, &p->server_reference},
-		{MQTT_PROP_REASON_STRING, 0, &p->reason_string},
-		{MQTT_PROP_RECEIVE_MAXIMUM, p->receive_max, NULL},
-		{MQTT_PROP_TOPIC_ALIAS_MAXIMUM, p->topic_alias_max, NULL},
-		{MQTT_PROP_TOPIC_ALIAS, p->topic_alias, NULL},
-		{MQTT_PROP_MAXIMUM_QOS, p->max_qos, NULL},
-		{MQTT_PROP_RETAIN_AVAILABLE, p->retain_available, NULL},
-		{MQTT_PROP_MAXIMUM_PACKET_SIZE, p->max_packet_size, NULL},
-		{MQTT_PROP_WILDCARD_SUB_AVAILABLE, p->wildcard_sub_available, NULL},
-		{MQTT_PROP_SUB_ID_AVAILABLE, p->sub_id_available, NULL},
-		{MQTT_PROP_SHARED_SUB_AVAILABLE, p->shared_sub_available, NULL},
+	    {MQTT_PROP_PAYLOAD_FORMAT, p->payload_format, NULL},
+	    {MQTT_PROP_MESSAGE_EXPIRY, p->message_expiry_s, NULL},
+	    {MQTT_PROP_CONTENT_TYPE, 0, &p->content_type},
+	    {MQTT_PROP_RESPONSE_TOPIC, 0, &p->response_topic},
+	    {MQTT_PROP_CORRELATION_DATA, 0, &p->correlation_data},
+	    {MQTT_PROP_SESSION_EXPIRY, p->session_expiry_s, NULL},
+	    {MQTT_PROP_ASSIGNED_CLIENT_ID, 0, &p->assigned_client_id},
+	    {MQTT_PROP_SERVER_KEEP_ALIVE, p->server_keepalive_s, NULL},
+	    {MQTT_PROP_AUTH_METHOD, 0, &p->auth_method},
+	    {MQTT_PROP_AUTH_DATA, 0, &p->auth_data},
+	    {MQTT_PROP_REQUEST_PROBLEM_INFO, p->request_problem_info, NULL},
+	    {MQTT_PROP_WILL_DELAY, p->will_delay_s, NULL},
+	    {MQTT_PROP_REQUEST_RESPONSE_INFO, p->request_response_info, NULL},
+	    {MQTT_PROP_RESPONSE_INFO, 0, &p->response_info},
+	    {MQTT_PROP_SERVER_REFERENCE, 0, &p->server_reference},
+	    {MQTT_PROP_REASON_STRING, 0, &p->reason_string},
+	    {MQTT_PROP_RECEIVE_MAXIMUM, p->receive_max, NULL},
+	    {MQTT_PROP_TOPIC_ALIAS_MAXIMUM, p->topic_alias_max, NULL},
+	    {MQTT_PROP_TOPIC_ALIAS, p->topic_alias, NULL},
+	    {MQTT_PROP_MAXIMUM_QOS, p->max_qos, NULL},
+	    {MQTT_PROP_RETAIN_AVAILABLE, p->retain_available, NULL},
+	    {MQTT_PROP_MAXIMUM_PACKET_SIZE, p->max_packet_size, NULL},
+	    {MQTT_PROP_WILDCARD_SUB_AVAILABLE, p->wildcard_sub_available, NULL},
+	    {MQTT_PROP_SUB_ID_AVAILABLE, p->sub_id_available, NULL},
+	    {MQTT_PROP_SHARED_SUB_AVAILABLE, p->shared_sub_available, NULL},
 	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		if (!has(p, fields[i].id))

@@ -5,8 +5,7 @@
 #include "codec_int.h"
 #include "topic.h"
 
-enum mqtt_rc publish_decode(struct rd *r, uint8_t flags, uint8_t version,
-			    struct mqtt_publish *out)
+enum mqtt_rc publish_decode(struct rd *r, uint8_t flags, uint8_t version, struct mqtt_publish *out)
 {
 	out->dup = flags & 0x08;
 	out->qos = (flags >> 1) & 0x03;

@@ -34,8 +34,9 @@ static enum mqtt_rc sub_entry_read(struct rd *r, uint8_t version, struct mqtt_su
 		if (opt & 0xFC || e->qos == 3) /* [MQTT-3.8.3-4] (3.1.1) */
 			return MQTT_RC_MALFORMED_PACKET;
 	}
-	e->rc = mqtt_topic_filter_check(e->filter) == MQTT_RC_SUCCESS ? MQTT_RC_SUCCESS
-									: MQTT_RC_TOPIC_FILTER_INVALID;
+	e->rc = mqtt_topic_filter_check(e->filter) == MQTT_RC_SUCCESS
+	            ? MQTT_RC_SUCCESS
+	            : MQTT_RC_TOPIC_FILTER_INVALID;
 	if (e->rc == MQTT_RC_SUCCESS && e->no_local) {
 		struct mqtt_filter_parts parts;
 		mqtt_filter_split(e->filter, &parts);
@@ -47,7 +48,7 @@ static enum mqtt_rc sub_entry_read(struct rd *r, uint8_t version, struct mqtt_su
 
 /* Packet identifier and, in 5.0, properties: the head of all four. */
 static enum mqtt_rc head_decode(struct rd *r, unsigned type, uint8_t version, uint16_t *pid,
-				struct mqtt_props *props)
+                                struct mqtt_props *props)
 {
 	if (!rd_u16(r, pid))
 		return MQTT_RC_MALFORMED_PACKET;
@@ -113,7 +114,7 @@ enum mqtt_rc suback_decode(struct rd *r, unsigned type, uint8_t version, struct 
 	for (uint32_t i = 0; i < out->rcs.len; i++) {
 		uint8_t c = out->rcs.ptr[i];
 		bool ok = version == MQTT_V5 ? mqtt_rc_valid_for(type, c)
-					     : c <= 2 || c == MQTT_V3_SUBACK_FAILURE;
+		                             : c <= 2 || c == MQTT_V3_SUBACK_FAILURE;
 		if (!ok)
 			return MQTT_RC_PROTOCOL_ERROR;
 	}
@@ -183,8 +184,8 @@ uint8_t subscribe_encode(struct wr *w, uint8_t version, const struct mqtt_subscr
 		uint8_t opt = e->qos;
 		if (version == MQTT_V5)
 			opt |= (uint8_t)((e->no_local ? 0x04 : 0) |
-					 (e->retain_as_published ? 0x08 : 0) |
-					 e->retain_handling << 4);
+			                 (e->retain_as_published ? 0x08 : 0) |
+			                 e->retain_handling << 4);
 		wr_u8(w, opt);
 	}
 	return 0x2;

@@ -14,8 +14,8 @@ bool mqtt_utf8_valid(const uint8_t *s, size_t len)
 		if (i + 8 <= len) {
 			uint64_t w;
 			memcpy(&w, s + i, 8);
-			uint64_t zero = (w - UINT64_C(0x0101010101010101)) & ~w &
-					UINT64_C(0x8080808080808080);
+			uint64_t zero =
+			    (w - UINT64_C(0x0101010101010101)) & ~w & UINT64_C(0x8080808080808080);
 			if (!(w & UINT64_C(0x8080808080808080)) && !zero) {
 				i += 8;
 				continue;

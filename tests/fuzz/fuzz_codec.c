@@ -55,7 +55,7 @@ static void walk(const struct mqtt_packet *p, uint8_t version)
 			}
 		}
 		FUZZ_CHECK(n == p->subscribe.count, "SUBSCRIBE iterator found %u of %u", n,
-			   p->subscribe.count);
+		           p->subscribe.count);
 		props = &p->subscribe.props;
 		break;
 	}
@@ -67,7 +67,7 @@ static void walk(const struct mqtt_packet *p, uint8_t version)
 		while (mqtt_unsub_iter_next(&ei, &f))
 			n++;
 		FUZZ_CHECK(n == p->unsubscribe.count, "UNSUBSCRIBE iterator found %u of %u", n,
-			   p->unsubscribe.count);
+		           p->unsubscribe.count);
 		props = &p->unsubscribe.props;
 		break;
 	}
@@ -103,18 +103,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t len = mqtt_encode_len(&p, v);
 			size_t w = mqtt_encode(&p, v, out, sizeof(out));
 			FUZZ_CHECK(w == len && w > 0, "%s: encode wrote %zu, encode_len said %zu",
-				   mqtt_type_name(p.type), w, len);
+			           mqtt_type_name(p.type), w, len);
 			FUZZ_CHECK(w <= n, "%s: re-encoding grew from %zu to %zu bytes",
-				   mqtt_type_name(p.type), n, w);
+			           mqtt_type_name(p.type), n, w);
 			struct mqtt_packet q;
 			size_t used = 0;
 			rc = mqtt_decode_buf(out, w, v, &q, &used);
 			FUZZ_CHECK(rc == MQTT_RC_SUCCESS && used == w,
-				   "%s: re-encoded packet does not decode: %s", mqtt_type_name(p.type),
-				   mqtt_rc_name(rc));
+			           "%s: re-encoded packet does not decode: %s",
+			           mqtt_type_name(p.type), mqtt_rc_name(rc));
 			char why[160];
 			FUZZ_CHECK(packet_eq(&p, &q, v, why, sizeof(why)), "%s: round trip: %s",
-				   mqtt_type_name(p.type), why);
+			           mqtt_type_name(p.type), why);
 			if (p.type == MQTT_CONNECT)
 				version = v; /* the rest of the stream speaks its level */
 		}

@@ -60,7 +60,7 @@ static uint32_t sub_ids_collect(const struct mqtt_props *p, uint32_t *out, uint3
 }
 
 static bool props_eq(const struct mqtt_props *a, const struct mqtt_props *b, const char *where,
-		     char *why, size_t why_len)
+                     char *why, size_t why_len)
 {
 	uint64_t ha = a->has & ~MQTT_PROP_BIT(MQTT_PROP_USER);
 	uint64_t hb = b->has & ~MQTT_PROP_BIT(MQTT_PROP_USER);
@@ -69,9 +69,10 @@ static bool props_eq(const struct mqtt_props *a, const struct mqtt_props *b, con
 		     (unsigned long long)hb);
 #define U(field, id)                                                                               \
 	if ((a->has & MQTT_PROP_BIT(id)) && a->field != b->field)                                  \
-		DIFF("%s: property %#x: %u vs %u", where, id, (unsigned)a->field, (unsigned)b->field);
+		DIFF("%s: property %#x: %u vs %u", where, id, (unsigned)a->field,                  \
+		     (unsigned)b->field);
 #define S(field, id)                                                                               \
-	if ((a->has & MQTT_PROP_BIT(id)) && !mqtt_view_eq(a->field, b->field))                      \
+	if ((a->has & MQTT_PROP_BIT(id)) && !mqtt_view_eq(a->field, b->field))                     \
 		DIFF("%s: property %#x differs", where, id);
 	U(payload_format, MQTT_PROP_PAYLOAD_FORMAT)
 	U(message_expiry_s, MQTT_PROP_MESSAGE_EXPIRY)
@@ -131,15 +132,15 @@ static bool props_eq(const struct mqtt_props *a, const struct mqtt_props *b, con
 
 /* SUBSCRIBE entries of either form. */
 static bool sub_entry_at(const struct mqtt_subscribe *s, uint8_t version, uint32_t i,
-			 struct mqtt_sub_entry *out)
+                         struct mqtt_sub_entry *out)
 {
 	if (s->entries) {
 		if (i >= s->count)
 			return false;
 		*out = s->entries[i];
 		out->rc = mqtt_topic_filter_check(out->filter) == MQTT_RC_SUCCESS
-				  ? 0
-				  : MQTT_RC_TOPIC_FILTER_INVALID;
+		              ? 0
+		              : MQTT_RC_TOPIC_FILTER_INVALID;
 		return true;
 	}
 	struct mqtt_entry_iter it;
@@ -166,8 +167,8 @@ static bool unsub_filter_at(const struct mqtt_unsubscribe *u, uint32_t i, struct
 	return false;
 }
 
-bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t version,
-	       char *why, size_t why_len)
+bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t version, char *why,
+               size_t why_len)
 {
 	FIELD(a->type, b->type, "type")
 	switch (a->type) {
@@ -184,7 +185,8 @@ bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t
 			VIEW(x->username, y->username, "username")
 		if (x->has_password)
 			VIEW(x->password, y->password, "password")
-		if (x->version == MQTT_V5 && !props_eq(&x->props, &y->props, "connect", why, why_len))
+		if (x->version == MQTT_V5 &&
+		    !props_eq(&x->props, &y->props, "connect", why, why_len))
 			return false;
 		if (x->will) {
 			FIELD(x->will_qos, y->will_qos, "will qos")
@@ -210,7 +212,8 @@ bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t
 		FIELD(x->packet_id, y->packet_id, "packet id")
 		VIEW(x->topic, y->topic, "topic")
 		VIEW(x->payload, y->payload, "payload")
-		return version != MQTT_V5 || props_eq(&x->props, &y->props, "publish", why, why_len);
+		return version != MQTT_V5 ||
+		       props_eq(&x->props, &y->props, "publish", why, why_len);
 	}
 	case MQTT_PUBACK:
 	case MQTT_PUBREC:
@@ -218,7 +221,8 @@ bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t
 	case MQTT_PUBCOMP:
 		FIELD(a->ack.packet_id, b->ack.packet_id, "packet id")
 		FIELD(a->ack.rc, b->ack.rc, "rc")
-		return version != MQTT_V5 || props_eq(&a->ack.props, &b->ack.props, "ack", why, why_len);
+		return version != MQTT_V5 ||
+		       props_eq(&a->ack.props, &b->ack.props, "ack", why, why_len);
 	case MQTT_SUBSCRIBE: {
 		const struct mqtt_subscribe *x = &a->subscribe, *y = &b->subscribe;
 		FIELD(x->packet_id, y->packet_id, "packet id")
@@ -234,7 +238,8 @@ bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t
 			FIELD(ex.retain_handling, ey.retain_handling, "retain handling")
 			FIELD(ex.rc, ey.rc, "entry rc")
 		}
-		return version != MQTT_V5 || props_eq(&x->props, &y->props, "subscribe", why, why_len);
+		return version != MQTT_V5 ||
+		       props_eq(&x->props, &y->props, "subscribe", why, why_len);
 	}
 	case MQTT_UNSUBSCRIBE: {
 		const struct mqtt_unsubscribe *x = &a->unsubscribe, *y = &b->unsubscribe;

@@ -13,7 +13,7 @@
 #include "packet.h"
 
 /* When unequal, why[0..why_len) names the first difference. */
-bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t version,
-	       char *why, size_t why_len);
+bool packet_eq(const struct mqtt_packet *a, const struct mqtt_packet *b, uint8_t version, char *why,
+               size_t why_len);
 
 #endif

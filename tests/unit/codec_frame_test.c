@@ -12,14 +12,14 @@ static const struct {
 	uint8_t bytes[4];
 	int len;
 } varints[] = {
-	{0, {0x00}, 1},
-	{127, {0x7F}, 1},
-	{128, {0x80, 0x01}, 2},
-	{16383, {0xFF, 0x7F}, 2},
-	{16384, {0x80, 0x80, 0x01}, 3},
-	{2097151, {0xFF, 0xFF, 0x7F}, 3},
-	{2097152, {0x80, 0x80, 0x80, 0x01}, 4},
-	{268435455, {0xFF, 0xFF, 0xFF, 0x7F}, 4},
+    {0, {0x00}, 1},
+    {127, {0x7F}, 1},
+    {128, {0x80, 0x01}, 2},
+    {16383, {0xFF, 0x7F}, 2},
+    {16384, {0x80, 0x80, 0x01}, 3},
+    {2097151, {0xFF, 0xFF, 0x7F}, 3},
+    {2097152, {0x80, 0x80, 0x80, 0x01}, 4},
+    {268435455, {0xFF, 0xFF, 0xFF, 0x7F}, 4},
 };
 
 Test(varint, spec_table_encodes_exactly)
@@ -111,12 +111,12 @@ Test(frame, reserved_flags_per_type)
 			if (type == MQTT_PUBLISH)
 				want_ok = (flags & 0x6) != 0x6; /* QoS 3 */
 			else if (type == MQTT_PUBREL || type == MQTT_SUBSCRIBE ||
-				 type == MQTT_UNSUBSCRIBE)
+			         type == MQTT_UNSUBSCRIBE)
 				want_ok = flags == 0x2;
 			else
 				want_ok = flags == 0;
 			cr_assert_eq(st, want_ok ? MQTT_FRAME_OK : MQTT_FRAME_INVALID,
-				     "type %u flags %#x", type, flags);
+			             "type %u flags %#x", type, flags);
 			if (!want_ok)
 				cr_assert_eq(f.rc, MQTT_RC_MALFORMED_PACKET);
 		}

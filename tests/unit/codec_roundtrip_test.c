@@ -70,9 +70,9 @@ static bool allowed(uint8_t id, uint8_t type)
 }
 
 static const struct mqtt_user_prop users[] = {
-	{{(const uint8_t *)"region", 6}, {(const uint8_t *)"eu-west", 7}},
-	{{(const uint8_t *)"region", 6}, {(const uint8_t *)"eu-north", 8}}, /* repeats are kept */
-	{{(const uint8_t *)"", 0}, {(const uint8_t *)"", 0}},
+    {{(const uint8_t *)"region", 6}, {(const uint8_t *)"eu-west", 7}},
+    {{(const uint8_t *)"region", 6}, {(const uint8_t *)"eu-north", 8}}, /* repeats are kept */
+    {{(const uint8_t *)"", 0}, {(const uint8_t *)"", 0}},
 };
 static const uint32_t sub_ids[] = {1, 127, 128, 268435455};
 
@@ -80,8 +80,8 @@ static void fill_props(struct mqtt_props *p, uint8_t type)
 {
 	memset(p, 0, sizeof(*p));
 	static const uint8_t ids[] = {
-		0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19,
-		0x1A, 0x1C, 0x1F, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
+	    0x01, 0x02, 0x03, 0x08, 0x09, 0x0B, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19,
+	    0x1A, 0x1C, 0x1F, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2A,
 	};
 	for (size_t i = 0; i < sizeof(ids); i++)
 		if (allowed(ids[i], type))
@@ -123,15 +123,18 @@ static void fill_props(struct mqtt_props *p, uint8_t type)
 }
 
 static const struct mqtt_sub_entry entries[] = {
-	{.filter = {(const uint8_t *)"sport/tennis/+", 14}, .qos = 2, .no_local = true,
-	 .retain_as_published = true, .retain_handling = 2},
-	{.filter = {(const uint8_t *)"#", 1}, .qos = 0, .retain_handling = 1},
-	{.filter = {(const uint8_t *)"$share/g1/a/b", 13}, .qos = 1},
-	{.filter = {(const uint8_t *)"bad/#/filter", 12}, .qos = 1}, /* decodes with rc 0x8F */
+    {.filter = {(const uint8_t *)"sport/tennis/+", 14},
+     .qos = 2,
+     .no_local = true,
+     .retain_as_published = true,
+     .retain_handling = 2},
+    {.filter = {(const uint8_t *)"#", 1}, .qos = 0, .retain_handling = 1},
+    {.filter = {(const uint8_t *)"$share/g1/a/b", 13}, .qos = 1},
+    {.filter = {(const uint8_t *)"bad/#/filter", 12}, .qos = 1}, /* decodes with rc 0x8F */
 };
 static const struct mqtt_view unsub_filters[] = {
-	{(const uint8_t *)"a/b", 3},
-	{(const uint8_t *)"$share/g/#", 10},
+    {(const uint8_t *)"a/b", 3},
+    {(const uint8_t *)"$share/g/#", 10},
 };
 
 static void build(const struct case_ *c, struct mqtt_packet *p)
@@ -181,8 +184,8 @@ static void build(const struct case_ *c, struct mqtt_packet *p)
 		p->ack.packet_id = 4660;
 		if (v5) {
 			p->ack.rc = c->type == MQTT_PUBREL || c->type == MQTT_PUBCOMP
-					    ? MQTT_RC_PACKET_ID_NOT_FOUND
-					    : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+			                ? MQTT_RC_PACKET_ID_NOT_FOUND
+			                : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 			fill_props(&p->ack.props, c->type);
 		}
 		break;
@@ -208,7 +211,7 @@ static void build(const struct case_ *c, struct mqtt_packet *p)
 	case MQTT_SUBACK:
 		p->suback.packet_id = 2;
 		p->suback.rcs = v5 ? (struct mqtt_view){(const uint8_t *)"\x02\x00\x8F\x87\xA2", 5}
-				   : (struct mqtt_view){(const uint8_t *)"\x02\x00\x80\x01", 4};
+		                   : (struct mqtt_view){(const uint8_t *)"\x02\x00\x80\x01", 4};
 		if (v5)
 			fill_props(&p->suback.props, MQTT_SUBACK);
 		break;
@@ -230,7 +233,7 @@ static void build(const struct case_ *c, struct mqtt_packet *p)
 	case MQTT_AUTH:
 		if (v5) {
 			p->reason.rc = c->type == MQTT_AUTH ? MQTT_RC_CONTINUE_AUTHENTICATION
-							    : MQTT_RC_DISCONNECT_WITH_WILL;
+			                                    : MQTT_RC_DISCONNECT_WITH_WILL;
 			fill_props(&p->reason.props, c->type);
 		}
 		break;
@@ -260,23 +263,23 @@ ParameterizedTest(struct case_ *c, roundtrip, every_type_every_level)
 	size_t n = mqtt_encode(&p, c->version, buf, sizeof(buf));
 	cr_assert_gt(n, 0, "%s v%u: does not encode", mqtt_type_name(c->type), c->version);
 	cr_assert_eq(n, len, "%s v%u: encode_len %zu but wrote %zu", mqtt_type_name(c->type),
-		     c->version, len, n);
+	             c->version, len, n);
 	cr_assert_eq(mqtt_encode(&p, c->version, buf2, n - 1), 0, "must not fit in one less");
 
 	size_t used = 0;
 	enum mqtt_rc rc = mqtt_decode_buf(buf, n, c->version, &q, &used);
-	cr_assert_eq(rc, MQTT_RC_SUCCESS, "%s v%u: decode: %s", mqtt_type_name(c->type),
-		     c->version, mqtt_rc_name(rc));
+	cr_assert_eq(rc, MQTT_RC_SUCCESS, "%s v%u: decode: %s", mqtt_type_name(c->type), c->version,
+	             mqtt_rc_name(rc));
 	cr_assert_eq(used, n);
 	char why[160] = "";
 	cr_assert(packet_eq(&p, &q, c->version, why, sizeof(why)), "%s v%u: %s",
-		  mqtt_type_name(c->type), c->version, why);
+	          mqtt_type_name(c->type), c->version, why);
 
 	/* The decoded form (views into buf) re-encodes to the same bytes. */
 	size_t n2 = mqtt_encode(&q, c->version, buf2, sizeof(buf2));
 	cr_assert_eq(n2, n);
 	cr_assert_arr_eq(buf2, buf, n, "%s v%u: not canonical", mqtt_type_name(c->type),
-			 c->version);
+	                 c->version);
 	cr_assert_eq(mqtt_decode_buf(buf2, n2, c->version, &r, NULL), MQTT_RC_SUCCESS);
 }
 

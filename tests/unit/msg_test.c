@@ -14,8 +14,8 @@ Test(msg, copies_out_of_the_receive_buffer)
 	 * 3, subscription id 9 (as a broker would never accept from a client,
 	 * but msg_new must clear it anyway), user "k"="v"; payload "hi". */
 	uint8_t wire[] = {0x32, 0x1A, 0x00, 0x03, 'a',  '/',  'b',  0x00, 0x07, 0x10,
-			  0x03, 0x00, 0x01, 't',  0x23, 0x00, 0x03, 0x0B, 0x09, 0x26,
-			  0x00, 0x01, 'k',  0x00, 0x01, 'v',  'h',  'i'};
+	                  0x03, 0x00, 0x01, 't',  0x23, 0x00, 0x03, 0x0B, 0x09, 0x26,
+	                  0x00, 0x01, 'k',  0x00, 0x01, 'v',  'h',  'i'};
 	struct mqtt_packet p;
 	cr_assert_eq(mqtt_decode_buf(wire, sizeof(wire), 5, &p, NULL), MQTT_RC_SUCCESS);
 	struct sess_id origin = {.slot = 4, .gen = 2, .worker = 1};
@@ -44,8 +44,8 @@ Test(msg, copies_out_of_the_receive_buffer)
 	out.publish.qos = 0;
 	uint8_t buf[64];
 	size_t n = mqtt_encode(&out, 5, buf, sizeof(buf));
-	const uint8_t want[] = {0x30, 0x13, 0x00, 0x03, 'a', '/', 'b', 0x0B, 0x03, 0x00, 0x01,
-				't',  0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v', 'h', 'i'};
+	const uint8_t want[] = {0x30, 0x13, 0x00, 0x03, 'a', '/',  'b',  0x0B, 0x03, 0x00, 0x01,
+	                        't',  0x26, 0x00, 0x01, 'k', 0x00, 0x01, 'v',  'h',  'i'};
 	cr_assert_eq(n, sizeof(want));
 	cr_assert_arr_eq(buf, want, sizeof(want));
 	msg_unref(m);
@@ -57,8 +57,7 @@ Test(msg, alias_resolved_topic_is_used)
 	const uint8_t wire[] = {0x30, 0x08, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02, 'x', 'y'};
 	struct mqtt_packet p;
 	cr_assert_eq(mqtt_decode_buf(wire, sizeof(wire), 5, &p, NULL), MQTT_RC_SUCCESS);
-	struct msg *m = msg_new(&p.publish, 5, mqtt_view_str("from/alias"), (struct sess_id){0},
-				0);
+	struct msg *m = msg_new(&p.publish, 5, mqtt_view_str("from/alias"), (struct sess_id){0}, 0);
 	cr_assert(mqtt_view_eq_str(m->pub.topic, "from/alias"));
 	cr_assert(mqtt_view_eq_str(m->pub.payload, "xy"));
 	msg_unref(m);
@@ -66,8 +65,8 @@ Test(msg, alias_resolved_topic_is_used)
 
 Test(msg, expiry_counts_down_and_rounds_up)
 {
-	const uint8_t wire[] = {0x30, 0x0B, 0x00, 0x01, 't', 0x05, 0x02, 0x00, 0x00, 0x00, 0x0A,
-				'p',  'q'};
+	const uint8_t wire[] = {0x30, 0x0B, 0x00, 0x01, 't', 0x05, 0x02,
+	                        0x00, 0x00, 0x00, 0x0A, 'p', 'q'};
 	struct mqtt_packet p;
 	cr_assert_eq(mqtt_decode_buf(wire, sizeof(wire), 5, &p, NULL), MQTT_RC_SUCCESS);
 	struct msg *m = msg_new(&p.publish, 5, p.publish.topic, (struct sess_id){0}, 5000);

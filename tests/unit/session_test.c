@@ -116,8 +116,9 @@ Test(session, queue_drop_oldest)
 		ms[i] = make(p, 0, 0);
 	}
 	for (int i = 0; i < 5; i++)
-		cr_assert_eq(session_enqueue(s, ms[i], 1, false, 0, 3, UINT64_MAX, QUEUE_DROP_OLDEST),
-			     i < 3 ? 0u : 1u);
+		cr_assert_eq(
+		    session_enqueue(s, ms[i], 1, false, 0, 3, UINT64_MAX, QUEUE_DROP_OLDEST),
+		    i < 3 ? 0u : 1u);
 	cr_assert_eq(s->q_len, 3);
 	cr_assert_eq(s->dropped_count, 2);
 	cr_assert_eq(refs(ms[0]), 1, "dropped messages are released");
@@ -143,13 +144,13 @@ Test(session, queue_drop_newest_and_bytes_limit)
 	uint64_t one = a->size_bytes;
 	cr_assert_eq(session_enqueue(s, a, 1, false, 0, 100, one, QUEUE_DROP_NEWEST), 0);
 	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 100, one, QUEUE_DROP_NEWEST), 1,
-		     "over the byte limit: the new one goes");
+	             "over the byte limit: the new one goes");
 	cr_assert_eq(s->q_len, 1);
 	cr_assert_eq(s->q[s->q_head].m, a);
 	cr_assert_eq(s->q_bytes, one);
 	cr_assert_eq(refs(b), 1);
 	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 0, UINT64_MAX, QUEUE_DROP_OLDEST), 2,
-		     "a limit of 0 keeps nothing: the queued one and the new one go");
+	             "a limit of 0 keeps nothing: the queued one and the new one go");
 	cr_assert_eq(s->q_len, 0);
 	cr_assert_eq(refs(a), 1);
 	session_free(s);
@@ -164,7 +165,8 @@ Test(session, queue_grows_past_its_first_allocation_in_order)
 	for (int i = 0; i < 40; i++) {
 		m[i] = make("x", 0, 0);
 		/* Interleave dequeues so the ring wraps before it grows. */
-		session_enqueue(s, m[i], 1, false, (uint32_t)i, 1000, UINT64_MAX, QUEUE_DROP_OLDEST);
+		session_enqueue(s, m[i], 1, false, (uint32_t)i, 1000, UINT64_MAX,
+		                QUEUE_DROP_OLDEST);
 		if (i % 3 == 0) {
 			struct queued q;
 			cr_assert(session_dequeue(s, &q));
