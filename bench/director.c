@@ -121,10 +121,11 @@ int director_drive(const struct scenario *sc, const struct director_source *src,
 			out->interrupted = true;
 			break;
 		}
-		if (cur.conn_up > out->conn_up_peak) {
+		if (cur.conn_up > out->conn_up_peak)
 			out->conn_up_peak = cur.conn_up;
+		/* workers read their RSS once a second: keep the highest seen */
+		if (cur.rss_bytes > out->bench_rss_peak_bytes)
 			out->bench_rss_peak_bytes = cur.rss_bytes;
-		}
 		switch (ph) {
 		case PH_CONNECT: {
 			bool all = cur.conn_ok + cur.conn_failed >= plan.clients_total &&
@@ -151,8 +152,6 @@ int director_drive(const struct scenario *sc, const struct director_source *src,
 				out->hold_s = in_phase;
 				if (broker)
 					out->broker_rss_peak_bytes = procfs_rss_bytes(broker);
-				out->conn_up_peak = cur.conn_up;
-				out->bench_rss_peak_bytes = cur.rss_bytes;
 				ph = PH_STOP;
 			}
 			break;

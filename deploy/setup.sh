@@ -10,7 +10,7 @@ set -euo pipefail
 
 build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev
 	libprotobuf-c-dev protobuf-c-compiler)
-test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients
+test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl
 	python3-paho-mqtt nodejs)
 
 want=("${build_pkgs[@]}")

@@ -183,6 +183,14 @@ def main():
         expect_exact(j, j["publish"]["published"])
     check("unlimited rate qos 1 with in-flight window: exact", unlimited_inflight)
 
+    def large_payloads():
+        # 1 MB messages span many receive buffers and sends: reassembly and
+        # short-send handling must keep every message whole
+        j, _ = bench("pairs", *P, "-c", 2, "-s", 1000000, "-n", 20, "-r", 100, "-q", 1,
+                     expect_rc=0)
+        expect_exact(j, 40)
+    check("1 MB payloads: reassembled whole, exact counts", large_payloads)
+
     def latency():
         j, _ = bench("pairs", *P, "-c", 5, "-r", 50, "-d", 2, "-q", 0, expect_rc=0)
         lat = j["latency_us"]
