@@ -87,6 +87,8 @@ static int by_session(const void *a, const void *b)
 		return x->who.slot < y->who.slot ? -1 : 1;
 	if (x->who.gen != y->who.gen)
 		return x->who.gen < y->who.gen ? -1 : 1;
+	if (x->opts.sub_id != y->opts.sub_id)
+		return x->opts.sub_id < y->opts.sub_id ? -1 : 1;
 	return 0;
 }
 
@@ -118,15 +120,19 @@ void route_publish(struct worker *w, struct msg *m)
 		qsort(w->match_buf, w->match_len, sizeof(*w->match_buf), by_session);
 
 	/* Overlapping subscriptions of one session become one delivery with
-	 * the highest QoS [MQTT-3.3.4-2]; no-local ones drop out for the
-	 * publisher's own session [MQTT-3.8.3-3]. */
+	 * the highest QoS [MQTT-3.3.4-2], one per distinct subscription
+	 * identifier so that each identifier reaches the client
+	 * [MQTT-3.3.4-3, -5] (a 3.1.1 session has none: one copy); no-local
+	 * ones drop out for the publisher's own session [MQTT-3.8.3-3]. */
 	uint32_t i = 0;
 	while (i < w->match_len) {
 		struct sess_id who = w->match_buf[i].e.who;
+		uint32_t sub_id = w->match_buf[i].e.opts.sub_id;
 		int qos = -1;
 		bool rap = false, shared = true;
-		uint32_t sub_id = 0;
-		for (; i < w->match_len && sess_id_eq(w->match_buf[i].e.who, who); i++) {
+		for (; i < w->match_len && sess_id_eq(w->match_buf[i].e.who, who) &&
+		       w->match_buf[i].e.opts.sub_id == sub_id;
+		     i++) {
 			const struct sub_opts *o = &w->match_buf[i].e.opts;
 			if (o->no_local && sess_id_eq(who, m->origin))
 				continue;
@@ -134,8 +140,6 @@ void route_publish(struct worker *w, struct msg *m)
 				qos = o->qos;
 			rap |= o->rap;
 			shared &= w->match_buf[i].shared; /* any own subscription: it is theirs */
-			if (!sub_id)
-				sub_id = o->sub_id;
 		}
 		if (qos < 0)
 			continue;

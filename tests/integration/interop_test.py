@@ -870,11 +870,12 @@ def t_unsubscribe():
     s.connect()
     s.subscribe(topic("unsub/a"), 1)
     s.subscribe(topic("unsub/b"), 1)
+    unsubacks = []
+    # Installed before the call: the UNSUBACK can arrive before it returns.
+    s.c.on_unsubscribe = lambda c, u, m, *a: unsubacks.append(m)
     rc, mid = s.c.unsubscribe(topic("unsub/a"))
     check(rc == 0, f"unsubscribe returned {rc}")
-    unsubacks = []
-    s.c.on_unsubscribe = lambda c, u, m, *a: unsubacks.append(m)
-    s.wait(lambda: mid in unsubacks or len(unsubacks) > 0, "UNSUBACK")
+    s.wait(lambda: mid in unsubacks, "UNSUBACK")
     p = Paho("pub", V311)
     p.connect()
     p.publish(topic("unsub/a"), "gone", 1)

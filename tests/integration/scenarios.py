@@ -208,6 +208,25 @@ def t02_overlap_one_copy_max_qos(ctx, v):
     sub.nothing()
 
 
+@test(versions=(5,))
+def t02_overlap_every_subscription_id_arrives(ctx, v):
+    t = uniq("ovl")
+    sub = ctx.connected(v)
+    sub.send(subscribe(v, 1, [(t + "/#", 1)], p=[(0x0B, 1)]))
+    sub.expect(SUBACK)
+    sub.send(subscribe(v, 2, [(t + "/+", 1)], p=[(0x0B, 2)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t + "/x", "hi", qos=1, pid=1))
+    ids = []
+    for _ in range(2):  # one copy per subscription identifier [MQTT-3.3.4-5]
+        m = sub.expect(PUBLISH)
+        ids += m.all_props(0x0B)
+        sub.send(ack(PUBACK, m.pid))
+    assert sorted(ids) == [1, 2], ids
+    sub.nothing()
+
+
 @test()
 def t02_unsubscribe(ctx, v):
     t = uniq()
