@@ -148,7 +148,9 @@ static void deliver(struct worker *w, struct client *c, const struct mqtt_publis
 	}
 	if (r == TRACK_NOROOM)
 		st->untracked++;
-	if (r == TRACK_LATE)
+	/* a $share group's members are separate connections: the order across
+	 * them is not the broker's to keep, so only a subscriber counts it */
+	if (r == TRACK_LATE && sink < w->plan.clients_total)
 		st->out_of_order++;
 	st->delivered++;
 	uint64_t now = worker_wall_ns();

@@ -335,6 +335,20 @@ def main():
                     a.wait()
     check("controller with 3 agents: merged counts and histogram", agents)
 
+    def two_hosts():
+        # -h a,b: clients are spread round-robin; pairs stay on one broker
+        # because pair i's two clients (indexes i and N+i) land on targets
+        # i % 2 and (N+i) % 2, equal when N is even
+        other = Mosquitto("hosts")
+        j, _ = bench("pairs", "-h", f"127.0.0.1:{m.port},127.0.0.1:{other.port}", "-c", 10,
+                     "-n", 50, "-r", 500, "-q", 1, expect_rc=0)
+        expect_exact(j, 500)
+        other_log = open(other.log).read()
+        n = len(re.findall(r"New client connected from", other_log))
+        expect_eq("clients on the second broker", n, 10)
+        other.stop()
+    check("-h with two brokers: clients spread over both", two_hosts)
+
     def compare():
         b = Mosquitto("second")
         j, _ = bench("compare", "--a", f"127.0.0.1:{m.port}", "--b", f"127.0.0.1:{b.port}",
