@@ -11,6 +11,7 @@ void mbox_init(struct mbox *mb)
 {
 	atomic_init(&mb->tail, 0);
 	atomic_init(&mb->head, 0);
+	atomic_init(&mb->consumed_bytes, 0);
 	mb->head_cache = 0;
 	mb->tail_cache = 0;
 }

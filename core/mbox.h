@@ -41,6 +41,7 @@ struct mbox_msg {
 	struct sess_id target; /* session the message is for */
 	uint32_t conn_slot;    /* MB_TAKEOVER / MB_HANDOVER: the new connection */
 	uint32_t conn_gen;
+	uint32_t bytes; /* MB_DELIVER: the message's size_bytes (transit accounting) */
 	void *ptr;
 };
 
@@ -53,6 +54,9 @@ struct mbox {
 	uint32_t head_cache;          /* producer's last view of head */
 	alignas(64) atomic_uint head; /* written by the consumer */
 	uint32_t tail_cache;          /* consumer's last view of tail */
+	/* Written by the consumer: the sum of `bytes` it has handled; the
+	 * producer subtracts it from what it sent to know what is in transit. */
+	atomic_uint_fast64_t consumed_bytes;
 	alignas(64) struct mbox_msg slots[MBOX_CAP];
 };
 

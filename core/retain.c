@@ -8,7 +8,8 @@
  * child and its siblings (doubly linked, so a node leaves its parent in
  * O(1) even under 100k siblings), and holds at most one message. Literal
  * lookup of a child goes through ONE open-addressing table keyed by
- * (parent pointer, level bytes) for the whole store, as in subidx.c. So a
+ * (parent pointer, level bytes) for the whole store (leveltab.h, shared
+ * with subidx.c). So a
  * filter level costs one hash probe when it is a literal, a walk of the
  * children when it is '+', and a walk of the subtree when it is '#': match
  * touches only the branches the filter can reach, never every topic.
@@ -36,15 +37,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leveltab.h"
 #include "topic.h"
 
 /* Test-visible (declared again in tests/unit/retain_test.c). */
 size_t retain_node_count(const struct retain *rs);
 size_t retain_mem_bytes(const struct retain *rs);
 
-#define TABLE_MIN_SLOTS 64u
-#define LEVEL_ROOT      UINT32_MAX       /* filter offset "selected the root" */
-#define LEVEL_END       (UINT32_MAX - 1) /* filter offset "no level left" */
+#define LEVEL_ROOT UINT32_MAX       /* filter offset "selected the root" */
+#define LEVEL_END  (UINT32_MAX - 1) /* filter offset "no level left" */
 
 struct rnode {
 	struct rnode *parent; /* NULL only for the root */
@@ -52,175 +53,27 @@ struct rnode {
 	struct rnode *next;   /* next sibling */
 	struct rnode *prev;   /* previous sibling */
 	struct msg *msg;      /* retained message of this topic, or NULL */
-	uint32_t tag;         /* hash of (parent, level), kept for table growth */
+	uint32_t tag;         /* hash of (parent, level), kept for table deletion */
 	uint16_t level_len;   /* bytes of level */
 	uint8_t level[];
 };
 
 struct retain {
-	struct rnode *root;   /* level "", never freed before retain_free */
-	struct rnode **slots; /* child table: NULL = empty */
-	uint32_t *tags;       /* child table: hash tag of slots[i] */
-	uint32_t table_cap;   /* slots, a power of two, or 0 */
-	uint32_t table_count; /* nodes in the table: every node but the root */
-	uint64_t seed;        /* per-store hash seed */
-	size_t count;         /* messages held */
-	size_t bytes;         /* sum of their size_bytes */
-	size_t mem_bytes;     /* bytes of index structure requested from malloc */
-	bool matching;        /* inside retain_match: no reentry */
+	struct rnode *root;    /* level "", never freed before retain_free */
+	struct leveltab table; /* every node but the root, keyed by (parent, level) */
+	size_t count;          /* messages held */
+	size_t bytes;          /* sum of their size_bytes */
+	size_t mem_bytes;      /* bytes of index structure requested from malloc */
+	bool matching;         /* inside retain_match: no reentry */
 };
 
-/* ---- memory accounting -------------------------------------------------- */
+/* ---- the child table (leveltab.h) -------------------------------------- */
 
-static void *xmalloc(struct retain *rs, size_t n)
+static bool node_is(const void *node, const void *parent, const uint8_t *p, uint32_t len)
 {
-	void *p = malloc(n);
-	if (p)
-		rs->mem_bytes += n;
-	return p;
-}
-
-static void xfree(struct retain *rs, void *p, size_t n)
-{
-	if (!p)
-		return;
-	rs->mem_bytes -= n;
-	free(p);
-}
-
-/* ---- hashing ------------------------------------------------------------ */
-
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-/* Hash of a level under a parent; see hash_level() in subidx.c for why the
- * parent and a per-store seed are mixed in. */
-static uint32_t hash_level(const struct retain *rs, const struct rnode *parent, const uint8_t *p,
-                           uint32_t len)
-{
-	uint64_t h =
-	    rs->seed ^ mix64((uint64_t)(uintptr_t)parent) ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ (w * 0x87c37b91114253d5ULL));
-		h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
-		p += 8;
-		len -= 8;
-	}
-	if (len) {
-		uint64_t w = 0;
-		memcpy(&w, p, len);
-		h ^= w * 0x87c37b91114253d5ULL;
-	}
-	return (uint32_t)(mix64(h) >> 32);
-}
-
-/* ---- the child table ---------------------------------------------------- */
-
-static size_t table_bytes(uint32_t cap)
-{
-	return (size_t)cap * (sizeof(struct rnode *) + sizeof(uint32_t));
-}
-
-static struct rnode *table_find(const struct retain *rs, const struct rnode *parent,
-                                const uint8_t *p, uint32_t len)
-{
-	if (rs->table_count == 0)
-		return NULL;
-	uint32_t tag = hash_level(rs, parent, p, len);
-	uint32_t mask = rs->table_cap - 1;
-	for (uint32_t i = tag & mask;; i = (i + 1) & mask) {
-		struct rnode *c = rs->slots[i];
-		if (!c)
-			return NULL;
-		if (rs->tags[i] == tag && c->parent == parent && c->level_len == len &&
-		    memcmp(c->level, p, len) == 0)
-			return c;
-	}
-}
-
-static bool table_resize(struct retain *rs, uint32_t cap)
-{
-	struct rnode **slots = NULL;
-	uint32_t *tags = NULL;
-	if (cap) {
-		slots = xmalloc(rs, table_bytes(cap));
-		if (!slots)
-			return false;
-		memset(slots, 0, table_bytes(cap));
-		tags = (uint32_t *)(slots + cap);
-		uint32_t mask = cap - 1;
-		for (uint32_t j = 0; j < rs->table_cap; j++) {
-			struct rnode *c = rs->slots[j];
-			if (!c)
-				continue;
-			uint32_t i = c->tag & mask;
-			while (slots[i])
-				i = (i + 1) & mask;
-			slots[i] = c;
-			tags[i] = c->tag;
-		}
-	}
-	xfree(rs, rs->slots, table_bytes(rs->table_cap));
-	rs->slots = slots;
-	rs->tags = tags;
-	rs->table_cap = cap;
-	return true;
-}
-
-/* Room for one more node at a load factor of at most 3/4. */
-static bool table_reserve(struct retain *rs)
-{
-	if ((uint64_t)(rs->table_count + 1) * 4 <= (uint64_t)rs->table_cap * 3)
-		return true;
-	uint32_t cap = rs->table_cap ? rs->table_cap * 2 : TABLE_MIN_SLOTS;
-	assert(cap > rs->table_cap);
-	return table_resize(rs, cap);
-}
-
-static void table_insert(struct retain *rs, struct rnode *c)
-{
-	uint32_t mask = rs->table_cap - 1;
-	uint32_t i = c->tag & mask;
-	while (rs->slots[i])
-		i = (i + 1) & mask;
-	rs->slots[i] = c;
-	rs->tags[i] = c->tag;
-	rs->table_count++;
-}
-
-/* Backward-shift deletion: no tombstones, so churn cannot degrade probes. */
-static void table_delete(struct retain *rs, struct rnode *c)
-{
-	uint32_t mask = rs->table_cap - 1;
-	uint32_t i = c->tag & mask;
-	while (rs->slots[i] != c) {
-		assert(rs->slots[i]);
-		i = (i + 1) & mask;
-	}
-	for (uint32_t j = (i + 1) & mask; rs->slots[j]; j = (j + 1) & mask) {
-		uint32_t home = rs->tags[j] & mask;
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (stays)
-			continue;
-		rs->slots[i] = rs->slots[j];
-		rs->tags[i] = rs->tags[j];
-		i = j;
-	}
-	rs->slots[i] = NULL;
-	rs->table_count--;
-	if (rs->table_count == 0)
-		table_resize(rs, 0);
-	else if (rs->table_cap > TABLE_MIN_SLOTS && rs->table_count < rs->table_cap / 8)
-		table_resize(rs, rs->table_cap / 2); /* failure keeps the larger table */
+	const struct rnode *c = node;
+	return (const void *)c->parent == parent && c->level_len == len &&
+	       memcmp(c->level, p, len) == 0;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -236,7 +89,7 @@ static struct rnode *node_new(struct retain *rs, struct rnode *parent, const uin
                               uint32_t len)
 {
 	assert(len <= UINT16_MAX);
-	struct rnode *n = xmalloc(rs, node_bytes(len));
+	struct rnode *n = leveltab_alloc(&rs->mem_bytes, node_bytes(len));
 	if (!n)
 		return NULL;
 	memset(n, 0, offsetof(struct rnode, level));
@@ -249,13 +102,13 @@ static struct rnode *node_new(struct retain *rs, struct rnode *parent, const uin
 
 static struct rnode *child_add(struct retain *rs, struct rnode *p, struct mqtt_view l)
 {
-	if (!table_reserve(rs))
+	if (!leveltab_reserve(&rs->table))
 		return NULL;
 	struct rnode *c = node_new(rs, p, l.ptr, l.len);
 	if (!c)
 		return NULL;
-	c->tag = hash_level(rs, p, l.ptr, l.len);
-	table_insert(rs, c);
+	c->tag = leveltab_hash(&rs->table, p, l.ptr, l.len);
+	leveltab_insert(&rs->table, c, c->tag);
 	c->next = p->first;
 	if (p->first)
 		p->first->prev = c;
@@ -274,8 +127,8 @@ static void free_if_empty(struct retain *rs, struct rnode *n)
 		n->parent->first = n->next;
 	if (n->next)
 		n->next->prev = n->prev;
-	table_delete(rs, n);
-	xfree(rs, n, node_bytes(n->level_len));
+	leveltab_delete(&rs->table, n, n->tag);
+	leveltab_dealloc(&rs->mem_bytes, n, node_bytes(n->level_len));
 }
 
 /* Free n and every ancestor it leaves empty. */
@@ -305,7 +158,8 @@ struct retain *retain_new(void)
 	if (!rs)
 		return NULL;
 	rs->mem_bytes = sizeof(*rs);
-	rs->seed = mix64((uint64_t)(uintptr_t)rs ^ 0x52455441494eULL);
+	leveltab_init(&rs->table, &rs->mem_bytes,
+	              leveltab_mix64((uint64_t)(uintptr_t)rs ^ 0x52455441494eULL));
 	rs->root = node_new(rs, NULL, NULL, 0);
 	if (!rs->root) {
 		free(rs);
@@ -319,8 +173,8 @@ void retain_free(struct retain *rs)
 	if (!rs)
 		return;
 	/* Every node but the root is in the table: no tree walk needed. */
-	for (uint32_t i = 0; i < rs->table_cap; i++) {
-		struct rnode *n = rs->slots[i];
+	for (uint32_t i = 0; i < rs->table.cap; i++) {
+		struct rnode *n = rs->table.slots[i];
 		if (!n)
 			continue;
 		if (n->msg)
@@ -328,7 +182,7 @@ void retain_free(struct retain *rs)
 		free(n);
 	}
 	free(rs->root);
-	free(rs->slots);
+	leveltab_fini(&rs->table);
 	free(rs);
 }
 
@@ -344,7 +198,7 @@ int retain_put(struct retain *rs, struct msg *m)
 	struct mqtt_view l;
 	mqtt_level_iter_init(&it, topic);
 	while (mqtt_level_iter_next(&it, &l)) {
-		struct rnode *c = table_find(rs, n, l.ptr, l.len);
+		struct rnode *c = leveltab_find(&rs->table, n, l.ptr, l.len, node_is);
 		if (!c && del)
 			return 0; /* nothing retained there */
 		if (!c)
@@ -484,8 +338,9 @@ size_t retain_match(struct retain *rs, struct mqtt_view filter, uint64_t now_ms,
 				down = false;
 				continue;
 			}
-			struct rnode *child = is_wild(l, '+') ? skip_dollar(rs, c->first)
-			                                      : table_find(rs, c, l.ptr, l.len);
+			struct rnode *child =
+			    is_wild(l, '+') ? skip_dollar(rs, c->first)
+			                    : leveltab_find(&rs->table, c, l.ptr, l.len, node_is);
 			if (child) {
 				c = child;
 				cs = ns;
@@ -547,7 +402,7 @@ unsigned retain_shard_of(struct mqtt_view topic, unsigned n)
 
 size_t retain_node_count(const struct retain *rs)
 {
-	return rs->table_count + 1;
+	return rs->table.count + 1;
 }
 
 size_t retain_mem_bytes(const struct retain *rs)

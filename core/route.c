@@ -106,6 +106,7 @@ static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8
 	                      .from = w->id,
 	                      .sub_id = sub_id,
 	                      .target = to,
+	                      .bytes = m->size_bytes,
 	                      .ptr = msg_ref(m)};
 	mbox_send(w, to.worker, &mb);
 }

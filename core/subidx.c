@@ -8,10 +8,11 @@
  *  - A node per filter level. The wildcard children '+' and '#' hang off
  *    their parent by direct pointer, so match never hashes a wildcard.
  *    Literal children of every node live in ONE open-addressing table keyed
- *    by (parent pointer, level bytes): a node with 100k children costs no
- *    more per lookup than one with two, and a node with none carries no
- *    empty child table. The table stores a 32-bit hash tag beside each
- *    pointer so a probe touches a node only when the tag agrees.
+ *    by (parent pointer, level bytes) (leveltab.h, shared with retain.c): a
+ *    node with 100k children costs no more per lookup than one with two,
+ *    and a node with none carries no empty child table. The table stores a
+ *    32-bit hash tag beside each pointer so a probe touches a node only
+ *    when the tag agrees.
  *  - Non-shared subscriptions of a node are a packed array of 16-byte
  *    entries (sub_id, QoS, no-local and RAP share one word). Past
  *    SUBS_INDEX_MIN entries a per-node position index (u32 open addressing
@@ -43,15 +44,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leveltab.h"
 #include "topic.h"
 
 /* Test-visible (declared again in tests/unit/subidx_test.c). */
 size_t subidx_node_count(const struct subidx *ix);
 size_t subidx_mem_bytes(const struct subidx *ix);
 
-#define SUB_ID_MAX      0x0FFFFFFFu /* 268,435,455: a Variable Byte Integer */
-#define SUBS_INDEX_MIN  16u         /* entries before a node gets a position index */
-#define TABLE_MIN_SLOTS 64u
+#define SUB_ID_MAX     0x0FFFFFFFu /* 268,435,455: a Variable Byte Integer */
+#define SUBS_INDEX_MIN 16u         /* entries before a node gets a position index */
 
 /* One subscriber, packed: 16 bytes instead of sizeof(struct sub_entry). */
 struct pentry {
@@ -88,7 +89,7 @@ struct node {
 	struct subs *subs;    /* non-shared subscriptions, NULL when none */
 	struct group *groups; /* shared groups, NULL when none */
 	uint32_t kids;        /* children: in the table, plus '+' and '#' */
-	uint32_t tag;         /* hash of (parent, level), kept for table growth */
+	uint32_t tag;         /* hash of (parent, level), kept for table deletion */
 	uint16_t level_len;   /* bytes of level */
 	uint8_t level[];
 };
@@ -100,192 +101,24 @@ struct frame {
 };
 
 struct subidx {
-	struct node *root;    /* level "", never freed before subidx_free */
-	struct node **slots;  /* child table: NULL = empty */
-	uint32_t *tags;       /* child table: hash tag of slots[i] */
-	uint32_t table_cap;   /* slots, a power of two, or 0 */
-	uint32_t table_count; /* children in the table */
-	struct frame *stack;  /* match's DFS stack */
-	uint32_t stack_cap;   /* frames; >= deepest node depth + 2 */
-	uint64_t seed;        /* per-index hash seed (see hash_level) */
-	size_t sub_count;     /* subscriptions, a shared member counting once */
-	size_t group_count;   /* shared groups */
-	size_t node_count;    /* nodes including the root */
-	size_t mem_bytes;     /* bytes requested from malloc, for tests and metrics */
-	bool matching;        /* inside subidx_match: no reentry */
+	struct node *root;     /* level "", never freed before subidx_free */
+	struct leveltab table; /* literal children of every node, keyed by (parent, level) */
+	struct frame *stack;   /* match's DFS stack */
+	uint32_t stack_cap;    /* frames; >= deepest node depth + 2 */
+	size_t sub_count;      /* subscriptions, a shared member counting once */
+	size_t group_count;    /* shared groups */
+	size_t node_count;     /* nodes including the root */
+	size_t mem_bytes;      /* bytes requested from malloc, for tests and metrics */
+	bool matching;         /* inside subidx_match: no reentry */
 };
 
-/* ---- memory accounting -------------------------------------------------- */
+/* ---- the child table (leveltab.h) -------------------------------------- */
 
-static void *xmalloc(struct subidx *ix, size_t n)
+static bool node_is(const void *node, const void *parent, const uint8_t *p, uint32_t len)
 {
-	void *p = malloc(n);
-	if (p)
-		ix->mem_bytes += n;
-	return p;
-}
-
-static void *xrealloc(struct subidx *ix, void *p, size_t old_n, size_t n)
-{
-	void *q = realloc(p, n);
-	if (q)
-		ix->mem_bytes = ix->mem_bytes - old_n + n;
-	return q;
-}
-
-static void xfree(struct subidx *ix, void *p, size_t n)
-{
-	if (!p)
-		return;
-	ix->mem_bytes -= n;
-	free(p);
-}
-
-/* ---- hashing ------------------------------------------------------------ */
-
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-/*
- * Hash of a level under a parent. The parent pointer and a per-index seed
- * go into the initial state, so the same level under different parents
- * lands in different slots, and a client cannot precompute colliding levels
- * without knowing the layout of our heap (a mitigation, not a keyed MAC).
- * Eight bytes per round: levels are often UUIDs or serial numbers.
- */
-static uint32_t hash_level(const struct subidx *ix, const struct node *parent, const uint8_t *p,
-                           uint32_t len)
-{
-	uint64_t h =
-	    ix->seed ^ mix64((uint64_t)(uintptr_t)parent) ^ ((uint64_t)len * 0x9E3779B97F4A7C15ULL);
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ (w * 0x87c37b91114253d5ULL));
-		h = ((h << 31) | (h >> 33)) * 0x4cf5ad432745937fULL;
-		p += 8;
-		len -= 8;
-	}
-	if (len) {
-		uint64_t w = 0;
-		memcpy(&w, p, len);
-		h ^= w * 0x87c37b91114253d5ULL;
-	}
-	return (uint32_t)(mix64(h) >> 32);
-}
-
-/* ---- the child table ---------------------------------------------------- */
-
-static size_t table_bytes(uint32_t cap)
-{
-	return (size_t)cap * (sizeof(struct node *) + sizeof(uint32_t));
-}
-
-static bool node_is(const struct node *c, const struct node *parent, const uint8_t *p, uint32_t len)
-{
-	return c->parent == parent && c->level_len == len && memcmp(c->level, p, len) == 0;
-}
-
-static struct node *table_find(const struct subidx *ix, const struct node *parent, const uint8_t *p,
-                               uint32_t len)
-{
-	if (ix->table_count == 0)
-		return NULL;
-	uint32_t tag = hash_level(ix, parent, p, len);
-	uint32_t mask = ix->table_cap - 1;
-	for (uint32_t i = tag & mask;; i = (i + 1) & mask) {
-		struct node *c = ix->slots[i];
-		if (!c)
-			return NULL;
-		if (ix->tags[i] == tag && node_is(c, parent, p, len))
-			return c;
-	}
-}
-
-/* Rebuild the table with cap slots (cap 0 frees it). False when out of memory. */
-static bool table_resize(struct subidx *ix, uint32_t cap)
-{
-	struct node **slots = NULL;
-	uint32_t *tags = NULL;
-	if (cap) {
-		slots = xmalloc(ix, table_bytes(cap));
-		if (!slots)
-			return false;
-		memset(slots, 0, table_bytes(cap));
-		tags = (uint32_t *)(slots + cap);
-		uint32_t mask = cap - 1;
-		for (uint32_t j = 0; j < ix->table_cap; j++) {
-			struct node *c = ix->slots[j];
-			if (!c)
-				continue;
-			uint32_t i = c->tag & mask;
-			while (slots[i])
-				i = (i + 1) & mask;
-			slots[i] = c;
-			tags[i] = c->tag;
-		}
-	}
-	xfree(ix, ix->slots, table_bytes(ix->table_cap));
-	ix->slots = slots;
-	ix->tags = tags;
-	ix->table_cap = cap;
-	return true;
-}
-
-/* Make room for one more child; keeps the load factor at most 3/4. */
-static bool table_reserve(struct subidx *ix)
-{
-	if ((uint64_t)(ix->table_count + 1) * 4 <= (uint64_t)ix->table_cap * 3)
-		return true;
-	uint32_t cap = ix->table_cap ? ix->table_cap * 2 : TABLE_MIN_SLOTS;
-	assert(cap > ix->table_cap); /* 2^31 slots is far past any memory limit */
-	return table_resize(ix, cap);
-}
-
-static void table_insert(struct subidx *ix, struct node *c)
-{
-	uint32_t mask = ix->table_cap - 1;
-	uint32_t i = c->tag & mask;
-	while (ix->slots[i])
-		i = (i + 1) & mask;
-	ix->slots[i] = c;
-	ix->tags[i] = c->tag;
-	ix->table_count++;
-}
-
-/* Remove c with backward-shift deletion, so no tombstones accumulate. */
-static void table_delete(struct subidx *ix, struct node *c)
-{
-	uint32_t mask = ix->table_cap - 1;
-	uint32_t i = c->tag & mask;
-	while (ix->slots[i] != c) {
-		assert(ix->slots[i]);
-		i = (i + 1) & mask;
-	}
-	for (uint32_t j = (i + 1) & mask; ix->slots[j]; j = (j + 1) & mask) {
-		uint32_t home = ix->tags[j] & mask;
-		/* Move j into the hole at i unless its home lies in (i, j]. */
-		bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-		if (stays)
-			continue;
-		ix->slots[i] = ix->slots[j];
-		ix->tags[i] = ix->tags[j];
-		i = j;
-	}
-	ix->slots[i] = NULL;
-	ix->table_count--;
-	/* Give memory back after churn; a failed shrink keeps the big table. */
-	if (ix->table_count == 0)
-		table_resize(ix, 0);
-	else if (ix->table_cap > TABLE_MIN_SLOTS && ix->table_count < ix->table_cap / 8)
-		table_resize(ix, ix->table_cap / 2);
+	const struct node *c = node;
+	return (const void *)c->parent == parent && c->level_len == len &&
+	       memcmp(c->level, p, len) == 0;
 }
 
 /* ---- nodes -------------------------------------------------------------- */
@@ -300,7 +133,7 @@ static size_t node_bytes(uint32_t level_len)
 static struct node *node_new(struct subidx *ix, struct node *parent, const uint8_t *p, uint32_t len)
 {
 	assert(len <= UINT16_MAX);
-	struct node *n = xmalloc(ix, node_bytes(len));
+	struct node *n = leveltab_alloc(&ix->mem_bytes, node_bytes(len));
 	if (!n)
 		return NULL;
 	memset(n, 0, offsetof(struct node, level));
@@ -328,13 +161,13 @@ static struct node *child_find(const struct subidx *ix, const struct node *n, st
 		return n->plus;
 	if (is_hash(l))
 		return n->hash;
-	return table_find(ix, n, l.ptr, l.len);
+	return leveltab_find(&ix->table, n, l.ptr, l.len, node_is);
 }
 
 static struct node *child_add(struct subidx *ix, struct node *n, struct mqtt_view l)
 {
 	bool wild = is_plus(l) || is_hash(l);
-	if (!wild && !table_reserve(ix))
+	if (!wild && !leveltab_reserve(&ix->table))
 		return NULL;
 	struct node *c = node_new(ix, n, l.ptr, l.len);
 	if (!c)
@@ -344,8 +177,8 @@ static struct node *child_add(struct subidx *ix, struct node *n, struct mqtt_vie
 	} else if (is_hash(l)) {
 		n->hash = c;
 	} else {
-		c->tag = hash_level(ix, n, l.ptr, l.len);
-		table_insert(ix, c);
+		c->tag = leveltab_hash(&ix->table, n, l.ptr, l.len);
+		leveltab_insert(&ix->table, c, c->tag);
 	}
 	n->kids++;
 	return c;
@@ -366,9 +199,9 @@ static void prune(struct subidx *ix, struct node *n)
 		else if (parent->hash == n)
 			parent->hash = NULL;
 		else
-			table_delete(ix, n);
+			leveltab_delete(&ix->table, n, n->tag);
 		parent->kids--;
-		xfree(ix, n, node_bytes(n->level_len));
+		leveltab_dealloc(&ix->mem_bytes, n, node_bytes(n->level_len));
 		ix->node_count--;
 		n = parent;
 	}
@@ -412,7 +245,7 @@ static bool same_session(const struct pentry *p, struct sess_id who)
 
 static uint32_t session_hash(uint32_t slot, uint16_t worker)
 {
-	return (uint32_t)(mix64((uint64_t)slot << 16 | worker) >> 32);
+	return (uint32_t)(leveltab_mix64((uint64_t)slot << 16 | worker) >> 32);
 }
 
 static size_t subs_bytes(uint32_t cap)
@@ -443,11 +276,11 @@ static void index_put(struct subs *s, uint32_t at)
 /* Build (or rebuild at a new size) the position index. */
 static bool index_build(struct subidx *ix, struct subs *s, uint32_t cap)
 {
-	uint32_t *idx = xmalloc(ix, (size_t)cap * sizeof(uint32_t));
+	uint32_t *idx = leveltab_alloc(&ix->mem_bytes, (size_t)cap * sizeof(uint32_t));
 	if (!idx)
 		return false;
 	memset(idx, 0, (size_t)cap * sizeof(uint32_t));
-	xfree(ix, s->index, (size_t)s->index_cap * sizeof(uint32_t));
+	leveltab_dealloc(&ix->mem_bytes, s->index, (size_t)s->index_cap * sizeof(uint32_t));
 	s->index = idx;
 	s->index_cap = cap;
 	for (uint32_t k = 0; k < s->n; k++)
@@ -457,7 +290,7 @@ static bool index_build(struct subidx *ix, struct subs *s, uint32_t cap)
 
 static void index_drop(struct subidx *ix, struct subs *s)
 {
-	xfree(ix, s->index, (size_t)s->index_cap * sizeof(uint32_t));
+	leveltab_dealloc(&ix->mem_bytes, s->index, (size_t)s->index_cap * sizeof(uint32_t));
 	s->index = NULL;
 	s->index_cap = 0;
 }
@@ -490,7 +323,8 @@ static int subs_add(struct subidx *ix, struct node *n, const struct pentry *p)
 	uint32_t cap = s ? s->cap : 0;
 	if (count == cap) {
 		uint32_t ncap = cap ? cap * 2 : 1;
-		struct subs *g = xrealloc(ix, s, s ? subs_bytes(cap) : 0, subs_bytes(ncap));
+		struct subs *g =
+		    leveltab_realloc(&ix->mem_bytes, s, s ? subs_bytes(cap) : 0, subs_bytes(ncap));
 		if (!g)
 			return -1;
 		if (!s) {
@@ -552,7 +386,7 @@ static bool subs_remove(struct subidx *ix, struct node *n, struct sess_id who)
 	s->n--;
 	if (s->n == 0) {
 		index_drop(ix, s);
-		xfree(ix, s, subs_bytes(s->cap));
+		leveltab_dealloc(&ix->mem_bytes, s, subs_bytes(s->cap));
 		n->subs = NULL;
 		return true;
 	}
@@ -561,7 +395,8 @@ static bool subs_remove(struct subidx *ix, struct node *n, struct sess_id who)
 	else if (s->index && s->index_cap > 2 * SUBS_INDEX_MIN && s->n * 8 < s->index_cap)
 		index_build(ix, s, s->index_cap / 2); /* failure keeps the larger one */
 	if (s->n * 4 <= s->cap) {
-		struct subs *g = xrealloc(ix, s, subs_bytes(s->cap), subs_bytes(s->cap / 2));
+		struct subs *g =
+		    leveltab_realloc(&ix->mem_bytes, s, subs_bytes(s->cap), subs_bytes(s->cap / 2));
 		if (g) {
 			g->cap /= 2;
 			n->subs = g;
@@ -592,8 +427,8 @@ static void group_unlink_free(struct subidx *ix, struct node *n, struct group *g
 	while (*pp != g)
 		pp = &(*pp)->next;
 	*pp = g->next;
-	xfree(ix, g->m, (size_t)g->cap * sizeof(struct pentry));
-	xfree(ix, g, group_bytes(g->name_len));
+	leveltab_dealloc(&ix->mem_bytes, g->m, (size_t)g->cap * sizeof(struct pentry));
+	leveltab_dealloc(&ix->mem_bytes, g, group_bytes(g->name_len));
 	ix->group_count--;
 }
 
@@ -611,7 +446,7 @@ static int group_add(struct subidx *ix, struct node *n, struct mqtt_view name,
 			}
 		}
 	} else {
-		g = xmalloc(ix, group_bytes(name.len));
+		g = leveltab_alloc(&ix->mem_bytes, group_bytes(name.len));
 		if (!g)
 			return -1;
 		memset(g, 0, offsetof(struct group, name));
@@ -623,8 +458,8 @@ static int group_add(struct subidx *ix, struct node *n, struct mqtt_view name,
 	}
 	if (g->n == g->cap) {
 		uint32_t ncap = g->cap ? g->cap * 2 : 1;
-		struct pentry *m =
-		    xrealloc(ix, g->m, (size_t)g->cap * sizeof(*m), (size_t)ncap * sizeof(*m));
+		struct pentry *m = leveltab_realloc(
+		    &ix->mem_bytes, g->m, (size_t)g->cap * sizeof(*m), (size_t)ncap * sizeof(*m));
 		if (!m) {
 			if (fresh)
 				group_unlink_free(ix, n, g);
@@ -659,8 +494,9 @@ static bool group_remove(struct subidx *ix, struct node *n, struct mqtt_view nam
 	if (g->n == 0) {
 		group_unlink_free(ix, n, g);
 	} else if (g->n * 4 <= g->cap) {
-		struct pentry *m = xrealloc(ix, g->m, (size_t)g->cap * sizeof(*m),
-		                            (size_t)(g->cap / 2) * sizeof(*m));
+		struct pentry *m =
+		    leveltab_realloc(&ix->mem_bytes, g->m, (size_t)g->cap * sizeof(*m),
+		                     (size_t)(g->cap / 2) * sizeof(*m));
 		if (m) {
 			g->m = m;
 			g->cap /= 2;
@@ -677,10 +513,11 @@ struct subidx *subidx_new(void)
 	if (!ix)
 		return NULL;
 	ix->mem_bytes = sizeof(*ix);
-	ix->seed = mix64((uint64_t)(uintptr_t)ix ^ 0x5354524c494e47ULL);
+	leveltab_init(&ix->table, &ix->mem_bytes,
+	              leveltab_mix64((uint64_t)(uintptr_t)ix ^ 0x5354524c494e47ULL));
 	ix->root = node_new(ix, NULL, NULL, 0);
 	ix->stack_cap = 8;
-	ix->stack = xmalloc(ix, ix->stack_cap * sizeof(struct frame));
+	ix->stack = leveltab_alloc(&ix->mem_bytes, ix->stack_cap * sizeof(struct frame));
 	if (!ix->root || !ix->stack) {
 		free(ix->root);
 		free(ix->stack);
@@ -713,8 +550,8 @@ void subidx_free(struct subidx *ix)
 	 * wildcard node hangs off the '+' chain starting at the root or at a
 	 * table node (a '#' off any member of that chain). Walking each chain
 	 * frees every node exactly once, without recursion. */
-	for (uint32_t i = 0; i <= ix->table_cap; i++) {
-		struct node *n = i < ix->table_cap ? ix->slots[i] : ix->root;
+	for (uint32_t i = 0; i <= ix->table.cap; i++) {
+		struct node *n = i < ix->table.cap ? ix->table.slots[i] : ix->root;
 		while (n) {
 			struct node *plus = n->plus;
 			if (n->hash)
@@ -723,7 +560,7 @@ void subidx_free(struct subidx *ix)
 			n = plus;
 		}
 	}
-	free(ix->slots);
+	leveltab_fini(&ix->table);
 	free(ix->stack);
 	free(ix);
 }
@@ -742,8 +579,8 @@ int subidx_add(struct subidx *ix, struct mqtt_view filter, const struct sub_entr
 		uint32_t cap = ix->stack_cap;
 		while (cap < depth + 2)
 			cap *= 2;
-		struct frame *st =
-		    xrealloc(ix, ix->stack, ix->stack_cap * sizeof(*st), cap * sizeof(*st));
+		struct frame *st = leveltab_realloc(&ix->mem_bytes, ix->stack,
+		                                    ix->stack_cap * sizeof(*st), cap * sizeof(*st));
 		if (!st)
 			return -1;
 		ix->stack = st;
@@ -872,7 +709,8 @@ size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, voi
 			assert(sp < ix->stack_cap);
 			ix->stack[sp++] = (struct frame){f.n->plus, f.it};
 		}
-		struct node *c = f.n->kids ? table_find(ix, f.n, l.ptr, l.len) : NULL;
+		struct node *c =
+		    f.n->kids ? leveltab_find(&ix->table, f.n, l.ptr, l.len, node_is) : NULL;
 		if (c) {
 			assert(sp < ix->stack_cap);
 			ix->stack[sp++] = (struct frame){c, f.it};

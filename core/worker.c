@@ -45,11 +45,12 @@
 #define SWEEP_MS       250   /* timer resolution: keep alive, connect timeout, expiry */
 #define CLOSE_GRACE_MS 2000  /* a closing connection gets this long to flush */
 #define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
-/* Backlog toward one worker past which QoS 0 deliveries are dropped (and
- * counted) instead of kept: QoS 0 promises nothing, memory must stay
- * bounded. Everything else is kept: it is bounded by the sessions' windows
- * and queues, and losing a subscription delta would split the index. */
-#define OVERFLOW_QOS0_MAX 65536
+/* Message bytes in transit toward one worker (its mailbox from us plus our
+ * overflow for it) past which QoS 0 deliveries are dropped and counted
+ * instead of kept: QoS 0 promises nothing and memory must stay bounded when
+ * a worker falls behind. Other mail is kept (losing a subscription delta
+ * would split the index). */
+#define TRANSIT_QOS0_BYTES_MAX (16u << 20)
 
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
@@ -390,11 +391,20 @@ static void drain_mailboxes(struct worker *w)
 		if (!mb)
 			continue;
 		unsigned total = 0, n;
+		uint64_t bytes = 0;
 		while (total < MBOX_BATCH && (n = mbox_pop(mb, batch, 64)) > 0) {
-			for (unsigned i = 0; i < n; i++)
+			for (unsigned i = 0; i < n; i++) {
+				bytes += batch[i].bytes;
 				mbox_dispatch(w, &batch[i]);
+			}
 			total += n;
 		}
+		/* Only this thread writes it: a plain add, published once per batch. */
+		if (bytes)
+			atomic_store_explicit(
+			    &mb->consumed_bytes,
+			    atomic_load_explicit(&mb->consumed_bytes, memory_order_relaxed) + bytes,
+			    memory_order_release);
 	}
 }
 
@@ -428,17 +438,21 @@ void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m)
 {
 	struct mbox_overflow *o = &w->overflow[to];
 	struct mbox *mb = w->b->mboxes[w->id * w->b->worker_count + to];
+	if (m->kind == MB_DELIVER && m->qos == 0) {
+		uint64_t done = atomic_load_explicit(&mb->consumed_bytes, memory_order_acquire);
+		if (o->sent_bytes - done > TRANSIT_QOS0_BYTES_MAX) {
+			msg_unref(m->ptr); /* that worker is behind: QoS 0 gives way */
+			w->st.drops_transit++;
+			return;
+		}
+	}
+	o->sent_bytes += m->bytes;
 	if (o->len == 0 && mbox_push(mb, m)) {
 		w->wake_pending[to] = true;
 		return;
 	}
 	/* Full: keep order behind what is already waiting. */
 	w->st.mbox_overflows++;
-	if (o->len >= OVERFLOW_QOS0_MAX && m->kind == MB_DELIVER && m->qos == 0) {
-		msg_unref(m->ptr);
-		w->st.drops_outbox++;
-		return;
-	}
 	if (o->len == o->cap) {
 		uint32_t cap = o->cap ? o->cap * 2 : 256;
 		struct mbox_msg *n = realloc(o->items, cap * sizeof(*n));
@@ -498,13 +512,14 @@ static void report_drops(struct worker *w)
 	uint64_t oversize = s->drops_oversize - l->drops_oversize;
 	uint64_t queue = s->drops_queue - l->drops_queue;
 	uint64_t expired = s->drops_expired - l->drops_expired;
-	if (outbox | oversize | queue | expired)
+	uint64_t transit = s->drops_transit - l->drops_transit;
+	if (outbox | oversize | queue | expired | transit)
 		LOG_WARN("worker %u dropped in the last %us: %llu QoS 0 to slow readers (outbox "
-		         "full), %llu over a client's maximum packet size, %llu to session queue "
-		         "limits, %llu expired",
+		         "full), %llu QoS 0 to a worker that fell behind, %llu over a client's "
+		         "maximum packet size, %llu to session queue limits, %llu expired",
 		         w->id, DROP_REPORT_MS / 1000, (unsigned long long)outbox,
-		         (unsigned long long)oversize, (unsigned long long)queue,
-		         (unsigned long long)expired);
+		         (unsigned long long)transit, (unsigned long long)oversize,
+		         (unsigned long long)queue, (unsigned long long)expired);
 	*l = *s;
 }
 

@@ -123,6 +123,7 @@ struct worker_stats {
 	uint64_t drops_oversize; /* skipped: over the client's maximum packet size */
 	uint64_t drops_queue;    /* lost to session queue limits */
 	uint64_t drops_expired;  /* expired before delivery */
+	uint64_t drops_transit;  /* QoS 0 not sent to a worker that fell behind */
 	uint64_t mbox_overflows; /* pushes that found a mailbox full */
 	uint64_t loop_turns;
 };
@@ -131,6 +132,7 @@ struct mbox_overflow {
 	struct mbox_msg *items; /* messages that did not fit, oldest first */
 	uint32_t len;
 	uint32_t cap;
+	uint64_t sent_bytes; /* sum of `bytes` sent toward this worker (ring + overflow) */
 };
 
 struct worker {
