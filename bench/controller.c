@@ -158,6 +158,7 @@ int controller_main(const struct scenario *sc_in, const struct extras *x)
 	struct director_source src = {&c, ctl_collect, ctl_go, ctl_stop, ctl_finished};
 	static struct outcome o;
 	int rc = director_drive(&sc, &src, &o);
+	o.agents = c.count;
 	for (uint32_t i = 0; i < c.count; i++)
 		wire_conn_close(&c.agents[i].wc);
 	free(c.agents);

@@ -65,6 +65,9 @@ static void live_line(const struct scenario *sc, enum phase ph, double t, const 
 {
 	if (sc->quiet)
 		return;
+	/* latency of the last second only, so a live line shows change */
+	static struct hist recent;
+	hist_diff(&recent, &s->latency_ns, &prev->latency_ns);
 	fprintf(stderr,
 	        "[%6.1fs] %-7s conns %llu/%llu  conn/s %llu  pub/s %llu  dlv/s %llu  "
 	        "expected %llu  delivered %llu  dup %llu  ooo %llu  p50 %.0fus  p99 %.0fus  max "
@@ -75,8 +78,8 @@ static void live_line(const struct scenario *sc, enum phase ph, double t, const 
 	        (unsigned long long)(s->delivered - prev->delivered),
 	        (unsigned long long)s->expected, (unsigned long long)s->delivered,
 	        (unsigned long long)s->duplicates, (unsigned long long)s->out_of_order,
-	        hist_quantile(&s->latency_ns, 0.5) / 1e3, hist_quantile(&s->latency_ns, 0.99) / 1e3,
-	        s->latency_ns.count ? s->latency_ns.max / 1e3 : 0.0);
+	        hist_quantile(&recent, 0.5) / 1e3, hist_quantile(&recent, 0.99) / 1e3,
+	        recent.count ? recent.max / 1e3 : 0.0);
 }
 
 int director_drive(const struct scenario *sc, const struct director_source *src,

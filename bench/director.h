@@ -38,6 +38,7 @@ struct outcome {
 	uint64_t broker_rss_base_bytes; /* broker RSS before the run */
 	uint64_t broker_rss_peak_bytes; /* broker RSS with every client connected */
 	double broker_cpu_s;            /* broker utime+stime from go to stop; <0 unknown */
+	uint32_t agents;                /* agents that ran it (controller); 0 local */
 	bool interrupted;               /* stopped by a signal */
 	bool timed_out;                 /* a phase hit its deadline */
 };

@@ -114,3 +114,24 @@ uint64_t hist_mean(const struct hist *h)
 {
 	return h->count ? h->sum / h->count : 0;
 }
+
+void hist_diff(struct hist *out, const struct hist *now, const struct hist *before)
+{
+	hist_init(out);
+	for (uint32_t i = 0; i < HIST_BUCKETS; i++) {
+		uint64_t n = now->buckets[i] - before->buckets[i];
+		if (!n)
+			continue;
+		out->buckets[i] = n;
+		if (out->count == 0)
+			out->min = hist_bucket_low(i);
+		out->max = hist_bucket_high(i);
+		out->count += n;
+	}
+	out->sum = now->sum - before->sum;
+	out->clamped = now->clamped - before->clamped;
+	if (out->max > now->max)
+		out->max = now->max;
+	if (out->count && out->min < now->min)
+		out->min = now->min;
+}

@@ -39,6 +39,12 @@ void hist_merge(struct hist *dst, const struct hist *src);
  */
 uint64_t hist_quantile(const struct hist *h, double q);
 uint64_t hist_mean(const struct hist *h);
+/*
+ * out = now - before, where before is an earlier copy of the same
+ * histogram: the values recorded in between (for per-interval quantiles).
+ * min and max become the bounds of the outermost non-empty buckets.
+ */
+void hist_diff(struct hist *out, const struct hist *now, const struct hist *before);
 
 /* Bucket arithmetic, exposed for the unit tests. */
 uint32_t hist_bucket_of(uint64_t value);

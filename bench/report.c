@@ -57,9 +57,11 @@ static double us(uint64_t ns)
 void report_text(FILE *f, const struct scenario *sc, const struct outcome *o)
 {
 	const struct stats *s = &o->st;
-	fprintf(f, "== starling-bench %s: mqtt %s, qos %u, %u-byte payload, procs %u%s%s\n",
+	fprintf(f,
+	        "== starling-bench %s: mqtt %s, qos %u, %u-byte payload, procs %u, agents %u%s%s\n",
 	        sc->kind_name, sc->mqtt == 5 ? "5.0" : "3.1.1", sc->qos, sc->size_bytes, sc->procs,
-	        o->interrupted ? " (INTERRUPTED)" : "", o->timed_out ? " (A PHASE TIMED OUT)" : "");
+	        o->agents, o->interrupted ? " (INTERRUPTED)" : "",
+	        o->timed_out ? " (A PHASE TIMED OUT)" : "");
 	fprintf(f,
 	        "connections  attempted %" PRIu64 "  ok %" PRIu64 "  failed %" PRIu64
 	        "  lost %" PRIu64 "  peak up %" PRIu64 "  %.0f conn/s over %.2fs\n",
@@ -125,8 +127,8 @@ void report_json(FILE *f, const struct scenario *sc, const struct outcome *o)
 	const struct stats *s = &o->st;
 	fprintf(f,
 	        "{\"scenario\":\"%s\",\"mqtt\":%u,\"qos\":%u,\"size\":%u,\"procs\":%u,"
-	        "\"interrupted\":%s,\"timed_out\":%s,",
-	        sc->kind_name, sc->mqtt, sc->qos, sc->size_bytes, sc->procs,
+	        "\"agents\":%u,\"interrupted\":%s,\"timed_out\":%s,",
+	        sc->kind_name, sc->mqtt, sc->qos, sc->size_bytes, sc->procs, o->agents,
 	        o->interrupted ? "true" : "false", o->timed_out ? "true" : "false");
 	fprintf(f,
 	        "\"connections\":{\"clients\":%" PRIu64 ",\"attempted\":%" PRIu64 ",\"ok\":%" PRIu64

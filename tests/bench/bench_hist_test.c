@@ -152,3 +152,23 @@ Test(bench_hist, huge_values_are_clamped_and_counted)
 	cr_expect_eq(h.max, HIST_VALUE_MAX + 1000);
 	cr_expect_eq(h.buckets[HIST_BUCKETS - 1], 1);
 }
+
+Test(bench_hist, diff_gives_the_values_recorded_in_between)
+{
+	static struct hist before, recent;
+	hist_init(&h);
+	for (uint64_t v = 1; v <= 1000; v++)
+		hist_record(&h, v * 1000);
+	before = h;
+	for (uint64_t v = 1; v <= 100; v++)
+		hist_record(&h, 5000000 + v);
+	hist_diff(&recent, &h, &before);
+	cr_expect_eq(recent.count, 100);
+	uint64_t p50 = hist_quantile(&recent, 0.5);
+	cr_expect(p50 >= 5000000 - 5000000 / 128 && p50 <= 5000100 + 5000100 / 128, "p50 %lu",
+	          (unsigned long)p50);
+	cr_expect_eq(recent.max, 5000100);
+	hist_diff(&recent, &h, &h);
+	cr_expect_eq(recent.count, 0);
+	cr_expect_eq(hist_quantile(&recent, 0.99), 0);
+}

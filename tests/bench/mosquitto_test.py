@@ -324,6 +324,7 @@ def main():
                          "pairs", *P, "-c", 30, "-n", 100, "-r", 500, "-q", 1, expect_rc=0)
             expect_exact(j, 3000)
             expect_eq("clients", j["connections"]["clients"], 60)
+            expect_eq("agents", j["agents"], 3)
             for a in procs:
                 a.wait(10)
                 if a.returncode != 0:
