@@ -15,6 +15,7 @@
 
 #include "codec.h"
 #include "retain.h"
+#include "rng.h"
 #include "topic.h"
 
 /* Test-visible internals of core/retain.c. */
@@ -278,42 +279,7 @@ Test(retain, expired_are_skipped_dropped_and_freed)
 
 /* ---- random topics against the reference matcher ------------------------- */
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint32_t rnd_below(uint32_t n)
-{
-	return (uint32_t)(rnd() % n);
-}
-
-static const char *const alphabet[] = {"a", "b", "c", "$SYS", ""};
-#define ALPHABET_N (sizeof(alphabet) / sizeof(alphabet[0]))
-
-static void rnd_levels(char *out, bool filter)
-{
-	do {
-		out[0] = '\0';
-		unsigned levels = 1 + rnd_below(4);
-		for (unsigned i = 0; i < levels; i++) {
-			if (i)
-				strcat(out, "/");
-			uint32_t r = rnd_below(filter ? ALPHABET_N + 2 : ALPHABET_N);
-			if (filter && i + 1 == levels && r == ALPHABET_N + 1)
-				strcat(out, "#");
-			else if (r >= ALPHABET_N)
-				strcat(out, "+");
-			else
-				strcat(out, alphabet[r]);
-		}
-	} while (out[0] == '\0');
-}
+static struct rng rng;
 
 #define TOPICS_MAX 800 /* 5 + 25 + 125 + 625 distinct topics possible */
 
@@ -336,19 +302,19 @@ static size_t model_slot(struct model *md, const char *topic)
 
 static void random_run(uint64_t seed)
 {
-	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
+	rng_seed(&rng, seed);
 	struct retain *rs = retain_new();
 	static struct model md;
 	memset(&md, 0, sizeof(md));
 	uint64_t now = 0;
 	for (int step = 0; step < 1500; step++) {
-		now += rnd_below(200);
+		now += rng_below(&rng, 200);
 		char t[32];
-		rnd_levels(t, false);
+		rng_levels(&rng, t, sizeof(t), 0);
 		size_t i = model_slot(&md, t);
-		uint32_t r = rnd_below(10);
+		uint32_t r = rng_below(&rng, 10);
 		if (r < 7) {
-			uint32_t expiry_s = rnd_below(3) == 0 ? 1 + rnd_below(20) : 0;
+			uint32_t expiry_s = rng_below(&rng, 3) == 0 ? 1 + rng_below(&rng, 20) : 0;
 			struct msg *m = mk(t, "p", expiry_s, now);
 			cr_assert_eq(retain_put(rs, m), 0, "seed %llu", (unsigned long long)seed);
 			if (md.m[i])
@@ -363,7 +329,7 @@ static void random_run(uint64_t seed)
 			md.m[i] = NULL;
 		} else {
 			char f[32];
-			rnd_levels(f, true);
+			rng_levels(&rng, f, sizeof(f), 2);
 			struct got *g = match(rs, f, now);
 			size_t want = 0;
 			for (size_t k = 0; k < md.n; k++) {
@@ -420,13 +386,7 @@ static void random_run(uint64_t seed)
 
 Test(retain, random_topics_agree_with_reference_matcher)
 {
-	const char *env = getenv("STARLING_TEST_SEED");
-	if (env) {
-		random_run(strtoull(env, NULL, 10));
-		return;
-	}
-	for (uint64_t seed = 1; seed <= 10; seed++)
-		random_run(seed);
+	rng_run_seeds(10, random_run);
 }
 
 /* ---- scale and memory --------------------------------------------------- */

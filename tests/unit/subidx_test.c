@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rng.h"
 #include "subidx.h"
 #include "topic.h"
 
@@ -277,59 +278,14 @@ Test(subidx, shared_groups_and_plain_side_by_side)
 
 /* ---- random filters against the reference matcher ------------------------ */
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint32_t rnd_below(uint32_t n)
-{
-	return (uint32_t)(rnd() % n);
-}
-
-/* Levels chosen to collide: wildcards, empty levels and '$' topics. */
-static const char *const alphabet[] = {"a", "b", "c", "$SYS", ""};
-#define ALPHABET_N (sizeof(alphabet) / sizeof(alphabet[0]))
-
-static void rnd_topic(char *out, size_t cap)
-{
-	do {
-		out[0] = '\0';
-		unsigned levels = 1 + rnd_below(4);
-		for (unsigned i = 0; i < levels; i++) {
-			if (i)
-				strncat(out, "/", cap - strlen(out) - 1);
-			strncat(out, alphabet[rnd_below(ALPHABET_N)], cap - strlen(out) - 1);
-		}
-	} while (out[0] == '\0');
-}
+static struct rng rng;
 
 static void rnd_filter(char *out, size_t cap)
 {
 	char plain[64];
-	do {
-		plain[0] = '\0';
-		unsigned levels = 1 + rnd_below(4);
-		for (unsigned i = 0; i < levels; i++) {
-			if (i)
-				strcat(plain, "/");
-			uint32_t r = rnd_below(ALPHABET_N + 3);
-			if (i + 1 == levels && r == ALPHABET_N + 2)
-				strcat(plain, "#");
-			else if (r >= ALPHABET_N)
-				strcat(plain, "+");
-			else
-				strcat(plain, alphabet[r]);
-		}
-	} while (plain[0] == '\0');
-	if (rnd_below(4) == 0)
-		snprintf(out, cap, "$share/g%u/%s", rnd_below(2), plain);
+	rng_levels(&rng, plain, sizeof(plain), 3);
+	if (rng_below(&rng, 4) == 0)
+		snprintf(out, cap, "$share/g%u/%s", rng_below(&rng, 2), plain);
 	else
 		snprintf(out, cap, "%s", plain);
 }
@@ -361,10 +317,11 @@ static void model_add(struct model *m, struct subidx *ix, uint64_t seed)
 {
 	char f[96];
 	rnd_filter(f, sizeof(f));
-	struct sub_entry e = entry(rnd_below(8), 1 + rnd_below(3), (uint16_t)rnd_below(2),
-	                           ++m->next_id, (uint8_t)rnd_below(3));
-	e.opts.no_local = rnd_below(2);
-	e.opts.rap = rnd_below(2);
+	struct sub_entry e =
+	    entry(rng_below(&rng, 8), 1 + rng_below(&rng, 3), (uint16_t)rng_below(&rng, 2),
+	          ++m->next_id, (uint8_t)rng_below(&rng, 3));
+	e.opts.no_local = rng_below(&rng, 2);
+	e.opts.rap = rng_below(&rng, 2);
 	struct model_sub *old = model_find(m, f, e.who);
 	int rc = add(ix, f, e);
 	if (old) {
@@ -385,7 +342,7 @@ static void model_remove_some(struct model *m, struct subidx *ix, uint64_t seed)
 {
 	for (size_t i = 0; i < m->n; i++) {
 		struct model_sub *s = &m->s[i];
-		if (!s->live || rnd_below(2))
+		if (!s->live || rng_below(&rng, 2))
 			continue;
 		/* A wrong generation is refused first. */
 		struct sess_id stale = s->e.who;
@@ -426,7 +383,7 @@ static void model_check(const struct model *m, struct subidx *ix, uint64_t seed,
 {
 	for (int t = 0; t < topics; t++) {
 		char topic[64];
-		rnd_topic(topic, sizeof(topic));
+		rng_levels(&rng, topic, sizeof(topic), 0);
 		struct calls *cs = match(ix, topic);
 		static const struct model_sub *owner[CALLS_MAX];
 		/* Every call names a live subscription that matches, with its
@@ -477,7 +434,7 @@ static void model_check(const struct model *m, struct subidx *ix, uint64_t seed,
 
 static void random_run(uint64_t seed)
 {
-	rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
+	rng_seed(&rng, seed);
 	struct subidx *ix = subidx_new();
 	static struct model m;
 	memset(&m, 0, sizeof(m));
@@ -506,13 +463,7 @@ static void random_run(uint64_t seed)
 
 Test(subidx, random_filters_agree_with_reference_matcher)
 {
-	const char *env = getenv("STARLING_TEST_SEED");
-	if (env) {
-		random_run(strtoull(env, NULL, 10));
-		return;
-	}
-	for (uint64_t seed = 1; seed <= 12; seed++)
-		random_run(seed);
+	rng_run_seeds(12, random_run);
 }
 
 /* ---- memory ------------------------------------------------------------- */
@@ -520,7 +471,7 @@ Test(subidx, random_filters_agree_with_reference_matcher)
 Test(subidx, churn_does_not_grow)
 {
 	struct subidx *ix = subidx_new();
-	rng_state = 42;
+	rng.state = 42;
 	static char filters[2000][128];
 	size_t base_nodes = subidx_node_count(ix);
 	size_t after_first = 0;
@@ -528,10 +479,10 @@ Test(subidx, churn_does_not_grow)
 		for (int i = 0; i < 2000; i++) {
 			/* Many distinct levels so the child table grows and shrinks. */
 			char plain[64];
-			snprintf(plain, sizeof(plain), "c%u/%s/d%u", rnd_below(300),
-			         rnd_below(2) ? "+" : "x", rnd_below(50));
+			snprintf(plain, sizeof(plain), "c%u/%s/d%u", rng_below(&rng, 300),
+			         rng_below(&rng, 2) ? "+" : "x", rng_below(&rng, 50));
 			snprintf(filters[i], sizeof(filters[i]), "%s%s",
-			         rnd_below(5) == 0 ? "$share/g/" : "", plain);
+			         rng_below(&rng, 5) == 0 ? "$share/g/" : "", plain);
 			cr_assert_geq(add(ix, filters[i], entry((uint32_t)i, 1, 0, 1, 0)), 0);
 		}
 		for (int i = 0; i < 2000; i++)
