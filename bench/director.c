@@ -92,7 +92,8 @@ int director_drive(const struct scenario *sc, const struct director_source *src,
 	pid_t broker = (pid_t)sc->broker_pid;
 	if (broker)
 		out->broker_rss_base_bytes = procfs_rss_bytes(broker);
-	double cpu_go = -1;
+	/* conn has no go: its broker CPU covers connecting and holding */
+	double cpu_go = broker && sc->kind == SCENARIO_CONN ? procfs_cpu_s(broker) : -1;
 
 	static struct stats cur, prev;
 	stats_init(&prev);
