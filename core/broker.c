@@ -66,6 +66,7 @@ int broker_start(struct broker *b, const struct config *cfg)
 	b->worker_count = n;
 	b->start_ms = clock_now_ms();
 	atomic_init(&b->conn_count, 0);
+	atomic_init(&b->sess_count, 0);
 	b->registry = registry_new();
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));

@@ -86,6 +86,9 @@ static const struct directive directives[] = {
     /* Limits */
     U32(max_connections, "1000000", 1, 16777216, NULL,
         "client connections per node; sockets beyond it are closed at accept"),
+    U32(max_sessions, "2000000", 1, 67108864, NULL,
+        "sessions per node, online and offline; a CONNECT that needs a new one beyond it "
+        "is refused (0x97 quota exceeded; 3.1.1: server unavailable)"),
     U32(max_packet_size, "1048576", 64, 268435460, "bytes",
         "largest MQTT packet accepted, and the default limit for outbound packets"),
     U32(connect_timeout_ms, "10000", 100, 3600000, "ms",

@@ -49,6 +49,7 @@ struct config {
 
 	/* Limits */
 	uint32_t max_connections;      /* per node; beyond it new sockets are closed */
+	uint32_t max_sessions;         /* per node, online and offline */
 	uint32_t max_packet_size;      /* bytes, inbound and the default outbound */
 	uint32_t connect_timeout_ms;   /* a socket must send CONNECT within this */
 	uint16_t keepalive_max_s;      /* larger client keep-alives are lowered (5.0) */

@@ -205,11 +205,16 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	c->clean_start = k->clean_start;
 
 	struct sess_id id = sess_reserve(w);
+	if (id.gen == 0) {
+		LOG_WARN("refused %s: the node holds its maximum of %u sessions", c->peer,
+		         w->cfg->max_sessions);
+		refuse(w, c, k->version, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
 	struct session *fresh = session_new(cid.ptr, (uint16_t)cid.len, id);
-	if (!fresh || id.gen == 0 || (k->will && !will_encode(fresh, k))) {
+	if (!fresh || (k->will && !will_encode(fresh, k))) {
 		session_free(fresh);
-		if (id.gen)
-			sess_release_slot(w, id);
+		sess_release_slot(w, id);
 		refuse(w, c, k->version, MQTT_RC_SERVER_UNAVAILABLE);
 		return;
 	}

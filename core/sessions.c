@@ -20,6 +20,13 @@ struct session *sess_get(struct worker *w, struct sess_id id)
 struct sess_id sess_reserve(struct worker *w)
 {
 	struct sess_id id = {0, 0, w->id};
+	/* A bound on sessions, since offline ones outlive their connections:
+	 * without it a client cycling client ids grows the node until expiry. */
+	if (atomic_fetch_add_explicit(&w->b->sess_count, 1, memory_order_relaxed) >=
+	    w->cfg->max_sessions) {
+		atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
+		return id; /* gen 0: no slot */
+	}
 	if (w->sess_free_len == 0) {
 		uint32_t cap = w->sess_cap ? w->sess_cap * 2 : 1024;
 		struct session **s = realloc(w->sess, cap * sizeof(*s));
@@ -31,8 +38,10 @@ struct sess_id sess_reserve(struct worker *w)
 		uint32_t *f = realloc(w->sess_free, cap * sizeof(*f));
 		if (f)
 			w->sess_free = f;
-		if (!s || !g || !f)
+		if (!s || !g || !f) {
+			atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
 			return id; /* gen 0: no slot */
+		}
 		for (uint32_t i = w->sess_cap; i < cap; i++) {
 			w->sess[i] = NULL;
 			w->sess_gens[i] = 1;
@@ -54,6 +63,7 @@ void sess_install(struct worker *w, struct session *s, struct sess_id id)
 
 void sess_release_slot(struct worker *w, struct sess_id id)
 {
+	atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
 	w->sess[id.slot] = NULL;
 	uint32_t g = w->sess_gens[id.slot] + 1;
 	w->sess_gens[id.slot] = g ? g : 1;

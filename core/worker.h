@@ -40,6 +40,7 @@ struct broker {
 	struct mbox **mboxes;            /* [from * worker_count + to]; NULL when from == to */
 	struct registry *registry;       /* client id -> session; locked inside */
 	atomic_uint conn_count;          /* connections open on the node (limit check) */
+	atomic_uint sess_count;          /* sessions on the node, online and offline (limit) */
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */

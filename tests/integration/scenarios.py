@@ -754,6 +754,20 @@ def t09_slow_subscriber_is_bounded(ctx, v):
     assert grown < 8 * 1024 * 1024, f"broker grew by {grown} bytes after the warm-up"
 
 
+@test(args=["--max-sessions=3"])
+def t09_session_limit(ctx, v):
+    held = [ctx.connected(v) for _ in range(3)]
+    c = ctx.client(v)
+    c.send(connect(v, f"one-too-many{next(_ids)}"))
+    a = c.expect(CONNACK)
+    assert a.rc == (0x97 if v == 5 else 0x03), a
+    c.closed()
+    held[0].send(disconnect(v))  # a session ends: room for one
+    held[0].close()
+    time.sleep(0.2)
+    ctx.connected(v)
+
+
 # ---- 10 malformed input -----------------------------------------------------
 
 @test()

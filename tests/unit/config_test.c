@@ -25,6 +25,7 @@ static const char *const all_keys[] = {
     "metrics_listen",
     "workers",
     "max_connections",
+    "max_sessions",
     "max_packet_size",
     "connect_timeout_ms",
     "keepalive_max_s",
@@ -71,6 +72,7 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 #define DIFF(f) d += a->f != b->f
 	DIFF(workers);
 	DIFF(max_connections);
+	DIFF(max_sessions);
 	DIFF(max_packet_size);
 	DIFF(connect_timeout_ms);
 	DIFF(keepalive_max_s);
@@ -166,6 +168,7 @@ Test(config, defaults_are_the_documented_ones)
 	cr_assert(addr_is(&c.metrics_listen, "0.0.0.0", 9100));
 	cr_assert_eq(c.workers, 0);
 	cr_assert_eq(c.max_connections, 1000000);
+	cr_assert_eq(c.max_sessions, 2000000);
 	cr_assert_eq(c.max_packet_size, 1048576);
 	cr_assert_eq(c.connect_timeout_ms, 10000);
 	cr_assert_eq(c.keepalive_max_s, 65535);
@@ -696,6 +699,7 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"metrics_listen", "[::]:9200"},
 	    {"workers", "3"},
 	    {"max_connections", "5000"},
+	    {"max_sessions", "7000"},
 	    {"max_packet_size", "2000000"},
 	    {"connect_timeout_ms", "2500"},
 	    {"keepalive_max_s", "300"},
