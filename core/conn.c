@@ -14,6 +14,8 @@
  * outbox_bytes_max of droppable QoS 0 traffic and twice that in all, beyond
  * which the client is not reading and is disconnected.
  */
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,17 @@ static void mark_flush(struct worker *w, struct conn *c)
 		c->next_flush = w->flush_list;
 		w->flush_list = c;
 	}
+}
+
+const char *conn_peer(const struct conn *c)
+{
+	static _Thread_local char buf[INET6_ADDRSTRLEN + 8];
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (c->peer.family)
+		inet_ntop(c->peer.family, c->peer.addr, host, sizeof(host));
+	snprintf(buf, sizeof(buf), c->peer.family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
+	         c->peer.port);
+	return buf;
 }
 
 static const char *client_name(const struct conn *c)
@@ -87,12 +100,12 @@ static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet
 		handle_disconnect(w, c, &p->reason);
 		break;
 	case MQTT_CONNECT: /* a second CONNECT [MQTT-3.1.0-2] */
-		LOG_INFO("closing %s (%s): second CONNECT", c->peer, client_name(c));
+		LOG_INFO("closing %s (%s): second CONNECT", conn_peer(c), client_name(c));
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		break;
 	case MQTT_AUTH: /* no enhanced authentication method was agreed */
 	default:        /* server-to-client packets from a client */
-		LOG_INFO("closing %s (%s): unexpected %s", c->peer, client_name(c),
+		LOG_INFO("closing %s (%s): unexpected %s", conn_peer(c), client_name(c),
 		         mqtt_type_name(p->type));
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		break;
@@ -110,7 +123,7 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 		if (st == MQTT_FRAME_NEED_MORE)
 			break;
 		if (st == MQTT_FRAME_INVALID) {
-			LOG_INFO("closing %s (%s): %s", c->peer, client_name(c),
+			LOG_INFO("closing %s (%s): %s", conn_peer(c), client_name(c),
 			         mqtt_rc_name(f.rc));
 			conn_close(w, c, f.rc, true);
 			return len;
@@ -123,8 +136,8 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 		if (c->state == CONN_NEW) {
 			if (f.type != MQTT_CONNECT) {
 				/* [MQTT-3.1.0-1]: close, no answer. */
-				LOG_INFO("closing %s: first packet is %s, not CONNECT", c->peer,
-				         mqtt_type_name(f.type));
+				LOG_INFO("closing %s: first packet is %s, not CONNECT",
+				         conn_peer(c), mqtt_type_name(f.type));
 				conn_close(w, c, MQTT_RC_SUCCESS, false);
 				return len;
 			}
@@ -132,7 +145,7 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 			continue;
 		}
 		if (rc != MQTT_RC_SUCCESS) {
-			LOG_INFO("closing %s (%s): %s in %s", c->peer, client_name(c),
+			LOG_INFO("closing %s (%s): %s in %s", conn_peer(c), client_name(c),
 			         mqtt_rc_name(rc), mqtt_type_name(f.type));
 			conn_close(w, c, rc, true);
 			return len;
@@ -150,14 +163,14 @@ void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t 
 		uint32_t used = process(w, c, data, len);
 		if (used < len && c->state != CONN_CLOSING &&
 		    !stash(w, c, data + used, len - used)) {
-			LOG_INFO("closing %s (%s): too much unparsed input", c->peer,
+			LOG_INFO("closing %s (%s): too much unparsed input", conn_peer(c),
 			         client_name(c));
 			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		}
 		return;
 	}
 	if (!stash(w, c, data, len)) {
-		LOG_INFO("closing %s (%s): too much unparsed input", c->peer, client_name(c));
+		LOG_INFO("closing %s (%s): too much unparsed input", conn_peer(c), client_name(c));
 		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		return;
 	}
@@ -236,7 +249,7 @@ bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet
 	if (out_append(w, c, p, droppable ? soft : soft * 2 + 65536))
 		return true;
 	if (!droppable && c->state != CONN_CLOSING) {
-		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", c->peer,
+		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", conn_peer(c),
 		         client_name(c), c->out_len);
 		conn_close(w, c, MQTT_RC_QUOTA_EXCEEDED, true);
 	}
@@ -299,7 +312,7 @@ void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will)
 		out_append(w, c, &d, UINT64_MAX);
 	}
 	c->state = CONN_CLOSING;
-	c->closing_since_ms = w->now_ms;
+	c->deadline_ms = w->now_ms; /* from now on: when the close began */
 	if (c->pending) {
 		/* Died while its session was on the way: end the one we set up
 		 * (handle_handover() frees the old one when it arrives). */

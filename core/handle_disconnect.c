@@ -19,6 +19,6 @@ void handle_disconnect(struct worker *w, struct conn *c, struct mqtt_reason *r)
 	}
 	/* 0x04 asks for the will; any other DISCONNECT deletes it. */
 	bool will = c->version == MQTT_V5 && r->rc == MQTT_RC_DISCONNECT_WITH_WILL;
-	LOG_DEBUG("disconnect from %s (%s)", c->peer, s->client_id);
+	LOG_DEBUG("disconnect from %s (%s)", conn_peer(c), s->client_id);
 	conn_close(w, c, MQTT_RC_SUCCESS, will);
 }

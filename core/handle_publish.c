@@ -64,7 +64,8 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 	if (rc == MQTT_RC_SUCCESS && p->retain && !cfg->retain_available)
 		rc = MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
 	if (rc != MQTT_RC_SUCCESS) {
-		LOG_INFO("closing %s (%s): PUBLISH: %s", c->peer, s->client_id, mqtt_rc_name(rc));
+		LOG_INFO("closing %s (%s): PUBLISH: %s", conn_peer(c), s->client_id,
+		         mqtt_rc_name(rc));
 		conn_close(w, c, rc, true);
 		return;
 	}
@@ -86,7 +87,7 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 			return;
 		}
 		if (!session_rx_qos2_add(s, p->packet_id, cfg->receive_maximum)) {
-			LOG_INFO("closing %s (%s): over its receive maximum %u", c->peer,
+			LOG_INFO("closing %s (%s): over its receive maximum %u", conn_peer(c),
 			         s->client_id, cfg->receive_maximum);
 			conn_close(w, c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 			           true); /* [MQTT-3.3.4-8] */

@@ -53,47 +53,49 @@ enum conn_state {
 	CONN_CLOSING,       /* flushing its last bytes; reaped at the end of the turn */
 };
 
-struct conn {
-	int fd;
-	uint32_t slot;   /* index in the worker's connection table */
-	uint32_t gen;    /* generation of the slot (24 bits used in user_data) */
-	uint8_t state;   /* enum conn_state */
-	uint8_t version; /* protocol level; 0 until CONNECT */
-	bool recv_armed; /* a multishot receive is pending */
-	bool send_busy;  /* a send is in flight */
-	bool on_flush_list;
-	bool on_close_list;
-	bool will_on_close;          /* publish the will when the close is reaped */
-	bool shut;                   /* shutdown() already called while closing */
-	uint16_t keepalive_s;        /* negotiated; 0 = none */
-	uint16_t client_receive_max; /* the client's Receive Maximum (5.0), else 65535 */
-	uint32_t client_max_packet;  /* the client's Maximum Packet Size; 0 = no limit */
-	uint16_t client_alias_max;   /* aliases the client accepts from us (unused: we send none) */
-	uint64_t deadline_ms; /* connect timeout, or 1.5 x keep alive after the last packet */
+/* A peer's address in 20 bytes; conn_peer() formats it for a log line. */
+struct peer_addr {
+	uint8_t addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+	uint16_t port;
+	uint8_t family; /* AF_INET, AF_INET6, or 0 when unknown */
+};
 
-	uint8_t *rx; /* bytes of an incomplete packet */
+struct conn {
+	/* Ordered by size so nothing pads: 152 bytes, jemalloc's 160 class. */
+	uint64_t deadline_ms;    /* connect timeout, or 1.5 x keep alive after the last
+	                          * packet; while closing: when the close began */
+	uint8_t *rx;             /* bytes of an incomplete packet */
+	uint8_t *out;            /* encoded packets waiting to be sent */
+	uint8_t *tx;             /* the buffer the kernel is sending */
+	char **alias_in;         /* inbound topic aliases [1..cfg->topic_alias_max] */
+	struct session *sess;    /* attached session, once CONNACK is decided */
+	struct session *pending; /* CONN_WAIT_TAKEOVER: the session being set up */
+	struct conn *next_flush; /* worker's flush list */
+	struct conn *next_close; /* worker's close list */
+	int fd;
+	uint32_t slot; /* index in the worker's connection table */
+	uint32_t gen;  /* generation of the slot (24 bits used in user_data) */
 	uint32_t rx_len;
 	uint32_t rx_cap;
-
-	uint8_t *out; /* encoded packets waiting to be sent */
 	uint32_t out_len;
 	uint32_t out_cap;
-	uint8_t *tx; /* the buffer the kernel is sending */
 	uint32_t tx_len;
-	uint32_t tx_off; /* bytes of tx already sent */
-
-	char **alias_in; /* inbound topic aliases [1..cfg->topic_alias_max] */
-
-	struct session *sess;        /* attached session, once CONNACK is decided */
-	struct session *pending;     /* CONN_WAIT_TAKEOVER: the session being set up */
-	bool assigned_id;            /* we chose the client id (5.0: tell the client) */
-	bool expiry_capped;          /* we lowered the session expiry (5.0: tell it) */
-	bool clean_start;            /* as the CONNECT asked */
+	uint32_t tx_off;             /* bytes of tx already sent */
+	uint32_t client_max_packet;  /* the client's Maximum Packet Size; 0 = no limit */
+	uint16_t keepalive_s;        /* negotiated; 0 = none */
+	uint16_t client_receive_max; /* the client's Receive Maximum (5.0), else 65535 */
 	uint16_t server_keepalive_s; /* 5.0 Server Keep Alive to send; 0 = none */
-	struct conn *next_flush;     /* worker's flush list */
-	struct conn *next_close;     /* worker's close list */
-	uint64_t closing_since_ms;   /* when it entered CONN_CLOSING */
-	char peer[64];               /* "address:port" for logs (IPv6 fits) */
+	uint8_t state;               /* enum conn_state */
+	uint8_t version;             /* protocol level; 0 until CONNECT */
+	bool recv_armed;             /* a multishot receive is pending */
+	bool send_busy;              /* a send is in flight */
+	bool on_flush_list;
+	bool on_close_list;
+	bool shut;             /* shutdown() already called while closing */
+	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
+	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
+	bool clean_start;      /* as the CONNECT asked */
+	struct peer_addr peer; /* the client's address, for logs */
 };
 
 /* A subscription change or a retained lookup, shared by the workers it is
@@ -212,6 +214,9 @@ void conn_flush(struct worker *w, struct conn *c);
 void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will);
 void conn_reap(struct worker *w, struct conn *c);
 struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen);
+/* "address:port" of c, in a per-thread buffer valid until the next call:
+ * one per log line. */
+const char *conn_peer(const struct conn *c);
 /* Resume a connection that was waiting: parse what it has buffered. */
 void conn_resume(struct worker *w, struct conn *c);
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starling against Debian's mosquitto, on this machine, in one run: both
+# brokers on ephemeral loopback ports, each scenario through the bench's
+# comparison runner (A B A B ..., same scenario, the brokers' CPU seconds per
+# million delivered from /proc), then idle memory per connection and
+# latency at a fixed rate, each broker alone. Prints Markdown on stdout.
+#
+#   bench/compare-mosquitto.sh [BUILD_DIR] > bench/results/DATE.md
+#
+# Environment: ROUNDS (default 2), SECONDS_PER_RUN (default 8), WORKERS
+# (Starling's; default: one per CPU).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build/release}
+bench=$build/bench/starling-bench
+starling=$build/core/starling
+rounds=${ROUNDS:-2}
+secs=${SECONDS_PER_RUN:-8}
+ulimit -n 20000 2>/dev/null || true
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_brokers() {
+	sport=$(free_port)
+	"$starling" --listen=127.0.0.1:$sport --metrics-listen=127.0.0.1:0 --log-level=warn \
+		${WORKERS:+--workers=$WORKERS} 2>"$work/starling.log" &
+	spid=$!
+	pids+=("$spid")
+	mport=$(free_port)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\nmax_queued_messages 1000000\nmax_inflight_messages 0\nlog_dest none\n' \
+		"$mport" >"$work/mosquitto.conf"
+	mosquitto -c "$work/mosquitto.conf" &
+	mpid=$!
+	pids+=("$mpid")
+	sleep 0.5
+}
+stop_brokers() {
+	kill "$spid" "$mpid" 2>/dev/null || true
+	wait "$spid" "$mpid" 2>/dev/null || true
+	pids=()
+}
+
+echo "# Starling vs mosquitto — $(date -u +%Y-%m-%d)"
+echo
+echo "- machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); bench, brokers and clients share the cores"
+echo "- $("$starling" --version) at commit $(git -C "$root" rev-parse --short HEAD), workers: ${WORKERS:-one per CPU}; $(mosquitto -h 2>&1 | head -1) (Debian)"
+echo "- command: \`bench/compare-mosquitto.sh\` (ROUNDS=$rounds, SECONDS_PER_RUN=$secs)"
+echo
+echo "A = Starling, B = mosquitto. Each figure is the mean over the rounds; the ratio is A/B."
+echo
+
+compare() {
+	local title=$1
+	shift
+	echo "## $title"
+	echo
+	echo '```'
+	echo "\$ starling-bench compare --rounds $rounds $*"
+	start_brokers
+	"$bench" compare --a 127.0.0.1:$sport --a-pid "$spid" --b 127.0.0.1:$mport --b-pid "$mpid" \
+		--rounds "$rounds" "$@" --quiet 2>&1 | grep -v '^$'
+	stop_brokers
+	echo '```'
+	echo
+}
+
+compare "pairs 100/100, QoS 0, 64 B, end-to-end window 64" pairs -c 100 -q 0 -s 64 -d "$secs" --e2e-window 64
+compare "pairs 100/100, QoS 1, 64 B, end-to-end window 64" pairs -c 100 -q 1 -s 64 -d "$secs" --e2e-window 64 --inflight 64
+compare "fanin 1000 -> 1, QoS 0, 64 B, end-to-end window 16" fanin --pubs 1000 --subs 1 -q 0 -s 64 -d "$secs" --e2e-window 16
+compare "fanin 1000 -> 1, QoS 1, 64 B, end-to-end window 16" fanin --pubs 1000 --subs 1 -q 1 -s 64 -d "$secs" --e2e-window 16 --inflight 16
+compare "fanout 1 -> 1000, QoS 0, 64 B, end-to-end window 4" fanout --pubs 1 --subs 1000 -q 0 -s 64 -d "$secs" --e2e-window 4
+compare "fanout 1 -> 1000, QoS 1, 64 B, end-to-end window 4" fanout --pubs 1 --subs 1000 -q 1 -s 64 -d "$secs" --e2e-window 4 --inflight 4
+compare "latency: pairs 20 x 1000 msg/s = 20,000 QoS 1 msg/s, 64 B" pairs -c 20 -q 1 -s 64 -r 1000 -d "$secs"
+compare "idle connections: 15,000 over 32 source addresses, 2 bench processes" conn -c 15000 --procs 2 --source 127.0.0.2-127.0.0.33 --connect-rate 0 -d 5
