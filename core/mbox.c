@@ -29,6 +29,12 @@ bool mbox_push(struct mbox *mb, const struct mbox_msg *m)
 	return true;
 }
 
+unsigned mbox_available(struct mbox *mb)
+{
+	mb->tail_cache = atomic_load_explicit(&mb->tail, memory_order_acquire);
+	return mb->tail_cache - atomic_load_explicit(&mb->head, memory_order_relaxed);
+}
+
 unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max)
 {
 	uint32_t head = atomic_load_explicit(&mb->head, memory_order_relaxed);

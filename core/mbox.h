@@ -68,4 +68,7 @@ bool mbox_push(struct mbox *mb, const struct mbox_msg *m);
 /* Consumer side: up to max messages into out; returns how many. */
 unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max);
 
+/* Consumer side: how many messages are waiting right now. */
+unsigned mbox_available(struct mbox *mb);
+
 #endif

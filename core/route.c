@@ -312,13 +312,12 @@ void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_
 	for (unsigned shard = 0; shard < n; shard++) {
 		if (only != n && shard != only)
 			continue;
-		if (shard == w->id) {
-			struct retained_ctx r = {w, e};
-			retain_match(w->retained, filter, w->now_ms, retained_found, &r);
-			continue;
-		}
 		struct sub_delta *d = sub_delta_new(true, filter, e);
 		must(d != NULL, "retained query");
+		if (shard == w->id) {
+			retained_defer(w, d);
+			continue;
+		}
 		struct mbox_msg mb = {.kind = MB_RETAIN_QUERY, .from = w->id, .ptr = d};
 		mbox_send(w, (uint16_t)shard, &mb);
 	}
@@ -352,6 +351,34 @@ void shared_handoff(struct worker *w, struct session *s)
 		if (q->shared)
 			shared_reroute(w, s, q->m, q->qos);
 	}
+}
+
+/*
+ * Retained lookups are answered only after this worker has drained every
+ * mailbox up to what it holds at that moment (see drain_mailboxes): a
+ * retained PUBLISH acknowledged to its publisher was pushed toward this
+ * shard before the acknowledgement went out, so anything a subscriber could
+ * have learned of before subscribing is applied before its lookup runs,
+ * whichever worker either of them is on.
+ */
+void retained_defer(struct worker *w, struct sub_delta *d)
+{
+	if (w->rq_len == w->rq_cap) {
+		uint32_t cap = w->rq_cap ? w->rq_cap * 2 : 16;
+		struct sub_delta **n = realloc(w->rq, cap * sizeof(*n));
+		must(n != NULL, "retained lookups");
+		w->rq = n;
+		w->rq_cap = cap;
+	}
+	w->rq[w->rq_len++] = d;
+}
+
+void retained_answer(struct worker *w, struct sub_delta *d)
+{
+	struct retained_ctx r = {w, &d->e};
+	struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
+	retain_match(w->retained, f, w->now_ms, retained_found, &r);
+	sub_delta_unref(d);
 }
 
 void will_publish(struct worker *w, struct session *s)
@@ -395,14 +422,9 @@ void mbox_dispatch(struct worker *w, const struct mbox_msg *m)
 		must(retain_put(w->retained, m->ptr) >= 0, "retained store");
 		msg_unref(m->ptr);
 		break;
-	case MB_RETAIN_QUERY: {
-		struct sub_delta *d = m->ptr;
-		struct retained_ctx r = {w, &d->e};
-		struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
-		retain_match(w->retained, f, w->now_ms, retained_found, &r);
-		sub_delta_unref(d);
+	case MB_RETAIN_QUERY:
+		retained_defer(w, m->ptr);
 		break;
-	}
 	case MB_TAKEOVER:
 		handle_takeover(w, m);
 		break;

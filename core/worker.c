@@ -117,6 +117,9 @@ void worker_free(struct worker *w)
 		free(w->overflow);
 	}
 	free(w->wake_pending);
+	for (uint32_t i = 0; i < w->rq_len; i++)
+		sub_delta_unref(w->rq[i]);
+	free(w->rq);
 	free(w->match_buf);
 	subidx_free(w->subs);
 	retain_free(w->retained);
@@ -387,29 +390,49 @@ static void send_done(struct worker *w, struct io_uring_cqe *cqe)
 		conn_flush(w, c);
 }
 
-static void drain_mailboxes(struct worker *w)
+/* Handle up to max messages from one worker's mailbox; returns how many. */
+static unsigned drain_one(struct worker *w, struct mbox *mb, unsigned max)
 {
 	struct mbox_msg batch[64];
-	for (unsigned from = 0; from < w->b->worker_count; from++) {
-		struct mbox *mb = w->b->mboxes[from * w->b->worker_count + w->id];
-		if (!mb)
-			continue;
-		unsigned total = 0, n;
-		uint64_t bytes = 0;
-		while (total < MBOX_BATCH && (n = mbox_pop(mb, batch, 64)) > 0) {
-			for (unsigned i = 0; i < n; i++) {
-				bytes += batch[i].bytes;
-				mbox_dispatch(w, &batch[i]);
-			}
-			total += n;
+	unsigned total = 0, n;
+	uint64_t bytes = 0;
+	while (total < max && (n = mbox_pop(mb, batch, max - total < 64 ? max - total : 64)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			bytes += batch[i].bytes;
+			mbox_dispatch(w, &batch[i]);
 		}
-		/* Only this thread writes it: a plain add, published once per batch. */
-		if (bytes)
-			atomic_store_explicit(
-			    &mb->consumed_bytes,
-			    atomic_load_explicit(&mb->consumed_bytes, memory_order_relaxed) + bytes,
-			    memory_order_release);
+		total += n;
 	}
+	/* Only this thread writes it: a plain add, published once per batch. */
+	if (bytes)
+		atomic_store_explicit(
+		    &mb->consumed_bytes,
+		    atomic_load_explicit(&mb->consumed_bytes, memory_order_relaxed) + bytes,
+		    memory_order_release);
+	return total;
+}
+
+static void drain_mailboxes(struct worker *w)
+{
+	unsigned n = w->b->worker_count;
+	for (unsigned from = 0; from < n; from++)
+		if (w->b->mboxes[from * n + w->id])
+			drain_one(w, w->b->mboxes[from * n + w->id], MBOX_BATCH);
+	if (w->rq_len == 0)
+		return;
+	/* Retained lookups wait: first everything already in every mailbox
+	 * (up to what is there now, so the work is bounded), then the answers
+	 * (see retained_defer in route.c for why). */
+	for (unsigned from = 0; from < n; from++) {
+		struct mbox *mb = w->b->mboxes[from * n + w->id];
+		if (mb)
+			drain_one(w, mb, mbox_available(mb));
+	}
+	uint32_t len = w->rq_len;
+	for (uint32_t i = 0; i < len; i++)
+		retained_answer(w, w->rq[i]);
+	memmove(w->rq, w->rq + len, (w->rq_len - len) * sizeof(*w->rq));
+	w->rq_len -= len;
 }
 
 /* Push what did not fit last time, then wake every worker we wrote to. */

@@ -181,6 +181,10 @@ struct worker {
 	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
 	bool *wake_pending;             /* [worker_count] pushed this turn */
 
+	struct sub_delta **rq; /* retained lookups to answer after the next full drain */
+	uint32_t rq_len;
+	uint32_t rq_cap;
+
 	struct match *match_buf; /* routing scratch */
 	uint32_t match_len;
 	uint32_t match_cap;
@@ -243,6 +247,10 @@ void session_pump(struct worker *w, struct session *s);
 void session_resend(struct worker *w, struct session *s);
 void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e);
 void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_entry *e);
+/* Keep a lookup for this shard until the mailboxes were drained (takes d). */
+void retained_defer(struct worker *w, struct sub_delta *d);
+/* Answer a deferred lookup from this worker's shard and release d. */
+void retained_answer(struct worker *w, struct sub_delta *d);
 void retained_store(struct worker *w, struct msg *m);
 void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m);
 void mbox_dispatch(struct worker *w, const struct mbox_msg *m);

@@ -413,6 +413,25 @@ def t04_retain_set_replace_delete(ctx, v):
     s2.nothing()
 
 
+@test()
+def t04_retained_visible_once_acknowledged(ctx, v):
+    # Publisher and subscriber land on random workers; the retained store is
+    # sharded by topic. A value acknowledged to its publisher must be what a
+    # later subscriber gets, whichever workers are involved.
+    t = uniq("rv")
+    for i in range(40):
+        pub = ctx.connected(v)
+        pub.send(publish(v, t, f"v{i}", retain=True, qos=1, pid=1))
+        pub.expect(PUBACK)
+        sub = ctx.connected(v)
+        sub.send(subscribe(v, 1, [(t, 1)]))
+        sub.expect(SUBACK)
+        m = sub.expect(PUBLISH)
+        assert m.payload == f"v{i}".encode(), f"round {i}: got {m.payload}"
+        pub.close()
+        sub.close()
+
+
 @test(versions=(5,))
 def t04_retain_handling_and_rap(ctx, v):
     t = uniq("r")
