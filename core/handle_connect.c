@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "worker.h"
 
@@ -155,13 +156,11 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		return;
 	}
 	c->version = k->version;
-	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
-		/* No enhanced authentication method is offered [§4.12]. */
-		refuse(w, c, MQTT_V5, MQTT_RC_BAD_AUTHENTICATION_METHOD);
+	enum mqtt_rc arc = auth_connect(cfg, k);
+	if (arc != MQTT_RC_SUCCESS) {
+		refuse(w, c, k->version, arc);
 		return;
 	}
-	/* Authentication and authorization hook in here (security issue);
-	 * until then every client is anonymous and allowed. */
 
 	char assigned[40];
 	struct mqtt_view cid = k->client_id;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "worker.h"
 
@@ -76,6 +77,15 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 			    MQTT_RC_TOPIC_NAME_INVALID);
 		else if (p->qos > 0)
 			conn_close(w, c, MQTT_RC_TOPIC_NAME_INVALID, true);
+		return;
+	}
+
+	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+	if (!auth_publish(cfg, cid, topic)) {
+		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it. */
+		if (p->qos > 0)
+			ack(w, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+			    MQTT_RC_NOT_AUTHORIZED);
 		return;
 	}
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "worker.h"
 
@@ -36,6 +37,7 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 		return;
 	}
 
+	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
 	struct mqtt_entry_iter it;
 	struct mqtt_sub_entry e;
 	uint32_t i = 0;
@@ -52,6 +54,8 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			else if (e.filter.len > cfg->topic_length_max ||
 			         mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
 				rc = MQTT_RC_TOPIC_FILTER_INVALID;
+			else if (!auth_subscribe(cfg, cid, e.filter))
+				rc = MQTT_RC_NOT_AUTHORIZED;
 		}
 		if (rc == MQTT_RC_SUCCESS) {
 			uint8_t qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos;
