@@ -26,7 +26,10 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 start_brokers() {
 	sport=$(free_port)
+	# The same queue limits as mosquitto's config below: 1,000,000 queued
+	# messages per client, in-flight bounded only by the client.
 	"$starling" --listen=127.0.0.1:$sport --metrics-listen=127.0.0.1:0 --log-level=warn \
+		--queue-messages-max=1000000 --queue-bytes-max=4294967296 --inflight-max=65535 \
 		${WORKERS:+--workers=$WORKERS} 2>"$work/starling.log" &
 	spid=$!
 	pids+=("$spid")
@@ -61,8 +64,11 @@ compare() {
 	echo '```'
 	echo "\$ starling-bench compare --rounds $rounds $*"
 	start_brokers
+	local rc=0
 	"$bench" compare --a 127.0.0.1:$sport --a-pid "$spid" --b 127.0.0.1:$mport --b-pid "$mpid" \
-		--rounds "$rounds" "$@" --quiet 2>&1 | grep -v '^$'
+		--rounds "$rounds" "$@" --quiet >"$work/out" 2>&1 || rc=$?
+	grep -v '^$' "$work/out" || true
+	[ "$rc" -eq 0 ] || echo "(starling-bench exited $rc)"
 	stop_brokers
 	echo '```'
 	echo

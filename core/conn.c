@@ -241,14 +241,19 @@ static bool out_append(struct worker *w, struct conn *c, const struct mqtt_packe
 
 bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p)
 {
-	/* QoS 0 PUBLISH may be dropped at the soft limit (the caller counts
-	 * it); anything else reaching the hard limit means the client stopped
-	 * reading while still sending: disconnect it. */
-	bool droppable = p->type == MQTT_PUBLISH && p->publish.qos == 0;
+	/* Three kinds of output, three bounds. A QoS 0 PUBLISH may be dropped
+	 * at outbox_bytes_max (the caller counts it). A QoS 1/2 PUBLISH is
+	 * already bounded by the in-flight window (inflight_max and the
+	 * client's Receive Maximum, times the packet size), so it always goes.
+	 * Anything else answers the client's own packets: reaching twice the
+	 * outbox limit means it keeps sending without reading, and it is
+	 * disconnected. */
+	bool is_publish = p->type == MQTT_PUBLISH;
 	uint64_t soft = w->cfg->outbox_bytes_max;
-	if (out_append(w, c, p, droppable ? soft : soft * 2 + 65536))
+	uint64_t limit = !is_publish ? soft * 2 + 65536 : p->publish.qos == 0 ? soft : UINT64_MAX;
+	if (out_append(w, c, p, limit))
 		return true;
-	if (!droppable && c->state != CONN_CLOSING) {
+	if (!(is_publish && p->publish.qos == 0) && c->state != CONN_CLOSING) {
 		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", conn_peer(c),
 		         client_name(c), c->out_len);
 		conn_close(w, c, MQTT_RC_QUOTA_EXCEEDED, true);

@@ -59,6 +59,8 @@ static void session_adopt(struct worker *w, struct session *fresh, struct sessio
 	MOVE(sub_count);
 	MOVE(sub_cap);
 	MOVE(infl);
+	MOVE(infl_head);
+	MOVE(infl_tail);
 	MOVE(infl_count);
 	MOVE(infl_cap);
 	MOVE(q);
@@ -69,7 +71,6 @@ static void session_adopt(struct worker *w, struct session *fresh, struct sessio
 	MOVE(rx_qos2);
 	MOVE(rx_qos2_count);
 	MOVE(rx_qos2_cap);
-	MOVE(dropped_count);
 #undef MOVE
 	fresh->next_pid = old->next_pid;
 	session_free(old); /* its will is replaced by the new CONNECT's */

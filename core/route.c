@@ -266,8 +266,9 @@ void session_resend(struct worker *w, struct session *s)
 	if (!c)
 		return;
 	/* [MQTT-4.4.0-1]: unacknowledged PUBLISH again with DUP, PUBREL again. */
-	for (uint32_t i = 0; i < s->infl_count; i++) {
-		struct inflight *f = &s->infl[i];
+	uint32_t seq = s->infl_head;
+	struct inflight *f;
+	while ((f = session_infl_next(s, &seq)) != NULL) {
 		struct mqtt_packet p;
 		if (f->state == INFL_WAIT_COMP) {
 			p = (struct mqtt_packet){.type = MQTT_PUBREL};
@@ -343,9 +344,11 @@ static void shared_reroute(struct worker *w, const struct session *s, struct msg
 
 void shared_handoff(struct worker *w, struct session *s)
 {
-	for (uint32_t i = 0; i < s->infl_count; i++)
-		if (s->infl[i].shared && s->infl[i].m)
-			shared_reroute(w, s, s->infl[i].m, s->infl[i].qos);
+	uint32_t seq = s->infl_head;
+	struct inflight *f;
+	while ((f = session_infl_next(s, &seq)) != NULL)
+		if (f->shared && f->m)
+			shared_reroute(w, s, f->m, f->qos);
 	for (uint32_t i = 0; i < s->q_len; i++) {
 		struct queued *q = &s->q[(s->q_head + i) & (s->q_cap - 1)];
 		if (q->shared)

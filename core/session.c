@@ -1,8 +1,22 @@
 /*
  * session.c — session bookkeeping (see session.h). Only the owning worker's
- * thread calls these. Invariants: infl[0..infl_count) hold distinct non-zero
- * packet ids; q holds q_len messages from q_head, each with one reference;
- * rx_qos2 holds distinct ids.
+ * thread calls these.
+ *
+ * In flight: one allocation holds a ring of infl_cap entries in send order
+ * (addressed by sequence numbers infl_head..infl_tail, seq & (cap - 1)) and
+ * after it a direct-mapped index of 2 x infl_cap slots from packet id to
+ * sequence number: slot pid & (2 x infl_cap - 1). We choose the packet ids,
+ * so we only hand out one whose slot is free: the index never collides
+ * (growing adds mask bits, so distinct slots stay distinct; compacting
+ * keeps the mask). An acknowledged entry is marked finished (state 0) and
+ * leaves the index; finished entries at the head are popped. So adding,
+ * acknowledging and choosing a packet id are O(1) however large the
+ * client's Receive Maximum (probing linearly instead would scan the whole
+ * run of consecutive ids on every erase), and redelivery keeps send order.
+ *
+ * Invariants: the index holds exactly the unfinished entries' distinct,
+ * non-zero ids; q holds q_len messages from q_head, each with one
+ * reference; rx_qos2 holds distinct ids.
  */
 #include "session.h"
 
@@ -27,12 +41,84 @@ struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_
 	return s;
 }
 
+struct infl_ix {
+	uint16_t pid; /* 0: empty slot */
+	uint32_t seq; /* the entry's sequence number */
+};
+
+static struct infl_ix *ix_of(const struct session *s)
+{
+	return (struct infl_ix *)(s->infl + s->infl_cap);
+}
+
+static struct inflight *at(const struct session *s, uint32_t seq)
+{
+	return &s->infl[seq & (s->infl_cap - 1)];
+}
+
+static uint32_t ix_slot(const struct session *s, uint16_t pid)
+{
+	return pid & (2 * s->infl_cap - 1);
+}
+
+struct inflight *session_infl_find(struct session *s, uint16_t pid)
+{
+	if (s->infl_cap == 0 || pid == 0)
+		return NULL;
+	const struct infl_ix *e = &ix_of(s)[ix_slot(s, pid)];
+	return e->pid == pid ? at(s, e->seq) : NULL;
+}
+
+struct inflight *session_infl_next(struct session *s, uint32_t *seq)
+{
+	while (*seq != s->infl_tail) {
+		struct inflight *f = at(s, (*seq)++);
+		if (f->state != 0)
+			return f;
+	}
+	return NULL;
+}
+
+/*
+ * Rebuild the ring with cap entries, keeping only unfinished entries, in
+ * order, renumbered from infl_head. Growing when mostly live, compacting
+ * when mostly finished: a client that never acknowledges its oldest
+ * message while acknowledging the rest must not make the ring grow.
+ */
+static bool infl_rebuild(struct session *s, uint32_t cap)
+{
+	struct inflight *n =
+	    malloc(cap * sizeof(struct inflight) + 2 * (size_t)cap * sizeof(struct infl_ix));
+	if (!n)
+		return false;
+	struct session r = *s;
+	r.infl = n;
+	r.infl_cap = cap;
+	r.infl_tail = s->infl_head;
+	memset(ix_of(&r), 0, 2 * (size_t)cap * sizeof(struct infl_ix));
+	for (uint32_t seq = s->infl_head; seq != s->infl_tail; seq++) {
+		struct inflight *f = at(s, seq);
+		if (f->state == 0)
+			continue;
+		uint32_t nseq = r.infl_tail++;
+		*at(&r, nseq) = *f;
+		ix_of(&r)[ix_slot(&r, f->pid)] = (struct infl_ix){f->pid, nseq};
+	}
+	free(s->infl);
+	s->infl = n;
+	s->infl_cap = cap;
+	s->infl_tail = r.infl_tail;
+	return true;
+}
+
 void session_clear_messages(struct session *s)
 {
-	for (uint32_t i = 0; i < s->infl_count; i++)
-		if (s->infl[i].m)
-			msg_unref(s->infl[i].m);
-	s->infl_count = 0;
+	for (uint32_t seq = s->infl_head; seq != s->infl_tail; seq++)
+		if (at(s, seq)->state != 0 && at(s, seq)->m)
+			msg_unref(at(s, seq)->m);
+	s->infl_head = s->infl_tail = s->infl_count = 0;
+	if (s->infl_cap)
+		memset(ix_of(s), 0, 2 * (size_t)s->infl_cap * sizeof(struct infl_ix));
 	struct queued q;
 	while (session_dequeue(s, &q))
 		msg_unref(q.m);
@@ -100,72 +186,61 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter)
 	return true;
 }
 
-static bool pid_in_use(const struct session *s, uint16_t pid)
-{
-	for (uint32_t i = 0; i < s->infl_count; i++)
-		if (s->infl[i].pid == pid)
-			return true;
-	return false;
-}
-
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                           uint32_t sub_id, uint32_t window)
 {
 	if (s->infl_count >= window || s->infl_count >= 65535)
 		return 0;
-	if (s->infl_count == s->infl_cap) {
-		uint32_t cap = s->infl_cap ? s->infl_cap * 2 : 8;
-		struct inflight *n = realloc(s->infl, cap * sizeof(*n));
-		if (!n)
+	if (s->infl_tail - s->infl_head == s->infl_cap) {
+		uint32_t cap = s->infl_cap == 0                   ? 8
+		               : s->infl_count >= s->infl_cap / 2 ? s->infl_cap * 2
+		                                                  : s->infl_cap;
+		if (!infl_rebuild(s, cap))
 			return 0;
-		s->infl = n;
-		s->infl_cap = cap;
 	}
-	/* Fewer than 65535 ids are taken, so this finds one; the window is
-	 * small in practice, so the scan is short. */
+	/* An id whose index slot is free (so it is not in use either): at
+	 * most half the slots are taken, so this ends, usually at once. */
 	uint16_t pid = s->next_pid;
-	while (pid_in_use(s, pid))
+	while (ix_of(s)[ix_slot(s, pid)].pid != 0)
 		pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
 	s->next_pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
-	s->infl[s->infl_count++] = (struct inflight){.m = msg_ref(m),
-	                                             .sub_id = sub_id,
-	                                             .pid = pid,
-	                                             .qos = qos,
-	                                             .state = INFL_WAIT_ACK,
-	                                             .retain = flags & DELIV_RETAIN,
-	                                             .shared = flags & DELIV_SHARED};
+	uint32_t seq = s->infl_tail++;
+	*at(s, seq) = (struct inflight){.m = msg_ref(m),
+	                                .sub_id = sub_id,
+	                                .pid = pid,
+	                                .qos = qos,
+	                                .state = INFL_WAIT_ACK,
+	                                .retain = flags & DELIV_RETAIN,
+	                                .shared = flags & DELIV_SHARED};
+	ix_of(s)[ix_slot(s, pid)] = (struct infl_ix){pid, seq};
+	s->infl_count++;
 	return pid;
 }
 
 bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid)
 {
-	for (uint32_t i = 0; i < s->infl_count; i++) {
-		struct inflight *f = &s->infl[i];
-		if (f->pid != pid)
-			continue;
-		bool done;
-		if (packet_type == MQTT_PUBACK && f->qos == 1 && f->state == INFL_WAIT_ACK) {
-			done = true;
-		} else if (packet_type == MQTT_PUBREC && f->qos == 2 && f->state == INFL_WAIT_ACK) {
-			msg_unref(f->m);
-			f->m = NULL;
-			f->state = INFL_WAIT_COMP;
-			return true;
-		} else if (packet_type == MQTT_PUBCOMP && f->state == INFL_WAIT_COMP) {
-			done = true;
-		} else {
-			return false;
-		}
-		if (done) {
-			if (f->m)
-				msg_unref(f->m);
-			/* Keep send order for redelivery. */
-			memmove(f, f + 1, (s->infl_count - i - 1) * sizeof(*f));
-			s->infl_count--;
-		}
+	struct inflight *f = session_infl_find(s, pid);
+	if (!f)
+		return false;
+	if (packet_type == MQTT_PUBREC && f->qos == 2 && f->state == INFL_WAIT_ACK) {
+		msg_unref(f->m);
+		f->m = NULL;
+		f->state = INFL_WAIT_COMP;
 		return true;
 	}
-	return false;
+	bool done = (packet_type == MQTT_PUBACK && f->qos == 1 && f->state == INFL_WAIT_ACK) ||
+	            (packet_type == MQTT_PUBCOMP && f->state == INFL_WAIT_COMP);
+	if (!done)
+		return false;
+	if (f->m)
+		msg_unref(f->m);
+	f->m = NULL;
+	f->state = 0;
+	ix_of(s)[ix_slot(s, pid)].pid = 0;
+	s->infl_count--;
+	while (s->infl_head != s->infl_tail && at(s, s->infl_head)->state == 0)
+		s->infl_head++;
+	return true;
 }
 
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
@@ -175,26 +250,20 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t 
 	unsigned dropped = 0;
 	while (s->q_len > 0 &&
 	       (s->q_len >= max_messages || s->q_bytes + m->size_bytes > max_bytes)) {
-		if (policy == QUEUE_DROP_NEWEST) {
-			s->dropped_count++;
+		if (policy == QUEUE_DROP_NEWEST)
 			return 1;
-		}
 		struct queued old;
 		session_dequeue(s, &old);
 		msg_unref(old.m);
 		dropped++;
 	}
-	if (max_messages == 0 || m->size_bytes > max_bytes) {
-		s->dropped_count += dropped + 1;
+	if (max_messages == 0 || m->size_bytes > max_bytes)
 		return dropped + 1;
-	}
 	if (s->q_len == s->q_cap) {
 		uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
 		struct queued *n = malloc(cap * sizeof(*n));
-		if (!n) {
-			s->dropped_count += dropped + 1;
+		if (!n)
 			return dropped + 1;
-		}
 		for (uint32_t i = 0; i < s->q_len; i++)
 			n[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
 		free(s->q);
@@ -210,7 +279,6 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t 
 	                    .shared = flags & DELIV_SHARED};
 	s->q_len++;
 	s->q_bytes += m->size_bytes;
-	s->dropped_count += dropped;
 	return dropped;
 }
 

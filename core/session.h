@@ -34,7 +34,7 @@ struct inflight {
 	uint32_t sub_id; /* subscription identifier to send, 0 = none */
 	uint16_t pid;    /* packet identifier */
 	uint8_t qos;     /* 1 or 2: the QoS it was sent with */
-	uint8_t state;   /* enum infl_state */
+	uint8_t state;   /* enum infl_state; 0 once finished */
 	bool retain;     /* retain flag as sent */
 	bool shared;     /* came through a shared subscription: if the session
 	                  * ends unacknowledged, the group gets it back */
@@ -65,13 +65,12 @@ struct session {
 	char *client_id;        /* NUL-terminated */
 	uint64_t expires_at_ms; /* while offline: when it ends; 0 while online */
 	struct sess_sub *subs;  /* subscriptions, unordered */
-	struct inflight *infl;  /* in send order (redelivery keeps it) */
+	struct inflight *infl;  /* ring in send order, then its packet-id index (see session.c) */
 	struct queued *q;       /* ring buffer of queued messages */
 	uint64_t q_bytes;       /* sum of queued messages' size_bytes */
 	uint16_t *rx_qos2;      /* inbound QoS 2 ids received, PUBREL pending */
 	uint8_t *will;          /* the will as an encoded 5.0 PUBLISH, or NULL */
 	uint64_t will_at_ms;    /* when a delayed will fires; 0 = not pending */
-	uint64_t dropped_count; /* messages lost to queue limits, for metrics */
 
 	struct sess_id id;  /* where it lives; changes on handover */
 	uint32_t conn_slot; /* the attached connection, when online */
@@ -79,9 +78,11 @@ struct session {
 	uint32_t expiry_s; /* Session Expiry Interval; 0: ends with the connection */
 	uint32_t sub_count;
 	uint32_t sub_cap;
-	uint32_t infl_count;
-	uint32_t infl_cap; /* allocated entries */
-	uint32_t q_head;   /* index of the oldest queued */
+	uint32_t infl_head;  /* sequence number of the oldest entry */
+	uint32_t infl_tail;  /* sequence number after the newest */
+	uint32_t infl_cap;   /* ring entries, a power of two (0: none) */
+	uint32_t infl_count; /* entries not yet finished */
+	uint32_t q_head;     /* index of the oldest queued */
 	uint32_t q_len;
 	uint32_t q_cap; /* allocated entries (power of two) */
 	uint32_t rx_qos2_count;
@@ -111,6 +112,12 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter);
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                           uint32_t sub_id, uint32_t window);
 
+/* Find the unfinished entry for a packet identifier, or NULL. O(1). */
+struct inflight *session_infl_find(struct session *s, uint16_t pid);
+
+/* Walk unfinished entries in send order: start with *seq = s->infl_head. */
+struct inflight *session_infl_next(struct session *s, uint32_t *seq);
+
 /*
  * An acknowledgement arrived. Returns true when it matched an entry in the
  * right state: PUBACK completes QoS 1; PUBREC moves QoS 2 to awaiting
@@ -121,7 +128,7 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
 /*
  * Queue a message (takes a reference when kept). At a limit the policy
  * decides: drop the oldest queued message or this one. Returns the number of
- * messages dropped (0 or 1), also added to dropped_count.
+ * messages dropped (0, 1 or, with a limit of 0, 2).
  */
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                          uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
