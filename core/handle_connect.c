@@ -234,20 +234,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		connect_finish(w, c, fresh, false);
 		return;
 	}
-	if (prev.worker == w->id) {
-		/* The old session lives here: the same steps as across
-		 * workers, without the mailbox round trip. */
-		struct mbox_msg m = {.kind = MB_TAKEOVER,
-		                     .flags = k->clean_start ? MBOX_F_CLEAN : 0,
-		                     .from = w->id,
-		                     .target = prev,
-		                     .conn_slot = c->slot,
-		                     .conn_gen = c->gen};
-		c->pending = fresh;
-		c->state = CONN_WAIT_TAKEOVER;
-		handle_takeover(w, &m);
-		return;
-	}
+	/* Someone holds the id: take the session over, through the worker
+	 * that owns it (a direct call when that is this one). */
 	c->pending = fresh;
 	c->state = CONN_WAIT_TAKEOVER;
 	struct mbox_msg m = {.kind = MB_TAKEOVER,
@@ -256,7 +244,10 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	                     .target = prev,
 	                     .conn_slot = c->slot,
 	                     .conn_gen = c->gen};
-	mbox_send(w, prev.worker, &m);
+	if (prev.worker == w->id)
+		handle_takeover(w, &m);
+	else
+		mbox_send(w, prev.worker, &m);
 }
 
 /* On the worker owning the old session: close its connection, hand it over. */

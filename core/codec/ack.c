@@ -11,20 +11,10 @@ enum mqtt_rc ack_decode(struct rd *r, unsigned type, uint8_t version, struct mqt
 	memset(out, 0, sizeof(*out));
 	if (!rd_u16(r, &out->packet_id))
 		return MQTT_RC_MALFORMED_PACKET;
-	if (version == MQTT_V5 && rd_left(r) > 0) {
-		if (!rd_u8(r, &out->rc))
-			return MQTT_RC_MALFORMED_PACKET;
-		if (rd_left(r) > 0) {
-			enum mqtt_rc rc = props_decode(r, type, &out->props);
-			if (rc != MQTT_RC_SUCCESS)
-				return rc;
-		}
-	}
-	if (rd_left(r) != 0)
-		return MQTT_RC_MALFORMED_PACKET;
+	enum mqtt_rc rc = rc_props_decode(r, type, version, &out->rc, &out->props);
+	if (rc != MQTT_RC_SUCCESS)
+		return rc;
 	if (out->packet_id == 0) /* [MQTT-2.2.1-3] */
-		return MQTT_RC_PROTOCOL_ERROR;
-	if (version == MQTT_V5 && !mqtt_rc_valid_for(type, out->rc))
 		return MQTT_RC_PROTOCOL_ERROR;
 	return MQTT_RC_SUCCESS;
 }
@@ -33,12 +23,6 @@ uint8_t ack_encode(struct wr *w, unsigned type, uint8_t version, const struct mq
 {
 	CODEC_ASSERT(a->packet_id != 0);
 	wr_u16(w, a->packet_id);
-	if (version == MQTT_V5) {
-		bool props = a->props.has != 0 || a->props.user_count != 0;
-		if (a->rc != 0 || props)
-			wr_u8(w, a->rc);
-		if (props)
-			props_encode(w, &a->props);
-	}
+	rc_props_encode(w, version, a->rc, &a->props);
 	return type == MQTT_PUBREL ? 0x2 : 0;
 }

@@ -43,6 +43,15 @@ uint8_t unsubscribe_encode(struct wr *w, uint8_t version, const struct mqtt_unsu
 uint8_t suback_encode(struct wr *w, unsigned type, uint8_t version, const struct mqtt_suback *s);
 uint8_t reason_encode(struct wr *w, unsigned type, uint8_t version, const struct mqtt_reason *r);
 
+/*
+ * The 5.0 tail shared by the acks, DISCONNECT and AUTH: a reason code, then
+ * properties, each omissible when it would be 0 / empty (reason.c).
+ * Decoding also checks the code is one the packet type may carry.
+ */
+enum mqtt_rc rc_props_decode(struct rd *r, unsigned type, uint8_t version, uint8_t *rc,
+                             struct mqtt_props *props);
+void rc_props_encode(struct wr *w, uint8_t version, uint8_t rc, const struct mqtt_props *props);
+
 /* The fixed header flag nibble a packet type requires (§2.1.3); -1: any. */
 int codec_required_flags(unsigned type);
 
