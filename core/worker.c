@@ -39,7 +39,10 @@
  * back to the ring as soon as its completion is handled, so a few hundred
  * serve thousands of connections; when they run out a receive ends with
  * -ENOBUFS and is re-armed next turn. */
-#define BUF_COUNT      512
+#ifndef STARLING_RECV_BUFFERS /* tests build a variant with a tiny pool */
+#define STARLING_RECV_BUFFERS 512
+#endif
+#define BUF_COUNT STARLING_RECV_BUFFERS
 #define BUF_SIZE       4096
 #define MBOX_BATCH     256   /* messages drained from one mailbox per turn */
 #define SWEEP_MS       250   /* timer resolution: keep alive, connect timeout, expiry */
@@ -120,6 +123,7 @@ void worker_free(struct worker *w)
 	for (uint32_t i = 0; i < w->rq_len; i++)
 		sub_delta_unref(w->rq[i]);
 	free(w->rq);
+	free(w->rearm);
 	free(w->match_buf);
 	subidx_free(w->subs);
 	retain_free(w->retained);
@@ -354,7 +358,21 @@ static void recv_done(struct worker *w, struct io_uring_cqe *cqe)
 	if (cqe->res == 0) {
 		conn_close(w, c, MQTT_RC_SUCCESS, true); /* peer closed without DISCONNECT */
 	} else if (cqe->res == -ENOBUFS) {
-		w->recv_rearm_pending = true; /* pool dry: re-arm next turn */
+		/* Pool dry: re-arm next turn, after this turn's buffers went back. */
+		if (!c->on_rearm_list) {
+			if (w->rearm_len == w->rearm_cap) {
+				uint32_t cap = w->rearm_cap ? w->rearm_cap * 2 : 64;
+				struct rearm *n = realloc(w->rearm, cap * sizeof(*n));
+				if (!n) {
+					conn_close(w, c, MQTT_RC_SERVER_BUSY, true);
+					return;
+				}
+				w->rearm = n;
+				w->rearm_cap = cap;
+			}
+			c->on_rearm_list = true;
+			w->rearm[w->rearm_len++] = (struct rearm){c->slot, c->gen};
+		}
 	} else if (cqe->res < 0) {
 		conn_close(w, c, MQTT_RC_SUCCESS, true);
 	} else if (!more) {
@@ -667,14 +685,15 @@ void *worker_main(void *arg)
 			for (unsigned i = 0; i < w->listen_count; i++)
 				if (!w->accept_armed[i] && w->listen_fds[i] >= 0)
 					accept_arm(w, i);
-		if (w->recv_rearm_pending) {
-			w->recv_rearm_pending = false;
-			for (uint32_t i = 0; i < w->conn_cap; i++) {
-				struct conn *rc = w->conns[i];
-				if (rc && !rc->recv_armed && rc->state != CONN_CLOSING)
-					recv_arm(w, rc);
-			}
+		for (uint32_t i = 0; i < w->rearm_len; i++) {
+			struct conn *rc = conn_get(w, w->rearm[i].slot, w->rearm[i].gen);
+			if (!rc)
+				continue; /* reaped since */
+			rc->on_rearm_list = false;
+			if (!rc->recv_armed && rc->state != CONN_CLOSING)
+				recv_arm(w, rc);
 		}
+		w->rearm_len = 0;
 
 		uint64_t wait_ms = w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0;
 		struct __kernel_timespec ts = {.tv_sec = 0,

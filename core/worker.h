@@ -91,6 +91,7 @@ struct conn {
 	bool send_busy;              /* a send is in flight */
 	bool on_flush_list;
 	bool on_close_list;
+	bool on_rearm_list;
 	bool shut;             /* shutdown() already called while closing */
 	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
@@ -176,7 +177,12 @@ struct worker {
 
 	struct conn *flush_list;
 	struct conn *close_list;
-	bool recv_rearm_pending; /* some receive ended with -ENOBUFS */
+	struct rearm { /* receives ended by -ENOBUFS, re-armed next turn */
+		uint32_t slot;
+		uint32_t gen; /* a connection reaped meanwhile no longer matches */
+	} * rearm;
+	uint32_t rearm_len;
+	uint32_t rearm_cap;
 
 	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
 	bool *wake_pending;             /* [worker_count] pushed this turn */

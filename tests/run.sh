@@ -3,6 +3,8 @@
 #   1. release build with -Werror: unit and integration tests
 #   2. address+undefined sanitizer build: the same tests
 #   3. thread sanitizer build: the integration suite (where workers interact)
+#   3b. a build with 8 receive buffers per worker: the integration suite with
+#      the provided-buffer pool running dry all the time (-ENOBUFS re-arms)
 #   4. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 60)
 # Ends with one line "N passed, M failed"; exits non-zero if anything failed.
 #
@@ -57,6 +59,7 @@ build_and_test release "" --werror
 build_and_test asan "" --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
 	build_and_test tsan "integration" --werror -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
+build_and_test tinybuf "integration" --werror -Dc_args=-DSTARLING_RECV_BUFFERS=8
 
 # Fuzzing: clang's libFuzzer, time-bounded, fails on any crash or report.
 echo "=== fuzz build"
