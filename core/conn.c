@@ -278,6 +278,7 @@ void conn_flush(struct worker *w, struct conn *c)
 	io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, op_pack(OP_SEND, c->slot, c->gen));
 	c->send_busy = true;
+	w->st.sends++;
 }
 
 /* The session outlives or ends with its connection (§4.1, §3.1.2.11.2). */

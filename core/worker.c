@@ -42,9 +42,9 @@
 #ifndef STARLING_RECV_BUFFERS /* tests build a variant with a tiny pool */
 #define STARLING_RECV_BUFFERS 512
 #endif
-#define BUF_COUNT STARLING_RECV_BUFFERS
+#define BUF_COUNT      STARLING_RECV_BUFFERS
 #define BUF_SIZE       4096
-#define MBOX_BATCH     256   /* messages drained from one mailbox per turn */
+#define MBOX_BATCH     16384 /* messages drained from one mailbox per turn (its capacity) */
 #define SWEEP_MS       250   /* timer resolution: keep alive, connect timeout, expiry */
 #define CLOSE_GRACE_MS 2000  /* a closing connection gets this long to flush */
 #define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
@@ -679,8 +679,13 @@ void *worker_main(void *arg)
 			stopping = true;
 			begin_stop(w);
 		}
-		if (stopping && w->conn_live == 0)
+		if (stopping && w->conn_live == 0) {
+			LOG_INFO("worker %u: %llu loop turns, %llu PUBLISH out in %llu sends",
+			         w->id, (unsigned long long)w->st.loop_turns,
+			         (unsigned long long)w->st.msgs_out,
+			         (unsigned long long)w->st.sends);
 			break;
+		}
 		if (!stopping)
 			for (unsigned i = 0; i < w->listen_count; i++)
 				if (!w->accept_armed[i] && w->listen_fds[i] >= 0)

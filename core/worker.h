@@ -130,6 +130,7 @@ struct worker_stats {
 	uint64_t drops_transit;  /* QoS 0 not sent to a worker that fell behind */
 	uint64_t mbox_overflows; /* pushes that found a mailbox full */
 	uint64_t loop_turns;
+	uint64_t sends; /* send operations submitted (msgs_out / sends = batching) */
 };
 
 struct mbox_overflow {
