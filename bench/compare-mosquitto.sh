@@ -78,6 +78,8 @@ compare "pairs 100/100, QoS 0, 64 B, end-to-end window 64" pairs -c 100 -q 0 -s 
 compare "pairs 100/100, QoS 1, 64 B, end-to-end window 64" pairs -c 100 -q 1 -s 64 -d "$secs" --e2e-window 64 --inflight 64
 compare "fanin 1000 -> 1, QoS 0, 64 B, end-to-end window 16" fanin --pubs 1000 --subs 1 -q 0 -s 64 -d "$secs" --e2e-window 16
 compare "fanin 1000 -> 1, QoS 1, 64 B, end-to-end window 16" fanin --pubs 1000 --subs 1 -q 1 -s 64 -d "$secs" --e2e-window 16 --inflight 16
+compare "fanout 1 -> 1000, QoS 0, 64 B, end-to-end window 64" fanout --pubs 1 --subs 1000 -q 0 -s 64 -d "$secs" --e2e-window 64
+compare "fanout 1 -> 1000, QoS 1, 64 B, end-to-end window 64" fanout --pubs 1 --subs 1000 -q 1 -s 64 -d "$secs" --e2e-window 64 --inflight 64
 compare "fanout 1 -> 1000, QoS 0, 64 B, end-to-end window 4" fanout --pubs 1 --subs 1000 -q 0 -s 64 -d "$secs" --e2e-window 4
 compare "fanout 1 -> 1000, QoS 1, 64 B, end-to-end window 4" fanout --pubs 1 --subs 1000 -q 1 -s 64 -d "$secs" --e2e-window 4 --inflight 4
 compare "latency: pairs 20 x 1000 msg/s = 20,000 QoS 1 msg/s, 64 B" pairs -c 20 -q 1 -s 64 -r 1000 -d "$secs"
