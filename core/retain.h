@@ -37,7 +37,7 @@ int retain_put(struct retain *rs, struct msg *m);
  */
 typedef void (*retain_fn)(void *ctx, struct msg *m);
 size_t retain_match(struct retain *rs, struct mqtt_view filter, uint64_t now_ms, retain_fn fn,
-		    void *ctx);
+                    void *ctx);
 
 size_t retain_count(const struct retain *rs);
 size_t retain_bytes(const struct retain *rs); /* sum of size_bytes */
