@@ -21,7 +21,6 @@ struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct 
 		return NULL;
 	atomic_init(&d->refs, 1);
 	d->add = add;
-	d->retain_handling = 0;
 	d->e = *e;
 	d->filter_len = (uint16_t)filter.len;
 	memcpy(d->filter, filter.ptr, filter.len);

@@ -103,8 +103,7 @@ struct conn {
  * sent to; the last one to handle it frees it. */
 struct sub_delta {
 	atomic_uint refs;
-	bool add;                /* MB_SUB_DELTA: add (else remove) */
-	uint8_t retain_handling; /* MB_RETAIN_QUERY: unused (decided by the sender) */
+	bool add; /* MB_SUB_DELTA: add (else remove) */
 	struct sub_entry e;
 	uint16_t filter_len;
 	char filter[]; /* NUL-terminated */
