@@ -55,7 +55,7 @@ static int listen_on(const struct config_addr *a, uint16_t *port, char *err, siz
 	return fd;
 }
 
-int broker_start(struct broker *b, const struct config *cfg)
+int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
 {
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
@@ -70,6 +70,7 @@ int broker_start(struct broker *b, const struct config *cfg)
 	b->registry = registry_new();
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
+	snprintf(err, err_len, "out of memory");
 	if (!b->registry || !b->workers || !b->mboxes)
 		return -1;
 	for (unsigned from = 0; from < n; from++) {
@@ -94,15 +95,19 @@ int broker_start(struct broker *b, const struct config *cfg)
 	for (unsigned l = 0; l < cfg->listen_count; l++) {
 		uint16_t port = cfg->listen[l].port;
 		for (unsigned i = 0; i < n; i++) {
-			char err[256];
-			int fd = listen_on(&cfg->listen[l], &port, err, sizeof(err));
+			char why[256];
+			int fd = listen_on(&cfg->listen[l], &port, why, sizeof(why));
 			if (fd < 0) {
-				LOG_ERROR("cannot listen on %s", err);
+				snprintf(err, err_len, "cannot listen for MQTT on %s", why);
 				return -1;
 			}
 			struct worker *w = b->workers[i];
 			w->listen_fds[w->listen_count++] = fd;
 		}
+		b->listen_port[l] = port;
+		snprintf(b->listen_name[l], sizeof(b->listen_name[l]),
+		         strchr(cfg->listen[l].host, ':') ? "mqtt [%s]:%u" : "mqtt %s:%u",
+		         cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
 		LOG_INFO("listening for MQTT on %s:%u",
 		         cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
 	}
@@ -123,13 +128,15 @@ int broker_start(struct broker *b, const struct config *cfg)
 	}
 	pthread_barrier_wait(&b->start_barrier);
 	for (unsigned i = 0; i < n; i++)
-		if (b->workers[i]->init_failed)
+		if (b->workers[i]->init_failed) {
+			snprintf(err, err_len, "worker %u could not set up its io_uring ring", i);
 			return -1;
+		}
 	LOG_INFO("%u worker%s running", n, n == 1 ? "" : "s");
 	return 0;
 }
 
-void broker_stop(struct broker *b)
+void broker_signal_stop(struct broker *b)
 {
 	for (unsigned i = 0; i < b->worker_count; i++) {
 		struct worker *w = b->workers[i];
@@ -138,6 +145,11 @@ void broker_stop(struct broker *b)
 		if (write(w->stop_fd, &one, sizeof(one)) < 0)
 			LOG_WARN("cannot wake worker %u: %s", i, strerror(errno));
 	}
+}
+
+void broker_stop(struct broker *b)
+{
+	broker_signal_stop(b);
 	for (unsigned i = 0; i < b->worker_count; i++)
 		pthread_join(b->workers[i]->thread, NULL);
 }

@@ -129,9 +129,20 @@ static const struct directive directives[] = {
     BOOL(sub_id_available, "true",
          "accept subscription identifiers (MQTT 5 Subscription Identifier Available)"),
 
+    /* Operations */
+    BOOL(metrics, "true", "serve /metrics, /healthz and /readyz on metrics_listen"),
+    U32(sys_interval_s, "10", 0, 86400, "s",
+        "how often the $SYS/broker/... topics are published (retained, changed values "
+        "only); 0 = never"),
+    U32(shutdown_grace_ms, "5000", 0, 600000, "ms",
+        "on SIGTERM, the time clients get to receive their DISCONNECT and pending output "
+        "before their connections are cut"),
+
     /* Logging */
-    ENUM(log_level, level_names, "info", "least severe level written to stderr"),
-    BOOL(log_json, "false", "one JSON object per line instead of plain text"),
+    ENUM(log_level, level_names, "info",
+         "least severe level written to stderr; SIGHUP "
+         "rereads it"),
+    BOOL(log_json, "false", "one JSON object per line instead of plain text; SIGHUP rereads it"),
 };
 
 #undef FIELD

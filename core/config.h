@@ -73,6 +73,11 @@ struct config {
 	bool shared_available;
 	bool sub_id_available;
 
+	/* Operations */
+	bool metrics;               /* serve the HTTP ops listener */
+	uint32_t sys_interval_s;    /* $SYS publishing period; 0 = off */
+	uint32_t shutdown_grace_ms; /* SIGTERM: time to flush before cutting */
+
 	/* Logging */
 	enum log_level log_level;
 	bool log_json;

@@ -32,6 +32,11 @@ static void mark_flush(struct worker *w, struct conn *c)
 	}
 }
 
+const char *conn_listener(const struct worker *w, const struct conn *c)
+{
+	return c->listener < w->cfg->listen_count ? w->b->listen_name[c->listener] : "?";
+}
+
 const char *conn_peer(const struct conn *c)
 {
 	static _Thread_local char buf[INET6_ADDRSTRLEN + 8];
@@ -100,13 +105,14 @@ static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet
 		handle_disconnect(w, c, &p->reason);
 		break;
 	case MQTT_CONNECT: /* a second CONNECT [MQTT-3.1.0-2] */
-		LOG_INFO("closing %s (%s): second CONNECT", conn_peer(c), client_name(c));
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): second CONNECT", conn_peer(c),
+		            client_name(c));
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		break;
 	case MQTT_AUTH: /* no enhanced authentication method was agreed */
 	default:        /* server-to-client packets from a client */
-		LOG_INFO("closing %s (%s): unexpected %s", conn_peer(c), client_name(c),
-		         mqtt_type_name(p->type));
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): unexpected %s", conn_peer(c),
+		            client_name(c), mqtt_type_name(p->type));
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		break;
 	}
@@ -123,21 +129,24 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 		if (st == MQTT_FRAME_NEED_MORE)
 			break;
 		if (st == MQTT_FRAME_INVALID) {
-			LOG_INFO("closing %s (%s): %s", conn_peer(c), client_name(c),
-			         mqtt_rc_name(f.rc));
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): %s", conn_peer(c),
+			            client_name(c), mqtt_rc_name(f.rc));
 			conn_close(w, c, f.rc, true);
 			return len;
 		}
 		struct mqtt_packet p;
 		enum mqtt_rc rc = mqtt_decode(&f, buf + off + f.header_len, c->version, &p);
 		off += (uint32_t)mqtt_frame_size(&f);
-		w->st.msgs_in += f.type == MQTT_PUBLISH;
+		if (f.type == MQTT_PUBLISH && rc == MQTT_RC_SUCCESS)
+			w->st.msgs_in[p.publish.qos]++;
 
 		if (c->state == CONN_NEW) {
 			if (f.type != MQTT_CONNECT) {
 				/* [MQTT-3.1.0-1]: close, no answer. */
-				LOG_INFO("closing %s: first packet is %s, not CONNECT",
-				         conn_peer(c), mqtt_type_name(f.type));
+				LOG_INFO_RL(LOG_CLIENT_RL,
+				            "closing %s: first packet is %s, not CONNECT",
+				            conn_peer(c), mqtt_type_name(f.type));
+				c->close_reason = CLOSE_PROTOCOL_ERROR;
 				conn_close(w, c, MQTT_RC_SUCCESS, false);
 				return len;
 			}
@@ -145,8 +154,8 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 			continue;
 		}
 		if (rc != MQTT_RC_SUCCESS) {
-			LOG_INFO("closing %s (%s): %s in %s", conn_peer(c), client_name(c),
-			         mqtt_rc_name(rc), mqtt_type_name(f.type));
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): %s in %s", conn_peer(c),
+			            client_name(c), mqtt_rc_name(rc), mqtt_type_name(f.type));
 			conn_close(w, c, rc, true);
 			return len;
 		}
@@ -163,14 +172,15 @@ void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t 
 		uint32_t used = process(w, c, data, len);
 		if (used < len && c->state != CONN_CLOSING &&
 		    !stash(w, c, data + used, len - used)) {
-			LOG_INFO("closing %s (%s): too much unparsed input", conn_peer(c),
-			         client_name(c));
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): too much unparsed input",
+			            conn_peer(c), client_name(c));
 			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		}
 		return;
 	}
 	if (!stash(w, c, data, len)) {
-		LOG_INFO("closing %s (%s): too much unparsed input", conn_peer(c), client_name(c));
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): too much unparsed input", conn_peer(c),
+		            client_name(c));
 		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		return;
 	}
@@ -234,7 +244,7 @@ static bool out_append(struct worker *w, struct conn *c, const struct mqtt_packe
 		return false; /* encoded past the limit into spare room: forget it */
 	c->out_len += (uint32_t)n;
 	if (p->type == MQTT_PUBLISH)
-		w->st.msgs_out++;
+		w->st.msgs_out[p->publish.qos]++; /* 0..2: we chose it */
 	mark_flush(w, c);
 	return true;
 }
@@ -310,6 +320,12 @@ void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will)
 {
 	if (c->state == CONN_CLOSING)
 		return;
+	if (c->close_reason == CLOSE_UNSET) /* callers set it where rc does not say */
+		c->close_reason = (uint8_t)stats_close_reason_of(rc);
+	/* The one line per connection's end: who, where, why. */
+	LOG_INFO_RL(LOG_CLIENT_RL, "disconnected %s (%s) on %s: %s, reason code 0x%02X",
+	            conn_peer(c), client_name(c), conn_listener(w, c),
+	            stats_close_reason_name((enum close_reason)c->close_reason), rc);
 	/* 5.0 lets the server say why [MQTT-3.14.0-1]; only after CONNACK. */
 	if (rc >= 0x80 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
 		struct mqtt_packet d = {.type = MQTT_DISCONNECT};

@@ -20,7 +20,10 @@ static void refuse(struct worker *w, struct conn *c, uint8_t version, enum mqtt_
 	struct mqtt_packet a = {.type = MQTT_CONNACK};
 	a.connack.rc = version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_connack(rc);
 	conn_send_packet(w, c, &a);
-	LOG_INFO("refused %s: %s", conn_peer(c), mqtt_rc_name(rc));
+	LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: %s (0x%02X)", conn_peer(c),
+	            conn_listener(w, c), mqtt_rc_name(rc), rc);
+	w->st.connack[stats_connack_slot(rc)]++;
+	c->close_reason = CLOSE_CONNECT_REFUSED;
 	conn_close(w, c, MQTT_RC_SUCCESS, false);
 }
 
@@ -129,12 +132,15 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 #undef SET
 	}
 	conn_send_packet(w, c, &a);
-	LOG_INFO("connected %s as \"%s\" (MQTT %s, keep alive %us, clean start %d, session %s)",
-	         conn_peer(c), s->client_id,
-	         c->version == MQTT_V5     ? "5.0"
-	         : c->version == MQTT_V311 ? "3.1.1"
-	                                   : "3.1",
-	         c->keepalive_s, c->clean_start, present ? "resumed" : "new");
+	w->st.connack[0]++;
+	LOG_INFO_RL(LOG_CLIENT_RL,
+	            "connected %s on %s as \"%s\" (MQTT %s, keep alive %us, clean start %d, "
+	            "session %s)",
+	            conn_peer(c), conn_listener(w, c), s->client_id,
+	            c->version == MQTT_V5     ? "5.0"
+	            : c->version == MQTT_V311 ? "3.1.1"
+	                                      : "3.1",
+	            c->keepalive_s, c->clean_start, present ? "resumed" : "new");
 	if (present) {
 		session_resend(w, s);
 		session_pump(w, s);
@@ -151,7 +157,10 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		else if (k->version == MQTT_V5 || rc == MQTT_RC_CLIENT_ID_NOT_VALID)
 			refuse(w, c, k->version ? k->version : MQTT_V311, rc);
 		else {
-			LOG_INFO("closing %s: %s in CONNECT", conn_peer(c), mqtt_rc_name(rc));
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: %s in CONNECT", conn_peer(c),
+			            mqtt_rc_name(rc));
+			w->st.connack[stats_connack_slot(rc)]++; /* no CONNACK, but an outcome */
+			c->close_reason = CLOSE_CONNECT_REFUSED;
 			conn_close(w, c, MQTT_RC_SUCCESS, false);
 		}
 		return;
@@ -206,8 +215,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 
 	struct sess_id id = sess_reserve(w);
 	if (id.gen == 0) {
-		LOG_WARN("refused %s: the node holds its maximum of %u sessions", conn_peer(c),
-		         w->cfg->max_sessions);
+		LOG_WARN_RL(LOG_CLIENT_RL, "refused %s: the node holds its maximum of %u sessions",
+		            conn_peer(c), w->cfg->max_sessions);
 		refuse(w, c, k->version, MQTT_RC_QUOTA_EXCEEDED);
 		return;
 	}
@@ -262,8 +271,8 @@ void handle_takeover(struct worker *w, const struct mbox_msg *m)
 	if (old && old->online) {
 		struct conn *oc = conn_get(w, old->conn_slot, old->conn_gen);
 		if (oc) {
-			LOG_INFO("closing %s (%s): session taken over", conn_peer(oc),
-			         old->client_id);
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): session taken over",
+			            conn_peer(oc), old->client_id);
 			/* [MQTT-3.1.4-3]: 0x8E, and its will as for any close. */
 			conn_close(w, oc, MQTT_RC_SESSION_TAKEN_OVER, true);
 		}

@@ -65,8 +65,8 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 	if (rc == MQTT_RC_SUCCESS && p->retain && !cfg->retain_available)
 		rc = MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
 	if (rc != MQTT_RC_SUCCESS) {
-		LOG_INFO("closing %s (%s): PUBLISH: %s", conn_peer(c), s->client_id,
-		         mqtt_rc_name(rc));
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): PUBLISH: %s", conn_peer(c),
+		            s->client_id, mqtt_rc_name(rc));
 		conn_close(w, c, rc, true);
 		return;
 	}
@@ -83,6 +83,7 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
 	if (!auth_publish(cfg, cid, topic)) {
 		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it. */
+		w->st.drops_denied++;
 		if (p->qos > 0)
 			ack(w, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 			    MQTT_RC_NOT_AUTHORIZED);
@@ -97,8 +98,8 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 			return;
 		}
 		if (!session_rx_qos2_add(s, p->packet_id, cfg->receive_maximum)) {
-			LOG_INFO("closing %s (%s): over its receive maximum %u", conn_peer(c),
-			         s->client_id, cfg->receive_maximum);
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): over its receive maximum %u",
+			            conn_peer(c), s->client_id, cfg->receive_maximum);
 			conn_close(w, c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
 			           true); /* [MQTT-3.3.4-8] */
 			return;
@@ -110,7 +111,9 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 		conn_close(w, c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
 		return;
 	}
-	route_publish(w, m);
+	bool retain = p->retain;
+	if (route_publish(w, m) == 0 && !retain)
+		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
 	if (p->qos == 1)
 		ack(w, c, MQTT_PUBACK, p->packet_id, 0);
 	else if (p->qos == 2)

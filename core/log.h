@@ -78,6 +78,10 @@ bool log_ratelimit_at(struct log_ratelimit *rl, uint32_t per_second, uint64_t no
 		if (log_enabled(level) && log_ratelimit_ok(&log_rl_, (per_second)))                \
 			log_msg(level, __VA_ARGS__);                                               \
 	} while (0)
+/* Lines about one client's connection (connected, refused, closing, why):
+ * per call site and worker, so a flood of bad clients costs a few lines a
+ * second and a summary of what was suppressed. */
+#define LOG_CLIENT_RL                 50
 #define LOG_ERROR_RL(per_second, ...) LOG_AT_RL(LOG_ERROR, per_second, __VA_ARGS__)
 #define LOG_WARN_RL(per_second, ...)  LOG_AT_RL(LOG_WARN, per_second, __VA_ARGS__)
 #define LOG_INFO_RL(per_second, ...)  LOG_AT_RL(LOG_INFO, per_second, __VA_ARGS__)

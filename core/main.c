@@ -9,18 +9,19 @@
  *   starling --config-reference      print every key as Markdown
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
+#include "ops.h"
 #include "worker.h"
 
 extern char **environ;
-
-#define STARLING_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
@@ -31,13 +32,103 @@ static void usage(FILE *out)
 	             "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
 }
 
+/* The configuration from every source, in order: defaults, the file, the
+ * environment, the flags. 0, or -1 with err filled in. */
+static int load_config(struct config *cfg, const char *file, int argc, char **argv, char *err,
+                       size_t err_len)
+{
+	config_defaults(cfg);
+	if (file && config_load_file(cfg, file, err, err_len) != 0)
+		return -1;
+	if (config_load_env(cfg, environ, err, err_len) != 0)
+		return -1;
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) != 0 || !strchr(argv[i], '='))
+			continue;
+		char key[128];
+		const char *eq = strchr(argv[i], '=');
+		size_t len = (size_t)(eq - argv[i] - 2);
+		if (len >= sizeof(key))
+			len = sizeof(key) - 1;
+		memcpy(key, argv[i] + 2, len);
+		key[len] = '\0';
+		for (char *p = key; *p; p++)
+			if (*p == '-')
+				*p = '_'; /* --max-packet-size works too */
+		if (config_set(cfg, "command line", key, eq + 1, err, err_len) != 0)
+			return -1;
+	}
+	return config_validate(cfg, err, err_len);
+}
+
+/* SIGHUP: read every source again. What can change live changes now; for
+ * the rest, a line says it waits for a restart. A bad file changes nothing.
+ * (TLS material, passwords and ACLs join the live set with the security
+ * issue.) The keys that differ are found by printing both configurations:
+ * the printer already covers every key of the table. */
+static void reload(const struct config *running, const char *file, int argc, char **argv)
+{
+	static struct config next;
+	char err[512];
+	if (load_config(&next, file, argc, argv, err, sizeof(err)) != 0) {
+		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
+		return;
+	}
+	char *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
+	if (fa)
+		config_print(running, fa);
+	if (fb)
+		config_print(&next, fb);
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	unsigned changed = 0;
+	char *sa = NULL, *sb = NULL;
+	for (char *la = a ? strtok_r(a, "\n", &sa) : NULL, *lb = b ? strtok_r(b, "\n", &sb) : NULL;
+	     la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+		if (!strcmp(la, lb) || la[0] == '#')
+			continue;
+		changed++;
+		bool live = !strncmp(lb, "log_level ", 10) || !strncmp(lb, "log_json ", 9);
+		LOG_INFO("SIGHUP: %s%s", lb, live ? "" : " (takes effect at restart)");
+	}
+	free(a);
+	free(b);
+	log_init(next.log_level, next.log_json);
+	if (!changed)
+		LOG_INFO("SIGHUP: configuration unchanged");
+}
+
+/* Join the workers, but not forever: a worker that does not stop within
+ * the grace period (plus a margin) must not keep a pod in Terminating. */
+static bool join_within(struct broker *b, uint64_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(ms / 1000);
+	until.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	for (unsigned i = 0; i < b->worker_count; i++)
+		if (pthread_timedjoin_np(b->workers[i]->thread, NULL, &until) != 0) {
+			LOG_ERROR("worker %u did not stop within %llu ms; exiting anyway", i,
+			          (unsigned long long)ms);
+			return false;
+		}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
 	static struct config cfg;
 	char err[512];
 	const char *file = NULL;
 	bool check = false;
-	config_defaults(&cfg);
 
 	/* First pass: which file, which mode. Flags apply after the file and
 	 * the environment, so they win. */
@@ -65,33 +156,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (file && config_load_file(&cfg, file, err, sizeof(err)) != 0) {
-		fprintf(stderr, "starling: %s\n", err);
-		return 1;
-	}
-	if (config_load_env(&cfg, environ, err, sizeof(err)) != 0) {
-		fprintf(stderr, "starling: %s\n", err);
-		return 1;
-	}
-	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--", 2) != 0 || !strchr(argv[i], '='))
-			continue;
-		char key[128];
-		const char *eq = strchr(argv[i], '=');
-		size_t len = (size_t)(eq - argv[i] - 2);
-		if (len >= sizeof(key))
-			len = sizeof(key) - 1;
-		memcpy(key, argv[i] + 2, len);
-		key[len] = '\0';
-		for (char *p = key; *p; p++)
-			if (*p == '-')
-				*p = '_'; /* --max-packet-size works too */
-		if (config_set(&cfg, "command line", key, eq + 1, err, sizeof(err)) != 0) {
-			fprintf(stderr, "starling: %s\n", err);
-			return 1;
-		}
-	}
-	if (config_validate(&cfg, err, sizeof(err)) != 0) {
+	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling: %s\n", err);
 		return 1;
 	}
@@ -107,7 +172,9 @@ int main(int argc, char **argv)
 		LOG_INFO("starling %s starting on embedded defaults (no config file given)",
 		         STARLING_VERSION);
 
-	/* Workers inherit this mask: signals come to the main thread only. */
+	/* Workers inherit this mask: signals come to the main thread only.
+	 * sigwait() also makes this work as PID 1 in a container, where
+	 * default signal actions do not apply. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -117,9 +184,14 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	static struct broker b;
-	if (broker_start(&b, &cfg) != 0) {
-		LOG_ERROR("startup failed");
-		b.start_failed = true;
+	if (broker_start(&b, &cfg, err, sizeof(err)) != 0) {
+		LOG_ERROR("cannot start: %s", err);
+		return 1;
+	}
+	struct ops *ops = NULL;
+	if (cfg.metrics && !(ops = ops_start(&b, err, sizeof(err)))) {
+		LOG_ERROR("cannot start: %s", err);
+		broker_stop(&b);
 		return 1;
 	}
 	for (;;) {
@@ -127,13 +199,22 @@ int main(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			LOG_INFO("SIGHUP: this version has nothing that reloads");
+			reload(&cfg, file, argc, argv);
 			continue;
 		}
-		LOG_INFO("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		LOG_INFO("%s: stopping (grace %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+		         cfg.shutdown_grace_ms);
 		break;
 	}
-	broker_stop(&b);
+	/* Not ready from now on: a load balancer stops sending clients here
+	 * while the workers tell theirs to go. */
+	atomic_store(&b.stopping, true);
+	broker_signal_stop(&b);
+	if (!join_within(&b, (uint64_t)cfg.shutdown_grace_ms + 5000)) {
+		ops_stop(ops);
+		return 1;
+	}
+	ops_stop(ops);
 	broker_free(&b);
 	LOG_INFO("stopped");
 	return 0;

@@ -35,6 +35,17 @@ unsigned mbox_available(struct mbox *mb)
 	return mb->tail_cache - atomic_load_explicit(&mb->head, memory_order_relaxed);
 }
 
+unsigned mbox_depth(const struct mbox *mb)
+{
+	/* The casts drop const only for C11's atomic_load signature. */
+	unsigned head = atomic_load_explicit((atomic_uint *)&mb->head, memory_order_acquire);
+	unsigned tail = atomic_load_explicit((atomic_uint *)&mb->tail, memory_order_acquire);
+	/* Head first: both only grow and head never passes tail, so the
+	 * difference is never negative; pushes between the two loads can take
+	 * it past the capacity, hence the clamp. */
+	return tail - head <= MBOX_CAP ? tail - head : MBOX_CAP;
+}
+
 unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max)
 {
 	uint32_t head = atomic_load_explicit(&mb->head, memory_order_relaxed);

@@ -71,4 +71,7 @@ unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max);
 /* Consumer side: how many messages are waiting right now. */
 unsigned mbox_available(struct mbox *mb);
 
+/* Any thread (metrics): messages waiting now, from the two counters only. */
+unsigned mbox_depth(const struct mbox *mb);
+
 #endif

@@ -110,8 +110,9 @@ static void deliver_to(struct worker *w, struct sess_id to, struct msg *m, uint8
 	mbox_send(w, to.worker, &mb);
 }
 
-void route_publish(struct worker *w, struct msg *m)
+unsigned route_publish(struct worker *w, struct msg *m)
 {
+	unsigned delivered = 0;
 	if (m->pub.retain)
 		retained_store(w, msg_ref(m));
 	w->match_len = 0;
@@ -148,8 +149,10 @@ void route_publish(struct worker *w, struct msg *m)
 		uint8_t flags = (uint8_t)((rap && m->pub.retain ? DELIV_RETAIN : 0) |
 		                          (shared ? DELIV_SHARED : 0));
 		deliver_to(w, who, m, q, flags, sub_id);
+		delivered++;
 	}
 	msg_unref(m);
+	return delivered;
 }
 
 /* Would this PUBLISH be larger than the client accepts [MQTT-3.1.2-24]? */

@@ -83,7 +83,10 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 	w->retained = retain_new();
 	w->overflow = calloc(b->worker_count, sizeof(*w->overflow));
 	w->wake_pending = calloc(b->worker_count, sizeof(*w->wake_pending));
-	if (w->stop_fd < 0 || !w->subs || !w->retained || !w->overflow || !w->wake_pending) {
+	if (id == 0 && b->cfg->sys_interval_s > 0)
+		w->sys = sys_state_new();
+	if (w->stop_fd < 0 || !w->subs || !w->retained || !w->overflow || !w->wake_pending ||
+	    (id == 0 && b->cfg->sys_interval_s > 0 && !w->sys)) {
 		worker_free(w);
 		return NULL;
 	}
@@ -127,6 +130,7 @@ void worker_free(struct worker *w)
 	free(w->match_buf);
 	subidx_free(w->subs);
 	retain_free(w->retained);
+	sys_state_free(w->sys);
 	for (unsigned i = 0; i < w->listen_count; i++)
 		if (w->listen_fds[i] >= 0)
 			close(w->listen_fds[i]);
@@ -274,7 +278,7 @@ void conn_reap(struct worker *w, struct conn *c)
 	w->conn_free[w->conn_free_len++] = c->slot;
 	w->conn_live--;
 	atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
-	w->st.conns_closed++;
+	w->st.conns_closed[c->close_reason < CLOSE_REASON_COUNT ? c->close_reason : CLOSE_UNSET]++;
 	free(c->rx);
 	free(c->out);
 	free(c->tx);
@@ -297,13 +301,25 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 		return;
 	}
 	int fd = cqe->res;
-	if (atomic_load_explicit(&w->stopping, memory_order_relaxed) ||
-	    atomic_fetch_add_explicit(&w->b->conn_count, 1, memory_order_relaxed) >=
-	        w->cfg->max_connections) {
-		if (!atomic_load_explicit(&w->stopping, memory_order_relaxed))
-			atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
-		close(fd); /* over the limit: refuse before reading a byte */
+	if (atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
+		close(fd);
 		return;
+	}
+	unsigned open = atomic_fetch_add_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+	if (open >= w->cfg->max_connections) {
+		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		close(fd); /* over the limit: refuse before reading a byte */
+		w->st.conns_refused++;
+		LOG_WARN_RL(1, "refused a connection: the node holds its maximum of %u",
+		            w->cfg->max_connections);
+		return;
+	}
+	/* A high-water mark for $SYS; the compare-exchange runs only when
+	 * the mark moves. */
+	unsigned max = atomic_load_explicit(&w->b->conn_max, memory_order_relaxed);
+	while (open + 1 > max &&
+	       !atomic_compare_exchange_weak_explicit(&w->b->conn_max, &max, open + 1,
+	                                              memory_order_relaxed, memory_order_relaxed)) {
 	}
 	struct conn *c = conn_alloc(w);
 	if (!c) {
@@ -315,6 +331,7 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	/* Small writes must not wait for Nagle: latency is the point. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->fd = fd;
+	c->listener = (uint8_t)li;
 	c->state = CONN_NEW;
 	c->client_receive_max = 65535;
 	c->deadline_ms = w->now_ms + w->cfg->connect_timeout_ms;
@@ -356,7 +373,8 @@ static void recv_done(struct worker *w, struct io_uring_cqe *cqe)
 	if (c->state == CONN_CLOSING)
 		return;
 	if (cqe->res == 0) {
-		conn_close(w, c, MQTT_RC_SUCCESS, true); /* peer closed without DISCONNECT */
+		c->close_reason = CLOSE_PEER_CLOSED; /* end of stream without DISCONNECT */
+		conn_close(w, c, MQTT_RC_SUCCESS, true);
 	} else if (cqe->res == -ENOBUFS) {
 		/* Pool dry: re-arm next turn, after this turn's buffers went back. */
 		if (!c->on_rearm_list) {
@@ -374,6 +392,7 @@ static void recv_done(struct worker *w, struct io_uring_cqe *cqe)
 			w->rearm[w->rearm_len++] = (struct rearm){c->slot, c->gen};
 		}
 	} else if (cqe->res < 0) {
+		c->close_reason = CLOSE_SOCKET_ERROR;
 		conn_close(w, c, MQTT_RC_SUCCESS, true);
 	} else if (!more) {
 		recv_arm(w, c); /* multishot ended on its own: re-arm */
@@ -390,8 +409,10 @@ static void send_done(struct worker *w, struct io_uring_cqe *cqe)
 		free(c->tx);
 		c->tx = NULL;
 		c->tx_len = c->tx_off = 0;
-		if (c->state != CONN_CLOSING)
+		if (c->state != CONN_CLOSING) {
+			c->close_reason = CLOSE_SOCKET_ERROR;
 			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		}
 		c->out_len = 0; /* nothing more can be sent */
 		return;
 	}
@@ -522,20 +543,31 @@ static void sweep(struct worker *w)
 			continue;
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
 			if (c->state == CONN_NEW) {
-				LOG_INFO("closing %s: no CONNECT within %u ms", conn_peer(c),
-				         w->cfg->connect_timeout_ms);
+				LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: no CONNECT within %u ms",
+				            conn_peer(c), w->cfg->connect_timeout_ms);
+				c->close_reason = CLOSE_CONNECT_TIMEOUT;
 				conn_close(w, c, MQTT_RC_SUCCESS, false);
 			} else {
-				LOG_INFO("closing %s (%s): keep alive timeout", conn_peer(c),
-				         c->sess ? c->sess->client_id : "?");
+				LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): keep alive timeout",
+				            conn_peer(c), c->sess ? c->sess->client_id : "?");
 				conn_close(w, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, true);
 			}
 		}
 	}
+	uint64_t online = 0, offline = 0, queued = 0, queued_bytes = 0, inflight = 0;
 	for (uint32_t i = 0; i < w->sess_cap; i++) {
 		struct session *s = w->sess[i];
-		if (!s || s->online)
+		if (!s)
 			continue;
+		/* Gauges ride on this pass over every session (stats.h). */
+		queued += s->q_len;
+		queued_bytes += s->q_bytes;
+		inflight += s->infl_count;
+		if (s->online) {
+			online++;
+			continue;
+		}
+		offline++;
 		if (s->will_at_ms && w->now_ms >= s->will_at_ms)
 			will_publish(w, s);
 		if (s->expires_at_ms && w->now_ms >= s->expires_at_ms) {
@@ -546,10 +578,33 @@ static void sweep(struct worker *w)
 			w->st.drops_expired += session_drop_expired(s, w->now_ms);
 		}
 	}
+	w->st.sessions_online = online;
+	w->st.sessions_offline = offline;
+	w->st.queued_msgs = queued;
+	w->st.queued_bytes = queued_bytes;
+	w->st.inflight = inflight;
 }
 
-/* Until there are metrics, drops are at least visible: one line per worker
- * per period, and only when something was dropped. */
+/* Make the counters visible to the ops thread and $SYS (stats.h). */
+static void publish_stats(struct worker *w)
+{
+	struct worker_stats *st = &w->st;
+	st->conns_current = w->conn_live;
+	st->retained = retain_count(w->retained);
+	st->retained_bytes = retain_bytes(w->retained);
+	st->subscriptions = subidx_count(w->subs);
+	st->shared_groups = subidx_group_count(w->subs);
+	uint64_t backlog = 0;
+	for (unsigned i = 0; i < w->b->worker_count; i++)
+		backlog += w->overflow[i].len;
+	st->mbox_backlog = backlog;
+	st->last_turn_ms = w->now_ms;
+	stats_publish(&w->pub, st);
+}
+
+/* Drops are counted in /metrics; this line makes them visible to someone
+ * reading only the log: one line per worker per period, and only when
+ * something was dropped. */
 static void report_drops(struct worker *w)
 {
 	struct worker_stats *s = &w->st, *l = &w->st_reported;
@@ -568,8 +623,11 @@ static void report_drops(struct worker *w)
 	*l = *s;
 }
 
+/* SIGTERM (or the main thread's stop): stop accepting, publish the wills,
+ * tell every client why it is closed, then let the loop flush and reap. */
 static void begin_stop(struct worker *w)
 {
+	w->stop_ms = w->now_ms;
 	for (unsigned i = 0; i < w->listen_count; i++) {
 		if (w->listen_fds[i] >= 0) {
 			shutdown(w->listen_fds[i], SHUT_RDWR); /* ends the multishot accept */
@@ -577,6 +635,13 @@ static void begin_stop(struct worker *w)
 			w->listen_fds[i] = -1;
 		}
 	}
+	/* Without persistence every session ends with the process, and a
+	 * session that ends publishes its will, delayed or not [MQTT-3.1.2-8,
+	 * §3.1.3.2 Will Delay Interval]. Wills first, so that subscribers
+	 * still connected here get them before their own DISCONNECT. */
+	for (uint32_t i = 0; i < w->sess_cap; i++)
+		if (w->sess[i] && w->sess[i]->will)
+			will_publish(w, w->sess[i]);
 	for (uint32_t i = 0; i < w->conn_cap; i++) {
 		struct conn *c = w->conns[i];
 		if (c && c->state != CONN_CLOSING)
@@ -629,6 +694,7 @@ void *worker_main(void *arg)
 		accept_arm(w, i);
 	stop_arm(w);
 	bool stopping = false;
+	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 
 	for (;;) {
 		w->now_ms = clock_now_ms();
@@ -643,6 +709,8 @@ void *worker_main(void *arg)
 				report_drops(w);
 			w->next_report_ms = w->now_ms + DROP_REPORT_MS;
 		}
+		if (w->sys)
+			sys_tick(w);
 		flush_mailboxes(w);
 
 		/* Output: once per turn, every connection with something new. */
@@ -658,10 +726,13 @@ void *worker_main(void *arg)
 		 * send still in flight owns c->tx, so we never free under it:
 		 * past the grace period shutdown() makes it complete now. */
 		struct conn **pp = &w->close_list;
+		/* While stopping the node, closing connections get the configured
+		 * grace instead (the whole node exits within it). */
+		uint64_t grace_ms = stopping ? w->cfg->shutdown_grace_ms : CLOSE_GRACE_MS;
 		while (*pp) {
 			c = *pp;
 			if (c->send_busy) {
-				if (w->now_ms - c->deadline_ms > CLOSE_GRACE_MS && !c->shut) {
+				if (w->now_ms - c->deadline_ms > grace_ms && !c->shut) {
 					shutdown(c->fd, SHUT_RDWR);
 					c->shut = true;
 				}
@@ -680,9 +751,11 @@ void *worker_main(void *arg)
 			begin_stop(w);
 		}
 		if (stopping && w->conn_live == 0) {
+			publish_stats(w);
 			LOG_INFO("worker %u: %llu loop turns, %llu PUBLISH out in %llu sends",
 			         w->id, (unsigned long long)w->st.loop_turns,
-			         (unsigned long long)w->st.msgs_out,
+			         (unsigned long long)(w->st.msgs_out[0] + w->st.msgs_out[1] +
+			                              w->st.msgs_out[2]),
 			         (unsigned long long)w->st.sends);
 			break;
 		}
@@ -700,6 +773,15 @@ void *worker_main(void *arg)
 		}
 		w->rearm_len = 0;
 
+		if (w->now_ms >= w->next_publish_ms) {
+			publish_stats(w);
+			w->next_publish_ms = w->now_ms + STATS_PUBLISH_MS;
+		}
+		/* Busy time of this turn: from the end of the last wait to here. */
+		uint64_t busy_ns = clock_now_ns() - woke_ns;
+		w->st.loop_busy_ns += busy_ns;
+		w->st.loop_busy_hist[stats_loop_bucket(busy_ns)]++;
+
 		uint64_t wait_ms = w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0;
 		struct __kernel_timespec ts = {.tv_sec = 0,
 		                               .tv_nsec = (long long)wait_ms * 1000000};
@@ -707,7 +789,8 @@ void *worker_main(void *arg)
 		int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
 			LOG_WARN("worker %u: submit: %s", w->id, strerror(-ret));
-		w->now_ms = clock_now_ms();
+		woke_ns = clock_now_ns();
+		w->now_ms = woke_ns / 1000000;
 		unsigned head, n = 0;
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{

@@ -26,6 +26,7 @@
 #include "retain.h"
 #include "sess_id.h"
 #include "session.h"
+#include "stats.h"
 #include "subidx.h"
 
 #define WORKERS_MAX 256
@@ -41,9 +42,13 @@ struct broker {
 	struct registry *registry;       /* client id -> session; locked inside */
 	atomic_uint conn_count;          /* connections open on the node (limit check) */
 	atomic_uint sess_count;          /* sessions on the node, online and offline (limit) */
+	atomic_uint conn_max;            /* most connections open at once since start ($SYS) */
+	atomic_bool stopping;            /* main: SIGTERM seen; /readyz answers 503 */
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */
+	uint16_t listen_port[CONFIG_LISTEN_MAX]; /* bound port of each cfg->listen */
+	char listen_name[CONFIG_LISTEN_MAX][CONFIG_HOST_MAX + 16]; /* "mqtt host:port", logs */
 };
 
 enum conn_state {
@@ -96,6 +101,8 @@ struct conn {
 	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
 	bool clean_start;      /* as the CONNECT asked */
+	uint8_t close_reason;  /* enum close_reason once closing (metrics) */
+	uint8_t listener;      /* index of the cfg->listen address it came in on */
 	struct peer_addr peer; /* the client's address, for logs */
 };
 
@@ -113,23 +120,6 @@ struct sub_delta {
 struct match {
 	struct sub_entry e;
 	bool shared;
-};
-
-struct worker_stats {
-	uint64_t conns_accepted;
-	uint64_t conns_closed;
-	uint64_t msgs_in;  /* PUBLISH received */
-	uint64_t msgs_out; /* PUBLISH sent */
-	uint64_t bytes_in;
-	uint64_t bytes_out;
-	uint64_t drops_outbox;   /* QoS 0 dropped: outbox full */
-	uint64_t drops_oversize; /* skipped: over the client's maximum packet size */
-	uint64_t drops_queue;    /* lost to session queue limits */
-	uint64_t drops_expired;  /* expired before delivery */
-	uint64_t drops_transit;  /* QoS 0 not sent to a worker that fell behind */
-	uint64_t mbox_overflows; /* pushes that found a mailbox full */
-	uint64_t loop_turns;
-	uint64_t sends; /* send operations submitted (msgs_out / sends = batching) */
 };
 
 struct mbox_overflow {
@@ -196,15 +186,22 @@ struct worker {
 	uint32_t match_cap;
 
 	uint64_t now_ms;        /* cached at the top of each loop turn */
+	uint64_t stop_ms;       /* when stopping began; 0 while running */
 	uint64_t next_sweep_ms; /* next timer sweep */
 	uint32_t sweep_cursor;  /* connection slot the next sweep starts at */
 	struct worker_stats st;
 	struct worker_stats st_reported; /* st at the last drop report */
 	uint64_t next_report_ms;         /* next drop report */
+	uint64_t next_publish_ms;        /* next stats_publish() */
+	struct sys_state *sys;           /* worker 0: $SYS publishing state; else NULL */
+	struct stats_pub pub;            /* st as other threads see it (stats.h) */
 };
 
 /* broker.c */
-int broker_start(struct broker *b, const struct config *cfg);
+/* 0, or -1 with err saying why in one line (port in use, no ring ...). */
+int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len);
+/* Ask every worker to stop (they drain and exit); broker_stop also joins them. */
+void broker_signal_stop(struct broker *b);
 void broker_stop(struct broker *b);
 void broker_free(struct broker *b);
 
@@ -227,6 +224,8 @@ struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 /* "address:port" of c, in a per-thread buffer valid until the next call:
  * one per log line. */
 const char *conn_peer(const struct conn *c);
+/* "host:port" of the listener c came in on (static storage per listener). */
+const char *conn_listener(const struct worker *w, const struct conn *c);
 /* Resume a connection that was waiting: parse what it has buffered. */
 void conn_resume(struct worker *w, struct conn *c);
 
@@ -243,7 +242,8 @@ void handle_handover(struct worker *w, const struct mbox_msg *m);
 void connect_finish(struct worker *w, struct conn *c, struct session *s, bool present);
 
 /* route.c: where messages go */
-void route_publish(struct worker *w, struct msg *m);
+/* Returns the number of sessions it was delivered or queued to. */
+unsigned route_publish(struct worker *w, struct msg *m);
 void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
                    uint32_t sub_id);
 /* A session is ending: its unacknowledged shared-subscription messages go
@@ -261,6 +261,12 @@ void retained_store(struct worker *w, struct msg *m);
 void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m);
 void mbox_dispatch(struct worker *w, const struct mbox_msg *m);
 void will_publish(struct worker *w, struct session *s);
+
+/* sys_publish.c: $SYS/broker/... on worker 0 */
+struct sys_state *sys_state_new(void);
+void sys_state_free(struct sys_state *s);
+/* Publish the $SYS topics when their interval has passed. */
+void sys_tick(struct worker *w);
 
 /* sessions.c: the worker's session table */
 struct session *sess_get(struct worker *w, struct sess_id id);

@@ -8,9 +8,9 @@
 #                            clients the test suite talks to
 set -euo pipefail
 
-build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev
+build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev
 	libprotobuf-c-dev protobuf-c-compiler)
-test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl
+test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl prometheus
 	python3-paho-mqtt nodejs)
 
 want=("${build_pkgs[@]}")

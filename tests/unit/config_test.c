@@ -46,6 +46,9 @@ static const char *const all_keys[] = {
     "wildcard_available",
     "shared_available",
     "sub_id_available",
+    "metrics",
+    "sys_interval_s",
+    "shutdown_grace_ms",
     "log_level",
     "log_json",
 };
@@ -93,6 +96,9 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(wildcard_available);
 	DIFF(shared_available);
 	DIFF(sub_id_available);
+	DIFF(metrics);
+	DIFF(sys_interval_s);
+	DIFF(shutdown_grace_ms);
 	DIFF(log_level);
 	DIFF(log_json);
 #undef DIFF
@@ -720,6 +726,9 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"wildcard_available", "off"},
 	    {"shared_available", "no"},
 	    {"sub_id_available", "0"},
+	    {"metrics", "false"},
+	    {"sys_interval_s", "60"},
+	    {"shutdown_grace_ms", "30000"},
 	    {"log_level", "debug"},
 	    {"log_json", "yes"},
 	};
