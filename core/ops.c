@@ -36,6 +36,7 @@
 
 #define OPS_CLIENTS_MAX 16
 #define OPS_REQUEST_MS  5000 /* a client must send its request and read the answer in this */
+#define OPS_LINGER_MS   1000 /* after the answer: wait this long for the client to close */
 
 struct ops_client {
 	int fd;               /* -1: free */
@@ -44,6 +45,7 @@ struct ops_client {
 	char *out; /* the response, once the request was read */
 	size_t out_len;
 	size_t out_off;
+	bool lingering; /* answer sent, our side shut: reading until the client closes */
 	uint8_t in[HTTP_HEAD_MAX];
 };
 
@@ -258,8 +260,11 @@ static bool client_read(struct ops *o, struct ops_client *cl)
 	return cl->out != NULL;
 }
 
-/* Send what is left; false when done (or failed): close it. */
-static bool client_write(struct ops_client *cl)
+/* Send what is left; false when it failed: close it. Once all is sent our
+ * side is shut and the client lingers: closing a socket with unread input
+ * (a client that sent more than a request head) makes the kernel send RST,
+ * which can destroy the answer before the client has read it. */
+static bool client_write(struct ops_client *cl, uint64_t now_ms)
 {
 	while (cl->out_off < cl->out_len) {
 		ssize_t n =
@@ -268,7 +273,19 @@ static bool client_write(struct ops_client *cl)
 			return errno == EAGAIN || errno == EINTR;
 		cl->out_off += (size_t)n;
 	}
-	return false;
+	shutdown(cl->fd, SHUT_WR);
+	cl->lingering = true;
+	if (cl->deadline_ms > now_ms + OPS_LINGER_MS)
+		cl->deadline_ms = now_ms + OPS_LINGER_MS;
+	return true;
+}
+
+/* Discard what the client still sends; false at its end of stream. */
+static bool client_linger(struct ops_client *cl)
+{
+	char sink[4096];
+	ssize_t n = recv(cl->fd, sink, sizeof(sink), 0);
+	return n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR));
 }
 
 static void accept_clients(struct ops *o)
@@ -293,6 +310,7 @@ static void accept_clients(struct ops *o)
 		cl->in_len = 0;
 		cl->out = NULL;
 		cl->out_len = cl->out_off = 0;
+		cl->lingering = false;
 		o->clients[slot] = cl;
 	}
 }
@@ -313,8 +331,9 @@ static void *ops_main(void *arg)
 			if (!cl)
 				continue;
 			idx[clients++] = i;
+			bool writing = cl->out && !cl->lingering;
 			pf[n++] =
-			    (struct pollfd){.fd = cl->fd, .events = cl->out ? POLLOUT : POLLIN};
+			    (struct pollfd){.fd = cl->fd, .events = writing ? POLLOUT : POLLIN};
 		}
 		if (poll(pf, n, clients ? 250 : -1) < 0 && errno != EINTR) {
 			LOG_ERROR("ops listener: poll: %s", strerror(errno));
@@ -328,10 +347,17 @@ static void *ops_main(void *arg)
 			struct ops_client *cl = o->clients[i];
 			short ev = pf[2 + k].revents;
 			bool keep = true;
-			if (ev & (POLLIN | POLLHUP | POLLERR))
-				keep = cl->out ? client_write(cl) : client_read(o, cl);
-			if (keep && cl->out && (ev & POLLOUT || cl->out_off == 0))
-				keep = client_write(cl);
+			if (cl->lingering) {
+				if (ev)
+					keep = client_linger(cl);
+			} else if (!cl->out) {
+				if (ev)
+					keep = client_read(o, cl);
+				if (keep && cl->out) /* answered: try to send it now */
+					keep = client_write(cl, now);
+			} else if (ev) {
+				keep = client_write(cl, now);
+			}
 			if (!keep || now >= cl->deadline_ms)
 				client_free(o, i);
 		}

@@ -38,8 +38,8 @@ enum close_reason {
 	CLOSE_KEEPALIVE_TIMEOUT, /* 0x8D */
 	CLOSE_PROTOCOL_ERROR,    /* malformed or forbidden packets (0x81, 0x82, ...) */
 	CLOSE_TAKEN_OVER,        /* 0x8E: the client id connected again */
-	CLOSE_LIMIT,             /* 0x93, 0x95, 0x97, 0x9F: a limit was exceeded */
-	CLOSE_SERVER_ERROR,      /* 0x80, 0x83, 0x89: out of memory, busy */
+	CLOSE_LIMIT,             /* 0x93, 0x95, 0x96, 0x97, 0x9F: a limit was exceeded */
+	CLOSE_SERVER_ERROR,      /* 0x80, 0x83, 0x88, 0x89: out of memory, busy */
 	CLOSE_SHUTDOWN,          /* 0x8B: the node is stopping */
 	CLOSE_REASON_COUNT
 };

@@ -296,7 +296,9 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		w->accept_armed[li] = false; /* re-armed at the end of the turn */
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
+		/* Stopping shuts the listening socket: its accept ends with EINVAL. */
+		if (cqe->res != -ECANCELED &&
+		    !atomic_load_explicit(&w->stopping, memory_order_relaxed))
 			LOG_WARN("worker %u: accept: %s", w->id, strerror(-cqe->res));
 		return;
 	}

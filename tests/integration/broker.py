@@ -8,20 +8,28 @@ import time
 
 
 class Broker:
-    def __init__(self, binary, workers=1, args=()):
+    def __init__(self, binary, workers=1, args=(), env_extra=None, log_level="debug"):
         self.log = tempfile.NamedTemporaryFile(prefix="starling-", suffix=".log", delete=False)
         cmd = [binary, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
-               f"--workers={workers}", "--log-level=debug", *args]
+               f"--workers={workers}", *args]
+        if log_level:
+            cmd.append(f"--log-level={log_level}")
         env = dict(os.environ)
+        env.update(env_extra or {})
         # A small quarantine keeps RSS meaningful for the memory-bound tests.
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:quarantine_size_mb=4")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
         self.port = None
+        self.metrics_port = None
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            m = re.search(rb"listening for MQTT on \S*:(\d+)", self.text())
-            if m and b"running" in self.text():
+            text = self.text()
+            m = re.search(rb"listening for MQTT on \S*:(\d+)", text)
+            ops = re.search(rb"/readyz on \S*:(\d+)", text)
+            metrics_off = "--metrics=false" in args
+            if m and b"running" in text and (ops or metrics_off):
                 self.port = int(m.group(1))
+                self.metrics_port = int(ops.group(1)) if ops else None
                 return
             if self.proc.poll() is not None:
                 break

@@ -1,0 +1,691 @@
+#!/usr/bin/python3
+"""Operations: /metrics (checked by promtool and scraped by a real Prometheus
+server), /healthz, /readyz, $SYS topics, logs, SIGTERM, SIGHUP, configuration
+from files, the environment and flags, and startup errors. The real binary on
+ephemeral loopback ports. Prints TAP.
+
+usage: ops_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
+"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from broker import Broker  # noqa: E402
+from mqttraw import *  # noqa: E402,F403
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTS = []
+_ids = iter(range(1, 1 << 30))
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def uniq(prefix="ops"):
+    return f"{prefix}/{next(_ids)}"
+
+
+def http_get(port, path, method="GET", raw=None, timeout=5):
+    """(status, headers dict with lower-case names, body bytes)."""
+    if raw is not None:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(raw)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+        return status, headers, body
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def scrape(port):
+    """The exposition as {'name{labels}': float}."""
+    status, _, body = http_get(port, "/metrics")
+    assert status == 200, status
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def wait_metric(port, pred, what, timeout=5.0):
+    """Scrape until pred(samples) holds (workers publish every 100 ms, gauges
+    are refreshed every 250 ms)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = scrape(port)
+        if pred(m):
+            return m
+        if time.monotonic() > deadline:
+            now = {k: v for k, v in m.items() if k.startswith("starling_") and "worker=" not in k}
+            raise AssertionError(f"{what}: not seen within {timeout}s; now {now}")
+        time.sleep(0.05)
+
+
+def connected(b, v=5, cid=None, **kw):
+    c = Client(b.port, v)
+    a = c.connect(cid or f"ops{next(_ids)}", True, **kw)
+    assert a.rc == 0, f"CONNACK {a.rc:#x}"
+    return c
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- /metrics, /healthz, /readyz --------------------------------------------
+
+@test
+def t01_metrics_text_passes_promtool(ctx):
+    b = ctx.broker
+    status, headers, body = http_get(b.metrics_port, "/metrics")
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
+    assert int(headers["content-length"]) == len(body)
+    text = body.decode()
+    for family in ("starling_connections", "starling_messages_received_total",
+                   "starling_worker_loop_busy_seconds", "starling_memory_allocated_bytes",
+                   "process_cpu_seconds_total"):
+        assert f"# TYPE {family} " in text, family
+    r = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    # promtool prints lint problems (naming, missing HELP) even when it exits 0.
+    assert not (r.stdout + r.stderr).strip(), r.stdout.decode() + r.stderr.decode()
+    workers = scrape(b.metrics_port)["starling_workers"]
+    assert workers == ctx.workers, workers
+
+
+@test
+def t01_counters_move_with_traffic(ctx):
+    b = ctx.broker
+    port = b.metrics_port
+    before = scrape(port)
+    t = uniq()
+    sub = connected(b)
+    sub.send(subscribe(5, 1, [(t, 2)]))
+    sub.expect(SUBACK)
+    pub = connected(b)
+    for _ in range(10):
+        pub.send(publish(5, t, b"q0"))
+    for i in range(5):
+        pub.send(publish(5, t, b"q1", qos=1, pid=i + 1))
+        pub.expect(PUBACK)
+    for i in range(3):
+        pub.send(publish(5, t, b"q2", qos=2, pid=100 + i))
+        pub.expect(PUBREC)
+        pub.send(bytes([0x62, 2, 0, 100 + i]))  # PUBREL
+        pub.expect(PUBCOMP)
+    got = {0: 0, 1: 0, 2: 0}
+    while sum(got.values()) < 18:
+        p = sub.recv()
+        if p.type == PUBREL:
+            sub.send(bytes([0x70, 2]) + p.pid.to_bytes(2, "big"))  # PUBCOMP
+            continue
+        assert p.type == PUBLISH, p
+        got[p.qos] += 1
+        if p.qos == 1:
+            sub.send(bytes([0x40, 2]) + p.pid.to_bytes(2, "big"))  # PUBACK
+        elif p.qos == 2:
+            sub.send(bytes([0x50, 2]) + p.pid.to_bytes(2, "big"))  # PUBREC
+    assert got == {0: 10, 1: 5, 2: 3}, got
+
+    def d(m, k):
+        return m.get(k, 0) - before.get(k, 0)
+
+    def moved(m):
+        return (d(m, 'starling_messages_received_total{qos="0"}') == 10
+                and d(m, 'starling_messages_received_total{qos="1"}') == 5
+                and d(m, 'starling_messages_received_total{qos="2"}') == 3
+                and d(m, 'starling_messages_delivered_total{qos="0"}') >= 10
+                and d(m, 'starling_messages_delivered_total{qos="1"}') >= 5
+                and d(m, 'starling_messages_delivered_total{qos="2"}') >= 3
+                and d(m, 'starling_connects_total{code="0x00",reason="success"}') == 2
+                and d(m, "starling_connections_accepted_total") == 2
+                and m["starling_connections"] >= 2
+                and m['starling_sessions{state="online"}'] >= 2
+                and d(m, "starling_network_received_bytes_total") > 18 * 10
+                and d(m, "starling_network_sent_bytes_total") > 18 * 10)
+    wait_metric(port, moved, "message, connect and byte counters")
+    mid = scrape(port)
+    sub.send(disconnect(5))
+    pub.send(disconnect(5))
+    sub.closed()
+    pub.closed()
+    wait_metric(port, lambda m: m['starling_connections_closed_total{reason="client_disconnect"}']
+                - mid['starling_connections_closed_total{reason="client_disconnect"}'] == 2
+                and m["starling_connections"] == mid["starling_connections"] - 2,
+                "two client disconnects")
+
+
+@test
+def t01_drops_and_close_reasons_are_counted(ctx):
+    b = ctx.broker
+    port = b.metrics_port
+    before = scrape(port)
+    c = connected(b)
+    c.send(publish(5, uniq("nobody-listens"), b"x", qos=1, pid=7))
+    assert c.expect(PUBACK).rc == 0
+    c.send(publish(5, "$SYS/broker/forged", b"x", qos=1, pid=8))
+    assert c.expect(PUBACK).rc == 0x87, "clients may not publish into $SYS/"
+    g = Client(b.port, 5)
+    g.send(b"\x10\xff\xff\xff\xff\x7f")  # remaining length over 4 bytes
+    g.closed()
+    r = Client(b.port, 4)  # the refusal comes in 3.1.1's form
+    r.send(pkt(0x10, s("MQTT") + bytes([9, 2, 0, 60]) + s("x")))  # level 9
+    assert r.expect(CONNACK).rc == 0x01  # 3.1.1: unacceptable protocol version
+    r.closed()
+
+    def d(m, k):
+        return m.get(k, 0) - before.get(k, 0)
+
+    wait_metric(port, lambda m: d(m, 'starling_messages_dropped_total{reason="no_subscribers"}') == 1
+                and d(m, 'starling_messages_dropped_total{reason="not_authorized"}') == 1
+                and d(m, 'starling_connections_closed_total{reason="protocol_error"}') == 1
+                and d(m, 'starling_connections_closed_total{reason="connect_refused"}') == 1
+                and d(m, 'starling_connects_total{code="0x84",reason="unsupported protocol version"}') == 1,
+                "drops by reason, closes by reason, refused CONNECT by code")
+    c.close()
+
+
+@test
+def t01_gauges_follow_state(ctx):
+    b = ctx.broker
+    port = b.metrics_port
+    before = scrape(port)
+    t = uniq()
+    c = connected(b, cid=f"gauge{next(_ids)}", p=[(0x11, 300)])  # session expiry 300 s
+    c.send(subscribe(5, 1, [(t + "/+", 1), ("$share/g1/" + t, 1)]))
+    c.expect(SUBACK)
+    pub = connected(b)
+    pub.send(publish(5, t + "/r", b"kept", qos=1, pid=1, retain=True))
+    pub.expect(PUBACK)
+    c.recv()  # the retained one, live
+    wait_metric(port, lambda m: m["starling_subscriptions"] - before["starling_subscriptions"] == 2
+                and m["starling_shared_groups"] - before["starling_shared_groups"] == 1
+                and m["starling_retained_messages"] - before["starling_retained_messages"] == 1
+                and m["starling_retained_bytes"] > before["starling_retained_bytes"],
+                "subscriptions, shared groups and retained gauges")
+    c.close()  # abnormal close: the session stays, offline
+    for i in range(3):
+        pub.send(publish(5, t + "/q", b"queued", qos=1, pid=10 + i))
+        pub.expect(PUBACK)
+    wait_metric(port, lambda m: m['starling_sessions{state="offline"}']
+                - before['starling_sessions{state="offline"}'] == 1
+                and m["starling_queued_messages"] - before["starling_queued_messages"] == 3
+                and m["starling_queued_bytes"] > before["starling_queued_bytes"],
+                "an offline session with 3 queued messages")
+    pub.send(publish(5, t + "/r", b"", qos=1, pid=20, retain=True))  # delete the retained one
+    pub.expect(PUBACK)
+    pub.close()
+
+
+@test
+def t01_per_worker_loop_metrics(ctx):
+    m = scrape(ctx.broker.metrics_port)
+    for w in range(ctx.workers):
+        assert m[f'starling_worker_loop_turns_total{{worker="{w}"}}'] > 0
+        inf = m[f'starling_worker_loop_busy_seconds_bucket{{worker="{w}",le="+Inf"}}']
+        assert inf == m[f'starling_worker_loop_busy_seconds_count{{worker="{w}"}}'] > 0
+        assert f'starling_worker_mailbox_depth{{worker="{w}"}}' in m
+        assert f'starling_worker_mailbox_overflows_total{{worker="{w}"}}' in m
+    assert f'starling_worker_loop_turns_total{{worker="{ctx.workers}"}}' not in m
+    assert m["starling_memory_allocated_bytes"] > 0
+    assert m["process_resident_memory_bytes"] > 0 and m["process_open_fds"] > 0
+
+
+@test
+def t01_http_endpoints_and_bad_requests(ctx):
+    port = ctx.broker.metrics_port
+    st, h, body = http_get(port, "/healthz")
+    assert (st, body) == (200, b"ok\n"), (st, body)
+    st, h, body = http_get(port, "/readyz")
+    assert (st, body) == (200, b"ready\n"), (st, body)
+    st, h, body = http_get(port, "/metrics", method="HEAD")
+    assert st == 200 and body == b"" and int(h["content-length"]) > 1000
+    assert http_get(port, "/nope")[0] == 404
+    st, h, _ = http_get(port, "/metrics", method="POST")
+    assert st == 405 and h["allow"] == "GET, HEAD", (st, h)
+    assert http_get(port, None, raw=b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00")[0] == 400
+    assert http_get(port, None, raw=b"GET /" + b"a" * 300 + b" HTTP/1.1\r\n\r\n")[0] == 414
+    big = b"GET /metrics HTTP/1.1\r\n" + b"X-Pad: " + b"p" * 9000 + b"\r\n\r\n"
+    assert http_get(port, None, raw=big)[0] == 431
+    # A client that connects and says nothing costs a slot for 5 s, not the
+    # listener: 20 of them (more than the 16 slots) and a scrape still works.
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    t = time.monotonic()
+    assert http_get(port, "/healthz", timeout=10)[0] == 200
+    assert time.monotonic() - t < 8
+    for s_ in idle:
+        s_.close()
+
+
+# ---- Prometheus --------------------------------------------------------------
+
+@test
+def t02_real_prometheus_scrapes_the_broker(ctx):
+    b = ctx.broker
+    prom = shutil.which("prometheus")
+    assert prom, "prometheus is not installed (deploy/setup.sh --test installs it)"
+    work = tempfile.mkdtemp(prefix="starling-prom-")
+    web = free_port()
+    with open(os.path.join(work, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                "scrape_configs:\n  - job_name: starling\n    static_configs:\n"
+                f"      - targets: ['127.0.0.1:{b.metrics_port}']\n")
+    log = open(os.path.join(work, "log"), "wb")
+    p = subprocess.Popen([prom, f"--config.file={work}/prometheus.yml",
+                          f"--storage.tsdb.path={work}/data", f"--web.listen-address=127.0.0.1:{web}",
+                          "--log.level=warn"], stdout=log, stderr=log)
+
+    def query(q):
+        url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            res = json.load(r)
+        assert res["status"] == "success", res
+        return [(x["metric"], float(x["value"][1])) for x in res["data"]["result"]]
+
+    def until(q, pred, what, timeout=40):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise AssertionError("prometheus exited:\n" + open(log.name).read()[-2000:])
+            try:
+                last = query(q)
+                if pred(last):
+                    return last
+            except (OSError, ValueError, http.client.HTTPException):
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"{what}: last answer {last}")
+
+    try:
+        until("up", lambda r: any(m.get("job") == "starling" and v == 1 for m, v in r),
+              "up{job=starling} == 1")
+        first = until("sum(starling_messages_received_total)", lambda r: len(r) == 1,
+                      "a first sample of the received counter")[0][1]
+        t = uniq()
+        c = connected(b)
+        for i in range(25):
+            c.send(publish(5, t, b"scraped", qos=1, pid=i + 1))
+            c.expect(PUBACK)
+        until("sum(starling_messages_received_total)",
+              lambda r: len(r) == 1 and r[0][1] >= first + 25,
+              "the received counter moving by the 25 messages sent")
+        until("starling_connections", lambda r: len(r) == 1 and r[0][1] >= 1,
+              "the connections gauge")
+        c.close()
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@test
+def t02_dashboard_uses_only_exported_metrics(ctx):
+    path = os.path.join(ROOT, "deploy", "grafana", "starling-dashboard.json")
+    with open(path) as f:
+        dash = json.load(f)
+    exprs = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k in ("expr", "query") and isinstance(v, str):
+                    exprs.append(v)
+                else:
+                    walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+    walk(dash)
+    assert len(exprs) >= 20, len(exprs)
+    _, _, body = http_get(ctx.broker.metrics_port, "/metrics")
+    families = set(re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M))
+    names = {n for n, _ in families}
+    for n, kind in families:
+        if kind == "histogram":
+            names |= {n + "_bucket", n + "_sum", n + "_count"}
+    used = set()
+    for e in exprs:
+        used |= set(re.findall(r"\b((?:starling|process)_[a-z0-9_]+)", e))
+    missing = used - names
+    assert not missing, f"the dashboard queries metrics /metrics does not have: {missing}"
+
+
+# ---- $SYS ---------------------------------------------------------------------
+
+@test
+def t03_sys_topics(ctx):
+    b = Broker(ctx.binary, ctx.workers, ["--sys-interval-s=1"])
+    try:
+        c = Client(b.port, 4)
+        assert c.connect("sys-reader", True).rc == 0
+        c.send(subscribe(4, 1, [("$SYS/broker/#", 0)]))
+        c.expect(SUBACK)
+        seen = {}
+        deadline = time.monotonic() + 10
+        pub = connected(b, v=4)
+        for i in range(7):
+            pub.send(publish(4, "sys/test", b"m"))
+        while time.monotonic() < deadline and not (
+                seen.get("$SYS/broker/publish/messages/received", "0") != "0"
+                and seen.get("$SYS/broker/clients/connected") == "2"):
+            try:
+                p = c.expect(PUBLISH, timeout=1)
+                seen[p.topic.decode()] = p.payload.decode()
+            except TimeoutError:
+                pass
+        assert seen.get("$SYS/broker/version") == "starling 0.1.0", seen.get("$SYS/broker/version")
+        assert re.fullmatch(r"\d+ seconds", seen["$SYS/broker/uptime"]), seen["$SYS/broker/uptime"]
+        assert seen.get("$SYS/broker/clients/connected") == "2", seen
+        assert int(seen["$SYS/broker/publish/messages/received"]) >= 7, seen
+        assert int(seen["$SYS/broker/clients/maximum"]) >= 2, seen
+        for k in ("bytes/received", "bytes/sent", "messages/sent", "subscriptions/count",
+                  "retained messages/count", "load/messages/received/1min",
+                  "load/connections/15min", "heap/current"):
+            assert "$SYS/broker/" + k in seen, k
+        # Retained: a new subscriber gets the current values at once.
+        late = Client(b.port, 4)
+        assert late.connect("sys-late", True).rc == 0
+        late.send(subscribe(4, 1, [("$SYS/broker/version", 0)]))
+        late.expect(SUBACK)
+        p = late.expect(PUBLISH)
+        assert p.retain and p.payload == b"starling 0.1.0"
+        # '#' does not match $SYS topics [MQTT-4.7.2-1].
+        wild = Client(b.port, 4)
+        assert wild.connect("sys-wild", True).rc == 0
+        wild.send(subscribe(4, 1, [("#", 0)]))
+        wild.expect(SUBACK)
+        wild.nothing(1.5)
+        for x in (c, late, wild, pub):
+            x.close()
+        assert b.stop() == 0
+        assert not b.sanitizer_report(), b.sanitizer_report()
+    finally:
+        b.cleanup()
+
+
+# ---- logs -------------------------------------------------------------------
+
+@test
+def t04_lifecycle_lines_and_rate_limit(ctx):
+    b = Broker(ctx.binary, ctx.workers, ["--log-json=true"], log_level="info")
+    try:
+        c = connected(b, cid="lifecycle-1")
+        c.send(disconnect(5))
+        c.closed()
+        # A flood of bad connections: each would log; the log stays small.
+        flood_start = time.monotonic()
+        for _ in range(1000):
+            g = socket.create_connection(("127.0.0.1", b.port))
+            g.sendall(b"\xff\xff")
+            g.close()
+        flood_s = time.monotonic() - flood_start
+        time.sleep(1.2)
+        # Lines from the flooded call sites after their window closed: each
+        # (per worker) first says how many it suppressed.
+        for _ in range(8 * ctx.workers):
+            g = socket.create_connection(("127.0.0.1", b.port))
+            g.sendall(b"\xff\xff")
+            g.close()
+        c = connected(b, cid="lifecycle-2")
+        c.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and b"lifecycle-2" not in b.text():
+            time.sleep(0.05)
+        lines = b.text().decode().splitlines()
+        objs = [json.loads(ln) for ln in lines]  # every line is one JSON object
+        msgs = [o["msg"] for o in objs]
+        conn = [m for m in msgs if m.startswith("connected ") and "lifecycle-1" in m]
+        assert conn and " on mqtt 127.0.0.1:" in conn[0], conn
+        disc = [m for m in msgs if m.startswith("disconnected ") and "lifecycle-1" in m]
+        assert disc and "client_disconnect, reason code 0x00" in disc[0], disc
+        bad = [m for m in msgs if m.startswith("disconnected ") and "protocol_error" in m]
+        # At most 50 a second per call site and worker (LOG_CLIENT_RL).
+        limit = 50 * ctx.workers * (int(flood_s) + 3)
+        assert 0 < len(bad) <= min(limit, 900), (len(bad), limit)
+        assert any("suppressed" in m for m in msgs), "no line says what was suppressed"
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+
+
+# ---- SIGTERM ------------------------------------------------------------------
+
+@test
+def t05_sigterm_wills_readiness_grace(ctx):
+    b = Broker(ctx.binary, ctx.workers, ["--shutdown-grace-ms=2000"])
+    try:
+        t = uniq("will")
+        watcher = connected(b, cid="will-watcher")
+        watcher.send(subscribe(5, 1, [(t, 1)]))
+        watcher.expect(SUBACK)
+        dying = connected(b, cid="will-owner", will={"topic": t, "payload": b"gone", "qos": 1})
+        # A subscriber that never reads, with a full outbox: it holds the
+        # node up until the grace period ends, and no longer.
+        stuck = Client(b.port, 5)
+        stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        assert stuck.connect("stuck", True).rc == 0
+        stuck.send(subscribe(5, 1, [(t + "/flood", 0)]))
+        stuck.expect(SUBACK)
+        flood = connected(b)
+        # 12 MB: more than the kernel's socket buffers and the 1 MiB outbox.
+        for _ in range(6000):
+            flood.send(publish(5, t + "/flood", b"f" * 2000))
+        flood.send(publish(5, t + "/flood", b"f", qos=1, pid=1))
+        flood.expect(PUBACK, timeout=10)
+        start = time.monotonic()
+        b.proc.send_signal(signal.SIGTERM)
+        st, _, body = (0, 0, b"")
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            try:
+                st, _, body = http_get(b.metrics_port, "/readyz", timeout=1)
+            except OSError as e:
+                body = repr(e).encode()
+                break
+            if st == 503:
+                break
+            time.sleep(0.02)
+        assert (st, body) == (503, b"shutting down\n"), (st, body)
+        got = watcher.closed(timeout=5)
+        assert got[-1].type == DISCONNECT and got[-1].rc == 0x8B, got
+        if ctx.workers == 1:
+            # Same worker: the will is published before the DISCONNECT.
+            wills = [p for p in got if p.type == PUBLISH and p.topic == t.encode()]
+            assert wills and wills[0].payload == b"gone", got
+        for x in (dying, flood):
+            x.closed(timeout=5)
+        rc = b.proc.wait(15)
+        took = time.monotonic() - start
+        assert rc == 0, rc
+        assert 1.5 < took < 6, f"exit took {took:.1f}s with a 2 s grace and a stuck client"
+        assert b"SIGTERM: stopping (grace 2000 ms)" in b.text()
+        assert not b.sanitizer_report(), b.sanitizer_report()
+        stuck.close()
+    finally:
+        b.cleanup()
+
+
+# ---- SIGHUP and configuration ---------------------------------------------------
+
+@test
+def t06_sighup_reloads_log_level_and_keeps_connections(ctx):
+    work = tempfile.mkdtemp(prefix="starling-conf-")
+    conf = os.path.join(work, "starling.conf")
+    with open(conf, "w") as f:
+        f.write("# test\nlog_level = info\nmax_connections = 1000\n")
+    # A --log-level flag would override the file on reload too: pass none.
+    b = Broker(ctx.binary, ctx.workers, ["-c", conf], log_level=None)
+    try:
+        c = connected(b, cid="hup")
+        with open(conf, "w") as f:
+            f.write("log_level = debug\nmax_connections = 2000\n")
+        b.proc.send_signal(signal.SIGHUP)
+        wait_log(b, b"SIGHUP: log_level = debug")
+        assert b"SIGHUP: max_connections = 2000 (takes effect at restart)" in b.text()
+        c.send(pkt(0xC0, b""))
+        c.expect(PINGRESP)  # still connected
+        c.send(disconnect(5))
+        c.closed()
+        wait_log(b, b"DEBUG disconnect from")  # debug lines now written
+        with open(conf, "w") as f:
+            f.write("log_level = loud\n")
+        b.proc.send_signal(signal.SIGHUP)
+        wait_log(b, b"keeping the running configuration")
+        assert re.search(rb"SIGHUP: \S*starling\.conf:1: log_level: ", b.text()), b.text()[-500:]
+        d = connected(b, cid="hup-2")  # still serving, still at debug
+        d.send(disconnect(5))
+        d.closed()
+        wait_log(b, b'DEBUG disconnect from 127.0.0.1', count=2)
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_log(b, needle, timeout=5, count=1):
+    deadline = time.monotonic() + timeout
+    while b.text().count(needle) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not in the log:\n" + b.text().decode()[-1500:])
+        time.sleep(0.05)
+
+
+@test
+def t06_file_env_and_flags_in_order(ctx):
+    work = tempfile.mkdtemp(prefix="starling-conf-")
+    conf = os.path.join(work, "s.conf")
+    with open(conf, "w") as f:
+        f.write("sys_interval_s = 30\nshutdown_grace_ms = 100\nmax_qos = 1\n")
+    env = dict(os.environ, STARLING_SHUTDOWN_GRACE_MS="200", STARLING_MAX_QOS="0")
+    try:
+        r = subprocess.run([ctx.binary, "--check-config", conf, "--max-qos=2"], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "\nsys_interval_s = 30\n" in r.stdout  # file
+        assert "\nshutdown_grace_ms = 200\n" in r.stdout  # environment over file
+        assert "\nmax_qos = 2\n" in r.stdout  # flag over environment
+        with open(conf, "w") as f:
+            f.write("# ok\n\nsys_interval_s = 10s\n")
+        r = subprocess.run([ctx.binary, "--check-config", conf], capture_output=True, text=True)
+        assert r.returncode != 0
+        assert f"{conf}:3: sys_interval_s:" in r.stderr, r.stderr
+        with open(conf, "w") as f:
+            f.write("no_such_key = 1\n")
+        r = subprocess.run([ctx.binary, "-c", conf], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0 and f'{conf}:1: unknown key "no_such_key"' in r.stderr, r.stderr
+        r = subprocess.run([ctx.binary, "--listen=127.0.0.1:0"], capture_output=True, text=True,
+                           timeout=10, env=dict(os.environ, STARLING_METRICS="maybe"))
+        assert r.returncode != 0 and "environment" in r.stderr and "metrics" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@test
+def t06_startup_errors_are_one_line(ctx):
+    for what in ("listen", "metrics-listen"):
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        args = [ctx.binary, "--workers=1", "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
+                f"--{what}=127.0.0.1:{port}"]
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        finally:
+            holder.close()
+        assert r.returncode != 0
+        errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+        assert len(errors) == 1, r.stderr
+        assert f"127.0.0.1:{port}: Address already in use" in errors[0], errors
+
+
+# ---- runner -----------------------------------------------------------------
+
+class Ctx:
+    def __init__(self, broker, binary, workers):
+        self.broker = broker
+        self.binary = binary
+        self.workers = workers
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    todo = [t for t in TESTS if a.only in t.__name__]
+    print("TAP version 13")
+    shared = Broker(a.binary, a.workers)
+    failed = 0
+    n = 0
+    for fn in todo:
+        n += 1
+        try:
+            fn(Ctx(shared, a.binary, a.workers))
+            print(f"ok {n} - {fn.__name__}")
+        except Exception:  # noqa: BLE001 - every failure is a test result
+            failed += 1
+            print(f"not ok {n} - {fn.__name__}")
+            for line in traceback.format_exc().strip().splitlines()[-4:]:
+                print(f"  # {line}")
+        sys.stdout.flush()
+    n += 1
+    rc = shared.stop()
+    report = shared.sanitizer_report()
+    if rc == 0 and not report:
+        print(f"ok {n} - clean shutdown")
+    else:
+        failed += 1
+        print(f"not ok {n} - clean shutdown: exit {rc}")
+        for line in (report or shared.text().decode(errors="replace")[-2000:]).splitlines()[:40]:
+            print(f"  # {line}")
+    shared.cleanup()
+    print(f"1..{n}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
