@@ -372,6 +372,7 @@ def t03_message_expiry_offline(ctx, v):
     sub.send(subscribe(v, 1, [(t, 1)]))
     sub.expect(SUBACK)
     sub.send(disconnect(v))
+    sub.closed()  # the broker has handled it
     sub.close()
     pub = ctx.connected(v)
     pub.send(publish(v, t, "short", qos=1, pid=1, p=[(0x02, 1)]))
@@ -469,6 +470,7 @@ def t05_will_on_abnormal_close_only(ctx, v):
     assert m.topic == (t + "/a").encode() and m.payload == b"gone", m
     b = ctx.connected(v, will={"topic": t + "/b", "payload": "never"})
     b.send(disconnect(v))
+    b.closed()  # the broker has handled it
     b.close()
     sub.nothing(0.5)
 
@@ -505,6 +507,7 @@ def t06_persistent_session_queues(ctx, v):
     sub.send(subscribe(v, 1, [(t, 1)]))
     sub.expect(SUBACK)
     sub.send(disconnect(v))
+    sub.closed()  # the broker has handled it
     sub.close()
     pub = ctx.connected(v)
     for i in range(20):
@@ -556,6 +559,7 @@ def t06_session_expiry(ctx, v):
     c.send(subscribe(v, 1, [(uniq(), 1)]))
     c.expect(SUBACK)
     c.send(disconnect(v))
+    c.closed()  # the broker has handled it
     c.close()
     time.sleep(1.8)
     c2 = ctx.connected(v, cid, clean=False, p=[(0x11, 1)])
@@ -579,6 +583,7 @@ def t06_queue_limit_drops_oldest(ctx, v):
     sub.send(subscribe(v, 1, [(t, 1)]))
     sub.expect(SUBACK)
     sub.send(disconnect(v))
+    sub.closed()  # the broker has handled it
     sub.close()
     pub = ctx.connected(v)
     for i in range(10):
@@ -786,6 +791,7 @@ def t09_session_limit(ctx, v):
     assert a.rc == (0x97 if v == 5 else 0x03), a
     c.closed()
     held[0].send(disconnect(v))  # a session ends: room for one
+    held[0].closed()  # the broker has handled it
     held[0].close()
     time.sleep(0.2)
     ctx.connected(v)
