@@ -17,43 +17,8 @@
 
 #include "clock.h"
 #include "log.h"
+#include "net.h"
 #include "worker.h"
-
-/* Open one listening socket; *port is filled in when it was 0. */
-static int listen_on(const struct config_addr *a, uint16_t *port, char *err, size_t err_len)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-	                         .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	char service[8];
-	snprintf(service, sizeof(service), "%u", *port);
-	struct addrinfo *res;
-	int gai = getaddrinfo(a->host[0] ? a->host : NULL, service, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, err_len, "%s: %s", a->host, gai_strerror(gai));
-		return -1;
-	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-		snprintf(err, err_len, "%s:%u: %s", a->host[0] ? a->host : "*", *port,
-		         strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                                       : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
 
 int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
 {
@@ -96,7 +61,8 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 		uint16_t port = cfg->listen[l].port;
 		for (unsigned i = 0; i < n; i++) {
 			char why[256];
-			int fd = listen_on(&cfg->listen[l], &port, why, sizeof(why));
+			int fd = net_listen(&cfg->listen[l], NET_REUSEPORT | NET_NODELAY, 4096,
+			                    &port, why, sizeof(why));
 			if (fd < 0) {
 				snprintf(err, err_len, "cannot listen for MQTT on %s", why);
 				return -1;

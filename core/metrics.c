@@ -222,44 +222,54 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	per_worker(&o, in, STATS_WORD(sends), "starling_worker_sends_total", "counter",
 	           "Send operations submitted (delivered / sends = messages per send).");
 
-	/* Memory and process */
+	/* Memory and process: one unlabelled sample per family. */
 	if (in->have_memory) {
-		family(&o, "starling_memory_allocated_bytes", "gauge",
-		       "Bytes allocated by the broker (jemalloc stats.allocated).");
-		put(&o, "starling_memory_allocated_bytes %llu\n",
-		    (unsigned long long)in->mem_allocated_bytes);
-		family(&o, "starling_memory_active_bytes", "gauge",
-		       "Bytes in pages the allocator has in use (jemalloc stats.active).");
-		put(&o, "starling_memory_active_bytes %llu\n",
-		    (unsigned long long)in->mem_active_bytes);
-		family(&o, "starling_memory_resident_bytes", "gauge",
-		       "Bytes the allocator holds resident (jemalloc stats.resident).");
-		put(&o, "starling_memory_resident_bytes %llu\n",
-		    (unsigned long long)in->mem_resident_bytes);
-		family(&o, "starling_memory_mapped_bytes", "gauge",
-		       "Bytes the allocator has mapped (jemalloc stats.mapped).");
-		put(&o, "starling_memory_mapped_bytes %llu\n",
-		    (unsigned long long)in->mem_mapped_bytes);
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} mem[] = {
+		    {"starling_memory_allocated_bytes",
+		     "Bytes allocated by the broker (jemalloc stats.allocated).",
+		     in->mem_allocated_bytes},
+		    {"starling_memory_active_bytes",
+		     "Bytes in pages the allocator has in use (jemalloc stats.active).",
+		     in->mem_active_bytes},
+		    {"starling_memory_resident_bytes",
+		     "Bytes the allocator holds resident (jemalloc stats.resident).",
+		     in->mem_resident_bytes},
+		    {"starling_memory_mapped_bytes",
+		     "Bytes the allocator has mapped (jemalloc stats.mapped).",
+		     in->mem_mapped_bytes},
+		};
+		for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++) {
+			family(&o, mem[i].name, "gauge", mem[i].help);
+			put(&o, "%s %llu\n", mem[i].name, (unsigned long long)mem[i].v);
+		}
 	}
 	if (in->have_process) {
-		family(&o, "process_cpu_seconds_total", "counter",
-		       "Total user and system CPU time spent in seconds.");
-		put(&o, "process_cpu_seconds_total %.2f\n", in->cpu_seconds);
-		family(&o, "process_resident_memory_bytes", "gauge",
-		       "Resident memory size in bytes.");
-		put(&o, "process_resident_memory_bytes %llu\n",
-		    (unsigned long long)in->resident_bytes);
-		family(&o, "process_virtual_memory_bytes", "gauge",
-		       "Virtual memory size in bytes.");
-		put(&o, "process_virtual_memory_bytes %llu\n",
-		    (unsigned long long)in->virtual_bytes);
-		family(&o, "process_open_fds", "gauge", "Number of open file descriptors.");
-		put(&o, "process_open_fds %llu\n", (unsigned long long)in->open_fds);
-		family(&o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
-		put(&o, "process_max_fds %llu\n", (unsigned long long)in->max_fds);
-		family(&o, "process_start_time_seconds", "gauge",
-		       "Start time of the process since unix epoch in seconds.");
-		put(&o, "process_start_time_seconds %.2f\n", in->start_time_s);
+		/* Names and help as the Prometheus client libraries export them. */
+		const struct {
+			const char *name, *type, *help;
+			double v;
+		} proc[] = {
+		    {"process_cpu_seconds_total", "counter",
+		     "Total user and system CPU time spent in seconds.", in->cpu_seconds},
+		    {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+		     (double)in->resident_bytes},
+		    {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+		     (double)in->virtual_bytes},
+		    {"process_open_fds", "gauge", "Number of open file descriptors.",
+		     (double)in->open_fds},
+		    {"process_max_fds", "gauge", "Maximum number of open file descriptors.",
+		     (double)in->max_fds},
+		    {"process_start_time_seconds", "gauge",
+		     "Start time of the process since unix epoch in seconds.", in->start_time_s},
+		};
+		for (size_t i = 0; i < sizeof(proc) / sizeof(proc[0]); i++) {
+			family(&o, proc[i].name, proc[i].type, proc[i].help);
+			/* %.15g: exact for integers below 10^15, and 0.1 stays "0.1". */
+			put(&o, "%s %.15g\n", proc[i].name, proc[i].v);
+		}
 	}
 
 	if (o.oom) {

@@ -32,6 +32,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "net.h"
 #include "worker.h"
 
 #define OPS_CLIENTS_MAX 16
@@ -366,39 +367,6 @@ static void *ops_main(void *arg)
 	}
 }
 
-static int bind_ops(const struct config_addr *a, uint16_t *port, char *err, size_t err_len)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-	                         .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	char service[8];
-	snprintf(service, sizeof(service), "%u", a->port);
-	struct addrinfo *res;
-	int gai = getaddrinfo(a->host[0] ? a->host : NULL, service, &hints, &res);
-	if (gai != 0) {
-		snprintf(err, err_len, "metrics_listen %s: %s", a->host, gai_strerror(gai));
-		return -1;
-	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 64) < 0) {
-		snprintf(err, err_len, "cannot listen for metrics on %s:%u: %s",
-		         a->host[0] ? a->host : "*", a->port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                                       : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
 struct ops *ops_start(struct broker *b, char *err, size_t err_len)
 {
 	struct ops *o = calloc(1, sizeof(*o));
@@ -410,7 +378,12 @@ struct ops *ops_start(struct broker *b, char *err, size_t err_len)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	o->start_time_s = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-	o->listen_fd = bind_ops(&b->cfg->metrics_listen, &o->port, err, err_len);
+	char why[256];
+	o->port = b->cfg->metrics_listen.port;
+	o->listen_fd =
+	    net_listen(&b->cfg->metrics_listen, NET_NONBLOCK, 64, &o->port, why, sizeof(why));
+	if (o->listen_fd < 0)
+		snprintf(err, err_len, "cannot listen for metrics on %s", why);
 	o->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (o->listen_fd < 0 || o->stop_fd < 0) {
 		if (o->stop_fd < 0)

@@ -67,15 +67,22 @@ static void snapshot(struct worker *w, struct sys_snapshot *s)
 
 static void publish_item(struct worker *w, const struct sys_item *it)
 {
-	struct mqtt_publish p = {0};
-	p.topic = mqtt_view_str(it->topic);
-	p.payload = mqtt_view_str(it->value);
-	p.qos = 0;
-	p.retain = true;
-	struct sess_id nobody = {0}; /* no session: no-local never applies */
-	struct msg *m = msg_new(&p, MQTT_V5, p.topic, nobody, w->now_ms);
+	/* msg_new copies a PUBLISH as it was on the wire (one contiguous
+	 * body), so build that first, as a client would have sent it. */
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	p.publish.topic = mqtt_view_str(it->topic);
+	p.publish.payload = mqtt_view_str(it->value);
+	p.publish.retain = true;
+	uint8_t wire[sizeof(it->topic) + sizeof(it->value) + 16];
+	size_t n = mqtt_encode(&p, MQTT_V5, wire, sizeof(wire));
+	struct mqtt_packet d;
+	struct msg *m = NULL;
+	if (n > 0 && mqtt_decode_buf(wire, n, MQTT_V5, &d, NULL) == MQTT_RC_SUCCESS) {
+		struct sess_id nobody = {0}; /* no session: no-local never applies */
+		m = msg_new(&d.publish, MQTT_V5, d.publish.topic, nobody, w->now_ms);
+	}
 	if (!m) {
-		LOG_WARN_RL(1, "$SYS: out of memory");
+		LOG_WARN_RL(1, "$SYS: cannot publish %s", it->topic);
 		return;
 	}
 	route_publish(w, m);
