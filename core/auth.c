@@ -1,39 +1,308 @@
 /*
- * auth.c — the policy of this version: no password file, certificates or
- * ACLs exist yet, so every client is anonymous and allowed everything but
- * publishing into $SYS/, as DESIGN.md's embedded defaults say ("anonymous
- * access"). Enhanced
- * authentication (5.0 AUTH) is not offered: a CONNECT naming a method is
- * refused with 0x8C [MQTT-4.12.0-1].
+ * auth.c — the node's access policy (see auth.h): anonymous access, the
+ * password database (checked by verify.c's threads), the limiter of failed
+ * authentications per address, and the ACL with its safe replacement.
+ *
+ * Policy, as operators of mosquitto expect it:
+ * - no password file: anyone may connect, a user name is just a name;
+ * - a password file: a CONNECT with a user name needs the right password
+ *   (5.0 0x86 / 3.1.1 0x04 otherwise); one without a user name is
+ *   anonymous, refused (0x87 / 0x05) unless allow_anonymous is true
+ *   (allow_anonymous = auto means "true without a password file");
+ * - 5.0 enhanced authentication is not offered: a CONNECT naming an
+ *   authentication method is refused with 0x8C [MQTT-4.12.0-1];
+ * - no client may publish into $SYS/ (the broker's own tree, sys.c);
+ * - with an ACL file, what it does not allow is denied (acl.h).
  */
 #include "auth.h"
 
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-enum mqtt_rc auth_connect(const struct config *cfg, const struct mqtt_connect *k)
+#include "acl.h"
+#include "log.h"
+#include "passwd.h"
+#include "verify.h"
+#include "worker.h" /* WORKERS_MAX */
+
+#define LIMIT_SLOTS    4096 /* addresses remembered by the failure limiter */
+#define LIMIT_PROBE    8    /* slots tried per address */
+#define VERIFY_THREADS 2    /* password hashes checked at once */
+#define RELOAD_WAIT_MS 2000 /* how long a reload waits for workers to leave the old ACL */
+
+struct limit_slot {
+	uint8_t addr[16];
+	uint8_t len;       /* 0: free */
+	uint32_t minute;   /* now_ms / 60000 of the count */
+	uint32_t failures; /* in that minute */
+};
+
+struct auth {
+	bool have_passwords; /* fixed at start: it decides whether there are threads */
+	/* Changed by a reload while workers read them: atomics. */
+	_Atomic bool anonymous_ok;
+	_Atomic uint32_t failures_max; /* per address per minute; 0 = unlimited */
+	struct verify_pool *verify;
+
+	pthread_mutex_t limit_lock; /* CONNECTs with credentials only: not the publish path */
+	struct limit_slot limit[LIMIT_SLOTS];
+
+	_Atomic(struct acl *) acl;
+	_Atomic uint64_t acl_gen; /* bumped by every reload */
+	unsigned workers;
+	_Atomic uint64_t seen[WORKERS_MAX]; /* the acl_gen each worker's turn uses */
+};
+
+static int load_files(const struct config *cfg, struct passwd_db **db, struct acl **acl, char *err,
+                      size_t err_len)
 {
-	(void)cfg;
-	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
-		return MQTT_RC_BAD_AUTHENTICATION_METHOD;
-	return MQTT_RC_SUCCESS;
+	char why[512];
+	*db = NULL;
+	*acl = NULL;
+	if (cfg->password_file[0] && passwd_load(cfg->password_file, db, why, sizeof(why)) != 0) {
+		snprintf(err, err_len, "password_file %s", why);
+		return -1;
+	}
+	if (cfg->acl_file[0] && acl_load(cfg->acl_file, acl, why, sizeof(why)) != 0) {
+		passwd_free(*db);
+		*db = NULL;
+		snprintf(err, err_len, "acl_file %s", why);
+		return -1;
+	}
+	return 0;
 }
 
-bool auth_publish(const struct config *cfg, struct mqtt_view client_id, struct mqtt_view topic)
+static void set_flags(struct auth *a, const struct config *cfg)
 {
-	(void)cfg;
-	(void)client_id;
-	/* $SYS/ is the broker's own tree (sys.c): a client publishing there
-	 * would forge the broker's statistics, as mosquitto also refuses. */
-	static const char sys[] = "$SYS/";
-	if (topic.len >= sizeof(sys) - 1 && memcmp(topic.ptr, sys, sizeof(sys) - 1) == 0)
+	a->have_passwords = cfg->password_file[0] != '\0';
+	a->anonymous_ok = cfg->allow_anonymous == ANON_TRUE ||
+	                  (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
+	a->failures_max = cfg->auth_failures_per_minute;
+}
+
+struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, size_t err_len)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, err_len, "out of memory");
+		return NULL;
+	}
+	struct passwd_db *db;
+	struct acl *acl;
+	if (load_files(cfg, &db, &acl, err, err_len) != 0) {
+		free(a);
+		return NULL;
+	}
+	pthread_mutex_init(&a->limit_lock, NULL);
+	a->workers = workers;
+	set_flags(a, cfg);
+	atomic_init(&a->acl, acl);
+	atomic_init(&a->acl_gen, 1);
+	if (a->have_passwords) {
+		a->verify = verify_start(VERIFY_THREADS, workers, err, err_len);
+		if (!a->verify) {
+			passwd_free(db);
+			acl_free(acl);
+			free(a);
+			return NULL;
+		}
+		verify_set_db(a->verify, db);
+		LOG_INFO("%zu users from %s; anonymous clients %s", passwd_count(db),
+		         cfg->password_file, a->anonymous_ok ? "allowed" : "refused");
+	}
+	if (acl)
+		LOG_INFO("%zu ACL rules from %s; what they do not allow is denied",
+		         acl_rule_count(acl), cfg->acl_file);
+	return a;
+}
+
+void auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	verify_stop(a->verify);
+	acl_free(atomic_load(&a->acl));
+	pthread_mutex_destroy(&a->limit_lock);
+	free(a);
+}
+
+int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_len)
+{
+	struct passwd_db *db;
+	struct acl *acl;
+	if (load_files(cfg, &db, &acl, err, err_len) != 0)
+		return -1;
+	/* Turning passwords on or off needs the checking threads: a restart. */
+	if ((cfg->password_file[0] != '\0') != a->have_passwords) {
+		passwd_free(db);
+		acl_free(acl);
+		snprintf(err, err_len, "password_file %s takes effect at restart",
+		         a->have_passwords ? "removed" : "added");
+		return -1;
+	}
+	if (a->verify)
+		verify_set_db(a->verify, db);
+	/* The flags are read by workers without a lock: bools and a word,
+	 * each seen either old or new, and both are valid policies. */
+	a->anonymous_ok = cfg->allow_anonymous == ANON_TRUE ||
+	                  (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
+	a->failures_max = cfg->auth_failures_per_minute;
+
+	struct acl *old = atomic_exchange(&a->acl, acl);
+	uint64_t gen = atomic_fetch_add(&a->acl_gen, 1) + 1;
+	/* Free the old ACL only once every worker's turn uses the new one
+	 * (they turn at least every 250 ms). */
+	struct timespec step = {0, 10 * 1000 * 1000};
+	for (unsigned waited = 0; waited < RELOAD_WAIT_MS; waited += 10) {
+		unsigned behind = 0;
+		for (unsigned i = 0; i < a->workers; i++)
+			behind += atomic_load(&a->seen[i]) < gen;
+		if (!behind) {
+			acl_free(old);
+			return 0;
+		}
+		nanosleep(&step, NULL);
+	}
+	LOG_WARN("SIGHUP: a worker did not pick up the new ACL within %u ms; the old one stays "
+	         "allocated",
+	         RELOAD_WAIT_MS);
+	return 0;
+}
+
+struct verify_pool *auth_verifier(const struct auth *a)
+{
+	return a->verify;
+}
+
+const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, uint64_t *gen_out)
+{
+	/* The generation first: a worker that reports generation g has loaded
+	 * the pointer after g was published, so it holds g's ACL or newer. */
+	uint64_t gen = atomic_load_explicit(&a->acl_gen, memory_order_acquire);
+	const struct acl *acl = atomic_load_explicit(&a->acl, memory_order_acquire);
+	atomic_store_explicit(&a->seen[worker], gen, memory_order_release);
+	*gen_out = gen;
+	return acl;
+}
+
+static uint32_t addr_hash(const uint8_t *addr, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	return h;
+}
+
+/* The slot of an address, or (insert) a free or stale one; NULL if none. */
+static struct limit_slot *limit_find(struct auth *a, const uint8_t *addr, size_t len,
+                                     uint32_t minute, bool insert)
+{
+	uint32_t h = addr_hash(addr, len);
+	struct limit_slot *spare = NULL;
+	for (unsigned i = 0; i < LIMIT_PROBE; i++) {
+		struct limit_slot *s = &a->limit[(h + i) % LIMIT_SLOTS];
+		if (s->len == len && memcmp(s->addr, addr, len) == 0)
+			return s;
+		if (!spare && (s->len == 0 || s->minute != minute))
+			spare = s;
+	}
+	if (!insert)
+		return NULL;
+	/* All probed slots busy this minute: take the first, forgetting one
+	 * address rather than growing (a bound, under a spread attack). */
+	if (!spare)
+		spare = &a->limit[h % LIMIT_SLOTS];
+	memcpy(spare->addr, addr, len);
+	spare->len = (uint8_t)len;
+	spare->minute = minute;
+	spare->failures = 0;
+	return spare;
+}
+
+static bool limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t now_ms)
+{
+	if (a->failures_max == 0 || len == 0)
 		return false;
-	return true;
+	uint32_t minute = (uint32_t)(now_ms / 60000);
+	pthread_mutex_lock(&a->limit_lock);
+	struct limit_slot *s = limit_find(a, addr, len, minute, false);
+	bool over = s && s->minute == minute && s->failures >= a->failures_max;
+	pthread_mutex_unlock(&a->limit_lock);
+	return over;
 }
 
-bool auth_subscribe(const struct config *cfg, struct mqtt_view client_id, struct mqtt_view filter)
+void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
 {
-	(void)cfg;
-	(void)client_id;
-	(void)filter;
-	return true;
+	if (a->failures_max == 0 || peer_len == 0)
+		return;
+	uint32_t minute = (uint32_t)(now_ms / 60000);
+	pthread_mutex_lock(&a->limit_lock);
+	struct limit_slot *s = limit_find(a, peer, peer_len, minute, true);
+	if (s->minute != minute) {
+		s->minute = minute;
+		s->failures = 0;
+	}
+	s->failures++;
+	pthread_mutex_unlock(&a->limit_lock);
+}
+
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
+                            size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc)
+{
+	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
+		*rc = MQTT_RC_BAD_AUTHENTICATION_METHOD;
+		return AUTH_REFUSE;
+	}
+	if (!k->has_username) {
+		if (a->anonymous_ok)
+			return AUTH_ACCEPT;
+		*rc = MQTT_RC_NOT_AUTHORIZED;
+		return AUTH_REFUSE;
+	}
+	if (!a->have_passwords)
+		return AUTH_ACCEPT; /* a user name without a password file: a name */
+	if (limited(a, peer, peer_len, now_ms)) {
+		*rc = MQTT_RC_CONNECTION_RATE_EXCEEDED;
+		return AUTH_REFUSE;
+	}
+	if (!k->has_password) {
+		auth_failed(a, peer, peer_len, now_ms);
+		*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+		return AUTH_REFUSE;
+	}
+	return AUTH_VERIFY;
+}
+
+static bool is_sys(struct mqtt_view topic)
+{
+	static const char sys[] = "$SYS/";
+	return topic.len >= sizeof(sys) - 1 && memcmp(topic.ptr, sys, sizeof(sys) - 1) == 0;
+}
+
+bool auth_publish(const struct acl *acl, const char *user, size_t user_len,
+                  struct mqtt_view client_id, struct mqtt_view topic)
+{
+	/* $SYS/ is the broker's own tree: a client publishing there would
+	 * forge its statistics (mosquitto refuses it too), whatever the ACL. */
+	if (is_sys(topic))
+		return false;
+	return !acl || acl_check(acl, user, user_len, (const char *)client_id.ptr, client_id.len,
+	                         ACL_PUBLISH, (const char *)topic.ptr, topic.len, NULL);
+}
+
+bool auth_subscribe(const struct acl *acl, const char *user, size_t user_len,
+                    struct mqtt_view client_id, struct mqtt_view filter)
+{
+	return !acl || acl_check(acl, user, user_len, (const char *)client_id.ptr, client_id.len,
+	                         ACL_SUBSCRIBE, (const char *)filter.ptr, filter.len, NULL);
+}
+
+bool auth_receive(const struct acl *acl, const char *user, size_t user_len,
+                  struct mqtt_view client_id, struct mqtt_view topic)
+{
+	return !acl || acl_check(acl, user, user_len, (const char *)client_id.ptr, client_id.len,
+	                         ACL_RECEIVE, (const char *)topic.ptr, topic.len, NULL);
 }

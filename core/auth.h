@@ -1,29 +1,71 @@
 /*
  * auth.h — who may connect, publish, subscribe and receive. The broker asks
- * here at each of those points and nowhere else, so the security issue
- * (password file, client certificates, ACLs, enhanced authentication)
- * changes this module's policy, not the handlers.
+ * here at each of those points and nowhere else; the policy lives in this
+ * module and the ones it owns: the password database checked off the
+ * workers (verify.h), the failure limiter, and the ACLs (acl.h).
  *
- * Called on the worker that owns the connection; must not block (a slow
- * check, like a password hash, must be offloaded by the implementation and
- * answered later — the handlers will then need an asynchronous variant).
+ * Threads: auth_new, auth_reload and auth_free run on the main thread. The
+ * connect and ACL checks run on workers, concurrently; they read the
+ * configuration-derived flags (immutable between reloads) and the ACL a
+ * worker picked up at the top of its loop turn (auth_acl_acquire), which a
+ * reload frees only after every worker has moved past it.
  */
 #ifndef STARLING_CORE_AUTH_H
 #define STARLING_CORE_AUTH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "packet.h"
 #include "view.h"
 
-/* CONNECT: MQTT_RC_SUCCESS, or the reason to refuse it with (0x86, 0x87, 0x8C ...). */
-enum mqtt_rc auth_connect(const struct config *cfg, const struct mqtt_connect *k);
+struct acl;
+struct auth;
+struct verify_pool;
 
-/* May this client publish to topic? (false: 5.0 PUBACK/PUBREC 0x87, else dropped) */
-bool auth_publish(const struct config *cfg, struct mqtt_view client_id, struct mqtt_view topic);
+/* Load the password file and ACL the configuration names, start the
+ * password-checking threads when there is a password file. NULL with err
+ * ("password_file /etc/x:3: ...") when a file is bad. */
+struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, size_t err_len);
+void auth_free(struct auth *a);
 
-/* May this client subscribe to filter? (false: SUBACK 0x87 / 0x80) */
-bool auth_subscribe(const struct config *cfg, struct mqtt_view client_id, struct mqtt_view filter);
+/* SIGHUP: read the password file and ACL again. All or nothing: on error
+ * nothing changes and err says why. The new ACL reaches each worker at its
+ * next loop turn; this returns once all of them use it (or after a bound,
+ * leaving the old one allocated rather than freeing it under a worker). */
+int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_len);
+
+/* The pool that checks passwords (NULL without a password file). */
+struct verify_pool *auth_verifier(const struct auth *a);
+
+enum auth_step {
+	AUTH_ACCEPT, /* go on with the CONNECT */
+	AUTH_REFUSE, /* refuse it with *rc */
+	AUTH_VERIFY, /* check the password off the worker, then decide */
+};
+
+/* CONNECT, before any session work. peer is the client's address bytes
+ * (4 or 16), for the failure limiter. */
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
+                            size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc);
+/* A password check failed: count it against the address. */
+void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
+
+/* The ACL for this loop turn (NULL: no ACL file, everything is allowed),
+ * and the promise that the worker got it (see auth_reload); *gen_out is its
+ * generation (a change tells the worker to check its sessions'
+ * subscriptions again). Worker, at the top of every turn. */
+const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, uint64_t *gen_out);
+
+/* user NULL = anonymous. */
+bool auth_publish(const struct acl *acl, const char *user, size_t user_len,
+                  struct mqtt_view client_id, struct mqtt_view topic);
+bool auth_subscribe(const struct acl *acl, const char *user, size_t user_len,
+                    struct mqtt_view client_id, struct mqtt_view filter);
+bool auth_receive(const struct acl *acl, const char *user, size_t user_len,
+                  struct mqtt_view client_id, struct mqtt_view topic);
 
 #endif

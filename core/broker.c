@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "net.h"
@@ -33,6 +34,9 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 	atomic_init(&b->conn_count, 0);
 	atomic_init(&b->sess_count, 0);
 	b->registry = registry_new();
+	b->auth = auth_new(cfg, n, err, err_len);
+	if (!b->auth)
+		return -1;
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
 	snprintf(err, err_len, "out of memory");
@@ -156,4 +160,5 @@ void broker_free(struct broker *b)
 	free(b->workers);
 	free(b->mboxes);
 	registry_free(b->registry);
+	auth_free(b->auth);
 }

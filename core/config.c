@@ -33,6 +33,7 @@ enum dir_type {
 	DIR_ENUM,      /* stored as an int-sized enum; names[i] is value i */
 	DIR_ADDR,      /* struct config_addr */
 	DIR_ADDR_LIST, /* struct config_addr[CONFIG_LISTEN_MAX] + unsigned count */
+	DIR_PATH,      /* char[CONFIG_PATH_MAX]: a file name, "" = none */
 };
 
 struct directive {
@@ -51,9 +52,11 @@ struct directive {
 /* The enum setter writes an int; make sure the enums really are int-sized. */
 _Static_assert(sizeof(enum queue_overflow) == sizeof(int), "enum queue_overflow size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level size");
+_Static_assert(sizeof(enum allow_anonymous) == sizeof(int), "enum allow_anonymous size");
 
 static const char *const overflow_names[] = {"drop_oldest", "drop_newest", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
 
 /*
  * One macro per type. The key is the stringified field name, so key names and
@@ -70,6 +73,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", NULL
 #define BOOL(f, def, help)        {FIELD(f), DIR_BOOL, 0, def, 0, 0, NULL, NULL, help}
 #define ENUM(f, names, def, help) {FIELD(f), DIR_ENUM, 0, def, 0, 0, NULL, names, help}
 #define ADDR(f, def, help)        {FIELD(f), DIR_ADDR, 0, def, 0, 0, NULL, NULL, help}
+#define PATH(f, def, help)        {FIELD(f), DIR_PATH, 0, def, 0, 0, NULL, NULL, help}
 #define ADDR_LIST(f, def, help) \
 	{FIELD(f), DIR_ADDR_LIST, offsetof(struct config, f##_count), def, 0, 0, NULL, NULL, help}
 /* clang-format on */
@@ -128,6 +132,19 @@ static const struct directive directives[] = {
          "accept $share/ subscriptions (MQTT 5 Shared Subscription Available)"),
     BOOL(sub_id_available, "true",
          "accept subscription identifiers (MQTT 5 Subscription Identifier Available)"),
+
+    /* Security */
+    PATH(password_file, "",
+         "users and their password hashes (mosquitto's format; `starling passwd` writes "
+         "it); SIGHUP rereads it"),
+    ENUM(allow_anonymous, anonymous_names, "auto",
+         "accept clients without a user name; auto = yes unless a password file is set"),
+    PATH(acl_file, "",
+         "who may publish, subscribe and receive what (mosquitto's acl_file format); once set, "
+         "what it does not allow is denied; SIGHUP rereads it"),
+    U32(auth_failures_per_minute, "10", 0, 1000000, NULL,
+        "failed authentications accepted from one address per minute; past it that address's "
+        "CONNECTs are refused without checking (5.0: 0x9F); 0 = no limit"),
 
     /* Operations */
     BOOL(metrics, "true", "serve /metrics, /healthz and /readyz on metrics_listen"),
@@ -423,6 +440,20 @@ int config_parse_addr(const char *s, struct config_addr *out)
 	return parse_addr(s, out, NULL, 0);
 }
 
+/* A path is taken as written: whether it can be read is checked where it is
+ * loaded, so the message can say what the file is for. */
+static int set_path(void *field, const char *v, char *why, size_t why_len)
+{
+	size_t n = strlen(v);
+	if (n >= CONFIG_PATH_MAX) {
+		snprintf(why, why_len, "a path of %zu bytes is longer than %d", n,
+		         CONFIG_PATH_MAX - 1);
+		return -1;
+	}
+	memcpy(field, v, n + 1);
+	return 0;
+}
+
 static int set_addr(const struct directive *d, void *field, const char *v, char *why,
                     size_t why_len)
 {
@@ -510,6 +541,8 @@ static int apply(const struct directive *d, struct config *c, const char *v, cha
 		return set_addr(d, field, v, why, why_len);
 	case DIR_ADDR_LIST:
 		return set_addr_list(d, field, v, why, why_len);
+	case DIR_PATH:
+		return set_path(field, v, why, why_len);
 	}
 	assert(!"unknown directive type");
 	return -1;
@@ -538,6 +571,8 @@ static size_t type_size(enum dir_type t)
 		return sizeof(struct config_addr);
 	case DIR_ADDR_LIST:
 		return sizeof(struct config_addr) * CONFIG_LISTEN_MAX;
+	case DIR_PATH:
+		return CONFIG_PATH_MAX;
 	}
 	return 0;
 }
@@ -885,11 +920,25 @@ static void format_value(const struct directive *d, const struct config *c, char
 		}
 		return;
 	}
+	case DIR_PATH: {
+		/* Always quoted, so "" and paths with spaces or '#' read back. */
+		const char *p = field;
+		size_t used = 0;
+		buf[used++] = '"';
+		for (; *p && used + 3 < len; p++) {
+			if (*p == '"' || *p == '\\')
+				buf[used++] = '\\';
+			buf[used++] = *p;
+		}
+		buf[used++] = '"';
+		buf[used] = '\0';
+		return;
+	}
 	}
 	assert(!"unknown directive type");
 }
 
-#define VALUE_MAX (CONFIG_LISTEN_MAX * (CONFIG_HOST_MAX + 8) + 16)
+#define VALUE_MAX (CONFIG_LISTEN_MAX * (CONFIG_HOST_MAX + 8) + 2 * CONFIG_PATH_MAX + 16)
 
 void config_print(const struct config *c, FILE *out)
 {
@@ -928,6 +977,9 @@ static void format_range(const struct directive *d, char *buf, size_t len)
 		return;
 	case DIR_ADDR_LIST:
 		snprintf(buf, len, "1 .. %d addresses", CONFIG_LISTEN_MAX);
+		return;
+	case DIR_PATH:
+		snprintf(buf, len, "path");
 		return;
 	}
 	assert(!"unknown directive type");

@@ -27,6 +27,7 @@
 
 #define CONFIG_LISTEN_MAX 8
 #define CONFIG_HOST_MAX   64
+#define CONFIG_PATH_MAX   256
 
 struct config_addr {
 	char host[CONFIG_HOST_MAX]; /* numeric IPv4/IPv6 or "localhost"; "" = any */
@@ -39,6 +40,12 @@ enum queue_overflow {
 };
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+enum allow_anonymous {
+	ANON_AUTO = 0,  /* "auto": allowed unless a password file is configured */
+	ANON_TRUE = 1,  /* "true" */
+	ANON_FALSE = 2, /* "false" */
+};
 
 struct config {
 	/* Listeners and threads */
@@ -72,6 +79,12 @@ struct config {
 	bool wildcard_available;
 	bool shared_available;
 	bool sub_id_available;
+
+	/* Security */
+	char password_file[CONFIG_PATH_MAX]; /* "" = none */
+	enum allow_anonymous allow_anonymous;
+	char acl_file[CONFIG_PATH_MAX];    /* "" = none: everyone may do everything */
+	uint32_t auth_failures_per_minute; /* per address; 0 = unlimited */
 
 	/* Operations */
 	bool metrics;               /* serve the HTTP ops listener */

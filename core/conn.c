@@ -151,6 +151,12 @@ static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, ui
 				return len;
 			}
 			handle_connect(w, c, &p, rc);
+			if (c->state == CONN_WAIT_AUTH) {
+				/* Keep the CONNECT: it is read again when the
+				 * password check's verdict arrives. */
+				off -= (uint32_t)mqtt_frame_size(&f);
+				break;
+			}
 			continue;
 		}
 		if (rc != MQTT_RC_SUCCESS) {
@@ -323,9 +329,14 @@ void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will)
 	if (c->close_reason == CLOSE_UNSET) /* callers set it where rc does not say */
 		c->close_reason = (uint8_t)stats_close_reason_of(rc);
 	/* The one line per connection's end: who, where, why. */
-	LOG_INFO_RL(LOG_CLIENT_RL, "disconnected %s (%s) on %s: %s, reason code 0x%02X",
-	            conn_peer(c), client_name(c), conn_listener(w, c),
-	            stats_close_reason_name((enum close_reason)c->close_reason), rc);
+	if (rc != MQTT_RC_SUCCESS)
+		LOG_INFO_RL(LOG_CLIENT_RL, "disconnected %s (%s) on %s: %s, reason code 0x%02X",
+		            conn_peer(c), client_name(c), conn_listener(w, c),
+		            stats_close_reason_name((enum close_reason)c->close_reason), rc);
+	else
+		LOG_INFO_RL(LOG_CLIENT_RL, "disconnected %s (%s) on %s: %s", conn_peer(c),
+		            client_name(c), conn_listener(w, c),
+		            stats_close_reason_name((enum close_reason)c->close_reason));
 	/* 5.0 lets the server say why [MQTT-3.14.0-1]; only after CONNACK. */
 	if (rc >= 0x80 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
 		struct mqtt_packet d = {.type = MQTT_DISCONNECT};

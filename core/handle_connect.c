@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include "auth.h"
 #include "log.h"
+#include "verify.h"
 #include "worker.h"
 
 /* Refuse with a CONNACK [MQTT-3.2.2-5] and close without a will. */
@@ -147,6 +150,55 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 	}
 }
 
+/* Who is this? true: go on. false: refused, or the password is being
+ * checked off the worker (the CONNECT is read again with the verdict). */
+static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_connect *k)
+{
+	struct auth *a = w->b->auth;
+	size_t peer_len = c->peer.family == AF_INET ? 4 : c->peer.family == AF_INET6 ? 16 : 0;
+	enum mqtt_rc rc = MQTT_RC_SUCCESS;
+	if (c->auth == CONN_AUTH_PASSED)
+		goto authorized;
+	if (c->auth == CONN_AUTH_FAILED) {
+		auth_failed(a, c->peer.addr, peer_len, w->now_ms);
+		LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: wrong password for user \"%.*s\"",
+		            conn_peer(c), conn_listener(w, c), (int)k->username.len,
+		            (const char *)k->username.ptr);
+		refuse(w, c, k->version, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
+		return false;
+	}
+	switch (auth_connect(a, k, c->peer.addr, peer_len, w->now_ms, &rc)) {
+	case AUTH_ACCEPT:
+		break;
+	case AUTH_REFUSE:
+		refuse(w, c, k->version, rc);
+		return false;
+	case AUTH_VERIFY:
+		if (!verify_submit(auth_verifier(a), w->id, c->slot, c->gen, k->username.ptr,
+		                   k->username.len, k->password.ptr, k->password.len)) {
+			LOG_WARN_RL(1, "refused %s: %u password checks already waiting",
+			            conn_peer(c), VERIFY_QUEUE_MAX);
+			refuse(w, c, k->version, MQTT_RC_SERVER_BUSY);
+			return false;
+		}
+		c->state = CONN_WAIT_AUTH;
+		return false;
+	}
+authorized:
+	/* A will is published later, but permission is decided now (as
+	 * mosquitto does): a client learns at CONNECT, not never. */
+	if (k->will) {
+		const char *user = k->has_username ? (const char *)k->username.ptr : NULL;
+		if (!auth_publish(w->acl, user, k->username.len, k->client_id, k->will_topic)) {
+			LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: will topic not allowed",
+			            conn_peer(c), conn_listener(w, c));
+			refuse(w, c, k->version, MQTT_RC_NOT_AUTHORIZED);
+			return false;
+		}
+	}
+	return true;
+}
+
 void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enum mqtt_rc rc)
 {
 	const struct config *cfg = w->cfg;
@@ -166,11 +218,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		return;
 	}
 	c->version = k->version;
-	enum mqtt_rc arc = auth_connect(cfg, k);
-	if (arc != MQTT_RC_SUCCESS) {
-		refuse(w, c, k->version, arc);
-		return;
-	}
+	if (!authenticate(w, c, k))
+		return; /* refused, or waiting for the password check */
 
 	char assigned[40];
 	struct mqtt_view cid = k->client_id;
@@ -221,7 +270,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		return;
 	}
 	struct session *fresh = session_new(cid.ptr, (uint16_t)cid.len, id);
-	if (!fresh || (k->will && !will_encode(fresh, k))) {
+	if (!fresh || (k->will && !will_encode(fresh, k)) ||
+	    (k->has_username && !session_set_username(fresh, k->username.ptr, k->username.len))) {
 		session_free(fresh);
 		sess_release_slot(w, id);
 		refuse(w, c, k->version, MQTT_RC_SERVER_UNAVAILABLE);

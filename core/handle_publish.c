@@ -81,7 +81,9 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 	}
 
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
-	if (!auth_publish(cfg, cid, topic)) {
+	size_t ulen;
+	const char *user = session_username(s, &ulen);
+	if (!auth_publish(w->acl, user, ulen, cid, topic)) {
 		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it. */
 		w->st.drops_denied++;
 		if (p->qos > 0)

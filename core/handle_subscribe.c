@@ -38,6 +38,8 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 	}
 
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+	size_t ulen;
+	const char *user = session_username(s, &ulen);
 	struct mqtt_entry_iter it;
 	struct mqtt_sub_entry e;
 	uint32_t i = 0;
@@ -54,7 +56,7 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			else if (e.filter.len > cfg->topic_length_max ||
 			         mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
 				rc = MQTT_RC_TOPIC_FILTER_INVALID;
-			else if (!auth_subscribe(cfg, cid, e.filter))
+			else if (!auth_subscribe(w->acl, user, ulen, cid, e.filter))
 				rc = MQTT_RC_NOT_AUTHORIZED;
 		}
 		if (rc == MQTT_RC_SUCCESS) {

@@ -16,9 +16,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "ops.h"
+#include "passwd.h"
 #include "worker.h"
 
 extern char **environ;
@@ -26,6 +28,7 @@ extern char **environ;
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
+	             "       starling passwd [-c | -D] [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
 	             "       starling --check-config FILE [--KEY=VALUE ...]\n"
 	             "       starling --config-reference | --version | --help\n"
 	             "With no arguments it runs on embedded defaults (MQTT on 0.0.0.0:1883).\n"
@@ -66,11 +69,30 @@ static int load_config(struct config *cfg, const char *file, int argc, char **ar
  * (TLS material, passwords and ACLs join the live set with the security
  * issue.) The keys that differ are found by printing both configurations:
  * the printer already covers every key of the table. */
-static void reload(const struct config *running, const char *file, int argc, char **argv)
+/* Keys SIGHUP applies at once; the others wait for a restart. */
+static bool live_key(const char *line)
+{
+	static const char *const live[] = {"log_level ",       "log_json ",
+	                                   "password_file ",   "acl_file ",
+	                                   "allow_anonymous ", "auth_failures_per_minute "};
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (!strncmp(line, live[i], strlen(live[i])))
+			return true;
+	return false;
+}
+
+static void reload(struct broker *br, struct config *running, const char *file, int argc,
+                   char **argv)
 {
 	static struct config next;
 	char err[512];
 	if (load_config(&next, file, argc, argv, err, sizeof(err)) != 0) {
+		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
+		return;
+	}
+	/* Password file and ACL are read again even when their names did not
+	 * change: their content is what changes. All or nothing. */
+	if (auth_reload(br->auth, &next, err, sizeof(err)) != 0) {
 		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
 		return;
 	}
@@ -92,14 +114,23 @@ static void reload(const struct config *running, const char *file, int argc, cha
 		if (!strcmp(la, lb) || la[0] == '#')
 			continue;
 		changed++;
-		bool live = !strncmp(lb, "log_level ", 10) || !strncmp(lb, "log_json ", 9);
-		LOG_INFO("SIGHUP: %s%s", lb, live ? "" : " (takes effect at restart)");
+		LOG_INFO("SIGHUP: %s%s", lb, live_key(lb) ? "" : " (takes effect at restart)");
 	}
 	free(a);
 	free(b);
 	log_init(next.log_level, next.log_json);
-	if (!changed)
-		LOG_INFO("SIGHUP: configuration unchanged");
+	/* The running configuration takes the live keys, so the next SIGHUP
+	 * compares against what is in force. Workers do not read these. */
+	running->log_level = next.log_level;
+	running->log_json = next.log_json;
+	memcpy(running->password_file, next.password_file, sizeof(next.password_file));
+	memcpy(running->acl_file, next.acl_file, sizeof(next.acl_file));
+	running->allow_anonymous = next.allow_anonymous;
+	running->auth_failures_per_minute = next.auth_failures_per_minute;
+	LOG_INFO("SIGHUP: %s%s", changed ? "reloaded" : "configuration unchanged",
+	         running->password_file[0] || running->acl_file[0]
+	             ? "; password file and ACL read again"
+	             : "");
 }
 
 /* Join the workers, but not forever: a worker that does not stop within
@@ -129,6 +160,8 @@ int main(int argc, char **argv)
 	char err[512];
 	const char *file = NULL;
 	bool check = false;
+	if (argc > 1 && !strcmp(argv[1], "passwd"))
+		return passwd_main(argc - 1, argv + 1);
 
 	/* First pass: which file, which mode. Flags apply after the file and
 	 * the environment, so they win. */
@@ -199,7 +232,7 @@ int main(int argc, char **argv)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			reload(&cfg, file, argc, argv);
+			reload(&b, &cfg, file, argc, argv);
 			continue;
 		}
 		LOG_INFO("%s: stopping (grace %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",

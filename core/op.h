@@ -21,6 +21,7 @@ enum op_kind {
 	OP_WAKE = 5,   /* MSG_RING from another worker: mailboxes have mail */
 	OP_STOP = 6,   /* eventfd read: the main thread asks us to stop */
 	OP_CANCEL = 7, /* cancellation of a connection's receive */
+	OP_VERIFY = 8, /* eventfd read: password verdicts are waiting */
 };
 
 #define OP_GEN_MASK 0xFFFFFFu

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "op.h"
 #include "worker.h"
@@ -187,6 +188,17 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 	struct session *s = sess_get(w, to);
 	if (!s)
 		return; /* the session ended since the match: stale entry */
+	if (w->acl) {
+		/* Every way a message reaches a session passes here: live,
+		 * retained, wills, shared handoffs. */
+		size_t ulen;
+		const char *user = session_username(s, &ulen);
+		struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+		if (!auth_receive(w->acl, user, ulen, cid, m->pub.topic)) {
+			w->st.drops_denied++;
+			return;
+		}
+	}
 	if (msg_expired(m, w->now_ms)) {
 		w->st.drops_expired++;
 		return;

@@ -28,17 +28,46 @@ struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->client_id = malloc((size_t)len + 1);
+	/* client id, NUL, then a user-name mark (session_set_username). */
+	s->client_id = malloc((size_t)len + 2);
 	if (!s->client_id) {
 		free(s);
 		return NULL;
 	}
 	memcpy(s->client_id, client_id, len);
 	s->client_id[len] = '\0';
+	s->client_id[len + 1] = '\0'; /* no user name */
 	s->client_id_len = len;
 	s->id = id;
 	s->next_pid = 1;
 	return s;
+}
+
+bool session_set_username(struct session *s, const uint8_t *user, size_t len)
+{
+	/* Kept behind the client id in the same allocation: the session
+	 * struct stays in its 160-byte size class, and the name (needed by
+	 * every ACL check) is one pointer away. */
+	size_t at = (size_t)s->client_id_len + 1;
+	char *n = realloc(s->client_id, at + 2 + len);
+	if (!n)
+		return false;
+	s->client_id = n;
+	n[at] = '\1';
+	memcpy(n + at + 1, user, len);
+	n[at + 1 + len] = '\0';
+	return true;
+}
+
+const char *session_username(const struct session *s, size_t *len)
+{
+	const char *mark = s->client_id + s->client_id_len + 1;
+	if (*mark == '\0') {
+		*len = 0;
+		return NULL;
+	}
+	*len = strlen(mark + 1); /* MQTT strings hold no U+0000 [MQTT-1.5.4-2] */
+	return mark + 1;
 }
 
 struct infl_ix {

@@ -97,6 +97,11 @@ struct session {
 
 struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_id id);
 
+/* The user name the session's client connected with (false: no memory). */
+bool session_set_username(struct session *s, const uint8_t *user, size_t len);
+/* That user name, NUL-terminated, or NULL for an anonymous client. */
+const char *session_username(const struct session *s, size_t *len);
+
 /* Release everything, including each held message reference. */
 void session_free(struct session *s);
 

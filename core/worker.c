@@ -27,9 +27,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "clock.h"
 #include "log.h"
 #include "op.h"
+#include "verify.h"
 
 #define RING_ENTRIES 4096
 #define BUF_GROUP    1
@@ -79,6 +81,8 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 	w->b = b;
 	w->cfg = b->cfg;
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	struct verify_pool *vp = auth_verifier(b->auth);
+	w->verify_fd = vp ? verify_event_fd(vp, id) : -1; /* the pool owns it */
 	w->subs = subidx_new();
 	w->retained = retain_new();
 	w->overflow = calloc(b->worker_count, sizeof(*w->overflow));
@@ -217,6 +221,36 @@ static void recv_arm(struct worker *w, struct conn *c)
 	sqe->buf_group = BUF_GROUP;
 	io_uring_sqe_set_data64(sqe, op_pack(OP_RECV, c->slot, c->gen));
 	c->recv_armed = true;
+}
+
+static void verify_arm(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_read(sqe, w->verify_fd, &w->verify_buf, sizeof(w->verify_buf), 0);
+	io_uring_sqe_set_data64(sqe, op_pack(OP_VERIFY, 0, 0));
+}
+
+/* Password verdicts arrived: each waiting connection reads its CONNECT
+ * again, this time with the verdict. */
+static void verify_done(struct worker *w, struct io_uring_cqe *cqe)
+{
+	struct verify_result r[64];
+	unsigned n;
+	struct verify_pool *vp = auth_verifier(w->b->auth);
+	while ((n = verify_take(vp, w->id, r, 64)) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			struct conn *c = conn_get(w, r[i].slot, r[i].gen);
+			if (!c || c->state != CONN_WAIT_AUTH)
+				continue; /* closed meanwhile */
+			c->auth = r[i].ok ? CONN_AUTH_PASSED : CONN_AUTH_FAILED;
+			c->state = CONN_NEW;
+			conn_resume(w, c);
+		}
+	}
+	if (cqe->res < 0 && cqe->res != -ECANCELED)
+		LOG_WARN("worker %u: password verdicts: %s", w->id, strerror(-cqe->res));
+	if (!atomic_load_explicit(&w->stopping, memory_order_relaxed))
+		verify_arm(w);
 }
 
 static void stop_arm(struct worker *w)
@@ -544,7 +578,7 @@ static void sweep(struct worker *w)
 		if (c->state == CONN_CLOSING)
 			continue;
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
-			if (c->state == CONN_NEW) {
+			if (c->state == CONN_NEW || c->state == CONN_WAIT_AUTH) {
 				LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: no CONNECT within %u ms",
 				            conn_peer(c), w->cfg->connect_timeout_ms);
 				c->close_reason = CLOSE_CONNECT_TIMEOUT;
@@ -585,6 +619,38 @@ static void sweep(struct worker *w)
 	w->st.queued_msgs = queued;
 	w->st.queued_bytes = queued_bytes;
 	w->st.inflight = inflight;
+}
+
+/* A new ACL: subscriptions it no longer allows are removed, as if the
+ * client had unsubscribed (issue 5: "existing sessions' subscriptions are
+ * re-checked"). The client is not told: MQTT has no packet for it. */
+static void acl_recheck(struct worker *w)
+{
+	uint64_t removed = 0;
+	for (uint32_t i = 0; i < w->sess_cap; i++) {
+		struct session *s = w->sess[i];
+		if (!s)
+			continue;
+		size_t ulen;
+		const char *user = session_username(s, &ulen);
+		struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+		for (uint32_t k = 0; k < s->sub_count;) {
+			struct mqtt_view f = {(const uint8_t *)s->subs[k].filter,
+			                      s->subs[k].filter_len};
+			if (auth_subscribe(w->acl, user, ulen, cid, f)) {
+				k++;
+				continue;
+			}
+			struct sub_entry se = {s->id, {0}};
+			index_change(w, false, f, &se);
+			/* Removing swaps the last one into k: look at k again. */
+			session_sub_remove(s, f);
+			removed++;
+		}
+	}
+	if (removed)
+		LOG_INFO("worker %u: the new ACL removed %llu subscriptions", w->id,
+		         (unsigned long long)removed);
 }
 
 /* Make the counters visible to the ops thread and $SYS (stats.h). */
@@ -665,6 +731,9 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		break;
 	case OP_WAKE:
 		break; /* mailboxes are drained at the top of every turn */
+	case OP_VERIFY:
+		verify_done(w, cqe);
+		break;
 	case OP_STOP:
 		if (!atomic_load(&w->stopping))
 			atomic_store(&w->stopping, true);
@@ -695,12 +764,19 @@ void *worker_main(void *arg)
 	for (unsigned i = 0; i < w->listen_count; i++)
 		accept_arm(w, i);
 	stop_arm(w);
+	if (w->verify_fd >= 0)
+		verify_arm(w);
+	w->acl = auth_acl_acquire(w->b->auth, w->id, &w->acl_gen);
 	bool stopping = false;
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 
 	for (;;) {
 		w->now_ms = clock_now_ms();
 		w->st.loop_turns++;
+		uint64_t acl_gen = w->acl_gen;
+		w->acl = auth_acl_acquire(w->b->auth, w->id, &w->acl_gen);
+		if (w->acl_gen != acl_gen)
+			acl_recheck(w);
 		drain_mailboxes(w);
 		if (w->now_ms >= w->next_sweep_ms) {
 			sweep(w);

@@ -40,6 +40,7 @@ struct broker {
 	struct worker **workers;         /* [worker_count] */
 	struct mbox **mboxes;            /* [from * worker_count + to]; NULL when from == to */
 	struct registry *registry;       /* client id -> session; locked inside */
+	struct auth *auth;               /* access policy (auth.h); shared, thread-safe */
 	atomic_uint conn_count;          /* connections open on the node (limit check) */
 	atomic_uint sess_count;          /* sessions on the node, online and offline (limit) */
 	atomic_uint conn_max;            /* most connections open at once since start ($SYS) */
@@ -51,8 +52,15 @@ struct broker {
 	char listen_name[CONFIG_LISTEN_MAX][CONFIG_HOST_MAX + 16]; /* "mqtt host:port", logs */
 };
 
+enum conn_auth {
+	CONN_AUTH_NONE = 0, /* not checked (yet) */
+	CONN_AUTH_PASSED,   /* the password matched: the re-read CONNECT goes on */
+	CONN_AUTH_FAILED,   /* it did not: the re-read CONNECT is refused */
+};
+
 enum conn_state {
 	CONN_NEW = 0,       /* accepted; the first packet must be CONNECT */
+	CONN_WAIT_AUTH,     /* CONNECT seen, kept in rx; its password is being checked */
 	CONN_WAIT_TAKEOVER, /* CONNECT seen; waiting for a session from another worker */
 	CONN_ACTIVE,        /* CONNACK sent */
 	CONN_CLOSING,       /* flushing its last bytes; reaped at the end of the turn */
@@ -103,6 +111,7 @@ struct conn {
 	bool clean_start;      /* as the CONNECT asked */
 	uint8_t close_reason;  /* enum close_reason once closing (metrics) */
 	uint8_t listener;      /* index of the cfg->listen address it came in on */
+	uint8_t auth;          /* enum conn_auth: the password check's verdict */
 	struct peer_addr peer; /* the client's address, for logs */
 };
 
@@ -137,8 +146,12 @@ struct worker {
 	struct io_uring ring;
 	int stop_fd; /* eventfd: the main thread writes to stop us */
 	uint64_t stop_buf;
-	atomic_bool stopping; /* set by the main thread, read by us */
-	bool init_failed;     /* ring setup failed in the worker thread */
+	int verify_fd; /* eventfd: password verdicts wait (auth.h); -1 without passwords */
+	uint64_t verify_buf;
+	const struct acl *acl; /* this turn's ACL (auth_acl_acquire); NULL = none */
+	uint64_t acl_gen;      /* its generation */
+	atomic_bool stopping;  /* set by the main thread, read by us */
+	bool init_failed;      /* ring setup failed in the worker thread */
 
 	int listen_fds[CONFIG_LISTEN_MAX];
 	unsigned listen_count;

@@ -46,6 +46,10 @@ static const char *const all_keys[] = {
     "wildcard_available",
     "shared_available",
     "sub_id_available",
+    "password_file",
+    "allow_anonymous",
+    "acl_file",
+    "auth_failures_per_minute",
     "metrics",
     "sys_interval_s",
     "shutdown_grace_ms",
@@ -96,6 +100,10 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(wildcard_available);
 	DIFF(shared_available);
 	DIFF(sub_id_available);
+	d += strcmp(a->password_file, b->password_file) != 0;
+	DIFF(allow_anonymous);
+	d += strcmp(a->acl_file, b->acl_file) != 0;
+	DIFF(auth_failures_per_minute);
 	DIFF(metrics);
 	DIFF(sys_interval_s);
 	DIFF(shutdown_grace_ms);
@@ -726,6 +734,10 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"wildcard_available", "off"},
 	    {"shared_available", "no"},
 	    {"sub_id_available", "0"},
+	    {"password_file", "/etc/starling/pass words"},
+	    {"allow_anonymous", "true"},
+	    {"acl_file", "/etc/starling/acl#1"},
+	    {"auth_failures_per_minute", "3"},
 	    {"metrics", "false"},
 	    {"sys_interval_s", "60"},
 	    {"shutdown_grace_ms", "30000"},
