@@ -1,0 +1,482 @@
+#!/usr/bin/python3
+"""Authentication and authorization with the real binary on ephemeral
+loopback ports: password files written by `starling passwd` and by
+Debian's mosquitto_passwd, mosquitto_pub/_sub and paho with credentials,
+exact CONNACK/SUBACK/PUBACK codes for 3.1.1 and 5.0, password checks that
+do not stall a worker, the failure limit, ACLs on publish, subscribe and
+every delivery (retained and will messages too), and SIGHUP reloads.
+Prints TAP.
+
+usage: security_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
+"""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from broker import Broker  # noqa: E402
+from mqttraw import *  # noqa: E402,F403
+
+TESTS = []
+_ids = iter(range(1, 1 << 30))
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class Ctx:
+    def __init__(self, binary, workers):
+        self.binary = binary
+        self.workers = workers
+        self.dir = tempfile.mkdtemp(prefix="starling-sec-")
+        self.brokers = []
+
+    def passwd(self, *args, check=True):
+        r = subprocess.run([self.binary, "passwd", *args], capture_output=True, text=True,
+                           timeout=60)
+        if check:
+            assert r.returncode == 0, r.stderr
+        return r
+
+    def file(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def broker(self, *args):
+        b = Broker(self.binary, self.workers, list(args))
+        self.brokers.append(b)
+        return b
+
+    def close(self):
+        for b in self.brokers:
+            rc = b.stop()
+            report = b.sanitizer_report()
+            b.cleanup()
+            assert rc == 0 and not report, f"broker exit {rc}: {report}"
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def raw_connect(b, v, cid=None, user=None, password=None, source=None, **kw):
+    """(client, CONNACK) of a raw CONNECT."""
+    c = Client(b.port, v) if source is None else Client.__new__(Client)
+    if source is not None:
+        c.v = v
+        c.buf = bytearray()
+        c.sock = socket.socket()
+        c.sock.settimeout(10)
+        c.sock.bind((source, 0))
+        c.sock.connect(("127.0.0.1", b.port))
+    c.send(connect(v, cid or f"sec{next(_ids)}", True, 60, user=user, password=password, **kw))
+    return c, c.expect(CONNACK, timeout=10)
+
+
+def users(ctx, iterations=1000):
+    path = os.path.join(ctx.dir, "passwords")
+    ctx.passwd("-c", "-b", "-I", str(iterations), path, "alice", "secret1")
+    ctx.passwd("-b", "-I", str(iterations), path, "bob", "pässwörd ✓")
+    return path
+
+
+def mosq(ctx, tool, b, *args, timeout=10):
+    return subprocess.run([tool, "-h", "127.0.0.1", "-p", str(b.port), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ---- authentication -----------------------------------------------------------
+
+@test
+def s01_mosquitto_clients_with_passwords(ctx):
+    b = ctx.broker(f"--password-file={users(ctx)}")
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(b.port), "-u", "bob",
+                            "-P", "pässwörd ✓", "-t", "sec/t", "-C", "1", "-W", "10"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 5
+    while b"sec/t" not in b.text() and b'as "' not in b.text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # the subscription, after the CONNACK
+    r = mosq(ctx, "mosquitto_pub", b, "-u", "alice", "-P", "secret1", "-t", "sec/t", "-m", "hi")
+    assert r.returncode == 0, r.stderr
+    out, err = sub.communicate(timeout=15)
+    assert sub.returncode == 0 and out.strip() == "hi", (sub.returncode, out, err)
+    r = mosq(ctx, "mosquitto_pub", b, "-u", "alice", "-P", "wrong", "-t", "sec/t", "-m", "x")
+    assert r.returncode != 0 and "bad user name or password" in r.stderr.lower(), r.stderr
+    r = mosq(ctx, "mosquitto_pub", b, "-t", "sec/t", "-m", "x")
+    assert r.returncode != 0 and "not authori" in r.stderr.lower(), r.stderr
+    r = mosq(ctx, "mosquitto_pub", b, "-V", "mqttv5", "-u", "nobody", "-P", "x", "-t", "a", "-m", "x")
+    assert r.returncode != 0, r.stderr
+
+
+@test
+def s01_exact_connack_codes(ctx):
+    b = ctx.broker(f"--password-file={users(ctx)}")
+    cases = [  # (version, user, password, code)
+        (4, "alice", "secret1", 0x00), (5, "alice", "secret1", 0x00),
+        (4, "alice", "nope", 0x04), (5, "alice", "nope", 0x86),
+        (4, "carol", "secret1", 0x04), (5, "carol", "secret1", 0x86),
+        (4, None, None, 0x05), (5, None, None, 0x87),
+        (5, "alice", None, 0x86),
+    ]
+    for v, user, pw, code in cases:
+        c, a = raw_connect(b, v, user=user, password=pw)
+        assert a.rc == code, (v, user, pw, hex(a.rc))
+        if code:
+            c.closed()
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", p=[(0x15, "SCRAM-SHA-1")])
+    assert a.rc == 0x8C, hex(a.rc)  # enhanced authentication is not offered
+    c.close()
+
+
+@test
+def s01_mosquitto_passwd_file_migrates(ctx):
+    path = os.path.join(ctx.dir, "mosquitto-passwords")
+    for args in (["-c", "-b", path, "dave", "m1gr4te"], ["-b", path, "erin", "second"]):
+        r = subprocess.run(["mosquitto_passwd", *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    b = ctx.broker(f"--password-file={path}")
+    for user, pw, ok in (("dave", "m1gr4te", True), ("erin", "second", True), ("dave", "x", False)):
+        r = mosq(ctx, "mosquitto_pub", b, "-u", user, "-P", pw, "-t", "m", "-m", "x")
+        assert (r.returncode == 0) == ok, (user, r.stderr)
+
+
+@test
+def s01_paho_with_credentials(ctx):
+    b = ctx.broker(f"--password-file={users(ctx)}")
+    script = r"""
+import sys, paho.mqtt.client as mqtt
+port, proto, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+result = []
+c = mqtt.Client(client_id="paho-sec", protocol=mqtt.MQTTv5 if proto == "5" else mqtt.MQTTv311)
+c.username_pw_set(user, pw)
+def on_connect(client, userdata, flags, rc, properties=None):
+    result.append(int(rc.value) if hasattr(rc, "value") else int(rc))
+    client.disconnect()
+c.on_connect = on_connect
+c.connect("127.0.0.1", port)
+c.loop_forever(timeout=5)
+print(result[0] if result else "none")
+"""
+    for proto, user, pw, want in (("4", "alice", "secret1", "0"), ("4", "alice", "bad", "4"),
+                                  ("5", "bob", "pässwörd ✓", "0"), ("5", "bob", "bad", "134")):
+        r = subprocess.run(["/usr/bin/python3", "-c", script, str(b.port), proto, user, pw],
+                           capture_output=True, text=True, timeout=30)
+        assert r.stdout.strip() == want, (proto, user, r.stdout, r.stderr[-500:])
+
+
+@test
+def s01_allow_anonymous_with_passwords(ctx):
+    b = ctx.broker(f"--password-file={users(ctx)}", "--allow-anonymous=true")
+    c, a = raw_connect(b, 5)
+    assert a.rc == 0, hex(a.rc)
+    c.close()
+    c, a = raw_connect(b, 5, user="alice", password="wrong")
+    assert a.rc == 0x86, "a user name still needs its password"
+    c.close()
+
+
+@test
+def s01_slow_hash_does_not_stall_the_worker(ctx):
+    path = os.path.join(ctx.dir, "slow")
+    # About a second of PBKDF2 on this machine: long enough to see a stall.
+    ctx.passwd("-c", "-b", "-I", "1500000", path, "slow", "pw")
+    b = ctx.broker(f"--password-file={path}", "--allow-anonymous=true")
+    busy = Client(b.port, 5)
+    assert busy.connect(f"busy{next(_ids)}", True).rc == 0
+    verdict = {}
+
+    def slow_connect():
+        t = time.monotonic()
+        c, a = raw_connect(b, 5, user="slow", password="pw")
+        verdict["rc"], verdict["s"] = a.rc, time.monotonic() - t
+        c.close()
+
+    th = threading.Thread(target=slow_connect)
+    th.start()
+    time.sleep(0.05)
+    worst = 0
+    pings = 0
+    while th.is_alive() and pings < 200:
+        t = time.monotonic()
+        busy.send(pkt(0xC0, b""))
+        busy.expect(PINGRESP)
+        worst = max(worst, time.monotonic() - t)
+        pings += 1
+    th.join(30)
+    assert verdict.get("rc") == 0, verdict
+    assert verdict["s"] > 0.3, f"the hash took {verdict['s']:.2f}s: too fast to show anything"
+    assert pings >= 5, pings
+    # Workers=1: the same worker answered every PING while the hash ran.
+    assert worst < 0.25, f"a PING waited {worst * 1000:.0f} ms during the password check"
+    busy.close()
+
+
+@test
+def s01_failed_authentications_are_limited_per_address(ctx):
+    b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
+    for _ in range(3):
+        c, a = raw_connect(b, 5, user="alice", password="guess", source="127.0.0.1")
+        assert a.rc == 0x86, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.1")
+    assert a.rc == 0x9F, f"over the limit: {a.rc:#x}"
+    c.close()
+    c, a = raw_connect(b, 4, user="alice", password="secret1", source="127.0.0.1")
+    assert a.rc == 0x03, f"3.1.1 over the limit: {a.rc:#x}"  # server unavailable
+    c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.2")
+    assert a.rc == 0, "another address is not limited"
+    c.close()
+
+
+@test
+def s01_sighup_reloads_passwords(ctx):
+    path = users(ctx)
+    b = ctx.broker(f"--password-file={path}")
+    alice, a = raw_connect(b, 5, user="alice", password="secret1")
+    assert a.rc == 0
+    c, a = raw_connect(b, 5, user="carol", password="c4rol")
+    assert a.rc == 0x86
+    c.close()
+    ctx.passwd("-b", "-I", "1000", path, "carol", "c4rol")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"password file and ACL read again")
+    c, a = raw_connect(b, 5, user="carol", password="c4rol")
+    assert a.rc == 0, hex(a.rc)
+    c.close()
+    with open(path, "a") as f:
+        f.write("broken line without a colon\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"keeping the running configuration")
+    c, a = raw_connect(b, 5, user="carol", password="c4rol")
+    assert a.rc == 0, "the old passwords stay after a bad reload"
+    c.close()
+    alice.send(pkt(0xC0, b""))
+    alice.expect(PINGRESP)  # nobody was disconnected
+    alice.close()
+
+
+def wait_log(b, needle, timeout=10, count=1):
+    deadline = time.monotonic() + timeout
+    while b.text().count(needle) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not in the log:\n" + b.text().decode()[-1500:])
+        time.sleep(0.05)
+
+
+@test
+def s01_passwd_subcommand(ctx):
+    path = os.path.join(ctx.dir, "pw")
+    ctx.passwd("-c", "-b", "-I", "1000", path, "u1", "p1")
+    ctx.passwd("-b", "-I", "1000", path, "u2", "p2")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    lines = open(path).read().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["u1", "u2"], lines
+    assert lines[0].startswith("u1:$7$1000$"), lines[0]
+    ctx.passwd("-D", path, "u1")
+    assert [ln.split(":")[0] for ln in open(path).read().splitlines()] == ["u2"]
+    r = ctx.passwd("-b", path, "bad:name", "x", check=False)
+    assert r.returncode == 1 and r.stderr.startswith("starling passwd: "), r.stderr
+    # Without -b the password comes from standard input when it is not a tty.
+    r = subprocess.run([ctx.binary, "passwd", "-I", "1000", path, "u3"], input="p3\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    b = ctx.broker(f"--password-file={path}")
+    c, a = raw_connect(b, 4, user="u3", password="p3")
+    assert a.rc == 0, hex(a.rc)
+    c.close()
+
+
+# ---- authorization (ACLs) -------------------------------------------------------
+
+ACL = """# test ACL: comments are whole lines
+topic read public/#
+user alice
+topic readwrite home/alice/#
+topic deny home/alice/secret/#
+topic read public/#
+topic deny public/secret/#
+user bob
+topic write public/#
+topic write home/alice/inbox
+pattern readwrite devices/%c/#
+"""
+
+
+def acl_broker(ctx):
+    return ctx.broker(f"--password-file={users(ctx)}", "--allow-anonymous=true",
+                      f"--acl-file={ctx.file('acl', ACL)}")
+
+
+def login(b, v, user, pw, cid=None, **kw):
+    c, a = raw_connect(b, v, cid=cid, user=user, password=pw, **kw)
+    assert a.rc == 0, (user, hex(a.rc))
+    return c
+
+
+@test
+def s02_acl_subscribe_and_publish_codes(ctx):
+    b = acl_broker(ctx)
+    for v, denied in ((5, 0x87), (4, 0x80)):
+        alice = login(b, v, "alice", "secret1")
+        alice.send(subscribe(v, 1, [("home/alice/#", 1), ("other/#", 1), ("public/+", 0),
+                                    ("$share/g/home/alice/x", 0), ("#", 0)]))
+        assert alice.expect(SUBACK).rcs == [1, denied, 0, 0, denied], alice
+        alice.close()
+    bob = login(b, 5, "bob", "pässwörd ✓")
+    bob.send(publish(5, "public/news", b"n", qos=1, pid=1))
+    assert bob.expect(PUBACK).rc == 0
+    bob.send(publish(5, "home/alice/lights", b"on", qos=1, pid=2))
+    assert bob.expect(PUBACK).rc == 0x87
+    bob.send(publish(5, "home/alice/lights", b"on", qos=2, pid=3))
+    assert bob.expect(PUBREC).rc == 0x87
+    bob.close()
+    bob4 = login(b, 4, "bob", "pässwörd ✓")
+    bob4.send(publish(4, "home/alice/lights", b"on", qos=1, pid=4))
+    assert bob4.expect(PUBACK).pid == 4  # 3.1.1 has no code: acknowledged, dropped
+    bob4.close()
+
+
+@test
+def s02_acl_decides_every_delivery(ctx):
+    b = acl_broker(ctx)
+    bob = login(b, 5, "bob", "pässwörd ✓")
+    # Retained first: one allowed, one denied for alice.
+    for t in ("public/ok/r", "public/secret/r"):
+        bob.send(publish(5, t, t.encode(), qos=1, pid=next(_ids) % 60000 + 1, retain=True))
+        assert bob.expect(PUBACK).rc == 0
+    alice = login(b, 5, "alice", "secret1")
+    alice.send(subscribe(5, 1, [("public/#", 1), ("home/alice/#", 1)]))
+    assert alice.expect(SUBACK).rcs == [1, 1]
+    got = alice.expect(PUBLISH)
+    assert got.topic == b"public/ok/r" and got.retain, got
+    alice.nothing(0.5)  # not public/secret/r
+    for t, seen in (("public/secret/x", False), ("public/ok/x", True), ("home/alice/inbox", True)):
+        bob.send(publish(5, t, b"m", qos=1, pid=next(_ids) % 60000 + 1))
+        assert bob.expect(PUBACK).rc == 0
+        if seen:
+            assert alice.expect(PUBLISH).topic == t.encode()
+        else:
+            alice.nothing(0.5)
+    # A will on a topic its owner may not publish to refuses the CONNECT.
+    c, a = raw_connect(b, 5, user="bob", password="pässwörd ✓",
+                       will={"topic": "home/alice/x", "payload": b"w"})
+    assert a.rc == 0x87, hex(a.rc)
+    c.close()
+    # A will bob may publish, on a topic alice may not read: not delivered.
+    w, a = raw_connect(b, 5, user="bob", password="pässwörd ✓",
+                       will={"topic": "public/secret/will", "payload": b"w"})
+    assert a.rc == 0
+    w.close()  # abnormal close: the will goes out
+    alice.nothing(0.7)
+    w, a = raw_connect(b, 5, user="bob", password="pässwörd ✓",
+                       will={"topic": "public/ok/will", "payload": b"w"})
+    w.close()
+    assert alice.expect(PUBLISH).topic == b"public/ok/will"
+    alice.close()
+    bob.close()
+
+
+@test
+def s02_acl_patterns_and_anonymous(ctx):
+    b = acl_broker(ctx)
+    dev = login(b, 5, "alice", "secret1", cid="dev1")
+    dev.send(publish(5, "devices/dev1/t", b"x", qos=1, pid=1))
+    assert dev.expect(PUBACK).rc == 0
+    dev.send(publish(5, "devices/dev2/t", b"x", qos=1, pid=2))
+    assert dev.expect(PUBACK).rc == 0x87
+    dev.close()
+    anon, a = raw_connect(b, 5)
+    assert a.rc == 0
+    anon.send(subscribe(5, 1, [("public/#", 0), ("home/#", 0)]))
+    assert anon.expect(SUBACK).rcs == [0, 0x87]
+    anon.send(publish(5, "public/x", b"x", qos=1, pid=3))
+    assert anon.expect(PUBACK).rc == 0x87  # read only
+    anon.close()
+
+
+@test
+def s02_acl_reload_rechecks_subscriptions(ctx):
+    b = acl_broker(ctx)
+    alice = login(b, 5, "alice", "secret1")
+    alice.send(subscribe(5, 1, [("public/#", 1), ("home/alice/#", 1)]))
+    assert alice.expect(SUBACK).rcs == [1, 1]
+    bob = login(b, 5, "bob", "pässwörd ✓")
+    with open(os.path.join(ctx.dir, "acl"), "w") as f:
+        f.write(ACL.replace("user alice\n", "user alice\n").replace(
+            "topic deny public/secret/#\ntopic read public/#\n", "").replace(
+            "topic read public/#\ntopic deny public/secret/#\n", ""))
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"the new ACL removed", count=1)
+    bob.send(publish(5, "public/ok/after", b"m", qos=1, pid=1))
+    assert bob.expect(PUBACK).rc == 0
+    alice.nothing(0.7)  # public/# is gone for alice
+    bob.send(publish(5, "home/alice/inbox", b"m", qos=1, pid=2))
+    assert bob.expect(PUBACK).rc == 0
+    assert alice.expect(PUBLISH).topic == b"home/alice/inbox"
+    # A broken ACL keeps the one in force.
+    with open(os.path.join(ctx.dir, "acl"), "w") as f:
+        f.write("topic sideways x\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"keeping the running configuration")
+    bob.send(publish(5, "home/alice/inbox", b"m2", qos=1, pid=3))
+    assert bob.expect(PUBACK).rc == 0
+    assert alice.expect(PUBLISH).payload == b"m2"
+    alice.close()
+    bob.close()
+
+
+@test
+def s02_startup_refuses_bad_files(ctx):
+    for flag, text, want in (("--acl-file", "topic read a/#/b\n", ":1: "),
+                             ("--password-file", "alice\n", ":1: ")):
+        path = ctx.file("bad", text)
+        r = subprocess.run([ctx.binary, "--listen=127.0.0.1:0", "--metrics=false",
+                            f"{flag}={path}"], capture_output=True, text=True, timeout=10)
+        assert r.returncode != 0, r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+        assert len(errors) == 1 and path + want in errors[0], r.stderr
+
+
+# ---- runner -----------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--only", default="")
+    a = ap.parse_args()
+    todo = [t for t in TESTS if a.only in t.__name__]
+    print("TAP version 13")
+    failed = 0
+    for n, fn in enumerate(todo, 1):
+        ctx = Ctx(a.binary, a.workers)
+        try:
+            fn(ctx)
+            ctx.close()
+            print(f"ok {n} - {fn.__name__}")
+        except Exception:  # noqa: BLE001 - every failure is a test result
+            failed += 1
+            print(f"not ok {n} - {fn.__name__}")
+            for line in traceback.format_exc().strip().splitlines()[-4:]:
+                print(f"  # {line}")
+            for b in ctx.brokers:
+                b.cleanup()
+        sys.stdout.flush()
+    print(f"1..{len(todo)}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
