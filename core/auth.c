@@ -16,6 +16,10 @@
  */
 #include "auth.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +44,22 @@ struct limit_slot {
 	uint32_t failures; /* in that minute */
 };
 
+/* A credential that passed a check, as HMAC-SHA256(secret, user NUL
+ * password): a reconnecting client (a fleet after a broker restart, a
+ * flaky link) skips the slow hash. It stores no password: only MACs under a
+ * per-process random key, forgotten by every reload. */
+struct cache_slot {
+	uint8_t mac[32];
+	uint64_t gen; /* cache_gen when stored; 0: empty */
+};
+
 struct auth {
-	bool have_passwords; /* fixed at start: it decides whether there are threads */
+	bool have_passwords;        /* fixed at start: it decides whether there are threads */
+	pthread_mutex_t cache_lock; /* CONNECTs with credentials only */
+	struct cache_slot *cache;   /* [cache_mask + 1], NULL = no cache */
+	uint32_t cache_mask;
+	uint64_t cache_gen; /* under cache_lock; bumped by reloads */
+	uint8_t cache_key[32];
 	/* Changed by a reload while workers read them: atomics. */
 	_Atomic bool anonymous_ok;
 	_Atomic uint32_t failures_max; /* per address per minute; 0 = unlimited */
@@ -97,6 +115,23 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 		return NULL;
 	}
 	pthread_mutex_init(&a->limit_lock, NULL);
+	pthread_mutex_init(&a->cache_lock, NULL);
+	a->cache_gen = 1;
+	if (cfg->password_file[0] && cfg->auth_cache_size > 0) {
+		uint32_t n = 1;
+		while (n < cfg->auth_cache_size)
+			n <<= 1;
+		a->cache = calloc(n, sizeof(*a->cache));
+		if (!a->cache || RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1) {
+			free(a->cache);
+			free(a);
+			passwd_free(db);
+			acl_free(acl);
+			snprintf(err, err_len, "password cache: out of memory or no randomness");
+			return NULL;
+		}
+		a->cache_mask = n - 1;
+	}
 	a->workers = workers;
 	set_flags(a, cfg);
 	atomic_init(&a->acl, acl);
@@ -126,6 +161,11 @@ void auth_free(struct auth *a)
 	verify_stop(a->verify);
 	acl_free(atomic_load(&a->acl));
 	pthread_mutex_destroy(&a->limit_lock);
+	pthread_mutex_destroy(&a->cache_lock);
+	if (a->cache)
+		OPENSSL_cleanse(a->cache, ((size_t)a->cache_mask + 1) * sizeof(*a->cache));
+	free(a->cache);
+	OPENSSL_cleanse(a->cache_key, sizeof(a->cache_key));
 	free(a);
 }
 
@@ -145,6 +185,9 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 	}
 	if (a->verify)
 		verify_set_db(a->verify, db);
+	pthread_mutex_lock(&a->cache_lock);
+	a->cache_gen++; /* a changed password must be checked again */
+	pthread_mutex_unlock(&a->cache_lock);
 	/* The flags are read by workers without a lock: bools and a word,
 	 * each seen either old or new, and both are valid policies. */
 	a->anonymous_ok = cfg->allow_anonymous == ANON_TRUE ||
@@ -249,6 +292,49 @@ void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t 
 	pthread_mutex_unlock(&a->limit_lock);
 }
 
+static bool cred_mac(const struct auth *a, const struct mqtt_connect *k, uint8_t mac[32])
+{
+	uint8_t buf[1024];
+	size_t n = k->username.len + 1 + k->password.len;
+	if (n > sizeof(buf))
+		return false; /* longer than anything we cache: check it */
+	memcpy(buf, k->username.ptr, k->username.len);
+	buf[k->username.len] = 0;
+	memcpy(buf + k->username.len + 1, k->password.ptr, k->password.len);
+	unsigned len = 32;
+	bool ok = HMAC(EVP_sha256(), a->cache_key, sizeof(a->cache_key), buf, n, mac, &len) != NULL;
+	OPENSSL_cleanse(buf, n);
+	return ok;
+}
+
+static bool cache_hit(struct auth *a, const struct mqtt_connect *k)
+{
+	uint8_t mac[32];
+	if (!a->cache || !cred_mac(a, k, mac))
+		return false;
+	uint32_t i;
+	memcpy(&i, mac, sizeof(i));
+	pthread_mutex_lock(&a->cache_lock);
+	const struct cache_slot *s = &a->cache[i & a->cache_mask];
+	bool hit = s->gen == a->cache_gen && CRYPTO_memcmp(s->mac, mac, sizeof(mac)) == 0;
+	pthread_mutex_unlock(&a->cache_lock);
+	return hit;
+}
+
+void auth_passed(struct auth *a, const struct mqtt_connect *k)
+{
+	uint8_t mac[32];
+	if (!a->cache || !cred_mac(a, k, mac))
+		return;
+	uint32_t i;
+	memcpy(&i, mac, sizeof(i));
+	pthread_mutex_lock(&a->cache_lock);
+	struct cache_slot *s = &a->cache[i & a->cache_mask];
+	memcpy(s->mac, mac, sizeof(mac));
+	s->gen = a->cache_gen;
+	pthread_mutex_unlock(&a->cache_lock);
+}
+
 enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
                             size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc)
 {
@@ -273,7 +359,7 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const 
 		*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 		return AUTH_REFUSE;
 	}
-	return AUTH_VERIFY;
+	return cache_hit(a, k) ? AUTH_ACCEPT : AUTH_VERIFY;
 }
 
 static bool is_sys(struct mqtt_view topic)

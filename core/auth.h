@@ -51,6 +51,8 @@ enum auth_step {
  * (4 or 16), for the failure limiter. */
 enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
                             size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc);
+/* A password check passed: remember the credential (auth_cache_size). */
+void auth_passed(struct auth *a, const struct mqtt_connect *k);
 /* A password check failed: count it against the address. */
 void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
 

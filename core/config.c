@@ -142,6 +142,10 @@ static const struct directive directives[] = {
     PATH(acl_file, "",
          "who may publish, subscribe and receive what (mosquitto's acl_file format); once set, "
          "what it does not allow is denied; SIGHUP rereads it"),
+    U32(auth_cache_size, "65536", 0, 16777216, NULL,
+        "credentials that passed a password check and are remembered, as a keyed MAC (never "
+        "the password), so a reconnecting client skips the slow hash; a reload forgets them; "
+        "0 = check every CONNECT"),
     U32(auth_failures_per_minute, "10", 0, 1000000, NULL,
         "failed authentications accepted from one address per minute; past it that address's "
         "CONNECTs are refused without checking (5.0: 0x9F); 0 = no limit"),

@@ -84,6 +84,7 @@ struct config {
 	char password_file[CONFIG_PATH_MAX]; /* "" = none */
 	enum allow_anonymous allow_anonymous;
 	char acl_file[CONFIG_PATH_MAX];    /* "" = none: everyone may do everything */
+	uint32_t auth_cache_size;          /* remembered passed credentials; 0 = none */
 	uint32_t auth_failures_per_minute; /* per address; 0 = unlimited */
 
 	/* Operations */

@@ -157,8 +157,10 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 	struct auth *a = w->b->auth;
 	size_t peer_len = c->peer.family == AF_INET ? 4 : c->peer.family == AF_INET6 ? 16 : 0;
 	enum mqtt_rc rc = MQTT_RC_SUCCESS;
-	if (c->auth == CONN_AUTH_PASSED)
+	if (c->auth == CONN_AUTH_PASSED) {
+		auth_passed(a, k);
 		goto authorized;
+	}
 	if (c->auth == CONN_AUTH_FAILED) {
 		auth_failed(a, c->peer.addr, peer_len, w->now_ms);
 		LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: wrong password for user \"%.*s\"",

@@ -8,10 +8,10 @@
 #                            clients the test suite talks to
 set -euo pipefail
 
-build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev
+build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev libwslay-dev
 	libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl prometheus
-	python3-paho-mqtt nodejs)
+	python3-paho-mqtt nodejs chromium)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
@@ -33,12 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# MQTT.js for tests/integration/interop_mqttjs.mjs, pinned by package.json and
-# package-lock.json there, into its gitignored node_modules; only when missing.
+# MQTT.js and playwright-core (which drives Debian's chromium; it downloads
+# no browser of its own) for tests/integration/interop_*.mjs, pinned by
+# package.json and package-lock.json there, into its gitignored
+# node_modules; only when missing.
 if [ "${1:-}" = "--test" ]; then
 	it=$(cd "$(dirname "$0")/../tests/integration" && pwd)
-	if [ ! -f "$it/node_modules/mqtt/package.json" ]; then
-		echo "setup: installing MQTT.js into tests/integration/node_modules" >&2
+	if [ ! -f "$it/node_modules/mqtt/package.json" ] ||
+		[ ! -f "$it/node_modules/playwright-core/package.json" ]; then
+		echo "setup: installing MQTT.js and playwright-core into tests/integration/node_modules" >&2
 		(cd "$it" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 	fi
 fi

@@ -223,6 +223,33 @@ def s01_slow_hash_does_not_stall_the_worker(ctx):
 
 
 @test
+def s01_passed_credentials_skip_the_hash_until_a_reload(ctx):
+    path = os.path.join(ctx.dir, "slow")
+    ctx.passwd("-c", "-b", "-I", "1500000", path, "slow", "pw")
+    b = ctx.broker(f"--password-file={path}")
+
+    def timed(pw):
+        t = time.monotonic()
+        c, a = raw_connect(b, 5, user="slow", password=pw)
+        c.close()
+        return a.rc, time.monotonic() - t
+
+    rc, first = timed("pw")
+    assert rc == 0 and first > 0.3, (rc, first)
+    rc, again = timed("pw")
+    assert rc == 0 and again < first / 3, f"remembered: {again:.3f}s vs {first:.3f}s"
+    rc, wrong = timed("nope")
+    assert rc == 0x86 and wrong > 0.3, ("a wrong password is always checked", rc, wrong)
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"password file and ACL read again")
+    rc, after = timed("pw")
+    assert rc == 0 and after > 0.3, f"a reload forgets: {after:.3f}s"
+    r = subprocess.run([ctx.binary, f"--password-file={path}", "--auth-cache-size=0",
+                        "--check-config", "/dev/null"], capture_output=True, text=True)
+    assert "auth_cache_size = 0" in r.stdout, r.stderr
+
+
+@test
 def s01_failed_authentications_are_limited_per_address(ctx):
     b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
     for _ in range(3):

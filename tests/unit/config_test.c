@@ -49,6 +49,7 @@ static const char *const all_keys[] = {
     "password_file",
     "allow_anonymous",
     "acl_file",
+    "auth_cache_size",
     "auth_failures_per_minute",
     "metrics",
     "sys_interval_s",
@@ -103,6 +104,7 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	d += strcmp(a->password_file, b->password_file) != 0;
 	DIFF(allow_anonymous);
 	d += strcmp(a->acl_file, b->acl_file) != 0;
+	DIFF(auth_cache_size);
 	DIFF(auth_failures_per_minute);
 	DIFF(metrics);
 	DIFF(sys_interval_s);
@@ -737,6 +739,7 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"password_file", "/etc/starling/pass words"},
 	    {"allow_anonymous", "true"},
 	    {"acl_file", "/etc/starling/acl#1"},
+	    {"auth_cache_size", "0"},
 	    {"auth_failures_per_minute", "3"},
 	    {"metrics", "false"},
 	    {"sys_interval_s", "60"},
