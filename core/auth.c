@@ -220,14 +220,21 @@ struct verify_pool *auth_verifier(const struct auth *a)
 	return a->verify;
 }
 
-const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, uint64_t *gen_out)
+const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, const struct acl *held,
+                                   uint64_t *gen_inout)
 {
-	/* The generation first: a worker that reports generation g has loaded
-	 * the pointer after g was published, so it holds g's ACL or newer. */
+	/* One shared load per turn in the common case; the store into
+	 * seen[], a cache line all workers write, only when a reload
+	 * happened. The generation first: a worker that reports generation g
+	 * loaded the pointer after g was published, so it holds g's ACL or a
+	 * newer one; one that has not reported g may still hold the old one,
+	 * which auth_reload therefore keeps. */
 	uint64_t gen = atomic_load_explicit(&a->acl_gen, memory_order_acquire);
+	if (gen == *gen_inout)
+		return held;
 	const struct acl *acl = atomic_load_explicit(&a->acl, memory_order_acquire);
 	atomic_store_explicit(&a->seen[worker], gen, memory_order_release);
-	*gen_out = gen;
+	*gen_inout = gen;
 	return acl;
 }
 

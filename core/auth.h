@@ -56,11 +56,13 @@ void auth_passed(struct auth *a, const struct mqtt_connect *k);
 /* A password check failed: count it against the address. */
 void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
 
-/* The ACL for this loop turn (NULL: no ACL file, everything is allowed),
- * and the promise that the worker got it (see auth_reload); *gen_out is its
- * generation (a change tells the worker to check its sessions'
- * subscriptions again). Worker, at the top of every turn. */
-const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, uint64_t *gen_out);
+/* The ACL for this loop turn (NULL: no ACL file, everything is allowed).
+ * held and *gen_inout are what the worker used last turn (NULL and 0 at
+ * first); a changed *gen_inout tells it to check its sessions'
+ * subscriptions again. Also the promise that the worker got it (see
+ * auth_reload). Worker, at the top of every turn. */
+const struct acl *auth_acl_acquire(struct auth *a, uint16_t worker, const struct acl *held,
+                                   uint64_t *gen_inout);
 
 /* user NULL = anonymous. */
 bool auth_publish(const struct acl *acl, const char *user, size_t user_len,

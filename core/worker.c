@@ -766,7 +766,7 @@ void *worker_main(void *arg)
 	stop_arm(w);
 	if (w->verify_fd >= 0)
 		verify_arm(w);
-	w->acl = auth_acl_acquire(w->b->auth, w->id, &w->acl_gen);
+	w->acl = auth_acl_acquire(w->b->auth, w->id, NULL, &w->acl_gen);
 	bool stopping = false;
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 
@@ -774,7 +774,7 @@ void *worker_main(void *arg)
 		w->now_ms = clock_now_ms();
 		w->st.loop_turns++;
 		uint64_t acl_gen = w->acl_gen;
-		w->acl = auth_acl_acquire(w->b->auth, w->id, &w->acl_gen);
+		w->acl = auth_acl_acquire(w->b->auth, w->id, w->acl, &w->acl_gen);
 		if (w->acl_gen != acl_gen)
 			acl_recheck(w);
 		drain_mailboxes(w);
