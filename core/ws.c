@@ -31,6 +31,7 @@ struct ws {
 	uint32_t head_len;
 	const char *why; /* reason of the last WS_CLOSE */
 	bool closing;    /* a close frame was sent or received */
+	bool refused;    /* the handshake was answered with an HTTP error */
 	bool msg_binary; /* the message being received is binary */
 	bool frame_data; /* the frame being received carries MQTT bytes */
 
@@ -159,7 +160,20 @@ static enum ws_result refuse(struct ws *ws, int code, const char *why)
 	ws->out(ws->ctx, (const uint8_t *)head, hl);
 	ws->out(ws->ctx, (const uint8_t *)body, (size_t)bl);
 	ws->why = why;
+	ws->refused = true;
 	return WS_CLOSE;
+}
+
+/* Is token one of the comma-separated list's items (Upgrade is a list)? */
+static bool has_token(const char *list, const char *token)
+{
+	char copy[64];
+	snprintf(copy, sizeof(copy), "%s", list);
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+		if (!strcmp(t, token))
+			return true;
+	return false;
 }
 
 /* Which offered subprotocol we speak: "mqtt", else the 3.1 era's name. */
@@ -184,7 +198,9 @@ static enum ws_result handshake(struct ws *ws, const struct http_request *rq)
 		return refuse(ws, 405, "a WebSocket upgrade is a GET");
 	if (strcmp(rq->path, ws->path) != 0)
 		return refuse(ws, 404, "not the MQTT WebSocket path");
-	if (!rq->upgrade || strcmp(rq->upgrade_proto, "websocket") != 0)
+	if (rq->version_minor < 1) /* [RFC 6455 4.1] */
+		return refuse(ws, 400, "a WebSocket upgrade needs HTTP/1.1");
+	if (!rq->upgrade || !has_token(rq->upgrade_proto, "websocket"))
 		return refuse(ws, 400, "not a WebSocket upgrade request");
 	if (rq->ws_version != 13)
 		return refuse(ws, 400, "Sec-WebSocket-Version must be 13");
@@ -251,11 +267,14 @@ enum ws_result ws_input(struct ws *ws, const uint8_t *data, size_t len, ws_deliv
 
 	/* The handshake: gather the head (bounded), answer it, and give what
 	 * followed it to the framing. */
+	if (ws->refused)
+		return WS_CLOSE; /* answered once; nothing more to say */
 	size_t room = HTTP_HEAD_MAX - ws->head_len;
 	size_t take = len < room ? len : room;
 	if (!ws->head && !(ws->head = malloc(HTTP_HEAD_MAX)))
 		return refuse(ws, 500, "out of memory");
-	memcpy(ws->head + ws->head_len, data, take);
+	if (take)
+		memcpy(ws->head + ws->head_len, data, take);
 	ws->head_len += (uint32_t)take;
 	struct http_request rq;
 	switch (http_parse_request(ws->head, ws->head_len, HTTP_HEAD_MAX, &rq)) {
@@ -264,7 +283,9 @@ enum ws_result ws_input(struct ws *ws, const uint8_t *data, size_t len, ws_deliv
 	case HTTP_PARSE_INVALID:
 		return refuse(ws, 400, "not an HTTP request");
 	case HTTP_PARSE_TOO_LARGE:
-		return refuse(ws, 431, "request head too large");
+		/* The parser says too large for either: the head or the target. */
+		return ws->head_len >= HTTP_HEAD_MAX ? refuse(ws, 431, "request head too large")
+		                                     : refuse(ws, 414, "request target too long");
 	case HTTP_PARSE_OK:
 		break;
 	}
