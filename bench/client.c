@@ -338,8 +338,10 @@ void client_send_disconnect(struct worker *w, struct client *c)
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_DISCONNECT;
 	pkt.reason.rc = MQTT_RC_SUCCESS;
-	if (send_packet(w, c, &pkt))
+	if (send_packet(w, c, &pkt)) {
+		io_out_end(w, c);
 		c->flags |= CF_BYE;
+	}
 }
 
 bool client_pub_blocked(struct worker *w, struct pubstate *p)

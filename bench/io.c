@@ -15,10 +15,17 @@
  *    re-arm, reap); the loop acts on the lists once per turn.
  *  - a multishot receive that ends without IORING_CQE_F_MORE, or with
  *    -ENOBUFS, is re-armed on the next turn while the client lives.
+ *
+ * The stream is layered: MQTT bytes <-> WebSocket frames (ws.c, --ws) <->
+ * TLS records (tls.c, --tls) <-> the socket. Going out, a packet is written
+ * into scratch (io_out_reserve) and io_out_commit frames and/or encrypts it
+ * into the send buffer; coming in, stream_in unframes what tls_input
+ * decrypted (or what the socket gave) and hands MQTT bytes to client.c.
  */
 #include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -239,17 +246,76 @@ static int tls_drain(struct worker *w, struct client *c)
 	return 0;
 }
 
+/* Bytes below the WebSocket layer: encrypted, or straight into the send buffer. */
+static int stream_out(struct worker *w, struct client *c, const uint8_t *data, size_t len)
+{
+	if (c->tls)
+		return tls_conn_write(c->tls, data, len) < 0 || tls_drain(w, c) < 0 ? -1 : 0;
+	uint8_t *dst = tx_room(w, c, (uint32_t)len);
+	if (!dst)
+		return -1;
+	memcpy(dst, data, len);
+	c->tx->len += (uint32_t)len;
+	mark_flush(w, c);
+	return 0;
+}
+
+/* Where ws_write puts a frame's pieces (head, masked payload). */
+struct ws_out {
+	struct worker *w;
+	struct client *c;
+	size_t len; /* with TLS: bytes gathered in the third part of plain */
+};
+
+static int ws_sink(void *arg, const uint8_t *data, size_t len)
+{
+	struct ws_out *o = arg;
+	struct worker *w = o->w;
+	if (o->c->tls) {
+		/* gather the frame, so that it becomes one TLS record, not three */
+		if (o->len + len > (size_t)w->rx_max + WS_FRAME_HEAD_MAX)
+			return -1;
+		memcpy(w->plain + 2 * (size_t)w->rx_max + o->len, data, len);
+		o->len += len;
+		return 0;
+	}
+	uint8_t *dst = tx_room(w, o->c, (uint32_t)len);
+	if (!dst)
+		return -1;
+	memcpy(dst, data, len);
+	o->c->tx->len += (uint32_t)len;
+	return 0;
+}
+
+static int ws_out(struct worker *w, struct client *c, enum ws_opcode op, const uint8_t *data,
+                  size_t len)
+{
+	struct ws_out o = {.w = w, .c = c, .len = 0};
+	if (ws_write(w->ws, op, data, len, ws_sink, &o) < 0)
+		return -1;
+	if (c->tls)
+		return stream_out(w, c, w->plain + 2 * (size_t)w->rx_max, o.len);
+	mark_flush(w, c);
+	return 0;
+}
+
 uint8_t *io_out_reserve(struct worker *w, struct client *c, uint32_t n)
 {
 	if (c->state >= CS_CLOSING)
 		return NULL;
-	if (c->tls)
-		return n <= w->rx_max ? w->plain + w->rx_max : NULL; /* second half of plain */
+	if (c->tls || w->ws)
+		return n <= w->rx_max ? w->plain + w->rx_max : NULL; /* second part of plain */
 	return tx_room(w, c, n);
 }
 
 void io_out_commit(struct worker *w, struct client *c, uint32_t n)
 {
+	if (w->ws) {
+		/* one MQTT packet, one binary frame */
+		if (ws_out(w, c, WS_OP_BINARY, w->plain + w->rx_max, n) < 0)
+			io_close(w, c, c->tls ? FAIL_TLS : FAIL_OTHER, true);
+		return;
+	}
 	if (c->tls) {
 		if (tls_conn_write(c->tls, w->plain + w->rx_max, n) < 0 || tls_drain(w, c) < 0)
 			io_close(w, c, FAIL_TLS, true);
@@ -257,6 +323,13 @@ void io_out_commit(struct worker *w, struct client *c, uint32_t n)
 	}
 	c->tx->len += n;
 	mark_flush(w, c);
+}
+
+void io_out_end(struct worker *w, struct client *c)
+{
+	static const uint8_t normal[2] = {0x03, 0xe8}; /* 1000: normal closure [RFC 6455 §7.4.1] */
+	if (w->ws && c->state < CS_CLOSING && ws_out(w, c, WS_OP_CLOSE, normal, 2) < 0)
+		io_close(w, c, FAIL_OTHER, false);
 }
 
 void io_connect_start(struct worker *w, struct client *c)
@@ -394,10 +467,147 @@ void io_reap_all(struct worker *w)
 		c->rx = NULL;
 		tls_conn_free(c->tls);
 		c->tls = NULL;
+		if (w->ws) {
+			ws_conn_free(w->ws, w->ws_conns[slot_of(w, c)]);
+			w->ws_conns[slot_of(w, c)] = NULL;
+		}
 		c->state = CS_CLOSED;
 		w->closed++;
 	}
 	w->reap_count = keep;
+}
+
+static void ws_log_once(struct worker *w, struct client *c, const char *why)
+{
+	if (w->ws_logged)
+		return;
+	w->ws_logged = true;
+	fprintf(stderr, "bench: WebSocket upgrade to %s failed: %s (reported once per process)\n",
+	        w->target_names[c->id % w->target_count], why);
+}
+
+/* Send the upgrade request [RFC 6455 §4.1]. */
+static void ws_start(struct worker *w, struct client *c)
+{
+	const struct sockaddr_storage *ss = &w->targets[c->id % w->target_count];
+	const char *name = w->target_names[c->id % w->target_count];
+	unsigned port = ss->ss_family == AF_INET6
+	                    ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+	                    : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	char host[160];
+	snprintf(host, sizeof(host), strchr(name, ':') ? "[%s]:%u" : "%s:%u", name, port);
+	char req[WS_REQUEST_MAX];
+	c->state = CS_WS;
+	int n = ws_handshake_start(w->ws, &w->ws_conns[slot_of(w, c)], host, req, sizeof(req));
+	if (n < 0 || stream_out(w, c, (const uint8_t *)req, (size_t)n) < 0)
+		io_close(w, c, FAIL_WS, true);
+}
+
+/* TCP (and TLS) is up: upgrade to WebSocket, or speak MQTT right away. */
+static void transport_up(struct worker *w, struct client *c)
+{
+	if (w->ws)
+		ws_start(w, c);
+	else
+		client_on_connected(w, c);
+}
+
+struct ws_in {
+	struct worker *w;
+	struct client *c;
+};
+
+static bool ws_on_data(void *arg, const uint8_t *data, size_t len)
+{
+	struct ws_in *in = arg;
+	client_on_bytes(in->w, in->c, data, len);
+	return in->c->state < CS_CLOSING;
+}
+
+static void ws_on_ping(void *arg, const uint8_t *data, size_t len)
+{
+	struct ws_in *in = arg;
+	if (in->c->state < CS_CLOSING && ws_out(in->w, in->c, WS_OP_PONG, data, len) < 0)
+		io_close(in->w, in->c, FAIL_OTHER, true);
+}
+
+static const struct ws_events ws_events = {.on_data = ws_on_data, .on_ping = ws_on_ping};
+
+/*
+ * The broker sent a close frame. If we are not leaving already (our close
+ * went out with the DISCONNECT), the connection is lost now; answer with
+ * the same code [RFC 6455 §5.5.1] and close once that is sent.
+ */
+static void ws_peer_closed(struct worker *w, struct client *c, uint16_t code)
+{
+	if (c->flags & CF_BYE)
+		return;
+	struct stats *st = w->st;
+	if (c->flags & CF_UP)
+		st->conn_lost++;
+	else
+		st->conn_failed++;
+	st->fail[FAIL_CLOSED]++;
+	c->flags |= CF_BYE; /* counted: the close that follows is not a failure again */
+	uint8_t body[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+	bool has_code = code != 1005 && code != 1006;
+	if (ws_out(w, c, WS_OP_CLOSE, body, has_code ? 2 : 0) < 0)
+		io_close(w, c, FAIL_OTHER, false);
+}
+
+/* Bytes of the WebSocket stream: the 101 answer, then frames. */
+static void ws_input(struct worker *w, struct client *c, const uint8_t *data, size_t len)
+{
+	struct ws_conn **wc = &w->ws_conns[slot_of(w, c)];
+	if (c->state == CS_WS) {
+		size_t used = 0;
+		char why[160];
+		int r = ws_handshake_input(w->ws, wc, data, len, &used, why, sizeof(why));
+		if (r < 0) {
+			ws_log_once(w, c, why);
+			io_close(w, c, FAIL_WS, true);
+			return;
+		}
+		if (r == 0)
+			return;
+		client_on_connected(w, c);
+		data += used;
+		len -= used;
+		if (!len || c->state >= CS_CLOSING)
+			return;
+	}
+	struct ws_in in = {.w = w, .c = c};
+	uint16_t code = 0;
+	switch (ws_read(w->ws, wc, data, len, &ws_events, &in, &code)) {
+	case WS_READ_OK:
+		break;
+	case WS_READ_CLOSE:
+		if (c->state < CS_CLOSING)
+			ws_peer_closed(w, c, code);
+		break;
+	case WS_READ_PROTO:
+		io_close(w, c, FAIL_PROTOCOL, true);
+		break;
+	case WS_READ_NOMEM:
+		io_close(w, c, FAIL_OTHER, true);
+		break;
+	}
+}
+
+/* Plaintext of the stream in. */
+static void stream_in(struct worker *w, struct client *c, const uint8_t *data, size_t len)
+{
+	if (w->ws)
+		ws_input(w, c, data, len);
+	else
+		client_on_bytes(w, c, data, len);
+}
+
+/* A connection that ends during the upgrade is a refused upgrade: a plain
+ * MQTT listener resets it, an HTTP server may just close it. */
+static enum fail_reason reason_in(const struct client *c, enum fail_reason r)
+{
+	return c->state == CS_WS ? FAIL_WS : r;
 }
 
 /* Ciphertext in: decrypt, drive the handshake, hand plaintext on. */
@@ -415,7 +625,7 @@ static void tls_input(struct worker *w, struct client *c, const uint8_t *data, s
 		}
 		if (r == 0)
 			return;
-		client_on_connected(w, c);
+		transport_up(w, c);
 	}
 	while (c->state < CS_CLOSING) {
 		int n = tls_conn_read(c->tls, w->plain, w->rx_max);
@@ -426,7 +636,7 @@ static void tls_input(struct worker *w, struct client *c, const uint8_t *data, s
 		}
 		if (n == 0)
 			break;
-		client_on_bytes(w, c, w->plain, (size_t)n);
+		stream_in(w, c, w->plain, (size_t)n);
 	}
 	if (c->state < CS_CLOSING && tls_conn_pending(c->tls) && tls_drain(w, c) < 0)
 		io_close(w, c, FAIL_TLS, true);
@@ -449,7 +659,7 @@ static void connect_done(struct worker *w, struct client *c, int res)
 			io_close(w, c, FAIL_TLS, true);
 		return;
 	}
-	client_on_connected(w, c);
+	transport_up(w, c);
 }
 
 static void recv_done(struct worker *w, struct client *c, struct io_uring_cqe *cqe)
@@ -467,7 +677,7 @@ static void recv_done(struct worker *w, struct client *c, struct io_uring_cqe *c
 			if (c->tls)
 				tls_input(w, c, data, (size_t)res);
 			else
-				client_on_bytes(w, c, data, (size_t)res);
+				stream_in(w, c, data, (size_t)res);
 		}
 		recv_buf_return(w, bid);
 		if (!more && c->state < CS_CLOSING)
@@ -483,10 +693,14 @@ static void recv_done(struct worker *w, struct client *c, struct io_uring_cqe *c
 	}
 	if (res == 0) {
 		bool ours = c->flags & CF_BYE;
-		io_close(w, c, FAIL_CLOSED, !ours);
+		if (c->state == CS_WS)
+			ws_log_once(w, c, "connection closed before the 101 answer");
+		io_close(w, c, reason_in(c, FAIL_CLOSED), !ours);
 		return;
 	}
-	io_close(w, c, reason_of_errno(-res), !(c->flags & CF_BYE));
+	if (c->state == CS_WS)
+		ws_log_once(w, c, strerror(-res));
+	io_close(w, c, reason_in(c, reason_of_errno(-res)), !(c->flags & CF_BYE));
 }
 
 static void send_done(struct worker *w, struct client *c, int res)
@@ -495,7 +709,7 @@ static void send_done(struct worker *w, struct client *c, int res)
 	if (c->state >= CS_CLOSING)
 		return;
 	if (res < 0) {
-		io_close(w, c, reason_of_errno(-res), !(c->flags & CF_BYE));
+		io_close(w, c, reason_in(c, reason_of_errno(-res)), !(c->flags & CF_BYE));
 		return;
 	}
 	struct txbuf *b = c->tx_busy;

@@ -58,6 +58,8 @@ static const struct opt opts[] = {
     {"persistent", B(persistent), "persistent sessions (clean start 0)"},
     {"retain", B(retain), "publish retained"},
     {"tls", B(tls), "TLS"},
+    {"ws", B(ws), "MQTT over WebSocket (with --tls: wss)"},
+    {"ws-path", S(ws_path), "WebSocket upgrade path (default /mqtt)"},
     {"insecure", B(insecure), "TLS without certificate verification"},
     {"json", B(json), "final report as JSON on stdout"},
     {"quiet", B(quiet), "no live lines"},
@@ -95,6 +97,7 @@ void scenario_defaults(struct scenario *sc)
 	sc->drain_s = 5;
 	sc->procs = 1;
 	snprintf(sc->topic_prefix, sizeof(sc->topic_prefix), "bench");
+	snprintf(sc->ws_path, sizeof(sc->ws_path), "/mqtt");
 }
 
 static const struct opt *opt_find(const char *name)
@@ -339,6 +342,11 @@ int scenario_finish(struct scenario *sc, char *err, size_t err_len)
 	}
 	if ((uint64_t)sc->pubs + sc->subs > SCENARIO_CLIENTS_MAX) {
 		snprintf(err, err_len, "too many clients");
+		return -1;
+	}
+	if (sc->ws_path[0] != '/' || strpbrk(sc->ws_path, " \t\r\n")) {
+		/* it goes into the request line verbatim */
+		snprintf(err, err_len, "ws-path must start with / and hold no spaces");
 		return -1;
 	}
 	if (!sc->inflight)

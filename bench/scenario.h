@@ -58,14 +58,16 @@ struct scenario {
 	bool persistent;               /* clean session / clean start = 0 */
 	bool retain;                   /* publish with the retain flag */
 	bool tls;                      /* TLS over TCP */
+	bool ws;                       /* MQTT over WebSocket (over TLS too with tls: wss) */
 	bool insecure;                 /* TLS without verifying the broker's certificate */
 	bool json;                     /* final report as JSON on stdout */
 	bool quiet;                    /* no live lines */
 	char cafile[SCENARIO_STR_MAX];
 	char cert[SCENARIO_STR_MAX];
 	char key[SCENARIO_STR_MAX];
-	char topic_prefix[64]; /* topics are <prefix>/<n> */
-	char id_prefix[64];    /* client ids are <prefix>-<index>; "" = sb<run id> */
+	char ws_path[SCENARIO_STR_MAX]; /* request target of the WebSocket upgrade */
+	char topic_prefix[64];          /* topics are <prefix>/<n> */
+	char id_prefix[64];             /* client ids are <prefix>-<index>; "" = sb<run id> */
 	char username[64];
 	char password[64];
 	uint32_t procs;      /* worker processes on this machine */

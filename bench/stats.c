@@ -8,8 +8,9 @@
 #include <string.h>
 
 static const char *const fail_names[FAIL_COUNT] = {
-    "refused",        "timeout", "reset",    "source_exhausted", "no_fd", "connack_refused",
-    "suback_refused", "tls",     "protocol", "closed_by_broker", "other",
+    "refused",          "timeout",        "reset", "source_exhausted", "no_fd",
+    "connack_refused",  "suback_refused", "tls",   "ws_handshake",     "protocol",
+    "closed_by_broker", "other",
 };
 
 const char *stats_fail_name(enum fail_reason r)

@@ -22,6 +22,7 @@ enum fail_reason {
 	FAIL_CONNACK,     /* CONNACK with a refusal code */
 	FAIL_SUBACK,      /* SUBACK refused a filter */
 	FAIL_TLS,         /* TLS handshake or record error */
+	FAIL_WS,          /* WebSocket upgrade refused, malformed or cut off */
 	FAIL_PROTOCOL,    /* the broker sent something malformed or unexpected */
 	FAIL_CLOSED,      /* the broker closed the connection (EOF or DISCONNECT) */
 	FAIL_OTHER,       /* any other errno */

@@ -443,7 +443,8 @@ int worker_run(const struct scenario *sc, struct shared *sh, uint32_t index, uin
 	if (rc < 0)
 		goto fail;
 	w->rx_max = sc->size_bytes + 64 * 1024;
-	w->plain = malloc((size_t)w->rx_max * 2);
+	/* TLS plaintext in | a packet out | (ws) its frame out, gathered for TLS */
+	w->plain = malloc((size_t)w->rx_max * (sc->ws ? 3 : 2) + WS_FRAME_HEAD_MAX);
 	w->payload = malloc(sc->size_bytes);
 	if (!w->plain || !w->payload)
 		goto fail;
@@ -456,6 +457,15 @@ int worker_run(const struct scenario *sc, struct shared *sh, uint32_t index, uin
 		w->tls = tls_ctx_new(sc->cafile, sc->cert, sc->key, sc->insecure, err, sizeof(err));
 		if (!w->tls) {
 			fprintf(stderr, "bench: tls: %s\n", err);
+			goto fail;
+		}
+	}
+	if (sc->ws) {
+		w->ws = ws_ctx_new(sc->ws_path);
+		w->ws_conns = calloc(w->client_count ? w->client_count : 1, sizeof(*w->ws_conns));
+		if (!w->ws || !w->ws_conns) {
+			fprintf(stderr, "bench: ws: out of memory\n");
+			rc = -ENOMEM;
 			goto fail;
 		}
 	}
@@ -482,8 +492,12 @@ int worker_run(const struct scenario *sc, struct shared *sh, uint32_t index, uin
 		if (w->clients[i].fd >= 0)
 			close(w->clients[i].fd);
 	io_teardown(w);
-	tls_ctx_free(w->tls);
 	rc = 0;
 fail:
+	for (uint32_t i = 0; w->ws_conns && i < w->client_count; i++)
+		ws_conn_free(w->ws, w->ws_conns[i]);
+	free(w->ws_conns);
+	ws_ctx_free(w->ws);
+	tls_ctx_free(w->tls);
 	return rc;
 }

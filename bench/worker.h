@@ -21,6 +21,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "track.h"
+#include "ws.h"
 
 #define NO_PUB UINT32_MAX
 
@@ -42,6 +43,7 @@ enum client_state {
 	CS_NEW = 0, /* not started */
 	CS_TCP,     /* connect() in flight */
 	CS_TLS,     /* TLS handshake */
+	CS_WS,      /* WebSocket upgrade sent, waiting for the 101 */
 	CS_CONNACK, /* CONNECT sent, waiting for CONNACK */
 	CS_SUBACK,  /* SUBSCRIBE sent, waiting for SUBACK */
 	CS_READY,   /* connected (and subscribed) */
@@ -144,9 +146,12 @@ struct worker {
 	struct track track;
 	struct e2e e2e;
 	struct tls_ctx *tls;
-	uint8_t *plain;   /* TLS plaintext scratch */
-	uint8_t *payload; /* a publish body: header + filler */
-	uint32_t rx_max;  /* largest packet accepted, bytes */
+	struct ws_ctx *ws;         /* with --ws, else NULL */
+	struct ws_conn **ws_conns; /* [client_count] with --ws: upgrade or partial frame */
+	bool ws_logged;            /* a failed upgrade was reported on stderr */
+	uint8_t *plain;            /* scratch: TLS plaintext in, packet out, (ws) frame out */
+	uint8_t *payload;          /* a publish body: header + filler */
+	uint32_t rx_max;           /* largest packet accepted, bytes */
 
 	struct sockaddr_storage targets[TARGETS_MAX];
 	socklen_t target_lens[TARGETS_MAX];
@@ -182,6 +187,8 @@ void io_arm_recv(struct worker *w, struct client *c);
 uint8_t *io_out_reserve(struct worker *w, struct client *c, uint32_t n);
 /* n bytes written at the reserved place: queue (encrypt) and mark for flush. */
 void io_out_commit(struct worker *w, struct client *c, uint32_t n);
+/* After the last packet (DISCONNECT): a WebSocket close frame. */
+void io_out_end(struct worker *w, struct client *c);
 uint32_t io_out_queued(const struct client *c);
 void io_flush_all(struct worker *w);
 void io_close(struct worker *w, struct client *c, enum fail_reason reason, bool failure);
@@ -192,7 +199,7 @@ void io_list_add(uint32_t *list, uint32_t *count, struct client *c, struct worke
 struct io_uring_sqe *io_sqe(struct worker *w);
 
 /* client.c */
-void client_on_connected(struct worker *w, struct client *c); /* TCP (+TLS) up */
+void client_on_connected(struct worker *w, struct client *c); /* TCP (+TLS, +WS) up */
 void client_on_bytes(struct worker *w, struct client *c, const uint8_t *data, size_t len);
 void client_send_ping(struct worker *w, struct client *c);
 void client_send_disconnect(struct worker *w, struct client *c);

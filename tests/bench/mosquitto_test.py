@@ -4,11 +4,14 @@
 Starts mosquitto on ephemeral loopback ports (never 1883), runs short,
 bounded bench runs with --json and checks what a user would check: exact
 delivery counts (no loss, no duplicates), plausible latency, JSON fields,
-connection failure accounting, TLS, scenario files, procs and source
-addresses, the controller with three agents, and the comparison runner.
+connection failure accounting, TLS, MQTT over WebSocket (ws and wss),
+scenario files, procs and source addresses, the controller with three
+agents, and the comparison runner.
 
 Usage: mosquitto_test.py PATH/TO/starling-bench. Prints TAP.
 """
+import base64
+import hashlib
 import json
 import os
 import re
@@ -19,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BENCH = sys.argv[1]
@@ -113,6 +117,140 @@ def check(name, fn):
 def expect_eq(what, got, want):
     if got != want:
         raise AssertionError(f"{what}: got {got}, want {want}")
+
+
+def make_certs(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
+    os.makedirs(d, exist_ok=True)
+    if os.path.exists(os.path.join(d, "server.crt")):
+        return
+    def ossl(*a):
+        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=bench-test-ca", "-keyout", "ca.key", "-out", "ca.crt")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-keyout", "server.key", "-out", "server.csr")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "server.crt")
+
+
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_frame(opcode, payload, fin=True):
+    """A server frame: unmasked [RFC 6455 5.1]."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([n])
+    elif n < 65536:
+        head += bytes([126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([127]) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class WsStub:
+    """A WebSocket 'broker' on a free port, one thread per connection, for
+    what mosquitto cannot show: a path check (404 for any path but /mqtt),
+    a wrong Sec-WebSocket-Accept, and (mode "mqtt") an MQTT 5 session whose
+    CONNACK is fragmented with a ping between the fragments and shares its
+    last frame with a PINGRESP. Records the client's frames."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.requests, self.frames, self.errors = [], [], []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def read_exact(self, conn, n, buf):
+        while len(buf) < n:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf[:n], buf[n:]
+
+    def read_frame(self, conn, buf):
+        head, buf = self.read_exact(conn, 2, buf)
+        fin, op, masked, n = head[0] >> 7, head[0] & 15, head[1] >> 7, head[1] & 127
+        if n == 126:
+            ext, buf = self.read_exact(conn, 2, buf)
+            n = int.from_bytes(ext, "big")
+        elif n == 127:
+            ext, buf = self.read_exact(conn, 8, buf)
+            n = int.from_bytes(ext, "big")
+        key = b"\0\0\0\0"
+        if masked:
+            key, buf = self.read_exact(conn, 4, buf)
+        body, buf = self.read_exact(conn, n, buf)
+        body = bytes(b ^ key[i % 4] for i, b in enumerate(body))
+        return (fin, op, bool(masked), body), buf
+
+    def serve(self, conn):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            lines = head.decode().split("\r\n")
+            hdrs = {k.strip().lower(): v.strip() for k, v in
+                    (l.split(":", 1) for l in lines[1:])}
+            with self.lock:
+                self.requests.append((lines[0], hdrs))
+            path = lines[0].split()[1]
+            accept = base64.b64encode(hashlib.sha1(
+                (hdrs.get("sec-websocket-key", "") + WS_GUID).encode()).digest()).decode()
+            if self.mode == "bad-accept":
+                accept = base64.b64encode(b"\0" * 20).decode()
+            if path != "/mqtt":
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                return
+            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n"
+                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+            if self.mode != "mqtt":
+                time.sleep(1)
+                return
+            while True:
+                frame, buf = self.read_frame(conn, buf)
+                with self.lock:
+                    self.frames.append(frame)
+                fin, op, masked, body = frame
+                if op == 2 and body[:1] == b"\x10":  # CONNECT
+                    connack = b"\x20\x03\x00\x00\x00"
+                    conn.sendall(ws_frame(2, connack[:2], fin=False) +
+                                 ws_frame(9, b"ping-42") +
+                                 ws_frame(0, connack[2:] + b"\xd0\x00"))
+                elif op == 8:
+                    conn.sendall(ws_frame(8, body))
+                    return
+        except (EOFError, OSError, ValueError, IndexError) as e:
+            with self.lock:
+                self.errors.append(repr(e))
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.sock.close()
 
 
 def expect_exact(j, want_expected):
@@ -287,17 +425,7 @@ def main():
     # TLS with a throwaway CA and server certificate
     def tls():
         d = os.path.join(tmp, "tls")
-        os.makedirs(d, exist_ok=True)
-        def ossl(*a):
-            subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
-        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-             "/CN=bench-test-ca", "-keyout", "ca.key", "-out", "ca.crt")
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-             "-keyout", "server.key", "-out", "server.csr")
-        with open(os.path.join(d, "ext.cnf"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "server.crt")
+        make_certs(d)
         port = free_port()
         t = Mosquitto("tlsbroker", extra=(
             f"listener {port} 127.0.0.1\n"
@@ -313,6 +441,135 @@ def main():
         expect_eq("tls failures", j["connections"]["failures"]["tls"], 3)
         t.stop()
     check("TLS with a throwaway CA: exact counts; wrong CA fails", tls)
+
+    # MQTT over WebSocket: mosquitto with a websockets listener next to its
+    # MQTT one (mosquitto 2.0.11 refuses to start with websockets alone)
+    ws_port = free_port()
+    wsm = Mosquitto("ws", extra=f"listener {ws_port} 127.0.0.1\nprotocol websockets\n")
+    W = ["-p", ws_port, "--ws"]
+
+    for qos in (0, 1, 2):
+        def ws_pairs(qos=qos):
+            extra = ["--e2e-window", 32] if qos == 0 else []
+            j, _ = bench("pairs", *W, "-c", 20, "-n", 300, "-r", 2000, "-q", qos, "-d", 30,
+                         *extra, expect_rc=0)
+            expect_eq("published", j["publish"]["published"], 6000)
+            if qos:
+                expect_eq("acked", j["publish"]["acked"], 6000)
+            expect_exact(j, 6000)
+            expect_eq("ws_handshake failures", j["connections"]["failures"]["ws_handshake"], 0)
+        check(f"ws pairs qos {qos}: exact delivery counts", ws_pairs)
+
+    def ws_large():
+        # 30 KB packets: every frame is longer than a 16 KiB receive buffer,
+        # so frames are cut by reads and a client keeps its frame state
+        # across them. (Not larger: mosquitto 2.0.11 itself stops delivering
+        # some ~60 KB messages over WebSocket; paho-mqtt sees the same.)
+        j, _ = bench("pairs", *W, "-c", 4, "-s", 30000, "-n", 50, "-r", 200, "-q", 1,
+                     expect_rc=0)
+        expect_exact(j, 200)
+    check("ws 30 KB payloads: frames cut by reads, exact counts", ws_large)
+
+    def ws_fanout_v311():
+        j, _ = bench("fanout", *W, "--subs", 200, "-n", 20, "-r", 100, "-q", 1, "-V", 4,
+                     expect_rc=0)
+        expect_exact(j, 4000)
+    check("ws fanout to 200 subscribers, MQTT 3.1.1: exact", ws_fanout_v311)
+
+    def ws_conn_memory():
+        j, _ = bench("conn", *W, "-c", 1000, "-d", 1, expect_rc=0)
+        expect_eq("ok", j["connections"]["ok"], 1000)
+        expect_eq("peak_up", j["connections"]["peak_up"], 1000)
+    check("ws conn: 1000 connections upgraded", ws_conn_memory)
+
+    def ws_to_mqtt_port():
+        # an upgrade request sent to a plain MQTT listener: mosquitto reads
+        # "GET " as a malformed packet and drops the connection
+        j, p = bench("conn", "-p", m.port, "--ws", "-c", 5, "-d", 1, "--connect-timeout", 5)
+        expect_eq("exit status", p.returncode, 2)
+        expect_eq("failed", j["connections"]["failed"], 5)
+        expect_eq("failures.ws_handshake", j["connections"]["failures"]["ws_handshake"], 5)
+        expect_eq("ok", j["connections"]["ok"], 0)
+        if "WebSocket upgrade" not in p.stderr:
+            raise AssertionError(f"no reason on stderr: {p.stderr[-500:]}")
+    check("--ws against an MQTT listener: every upgrade fails as ws_handshake", ws_to_mqtt_port)
+
+    def ws_wrong_path():
+        # mosquitto (libwebsockets) upgrades whatever the path, so a broker
+        # that checks it is played by a stub: 404 for anything but /mqtt
+        stub = WsStub("path")
+        try:
+            j, p = bench("conn", "-p", stub.port, "--ws", "--ws-path", "/nope", "-c", 4,
+                         "-d", 1, "--connect-timeout", 5)
+            expect_eq("exit status", p.returncode, 2)
+            expect_eq("failures.ws_handshake", j["connections"]["failures"]["ws_handshake"], 4)
+            expect_eq("ok", j["connections"]["ok"], 0)
+            if "404" not in p.stderr:
+                raise AssertionError(f"status not reported: {p.stderr[-500:]}")
+            line, hdrs = stub.requests[0]
+            expect_eq("request line", line, "GET /nope HTTP/1.1")
+            expect_eq("Host", hdrs.get("host"), f"127.0.0.1:{stub.port}")
+            expect_eq("Upgrade", hdrs.get("upgrade", "").lower(), "websocket")
+            expect_eq("Connection", hdrs.get("connection", "").lower(), "upgrade")
+            expect_eq("Sec-WebSocket-Version", hdrs.get("sec-websocket-version"), "13")
+            expect_eq("Sec-WebSocket-Protocol", hdrs.get("sec-websocket-protocol"), "mqtt")
+            keys = {h["sec-websocket-key"] for _, h in stub.requests}
+            expect_eq("distinct keys", len(keys), 4)
+            for k in keys:
+                expect_eq("key bytes", len(base64.b64decode(k)), 16)
+        finally:
+            stub.stop()
+    check("wrong --ws-path (404 from a path-checking server): ws_handshake failures",
+          ws_wrong_path)
+
+    def ws_bad_accept():
+        stub = WsStub("bad-accept")
+        try:
+            j, p = bench("conn", "-p", stub.port, "--ws", "-c", 3, "-d", 1,
+                         "--connect-timeout", 5)
+            expect_eq("exit status", p.returncode, 2)
+            expect_eq("failures.ws_handshake", j["connections"]["failures"]["ws_handshake"], 3)
+        finally:
+            stub.stop()
+    check("101 with a wrong Sec-WebSocket-Accept: ws_handshake failures", ws_bad_accept)
+
+    def ws_fragments_ping():
+        stub = WsStub("mqtt")
+        try:
+            j, p = bench("conn", "-p", stub.port, "--ws", "-c", 2, "-d", 1, expect_rc=0)
+            expect_eq("ok", j["connections"]["ok"], 2)
+            time.sleep(0.2)
+            with stub.lock:
+                frames, errors = list(stub.frames), list(stub.errors)
+            if errors:
+                raise AssertionError(f"stub saw: {errors}")
+            if not all(masked for _, _, masked, _ in frames):
+                raise AssertionError("a client frame was not masked")
+            pongs = [body for _, op, _, body in frames if op == 10]
+            expect_eq("pongs", pongs, [b"ping-42", b"ping-42"])
+            closes = [body for _, op, _, body in frames if op == 8]
+            expect_eq("close frames (1000)", closes, [b"\x03\xe8", b"\x03\xe8"])
+            ops = [op for _, op, _, _ in frames]
+            expect_eq("binary frames (CONNECT, DISCONNECT)", ops.count(2), 4)
+        finally:
+            stub.stop()
+    check("ws: fragmented CONNACK around a ping, pong, packets sharing a frame, close",
+          ws_fragments_ping)
+
+    def wss():
+        d = os.path.join(tmp, "tls")
+        make_certs(d)
+        port = free_port()
+        t = Mosquitto("wssbroker", extra=(
+            f"listener {port} 127.0.0.1\nprotocol websockets\n"
+            f"cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n"))
+        j, _ = bench("pairs", "-p", port, "--ws", "--tls", "--cafile",
+                     os.path.join(d, "ca.crt"), "-c", 5, "-n", 200, "-r", 500, "-q", 1,
+                     expect_rc=0)
+        expect_exact(j, 1000)
+        t.stop()
+    check("wss (--ws --tls) with a throwaway CA: exact counts", wss)
+    wsm.stop()
 
     def agents():
         ports = [free_port() for _ in range(3)]
