@@ -104,9 +104,11 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 	 * names did not change: their content is what changes. All or
 	 * nothing: the new TLS context is built (and can fail) before the
 	 * password file and ACL are swapped, and installed only after. A node
-	 * started without TLS listeners has no context to replace. */
+	 * started without TLS listeners has no context to replace; one whose
+	 * new configuration drops them (a restart-time change) keeps its. */
 	struct ssl_ctx_st *ctx = NULL;
-	if (br->tls && !(ctx = tls_ctx_build(&next, err, sizeof(err)))) {
+	if (br->tls && next.tls_listen_count > 0 &&
+	    !(ctx = tls_ctx_build(&next, err, sizeof(err)))) {
 		LOG_ERROR("SIGHUP: %s; keeping the running configuration and TLS context", err);
 		return;
 	}
@@ -115,6 +117,7 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
 		return;
 	}
+	bool tls_read = ctx != NULL;
 	if (ctx)
 		tls_install(br->tls, ctx); /* new connections from now on; old ones keep theirs */
 	char *a = NULL, *b = NULL;
@@ -150,7 +153,7 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 	memcpy(running->acl_file, next.acl_file, sizeof(next.acl_file));
 	running->allow_anonymous = next.allow_anonymous;
 	running->auth_failures_per_minute = next.auth_failures_per_minute;
-	if (br->tls) {
+	if (tls_read) {
 		/* Workers read none of these: the context carries them. */
 		memcpy(running->tls_cert_file, next.tls_cert_file, sizeof(next.tls_cert_file));
 		memcpy(running->tls_key_file, next.tls_key_file, sizeof(next.tls_key_file));
@@ -165,7 +168,7 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 	         running->password_file[0] || running->acl_file[0]
 	             ? "; password file and ACL read again"
 	             : "",
-	         br->tls ? "; TLS certificate, key and CA read again" : "");
+	         tls_read ? "; TLS certificate, key and CA read again" : "");
 }
 
 /* Join the workers, but not forever: a worker that does not stop within
