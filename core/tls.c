@@ -119,21 +119,21 @@ struct ssl_ctx_st *tls_ctx_build(const struct config *cfg, char *err, size_t err
 	}
 	if (!readable("tls_key_file", cfg->tls_key_file, err, err_len))
 		goto fail;
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1) {
-		unsigned long e = ERR_peek_error();
-		/* OpenSSL's "key values mismatch" does not say with what. */
-		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
-		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
-			goto mismatch;
-		snprintf(err, err_len, "tls_key_file %s: %s", cfg->tls_key_file,
-		         take_error(why, sizeof(why)));
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-	mismatch:
+	bool loaded = SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) == 1;
+	unsigned long e = ERR_peek_error();
+	/* OpenSSL's "key values mismatch" does not say with what. */
+	bool mismatch = loaded ? SSL_CTX_check_private_key(ctx) != 1
+	                       : ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	                             ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+	if (mismatch) {
 		ERR_clear_error();
 		snprintf(err, err_len, "tls_key_file %s: does not match the certificate in %s",
 		         cfg->tls_key_file, cfg->tls_cert_file);
+		goto fail;
+	}
+	if (!loaded) {
+		snprintf(err, err_len, "tls_key_file %s: %s", cfg->tls_key_file,
+		         take_error(why, sizeof(why)));
 		goto fail;
 	}
 	if (cfg->tls_ca_file[0]) {
