@@ -9,6 +9,15 @@
  *   (5.0 0x86 / 3.1.1 0x04 otherwise); one without a user name is
  *   anonymous, refused (0x87 / 0x05) unless allow_anonymous is true
  *   (allow_anonymous = auto means "true without a password file");
+ * - on a TLS listener with tls_identity_as_username, the verified client
+ *   certificate's identity (CN, or first DNS/email SAN) is the user name,
+ *   whatever the CONNECT says, and it is authenticated: the certificate
+ *   is the credential, so no password is needed even with a password file
+ *   (mosquitto's use_identity_as_username). A client there without a
+ *   usable identity is refused (0x86 / 0x04) rather than falling back to
+ *   passwords: the operator asked for certificates on that listener. The
+ *   ACL sees the identity as the user name. Plain TCP listeners keep the
+ *   rules below;
  * - 5.0 enhanced authentication is not offered: a CONNECT naming an
  *   authentication method is refused with 0x8C [MQTT-4.12.0-1];
  * - no client may publish into $SYS/ (the broker's own tree, sys.c);
@@ -342,11 +351,17 @@ void auth_passed(struct auth *a, const struct mqtt_connect *k)
 	pthread_mutex_unlock(&a->cache_lock);
 }
 
-enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
-                            size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc)
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, enum auth_identity id,
+                            const uint8_t *peer, size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc)
 {
 	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
 		*rc = MQTT_RC_BAD_AUTHENTICATION_METHOD;
+		return AUTH_REFUSE;
+	}
+	if (id == AUTH_ID_CERT)
+		return AUTH_ACCEPT; /* the handshake verified it; nothing to guess */
+	if (id == AUTH_ID_MISSING) {
+		*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
 		return AUTH_REFUSE;
 	}
 	if (!k->has_username) {

@@ -47,10 +47,18 @@ enum auth_step {
 	AUTH_VERIFY, /* check the password off the worker, then decide */
 };
 
+/* Where a CONNECT's user name comes from (tls_identity_as_username). */
+enum auth_identity {
+	AUTH_ID_NONE = 0, /* the CONNECT's own user name and password */
+	AUTH_ID_CERT,     /* a verified client certificate's identity (k->username) */
+	AUTH_ID_MISSING,  /* the listener wants one, and the client showed none */
+};
+
 /* CONNECT, before any session work. peer is the client's address bytes
  * (4 or 16), for the failure limiter. */
-enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer,
-                            size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc);
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, enum auth_identity id,
+                            const uint8_t *peer, size_t peer_len, uint64_t now_ms,
+                            enum mqtt_rc *rc);
 /* A password check passed: remember the credential (auth_cache_size). */
 void auth_passed(struct auth *a, const struct mqtt_connect *k);
 /* A password check failed: count it against the address. */

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "log.h"
 #include "net.h"
+#include "tls.h"
 #include "worker.h"
 
 int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
@@ -59,27 +60,42 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 			return -1;
 	}
 
+	if (cfg->tls_listen_count > 0) {
+		b->tls = tls_new(cfg, n, err, err_len);
+		if (!b->tls)
+			return -1;
+	}
 	/* Every worker listens on every address; with port 0 the first
-	 * socket picks the port and the others share it. */
-	for (unsigned l = 0; l < cfg->listen_count; l++) {
-		uint16_t port = cfg->listen[l].port;
-		for (unsigned i = 0; i < n; i++) {
-			char why[256];
-			int fd = net_listen(&cfg->listen[l], NET_REUSEPORT | NET_NODELAY, 4096,
-			                    &port, why, sizeof(why));
-			if (fd < 0) {
-				snprintf(err, err_len, "cannot listen for MQTT on %s", why);
-				return -1;
+	 * socket picks the port and the others share it. TCP first, then
+	 * TLS: the listener index a connection keeps says which it is. */
+	for (unsigned k = 0; k < 2; k++) {
+		const struct config_addr *list = k == 0 ? cfg->listen : cfg->tls_listen;
+		unsigned count = k == 0 ? cfg->listen_count : cfg->tls_listen_count;
+		const char *kind = k == 0 ? "mqtt" : "mqtts";
+		const char *what = k == 0 ? "MQTT" : "MQTT over TLS";
+		for (unsigned l = 0; l < count; l++) {
+			struct listener *ln = &b->listeners[b->listener_count];
+			uint16_t port = list[l].port;
+			for (unsigned i = 0; i < n; i++) {
+				char why[256];
+				int fd = net_listen(&list[l], NET_REUSEPORT | NET_NODELAY, 4096,
+				                    &port, why, sizeof(why));
+				if (fd < 0) {
+					snprintf(err, err_len, "cannot listen for %s on %s", what,
+					         why);
+					return -1;
+				}
+				struct worker *w = b->workers[i];
+				w->listen_fds[w->listen_count++] = fd;
 			}
-			struct worker *w = b->workers[i];
-			w->listen_fds[w->listen_count++] = fd;
+			const char *host = list[l].host[0] ? list[l].host : "*";
+			ln->kind = k == 0 ? LISTENER_MQTT : LISTENER_MQTTS;
+			ln->port = port;
+			snprintf(ln->name, sizeof(ln->name),
+			         strchr(host, ':') ? "%s [%s]:%u" : "%s %s:%u", kind, host, port);
+			b->listener_count++;
+			LOG_INFO("listening for %s on %s:%u", what, host, port);
 		}
-		b->listen_port[l] = port;
-		snprintf(b->listen_name[l], sizeof(b->listen_name[l]),
-		         strchr(cfg->listen[l].host, ':') ? "mqtt [%s]:%u" : "mqtt %s:%u",
-		         cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
-		LOG_INFO("listening for MQTT on %s:%u",
-		         cfg->listen[l].host[0] ? cfg->listen[l].host : "*", port);
 	}
 
 	pthread_barrier_init(&b->start_barrier, NULL, n + 1);
@@ -161,4 +177,5 @@ void broker_free(struct broker *b)
 	free(b->mboxes);
 	registry_free(b->registry);
 	auth_free(b->auth);
+	tls_free(b->tls);
 }

@@ -30,10 +30,12 @@ enum dir_type {
 	DIR_U32,
 	DIR_U64,
 	DIR_BOOL,
-	DIR_ENUM,      /* stored as an int-sized enum; names[i] is value i */
-	DIR_ADDR,      /* struct config_addr */
-	DIR_ADDR_LIST, /* struct config_addr[CONFIG_LISTEN_MAX] + unsigned count */
-	DIR_PATH,      /* char[CONFIG_PATH_MAX]: a file name, "" = none */
+	DIR_ENUM,          /* stored as an int-sized enum; names[i] is value i */
+	DIR_ADDR,          /* struct config_addr */
+	DIR_ADDR_LIST,     /* struct config_addr[CONFIG_LISTEN_MAX] + unsigned count, 1 or more */
+	DIR_ADDR_LIST_OPT, /* the same, and "" is the empty list (a listener kind that is off) */
+	DIR_PATH,          /* char[CONFIG_PATH_MAX]: a file name, "" = none */
+	DIR_TEXT,          /* char[CONFIG_PATH_MAX]: free text such as a cipher list, "" = none */
 };
 
 struct directive {
@@ -53,10 +55,12 @@ struct directive {
 _Static_assert(sizeof(enum queue_overflow) == sizeof(int), "enum queue_overflow size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level size");
 _Static_assert(sizeof(enum allow_anonymous) == sizeof(int), "enum allow_anonymous size");
+_Static_assert(sizeof(enum tls_identity) == sizeof(int), "enum tls_identity size");
 
 static const char *const overflow_names[] = {"drop_oldest", "drop_newest", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
+static const char *const identity_names[] = {"none", "cn", "san", NULL};
 
 /*
  * One macro per type. The key is the stringified field name, so key names and
@@ -74,8 +78,11 @@ static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
 #define ENUM(f, names, def, help) {FIELD(f), DIR_ENUM, 0, def, 0, 0, NULL, names, help}
 #define ADDR(f, def, help)        {FIELD(f), DIR_ADDR, 0, def, 0, 0, NULL, NULL, help}
 #define PATH(f, def, help)        {FIELD(f), DIR_PATH, 0, def, 0, 0, NULL, NULL, help}
+#define TEXT(f, def, help)        {FIELD(f), DIR_TEXT, 0, def, 0, 0, NULL, NULL, help}
 #define ADDR_LIST(f, def, help) \
 	{FIELD(f), DIR_ADDR_LIST, offsetof(struct config, f##_count), def, 0, 0, NULL, NULL, help}
+#define ADDR_LIST_OPT(f, def, help) \
+	{FIELD(f), DIR_ADDR_LIST_OPT, offsetof(struct config, f##_count), def, 0, 0, NULL, NULL, help}
 /* clang-format on */
 
 /* The one table. Order is the order of config_print and docs/config.md. */
@@ -150,6 +157,30 @@ static const struct directive directives[] = {
         "failed authentications accepted from one address per minute; past it that address's "
         "CONNECTs are refused without checking (5.0: 0x9F); 0 = no limit"),
 
+    /* TLS */
+    ADDR_LIST_OPT(tls_listen, "",
+                  "MQTT over TLS listeners, like listen (the conventional port is 8883); empty = "
+                  "none. Needs tls_cert_file and tls_key_file"),
+    PATH(tls_cert_file, "", "the server's certificate chain (PEM, leaf first); SIGHUP rereads it"),
+    PATH(tls_key_file, "",
+         "the private key of tls_cert_file (PEM, unencrypted); SIGHUP rereads it"),
+    PATH(tls_ca_file, "",
+         "CA certificates (PEM) that client certificates are verified against; set, clients "
+         "are asked for one; SIGHUP rereads it"),
+    BOOL(tls_require_client_cert, "false",
+         "mutual TLS: a client without a certificate tls_ca_file trusts fails the handshake "
+         "(needs tls_ca_file)"),
+    ENUM(tls_identity_as_username, identity_names, "none",
+         "use the verified client certificate's subject CN, or its first DNS or email "
+         "subjectAltName, as the MQTT user name; such a client needs no password (needs "
+         "tls_ca_file)"),
+    TEXT(tls_ciphers, "",
+         "TLS 1.2 cipher list in OpenSSL's syntax; empty = OpenSSL's default (TLS 1.0 and 1.1 "
+         "are never accepted)"),
+    TEXT(tls_ciphersuites, "", "TLS 1.3 cipher suites, colon-separated; empty = OpenSSL's default"),
+    TEXT(tls_groups, "",
+         "key exchange groups, colon-separated (e.g. X25519:P-256); empty = OpenSSL's default"),
+
     /* Operations */
     BOOL(metrics, "true", "serve /metrics, /healthz and /readyz on metrics_listen"),
     U32(sys_interval_s, "10", 0, 86400, "s",
@@ -176,6 +207,9 @@ static const struct directive directives[] = {
 #undef ENUM
 #undef ADDR
 #undef ADDR_LIST
+#undef ADDR_LIST_OPT
+#undef PATH
+#undef TEXT
 
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
@@ -482,6 +516,10 @@ static int set_addr_list(const struct directive *d, void *field, const char *v, 
 	unsigned count = 0;
 	const char *p = v;
 
+	while (is_space(*p))
+		p++;
+	if (d->type == DIR_ADDR_LIST_OPT && *p == '\0')
+		goto store; /* "": this kind of listener is off */
 	/* Parse into a local list first: a bad element leaves the field as
 	 * it was, like every other setter. */
 	for (;;) {
@@ -520,6 +558,7 @@ static int set_addr_list(const struct directive *d, void *field, const char *v, 
 			break;
 		p = end + 1;
 	}
+store:;
 	struct config_addr *dst = field;
 	memset(dst, 0, sizeof(list));
 	memcpy(dst, list, count * sizeof(list[0]));
@@ -544,8 +583,10 @@ static int apply(const struct directive *d, struct config *c, const char *v, cha
 	case DIR_ADDR:
 		return set_addr(d, field, v, why, why_len);
 	case DIR_ADDR_LIST:
+	case DIR_ADDR_LIST_OPT:
 		return set_addr_list(d, field, v, why, why_len);
 	case DIR_PATH:
+	case DIR_TEXT:
 		return set_path(field, v, why, why_len);
 	}
 	assert(!"unknown directive type");
@@ -574,8 +615,10 @@ static size_t type_size(enum dir_type t)
 	case DIR_ADDR:
 		return sizeof(struct config_addr);
 	case DIR_ADDR_LIST:
+	case DIR_ADDR_LIST_OPT:
 		return sizeof(struct config_addr) * CONFIG_LISTEN_MAX;
 	case DIR_PATH:
+	case DIR_TEXT:
 		return CONFIG_PATH_MAX;
 	}
 	return 0;
@@ -865,6 +908,50 @@ int config_validate(const struct config *c, char *err, size_t err_len)
 			return -1;
 		}
 	}
+	/* Every listener kind against every other: binding both would fail
+	 * with EADDRINUSE, or worse, succeed on two hosts and surprise. */
+	for (unsigned i = 0; i < c->tls_listen_count; i++) {
+		const struct config_addr *t = &c->tls_listen[i];
+		char a[CONFIG_HOST_MAX + 8], b[CONFIG_HOST_MAX + 8];
+		format_addr(t, a, sizeof(a));
+		for (unsigned j = 0; j < c->listen_count; j++) {
+			if (addr_overlap(t, &c->listen[j])) {
+				format_addr(&c->listen[j], b, sizeof(b));
+				seterr(err, err_len,
+				       "tls_listen: %s uses the same port as listen address %s", a,
+				       b);
+				return -1;
+			}
+		}
+		if (addr_overlap(t, &c->metrics_listen)) {
+			format_addr(&c->metrics_listen, b, sizeof(b));
+			seterr(err, err_len,
+			       "tls_listen: %s uses the same port as metrics_listen %s", a, b);
+			return -1;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (addr_overlap(t, &c->tls_listen[j])) {
+				format_addr(&c->tls_listen[j], b, sizeof(b));
+				seterr(err, err_len, "tls_listen: %s and %s use the same port", b,
+				       a);
+				return -1;
+			}
+		}
+	}
+	if (c->tls_listen_count > 0 && (!c->tls_cert_file[0] || !c->tls_key_file[0])) {
+		seterr(err, err_len, "tls_listen: needs tls_cert_file and tls_key_file");
+		return -1;
+	}
+	if (c->tls_require_client_cert && !c->tls_ca_file[0]) {
+		seterr(err, err_len,
+		       "tls_require_client_cert: needs tls_ca_file to verify client certificates");
+		return -1;
+	}
+	if (c->tls_identity_as_username != TLS_IDENTITY_NONE && !c->tls_ca_file[0]) {
+		seterr(err, err_len,
+		       "tls_identity_as_username: needs tls_ca_file to verify client certificates");
+		return -1;
+	}
 	/* The outbox must hold at least one packet of the largest size we
 	 * send, or such a packet could never leave. */
 	if (c->outbox_bytes_max < c->max_packet_size) {
@@ -912,10 +999,15 @@ static void format_value(const struct directive *d, const struct config *c, char
 	case DIR_ADDR:
 		format_addr(field, buf, len);
 		return;
-	case DIR_ADDR_LIST: {
+	case DIR_ADDR_LIST:
+	case DIR_ADDR_LIST_OPT: {
 		const struct config_addr *list = field;
 		unsigned count = *(const unsigned *)((const char *)c + d->count_offset);
 		buf[0] = '\0';
+		if (count == 0) {
+			snprintf(buf, len, "\"\""); /* reads back as the empty list */
+			return;
+		}
 		for (unsigned i = 0; i < count && i < CONFIG_LISTEN_MAX; i++) {
 			char one[CONFIG_HOST_MAX + 8];
 			format_addr(&list[i], one, sizeof(one));
@@ -924,7 +1016,8 @@ static void format_value(const struct directive *d, const struct config *c, char
 		}
 		return;
 	}
-	case DIR_PATH: {
+	case DIR_PATH:
+	case DIR_TEXT: {
 		/* Always quoted, so "" and paths with spaces or '#' read back. */
 		const char *p = field;
 		size_t used = 0;
@@ -982,8 +1075,14 @@ static void format_range(const struct directive *d, char *buf, size_t len)
 	case DIR_ADDR_LIST:
 		snprintf(buf, len, "1 .. %d addresses", CONFIG_LISTEN_MAX);
 		return;
+	case DIR_ADDR_LIST_OPT:
+		snprintf(buf, len, "0 .. %d addresses", CONFIG_LISTEN_MAX);
+		return;
 	case DIR_PATH:
 		snprintf(buf, len, "path");
+		return;
+	case DIR_TEXT:
+		snprintf(buf, len, "text");
 		return;
 	}
 	assert(!"unknown directive type");
@@ -1012,7 +1111,8 @@ void config_print_reference(FILE *out)
 	        "- Booleans: `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0`.\n"
 	        "- Addresses: `host:port`, `[v6]:port` or `:port` (any address); the host is a\n"
 	        "  numeric IPv4 or IPv6 address or `localhost`; port 0 picks a free port.\n"
-	        "  `listen` takes up to %d of them, comma-separated.\n"
+	        "  `listen` and `tls_listen` take up to %d of them, comma-separated;\n"
+	        "  `tls_listen = \"\"` is the empty list.\n"
 	        "- In a file: one `key = value` per line, `#` starts a comment, values may be\n"
 	        "  double-quoted (`\\\"` and `\\\\` escape inside quotes), lines are at most %d\n"
 	        "  bytes, and a key may appear once.\n"

@@ -41,6 +41,13 @@ enum queue_overflow {
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+/* Which part of a verified client certificate becomes the MQTT user name. */
+enum tls_identity {
+	TLS_IDENTITY_NONE = 0, /* "none": the CONNECT's user name and password, as on TCP */
+	TLS_IDENTITY_CN = 1,   /* "cn": the subject's common name */
+	TLS_IDENTITY_SAN = 2,  /* "san": the first DNS or email subjectAltName */
+};
+
 enum allow_anonymous {
 	ANON_AUTO = 0,  /* "auto": allowed unless a password file is configured */
 	ANON_TRUE = 1,  /* "true" */
@@ -86,6 +93,18 @@ struct config {
 	char acl_file[CONFIG_PATH_MAX];    /* "" = none: everyone may do everything */
 	uint32_t auth_cache_size;          /* remembered passed credentials; 0 = none */
 	uint32_t auth_failures_per_minute; /* per address; 0 = unlimited */
+
+	/* TLS */
+	struct config_addr tls_listen[CONFIG_LISTEN_MAX]; /* "tls_listen": MQTT over TLS */
+	unsigned tls_listen_count;                        /* 0 = no TLS listener */
+	char tls_cert_file[CONFIG_PATH_MAX];              /* PEM chain, leaf first */
+	char tls_key_file[CONFIG_PATH_MAX];               /* PEM private key */
+	char tls_ca_file[CONFIG_PATH_MAX]; /* CAs for client certificates; "" = none asked */
+	bool tls_require_client_cert;      /* mutual TLS: no certificate, no handshake */
+	enum tls_identity tls_identity_as_username;
+	char tls_ciphers[CONFIG_PATH_MAX];      /* TLS 1.2 cipher list; "" = OpenSSL's */
+	char tls_ciphersuites[CONFIG_PATH_MAX]; /* TLS 1.3 suites; "" = OpenSSL's */
+	char tls_groups[CONFIG_PATH_MAX];       /* key exchange groups; "" = OpenSSL's */
 
 	/* Operations */
 	bool metrics;               /* serve the HTTP ops listener */

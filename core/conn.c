@@ -13,6 +13,14 @@
  * fixed header before the body is buffered); out holds at most
  * outbox_bytes_max of droppable QoS 0 traffic and twice that in all, beyond
  * which the client is not reading and is disconnected.
+ *
+ * TLS (a connection from a tls_listen address, tls.h): what arrives is
+ * ciphertext, fed to the connection's SSL and read back as plaintext for
+ * the same parser; handlers still append plaintext packets to out, and
+ * conn_flush encrypts out and sends the ciphertext as tx instead. The
+ * handshake's own output is sent even when out is empty. Plaintext per
+ * receive is bounded by the ciphertext fed (one receive buffer plus one
+ * incomplete record, tls.c), read in TLS_READ_CHUNK pieces.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -21,7 +29,10 @@
 
 #include "log.h"
 #include "op.h"
+#include "tls.h"
 #include "worker.h"
+
+#define TLS_READ_CHUNK 16384 /* plaintext bytes per SSL_read: one TLS record */
 
 static void mark_flush(struct worker *w, struct conn *c)
 {
@@ -34,7 +45,7 @@ static void mark_flush(struct worker *w, struct conn *c)
 
 const char *conn_listener(const struct worker *w, const struct conn *c)
 {
-	return c->listener < w->cfg->listen_count ? w->b->listen_name[c->listener] : "?";
+	return c->listener < w->b->listener_count ? w->b->listeners[c->listener].name : "?";
 }
 
 const char *conn_peer(const struct conn *c)
@@ -212,6 +223,89 @@ void conn_resume(struct worker *w, struct conn *c)
 	}
 }
 
+bool conn_tls_handshaking(const struct worker *w, const struct conn *c)
+{
+	struct tls_conn *t = conn_tls(w, c);
+	return t && !tls_conn_established(t);
+}
+
+/* A handshake failed: one line saying why, counted by reason. The alert
+ * OpenSSL queued goes out with the close. */
+static void tls_refuse(struct worker *w, struct conn *c, struct tls_conn *t)
+{
+	enum tls_fail f = tls_conn_fail_reason(t);
+	w->st.tls_failures[f]++;
+	LOG_INFO_RL(LOG_CLIENT_RL, "TLS handshake failed with %s on %s: %s", conn_peer(c),
+	            conn_listener(w, c), tls_conn_error(t));
+	c->close_reason = CLOSE_TLS_HANDSHAKE;
+	conn_close(w, c, MQTT_RC_SUCCESS, false);
+}
+
+void conn_received(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
+{
+	struct tls_conn *t = conn_tls(w, c);
+	if (!t) {
+		conn_input(w, c, data, len);
+		return;
+	}
+	if (tls_conn_feed(t, data, len) != TLS_OK) {
+		if (!tls_conn_established(t)) {
+			tls_refuse(w, c, t);
+			return;
+		}
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): TLS: %s", conn_peer(c), client_name(c),
+		            tls_conn_error(t));
+		c->close_reason = CLOSE_PROTOCOL_ERROR;
+		conn_close(w, c, MQTT_RC_SUCCESS, true);
+		return;
+	}
+	if (!tls_conn_established(t)) {
+		enum tls_result r = tls_conn_handshake(t);
+		if (tls_conn_pending(t) > 0)
+			mark_flush(w, c); /* the server's flight, even with nothing in out */
+		if (r == TLS_ERROR) {
+			tls_refuse(w, c, t);
+			return;
+		}
+		if (r == TLS_AGAIN)
+			return;
+		w->st.tls_handshakes++;
+		size_t idlen;
+		const char *id = tls_conn_identity(t, &idlen);
+		LOG_DEBUG("TLS handshake with %s on %s: %s%s%.*s%s", conn_peer(c),
+		          conn_listener(w, c), tls_conn_describe(t),
+		          id                     ? ", certificate identity \""
+		          : tls_conn_has_cert(t) ? ", client certificate"
+		                                 : "",
+		          (int)idlen, id ? id : "", id ? "\"" : "");
+	}
+	/* Everything decryptable now: the rbio must not keep ciphertext that
+	 * no later receive would make us look at again. */
+	uint8_t buf[TLS_READ_CHUNK];
+	while (c->state != CONN_CLOSING) {
+		int n = tls_conn_read(t, buf, sizeof(buf));
+		if (n > 0) {
+			conn_input(w, c, buf, (uint32_t)n);
+			continue;
+		}
+		if (n == TLS_AGAIN)
+			break;
+		if (n == TLS_EOF) {
+			/* close_notify: as an end of stream without DISCONNECT. */
+			c->close_reason = CLOSE_PEER_CLOSED;
+			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		} else {
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): TLS: %s", conn_peer(c),
+			            client_name(c), tls_conn_error(t));
+			c->close_reason = CLOSE_PROTOCOL_ERROR;
+			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		}
+		break;
+	}
+	if (tls_conn_pending(t) > 0)
+		mark_flush(w, c); /* e.g. a key update's answer */
+}
+
 /* Make room for need more bytes in out; false past the limit. */
 static bool out_reserve(struct conn *c, size_t need, uint64_t limit)
 {
@@ -277,18 +371,66 @@ bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet
 	return false;
 }
 
+/* TLS: encrypt out and make the ciphertext tx. false: nothing to send. */
+static bool tls_stage(struct worker *w, struct conn *c, struct tls_conn *t)
+{
+	if (c->out_len > 0) {
+		/* Before the handshake finished there is no MQTT output to send
+		 * (nothing was read); whatever a close left there is dropped. */
+		if (tls_conn_established(t) && tls_conn_write(t, c->out, c->out_len) != TLS_OK &&
+		    c->state != CONN_CLOSING) {
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): TLS: %s", conn_peer(c),
+			            client_name(c), tls_conn_error(t));
+			c->close_reason = CLOSE_SOCKET_ERROR;
+			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		}
+		/* An idle connection keeps no send memory: the plaintext is
+		 * ciphertext now. */
+		free(c->out);
+		c->out = NULL;
+		c->out_len = c->out_cap = 0;
+	}
+	if (c->state == CONN_CLOSING)
+		tls_conn_close_notify(t); /* after the last packet, once */
+	size_t n = tls_conn_pending(t);
+	if (n == 0)
+		return false;
+	uint8_t *tx = malloc(n);
+	if (!tx) {
+		if (c->state != CONN_CLOSING) {
+			c->close_reason = CLOSE_SERVER_ERROR;
+			conn_close(w, c, MQTT_RC_SUCCESS, true);
+		}
+		return false;
+	}
+	c->tx = tx;
+	c->tx_len = (uint32_t)tls_conn_take(t, tx, n);
+	c->tx_off = 0;
+	return c->tx_len > 0;
+}
+
 void conn_flush(struct worker *w, struct conn *c)
 {
 	if (c->send_busy || c->fd < 0)
 		return;
 	if (!c->tx) {
-		if (c->out_len == 0)
-			return;
-		c->tx = c->out;
-		c->tx_len = c->out_len;
-		c->tx_off = 0;
-		c->out = NULL;
-		c->out_len = c->out_cap = 0;
+		struct tls_conn *t = conn_tls(w, c);
+		if (t) {
+			if (!tls_stage(w, c, t)) {
+				free(c->tx);
+				c->tx = NULL;
+				c->tx_len = 0;
+				return;
+			}
+		} else {
+			if (c->out_len == 0)
+				return;
+			c->tx = c->out;
+			c->tx_len = c->out_len;
+			c->tx_off = 0;
+			c->out = NULL;
+			c->out_len = c->out_cap = 0;
+		}
 	}
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off, MSG_NOSIGNAL);
@@ -328,6 +470,11 @@ void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will)
 		return;
 	if (c->close_reason == CLOSE_UNSET) /* callers set it where rc does not say */
 		c->close_reason = (uint8_t)stats_close_reason_of(rc);
+	/* A handshake that ends without failing on its own (timeout, end of
+	 * stream, shutdown) is a failed handshake too. */
+	if (conn_tls_handshaking(w, c) && c->close_reason != CLOSE_TLS_HANDSHAKE)
+		w->st.tls_failures[c->close_reason == CLOSE_CONNECT_TIMEOUT ? TLS_FAIL_TIMEOUT
+		                                                            : TLS_FAIL_CLOSED]++;
 	/* The one line per connection's end: who, where, why. */
 	if (rc != MQTT_RC_SUCCESS)
 		LOG_INFO_RL(LOG_CLIENT_RL, "disconnected %s (%s) on %s: %s, reason code 0x%02X",

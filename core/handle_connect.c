@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "tls.h"
 #include "verify.h"
 #include "worker.h"
 
@@ -152,7 +153,8 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 
 /* Who is this? true: go on. false: refused, or the password is being
  * checked off the worker (the CONNECT is read again with the verdict). */
-static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_connect *k)
+static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_connect *k,
+                         enum auth_identity id)
 {
 	struct auth *a = w->b->auth;
 	size_t peer_len = c->peer.family == AF_INET ? 4 : c->peer.family == AF_INET6 ? 16 : 0;
@@ -169,10 +171,15 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		refuse(w, c, k->version, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
 		return false;
 	}
-	switch (auth_connect(a, k, c->peer.addr, peer_len, w->now_ms, &rc)) {
+	switch (auth_connect(a, k, id, c->peer.addr, peer_len, w->now_ms, &rc)) {
 	case AUTH_ACCEPT:
 		break;
 	case AUTH_REFUSE:
+		if (id == AUTH_ID_MISSING)
+			LOG_INFO_RL(LOG_CLIENT_RL,
+			            "refused %s on %s: no client certificate identity to use as "
+			            "user name",
+			            conn_peer(c), conn_listener(w, c));
 		refuse(w, c, k->version, rc);
 		return false;
 	case AUTH_VERIFY:
@@ -220,7 +227,20 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		return;
 	}
 	c->version = k->version;
-	if (!authenticate(w, c, k))
+	/* tls_identity_as_username: the certificate names the user, whatever
+	 * the CONNECT says (auth.c has the policy). */
+	enum auth_identity ident_from = AUTH_ID_NONE;
+	struct tls_conn *t = conn_tls(w, c);
+	if (t && cfg->tls_identity_as_username != TLS_IDENTITY_NONE) {
+		size_t len;
+		const char *ident = tls_conn_identity(t, &len);
+		ident_from = ident ? AUTH_ID_CERT : AUTH_ID_MISSING;
+		if (ident) {
+			k->username = (struct mqtt_view){(const uint8_t *)ident, (uint32_t)len};
+			k->has_username = true;
+		}
+	}
+	if (!authenticate(w, c, k, ident_from))
 		return; /* refused, or waiting for the password check */
 
 	char assigned[40];

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "ops.h"
 #include "passwd.h"
+#include "tls.h"
 #include "worker.h"
 
 extern char **environ;
@@ -66,15 +67,24 @@ static int load_config(struct config *cfg, const char *file, int argc, char **ar
 
 /* SIGHUP: read every source again. What can change live changes now; for
  * the rest, a line says it waits for a restart. A bad file changes nothing.
- * (TLS material, passwords and ACLs join the live set with the security
- * issue.) The keys that differ are found by printing both configurations:
- * the printer already covers every key of the table. */
+ * TLS material, passwords and ACLs are read again every time. The keys that differ are found by
+ * printing both configurations: the printer already covers every key of the table. */
 /* Keys SIGHUP applies at once; the others wait for a restart. */
 static bool live_key(const char *line)
 {
-	static const char *const live[] = {"log_level ",       "log_json ",
-	                                   "password_file ",   "acl_file ",
-	                                   "allow_anonymous ", "auth_failures_per_minute "};
+	static const char *const live[] = {"log_level ",
+	                                   "log_json ",
+	                                   "password_file ",
+	                                   "acl_file ",
+	                                   "allow_anonymous ",
+	                                   "auth_failures_per_minute ",
+	                                   "tls_cert_file ",
+	                                   "tls_key_file ",
+	                                   "tls_ca_file ",
+	                                   "tls_ciphers ",
+	                                   "tls_ciphersuites ",
+	                                   "tls_groups ",
+	                                   "tls_require_client_cert "};
 	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
 		if (!strncmp(line, live[i], strlen(live[i])))
 			return true;
@@ -90,12 +100,26 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
 		return;
 	}
-	/* Password file and ACL are read again even when their names did not
-	 * change: their content is what changes. All or nothing. */
+	/* TLS material, password file and ACL are read again even when their
+	 * names did not change: their content is what changes. All or
+	 * nothing: the new TLS context is built (and can fail) before the
+	 * password file and ACL are swapped, and installed only after. A node
+	 * started without TLS listeners has no context to replace; one whose
+	 * new configuration drops them (a restart-time change) keeps its. */
+	struct ssl_ctx_st *ctx = NULL;
+	if (br->tls && next.tls_listen_count > 0 &&
+	    !(ctx = tls_ctx_build(&next, err, sizeof(err)))) {
+		LOG_ERROR("SIGHUP: %s; keeping the running configuration and TLS context", err);
+		return;
+	}
 	if (auth_reload(br->auth, &next, err, sizeof(err)) != 0) {
+		tls_ctx_discard(ctx);
 		LOG_ERROR("SIGHUP: %s; keeping the running configuration", err);
 		return;
 	}
+	bool tls_read = ctx != NULL;
+	if (ctx)
+		tls_install(br->tls, ctx); /* new connections from now on; old ones keep theirs */
 	char *a = NULL, *b = NULL;
 	size_t alen = 0, blen = 0;
 	FILE *fa = open_memstream(&a, &alen), *fb = open_memstream(&b, &blen);
@@ -114,7 +138,9 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 		if (!strcmp(la, lb) || la[0] == '#')
 			continue;
 		changed++;
-		LOG_INFO("SIGHUP: %s%s", lb, live_key(lb) ? "" : " (takes effect at restart)");
+		/* TLS keys are live only where there is a context to rebuild. */
+		bool live = live_key(lb) && (strncmp(lb, "tls_", 4) != 0 || br->tls);
+		LOG_INFO("SIGHUP: %s%s", lb, live ? "" : " (takes effect at restart)");
 	}
 	free(a);
 	free(b);
@@ -127,10 +153,22 @@ static void reload(struct broker *br, struct config *running, const char *file, 
 	memcpy(running->acl_file, next.acl_file, sizeof(next.acl_file));
 	running->allow_anonymous = next.allow_anonymous;
 	running->auth_failures_per_minute = next.auth_failures_per_minute;
-	LOG_INFO("SIGHUP: %s%s", changed ? "reloaded" : "configuration unchanged",
+	if (tls_read) {
+		/* Workers read none of these: the context carries them. */
+		memcpy(running->tls_cert_file, next.tls_cert_file, sizeof(next.tls_cert_file));
+		memcpy(running->tls_key_file, next.tls_key_file, sizeof(next.tls_key_file));
+		memcpy(running->tls_ca_file, next.tls_ca_file, sizeof(next.tls_ca_file));
+		memcpy(running->tls_ciphers, next.tls_ciphers, sizeof(next.tls_ciphers));
+		memcpy(running->tls_ciphersuites, next.tls_ciphersuites,
+		       sizeof(next.tls_ciphersuites));
+		memcpy(running->tls_groups, next.tls_groups, sizeof(next.tls_groups));
+		running->tls_require_client_cert = next.tls_require_client_cert;
+	}
+	LOG_INFO("SIGHUP: %s%s%s", changed ? "reloaded" : "configuration unchanged",
 	         running->password_file[0] || running->acl_file[0]
 	             ? "; password file and ACL read again"
-	             : "");
+	             : "",
+	         tls_read ? "; TLS certificate, key and CA read again" : "");
 }
 
 /* Join the workers, but not forever: a worker that does not stop within

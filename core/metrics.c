@@ -149,6 +149,15 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		    (unsigned long long)t.connack[s]);
 	}
 
+	/* TLS */
+	sum1(&o, &t, STATS_WORD(tls_handshakes), "starling_tls_handshakes_total", "counter",
+	     "TLS handshakes completed on the TLS listeners.");
+	family(&o, "starling_tls_handshake_failures_total", "counter",
+	       "TLS handshakes that failed, by reason.");
+	for (unsigned f = 0; f < TLS_FAIL_COUNT; f++)
+		put(&o, "starling_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+		    stats_tls_fail_name((enum tls_fail)f), (unsigned long long)t.tls_failures[f]);
+
 	/* Messages */
 	family(&o, "starling_messages_received_total", "counter",
 	       "PUBLISH packets received from clients, by QoS.");

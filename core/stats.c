@@ -122,6 +122,25 @@ const char *stats_close_reason_name(enum close_reason r)
 	    [CLOSE_LIMIT] = "limit_exceeded",
 	    [CLOSE_SERVER_ERROR] = "server_error",
 	    [CLOSE_SHUTDOWN] = "server_shutting_down",
+	    [CLOSE_TLS_HANDSHAKE] = "tls_handshake_failed",
 	};
 	return (unsigned)r < CLOSE_REASON_COUNT ? names[r] : "unknown";
+}
+
+const char *stats_tls_fail_name(enum tls_fail f)
+{
+	static const char *const names[TLS_FAIL_COUNT] = {
+	    [TLS_FAIL_NOT_TLS] = "not_tls",
+	    [TLS_FAIL_VERSION] = "protocol_version",
+	    [TLS_FAIL_NO_CERT] = "no_client_cert",
+	    [TLS_FAIL_CERT_UNTRUSTED] = "client_cert_untrusted",
+	    [TLS_FAIL_CERT_EXPIRED] = "client_cert_expired",
+	    [TLS_FAIL_CERT_INVALID] = "client_cert_invalid",
+	    [TLS_FAIL_PEER_ALERT] = "client_alert",
+	    [TLS_FAIL_NO_SHARED_CIPHER] = "no_shared_cipher",
+	    [TLS_FAIL_TIMEOUT] = "timeout",
+	    [TLS_FAIL_CLOSED] = "closed",
+	    [TLS_FAIL_OTHER] = "other",
+	};
+	return (unsigned)f < TLS_FAIL_COUNT ? names[f] : "other";
 }

@@ -41,7 +41,25 @@ enum close_reason {
 	CLOSE_LIMIT,             /* 0x93, 0x95, 0x96, 0x97, 0x9F: a limit was exceeded */
 	CLOSE_SERVER_ERROR,      /* 0x80, 0x83, 0x88, 0x89: out of memory, busy */
 	CLOSE_SHUTDOWN,          /* 0x8B: the node is stopping */
+	CLOSE_TLS_HANDSHAKE,     /* the TLS handshake failed (tls_fail says why) */
 	CLOSE_REASON_COUNT
+};
+
+/* Why a TLS handshake failed: the label of
+ * starling_tls_handshake_failures_total. */
+enum tls_fail {
+	TLS_FAIL_NOT_TLS = 0,      /* the first bytes were not a TLS record (plaintext MQTT) */
+	TLS_FAIL_VERSION,          /* below TLS 1.2, or no version in common */
+	TLS_FAIL_NO_CERT,          /* a client certificate is required and none came */
+	TLS_FAIL_CERT_UNTRUSTED,   /* the client's certificate does not chain to tls_ca_file */
+	TLS_FAIL_CERT_EXPIRED,     /* ... or is outside its validity period */
+	TLS_FAIL_CERT_INVALID,     /* ... or fails another check (purpose, signature) */
+	TLS_FAIL_PEER_ALERT,       /* the client gave up with an alert (e.g. it distrusts us) */
+	TLS_FAIL_NO_SHARED_CIPHER, /* no cipher, suite or group in common */
+	TLS_FAIL_TIMEOUT,          /* not finished within connect_timeout_ms */
+	TLS_FAIL_CLOSED,           /* the connection ended in the middle */
+	TLS_FAIL_OTHER,            /* any other protocol error */
+	TLS_FAIL_COUNT
 };
 
 /* CONNECT outcomes by CONNACK reason code: 0x00 and 0x80..0x9F have a slot
@@ -75,6 +93,8 @@ struct worker_stats {
 	uint64_t loop_busy_ns;                       /* sum of turn busy times */
 	uint64_t loop_busy_hist[STATS_LOOP_BUCKETS]; /* per bucket, not cumulative */
 	uint64_t sends;                              /* send operations submitted */
+	uint64_t tls_handshakes;                     /* TLS handshakes completed */
+	uint64_t tls_failures[TLS_FAIL_COUNT];       /* TLS handshakes failed, by enum tls_fail */
 
 	/* Gauges (now), refreshed by the worker's sweep */
 	uint64_t conns_current;
@@ -114,5 +134,6 @@ unsigned stats_loop_bucket(uint64_t busy_ns);
 /* What a close with this server reason code counts as (rc != 0). */
 enum close_reason stats_close_reason_of(enum mqtt_rc rc);
 const char *stats_close_reason_name(enum close_reason r);
+const char *stats_tls_fail_name(enum tls_fail f);
 
 #endif

@@ -31,6 +31,7 @@
 #include "clock.h"
 #include "log.h"
 #include "op.h"
+#include "tls.h"
 #include "verify.h"
 
 #define RING_ENTRIES 4096
@@ -112,7 +113,10 @@ void worker_free(struct worker *w)
 			free(c->tx);
 			free(c);
 		}
+		if (w->tls)
+			tls_conn_free(w->tls[i]);
 	}
+	free(w->tls);
 	for (uint32_t i = 0; i < w->sess_cap; i++)
 		session_free(w->sess[i]);
 	free(w->conns);
@@ -274,11 +278,19 @@ static struct conn *conn_alloc(struct worker *w)
 		uint32_t *f = realloc(w->conn_free, cap * sizeof(*f));
 		if (f)
 			w->conn_free = f;
-		if (!c || !g || !f)
+		struct tls_conn **t = NULL;
+		if (w->b->tls) {
+			t = realloc(w->tls, cap * sizeof(*t));
+			if (t)
+				w->tls = t;
+		}
+		if (!c || !g || !f || (w->b->tls && !t))
 			return NULL;
 		for (uint32_t i = w->conn_cap; i < cap; i++) {
 			w->conns[i] = NULL;
 			w->conn_gens[i] = 1;
+			if (w->tls)
+				w->tls[i] = NULL;
 		}
 		for (uint32_t i = cap; i > w->conn_cap; i--)
 			w->conn_free[w->conn_free_len++] = i - 1;
@@ -313,6 +325,10 @@ void conn_reap(struct worker *w, struct conn *c)
 	w->conn_live--;
 	atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
 	w->st.conns_closed[c->close_reason < CLOSE_REASON_COUNT ? c->close_reason : CLOSE_UNSET]++;
+	if (w->tls) {
+		tls_conn_free(w->tls[c->slot]);
+		w->tls[c->slot] = NULL;
+	}
 	free(c->rx);
 	free(c->out);
 	free(c->tx);
@@ -357,12 +373,28 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	       !atomic_compare_exchange_weak_explicit(&w->b->conn_max, &max, open + 1,
 	                                              memory_order_relaxed, memory_order_relaxed)) {
 	}
+	/* A TLS listener's connection gets its TLS state first: without it
+	 * the connection cannot be served, so it is refused like one over the
+	 * limit. The context is this turn's (tls.h). */
+	struct tls_conn *t = NULL;
+	if (w->b->listeners[li].kind == LISTENER_MQTTS) {
+		t = tls_conn_new(w->ssl_ctx, w->cfg->tls_identity_as_username);
+		if (!t) {
+			atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+			close(fd);
+			LOG_WARN_RL(1, "refused a TLS connection: out of memory");
+			return;
+		}
+	}
 	struct conn *c = conn_alloc(w);
 	if (!c) {
 		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		tls_conn_free(t);
 		close(fd);
 		return;
 	}
+	if (w->tls)
+		w->tls[c->slot] = t;
 	int one = 1;
 	/* Small writes must not wait for Nagle: latency is the point. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -398,7 +430,8 @@ static void recv_done(struct worker *w, struct io_uring_cqe *cqe)
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (c && c->state != CONN_CLOSING) {
 			w->st.bytes_in += (uint64_t)cqe->res;
-			conn_input(w, c, w->bufs + (size_t)bid * w->buf_size, (uint32_t)cqe->res);
+			conn_received(w, c, w->bufs + (size_t)bid * w->buf_size,
+			              (uint32_t)cqe->res);
 		}
 		buf_return(w, bid); /* the connection copied what it keeps */
 	}
@@ -461,7 +494,8 @@ static void send_done(struct worker *w, struct io_uring_cqe *cqe)
 	free(c->tx);
 	c->tx = NULL;
 	c->tx_len = c->tx_off = 0;
-	if (c->out_len > 0)
+	/* TLS may hold ciphertext of its own (a close_notify, a ticket). */
+	if (c->out_len > 0 || conn_tls(w, c))
 		conn_flush(w, c);
 }
 
@@ -578,7 +612,17 @@ static void sweep(struct worker *w)
 		if (c->state == CONN_CLOSING)
 			continue;
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
-			if (c->state == CONN_NEW || c->state == CONN_WAIT_AUTH) {
+			if (conn_tls_handshaking(w, c)) {
+				/* connect_timeout_ms covers the handshake too: a client
+				 * that stalls in it holds a slot like one that never
+				 * sends CONNECT. */
+				LOG_INFO_RL(
+				    LOG_CLIENT_RL,
+				    "closing %s on %s: TLS handshake not finished within %u ms",
+				    conn_peer(c), conn_listener(w, c), w->cfg->connect_timeout_ms);
+				c->close_reason = CLOSE_CONNECT_TIMEOUT;
+				conn_close(w, c, MQTT_RC_SUCCESS, false);
+			} else if (c->state == CONN_NEW || c->state == CONN_WAIT_AUTH) {
 				LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: no CONNECT within %u ms",
 				            conn_peer(c), w->cfg->connect_timeout_ms);
 				c->close_reason = CLOSE_CONNECT_TIMEOUT;
@@ -767,6 +811,8 @@ void *worker_main(void *arg)
 	if (w->verify_fd >= 0)
 		verify_arm(w);
 	w->acl = auth_acl_acquire(w->b->auth, w->id, NULL, &w->acl_gen);
+	if (w->b->tls)
+		w->ssl_ctx = tls_ctx_acquire(w->b->tls, w->id);
 	bool stopping = false;
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 
@@ -777,6 +823,8 @@ void *worker_main(void *arg)
 		w->acl = auth_acl_acquire(w->b->auth, w->id, w->acl, &w->acl_gen);
 		if (w->acl_gen != acl_gen)
 			acl_recheck(w);
+		if (w->b->tls) /* accepts below use this turn's context (tls.h) */
+			w->ssl_ctx = tls_ctx_acquire(w->b->tls, w->id);
 		drain_mailboxes(w);
 		if (w->now_ms >= w->next_sweep_ms) {
 			sweep(w);

@@ -29,9 +29,25 @@
 #include "stats.h"
 #include "subidx.h"
 
-#define WORKERS_MAX 256
+#define WORKERS_MAX   256
+#define LISTENERS_MAX (2 * CONFIG_LISTEN_MAX) /* listen + tls_listen */
 
 struct worker;
+struct tls;
+struct tls_conn;
+struct ssl_ctx_st;
+
+enum listener_kind {
+	LISTENER_MQTT = 0,  /* MQTT over TCP (cfg->listen) */
+	LISTENER_MQTTS = 1, /* MQTT over TLS (cfg->tls_listen) */
+};
+
+/* One listening address; every worker has a socket on each. */
+struct listener {
+	uint8_t kind;                    /* enum listener_kind */
+	uint16_t port;                   /* bound port */
+	char name[CONFIG_HOST_MAX + 16]; /* "mqtt host:port" or "mqtts host:port", logs */
+};
 
 /* What every worker shares. Immutable after broker_start() except where noted. */
 struct broker {
@@ -48,8 +64,9 @@ struct broker {
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */
-	uint16_t listen_port[CONFIG_LISTEN_MAX]; /* bound port of each cfg->listen */
-	char listen_name[CONFIG_LISTEN_MAX][CONFIG_HOST_MAX + 16]; /* "mqtt host:port", logs */
+	struct tls *tls;                 /* TLS context (tls.h); NULL without tls_listen */
+	struct listener listeners[LISTENERS_MAX]; /* cfg->listen, then cfg->tls_listen */
+	unsigned listener_count;
 };
 
 enum conn_auth {
@@ -110,7 +127,7 @@ struct conn {
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
 	bool clean_start;      /* as the CONNECT asked */
 	uint8_t close_reason;  /* enum close_reason once closing (metrics) */
-	uint8_t listener;      /* index of the cfg->listen address it came in on */
+	uint8_t listener;      /* index in b->listeners it came in on (TCP or TLS) */
 	uint8_t auth;          /* enum conn_auth: the password check's verdict */
 	struct peer_addr peer; /* the client's address, for logs */
 };
@@ -153,9 +170,16 @@ struct worker {
 	atomic_bool stopping;  /* set by the main thread, read by us */
 	bool init_failed;      /* ring setup failed in the worker thread */
 
-	int listen_fds[CONFIG_LISTEN_MAX];
+	int listen_fds[LISTENERS_MAX]; /* [i] listens on b->listeners[i] */
 	unsigned listen_count;
-	bool accept_armed[CONFIG_LISTEN_MAX];
+	bool accept_armed[LISTENERS_MAX];
+
+	/* TLS, only when the node has TLS listeners. The state of a TLS
+	 * connection lives here, by connection slot, not in struct conn: a
+	 * pointer per slot costs plain connections 8 bytes in a table instead
+	 * of growing every conn past its jemalloc size class. */
+	struct ssl_ctx_st *ssl_ctx; /* this turn's context (tls_ctx_acquire) */
+	struct tls_conn **tls;      /* slot -> TLS state, NULL for plain TCP; [conn_cap] */
 
 	struct io_uring_buf_ring *br; /* provided receive buffers */
 	uint8_t *bufs;
@@ -224,8 +248,19 @@ void worker_free(struct worker *w);
 void *worker_main(void *arg);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
+/* c's TLS state, or NULL for a plain TCP connection. */
+static inline struct tls_conn *conn_tls(const struct worker *w, const struct conn *c)
+{
+	return w->tls ? w->tls[c->slot] : NULL;
+}
+
 /* conn.c: bytes in, bytes out, closing */
+/* Bytes from the socket: decrypted first on a TLS connection. */
+void conn_received(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len);
+/* Plaintext MQTT bytes. */
 void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len);
+/* The TLS handshake is still running (the connect timeout says so). */
+bool conn_tls_handshaking(const struct worker *w, const struct conn *c);
 /* Encode p into c's outbox. false when the outbox is full (caller decides). */
 bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p);
 void conn_flush(struct worker *w, struct conn *c);

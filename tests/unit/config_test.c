@@ -51,6 +51,15 @@ static const char *const all_keys[] = {
     "acl_file",
     "auth_cache_size",
     "auth_failures_per_minute",
+    "tls_listen",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_ca_file",
+    "tls_require_client_cert",
+    "tls_identity_as_username",
+    "tls_ciphers",
+    "tls_ciphersuites",
+    "tls_groups",
     "metrics",
     "sys_interval_s",
     "shutdown_grace_ms",
@@ -106,6 +115,18 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	d += strcmp(a->acl_file, b->acl_file) != 0;
 	DIFF(auth_cache_size);
 	DIFF(auth_failures_per_minute);
+	bool tls_same = a->tls_listen_count == b->tls_listen_count;
+	for (unsigned i = 0; tls_same && i < a->tls_listen_count; i++)
+		tls_same = addr_is(&a->tls_listen[i], b->tls_listen[i].host, b->tls_listen[i].port);
+	d += !tls_same;
+	d += strcmp(a->tls_cert_file, b->tls_cert_file) != 0;
+	d += strcmp(a->tls_key_file, b->tls_key_file) != 0;
+	d += strcmp(a->tls_ca_file, b->tls_ca_file) != 0;
+	DIFF(tls_require_client_cert);
+	DIFF(tls_identity_as_username);
+	d += strcmp(a->tls_ciphers, b->tls_ciphers) != 0;
+	d += strcmp(a->tls_ciphersuites, b->tls_ciphersuites) != 0;
+	d += strcmp(a->tls_groups, b->tls_groups) != 0;
 	DIFF(metrics);
 	DIFF(sys_interval_s);
 	DIFF(shutdown_grace_ms);
@@ -694,6 +715,60 @@ Test(config, validate_catches_cross_key_mistakes)
 	cr_assert_str_eq(err, "listen: needs 1 to 8 addresses, has 0");
 }
 
+Test(config, tls_listen_is_optional_and_checked_against_the_others)
+{
+	struct config c;
+	char err[256] = "";
+	config_defaults(&c);
+	cr_assert_eq(c.tls_listen_count, 0, "no TLS listener by default");
+	cr_assert_eq(c.tls_identity_as_username, TLS_IDENTITY_NONE);
+	set_ok(&c, "tls_listen", "127.0.0.1:8883, :8884");
+	cr_assert_eq(c.tls_listen_count, 2);
+	cr_assert(addr_is(&c.tls_listen[1], "", 8884));
+	set_ok(&c, "tls_listen", " ");
+	cr_assert_eq(c.tls_listen_count, 0, "blank is the empty list");
+	cr_assert(addr_is(&c.tls_listen[0], "", 0), "and clears the old entries");
+	expect_set_error("tls_listen", ":8883,,:8884",
+	                 "command line: tls_listen: \":8883,,:8884\": empty address in the list");
+	expect_set_error("tls_identity_as_username", "dn",
+	                 "command line: tls_identity_as_username: \"dn\" is not one of none, cn, "
+	                 "san");
+
+	config_defaults(&c);
+	set_ok(&c, "tls_listen", ":8883");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "tls_listen: needs tls_cert_file and tls_key_file");
+	set_ok(&c, "tls_cert_file", "/x/cert.pem");
+	set_ok(&c, "tls_key_file", "/x/key.pem");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), 0, "%s", err);
+	set_ok(&c, "listen", "127.0.0.1:8883");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "tls_listen: :8883 uses the same port as listen address "
+	                      "127.0.0.1:8883");
+	set_ok(&c, "listen", ":1883");
+	set_ok(&c, "tls_listen", "127.0.0.1:9100");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(
+	    err, "tls_listen: 127.0.0.1:9100 uses the same port as metrics_listen 0.0.0.0:9100");
+	set_ok(&c, "tls_listen", "127.0.0.1:8883,:8883");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "tls_listen: 127.0.0.1:8883 and :8883 use the same port");
+	expect_set_error("tls_listen", "127.0.0.1:0,127.0.0.1:0",
+	                 "command line: tls_listen: \"127.0.0.1:0\" is listed twice");
+	set_ok(&c, "tls_listen", ":8883");
+	set_ok(&c, "tls_require_client_cert", "true");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(
+	    err, "tls_require_client_cert: needs tls_ca_file to verify client certificates");
+	set_ok(&c, "tls_require_client_cert", "false");
+	set_ok(&c, "tls_identity_as_username", "cn");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(
+	    err, "tls_identity_as_username: needs tls_ca_file to verify client certificates");
+	set_ok(&c, "tls_ca_file", "/x/ca.pem");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), 0, "%s", err);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Printing */
 
@@ -741,6 +816,15 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"acl_file", "/etc/starling/acl#1"},
 	    {"auth_cache_size", "0"},
 	    {"auth_failures_per_minute", "3"},
+	    {"tls_listen", "127.0.0.1:8883,[::1]:8884"},
+	    {"tls_cert_file", "/etc/starling/server chain.pem"},
+	    {"tls_key_file", "/etc/starling/server.key"},
+	    {"tls_ca_file", "/etc/starling/clients\"ca\".pem"},
+	    {"tls_require_client_cert", "true"},
+	    {"tls_identity_as_username", "san"},
+	    {"tls_ciphers", "ECDHE+AESGCM:!aNULL"},
+	    {"tls_ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"},
+	    {"tls_groups", "X25519:P-256"},
 	    {"metrics", "false"},
 	    {"sys_interval_s", "60"},
 	    {"shutdown_grace_ms", "30000"},

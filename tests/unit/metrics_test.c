@@ -492,6 +492,26 @@ Test(metrics, messages_dropped_by_reason)
 	expo_free(e);
 }
 
+Test(metrics, tls_handshakes_and_failures_by_reason)
+{
+	struct metrics_input in = fixture();
+	struct expo *e = render(&in);
+	cr_assert_eq(u64(e, "starling_tls_handshakes_total", ""), SUM(tls_handshakes));
+	const char *n = "starling_tls_handshake_failures_total";
+	cr_assert_eq(u64(e, n, "reason=\"not_tls\""), SUM(tls_failures[TLS_FAIL_NOT_TLS]));
+	cr_assert_eq(u64(e, n, "reason=\"client_cert_expired\""),
+	             SUM(tls_failures[TLS_FAIL_CERT_EXPIRED]));
+	cr_assert_eq(u64(e, n, "reason=\"timeout\""), SUM(tls_failures[TLS_FAIL_TIMEOUT]));
+	for (unsigned f = 0; f < TLS_FAIL_COUNT; f++) {
+		char labels[64];
+		snprintf(labels, sizeof(labels), "reason=\"%s\"",
+		         stats_tls_fail_name((enum tls_fail)f));
+		cr_assert_eq(u64(e, n, labels), SUM(tls_failures[f]), "%s", labels);
+	}
+	cr_assert_eq(count_samples(e, n), TLS_FAIL_COUNT, "every reason, zero or not");
+	expo_free(e);
+}
+
 Test(metrics, index_gauges_come_from_worker_zero)
 {
 	struct metrics_input in = fixture();
