@@ -60,19 +60,30 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 			return -1;
 	}
 
-	if (cfg->tls_listen_count > 0) {
+	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
 		b->tls = tls_new(cfg, n, err, err_len);
 		if (!b->tls)
 			return -1;
 	}
 	/* Every worker listens on every address; with port 0 the first
-	 * socket picks the port and the others share it. TCP first, then
-	 * TLS: the listener index a connection keeps says which it is. */
-	for (unsigned k = 0; k < 2; k++) {
-		const struct config_addr *list = k == 0 ? cfg->listen : cfg->tls_listen;
-		unsigned count = k == 0 ? cfg->listen_count : cfg->tls_listen_count;
-		const char *kind = k == 0 ? "mqtt" : "mqtts";
-		const char *what = k == 0 ? "MQTT" : "MQTT over TLS";
+	 * socket picks the port and the others share it. The listener index
+	 * a connection keeps says which kind it is. */
+	const struct {
+		const struct config_addr *list;
+		unsigned count;
+		const char *kind, *what;
+	} kinds[] = {
+	    [LISTENER_MQTT] = {cfg->listen, cfg->listen_count, "mqtt", "MQTT"},
+	    [LISTENER_MQTTS] = {cfg->tls_listen, cfg->tls_listen_count, "mqtts", "MQTT over TLS"},
+	    [LISTENER_WS] = {cfg->ws_listen, cfg->ws_listen_count, "ws", "MQTT over WebSocket"},
+	    [LISTENER_WSS] = {cfg->wss_listen, cfg->wss_listen_count, "wss",
+	                      "MQTT over secure WebSocket"},
+	};
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		const struct config_addr *list = kinds[k].list;
+		unsigned count = kinds[k].count;
+		const char *kind = kinds[k].kind;
+		const char *what = kinds[k].what;
 		for (unsigned l = 0; l < count; l++) {
 			struct listener *ln = &b->listeners[b->listener_count];
 			uint16_t port = list[l].port;
@@ -89,7 +100,7 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 				w->listen_fds[w->listen_count++] = fd;
 			}
 			const char *host = list[l].host[0] ? list[l].host : "*";
-			ln->kind = k == 0 ? LISTENER_MQTT : LISTENER_MQTTS;
+			ln->kind = (uint8_t)k;
 			ln->port = port;
 			snprintf(ln->name, sizeof(ln->name),
 			         strchr(host, ':') ? "%s [%s]:%u" : "%s %s:%u", kind, host, port);

@@ -181,6 +181,15 @@ static const struct directive directives[] = {
     TEXT(tls_groups, "",
          "key exchange groups, colon-separated (e.g. X25519:P-256); empty = OpenSSL's default"),
 
+    /* WebSocket */
+    ADDR_LIST_OPT(ws_listen, "",
+                  "MQTT over WebSocket listeners, like listen (the conventional port is 8080): "
+                  "an HTTP upgrade on ws_path with subprotocol mqtt; empty = none"),
+    ADDR_LIST_OPT(wss_listen, "",
+                  "MQTT over WebSocket over TLS listeners (the conventional port is 8443), with "
+                  "the tls_* keys; empty = none"),
+    TEXT(ws_path, "/mqtt", "the URL path WebSocket clients ask for"),
+
     /* Operations */
     BOOL(metrics, "true", "serve /metrics, /healthz and /readyz on metrics_listen"),
     U32(sys_interval_s, "10", 0, 86400, "s",
@@ -908,35 +917,46 @@ int config_validate(const struct config *c, char *err, size_t err_len)
 			return -1;
 		}
 	}
-	/* Every listener kind against every other: binding both would fail
-	 * with EADDRINUSE, or worse, succeed on two hosts and surprise. */
-	for (unsigned i = 0; i < c->tls_listen_count; i++) {
-		const struct config_addr *t = &c->tls_listen[i];
-		char a[CONFIG_HOST_MAX + 8], b[CONFIG_HOST_MAX + 8];
-		format_addr(t, a, sizeof(a));
-		for (unsigned j = 0; j < c->listen_count; j++) {
-			if (addr_overlap(t, &c->listen[j])) {
-				format_addr(&c->listen[j], b, sizeof(b));
-				seterr(err, err_len,
-				       "tls_listen: %s uses the same port as listen address %s", a,
-				       b);
-				return -1;
-			}
-		}
-		if (addr_overlap(t, &c->metrics_listen)) {
-			format_addr(&c->metrics_listen, b, sizeof(b));
-			seterr(err, err_len,
-			       "tls_listen: %s uses the same port as metrics_listen %s", a, b);
+	/* Every listener address against every other and the metrics one:
+	 * binding both would fail with EADDRINUSE, or worse, succeed on two
+	 * hosts and surprise. */
+	struct {
+		const char *key;
+		const struct config_addr *addr;
+	} all[4 * CONFIG_LISTEN_MAX + 1];
+	/* The metrics address first, so a clash names the listener's key. */
+	all[0].key = "metrics_listen", all[0].addr = &c->metrics_listen;
+	unsigned n = 1;
+	const struct {
+		const char *key;
+		const struct config_addr *list;
+		unsigned count;
+	} kinds[] = {{"listen", c->listen, c->listen_count},
+	             {"tls_listen", c->tls_listen, c->tls_listen_count},
+	             {"ws_listen", c->ws_listen, c->ws_listen_count},
+	             {"wss_listen", c->wss_listen, c->wss_listen_count}};
+	for (unsigned k = 0; k < 4; k++)
+		for (unsigned i = 0; i < kinds[k].count && i < CONFIG_LISTEN_MAX; i++)
+			all[n].key = kinds[k].key, all[n++].addr = &kinds[k].list[i];
+	for (unsigned i = 1; i < n; i++) {
+		for (unsigned j = 0; j < i; j++) {
+			if (!addr_overlap(all[i].addr, all[j].addr))
+				continue;
+			char a[CONFIG_HOST_MAX + 8], b[CONFIG_HOST_MAX + 8];
+			format_addr(all[i].addr, a, sizeof(a));
+			format_addr(all[j].addr, b, sizeof(b));
+			seterr(err, err_len, "%s: %s uses the same port as %s address %s",
+			       all[i].key, a, all[j].key, b);
 			return -1;
 		}
-		for (unsigned j = 0; j < i; j++) {
-			if (addr_overlap(t, &c->tls_listen[j])) {
-				format_addr(&c->tls_listen[j], b, sizeof(b));
-				seterr(err, err_len, "tls_listen: %s and %s use the same port", b,
-				       a);
-				return -1;
-			}
-		}
+	}
+	if (c->wss_listen_count > 0 && (!c->tls_cert_file[0] || !c->tls_key_file[0])) {
+		seterr(err, err_len, "wss_listen: needs tls_cert_file and tls_key_file");
+		return -1;
+	}
+	if (c->ws_path[0] != '/') {
+		seterr(err, err_len, "ws_path: \"%s\" must start with /", c->ws_path);
+		return -1;
 	}
 	if (c->tls_listen_count > 0 && (!c->tls_cert_file[0] || !c->tls_key_file[0])) {
 		seterr(err, err_len, "tls_listen: needs tls_cert_file and tls_key_file");

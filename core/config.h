@@ -97,6 +97,10 @@ struct config {
 	/* TLS */
 	struct config_addr tls_listen[CONFIG_LISTEN_MAX]; /* "tls_listen": MQTT over TLS */
 	unsigned tls_listen_count;                        /* 0 = no TLS listener */
+	struct config_addr ws_listen[CONFIG_LISTEN_MAX];  /* "ws_listen": MQTT over WebSocket */
+	unsigned ws_listen_count;                         /* 0 = none */
+	struct config_addr wss_listen[CONFIG_LISTEN_MAX]; /* "wss_listen": WebSocket over TLS */
+	unsigned wss_listen_count;                        /* 0 = none */
 	char tls_cert_file[CONFIG_PATH_MAX];              /* PEM chain, leaf first */
 	char tls_key_file[CONFIG_PATH_MAX];               /* PEM private key */
 	char tls_ca_file[CONFIG_PATH_MAX]; /* CAs for client certificates; "" = none asked */
@@ -105,6 +109,7 @@ struct config {
 	char tls_ciphers[CONFIG_PATH_MAX];      /* TLS 1.2 cipher list; "" = OpenSSL's */
 	char tls_ciphersuites[CONFIG_PATH_MAX]; /* TLS 1.3 suites; "" = OpenSSL's */
 	char tls_groups[CONFIG_PATH_MAX];       /* key exchange groups; "" = OpenSSL's */
+	char ws_path[CONFIG_PATH_MAX];          /* URL path of the WebSocket upgrade */
 
 	/* Operations */
 	bool metrics;               /* serve the HTTP ops listener */

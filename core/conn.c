@@ -31,6 +31,7 @@
 #include "op.h"
 #include "tls.h"
 #include "worker.h"
+#include "ws.h"
 
 #define TLS_READ_CHUNK 16384 /* plaintext bytes per SSL_read: one TLS record */
 
@@ -223,6 +224,117 @@ void conn_resume(struct worker *w, struct conn *c)
 	}
 }
 
+struct ws_conn *ws_conn_new(const char *path, uint32_t max_frame_bytes)
+{
+	struct ws_conn *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	/* A frame may hold one whole packet of the largest size plus the
+	 * start of the next: refusing less would refuse legal packets. */
+	x->ws = ws_new(path, (uint64_t)max_frame_bytes + 65536);
+	if (!x->ws) {
+		free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void ws_conn_free(struct ws_conn *x)
+{
+	if (!x)
+		return;
+	ws_free(x->ws);
+	free(x->wire);
+	free(x);
+}
+
+struct ws_io {
+	struct worker *w;
+	struct conn *c;
+	struct ws_conn *x;
+	bool oom;
+};
+
+static void ws_deliver(void *ctx, const uint8_t *data, size_t len)
+{
+	struct ws_io *io = ctx;
+	if (io->c->state != CONN_CLOSING)
+		conn_input(io->w, io->c, data, (uint32_t)len);
+}
+
+/* Bytes the WebSocket layer wants sent; bounded by what it is given (the
+ * upgrade answer, pongs of bounded pings, frames of the outbox). */
+static void ws_wire(void *ctx, const uint8_t *data, size_t len)
+{
+	struct ws_io *io = ctx;
+	struct ws_conn *x = io->x;
+	if ((uint64_t)x->wire_len + len > UINT32_MAX) {
+		io->oom = true;
+		return;
+	}
+	if (x->wire_len + len > x->wire_cap) {
+		uint32_t cap = x->wire_cap ? x->wire_cap : 256;
+		while (cap < x->wire_len + len)
+			cap *= 2;
+		uint8_t *n = realloc(x->wire, cap);
+		if (!n) {
+			io->oom = true;
+			return;
+		}
+		x->wire = n;
+		x->wire_cap = cap;
+	}
+	memcpy(x->wire + x->wire_len, data, len);
+	x->wire_len += (uint32_t)len;
+}
+
+/* Plaintext from the socket (or from TLS): through the WebSocket layer
+ * on a ws/wss connection, else straight to the MQTT parser. */
+static void plain_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
+{
+	struct ws_conn *x = conn_ws(w, c);
+	if (!x) {
+		conn_input(w, c, data, len);
+		return;
+	}
+	struct ws_io io = {w, c, x, false};
+	bool was_open = ws_open(x->ws);
+	enum ws_result r = ws_input(x->ws, data, len, ws_deliver, ws_wire, &io);
+	if (x->wire_len > 0)
+		mark_flush(w, c);
+	if ((r == WS_CLOSE || io.oom) && c->state != CONN_CLOSING) {
+		const char *why = io.oom ? "out of memory" : ws_why(x->ws);
+		if (!was_open && !ws_open(x->ws))
+			LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: WebSocket upgrade: %s",
+			            conn_peer(c), conn_listener(w, c), why);
+		else
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s) on %s: WebSocket: %s",
+			            conn_peer(c), client_name(c), conn_listener(w, c), why);
+		c->close_reason = ws_peer_closed(x->ws) ? CLOSE_PEER_CLOSED : CLOSE_PROTOCOL_ERROR;
+		conn_close(w, c, MQTT_RC_SUCCESS, true);
+	}
+}
+
+/* WebSocket: frame the outbox (MQTT bytes) behind what the layer already
+ * produced, end with a close frame when closing, and make the whole the
+ * outbox for the next stage (TLS or the socket). */
+static void ws_stage(struct worker *w, struct conn *c, struct ws_conn *x)
+{
+	struct ws_io io = {w, c, x, false};
+	if (c->out_len > 0 && ws_open(x->ws))
+		ws_send(x->ws, c->out, c->out_len, ws_wire, &io);
+	free(c->out); /* framed now (or, before the upgrade, nothing to frame) */
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+	if (c->state == CONN_CLOSING && ws_open(x->ws))
+		ws_close(x->ws, 1000, ws_wire, &io); /* once: ws_close is idempotent */
+	c->out = x->wire;
+	c->out_len = x->wire_len;
+	c->out_cap = x->wire_cap;
+	x->wire = NULL;
+	x->wire_len = x->wire_cap = 0;
+}
+
 bool conn_tls_handshaking(const struct worker *w, const struct conn *c)
 {
 	struct tls_conn *t = conn_tls(w, c);
@@ -245,7 +357,7 @@ void conn_received(struct worker *w, struct conn *c, const uint8_t *data, uint32
 {
 	struct tls_conn *t = conn_tls(w, c);
 	if (!t) {
-		conn_input(w, c, data, len);
+		plain_input(w, c, data, len);
 		return;
 	}
 	if (tls_conn_feed(t, data, len) != TLS_OK) {
@@ -285,7 +397,7 @@ void conn_received(struct worker *w, struct conn *c, const uint8_t *data, uint32
 	while (c->state != CONN_CLOSING) {
 		int n = tls_conn_read(t, buf, sizeof(buf));
 		if (n > 0) {
-			conn_input(w, c, buf, (uint32_t)n);
+			plain_input(w, c, buf, (uint32_t)n);
 			continue;
 		}
 		if (n == TLS_AGAIN)
@@ -414,6 +526,9 @@ void conn_flush(struct worker *w, struct conn *c)
 	if (c->send_busy || c->fd < 0)
 		return;
 	if (!c->tx) {
+		struct ws_conn *x = conn_ws(w, c);
+		if (x)
+			ws_stage(w, c, x);
 		struct tls_conn *t = conn_tls(w, c);
 		if (t) {
 			if (!tls_stage(w, c, t)) {

@@ -115,8 +115,11 @@ void worker_free(struct worker *w)
 		}
 		if (w->tls)
 			tls_conn_free(w->tls[i]);
+		if (w->ws)
+			ws_conn_free(w->ws[i]);
 	}
 	free(w->tls);
+	free(w->ws);
 	for (uint32_t i = 0; i < w->sess_cap; i++)
 		session_free(w->sess[i]);
 	free(w->conns);
@@ -284,13 +287,22 @@ static struct conn *conn_alloc(struct worker *w)
 			if (t)
 				w->tls = t;
 		}
-		if (!c || !g || !f || (w->b->tls && !t))
+		bool has_ws = w->cfg->ws_listen_count + w->cfg->wss_listen_count > 0;
+		struct ws_conn **x = NULL;
+		if (has_ws) {
+			x = realloc(w->ws, cap * sizeof(*x));
+			if (x)
+				w->ws = x;
+		}
+		if (!c || !g || !f || (w->b->tls && !t) || (has_ws && !x))
 			return NULL;
 		for (uint32_t i = w->conn_cap; i < cap; i++) {
 			w->conns[i] = NULL;
 			w->conn_gens[i] = 1;
 			if (w->tls)
 				w->tls[i] = NULL;
+			if (w->ws)
+				w->ws[i] = NULL;
 		}
 		for (uint32_t i = cap; i > w->conn_cap; i--)
 			w->conn_free[w->conn_free_len++] = i - 1;
@@ -328,6 +340,10 @@ void conn_reap(struct worker *w, struct conn *c)
 	if (w->tls) {
 		tls_conn_free(w->tls[c->slot]);
 		w->tls[c->slot] = NULL;
+	}
+	if (w->ws) {
+		ws_conn_free(w->ws[c->slot]);
+		w->ws[c->slot] = NULL;
 	}
 	free(c->rx);
 	free(c->out);
@@ -376,25 +392,28 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	/* A TLS listener's connection gets its TLS state first: without it
 	 * the connection cannot be served, so it is refused like one over the
 	 * limit. The context is this turn's (tls.h). */
+	uint8_t kind = w->b->listeners[li].kind;
 	struct tls_conn *t = NULL;
-	if (w->b->listeners[li].kind == LISTENER_MQTTS) {
+	struct ws_conn *x = NULL;
+	if (kind == LISTENER_MQTTS || kind == LISTENER_WSS)
 		t = tls_conn_new(w->ssl_ctx, w->cfg->tls_identity_as_username);
-		if (!t) {
-			atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
-			close(fd);
-			LOG_WARN_RL(1, "refused a TLS connection: out of memory");
-			return;
-		}
-	}
-	struct conn *c = conn_alloc(w);
-	if (!c) {
+	if (kind == LISTENER_WS || kind == LISTENER_WSS)
+		x = ws_conn_new(w->cfg->ws_path, w->cfg->max_packet_size);
+	struct conn *c = NULL;
+	if (((kind == LISTENER_MQTTS || kind == LISTENER_WSS) && !t) ||
+	    ((kind == LISTENER_WS || kind == LISTENER_WSS) && !x) || !(c = conn_alloc(w))) {
 		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
 		tls_conn_free(t);
+		ws_conn_free(x);
 		close(fd);
+		LOG_WARN_RL(1, "refused a connection on %s: out of memory",
+		            w->b->listeners[li].name);
 		return;
 	}
 	if (w->tls)
 		w->tls[c->slot] = t;
+	if (w->ws)
+		w->ws[c->slot] = x;
 	int one = 1;
 	/* Small writes must not wait for Nagle: latency is the point. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -495,7 +514,8 @@ static void send_done(struct worker *w, struct io_uring_cqe *cqe)
 	c->tx = NULL;
 	c->tx_len = c->tx_off = 0;
 	/* TLS may hold ciphertext of its own (a close_notify, a ticket). */
-	if (c->out_len > 0 || conn_tls(w, c))
+	struct ws_conn *x = conn_ws(w, c);
+	if (c->out_len > 0 || conn_tls(w, c) || (x && x->wire_len > 0))
 		conn_flush(w, c);
 }
 

@@ -30,16 +30,19 @@
 #include "subidx.h"
 
 #define WORKERS_MAX   256
-#define LISTENERS_MAX (2 * CONFIG_LISTEN_MAX) /* listen + tls_listen */
+#define LISTENERS_MAX (4 * CONFIG_LISTEN_MAX) /* listen, tls_listen, ws_listen, wss_listen */
 
 struct worker;
 struct tls;
 struct tls_conn;
 struct ssl_ctx_st;
+struct ws;
 
 enum listener_kind {
 	LISTENER_MQTT = 0,  /* MQTT over TCP (cfg->listen) */
 	LISTENER_MQTTS = 1, /* MQTT over TLS (cfg->tls_listen) */
+	LISTENER_WS = 2,    /* MQTT over WebSocket (cfg->ws_listen) */
+	LISTENER_WSS = 3,   /* MQTT over WebSocket over TLS (cfg->wss_listen) */
 };
 
 /* One listening address; every worker has a socket on each. */
@@ -180,6 +183,8 @@ struct worker {
 	 * of growing every conn past its jemalloc size class. */
 	struct ssl_ctx_st *ssl_ctx; /* this turn's context (tls_ctx_acquire) */
 	struct tls_conn **tls;      /* slot -> TLS state, NULL for plain TCP; [conn_cap] */
+	struct ws_conn **ws;        /* slot -> WebSocket state, NULL otherwise; [conn_cap],
+	                             * only with ws or wss listeners */
 
 	struct io_uring_buf_ring *br; /* provided receive buffers */
 	uint8_t *bufs;
@@ -248,6 +253,21 @@ void worker_free(struct worker *w);
 void *worker_main(void *arg);
 struct io_uring_sqe *worker_sqe(struct worker *w);
 
+/* A WebSocket connection's framing state and the bytes it produced that
+ * wait to be sent (the upgrade's answer, pongs, frames). */
+struct ws_conn {
+	struct ws *ws;
+	uint8_t *wire;
+	uint32_t wire_len;
+	uint32_t wire_cap;
+};
+
+/* c's WebSocket state, or NULL. */
+static inline struct ws_conn *conn_ws(const struct worker *w, const struct conn *c)
+{
+	return w->ws ? w->ws[c->slot] : NULL;
+}
+
 /* c's TLS state, or NULL for a plain TCP connection. */
 static inline struct tls_conn *conn_tls(const struct worker *w, const struct conn *c)
 {
@@ -255,6 +275,9 @@ static inline struct tls_conn *conn_tls(const struct worker *w, const struct con
 }
 
 /* conn.c: bytes in, bytes out, closing */
+/* WebSocket state for a connection from a ws or wss listener. */
+struct ws_conn *ws_conn_new(const char *path, uint32_t max_frame_bytes);
+void ws_conn_free(struct ws_conn *x); /* NULL is fine */
 /* Bytes from the socket: decrypted first on a TLS connection. */
 void conn_received(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len);
 /* Plaintext MQTT bytes. */

@@ -29,11 +29,12 @@ struct ws {
 	char path[HTTP_PATH_MAX];
 	uint8_t *head; /* handshake bytes so far */
 	uint32_t head_len;
-	const char *why; /* reason of the last WS_CLOSE */
-	bool closing;    /* a close frame was sent or received */
-	bool refused;    /* the handshake was answered with an HTTP error */
-	bool msg_binary; /* the message being received is binary */
-	bool frame_data; /* the frame being received carries MQTT bytes */
+	const char *why;  /* reason of the last WS_CLOSE */
+	bool closing;     /* a close frame was sent or received */
+	bool refused;     /* the handshake was answered with an HTTP error */
+	bool peer_closed; /* the client sent a close frame */
+	bool msg_binary;  /* the message being received is binary */
+	bool frame_data;  /* the frame being received carries MQTT bytes */
 
 	/* Valid during one ws_input / ws_send call. */
 	const uint8_t *in;
@@ -114,6 +115,7 @@ static void msg_recv(wslay_event_context_ptr ev, const struct wslay_event_on_msg
 	struct ws *ws = user;
 	if (a->opcode == WSLAY_CONNECTION_CLOSE) {
 		ws->closing = true; /* wslay queued the answering close */
+		ws->peer_closed = true;
 		if (!ws->why)
 			ws->why = "the client closed the WebSocket";
 	}
@@ -142,6 +144,11 @@ void ws_free(struct ws *ws)
 bool ws_open(const struct ws *ws)
 {
 	return ws->ev != NULL;
+}
+
+bool ws_peer_closed(const struct ws *ws)
+{
+	return ws->peer_closed;
 }
 
 const char *ws_why(const struct ws *ws)

@@ -57,6 +57,9 @@ enum ws_result ws_send(struct ws *ws, const uint8_t *data, size_t len, ws_output
 /* Start the close handshake (code 1000 normal, 1001 going away, ...). */
 void ws_close(struct ws *ws, uint16_t code, ws_output_fn out, void *ctx);
 
+/* Did the peer start the close (a close frame from the client)? */
+bool ws_peer_closed(const struct ws *ws);
+
 /* Why the last WS_CLOSE, for the log line ("no mqtt subprotocol offered"). */
 const char *ws_why(const struct ws *ws);
 

@@ -10,11 +10,10 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 let mqtt, chromium;
@@ -193,10 +192,10 @@ test('upgrade refusals: wrong path 404, no mqtt subprotocol 400, plain HTTP 400'
 let pageServer = null;
 let pagePort = 0;
 let browser = null;
-const profile = mkdtempSync(join(tmpdir(), 'starling-chromium-'));
 
 function startPageServer() {
-  const bundle = readFileSync(require.resolve('mqtt/dist/mqtt.min.js'));
+  // The browser bundle MQTT.js ships (its exports map hides the path).
+  const bundle = readFileSync(join(dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js'));
   const html = `<!doctype html><meta charset="utf-8"><title>starling ws</title>
 <script src="/mqtt.min.js"></script>
 <script>
@@ -231,8 +230,8 @@ test('MQTT.js in headless Chromium over ws <-> MQTT.js over tcp, QoS 1, 50 each 
   browser = await within(chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${profile}`],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // playwright gives every launch a fresh, empty profile of its own.
   }), 60000, 'Chromium to start');
   const page = await browser.newPage();
   await page.goto(`http://127.0.0.1:${pagePort}/`);
@@ -279,7 +278,6 @@ async function main() {
   for (const c of clients) c.end(true);
   if (browser) await browser.close().catch(() => {});
   if (pageServer) pageServer.close();
-  rmSync(profile, { recursive: true, force: true });
   n++;
   const code = await stopBroker();
   const report = /ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:/.exec(brokerLog);

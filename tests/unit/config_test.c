@@ -60,6 +60,9 @@ static const char *const all_keys[] = {
     "tls_ciphers",
     "tls_ciphersuites",
     "tls_groups",
+    "ws_listen",
+    "wss_listen",
+    "ws_path",
     "metrics",
     "sys_interval_s",
     "shutdown_grace_ms",
@@ -127,6 +130,15 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	d += strcmp(a->tls_ciphers, b->tls_ciphers) != 0;
 	d += strcmp(a->tls_ciphersuites, b->tls_ciphersuites) != 0;
 	d += strcmp(a->tls_groups, b->tls_groups) != 0;
+	bool ws_same = a->ws_listen_count == b->ws_listen_count;
+	for (unsigned i = 0; ws_same && i < a->ws_listen_count; i++)
+		ws_same = addr_is(&a->ws_listen[i], b->ws_listen[i].host, b->ws_listen[i].port);
+	d += !ws_same;
+	bool wss_same = a->wss_listen_count == b->wss_listen_count;
+	for (unsigned i = 0; wss_same && i < a->wss_listen_count; i++)
+		wss_same = addr_is(&a->wss_listen[i], b->wss_listen[i].host, b->wss_listen[i].port);
+	d += !wss_same;
+	d += strcmp(a->ws_path, b->ws_path) != 0;
 	DIFF(metrics);
 	DIFF(sys_interval_s);
 	DIFF(shutdown_grace_ms);
@@ -748,11 +760,26 @@ Test(config, tls_listen_is_optional_and_checked_against_the_others)
 	set_ok(&c, "listen", ":1883");
 	set_ok(&c, "tls_listen", "127.0.0.1:9100");
 	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
-	cr_assert_str_eq(
-	    err, "tls_listen: 127.0.0.1:9100 uses the same port as metrics_listen 0.0.0.0:9100");
+	cr_assert_str_eq(err, "tls_listen: 127.0.0.1:9100 uses the same port as metrics_listen "
+	                      "address 0.0.0.0:9100");
 	set_ok(&c, "tls_listen", "127.0.0.1:8883,:8883");
 	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
-	cr_assert_str_eq(err, "tls_listen: 127.0.0.1:8883 and :8883 use the same port");
+	cr_assert_str_eq(err, "tls_listen: :8883 uses the same port as tls_listen address "
+	                      "127.0.0.1:8883");
+	set_ok(&c, "tls_listen", ":8883");
+	set_ok(&c, "ws_listen", ":8883");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "ws_listen: :8883 uses the same port as tls_listen address :8883");
+	set_ok(&c, "ws_listen", ":8080");
+	set_ok(&c, "wss_listen", ":8080");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "wss_listen: :8080 uses the same port as ws_listen address :8080");
+	set_ok(&c, "wss_listen", "");
+	set_ok(&c, "ws_listen", "");
+	set_ok(&c, "ws_path", "mqtt");
+	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "ws_path: \"mqtt\" must start with /");
+	set_ok(&c, "ws_path", "/mqtt");
 	expect_set_error("tls_listen", "127.0.0.1:0,127.0.0.1:0",
 	                 "command line: tls_listen: \"127.0.0.1:0\" is listed twice");
 	set_ok(&c, "tls_listen", ":8883");
@@ -825,6 +852,9 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"tls_ciphers", "ECDHE+AESGCM:!aNULL"},
 	    {"tls_ciphersuites", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"},
 	    {"tls_groups", "X25519:P-256"},
+	    {"ws_listen", "127.0.0.1:8080"},
+	    {"wss_listen", "[::1]:8443"},
+	    {"ws_path", "/brokers/mqtt"},
 	    {"metrics", "false"},
 	    {"sys_interval_s", "60"},
 	    {"shutdown_grace_ms", "30000"},
