@@ -70,7 +70,10 @@ struct auth {
 	uint64_t cache_gen; /* under cache_lock; bumped by reloads */
 	uint8_t cache_key[32];
 	/* Changed by a reload while workers read them: atomics. */
-	_Atomic bool anonymous_ok;
+	_Atomic bool anonymous_ok[AUTH_LISTENER_KINDS]; /* by listener kind */
+	_Atomic uint32_t connect_rate_max; /* new connections per second per address; 0 = off */
+	pthread_mutex_t rate_lock;         /* accepts, only while a rate is set */
+	struct limit_slot rate[LIMIT_SLOTS];
 	_Atomic uint32_t failures_max; /* per address per minute; 0 = unlimited */
 	struct verify_pool *verify;
 
@@ -102,12 +105,25 @@ static int load_files(const struct config *cfg, struct passwd_db **db, struct ac
 	return 0;
 }
 
+/* Anonymous access per listener kind: the kind's own key, or, when it
+ * says inherit (ANON_AUTO), allow_anonymous. */
+static void set_anonymous(struct auth *a, const struct config *cfg)
+{
+	bool base = cfg->allow_anonymous == ANON_TRUE ||
+	            (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
+	const enum allow_anonymous kind[AUTH_LISTENER_KINDS] = {
+	    ANON_AUTO, cfg->tls_allow_anonymous, cfg->ws_allow_anonymous, cfg->wss_allow_anonymous};
+	for (unsigned k = 0; k < AUTH_LISTENER_KINDS; k++)
+		atomic_store(&a->anonymous_ok[k],
+		             kind[k] == ANON_AUTO ? base : kind[k] == ANON_TRUE);
+	a->failures_max = cfg->auth_failures_per_minute;
+	a->connect_rate_max = cfg->connect_rate_per_address;
+}
+
 static void set_flags(struct auth *a, const struct config *cfg)
 {
 	a->have_passwords = cfg->password_file[0] != '\0';
-	a->anonymous_ok = cfg->allow_anonymous == ANON_TRUE ||
-	                  (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
-	a->failures_max = cfg->auth_failures_per_minute;
+	set_anonymous(a, cfg);
 }
 
 struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, size_t err_len)
@@ -124,6 +140,7 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 		return NULL;
 	}
 	pthread_mutex_init(&a->limit_lock, NULL);
+	pthread_mutex_init(&a->rate_lock, NULL);
 	pthread_mutex_init(&a->cache_lock, NULL);
 	a->cache_gen = 1;
 	if (cfg->password_file[0] && cfg->auth_cache_size > 0) {
@@ -155,7 +172,7 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 		}
 		verify_set_db(a->verify, db);
 		LOG_INFO("%zu users from %s; anonymous clients %s", passwd_count(db),
-		         cfg->password_file, a->anonymous_ok ? "allowed" : "refused");
+		         cfg->password_file, a->anonymous_ok[0] ? "allowed" : "refused");
 	}
 	if (acl)
 		LOG_INFO("%zu ACL rules from %s; what they do not allow is denied",
@@ -170,6 +187,7 @@ void auth_free(struct auth *a)
 	verify_stop(a->verify);
 	acl_free(atomic_load(&a->acl));
 	pthread_mutex_destroy(&a->limit_lock);
+	pthread_mutex_destroy(&a->rate_lock);
 	pthread_mutex_destroy(&a->cache_lock);
 	if (a->cache)
 		OPENSSL_cleanse(a->cache, ((size_t)a->cache_mask + 1) * sizeof(*a->cache));
@@ -197,11 +215,9 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 	pthread_mutex_lock(&a->cache_lock);
 	a->cache_gen++; /* a changed password must be checked again */
 	pthread_mutex_unlock(&a->cache_lock);
-	/* The flags are read by workers without a lock: bools and a word,
-	 * each seen either old or new, and both are valid policies. */
-	a->anonymous_ok = cfg->allow_anonymous == ANON_TRUE ||
-	                  (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
-	a->failures_max = cfg->auth_failures_per_minute;
+	/* The flags are read by workers without a lock: each seen either
+	 * old or new, and both are valid policies. */
+	set_anonymous(a, cfg);
 
 	struct acl *old = atomic_exchange(&a->acl, acl);
 	uint64_t gen = atomic_fetch_add(&a->acl_gen, 1) + 1;
@@ -256,13 +272,13 @@ static uint32_t addr_hash(const uint8_t *addr, size_t len)
 }
 
 /* The slot of an address, or (insert) a free or stale one; NULL if none. */
-static struct limit_slot *limit_find(struct auth *a, const uint8_t *addr, size_t len,
+static struct limit_slot *limit_find(struct limit_slot *table, const uint8_t *addr, size_t len,
                                      uint32_t minute, bool insert)
 {
 	uint32_t h = addr_hash(addr, len);
 	struct limit_slot *spare = NULL;
 	for (unsigned i = 0; i < LIMIT_PROBE; i++) {
-		struct limit_slot *s = &a->limit[(h + i) % LIMIT_SLOTS];
+		struct limit_slot *s = &table[(h + i) % LIMIT_SLOTS];
 		if (s->len == len && memcmp(s->addr, addr, len) == 0)
 			return s;
 		if (!spare && (s->len == 0 || s->minute != minute))
@@ -273,7 +289,7 @@ static struct limit_slot *limit_find(struct auth *a, const uint8_t *addr, size_t
 	/* All probed slots busy this minute: take the first, forgetting one
 	 * address rather than growing (a bound, under a spread attack). */
 	if (!spare)
-		spare = &a->limit[h % LIMIT_SLOTS];
+		spare = &table[h % LIMIT_SLOTS];
 	memcpy(spare->addr, addr, len);
 	spare->len = (uint8_t)len;
 	spare->minute = minute;
@@ -287,10 +303,31 @@ static bool limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t no
 		return false;
 	uint32_t minute = (uint32_t)(now_ms / 60000);
 	pthread_mutex_lock(&a->limit_lock);
-	struct limit_slot *s = limit_find(a, addr, len, minute, false);
+	struct limit_slot *s = limit_find(a->limit, addr, len, minute, false);
 	bool over = s && s->minute == minute && s->failures >= a->failures_max;
 	pthread_mutex_unlock(&a->limit_lock);
 	return over;
+}
+
+bool auth_accept_allowed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
+{
+	uint32_t max = atomic_load_explicit(&a->connect_rate_max, memory_order_relaxed);
+	if (max == 0 || peer_len == 0)
+		return true;
+	/* The same table shape as the failure limiter, in seconds: a node-wide
+	 * count, so the limit does not multiply with the workers. */
+	uint32_t second = (uint32_t)(now_ms / 1000);
+	pthread_mutex_lock(&a->rate_lock);
+	struct limit_slot *s = limit_find(a->rate, peer, peer_len, second, true);
+	if (s->minute != second) {
+		s->minute = second;
+		s->failures = 0;
+	}
+	bool ok = s->failures < max;
+	if (ok)
+		s->failures++;
+	pthread_mutex_unlock(&a->rate_lock);
+	return ok;
 }
 
 void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
@@ -299,7 +336,7 @@ void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t 
 		return;
 	uint32_t minute = (uint32_t)(now_ms / 60000);
 	pthread_mutex_lock(&a->limit_lock);
-	struct limit_slot *s = limit_find(a, peer, peer_len, minute, true);
+	struct limit_slot *s = limit_find(a->limit, peer, peer_len, minute, true);
 	if (s->minute != minute) {
 		s->minute = minute;
 		s->failures = 0;
@@ -351,8 +388,9 @@ void auth_passed(struct auth *a, const struct mqtt_connect *k)
 	pthread_mutex_unlock(&a->cache_lock);
 }
 
-enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, enum auth_identity id,
-                            const uint8_t *peer, size_t peer_len, uint64_t now_ms, enum mqtt_rc *rc)
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsigned listener_kind,
+                            enum auth_identity id, const uint8_t *peer, size_t peer_len,
+                            uint64_t now_ms, enum mqtt_rc *rc)
 {
 	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
 		*rc = MQTT_RC_BAD_AUTHENTICATION_METHOD;
@@ -365,7 +403,8 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, enum a
 		return AUTH_REFUSE;
 	}
 	if (!k->has_username) {
-		if (a->anonymous_ok)
+		if (atomic_load_explicit(&a->anonymous_ok[listener_kind % AUTH_LISTENER_KINDS],
+		                         memory_order_relaxed))
 			return AUTH_ACCEPT;
 		*rc = MQTT_RC_NOT_AUTHORIZED;
 		return AUTH_REFUSE;

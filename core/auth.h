@@ -56,9 +56,15 @@ enum auth_identity {
 
 /* CONNECT, before any session work. peer is the client's address bytes
  * (4 or 16), for the failure limiter. */
-enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, enum auth_identity id,
-                            const uint8_t *peer, size_t peer_len, uint64_t now_ms,
-                            enum mqtt_rc *rc);
+/* Listener kinds, as enum listener_kind of worker.h: mqtt, mqtts, ws, wss. */
+#define AUTH_LISTENER_KINDS 4
+
+enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsigned listener_kind,
+                            enum auth_identity id, const uint8_t *peer, size_t peer_len,
+                            uint64_t now_ms, enum mqtt_rc *rc);
+/* A new connection from peer: within connect_rate_per_address? (Counts
+ * it.) Worker, at accept. */
+bool auth_accept_allowed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
 /* A password check passed: remember the credential (auth_cache_size). */
 void auth_passed(struct auth *a, const struct mqtt_connect *k);
 /* A password check failed: count it against the address. */

@@ -60,6 +60,9 @@ _Static_assert(sizeof(enum tls_identity) == sizeof(int), "enum tls_identity size
 static const char *const overflow_names[] = {"drop_oldest", "drop_newest", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
+/* Per listener kind: "inherit" is stored as ANON_AUTO and means "as
+ * allow_anonymous says". */
+static const char *const inherit_names[] = {"inherit", "true", "false", NULL};
 static const char *const identity_names[] = {"none", "cn", "san", NULL};
 
 /*
@@ -97,6 +100,12 @@ static const struct directive directives[] = {
     /* Limits */
     U32(max_connections, "1000000", 1, 16777216, NULL,
         "client connections per node; sockets beyond it are closed at accept"),
+    U32(listener_max_connections, "0", 0, 16777216, NULL,
+        "client connections per listener address (each of listen, tls_listen, ws_listen, "
+        "wss_listen); beyond it new sockets are closed at accept; 0 = only max_connections"),
+    U32(connect_rate_per_address, "0", 0, 1000000, NULL,
+        "new connections accepted per second from one IP address, node-wide; beyond it they "
+        "are closed at accept and counted; 0 = no limit"),
     U32(max_sessions, "2000000", 1, 67108864, NULL,
         "sessions per node, online and offline; a CONNECT that needs a new one beyond it "
         "is refused (0x97 quota exceeded; 3.1.1: server unavailable)"),
@@ -149,6 +158,12 @@ static const struct directive directives[] = {
     PATH(acl_file, "",
          "who may publish, subscribe and receive what (mosquitto's acl_file format); once set, "
          "what it does not allow is denied; SIGHUP rereads it"),
+    ENUM(tls_allow_anonymous, inherit_names, "inherit",
+         "allow_anonymous for the tls_listen addresses; inherit = as allow_anonymous"),
+    ENUM(ws_allow_anonymous, inherit_names, "inherit",
+         "allow_anonymous for the ws_listen addresses; inherit = as allow_anonymous"),
+    ENUM(wss_allow_anonymous, inherit_names, "inherit",
+         "allow_anonymous for the wss_listen addresses; inherit = as allow_anonymous"),
     U32(auth_cache_size, "65536", 0, 16777216, NULL,
         "credentials that passed a password check and are remembered, as a keyed MAC (never "
         "the password), so a reconnecting client skips the slow hash; a reload forgets them; "

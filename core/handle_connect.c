@@ -171,7 +171,8 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		refuse(w, c, k->version, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
 		return false;
 	}
-	switch (auth_connect(a, k, id, c->peer.addr, peer_len, w->now_ms, &rc)) {
+	switch (auth_connect(a, k, w->b->listeners[c->listener].kind, id, c->peer.addr, peer_len,
+	                     w->now_ms, &rc)) {
 	case AUTH_ACCEPT:
 		break;
 	case AUTH_REFUSE:

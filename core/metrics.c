@@ -129,6 +129,10 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	       "Client connections closed at accept, before reading a byte.");
 	put(&o, "starling_connections_refused_total{reason=\"max_connections\"} %llu\n",
 	    (unsigned long long)t.conns_refused);
+	put(&o, "starling_connections_refused_total{reason=\"listener_max_connections\"} %llu\n",
+	    (unsigned long long)t.conns_refused_listener);
+	put(&o, "starling_connections_refused_total{reason=\"connect_rate\"} %llu\n",
+	    (unsigned long long)t.conns_refused_rate);
 	family(&o, "starling_connections_closed_total", "counter",
 	       "Client connections closed, by reason.");
 	for (unsigned r = CLOSE_UNSET + 1; r < CLOSE_REASON_COUNT; r++)

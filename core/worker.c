@@ -336,6 +336,9 @@ void conn_reap(struct worker *w, struct conn *c)
 	w->conn_free[w->conn_free_len++] = c->slot;
 	w->conn_live--;
 	atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+	if (w->cfg->listener_max_connections)
+		atomic_fetch_sub_explicit(&w->b->listeners[c->listener].conns, 1,
+		                          memory_order_relaxed);
 	w->st.conns_closed[c->close_reason < CLOSE_REASON_COUNT ? c->close_reason : CLOSE_UNSET]++;
 	if (w->tls) {
 		tls_conn_free(w->tls[c->slot]);
@@ -373,9 +376,48 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 		close(fd);
 		return;
 	}
+	/* The peer's address first: the rate limit is by address. Kept as 20
+	 * bytes, formatted only when a line is logged. */
+	struct peer_addr pa = {0};
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		pa.family = (uint8_t)ss.ss_family;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+			memcpy(pa.addr, &a->sin_addr, 4);
+			pa.port = ntohs(a->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			memcpy(pa.addr, &a->sin6_addr, 16);
+			pa.port = ntohs(a->sin6_port);
+		}
+	}
+	size_t pa_len = pa.family == AF_INET ? 4 : pa.family == AF_INET6 ? 16 : 0;
+	if (!auth_accept_allowed(w->b->auth, pa.addr, pa_len, w->now_ms)) {
+		close(fd); /* before reading a byte: a flood costs an accept */
+		w->st.conns_refused_rate++;
+		LOG_WARN_RL(
+		    1, "refused connections from one address over connect_rate_per_address %u/s",
+		    w->cfg->connect_rate_per_address);
+		return;
+	}
+	struct listener *ln = &w->b->listeners[li];
+	if (w->cfg->listener_max_connections &&
+	    atomic_fetch_add_explicit(&ln->conns, 1, memory_order_relaxed) >=
+	        w->cfg->listener_max_connections) {
+		atomic_fetch_sub_explicit(&ln->conns, 1, memory_order_relaxed);
+		close(fd);
+		w->st.conns_refused_listener++;
+		LOG_WARN_RL(1, "refused a connection: %s holds its maximum of %u", ln->name,
+		            w->cfg->listener_max_connections);
+		return;
+	}
 	unsigned open = atomic_fetch_add_explicit(&w->b->conn_count, 1, memory_order_relaxed);
 	if (open >= w->cfg->max_connections) {
 		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		if (w->cfg->listener_max_connections)
+			atomic_fetch_sub_explicit(&ln->conns, 1, memory_order_relaxed);
 		close(fd); /* over the limit: refuse before reading a byte */
 		w->st.conns_refused++;
 		LOG_WARN_RL(1, "refused a connection: the node holds its maximum of %u",
@@ -403,6 +445,8 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	if (((kind == LISTENER_MQTTS || kind == LISTENER_WSS) && !t) ||
 	    ((kind == LISTENER_WS || kind == LISTENER_WSS) && !x) || !(c = conn_alloc(w))) {
 		atomic_fetch_sub_explicit(&w->b->conn_count, 1, memory_order_relaxed);
+		if (w->cfg->listener_max_connections)
+			atomic_fetch_sub_explicit(&ln->conns, 1, memory_order_relaxed);
 		tls_conn_free(t);
 		ws_conn_free(x);
 		close(fd);
@@ -422,21 +466,7 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 	c->state = CONN_NEW;
 	c->client_receive_max = 65535;
 	c->deadline_ms = w->now_ms + w->cfg->connect_timeout_ms;
-	/* Kept as 18 bytes, formatted only when a line is logged. */
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		c->peer.family = (uint8_t)ss.ss_family;
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-			memcpy(c->peer.addr, &a->sin_addr, 4);
-			c->peer.port = ntohs(a->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-			memcpy(c->peer.addr, &a->sin6_addr, 16);
-			c->peer.port = ntohs(a->sin6_port);
-		}
-	}
+	c->peer = pa;
 	w->st.conns_accepted++;
 	recv_arm(w, c);
 }

@@ -49,6 +49,7 @@ enum listener_kind {
 struct listener {
 	uint8_t kind;                    /* enum listener_kind */
 	uint16_t port;                   /* bound port */
+	atomic_uint conns;               /* open connections (listener_max_connections) */
 	char name[CONFIG_HOST_MAX + 16]; /* "mqtt host:port" or "mqtts host:port", logs */
 };
 

@@ -325,6 +325,65 @@ def s01_passwd_subcommand(ctx):
     c.close()
 
 
+# ---- limits against abuse -------------------------------------------------------
+
+@test
+def s03_anonymous_per_listener_kind(ctx):
+    from ws_test import WsClient, frame
+    b = ctx.broker(f"--password-file={users(ctx)}", "--allow-anonymous=true",
+                   "--ws-listen=127.0.0.1:0", "--ws-allow-anonymous=false")
+    import re
+    ws_port = int(re.search(rb"over WebSocket on \S*:(\d+)", b.text()).group(1))
+    c, a = raw_connect(b, 5)
+    assert a.rc == 0, "anonymous on the TCP listener (allow_anonymous=true)"
+    c.close()
+    for user, pw, want in ((None, None, 0x87), ("alice", "secret1", 0x00)):
+        w = WsClient(ws_port)
+        assert w.accepted, w.head
+        w.send(frame(2, connect(5, f"wsanon{next(_ids)}", True, 60, user=user, password=pw)))
+        got = w.mqtt()
+        assert got.type == CONNACK and got.rc == want, (user, got)
+        w.sock.close()
+
+
+@test
+def s03_listener_max_connections(ctx):
+    b = ctx.broker("--listener-max-connections=2")
+    held = [raw_connect(b, 5)[0] for _ in range(2)]
+    extra = Client(b.port, 5)
+    extra.send(connect(5, "third", True, 60))
+    extra.closed()  # closed at accept, no CONNACK
+    held[0].send(disconnect(5))
+    held[0].closed()
+    time.sleep(0.1)
+    c, a = raw_connect(b, 5)
+    assert a.rc == 0, "a slot freed by a close is usable again"
+    for x in (c, held[1], extra):
+        x.close()
+    assert b"holds its maximum of 2" in b.text()
+
+
+@test
+def s03_connect_rate_per_address(ctx):
+    b = ctx.broker("--connect-rate-per-address=5")
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)  # at the start of a second
+    ok = refused = 0
+    for _ in range(12):
+        c = Client(b.port, 5)
+        c.send(connect(5, f"rate{next(_ids)}", True, 60))
+        try:
+            c.expect(CONNACK, timeout=2)
+            ok += 1
+        except (ConnectionError, OSError, TimeoutError):
+            refused += 1
+        c.close()
+    assert ok <= 10 and refused >= 2, (ok, refused)  # 5 a second, at most two seconds
+    c, a = raw_connect(b, 5, source="127.0.0.2")
+    assert a.rc == 0, "another address has its own budget"
+    c.close()
+    assert b"connect_rate_per_address 5/s" in b.text()
+
+
 # ---- authorization (ACLs) -------------------------------------------------------
 
 ACL = """# test ACL: comments are whole lines

@@ -25,6 +25,8 @@ static const char *const all_keys[] = {
     "metrics_listen",
     "workers",
     "max_connections",
+    "listener_max_connections",
+    "connect_rate_per_address",
     "max_sessions",
     "max_packet_size",
     "connect_timeout_ms",
@@ -48,6 +50,9 @@ static const char *const all_keys[] = {
     "sub_id_available",
     "password_file",
     "allow_anonymous",
+    "tls_allow_anonymous",
+    "ws_allow_anonymous",
+    "wss_allow_anonymous",
     "acl_file",
     "auth_cache_size",
     "auth_failures_per_minute",
@@ -92,6 +97,8 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 #define DIFF(f) d += a->f != b->f
 	DIFF(workers);
 	DIFF(max_connections);
+	DIFF(listener_max_connections);
+	DIFF(connect_rate_per_address);
 	DIFF(max_sessions);
 	DIFF(max_packet_size);
 	DIFF(connect_timeout_ms);
@@ -115,6 +122,9 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(sub_id_available);
 	d += strcmp(a->password_file, b->password_file) != 0;
 	DIFF(allow_anonymous);
+	DIFF(tls_allow_anonymous);
+	DIFF(ws_allow_anonymous);
+	DIFF(wss_allow_anonymous);
 	d += strcmp(a->acl_file, b->acl_file) != 0;
 	DIFF(auth_cache_size);
 	DIFF(auth_failures_per_minute);
@@ -817,6 +827,8 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"metrics_listen", "[::]:9200"},
 	    {"workers", "3"},
 	    {"max_connections", "5000"},
+	    {"listener_max_connections", "100"},
+	    {"connect_rate_per_address", "20"},
 	    {"max_sessions", "7000"},
 	    {"max_packet_size", "2000000"},
 	    {"connect_timeout_ms", "2500"},
@@ -840,6 +852,9 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"sub_id_available", "0"},
 	    {"password_file", "/etc/starling/pass words"},
 	    {"allow_anonymous", "true"},
+	    {"tls_allow_anonymous", "false"},
+	    {"ws_allow_anonymous", "true"},
+	    {"wss_allow_anonymous", "false"},
 	    {"acl_file", "/etc/starling/acl#1"},
 	    {"auth_cache_size", "0"},
 	    {"auth_failures_per_minute", "3"},
