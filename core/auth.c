@@ -109,8 +109,12 @@ static int load_files(const struct config *cfg, struct passwd_db **db, struct ac
  * says inherit (ANON_AUTO), allow_anonymous. */
 static void set_anonymous(struct auth *a, const struct config *cfg)
 {
+	/* auto: anonymous clients are welcome until the node is configured to
+	 * know its clients, by passwords or by client certificates. */
+	bool client_certs =
+	    cfg->tls_ca_file[0] && cfg->tls_listen_count + cfg->wss_listen_count > 0;
 	bool base = cfg->allow_anonymous == ANON_TRUE ||
-	            (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords);
+	            (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords && !client_certs);
 	const enum allow_anonymous kind[AUTH_LISTENER_KINDS] = {
 	    ANON_AUTO, cfg->tls_allow_anonymous, cfg->ws_allow_anonymous, cfg->wss_allow_anonymous};
 	for (unsigned k = 0; k < AUTH_LISTENER_KINDS; k++)
@@ -403,7 +407,8 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 		return AUTH_REFUSE;
 	}
 	if (!k->has_username) {
-		if (atomic_load_explicit(&a->anonymous_ok[listener_kind % AUTH_LISTENER_KINDS],
+		if (id == AUTH_ID_VERIFIED ||
+		    atomic_load_explicit(&a->anonymous_ok[listener_kind % AUTH_LISTENER_KINDS],
 		                         memory_order_relaxed))
 			return AUTH_ACCEPT;
 		*rc = MQTT_RC_NOT_AUTHORIZED;

@@ -52,6 +52,8 @@ enum auth_identity {
 	AUTH_ID_NONE = 0, /* the CONNECT's own user name and password */
 	AUTH_ID_CERT,     /* a verified client certificate's identity (k->username) */
 	AUTH_ID_MISSING,  /* the listener wants one, and the client showed none */
+	AUTH_ID_VERIFIED, /* a verified client certificate, not used as a user name:
+	                   * the client is authenticated, not anonymous */
 };
 
 /* CONNECT, before any session work. peer is the client's address bytes

@@ -154,7 +154,8 @@ static const struct directive directives[] = {
          "users and their password hashes (mosquitto's format; `starling passwd` writes "
          "it); SIGHUP rereads it"),
     ENUM(allow_anonymous, anonymous_names, "auto",
-         "accept clients without a user name; auto = yes unless a password file is set"),
+         "accept clients without a user name (a verified client certificate is not anonymous); "
+         "auto = yes unless a password file or client certificates (tls_ca_file) are set"),
     PATH(acl_file, "",
          "who may publish, subscribe and receive what (mosquitto's acl_file format); once set, "
          "what it does not allow is denied; SIGHUP rereads it"),

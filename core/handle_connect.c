@@ -241,6 +241,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 			k->has_username = true;
 		}
 	}
+	if (t && ident_from == AUTH_ID_NONE && tls_conn_has_cert(t))
+		ident_from = AUTH_ID_VERIFIED;
 	if (!authenticate(w, c, k, ident_from))
 		return; /* refused, or waiting for the password check */
 

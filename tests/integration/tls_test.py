@@ -540,6 +540,35 @@ def t12_startup_errors_name_the_file(ctx):
 
 # ---- runner -----------------------------------------------------------------
 
+@test
+def t13_client_certificates_turn_anonymous_off(ctx):
+    # auto: with client certificates configured, a client must be known:
+    # by a verified certificate (no user name needed) or, failing that, not
+    # at all; allow_anonymous=true or a per-kind key says otherwise.
+    b = ctx.broker(client_ca=True)
+    tcp = Client(b.port, 5)
+    tcp.send(connect(5, f"anon-tcp{next(_ids)}", True, 60))
+    assert tcp.expect(CONNACK).rc == 0x87, "anonymous on TCP once client certs exist"
+    tcp.close()
+    c = tls_client(b, ctx.pki, cert="alice")
+    c.send(connect(5, f"cert{next(_ids)}", True, 60))
+    assert c.expect(CONNACK).rc == 0, "a verified certificate is not anonymous"
+    c.close()
+    c = tls_client(b, ctx.pki)
+    c.send(connect(5, f"nocert{next(_ids)}", True, 60))
+    assert c.expect(CONNACK).rc == 0x87, "no certificate, no user name: anonymous"
+    c.close()
+    b2 = ctx.broker("--tls-allow-anonymous=false", "--allow-anonymous=true", client_ca=True)
+    tcp = Client(b2.port, 5)
+    tcp.send(connect(5, f"anon-tcp{next(_ids)}", True, 60))
+    assert tcp.expect(CONNACK).rc == 0, "allow_anonymous=true on TCP"
+    tcp.close()
+    c = tls_client(b2, ctx.pki)
+    c.send(connect(5, f"nocert{next(_ids)}", True, 60))
+    assert c.expect(CONNACK).rc == 0x87, "tls_allow_anonymous=false on the TLS listener"
+    c.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
