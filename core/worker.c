@@ -824,7 +824,15 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 		send_done(w, cqe);
 		break;
 	case OP_WAKE:
-		break; /* mailboxes are drained at the top of every turn */
+		/* The mail is drained where the wake stands among the
+		 * completions, not only at the top of the next turn: it is
+		 * causally before the ones behind it. Another worker sends a
+		 * subscription delta, then its SUBACK; a publisher that saw the
+		 * SUBACK publishes here, and that receive must not be routed
+		 * ahead of the delta. Both completions arrive in one batch when
+		 * this worker was descheduled (found by CI: 4 workers, 2 cores). */
+		drain_mailboxes(w);
+		break;
 	case OP_VERIFY:
 		verify_done(w, cqe);
 		break;
