@@ -252,7 +252,9 @@ struct ws_io {
 	struct worker *w;
 	struct conn *c;
 	struct ws_conn *x;
+	uint64_t limit; /* wire bytes the layer may hold */
 	bool oom;
+	bool over; /* past limit: the client is not reading */
 };
 
 static void ws_deliver(void *ctx, const uint8_t *data, size_t len)
@@ -268,8 +270,8 @@ static void ws_wire(void *ctx, const uint8_t *data, size_t len)
 {
 	struct ws_io *io = ctx;
 	struct ws_conn *x = io->x;
-	if ((uint64_t)x->wire_len + len > UINT32_MAX) {
-		io->oom = true;
+	if ((uint64_t)x->wire_len + len > io->limit) {
+		io->over = true;
 		return;
 	}
 	if (x->wire_len + len > x->wire_cap) {
@@ -297,13 +299,18 @@ static void plain_input(struct worker *w, struct conn *c, const uint8_t *data, u
 		conn_input(w, c, data, len);
 		return;
 	}
-	struct ws_io io = {w, c, x, false};
+	/* What input makes the layer say (the upgrade's answer, pongs,
+	 * closes) is bounded like a client's answers in conn_send_packet: a
+	 * client that pings without reading is disconnected, not buffered. */
+	struct ws_io io = {w, c, x, w->cfg->outbox_bytes_max * 2 + 65536, false, false};
 	bool was_open = ws_open(x->ws);
 	enum ws_result r = ws_input(x->ws, data, len, ws_deliver, ws_wire, &io);
 	if (x->wire_len > 0)
 		mark_flush(w, c);
-	if ((r == WS_CLOSE || io.oom) && c->state != CONN_CLOSING) {
-		const char *why = io.oom ? "out of memory" : ws_why(x->ws);
+	if ((r == WS_CLOSE || io.oom || io.over) && c->state != CONN_CLOSING) {
+		const char *why = io.oom    ? "out of memory"
+		                  : io.over ? "not reading its output"
+		                            : ws_why(x->ws);
 		if (!was_open && !ws_open(x->ws))
 			LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: WebSocket upgrade: %s",
 			            conn_peer(c), conn_listener(w, c), why);
@@ -320,7 +327,9 @@ static void plain_input(struct worker *w, struct conn *c, const uint8_t *data, u
  * outbox for the next stage (TLS or the socket). */
 static void ws_stage(struct worker *w, struct conn *c, struct ws_conn *x)
 {
-	struct ws_io io = {w, c, x, false};
+	/* The outbox has its own bounds (conn_send_packet); framing it adds
+	 * a few bytes per packet. */
+	struct ws_io io = {w, c, x, UINT32_MAX, false, false};
 	if (c->out_len > 0 && ws_open(x->ws))
 		ws_send(x->ws, c->out, c->out_len, ws_wire, &io);
 	free(c->out); /* framed now (or, before the upgrade, nothing to frame) */

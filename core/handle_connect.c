@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/socket.h>
-
 #include "auth.h"
 #include "log.h"
 #include "tls.h"
@@ -157,7 +155,7 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
                          enum auth_identity id)
 {
 	struct auth *a = w->b->auth;
-	size_t peer_len = c->peer.family == AF_INET ? 4 : c->peer.family == AF_INET6 ? 16 : 0;
+	size_t peer_len = peer_addr_len(&c->peer);
 	enum mqtt_rc rc = MQTT_RC_SUCCESS;
 	if (c->auth == CONN_AUTH_PASSED) {
 		auth_passed(a, k);

@@ -393,8 +393,7 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 			pa.port = ntohs(a->sin6_port);
 		}
 	}
-	size_t pa_len = pa.family == AF_INET ? 4 : pa.family == AF_INET6 ? 16 : 0;
-	if (!auth_accept_allowed(w->b->auth, pa.addr, pa_len, w->now_ms)) {
+	if (!auth_accept_allowed(w->b->auth, pa.addr, peer_addr_len(&pa), w->now_ms)) {
 		close(fd); /* before reading a byte: a flood costs an accept */
 		w->st.conns_refused_rate++;
 		LOG_WARN_RL(
@@ -789,7 +788,6 @@ static void report_drops(struct worker *w)
  * tell every client why it is closed, then let the loop flush and reap. */
 static void begin_stop(struct worker *w)
 {
-	w->stop_ms = w->now_ms;
 	for (unsigned i = 0; i < w->listen_count; i++) {
 		if (w->listen_fds[i] >= 0) {
 			shutdown(w->listen_fds[i], SHUT_RDWR); /* ends the multishot accept */

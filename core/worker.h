@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "codec.h"
 #include "config.h"
@@ -229,7 +230,6 @@ struct worker {
 	uint32_t match_cap;
 
 	uint64_t now_ms;        /* cached at the top of each loop turn */
-	uint64_t stop_ms;       /* when stopping began; 0 while running */
 	uint64_t next_sweep_ms; /* next timer sweep */
 	uint32_t sweep_cursor;  /* connection slot the next sweep starts at */
 	struct worker_stats st;
@@ -253,6 +253,12 @@ struct worker *worker_new(struct broker *b, uint16_t id);
 void worker_free(struct worker *w);
 void *worker_main(void *arg);
 struct io_uring_sqe *worker_sqe(struct worker *w);
+
+/* Bytes of a peer's address: 4, 16, or 0 when unknown. */
+static inline size_t peer_addr_len(const struct peer_addr *p)
+{
+	return p->family == AF_INET ? 4 : p->family == AF_INET6 ? 16 : 0;
+}
 
 /* A WebSocket connection's framing state and the bytes it produced that
  * wait to be sent (the upgrade's answer, pongs, frames). */

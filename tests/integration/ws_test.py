@@ -297,6 +297,28 @@ def w04_protocol_errors_close(ctx):
 
 
 @test
+def w04_pings_without_reading_are_bounded(ctx):
+    # Each ping makes a pong; a client that never reads them is closed
+    # once they pass its outbox bound, instead of being buffered.
+    b = ctx.broker("--outbox-bytes-max=65536", "--max-packet-size=65536")
+    w = WsClient(b.ws_port)
+    w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert w.accepted
+    ping = frame(9, b"p" * 125)
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline and b"not reading its output" not in b.text():
+            w.sock.sendall(ping * 256)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    deadline = time.monotonic() + 5
+    while b"not reading its output" not in b.text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"WebSocket: not reading its output" in b.text(), b.text()[-600:]
+    w.sock.close()
+
+
+@test
 def w05_server_disconnect_then_close_frame(ctx):
     b = ctx.broker()
     w = WsClient(b.ws_port)
