@@ -5,6 +5,8 @@
  */
 #include "msg.h"
 
+#include "clock.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,7 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	pr->sub_ids = NULL;
 	pr->user = NULL;
 
+	m->created_ns = clock_now_ns();
 	m->expires_at_ms = 0;
 	if (pr->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
 		m->expires_at_ms = now_ms + (uint64_t)pr->message_expiry_s * 1000;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "log.h"
 #include "op.h"
 #include "worker.h"
@@ -22,6 +23,7 @@ struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct 
 		return NULL;
 	atomic_init(&d->refs, 1);
 	d->add = add;
+	d->at_ns = clock_now_ns();
 	d->e = *e;
 	d->filter_len = (uint16_t)filter.len;
 	memcpy(d->filter, filter.ptr, filter.len);
@@ -309,12 +311,21 @@ void retained_store(struct worker *w, struct msg *m)
 struct retained_ctx {
 	struct worker *w;
 	const struct sub_entry *e;
+	uint64_t since_ns; /* when the subscription was made */
 };
 
 /* A retained message found for a new subscription: retain flag set [MQTT-3.3.1-9]. */
 static void retained_found(void *ctx, struct msg *m)
 {
 	struct retained_ctx *r = ctx;
+	/* Retained after the subscription was made: a publish sent after the
+	 * SUBACK reached the subscriber live (its publisher's worker had the
+	 * subscription, see the OP_WAKE drain), so this copy would be a
+	 * duplicate; the lookup is for what was retained when it subscribed
+	 * [MQTT-3.3.1-9]. A publish racing the SUBSCRIBE itself may reach it
+	 * neither way, like any message sent while a subscription is made. */
+	if (m->created_ns > r->since_ns)
+		return;
 	uint8_t qos = r->e->opts.qos < m->pub.qos ? r->e->opts.qos : m->pub.qos;
 	deliver_to(r->w, r->e->who, m, qos, DELIV_RETAIN, r->e->opts.sub_id);
 }
@@ -392,7 +403,7 @@ void retained_defer(struct worker *w, struct sub_delta *d)
 
 void retained_answer(struct worker *w, struct sub_delta *d)
 {
-	struct retained_ctx r = {w, &d->e};
+	struct retained_ctx r = {w, &d->e, d->at_ns};
 	struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
 	retain_match(w->retained, f, w->now_ms, retained_found, &r);
 	sub_delta_unref(d);

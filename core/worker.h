@@ -141,7 +141,8 @@ struct conn {
  * sent to; the last one to handle it frees it. */
 struct sub_delta {
 	atomic_uint refs;
-	bool add; /* MB_SUB_DELTA: add (else remove) */
+	bool add;       /* MB_SUB_DELTA: add (else remove) */
+	uint64_t at_ns; /* monotonic time it was made (retained lookups) */
 	struct sub_entry e;
 	uint16_t filter_len;
 	char filter[]; /* NUL-terminated */

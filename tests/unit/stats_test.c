@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -270,6 +271,7 @@ Test(stats, close_reason_names_distinct_and_labelable)
 
 static struct stats_pub race_pub;
 static atomic_bool race_done;
+static atomic_bool race_reading; /* the reader has made its first read */
 
 static void *race_writer(void *arg)
 {
@@ -279,6 +281,10 @@ static void *race_writer(void *arg)
 	for (size_t i = 0; i < STATS_WORDS; i++)
 		w[i] = RACE_SENTINEL;
 	from_words(&s, w);
+	/* Start once the reader reads, so the two really overlap (on a
+	 * loaded machine the writer could otherwise finish first). */
+	while (!atomic_load(&race_reading))
+		sched_yield();
 	for (uint64_t n = 1; n <= RACE_PUBLISHES; n++) {
 		s.loop_turns = n;
 		s.msgs_in[0] = n;
@@ -324,6 +330,7 @@ static void *race_reader(void *arg)
 	while (!atomic_load(&race_done)) {
 		stats_read(&race_pub, &s);
 		race_check(r, &s);
+		atomic_store(&race_reading, true);
 	}
 	/* One read after the writer finished: the last publication is whole. */
 	stats_read(&race_pub, &s);
@@ -344,6 +351,7 @@ Test(stats, concurrent_reader_never_sees_counters_go_backwards, .timeout = 60)
 	s0.msgs_in[0] = 1;
 	stats_publish(&race_pub, &s0);
 	atomic_store(&race_done, false);
+	atomic_store(&race_reading, false);
 
 	struct race_result r = {0};
 	pthread_t wr, rd;
