@@ -217,7 +217,9 @@ def paho_roundtrip(ctx, b, port, v, tls):
         assert r.returncode == 0, r.stderr
     out, err = paho.communicate(timeout=20)
     got = out.strip().split("got ", 1)[-1].split(",")
-    assert got == [f"m{i}" for i in range(n)], (got, err[-800:])
+    # One mosquitto_pub per message: separate publishers, possibly on
+    # different workers, so their relative order is not promised.
+    assert sorted(got) == sorted(f"m{i}" for i in range(n)), (got, err[-800:])
     sout, serr = sub.communicate(timeout=20)
     assert sout.split() == [f"p{i}" for i in range(n)], (sout, serr)
 
@@ -309,8 +311,8 @@ def w04_pings_without_reading_are_bounded(ctx):
     try:
         while time.monotonic() < deadline and b"not reading its output" not in b.text():
             w.sock.sendall(ping * 256)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+    except (BrokenPipeError, ConnectionResetError, TimeoutError):
+        pass  # the broker closed it, or stopped reading while it closes
     deadline = time.monotonic() + 5
     while b"not reading its output" not in b.text() and time.monotonic() < deadline:
         time.sleep(0.05)
