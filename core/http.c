@@ -206,6 +206,14 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 			ps->seen |= bit;
 		}
 	}
+	/* field-value is VCHAR, obs-text, SP and HTAB [RFC 7230 3.2]. The
+	 * library refuses a NUL inside a value but not as its first byte, and
+	 * a NUL cut short what a C string of the value says. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)at[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return stop(ps, HTTP_PARSE_INVALID);
+	}
 	if (ps->cur == HDR_NONE)
 		return 0;
 	if (at != ps->value_end && ps->occ_len > 0)
