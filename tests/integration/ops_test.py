@@ -6,7 +6,6 @@ ephemeral loopback ports. Prints TAP.
 
 usage: ops_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
-import argparse
 import http.client
 import json
 import os
@@ -18,11 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tap  # noqa: E402
 from broker import Broker  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 
@@ -652,40 +651,14 @@ class Ctx:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
-    todo = [t for t in TESTS if a.only in t.__name__]
+    a = tap.parse_args()
     print("TAP version 13")
     shared = Broker(a.binary, a.workers)
-    failed = 0
-    n = 0
-    for fn in todo:
-        n += 1
-        try:
-            fn(Ctx(shared, a.binary, a.workers))
-            print(f"ok {n} - {fn.__name__}")
-        except Exception:  # noqa: BLE001 - every failure is a test result
-            failed += 1
-            print(f"not ok {n} - {fn.__name__}")
-            for line in traceback.format_exc().strip().splitlines()[-4:]:
-                print(f"  # {line}")
-        sys.stdout.flush()
-    n += 1
-    rc = shared.stop()
-    report = shared.sanitizer_report()
-    if rc == 0 and not report:
-        print(f"ok {n} - clean shutdown")
-    else:
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
+    n, failed = tap.run(todo, lambda: Ctx(shared, a.binary, a.workers))
+    if not tap.clean_shutdown(n + 1, shared, "defaults"):
         failed += 1
-        print(f"not ok {n} - clean shutdown: exit {rc}")
-        for line in (report or shared.text().decode(errors="replace")[-2000:]).splitlines()[:40]:
-            print(f"  # {line}")
-    shared.cleanup()
-    print(f"1..{n}")
-    sys.exit(1 if failed else 0)
+    tap.finish(n + 1, failed)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ bytes or reason codes. Prints TAP.
 
 usage: scenarios.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
-import argparse
 import itertools
 import socket
 import sys
 import time
-import traceback
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
+import tap  # noqa: E402
 from broker import Broker  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 
@@ -53,6 +52,8 @@ class Ctx:
     def close(self):
         for c in self.clients:
             c.close()
+
+    discard = close
 
 
 def uniq(prefix="t"):
@@ -874,48 +875,25 @@ def t11_sigterm_tells_clients_and_exits(ctx, v):
 # ---- runner -----------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
-    todo = [t for t in TESTS if a.only in t[0]]
+    a = tap.parse_args()
     print("TAP version 13")
     brokers = {}
-    failed = 0
-    for n, (name, fn, v, args) in enumerate(todo, 1):
-        ctx = None
-        try:
-            if args not in brokers:
-                brokers[args] = Broker(a.binary, a.workers, args)
-            ctx = Ctx(brokers[args], a.binary, a.workers)
-            fn(ctx, v)
-            print(f"ok {n} - {name}")
-        except Exception as e:  # noqa: BLE001 - every failure is a test result
-            failed += 1
-            print(f"not ok {n} - {name}")
-            for line in (traceback.format_exc().strip().splitlines()[-3:]):
-                print(f"  # {line}")
-            del e
-        finally:
-            if ctx:
-                ctx.close()
-        sys.stdout.flush()
+
+    def new_ctx(args):
+        if args not in brokers:
+            brokers[args] = Broker(a.binary, a.workers, args)
+        return Ctx(brokers[args], a.binary, a.workers)
+
+    # Each case is fn(ctx, version) on the shared broker its args name.
+    todo = [(name, lambda ctx, fn=fn, v=v: fn(ctx, v), args)
+            for name, fn, v, args in TESTS if a.only in name]
+    n, failed = tap.run(todo, new_ctx, tail=3)
     # Every broker must stop cleanly on SIGTERM, without sanitizer reports.
     for args, b in brokers.items():
-        rc = b.stop()
-        report = b.sanitizer_report()
         n += 1
-        if rc == 0 and not report:
-            print(f"ok {n} - clean shutdown {' '.join(args) or 'defaults'}")
-        else:
+        if not tap.clean_shutdown(n, b, " ".join(args) or "defaults"):
             failed += 1
-            print(f"not ok {n} - clean shutdown {' '.join(args) or 'defaults'}: exit {rc}")
-            for line in (report or b.text().decode(errors='replace')[-2000:]).splitlines()[:40]:
-                print(f"  # {line}")
-        b.cleanup()
-    print(f"1..{n}")
-    sys.exit(1 if failed else 0)
+    tap.finish(n, failed)
 
 
 if __name__ == "__main__":

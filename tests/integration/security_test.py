@@ -9,20 +9,16 @@ Prints TAP.
 
 usage: security_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
-import argparse
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from broker import Broker  # noqa: E402
+import tap  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 
 TESTS = []
@@ -34,12 +30,9 @@ def test(fn):
     return fn
 
 
-class Ctx:
+class Ctx(tap.BrokerCtx):
     def __init__(self, binary, workers):
-        self.binary = binary
-        self.workers = workers
-        self.dir = tempfile.mkdtemp(prefix="starling-sec-")
-        self.brokers = []
+        super().__init__(binary, workers, "starling-sec-")
 
     def passwd(self, *args, check=True):
         r = subprocess.run([self.binary, "passwd", *args], capture_output=True, text=True,
@@ -48,24 +41,8 @@ class Ctx:
             assert r.returncode == 0, r.stderr
         return r
 
-    def file(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
-
     def broker(self, *args):
-        b = Broker(self.binary, self.workers, list(args))
-        self.brokers.append(b)
-        return b
-
-    def close(self):
-        for b in self.brokers:
-            rc = b.stop()
-            report = b.sanitizer_report()
-            b.cleanup()
-            assert rc == 0 and not report, f"broker exit {rc}: {report}"
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.start(args)
 
 
 def raw_connect(b, v, cid=None, user=None, password=None, source=None, **kw):
@@ -538,30 +515,10 @@ def s02_startup_refuses_bad_files(ctx):
 # ---- runner -----------------------------------------------------------------
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
-    todo = [t for t in TESTS if a.only in t.__name__]
+    a = tap.parse_args()
     print("TAP version 13")
-    failed = 0
-    for n, fn in enumerate(todo, 1):
-        ctx = Ctx(a.binary, a.workers)
-        try:
-            fn(ctx)
-            ctx.close()
-            print(f"ok {n} - {fn.__name__}")
-        except Exception:  # noqa: BLE001 - every failure is a test result
-            failed += 1
-            print(f"not ok {n} - {fn.__name__}")
-            for line in traceback.format_exc().strip().splitlines()[-4:]:
-                print(f"  # {line}")
-            for b in ctx.brokers:
-                b.cleanup()
-        sys.stdout.flush()
-    print(f"1..{len(todo)}")
-    sys.exit(1 if failed else 0)
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
+    tap.finish(*tap.run(todo, lambda: Ctx(a.binary, a.workers)))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ must exit 0 without sanitizer reports. Prints TAP.
 
 usage: tls_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
-import argparse
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from broker import Broker  # noqa: E402
+import tap  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 
 TESTS = []
@@ -102,19 +101,10 @@ commonName = supplied
             self.p(ext), "-out", self.p(name + ".pem"))
 
 
-class Ctx:
+class Ctx(tap.BrokerCtx):
     def __init__(self, binary, workers, pki):
-        self.binary = binary
-        self.workers = workers
+        super().__init__(binary, workers, "starling-tls-")
         self.pki = pki
-        self.dir = tempfile.mkdtemp(prefix="starling-tls-")
-        self.brokers = []
-
-    def file(self, name, text):
-        path = os.path.join(self.dir, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
 
     def copy(self, src, name):
         path = os.path.join(self.dir, name)
@@ -123,25 +113,17 @@ class Ctx:
 
     def broker(self, *args, cert="server", client_ca=False):
         """A broker with one TLS listener; .tls_port is its port."""
-        tls = [f"--tls-listen=127.0.0.1:0",
+        tls = ["--tls-listen=127.0.0.1:0",
                f"--tls-cert-file={self.copy(cert + '.pem', 'server.pem')}",
                f"--tls-key-file={self.copy(cert + '.key', 'server.key')}"]
         if client_ca:
             tls.append(f"--tls-ca-file={self.pki.p('ca.pem')}")
-        b = Broker(self.binary, self.workers, tls + list(args))
-        self.brokers.append(b)
+        b = self.start(tls + list(args))
         m = re.search(rb"listening for MQTT over TLS on \S*:(\d+)", b.text())
         assert m, b.text().decode()
         b.tls_port = int(m.group(1))
         return b
 
-    def close(self):
-        for b in self.brokers:
-            rc = b.stop()
-            report = b.sanitizer_report()
-            b.cleanup()
-            assert rc == 0 and not report, f"broker exit {rc}: {report}"
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def wait_log(b, needle, timeout=10, count=1):
@@ -570,39 +552,21 @@ def t13_client_certificates_turn_anonymous_off(ctx):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
-    todo = [t for t in TESTS if a.only in t.__name__]
+    a = tap.parse_args()
     print("TAP version 13")
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
     pki_dir = tempfile.mkdtemp(prefix="starling-pki-")
     try:
-        pki = Pki(pki_dir)
-    except Exception:  # noqa: BLE001
-        print("Bail out! cannot make test certificates")
-        traceback.print_exc()
-        shutil.rmtree(pki_dir, ignore_errors=True)
-        sys.exit(1)
-    failed = 0
-    for n, fn in enumerate(todo, 1):
-        ctx = Ctx(a.binary, a.workers, pki)
         try:
-            fn(ctx)
-            ctx.close()
-            print(f"ok {n} - {fn.__name__}")
-        except Exception:  # noqa: BLE001 - every failure is a test result
-            failed += 1
-            print(f"not ok {n} - {fn.__name__}")
-            for line in traceback.format_exc().strip().splitlines()[-4:]:
-                print(f"  # {line}")
-            for b in ctx.brokers:
-                b.cleanup()
-        sys.stdout.flush()
-    shutil.rmtree(pki_dir, ignore_errors=True)
-    print(f"1..{len(todo)}")
-    sys.exit(1 if failed else 0)
+            pki = Pki(pki_dir)
+        except Exception:  # noqa: BLE001
+            print("Bail out! cannot make test certificates")
+            traceback.print_exc()
+            sys.exit(1)
+        result = tap.run(todo, lambda: Ctx(a.binary, a.workers, pki))
+    finally:
+        shutil.rmtree(pki_dir, ignore_errors=True)
+    tap.finish(*result)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ Prints TAP.
 
 usage: ws_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
-import argparse
 import base64
 import hashlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -20,10 +20,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from broker import Broker  # noqa: E402
+import tap  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 from tls_test import Pki  # noqa: E402
 
@@ -36,33 +35,22 @@ def test(fn):
     return fn
 
 
-class Ctx:
+class Ctx(tap.BrokerCtx):
     def __init__(self, binary, workers, pki):
-        self.binary = binary
-        self.workers = workers
+        super().__init__(binary, workers, "starling-ws-")
         self.pki = pki
-        self.brokers = []
 
     def broker(self, *args, wss=False):
         extra = ["--ws-listen=127.0.0.1:0"]
         if wss:
             extra += ["--wss-listen=127.0.0.1:0", f"--tls-cert-file={self.pki.p('server.pem')}",
                       f"--tls-key-file={self.pki.p('server.key')}"]
-        b = Broker(self.binary, self.workers, [*extra, *args])
+        b = self.start([*extra, *args])
         text = b.text().decode()
-        import re
         b.ws_port = int(re.search(r"listening for MQTT over WebSocket on \S*:(\d+)", text).group(1))
         m = re.search(r"listening for MQTT over secure WebSocket on \S*:(\d+)", text)
         b.wss_port = int(m.group(1)) if m else None
-        self.brokers.append(b)
         return b
-
-    def close(self):
-        for b in self.brokers:
-            rc = b.stop()
-            report = b.sanitizer_report()
-            b.cleanup()
-            assert rc == 0 and not report, f"broker exit {rc}: {report}"
 
 
 # ---- a raw WebSocket client ------------------------------------------------
@@ -350,36 +338,16 @@ def w06_custom_path_and_startup_errors(ctx):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("binary")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--only", default="")
-    a = ap.parse_args()
-    todo = [t for t in TESTS if a.only in t.__name__]
+    a = tap.parse_args()
     print("TAP version 13")
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
     d = tempfile.mkdtemp(prefix="starling-ws-pki-")
-    failed = 0
     try:
         pki = Pki(d)
-        for n, fn in enumerate(todo, 1):
-            ctx = Ctx(a.binary, a.workers, pki)
-            try:
-                fn(ctx)
-                ctx.close()
-                print(f"ok {n} - {fn.__name__}")
-            except Exception:  # noqa: BLE001 - every failure is a test result
-                failed += 1
-                print(f"not ok {n} - {fn.__name__}")
-                for line in traceback.format_exc().strip().splitlines()[-4:]:
-                    print(f"  # {line}")
-                for b in ctx.brokers:
-                    print("  # broker: " + b.text().decode(errors="replace")[-600:].replace("\n", "\n  # "))
-                    b.cleanup()
-            sys.stdout.flush()
+        result = tap.run(todo, lambda: Ctx(a.binary, a.workers, pki))
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    print(f"1..{len(todo)}")
-    sys.exit(1 if failed else 0)
+    tap.finish(*result)
 
 
 if __name__ == "__main__":
