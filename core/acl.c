@@ -37,16 +37,13 @@
 #include "acl.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "file.h"
 #include "mqtt.h"
 #include "topic.h"
 #include "utf8.h"
@@ -775,66 +772,11 @@ fail:
 int acl_load(const char *path, struct acl **out, char *err, size_t err_len)
 {
 	assert(path != NULL && out != NULL);
-	char *buf = NULL;
-	int rc = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+	char *buf;
+	size_t len;
+	if (file_read_all(path, ACL_FILE_MAX_BYTES, &buf, &len, err, err_len) != 0)
 		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		seterr(err, err_len, "%s: not a regular file", path);
-		goto fail;
-	}
-	if ((uint64_t)st.st_size > ACL_FILE_MAX_BYTES) {
-		seterr(err, err_len, "%s: %llu bytes, more than the limit of %u (64 MiB)", path,
-		       (unsigned long long)st.st_size, ACL_FILE_MAX_BYTES);
-		goto fail;
-	}
-	/* Read to EOF, not st_size bytes: the file may change while it is
-	 * read; one byte past the limit tells that it grew too large. */
-	size_t cap = (size_t)st.st_size + 1, len = 0;
-	buf = malloc(cap);
-	if (buf == NULL) {
-		seterr(err, err_len, "%s: out of memory", path);
-		goto fail;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap > ACL_FILE_MAX_BYTES) {
-				seterr(err, err_len, "%s: more than the limit of %u bytes (64 MiB)",
-				       path, ACL_FILE_MAX_BYTES);
-				goto fail;
-			}
-			size_t ncap =
-			    cap * 2 > ACL_FILE_MAX_BYTES + 1 ? ACL_FILE_MAX_BYTES + 1 : cap * 2;
-			char *nb = realloc(buf, ncap);
-			if (nb == NULL) {
-				seterr(err, err_len, "%s: out of memory", path);
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			seterr(err, err_len, "%s: read error: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	rc = acl_parse(path, buf, len, out, err, err_len);
-fail:
+	int rc = acl_parse(path, buf, len, out, err, err_len);
 	free(buf);
-	close(fd);
 	return rc;
 }

@@ -26,8 +26,6 @@
 #include "passwd.h"
 
 #include <assert.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -35,8 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "file.h"
 
 #define LINE_MAX_BYTES 4096 /* a user name and the longest hash fit with room to spare */
 #define B64_SALT_MAX   88   /* base64 characters of PASSWD_SALT_MAX bytes */
@@ -491,75 +489,7 @@ size_t passwd_count(const struct passwd_db *db)
 
 int passwd_file_read(const char *path, char **text, size_t *len, char *err, size_t err_len)
 {
-	*text = NULL;
-	*len = 0;
-	char *buf = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		seterr(err, err_len, "%s: cannot stat: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		seterr(err, err_len, "%s: not a regular file", path);
-		goto fail;
-	}
-	if ((uint64_t)st.st_size > PASSWD_FILE_MAX) {
-		seterr(err, err_len, "%s: larger than %u MiB", path, PASSWD_FILE_MAX >> 20);
-		goto fail;
-	}
-	/* Read to EOF rather than trusting st_size: the file may be growing.
-	 * One byte of headroom tells "exactly full" from "too large". */
-	size_t cap = (size_t)st.st_size + 1, used = 0;
-	buf = malloc(cap + 1);
-	if (buf == NULL) {
-		seterr(err, err_len, "%s: out of memory", path);
-		goto fail;
-	}
-	for (;;) {
-		if (used == cap) {
-			if (cap > PASSWD_FILE_MAX) {
-				seterr(err, err_len, "%s: larger than %u MiB", path,
-				       PASSWD_FILE_MAX >> 20);
-				goto fail;
-			}
-			size_t ncap = cap * 2 < PASSWD_FILE_MAX + 1 ? cap * 2 : PASSWD_FILE_MAX + 1;
-			char *nb = realloc(buf, ncap + 1);
-			if (nb == NULL) {
-				seterr(err, err_len, "%s: out of memory", path);
-				goto fail;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t n = read(fd, buf + used, cap - used);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			seterr(err, err_len, "%s: read error: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		used += (size_t)n;
-	}
-	if (used > PASSWD_FILE_MAX) {
-		seterr(err, err_len, "%s: larger than %u MiB", path, PASSWD_FILE_MAX >> 20);
-		goto fail;
-	}
-	close(fd);
-	buf[used] = '\0';
-	*text = buf;
-	*len = used;
-	return 0;
-fail:
-	free(buf);
-	close(fd);
-	return -1;
+	return file_read_all(path, PASSWD_FILE_MAX, text, len, err, err_len);
 }
 
 int passwd_load(const char *path, struct passwd_db **out, char *err, size_t err_len)

@@ -513,7 +513,8 @@ Test(passwd, load_file_and_its_errors)
 
 	/* Over 256 MiB is refused before it is read (a sparse file). */
 	cr_assert_eq(ftruncate(fd, (off_t)PASSWD_FILE_MAX + 1), 0);
-	snprintf(want, sizeof(want), "%s: larger than 256 MiB", path);
+	snprintf(want, sizeof(want),
+	         "%s: 268435457 bytes, more than the limit of 268435456 (256 MiB)", path);
 	cr_assert_eq(passwd_load(path, &db, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, want);
 	close(fd);
