@@ -36,8 +36,7 @@ static void mib_suffix(char *out, size_t cap, size_t max)
 		snprintf(out, cap, " (%zu MiB)", max >> 20);
 }
 
-int file_read_all(const char *path, size_t max, char **text, size_t *len, char *err,
-                  size_t err_len)
+int file_read_all(const char *path, size_t max, char **text, size_t *len, char *err, size_t err_len)
 {
 	char mib[32];
 	mib_suffix(mib, sizeof(mib), max);
