@@ -6,10 +6,11 @@
 // test a watchdog, and the broker and every client are stopped even on failure.
 //
 // Usage: node interop_mqttjs.mjs PATH/TO/starling [--workers N]
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+
+import { Broker, TestFailure, check, comment, parseArgs, sleep, waitFor as waitUntil, within } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 let mqtt;
@@ -21,62 +22,21 @@ try {
   process.exit(1);
 }
 
-const args = process.argv.slice(2);
-const STARLING = args[0];
-const wi = args.indexOf('--workers');
-const WORKERS = wi >= 0 ? Number(args[wi + 1]) : 1;
+const { binary: STARLING, workers: WORKERS } = parseArgs();
 const TEST_TIMEOUT_MS = 40000;
 const WAIT_MS = 10000;
 const RUN = randomBytes(4).toString('hex');
 const topic = (name) => `interopjs/${RUN}/${name}`;
 const cid = (name) => `interopjs-${RUN}-${name}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class TestFailure extends Error {}
-function check(cond, msg) {
-  if (!cond) throw new TestFailure(msg);
-}
 
 // ------------------------------------------------------------------ broker
-let broker = null;
-let brokerLog = '';
+const broker = new Broker(STARLING, WORKERS, ['--listen=127.0.0.1:0'],
+  { tcp: /listening for MQTT on 127\.0\.0\.1:(\d+)/ });
 let port = 0;
 
-function startBroker() {
-  return new Promise((resolve, reject) => {
-    brokerLog = '';
-    broker = spawn(STARLING, ['--listen=127.0.0.1:0', '--metrics-listen=127.0.0.1:0',
-      `--workers=${WORKERS}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error('starling did not start:\n' + brokerLog)), 15000);
-    broker.stderr.on('data', (d) => {
-      brokerLog += d.toString();
-      const m = /listening for MQTT on 127\.0\.0\.1:(\d+)/.exec(brokerLog);
-      if (m && !port) {
-        port = Number(m[1]);
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    broker.on('exit', (code, sig) => {
-      brokerLog += `\n[broker exited: code ${code} signal ${sig}]`;
-      clearTimeout(timer);
-      if (!port) reject(new Error('starling exited at start:\n' + brokerLog));
-    });
-  });
+async function startBroker() {
+  ({ tcp: port } = await broker.start());
 }
-
-const brokerAlive = () => broker && broker.exitCode === null && broker.signalCode === null;
-
-function stopBroker(timeoutMs = 10000) {
-  return new Promise((resolve) => {
-    if (!brokerAlive()) return resolve(broker ? broker.exitCode : null);
-    const t = setTimeout(() => { broker.kill('SIGKILL'); }, timeoutMs);
-    broker.once('exit', (code) => { clearTimeout(t); resolve(code); });
-    broker.kill('SIGTERM');
-  });
-}
-
-process.on('exit', () => { if (brokerAlive()) broker.kill('SIGKILL'); });
 
 // ----------------------------------------------------------------- clients
 let clients = [];
@@ -110,21 +70,7 @@ async function client(name, version, opts = {}) {
   return c;
 }
 
-function within(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { t = setTimeout(() => reject(new TestFailure(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(t));
-}
-
-async function waitFor(pred, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new TestFailure(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const waitFor = (pred, what, ms = WAIT_MS) => waitUntil(pred, what, ms);
 
 async function sub(c, filter, opts) {
   const granted = await within(c.subscribeAsync(filter, opts), WAIT_MS, `SUBACK for ${filter}`);
@@ -256,7 +202,7 @@ async function main() {
   try {
     await startBroker();
   } catch (e) {
-    console.log(`1..1\nnot ok 1 - broker starts\n# ${String(e.message).replace(/\n/g, '\n# ')}`);
+    console.log(`1..1\nnot ok 1 - broker starts\n${comment(e.message)}`);
     return 1;
   }
   let n = 0;
@@ -264,8 +210,7 @@ async function main() {
   for (const [baseName, fn] of TESTS) {
     n++;
     const name = `${baseName} [workers=${WORKERS}]`;
-    if (!brokerAlive()) {
-      port = 0;
+    if (!broker.alive()) {
       try { await startBroker(); } catch (e) {
         console.log(`not ok ${n} - ${name}\n# broker could not be restarted`);
         failed++;
@@ -280,8 +225,8 @@ async function main() {
       err = e instanceof TestFailure ? e.message : (e && e.stack) || String(e);
     }
     await cleanup();
-    if (!brokerAlive()) {
-      err = (err || '') + `\nbroker DIED during this test; its stderr ends:\n${brokerLog.split('\n').slice(-25).join('\n')}`;
+    if (!broker.alive()) {
+      err = (err || '') + `\nbroker DIED during this test; its stderr ends:\n${broker.log.split('\n').slice(-25).join('\n')}`;
     }
     if (err === null) {
       console.log(`ok ${n} - ${name}\n# ${((Date.now() - t0) / 1000).toFixed(2)}s`);
@@ -291,16 +236,7 @@ async function main() {
     }
   }
   n++;
-  const name = `broker exits 0 on SIGTERM with no sanitizer report [workers=${WORKERS}]`;
-  if (brokerAlive()) {
-    const code = await stopBroker();
-    const bad = brokerLog.split('\n').filter((l) => /ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer|WARNING: ThreadSanitizer|assertion failed/.test(l));
-    if (code === 0 && bad.length === 0) console.log(`ok ${n} - ${name}`);
-    else { failed++; console.log(`not ok ${n} - ${name}\n# exit ${code}; ${bad.slice(0, 5).join('; ')}`); }
-  } else {
-    failed++;
-    console.log(`not ok ${n} - ${name}\n# broker not running at the end`);
-  }
+  if (!await broker.cleanShutdown(n, `broker exits 0 on SIGTERM with no sanitizer report [workers=${WORKERS}]`)) failed++;
   console.log(`1..${n}`);
   return failed ? 1 : 0;
 }
@@ -310,6 +246,6 @@ main().then((rc) => { process.exitCode = rc; }, (e) => {
   process.exitCode = 1;
 }).finally(async () => {
   await cleanup().catch(() => {});
-  if (brokerAlive()) broker.kill('SIGKILL');
+  if (broker.alive()) broker.proc.kill('SIGKILL');
   setTimeout(() => process.exit(process.exitCode ?? 1), 200).unref();
 });

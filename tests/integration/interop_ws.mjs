@@ -7,13 +7,14 @@
 // stopped even on failure.
 //
 // Usage: node interop_ws.mjs PATH/TO/starling [--workers N]
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { dirname, join } from 'node:path';
+
+import { Broker, TestFailure, check, comment, parseArgs, sleep, waitFor as waitUntil, within } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 let mqtt, chromium;
@@ -26,78 +27,19 @@ try {
   process.exit(1);
 }
 
-const args = process.argv.slice(2);
-const STARLING = args[0];
-const wi = args.indexOf('--workers');
-const WORKERS = wi >= 0 ? Number(args[wi + 1]) : 1;
+const { binary: STARLING, workers: WORKERS } = parseArgs();
 const WAIT_MS = 15000;
 const RUN = randomBytes(4).toString('hex');
 const topic = (name) => `interopws/${RUN}/${name}`;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class TestFailure extends Error {}
-function check(cond, msg) {
-  if (!cond) throw new TestFailure(msg);
-}
-
-function within(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => { t = setTimeout(() => reject(new TestFailure(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
-  ]).finally(() => clearTimeout(t));
-}
-
-async function waitFor(pred, what, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new TestFailure(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const waitFor = (pred, what, ms = WAIT_MS) => waitUntil(pred, what, ms, 20);
 
 // ------------------------------------------------------------------ broker
-let broker = null;
-let brokerLog = '';
+const broker = new Broker(STARLING, WORKERS, ['--listen=127.0.0.1:0', '--ws-listen=127.0.0.1:0'], {
+  tcp: /listening for MQTT on 127\.0\.0\.1:(\d+)/,
+  ws: /listening for MQTT over WebSocket on 127\.0\.0\.1:(\d+)/,
+});
 let tcpPort = 0;
 let wsPort = 0;
-
-function startBroker() {
-  return new Promise((resolve, reject) => {
-    broker = spawn(STARLING, ['--listen=127.0.0.1:0', '--ws-listen=127.0.0.1:0',
-      '--metrics-listen=127.0.0.1:0', `--workers=${WORKERS}`], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const timer = setTimeout(() => reject(new Error('starling did not start:\n' + brokerLog)), 15000);
-    broker.stderr.on('data', (d) => {
-      brokerLog += d.toString();
-      const t = /listening for MQTT on 127\.0\.0\.1:(\d+)/.exec(brokerLog);
-      const w = /listening for MQTT over WebSocket on 127\.0\.0\.1:(\d+)/.exec(brokerLog);
-      if (t && w && !wsPort) {
-        tcpPort = Number(t[1]);
-        wsPort = Number(w[1]);
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    broker.on('exit', (code, sig) => {
-      brokerLog += `\n[broker exited: code ${code} signal ${sig}]`;
-      clearTimeout(timer);
-      if (!wsPort) reject(new Error('starling exited at start:\n' + brokerLog));
-    });
-  });
-}
-
-const brokerAlive = () => broker && broker.exitCode === null && broker.signalCode === null;
-
-function stopBroker(timeoutMs = 10000) {
-  return new Promise((resolve) => {
-    if (!brokerAlive()) return resolve(broker ? broker.exitCode : null);
-    const t = setTimeout(() => { broker.kill('SIGKILL'); }, timeoutMs);
-    broker.once('exit', (code) => { clearTimeout(t); resolve(code); });
-    broker.kill('SIGTERM');
-  });
-}
-
-process.on('exit', () => { if (brokerAlive()) broker.kill('SIGKILL'); });
 
 // ----------------------------------------------------------------- clients
 const clients = [];
@@ -259,9 +201,9 @@ async function main() {
   console.log('TAP version 13');
   let n = 0, failed = 0;
   try {
-    await startBroker();
+    ({ tcp: tcpPort, ws: wsPort } = await broker.start());
   } catch (e) {
-    console.log(`1..1\nnot ok 1 - broker starts\n# ${String(e.message).split('\n').join('\n# ')}`);
+    console.log(`1..1\nnot ok 1 - broker starts\n${comment(e.message)}`);
     process.exit(1);
   }
   for (const [name, fn] of TESTS) {
@@ -271,21 +213,15 @@ async function main() {
       console.log(`ok ${n} - ${name}`);
     } catch (e) {
       failed++;
-      console.log(`not ok ${n} - ${name}\n# ${String(e.stack || e).split('\n').slice(0, 4).join('\n# ')}`);
-      if (!brokerAlive()) console.log(`# broker died:\n# ${brokerLog.slice(-1500).split('\n').join('\n# ')}`);
+      console.log(`not ok ${n} - ${name}\n${comment(String(e.stack || e).split('\n').slice(0, 4).join('\n'))}`);
+      if (!broker.alive()) console.log(`# broker died:\n${comment(broker.log.slice(-1500))}`);
     }
   }
   for (const c of clients) c.end(true);
   if (browser) await browser.close().catch(() => {});
   if (pageServer) pageServer.close();
   n++;
-  const code = await stopBroker();
-  const report = /ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:/.exec(brokerLog);
-  if (code === 0 && !report) console.log(`ok ${n} - clean shutdown`);
-  else {
-    failed++;
-    console.log(`not ok ${n} - clean shutdown: exit ${code}\n# ${brokerLog.slice(-2000).split('\n').join('\n# ')}`);
-  }
+  if (!await broker.cleanShutdown(n, 'clean shutdown')) failed++;
   console.log(`1..${n}`);
   process.exit(failed ? 1 : 0);
 }
