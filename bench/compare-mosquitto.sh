@@ -10,19 +10,9 @@
 # Environment: ROUNDS (default 2), SECONDS_PER_RUN (default 8), WORKERS
 # (Starling's; default: one per CPU).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build/release}
-bench=$build/bench/starling-bench
-starling=$build/core/starling
+. "$(dirname "$0")/compare-lib.sh"
 rounds=${ROUNDS:-2}
 secs=${SECONDS_PER_RUN:-8}
-ulimit -n 20000 2>/dev/null || true
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_brokers() {
 	sport=$(free_port)
@@ -41,16 +31,11 @@ start_brokers() {
 	pids+=("$mpid")
 	sleep 0.5
 }
-stop_brokers() {
-	kill "$spid" "$mpid" 2>/dev/null || true
-	wait "$spid" "$mpid" 2>/dev/null || true
-	pids=()
-}
 
 echo "# Starling vs mosquitto — $(date -u +%Y-%m-%d)"
 echo
-echo "- machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); bench, brokers and clients share the cores"
-echo "- $("$starling" --version) at commit $(git -C "$root" rev-parse --short HEAD), workers: ${WORKERS:-one per CPU}; $(mosquitto -h 2>&1 | head -1) (Debian)"
+machine_line
+versions_line
 echo "- command: \`bench/compare-mosquitto.sh\` (ROUNDS=$rounds, SECONDS_PER_RUN=$secs)"
 echo
 echo "A = Starling, B = mosquitto. Each figure is the mean over the rounds; the ratio is A/B."

@@ -11,21 +11,11 @@
 #
 # Environment: ROUNDS (default 2), SECONDS_PER_RUN (default 6), WORKERS.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build/release}
-bench=$build/bench/starling-bench
-starling=$build/core/starling
+. "$(dirname "$0")/compare-lib.sh"
 rounds=${ROUNDS:-2}
 secs=${SECONDS_PER_RUN:-6}
-ulimit -n 20000 2>/dev/null || true
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A CA and a server certificate for 127.0.0.1.
 ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
@@ -71,16 +61,11 @@ EOF
 	pids+=("$mpid")
 	sleep 0.7
 }
-stop_brokers() {
-	kill "$spid" "$mpid" 2>/dev/null || true
-	wait "$spid" "$mpid" 2>/dev/null || true
-	pids=()
-}
 
 echo "# Starling vs mosquitto by transport — $(date -u +%Y-%m-%d)"
 echo
-echo "- machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); bench, brokers and clients share the cores"
-echo "- $("$starling" --version) at commit $(git -C "$root" rev-parse --short HEAD), workers: ${WORKERS:-one per CPU}; $(mosquitto -h 2>&1 | head -1) (Debian); $(openssl version)"
+machine_line
+versions_line "; $(openssl version)"
 echo "- certificate: EC P-256, TLS 1.3 (both brokers' default); command: \`bench/compare-transports.sh\` (ROUNDS=$rounds, SECONDS_PER_RUN=$secs)"
 echo
 echo "A = Starling, B = mosquitto. Each figure is the mean over the rounds; the ratio is B/A."
