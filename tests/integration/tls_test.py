@@ -6,7 +6,7 @@ certificates), paho, python's ssl and raw sockets as clients; certificate
 identities as user names under an ACL; TLS and TCP clients on one broker;
 refusals (plaintext, a stalled handshake, untrusted, expired and missing
 client certificates, TLS 1.1) each with its log line and metric; SIGHUP
-with a new certificate and with a broken key; startup errors. Every broker
+with a new certificate, a new client CA and a broken key; startup errors. Every broker
 must exit 0 without sanitizer reports. Prints TAP.
 
 usage: tls_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
@@ -549,6 +549,39 @@ def t13_client_certificates_turn_anonymous_off(ctx):
     c.send(connect(5, f"nocert{next(_ids)}", True, 60))
     assert c.expect(CONNACK).rc == 0x87, "tls_allow_anonymous=false on the TLS listener"
     c.close()
+
+
+@test
+def t14_sighup_new_client_ca(ctx):
+    # The CA that client certificates are checked against is reloaded too:
+    # after the swap, new handshakes trust only the new CA; a connection
+    # made under the old one stays.
+    ca = ctx.copy("ca.pem", "client-ca.pem")
+    b = ctx.broker("--tls-require-client-cert=true", f"--tls-ca-file={ca}")
+    kept = tls_client(b, ctx.pki, cert="alice")
+    assert kept.connect(f"kept{next(_ids)}").rc == 0
+
+    def accepted(cert):
+        try:
+            c = tls_client(b, ctx.pki, cert=cert)
+            c.send(connect(5, f"{cert}{next(_ids)}", True, 60))
+            ok = c.expect(CONNACK).rc == 0
+            c.close()
+            return ok
+        except (ssl.SSLError, ConnectionError, AssertionError):
+            return False
+
+    assert accepted("alice") and not accepted("mallory"), "before the reload"
+    ctx.copy("other-ca.pem", "client-ca.pem")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"TLS certificate, key and CA read again")
+    assert accepted("mallory"), "a certificate of the new CA"
+    assert not accepted("alice"), "a certificate of the old CA after the reload"
+    wait_log(b, b"client certificate refused: unable to get local issuer certificate")
+    kept.send(pkt(0xC0, b""))
+    kept.expect(PINGRESP)  # the connection made under the old CA is untouched
+    kept.send(disconnect(5))
+    kept.closed()
 
 
 def main():
