@@ -38,7 +38,7 @@ machine_line
 versions_line
 echo "- command: \`bench/compare-mosquitto.sh\` (ROUNDS=$rounds, SECONDS_PER_RUN=$secs)"
 echo
-echo "A = Starling, B = mosquitto. Each figure is the mean over the rounds; the ratio is A/B."
+echo "A = Starling, B = mosquitto. Each figure is the mean over the rounds; the ratio is B/A (mosquitto over Starling)."
 echo
 
 compare() {
