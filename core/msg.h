@@ -22,7 +22,8 @@ struct msg {
 	atomic_uint refs;        /* references; the last msg_unref() frees */
 	uint32_t size_bytes;     /* bytes of data[], for memory accounting */
 	uint64_t expires_at_ms;  /* monotonic deadline from Message Expiry; 0 = never */
-	uint64_t created_ns;     /* monotonic; a retained lookup older than this skips it */
+	uint64_t created_ns;     /* monotonic, retain-flagged only (else 0); a retained
+	                          * lookup older than this skips it */
 	struct sess_id origin;   /* publishing session, for no-local */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
