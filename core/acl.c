@@ -37,12 +37,12 @@
 #include "acl.h"
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "file.h"
 #include "mqtt.h"
 #include "topic.h"
@@ -94,18 +94,6 @@ struct acl {
 };
 
 /* ---- errors, hashing, small helpers ------------------------------------- */
-
-/* snprintf into err, tolerating err == NULL or err_len == 0. */
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t err_len, const char *fmt,
-                                                         ...)
-{
-	if (err == NULL || err_len == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 /* FNV-1a over the kind and the name: names come from the operator's file,
  * lookups never insert, so a client cannot flood the table. */

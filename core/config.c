@@ -16,10 +16,11 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "errmsg.h"
 
 #define LINE_MAX_BYTES 4096 /* longer lines are an error, never truncated */
 #define WHY_MAX        256  /* a setter's reason, before source and key are added */
@@ -240,18 +241,6 @@ static const struct directive directives[] = {
 
 /* ------------------------------------------------------------------------ */
 /* Errors */
-
-/* snprintf into err, tolerating err == NULL or err_len == 0. */
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t err_len, const char *fmt,
-                                                         ...)
-{
-	if (err == NULL || err_len == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Lookup */

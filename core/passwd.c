@@ -29,11 +29,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "file.h"
 
 #define LINE_MAX_BYTES 4096 /* a user name and the longest hash fit with room to spare */
@@ -69,18 +69,6 @@ struct passwd_db {
 
 /* ------------------------------------------------------------------------ */
 /* Errors */
-
-/* snprintf into err, tolerating err == NULL or err_len == 0. */
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t err_len, const char *fmt,
-                                                         ...)
-{
-	if (err == NULL || err_len == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, err_len, fmt, ap);
-	va_end(ap);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Base64 (RFC 4648 with padding, as mosquitto writes it) */
