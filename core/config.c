@@ -240,9 +240,6 @@ static const struct directive directives[] = {
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
 /* ------------------------------------------------------------------------ */
-/* Errors */
-
-/* ------------------------------------------------------------------------ */
 /* Lookup */
 
 static size_t min3(size_t a, size_t b, size_t c)
