@@ -55,6 +55,18 @@ static bool will_encode(struct session *s, const struct mqtt_connect *k)
 /* Move what survives a reconnection from old into fresh, then free old. */
 static void session_adopt(struct worker *w, struct session *fresh, struct session *old)
 {
+	struct session early = {0}; /* fresh's queue: mail that arrived first */
+#define TAKE(f)                                                                                    \
+	do {                                                                                       \
+		early.f = fresh->f;                                                                \
+		fresh->f = 0;                                                                      \
+	} while (0)
+	TAKE(q);
+	TAKE(q_head);
+	TAKE(q_len);
+	TAKE(q_cap);
+	TAKE(q_bytes);
+#undef TAKE
 #define MOVE(f)                                                                                    \
 	do {                                                                                       \
 		fresh->f = old->f;                                                                 \
@@ -79,12 +91,18 @@ static void session_adopt(struct worker *w, struct session *fresh, struct sessio
 #undef MOVE
 	fresh->next_pid = old->next_pid;
 	session_free(old); /* its will is replaced by the new CONNECT's */
-	for (uint32_t i = 0; i < fresh->sub_count; i++) {
-		struct sub_entry e = {fresh->id, fresh->subs[i].opts};
-		struct mqtt_view f = {(const uint8_t *)fresh->subs[i].filter,
-		                      fresh->subs[i].filter_len};
-		index_change(w, true, f, &e);
+	/* The index entries already name fresh (moved at the detach), so mail
+	 * may have come before the session did: it goes after the session's. */
+	const struct config *cfg = w->cfg;
+	struct queued e;
+	while (session_dequeue(&early, &e)) {
+		uint8_t flags = (uint8_t)((e.retain ? DELIV_RETAIN : 0) | (e.shared ? DELIV_SHARED : 0));
+		w->st.drops_queue += session_enqueue(fresh, e.m, e.qos, flags, e.sub_id,
+		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
+		                                     cfg->queue_overflow);
+		msg_unref(e.m);
 	}
+	free(early.q);
 }
 
 void connect_finish(struct worker *w, struct conn *c, struct session *s, bool present)
@@ -325,7 +343,8 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	                     .from = w->id,
 	                     .target = prev,
 	                     .conn_slot = c->slot,
-	                     .conn_gen = c->gen};
+	                     .conn_gen = c->gen,
+	                     .fresh = {id.slot, id.gen}};
 	if (prev.worker == w->id)
 		handle_takeover(w, &m);
 	else
@@ -357,7 +376,9 @@ void handle_takeover(struct worker *w, const struct mbox_msg *m)
 				will_publish(w, old); /* the session ends: a delayed will fires */
 			sess_end(w, old);
 		} else {
-			sess_detach(w, old);
+			/* Mail still on its way to the old id follows the session. */
+			struct sess_id to = {m->fresh.slot, m->fresh.gen, m->from};
+			sess_detach(w, old, to);
 			reply.ptr = old;
 		}
 	}
@@ -374,14 +395,13 @@ void handle_handover(struct worker *w, const struct mbox_msg *m)
 	struct conn *c = conn_get(w, m->conn_slot, m->conn_gen);
 	if (!c || c->state != CONN_WAIT_TAKEOVER || !c->pending) {
 		/* The new connection died while waiting; so does the session. */
-		session_free(old);
+		if (old)
+			sess_unindex_free(w, old);
 		return;
 	}
 	struct session *fresh = c->pending;
-	if (old) {
-		old->id = fresh->id;
+	if (old)
 		session_adopt(w, fresh, old);
-	}
 	connect_finish(w, c, fresh, old != NULL);
 	conn_resume(w, c); /* packets that arrived while we waited */
 }

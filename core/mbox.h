@@ -27,7 +27,7 @@ enum mbox_kind {
 	MB_SUB_DELTA,    /* ptr: struct sub_delta (one reference moves) */
 	MB_RETAIN_PUT,   /* ptr: struct msg (one reference moves); to the topic's shard */
 	MB_RETAIN_QUERY, /* ptr: struct sub_delta naming filter and subscriber */
-	MB_TAKEOVER,     /* target: the session to take; conn: the new connection */
+	MB_TAKEOVER,     /* target: the session to take; conn: the new connection; fresh */
 	MB_HANDOVER,     /* ptr: struct session or NULL; conn: the waiting connection */
 };
 
@@ -42,7 +42,12 @@ struct mbox_msg {
 	uint32_t conn_slot;    /* MB_TAKEOVER / MB_HANDOVER: the new connection */
 	uint32_t conn_gen;
 	uint32_t bytes; /* MB_DELIVER: the message's size_bytes (transit accounting) */
-	void *ptr;
+	union {
+		void *ptr; /* see the kinds */
+		struct {   /* MB_TAKEOVER: the new session, on worker `from` */
+			uint32_t slot, gen;
+		} fresh;
+	};
 };
 
 #define MBOX_F_RETAIN 0x01 /* deliver with the retain flag set */

@@ -25,6 +25,7 @@ struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct 
 	d->add = add;
 	d->at_ns = clock_now_ns();
 	d->e = *e;
+	d->was = (struct sess_id){0, 0, 0};
 	d->filter_len = (uint16_t)filter.len;
 	memcpy(d->filter, filter.ptr, filter.len);
 	d->filter[filter.len] = '\0';
@@ -45,17 +46,28 @@ static void must(bool ok, const char *what)
 	}
 }
 
-void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e)
+/* Apply a delta to this worker's index. */
+static void delta_apply(struct worker *w, bool add, struct mqtt_view filter,
+                        const struct sub_entry *e, struct sess_id was)
 {
+	if (add && was.gen)
+		subidx_remove(w->subs, filter, was);
 	if (add)
 		must(subidx_add(w->subs, filter, e) >= 0, "subscription index");
 	else
 		subidx_remove(w->subs, filter, e->who);
+}
+
+static void delta_everywhere(struct worker *w, bool add, struct mqtt_view filter,
+                             const struct sub_entry *e, struct sess_id was)
+{
+	delta_apply(w, add, filter, e, was);
 	unsigned n = w->b->worker_count;
 	if (n == 1)
 		return;
 	struct sub_delta *d = sub_delta_new(add, filter, e);
 	must(d != NULL, "subscription delta");
+	d->was = was;
 	atomic_store(&d->refs, n - 1);
 	for (unsigned to = 0; to < n; to++) {
 		if (to == w->id)
@@ -63,6 +75,17 @@ void index_change(struct worker *w, bool add, struct mqtt_view filter, const str
 		struct mbox_msg m = {.kind = MB_SUB_DELTA, .from = w->id, .ptr = d};
 		mbox_send(w, (uint16_t)to, &m);
 	}
+}
+
+void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e)
+{
+	delta_everywhere(w, add, filter, e, (struct sess_id){0, 0, 0});
+}
+
+void index_move(struct worker *w, struct mqtt_view filter, const struct sub_entry *e,
+                struct sess_id was)
+{
+	delta_everywhere(w, true, filter, e, was);
 }
 
 /* subidx_match callback: gather, merge later. */
@@ -188,8 +211,14 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 	bool retain = flags & DELIV_RETAIN;
 	const struct config *cfg = w->cfg;
 	struct session *s = sess_get(w, to);
-	if (!s)
-		return; /* the session ended since the match: stale entry */
+	if (!s) {
+		/* Moved by a takeover since the match: on to where it went
+		 * (sessions.c). Otherwise it ended: a stale entry. */
+		struct sess_id moved;
+		if (sess_moved_to(w, to, &moved))
+			deliver_to(w, moved, m, qos, flags, sub_id);
+		return;
+	}
 	if (w->acl) {
 		/* Every way a message reaches a session passes here: live,
 		 * retained, wills, shared handoffs. */
@@ -439,10 +468,7 @@ void mbox_dispatch(struct worker *w, const struct mbox_msg *m)
 	case MB_SUB_DELTA: {
 		struct sub_delta *d = m->ptr;
 		struct mqtt_view f = {(const uint8_t *)d->filter, d->filter_len};
-		if (d->add)
-			must(subidx_add(w->subs, f, &d->e) >= 0, "subscription index");
-		else
-			subidx_remove(w->subs, f, d->e.who);
+		delta_apply(w, d->add, f, &d->e, d->was);
 		sub_delta_unref(d);
 		break;
 	}

@@ -127,6 +127,7 @@ void worker_free(struct worker *w)
 	free(w->conn_free);
 	free(w->sess);
 	free(w->sess_gens);
+	free(w->sess_moved);
 	free(w->sess_free);
 	if (w->overflow) {
 		for (unsigned i = 0; i < w->b->worker_count; i++)
@@ -654,6 +655,7 @@ void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m)
 /* Deadlines of connections and sessions, once per SWEEP_MS. */
 static void sweep(struct worker *w)
 {
+	sess_moved_sweep(w);
 	for (uint32_t i = 0; i < w->conn_cap; i++) {
 		struct conn *c = w->conns[i];
 		if (!c)

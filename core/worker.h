@@ -144,6 +144,7 @@ struct sub_delta {
 	bool add;       /* MB_SUB_DELTA: add (else remove) */
 	uint64_t at_ns; /* monotonic time it was made (retained lookups) */
 	struct sub_entry e;
+	struct sess_id was; /* add: first remove this session's entry (a move); gen 0 = none */
 	uint16_t filter_len;
 	char filter[]; /* NUL-terminated */
 };
@@ -202,6 +203,13 @@ struct worker {
 	uint32_t conn_live;
 
 	struct session **sess; /* slot -> session or NULL */
+	/* slot -> where its session moved (takeover by a connection on any
+	 * worker) and until when mail for it is passed on; the slot is reused
+	 * only after that (sessions.c). to.gen == 0: not moved. */
+	struct sess_moved {
+		struct sess_id to;
+		uint64_t until_ms;
+	} *sess_moved;
 	uint32_t *sess_gens;
 	uint32_t sess_cap;
 	uint32_t *sess_free;
@@ -331,6 +339,10 @@ void shared_handoff(struct worker *w, struct session *s);
 void session_pump(struct worker *w, struct session *s);
 void session_resend(struct worker *w, struct session *s);
 void index_change(struct worker *w, bool add, struct mqtt_view filter, const struct sub_entry *e);
+/* A moving session's subscription: the entry of `was` becomes e, in one
+ * step on every worker, so no publish in between finds neither. */
+void index_move(struct worker *w, struct mqtt_view filter, const struct sub_entry *e,
+                struct sess_id was);
 void retained_query(struct worker *w, struct mqtt_view filter, const struct sub_entry *e);
 /* Keep a lookup for this shard until the mailboxes were drained (takes d). */
 void retained_defer(struct worker *w, struct sub_delta *d);
@@ -354,8 +366,17 @@ void sess_install(struct worker *w, struct session *s, struct sess_id id);
 void sess_release_slot(struct worker *w, struct sess_id id);
 /* End a session: remove its subscriptions everywhere, forget its id. */
 void sess_end(struct worker *w, struct session *s);
-/* Detach s from this worker for a move (subscriptions removed from the index). */
-void sess_detach(struct worker *w, struct session *s);
+/* Detach s from this worker for a move to the session `to`: its index
+ * entries now name `to`, and so does s->id; mail still addressed to the old
+ * id is passed on to `to` for SESS_MOVED_MS. */
+void sess_detach(struct worker *w, struct session *s, struct sess_id to);
+/* A detached session that no one adopts (its new connection died while
+ * waiting): remove its index entries (they name s->id) and free it. */
+void sess_unindex_free(struct worker *w, struct session *s);
+/* Where the session `id` moved, when it did so lately (for mail still on its way). */
+bool sess_moved_to(struct worker *w, struct sess_id id, struct sess_id *to);
+/* Recycle the slots of moved sessions whose forwarding time is over (sweep). */
+void sess_moved_sweep(struct worker *w);
 
 struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct sub_entry *e);
 void sub_delta_unref(struct sub_delta *d);
