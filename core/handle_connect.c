@@ -96,10 +96,11 @@ static void session_adopt(struct worker *w, struct session *fresh, struct sessio
 	const struct config *cfg = w->cfg;
 	struct queued e;
 	while (session_dequeue(&early, &e)) {
-		uint8_t flags = (uint8_t)((e.retain ? DELIV_RETAIN : 0) | (e.shared ? DELIV_SHARED : 0));
-		w->st.drops_queue += session_enqueue(fresh, e.m, e.qos, flags, e.sub_id,
-		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
-		                                     cfg->queue_overflow);
+		uint8_t flags =
+		    (uint8_t)((e.retain ? DELIV_RETAIN : 0) | (e.shared ? DELIV_SHARED : 0));
+		w->st.drops_queue +=
+		    session_enqueue(fresh, e.m, e.qos, flags, e.sub_id, cfg->queue_messages_max,
+		                    cfg->queue_bytes_max, cfg->queue_overflow);
 		msg_unref(e.m);
 	}
 	free(early.q);

@@ -209,7 +209,7 @@ struct worker {
 	struct sess_moved {
 		struct sess_id to;
 		uint64_t until_ms;
-	} *sess_moved;
+	} * sess_moved;
 	uint32_t *sess_gens;
 	uint32_t sess_cap;
 	uint32_t *sess_free;
