@@ -68,14 +68,19 @@ class Mosquitto:
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], preexec_fn=raise_nofile,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         brokers.append(self)
+        # Ready once every listener accepts: the extra ones (TLS, websockets)
+        # may open after the first.
+        ports = [self.port] + [int(p) for p in re.findall(r"^listener (\d+)", extra, re.M)]
         deadline = time.time() + 10
-        while time.time() < deadline:
+        while ports and time.time() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                socket.create_connection(("127.0.0.1", ports[0]), timeout=0.5).close()
+                ports.pop(0)
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("mosquitto did not start: " + open(self.log).read()[-2000:])
+        if ports:
+            raise RuntimeError(f"mosquitto did not open port {ports[0]}: " +
+                               open(self.log).read()[-2000:])
 
     def stop(self):
         if self.proc.poll() is None:
