@@ -150,13 +150,11 @@ bool sess_moved_to(struct worker *w, struct sess_id id, struct sess_id *to)
 	return true;
 }
 
-void sess_moved_sweep(struct worker *w)
+void sess_moved_expire(struct worker *w, uint32_t slot)
 {
-	for (uint32_t i = 0; i < w->sess_cap; i++) {
-		struct sess_moved *mv = &w->sess_moved[i];
-		if (mv->to.gen != 0 && w->now_ms >= mv->until_ms) {
-			*mv = (struct sess_moved){0};
-			slot_recycle(w, i);
-		}
+	struct sess_moved *mv = &w->sess_moved[slot];
+	if (mv->to.gen != 0 && w->now_ms >= mv->until_ms) {
+		*mv = (struct sess_moved){0};
+		slot_recycle(w, slot);
 	}
 }

@@ -655,7 +655,6 @@ void mbox_send(struct worker *w, uint16_t to, const struct mbox_msg *m)
 /* Deadlines of connections and sessions, once per SWEEP_MS. */
 static void sweep(struct worker *w)
 {
-	sess_moved_sweep(w);
 	for (uint32_t i = 0; i < w->conn_cap; i++) {
 		struct conn *c = w->conns[i];
 		if (!c)
@@ -688,8 +687,10 @@ static void sweep(struct worker *w)
 	uint64_t online = 0, offline = 0, queued = 0, queued_bytes = 0, inflight = 0;
 	for (uint32_t i = 0; i < w->sess_cap; i++) {
 		struct session *s = w->sess[i];
-		if (!s)
+		if (!s) {
+			sess_moved_expire(w, i); /* forwarding windows ride on it too */
 			continue;
+		}
 		/* Gauges ride on this pass over every session (stats.h). */
 		queued += s->q_len;
 		queued_bytes += s->q_bytes;

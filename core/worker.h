@@ -375,8 +375,9 @@ void sess_detach(struct worker *w, struct session *s, struct sess_id to);
 void sess_unindex_free(struct worker *w, struct session *s);
 /* Where the session `id` moved, when it did so lately (for mail still on its way). */
 bool sess_moved_to(struct worker *w, struct sess_id id, struct sess_id *to);
-/* Recycle the slots of moved sessions whose forwarding time is over (sweep). */
-void sess_moved_sweep(struct worker *w);
+/* Recycle an empty slot whose moved session's forwarding time is over
+ * (the sweep's pass over the session table). */
+void sess_moved_expire(struct worker *w, uint32_t slot);
 
 struct sub_delta *sub_delta_new(bool add, struct mqtt_view filter, const struct sub_entry *e);
 void sub_delta_unref(struct sub_delta *d);
