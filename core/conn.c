@@ -23,6 +23,7 @@
  * incomplete record, tls.c), read in TLS_READ_CHUNK pieces.
  */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +131,23 @@ static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet
 	}
 }
 
-/* Handle the whole packets at the front of buf; returns bytes consumed. */
+/* Handle the whole packets at the front of buf; returns bytes consumed.
+ * Never nested: a handler that lets a waiting connection go on (a takeover
+ * finished on this worker, inside this very loop) asks for a resume step
+ * instead, since buf may be the rx that this call has not consumed yet. */
+static uint32_t parse(struct worker *w, struct conn *c, const uint8_t *buf, uint32_t len);
+static void resume(struct worker *w, struct conn *c);
+
 static uint32_t process(struct worker *w, struct conn *c, const uint8_t *buf, uint32_t len)
+{
+	assert(w->in_process == NULL);
+	w->in_process = c;
+	uint32_t used = parse(w, c, buf, len);
+	w->in_process = NULL;
+	return used;
+}
+
+static uint32_t parse(struct worker *w, struct conn *c, const uint8_t *buf, uint32_t len)
 {
 	uint32_t off = 0;
 	while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
@@ -202,10 +218,11 @@ void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t 
 		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
 		return;
 	}
-	conn_resume(w, c);
+	resume(w, c);
 }
 
-void conn_resume(struct worker *w, struct conn *c)
+/* Parse what c has buffered in rx. */
+static void resume(struct worker *w, struct conn *c)
 {
 	if (c->rx_len == 0)
 		return;
@@ -221,6 +238,30 @@ void conn_resume(struct worker *w, struct conn *c)
 		free(c->rx);
 		c->rx = NULL;
 		c->rx_cap = 0;
+	}
+}
+
+void conn_want_resume(struct worker *w, struct conn *c)
+{
+	if (c->on_resume_list || c->state == CONN_CLOSING)
+		return;
+	assert(w->resume_len < w->conn_cap); /* one entry per connection at most */
+	c->on_resume_list = true;
+	w->resume[w->resume_len++] = (struct rearm){c->slot, c->gen};
+}
+
+void conn_resume_all(struct worker *w)
+{
+	/* Parsing may name more connections (a CONNECT that takes over a
+	 * session on this worker names itself again): go on until none is
+	 * left. Each pass parses input that was already here, so it ends. */
+	while (w->resume_len > 0) {
+		struct rearm r = w->resume[--w->resume_len];
+		struct conn *c = conn_get(w, r.slot, r.gen);
+		assert(c && c->on_resume_list); /* reaped only after this step */
+		c->on_resume_list = false;
+		if (c->state != CONN_CLOSING)
+			resume(w, c);
 	}
 }
 

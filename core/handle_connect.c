@@ -404,5 +404,9 @@ void handle_handover(struct worker *w, const struct mbox_msg *m)
 	if (old)
 		session_adopt(w, fresh, old);
 	connect_finish(w, c, fresh, old != NULL);
-	conn_resume(w, c); /* packets that arrived while we waited */
+	/* Packets that arrived while we waited: at the loop's resume step.
+	 * When the old session was on this worker we are inside the parse of
+	 * c's own CONNECT, which goes on with the packets behind it by itself;
+	 * parsing rx here as well would read that CONNECT a second time. */
+	conn_want_resume(w, c);
 }

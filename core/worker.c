@@ -16,6 +16,7 @@
 #include "worker.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -139,6 +140,7 @@ void worker_free(struct worker *w)
 		sub_delta_unref(w->rq[i]);
 	free(w->rq);
 	free(w->rearm);
+	free(w->resume);
 	free(w->match_buf);
 	subidx_free(w->subs);
 	retain_free(w->retained);
@@ -252,7 +254,7 @@ static void verify_done(struct worker *w, struct io_uring_cqe *cqe)
 				continue; /* closed meanwhile */
 			c->auth = r[i].ok ? CONN_AUTH_PASSED : CONN_AUTH_FAILED;
 			c->state = CONN_NEW;
-			conn_resume(w, c);
+			conn_want_resume(w, c); /* reads its CONNECT again */
 		}
 	}
 	if (cqe->res < 0 && cqe->res != -ECANCELED)
@@ -282,6 +284,9 @@ static struct conn *conn_alloc(struct worker *w)
 		uint32_t *f = realloc(w->conn_free, cap * sizeof(*f));
 		if (f)
 			w->conn_free = f;
+		struct rearm *r = realloc(w->resume, cap * sizeof(*r));
+		if (r)
+			w->resume = r;
 		struct tls_conn **t = NULL;
 		if (w->b->tls) {
 			t = realloc(w->tls, cap * sizeof(*t));
@@ -295,7 +300,7 @@ static struct conn *conn_alloc(struct worker *w)
 			if (x)
 				w->ws = x;
 		}
-		if (!c || !g || !f || (w->b->tls && !t) || (has_ws && !x))
+		if (!c || !g || !f || !r || (w->b->tls && !t) || (has_ws && !x))
 			return NULL;
 		for (uint32_t i = w->conn_cap; i < cap; i++) {
 			w->conns[i] = NULL;
@@ -330,6 +335,7 @@ struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen)
 /* Give a slot back; its next user gets a new generation. */
 void conn_reap(struct worker *w, struct conn *c)
 {
+	assert(!c->on_resume_list); /* the resume step ran before the reap */
 	w->conns[c->slot] = NULL;
 	w->conn_gens[c->slot] = (c->gen + 1) & OP_GEN_MASK;
 	if (w->conn_gens[c->slot] == 0)
@@ -885,6 +891,9 @@ void *worker_main(void *arg)
 		if (w->b->tls) /* accepts below use this turn's context (tls.h) */
 			w->ssl_ctx = tls_ctx_acquire(w->b->tls, w->id);
 		drain_mailboxes(w);
+		/* Input that waited (a password verdict, a session taken over)
+		 * is parsed here, never inside the handler that decided it. */
+		conn_resume_all(w);
 		if (w->now_ms >= w->next_sweep_ms) {
 			sweep(w);
 			w->next_sweep_ms = w->now_ms + SWEEP_MS;

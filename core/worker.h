@@ -96,7 +96,8 @@ struct peer_addr {
 };
 
 struct conn {
-	/* Ordered by size so nothing pads: 152 bytes, jemalloc's 160 class. */
+	/* Ordered by size: 160 bytes, jemalloc's 160 class (the last bools
+	 * and peer fill what would otherwise be tail padding). */
 	uint64_t deadline_ms;    /* connect timeout, or 1.5 x keep alive after the last
 	                          * packet; while closing: when the close began */
 	uint8_t *rx;             /* bytes of an incomplete packet */
@@ -127,6 +128,7 @@ struct conn {
 	bool on_flush_list;
 	bool on_close_list;
 	bool on_rearm_list;
+	bool on_resume_list;   /* buffered input waits for the loop's resume step */
 	bool shut;             /* shutdown() already called while closing */
 	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
@@ -226,6 +228,12 @@ struct worker {
 	} * rearm;
 	uint32_t rearm_len;
 	uint32_t rearm_cap;
+	/* Connections whose buffered input is read again at the loop's resume
+	 * step (a password verdict or a taken-over session arrived): [conn_cap]
+	 * entries, so a push never fails; each connection is there once. */
+	struct rearm *resume;
+	uint32_t resume_len;
+	struct conn *in_process; /* the connection whose input is being parsed: never nested */
 
 	struct mbox_overflow *overflow; /* [worker_count] outbound backlog */
 	bool *wake_pending;             /* [worker_count] pushed this turn */
@@ -313,8 +321,13 @@ struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 const char *conn_peer(const struct conn *c);
 /* "host:port" of the listener c came in on (static storage per listener). */
 const char *conn_listener(const struct worker *w, const struct conn *c);
-/* Resume a connection that was waiting: parse what it has buffered. */
-void conn_resume(struct worker *w, struct conn *c);
+/* A connection that was waiting (password check, takeover) may go on: its
+ * buffered input is parsed at the loop's resume step, never from inside the
+ * handler that decided it (which may itself be parsing that input). */
+void conn_want_resume(struct worker *w, struct conn *c);
+/* The loop's resume step: parse the buffered input of every connection
+ * conn_want_resume() named, until none is left. */
+void conn_resume_all(struct worker *w);
 
 /* handle_*.c: one decoded packet in, effects out */
 void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enum mqtt_rc rc);

@@ -586,6 +586,89 @@ def t06_resume_while_mail_is_in_flight(ctx, v):
             sub.send(ack(PUBACK, m.pid))
 
 
+def resume_rounds(port, v, cid, send_connect, rounds):
+    """Resume cid's persistent session `rounds` times, its CONNECT sent by
+    send_connect(client, bytes); each resumed connection must stay usable
+    (a second reading of the CONNECT once killed it with 0x82 right after
+    a CONNACK with session present 1)."""
+    t = uniq()
+    p = [(0x11, 60)] if v == 5 else ()
+    for r in range(rounds):
+        c = Client(port, v)
+        try:
+            send_connect(c, connect(v, cid, clean=False, p=p, **resume_rounds.kw))
+            a = c.expect(CONNACK)
+            assert a.rc == 0, f"round {r}: CONNACK {a.rc:#x}"
+            assert a.session_present == (r > 0), f"round {r}: session present {a.session_present}"
+            if r == 0:
+                c.send(subscribe(v, 1, [(t, 1)]))
+                c.expect(SUBACK)
+            else:
+                m = c.expect(PUBLISH)  # queued while it was away
+                assert m.payload == f"r{r}".encode(), m
+                c.send(ack(PUBACK, m.pid))
+            c.send(pkt(0xC0, b""))  # PINGREQ: the connection is alive
+            c.expect(PINGRESP)
+            c.send(disconnect(v))
+            c.closed()
+        finally:
+            c.close()
+        pub = Client(port, v)
+        try:
+            creds = {k: val for k, val in resume_rounds.kw.items() if k in ("user", "password")}
+            assert pub.connect(f"{cid}-pub", True, **creds).rc == 0
+            pub.send(publish(v, t, f"r{r + 1}", qos=1, pid=1))
+            pub.expect(PUBACK)
+        finally:
+            pub.close()
+
+
+resume_rounds.kw = {}
+
+
+def in_two_reads(c, data):
+    c.send(data[:len(data) // 2])
+    time.sleep(0.05)
+    c.send(data[len(data) // 2:])
+
+
+@test()
+def t06_resume_connect_in_two_reads(ctx, v):
+    resume_rounds(ctx.port, v, f"split{next(_ids)}", in_two_reads, 6)
+
+
+@test()
+def t06_resume_with_a_60kb_will(ctx, v):
+    resume_rounds.kw = {"will": {"topic": uniq("will"), "payload": b"w" * 60000}}
+    try:
+        resume_rounds(ctx.port, v, f"bigwill{next(_ids)}", lambda c, d: c.send(d), 4)
+    finally:
+        resume_rounds.kw = {}
+
+
+@test()
+def t06_resume_after_a_password_check(ctx, v):
+    import os
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="starling-pw-")
+    path = os.path.join(d, "passwords")
+    subprocess.run([ctx.binary, "passwd", "-c", "-b", "-I", "1000", path, "u", "pw"],
+                   check=True, capture_output=True)
+    # No cache: every CONNECT waits for its check, then is read again.
+    b = Broker(ctx.binary, ctx.workers, [f"--password-file={path}", "--auth-cache-size=0"])
+    try:
+        resume_rounds.kw = {"user": "u", "password": "pw"}
+        resume_rounds(b.port, v, f"pw{next(_ids)}", lambda c, d: c.send(d), 4)
+        assert b.stop() == 0
+        assert not b.sanitizer_report(), b.sanitizer_report()
+    finally:
+        resume_rounds.kw = {}
+        b.cleanup()
+        os.unlink(path)
+        os.rmdir(d)
+
+
 @test()
 def t06_clean_start_discards(ctx, v):
     t = uniq()
