@@ -34,6 +34,7 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 	b->start_ms = clock_now_ms();
 	atomic_init(&b->conn_count, 0);
 	atomic_init(&b->sess_count, 0);
+	atomic_init(&b->stop_wills_out, 0);
 	b->registry = registry_new();
 	b->auth = auth_new(cfg, n, err, err_len);
 	if (!b->auth)

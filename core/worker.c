@@ -797,6 +797,10 @@ static void report_drops(struct worker *w)
  * tell every client why it is closed, then let the loop flush and reap. */
 static void begin_stop(struct worker *w)
 {
+	if (w->stop_phase != STOP_NONE)
+		return; /* the stop event and the flag both lead here */
+	w->stop_phase = STOP_WILLS;
+	w->stop_began_ms = w->now_ms;
 	for (unsigned i = 0; i < w->listen_count; i++) {
 		if (w->listen_fds[i] >= 0) {
 			shutdown(w->listen_fds[i], SHUT_RDWR); /* ends the multishot accept */
@@ -806,16 +810,67 @@ static void begin_stop(struct worker *w)
 	}
 	/* Without persistence every session ends with the process, and a
 	 * session that ends publishes its will, delayed or not [MQTT-3.1.2-8,
-	 * §3.1.3.2 Will Delay Interval]. Wills first, so that subscribers
-	 * still connected here get them before their own DISCONNECT. */
+	 * §3.1.3.2 Will Delay Interval]. Wills first, and connections stay
+	 * open until subscribers here and on every other worker have them
+	 * (stop_step), so none is lost to a DISCONNECT that came first. Online
+	 * persistent sessions keep what their window could not take. */
 	for (uint32_t i = 0; i < w->sess_cap; i++)
 		if (w->sess[i] && w->sess[i]->will)
 			will_publish(w, w->sess[i]);
+}
+
+/* Nothing is on its way to or from c: its session has nothing in flight or
+ * queued, and its output went to the kernel. */
+static bool conn_settled(const struct worker *w, const struct conn *c)
+{
+	const struct session *s = c->sess;
+	if (c->state != CONN_ACTIVE || !s)
+		return true; /* not yet a client: nothing owed */
+	if (s->infl_count > 0 || s->q_len > 0)
+		return false;
+	const struct ws_conn *x = conn_ws(w, c);
+	return c->out_len == 0 && !c->send_busy && !(x && x->wire_len > 0);
+}
+
+/* The shutdown's order (enum stop_phase), once per turn after the mailboxes
+ * were flushed. Bounded by time: past half the grace the connections are
+ * closed whatever is still owed. */
+static void stop_step(struct worker *w)
+{
+	struct broker *b = w->b;
+	bool late = w->now_ms >= w->stop_began_ms + w->cfg->shutdown_grace_ms / 2;
+	if (w->stop_phase == STOP_WILLS) {
+		bool queued = false;
+		for (unsigned to = 0; to < b->worker_count; to++)
+			queued |= w->overflow[to].len > 0;
+		if (!queued || late) {
+			atomic_fetch_add(&b->stop_wills_out, 1);
+			w->stop_phase = STOP_SETTLE;
+		}
+	}
+	if (w->stop_phase != STOP_SETTLE)
+		return;
+	if (!late) {
+		/* Every worker's wills are in the mailboxes, ours are drained
+		 * (a drain is bounded per turn: look), and every client has
+		 * what it is owed. */
+		if (atomic_load(&b->stop_wills_out) < b->worker_count)
+			return;
+		for (unsigned from = 0; from < b->worker_count; from++) {
+			struct mbox *mb = b->mboxes[from * b->worker_count + w->id];
+			if (mb && mbox_available(mb) > 0)
+				return;
+		}
+		for (uint32_t i = 0; i < w->conn_cap; i++)
+			if (w->conns[i] && !conn_settled(w, w->conns[i]))
+				return;
+	}
 	for (uint32_t i = 0; i < w->conn_cap; i++) {
 		struct conn *c = w->conns[i];
 		if (c && c->state != CONN_CLOSING)
 			conn_close(w, c, MQTT_RC_SERVER_SHUTTING_DOWN, false);
 	}
+	w->stop_phase = STOP_CLOSING;
 }
 
 static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
@@ -906,6 +961,8 @@ void *worker_main(void *arg)
 		if (w->sys)
 			sys_tick(w);
 		flush_mailboxes(w);
+		if (w->stop_phase != STOP_NONE)
+			stop_step(w);
 
 		/* Output: once per turn, every connection with something new. */
 		struct conn *c = w->flush_list;
@@ -922,11 +979,13 @@ void *worker_main(void *arg)
 		struct conn **pp = &w->close_list;
 		/* While stopping the node, closing connections get the configured
 		 * grace instead (the whole node exits within it). */
-		uint64_t grace_ms = stopping ? w->cfg->shutdown_grace_ms : CLOSE_GRACE_MS;
+		uint64_t stop_cut_ms = w->stop_began_ms + w->cfg->shutdown_grace_ms;
 		while (*pp) {
 			c = *pp;
 			if (c->send_busy) {
-				if (w->now_ms - c->deadline_ms > grace_ms && !c->shut) {
+				bool cut = stopping ? w->now_ms >= stop_cut_ms
+				                    : w->now_ms - c->deadline_ms > CLOSE_GRACE_MS;
+				if (cut && !c->shut) {
 					shutdown(c->fd, SHUT_RDWR);
 					c->shut = true;
 				}
@@ -944,7 +1003,7 @@ void *worker_main(void *arg)
 			stopping = true;
 			begin_stop(w);
 		}
-		if (stopping && w->conn_live == 0) {
+		if (stopping && w->stop_phase == STOP_CLOSING && w->conn_live == 0) {
 			publish_stats(w);
 			LOG_INFO("worker %u: %llu loop turns, %llu PUBLISH out in %llu sends",
 			         w->id, (unsigned long long)w->st.loop_turns,

@@ -66,6 +66,7 @@ struct broker {
 	atomic_uint sess_count;          /* sessions on the node, online and offline (limit) */
 	atomic_uint conn_max;            /* most connections open at once since start ($SYS) */
 	atomic_bool stopping;            /* main: SIGTERM seen; /readyz answers 503 */
+	atomic_uint stop_wills_out;      /* workers whose shutdown wills are all in mailboxes */
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */
@@ -164,6 +165,17 @@ struct mbox_overflow {
 	uint64_t sent_bytes; /* sum of `bytes` sent toward this worker (ring + overflow) */
 };
 
+/* A worker's way out on SIGTERM (worker.c, stop_step): every session's
+ * will is published first, and connections stay open until what they are
+ * owed has gone out, as far as their windows allow, within half of
+ * shutdown_grace_ms; the other half is for their DISCONNECT and last bytes. */
+enum stop_phase {
+	STOP_NONE = 0, /* serving */
+	STOP_WILLS,    /* our wills are published; their mail may still wait in our overflow */
+	STOP_SETTLE,   /* ours are in the mailboxes: deliver, once every worker's are too */
+	STOP_CLOSING,  /* connections told (0x8B) and closing; exit when none is left */
+};
+
 struct worker {
 	uint16_t id;
 	struct broker *b;
@@ -174,10 +186,12 @@ struct worker {
 	uint64_t stop_buf;
 	int verify_fd; /* eventfd: password verdicts wait (auth.h); -1 without passwords */
 	uint64_t verify_buf;
-	const struct acl *acl; /* this turn's ACL (auth_acl_acquire); NULL = none */
-	uint64_t acl_gen;      /* its generation */
-	atomic_bool stopping;  /* set by the main thread, read by us */
-	bool init_failed;      /* ring setup failed in the worker thread */
+	const struct acl *acl;  /* this turn's ACL (auth_acl_acquire); NULL = none */
+	uint64_t acl_gen;       /* its generation */
+	atomic_bool stopping;   /* set by the main thread, read by us */
+	uint8_t stop_phase;     /* enum stop_phase */
+	uint64_t stop_began_ms; /* when begin_stop ran (the grace counts from here) */
+	bool init_failed;       /* ring setup failed in the worker thread */
 
 	int listen_fds[LISTENERS_MAX]; /* [i] listens on b->listeners[i] */
 	unsigned listen_count;

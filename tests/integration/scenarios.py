@@ -1014,6 +1014,67 @@ def t11_sigterm_tells_clients_and_exits(ctx, v):
         b.cleanup()
 
 
+@test()
+def t11_sigterm_delivers_every_will(ctx, v):
+    """Every will published at shutdown reaches the subscribers that are
+    still connected (once cut at the QoS 1 window, 128 of 1,000, and at
+    the DISCONNECT for QoS 0), then they get their own DISCONNECT."""
+    import threading
+    n = 1000
+    b = Broker(ctx.binary, ctx.workers, ["--shutdown-grace-ms=20000"], log_level="info")
+    clients = []
+    try:
+        subs = {}
+        for qos in (0, 1):
+            c = Client(b.port, v)
+            assert c.connect(f"willsub{qos}-{next(_ids)}", True).rc == 0
+            c.send(subscribe(v, 1, [("will/#", qos)]))
+            c.expect(SUBACK)
+            subs[qos] = c
+        for i in range(n):
+            c = Client(b.port, v)
+            c.send(connect(v, f"willer{i}-{next(_ids)}", True,
+                           will={"topic": f"will/{i}", "payload": f"gone {i}", "qos": 1}))
+            clients.append(c)
+        for c in clients:
+            assert c.expect(CONNACK, timeout=10).rc == 0
+        got = {0: set(), 1: set()}
+        ends = {}
+
+        def read(qos):
+            c = subs[qos]
+            try:
+                while True:
+                    p = c.recv(timeout=15)
+                    if p.type == DISCONNECT:
+                        ends[qos] = p.rc
+                        return
+                    assert p.type == PUBLISH, p
+                    got[qos].add(p.payload)
+                    if p.qos == 1:
+                        c.send(ack(PUBACK, p.pid))
+            except (ConnectionError, OSError, TimeoutError) as e:
+                ends[qos] = repr(e)
+
+        readers = [threading.Thread(target=read, args=(q,)) for q in (0, 1)]
+        for r in readers:
+            r.start()
+        b.proc.send_signal(15)
+        for r in readers:
+            r.join(30)
+        assert b.proc.wait(30) == 0
+        want = {f"gone {i}".encode() for i in range(n)}
+        for qos in (0, 1):
+            assert got[qos] == want, f"QoS {qos}: {len(got[qos])} of {n} wills, end {ends.get(qos)}"
+            if v == 5:
+                assert ends.get(qos) == 0x8B, ends
+        assert not b.sanitizer_report(), b.sanitizer_report()
+    finally:
+        for c in clients:
+            c.close()
+        b.cleanup()
+
+
 # ---- runner -----------------------------------------------------------------
 
 def main():
