@@ -133,6 +133,9 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	    (unsigned long long)t.conns_refused_listener);
 	put(&o, "starling_connections_refused_total{reason=\"connect_rate\"} %llu\n",
 	    (unsigned long long)t.conns_refused_rate);
+	sum1(&o, &t, STATS_WORD(accept_errors), "starling_accept_errors_total", "counter",
+	     "Accepts that failed for want of file descriptors or memory; accepting pauses "
+	     "and backs off meanwhile.");
 	family(&o, "starling_connections_closed_total", "counter",
 	       "Client connections closed, by reason.");
 	for (unsigned r = CLOSE_UNSET + 1; r < CLOSE_REASON_COUNT; r++)

@@ -74,9 +74,10 @@ extern const uint64_t stats_loop_bounds_ns[STATS_LOOP_BUCKETS - 1];
 struct worker_stats {
 	/* Counters (since start) */
 	uint64_t conns_accepted;
-	uint64_t conns_refused;                    /* over max_connections */
-	uint64_t conns_refused_listener;           /* over listener_max_connections */
-	uint64_t conns_refused_rate;               /* over connect_rate_per_address */
+	uint64_t conns_refused;          /* over max_connections */
+	uint64_t conns_refused_listener; /* over listener_max_connections */
+	uint64_t conns_refused_rate;     /* over connect_rate_per_address */
+	uint64_t accept_errors;          /* accepts that failed: no descriptors or memory left */
 	uint64_t conns_closed[CLOSE_REASON_COUNT]; /* by enum close_reason */
 	uint64_t connack[STATS_CONNACK_SLOTS];     /* by stats_connack_slot() */
 	uint64_t msgs_in[3];                       /* PUBLISH received, by QoS */

@@ -46,12 +46,15 @@
 #ifndef STARLING_RECV_BUFFERS /* tests build a variant with a tiny pool */
 #define STARLING_RECV_BUFFERS 512
 #endif
-#define BUF_COUNT      STARLING_RECV_BUFFERS
-#define BUF_SIZE       4096
-#define MBOX_BATCH     16384 /* messages drained from one mailbox per turn (its capacity) */
-#define SWEEP_MS       250   /* timer resolution: keep alive, connect timeout, expiry */
-#define CLOSE_GRACE_MS 2000  /* a closing connection gets this long to flush */
-#define DROP_REPORT_MS 10000 /* how often dropped messages are reported */
+#define BUF_COUNT             STARLING_RECV_BUFFERS
+#define BUF_SIZE              4096
+#define MBOX_BATCH            16384 /* messages drained from one mailbox per turn (its capacity) */
+#define SWEEP_MS              250   /* timer resolution: keep alive, connect timeout, expiry */
+#define CLOSE_GRACE_MS        2000  /* a closing connection gets this long to flush */
+#define ACCEPT_BACKOFF_MIN_MS 10    /* first pause of accepting when descriptors ran out */
+#define ACCEPT_BACKOFF_MAX_MS 1000  /* longest pause */
+#define ACCEPT_LOG_MS         10000 /* one line about failing accepts per this, with a count */
+#define DROP_REPORT_MS        10000 /* how often dropped messages are reported */
 /* Message bytes in transit toward one worker (its mailbox from us plus our
  * overflow for it) past which QoS 0 deliveries are dropped and counted
  * instead of kept: QoS 0 promises nothing and memory must stay bounded when
@@ -335,7 +338,8 @@ struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen)
 /* Give a slot back; its next user gets a new generation. */
 void conn_reap(struct worker *w, struct conn *c)
 {
-	assert(!c->on_resume_list); /* the resume step ran before the reap */
+	assert(!c->on_resume_list);    /* the resume step ran before the reap */
+	w->accept_paused_until_ms = 0; /* a descriptor is free (or soon): accept again */
 	w->conns[c->slot] = NULL;
 	w->conn_gens[c->slot] = (c->gen + 1) & OP_GEN_MASK;
 	if (w->conn_gens[c->slot] == 0)
@@ -366,6 +370,37 @@ void conn_reap(struct worker *w, struct conn *c)
 	free(c);
 }
 
+/* An accept failed for want of descriptors or memory. Re-arming at once
+ * would fail at once, forever (a spinning loop and a line per failure):
+ * pause accepting on every listener, doubling the pause while it goes on,
+ * and say so once per ACCEPT_LOG_MS with a count. Existing clients are
+ * served meanwhile; waiting connections stay in the listen backlog until
+ * a descriptor is free (conn_reap ends the pause at once). */
+static void accept_pause(struct worker *w, unsigned li, int err, bool still_armed)
+{
+	w->st.accept_errors++;
+	if (still_armed) { /* the kernel keeps a multishot accept going: stop it */
+		struct io_uring_sqe *sqe = worker_sqe(w);
+		io_uring_prep_cancel64(sqe, op_pack(OP_ACCEPT, li, 0), 0);
+		io_uring_sqe_set_data64(sqe, op_pack(OP_NONE, 0, 0));
+	}
+	if (w->accept_paused_until_ms > w->now_ms)
+		return; /* another listener's failure within the same pause */
+	uint32_t b = w->accept_backoff_ms ? w->accept_backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
+	w->accept_backoff_ms = b < ACCEPT_BACKOFF_MAX_MS ? b : ACCEPT_BACKOFF_MAX_MS;
+	w->accept_paused_until_ms = w->now_ms + w->accept_backoff_ms;
+	w->accept_fails_unlogged++;
+	if (w->now_ms >= w->accept_next_log_ms) {
+		LOG_WARN("worker %u: accept on %s: %s (%u times since the last such line); "
+		         "accepting pauses for up to %u ms at a time until descriptors are free, "
+		         "connected clients are served",
+		         w->id, w->b->listeners[li].name, strerror(err), w->accept_fails_unlogged,
+		         ACCEPT_BACKOFF_MAX_MS);
+		w->accept_fails_unlogged = 0;
+		w->accept_next_log_ms = w->now_ms + ACCEPT_LOG_MS;
+	}
+}
+
 static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 {
 	unsigned li = op_slot(cqe->user_data);
@@ -373,11 +408,19 @@ static void accept_done(struct worker *w, struct io_uring_cqe *cqe)
 		w->accept_armed[li] = false; /* re-armed at the end of the turn */
 	if (cqe->res < 0) {
 		/* Stopping shuts the listening socket: its accept ends with EINVAL. */
-		if (cqe->res != -ECANCELED &&
-		    !atomic_load_explicit(&w->stopping, memory_order_relaxed))
-			LOG_WARN("worker %u: accept: %s", w->id, strerror(-cqe->res));
+		if (cqe->res == -ECANCELED ||
+		    atomic_load_explicit(&w->stopping, memory_order_relaxed))
+			return;
+		int e = -cqe->res;
+		if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+			accept_pause(w, li, e, cqe->flags & IORING_CQE_F_MORE);
+			return;
+		}
+		LOG_WARN_RL(1, "worker %u: accept on %s: %s", w->id, w->b->listeners[li].name,
+		            strerror(e));
 		return;
 	}
+	w->accept_backoff_ms = 0; /* descriptors again: the next pause starts short */
 	int fd = cqe->res;
 	if (atomic_load_explicit(&w->stopping, memory_order_relaxed)) {
 		close(fd);
@@ -1012,10 +1055,12 @@ void *worker_main(void *arg)
 			         (unsigned long long)w->st.sends);
 			break;
 		}
-		if (!stopping)
+		if (!stopping && w->now_ms >= w->accept_paused_until_ms) {
+			w->accept_paused_until_ms = 0;
 			for (unsigned i = 0; i < w->listen_count; i++)
 				if (!w->accept_armed[i] && w->listen_fds[i] >= 0)
 					accept_arm(w, i);
+		}
 		for (uint32_t i = 0; i < w->rearm_len; i++) {
 			struct conn *rc = conn_get(w, w->rearm[i].slot, w->rearm[i].gen);
 			if (!rc)
@@ -1035,7 +1080,10 @@ void *worker_main(void *arg)
 		w->st.loop_busy_ns += busy_ns;
 		w->st.loop_busy_hist[stats_loop_bucket(busy_ns)]++;
 
-		uint64_t wait_ms = w->next_sweep_ms > w->now_ms ? w->next_sweep_ms - w->now_ms : 0;
+		uint64_t wake_ms = w->next_sweep_ms;
+		if (w->accept_paused_until_ms && w->accept_paused_until_ms < wake_ms)
+			wake_ms = w->accept_paused_until_ms; /* to accept again */
+		uint64_t wait_ms = wake_ms > w->now_ms ? wake_ms - w->now_ms : 0;
 		struct __kernel_timespec ts = {.tv_sec = 0,
 		                               .tv_nsec = (long long)wait_ms * 1000000};
 		struct io_uring_cqe *cqe;

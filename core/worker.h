@@ -196,6 +196,13 @@ struct worker {
 	int listen_fds[LISTENERS_MAX]; /* [i] listens on b->listeners[i] */
 	unsigned listen_count;
 	bool accept_armed[LISTENERS_MAX];
+	/* Out of descriptors (or memory), an accept fails at once each time it
+	 * is armed: accepting pauses until this time, or until one of our
+	 * connections is reaped, with a back-off doubling to ACCEPT_BACKOFF_MAX_MS. */
+	uint64_t accept_paused_until_ms; /* 0: not paused */
+	uint32_t accept_backoff_ms;      /* the last pause; 0 after an accept succeeded */
+	uint32_t accept_fails_unlogged;  /* failures since the last line about them */
+	uint64_t accept_next_log_ms;     /* one line per ACCEPT_LOG_MS at most */
 
 	/* TLS, only when the node has TLS listeners. The state of a TLS
 	 * connection lives here, by connection slot, not in struct conn: a

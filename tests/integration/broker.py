@@ -8,9 +8,11 @@ import time
 
 
 class Broker:
-    def __init__(self, binary, workers=1, args=(), env_extra=None, log_level="debug"):
+    def __init__(self, binary, workers=1, args=(), env_extra=None, log_level="debug",
+                 prefix=()):
+        """prefix: a command the broker runs under (e.g. prlimit ... --)."""
         self.log = tempfile.NamedTemporaryFile(prefix="starling-", suffix=".log", delete=False)
-        cmd = [binary, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
+        cmd = [*prefix, binary, "--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0",
                f"--workers={workers}", *args]
         if log_level:
             cmd.append(f"--log-level={log_level}")

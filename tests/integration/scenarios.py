@@ -6,6 +6,8 @@ bytes or reason codes. Prints TAP.
 usage: scenarios.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
 import itertools
+import os
+import re
 import socket
 import sys
 import time
@@ -944,6 +946,69 @@ def t09_session_limit(ctx, v):
     for h in held[1:]:
         h.send(disconnect(v))
         h.closed()
+
+
+def metrics(b):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.metrics_port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test(versions=(4,))
+def t09_out_of_descriptors_pauses_accepting(ctx, v):
+    """At the open-files limit a failing accept once spun: ~600,000 log
+    lines a second and both cores busy. Now accepting backs off, says so
+    with a count, serves its clients, and resumes once descriptors free up."""
+    # What a broker like this one holds at start (rings, listeners,
+    # eventfds), then one started with only 8 descriptors more. (A limit
+    # lowered on a running process does not bind io_uring's accepts.)
+    probe = Broker(ctx.binary, ctx.workers, [], log_level="info")
+    nfds = len(os.listdir(f"/proc/{probe.proc.pid}/fd"))
+    probe.cleanup()
+    limit = nfds + 9
+    b = Broker(ctx.binary, ctx.workers, [], log_level="info",
+               prefix=["prlimit", f"--nofile={limit}:{limit}", "--"])
+    held, waiting = [], []
+    try:
+        old = Client(b.port, v)
+        assert old.connect(f"old{next(_ids)}", True).rc == 0
+        held.append(old)
+        for i in range(8):  # take what is left
+            c = Client(b.port, v)
+            held.append(c)
+            c.send(connect(v, f"fill{i}-{next(_ids)}", True))
+        for i in range(6):  # these wait in the backlog
+            c = Client(b.port, v)
+            c.send(connect(v, f"wait{i}-{next(_ids)}", True))
+            waiting.append(c)
+        time.sleep(0.5)
+        cpu0, t0 = cpu_seconds(b.proc.pid), time.monotonic()
+        time.sleep(2)
+        busy = (cpu_seconds(b.proc.pid) - cpu0) / (time.monotonic() - t0)
+        assert busy < 0.3, f"the broker used {busy:.2f} of a core while out of descriptors"
+        log = b.text().decode(errors="replace")
+        lines = [x for x in log.splitlines() if "Too many open files" in x]
+        assert 1 <= len(lines) <= 2 * ctx.workers, lines[:5]
+        assert "times since the last such line" in lines[0], lines[0]
+        old.send(pkt(0xC0, b""))  # connected clients are served meanwhile
+        old.expect(PINGRESP)
+        for c in held[1:]:  # free descriptors: the waiting ones get in
+            c.close()
+        for c in waiting:
+            a = c.expect(CONNACK, timeout=5)
+            assert a.rc == 0, a
+        m = re.search(r"starling_accept_errors_total (\d+)", metrics(b))
+        assert m and int(m.group(1)) > 0, m
+    finally:
+        for c in held + waiting:
+            c.close()
+        b.cleanup()
 
 
 # ---- 10 malformed input -----------------------------------------------------
