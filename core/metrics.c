@@ -231,6 +231,15 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	for (unsigned i = 0; i < in->workers; i++)
 		put(&o, "starling_worker_mailbox_depth{worker=\"%u\"} %llu\n", i,
 		    (unsigned long long)in->mailbox_depth[i]);
+	family(&o, "starling_worker_loop_turn_max_seconds", "gauge",
+	       "The longest busy time of one loop turn in the last 10 to 20 seconds: a stall "
+	       "that a scrape interval's averages hide.");
+	for (unsigned i = 0; i < in->workers; i++)
+		put(&o, "starling_worker_loop_turn_max_seconds{worker=\"%u\"} %.6f\n", i,
+		    (double)word(&in->per_worker[i], STATS_WORD(loop_turn_max_ns)) / 1e9);
+	per_worker(&o, in, STATS_WORD(mbox_depth_max), "starling_worker_mailbox_depth_max", "gauge",
+	           "The most messages found waiting in a worker's mailboxes at one drain, in the "
+	           "last 10 to 20 seconds.");
 	per_worker(&o, in, STATS_WORD(mbox_backlog), "starling_worker_mailbox_backlog", "gauge",
 	           "Messages a worker holds in its own overflow because a mailbox was full.");
 	per_worker(&o, in, STATS_WORD(mbox_overflows), "starling_worker_mailbox_overflows_total",

@@ -111,7 +111,10 @@ struct worker_stats {
 	uint64_t subscriptions; /* in this worker's copy of the node's index */
 	uint64_t shared_groups; /* likewise */
 	uint64_t mbox_backlog;  /* messages in this worker's overflow toward others */
-	uint64_t last_turn_ms;  /* monotonic time of the last loop turn: liveness */
+	/* A stall's traces, over the last 10 to 20 s (two windows of STALL_WINDOW_MS): */
+	uint64_t loop_turn_max_ns; /* the longest turn's busy time */
+	uint64_t mbox_depth_max;   /* the most messages waiting in our mailboxes at a drain */
+	uint64_t last_turn_ms;     /* monotonic time of the last loop turn: liveness */
 };
 
 #define STATS_WORDS       (sizeof(struct worker_stats) / sizeof(uint64_t))

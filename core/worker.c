@@ -46,11 +46,18 @@
 #ifndef STARLING_RECV_BUFFERS /* tests build a variant with a tiny pool */
 #define STARLING_RECV_BUFFERS 512
 #endif
-#define BUF_COUNT             STARLING_RECV_BUFFERS
-#define BUF_SIZE              4096
-#define MBOX_BATCH            16384 /* messages drained from one mailbox per turn (its capacity) */
-#define SWEEP_MS              250   /* timer resolution: keep alive, connect timeout, expiry */
-#define CLOSE_GRACE_MS        2000  /* a closing connection gets this long to flush */
+#define BUF_COUNT       STARLING_RECV_BUFFERS
+#define BUF_SIZE        4096
+#define MBOX_BATCH      16384 /* messages drained from one mailbox per turn (its capacity) */
+#define SWEEP_MS        250   /* timer resolution: keep alive, connect timeout, expiry */
+#define CLOSE_GRACE_MS  2000  /* a closing connection gets this long to flush */
+#define STALL_WINDOW_MS 10000 /* the stall maxima cover one to two of these */
+/* Work per loop turn is bounded so that a burst of one kind (a wave of
+ * disconnects: thousands of end-of-stream completions, closes and index
+ * deltas) is spread over turns, each of which sends what the others are
+ * owed; a bystander waits for one bounded turn, not for the whole burst. */
+#define CQE_TURN_MAX          1024  /* completions handled per turn; the rest wait in the CQ */
+#define REAP_TURN_MAX         512   /* connections closed (two syscalls each) per turn */
 #define ACCEPT_BACKOFF_MIN_MS 10    /* first pause of accepting when descriptors ran out */
 #define ACCEPT_BACKOFF_MAX_MS 1000  /* longest pause */
 #define ACCEPT_LOG_MS         10000 /* one line about failing accepts per this, with a count */
@@ -623,9 +630,12 @@ static unsigned drain_one(struct worker *w, struct mbox *mb, unsigned max)
 static void drain_mailboxes(struct worker *w)
 {
 	unsigned n = w->b->worker_count;
+	uint64_t depth = 0;
 	for (unsigned from = 0; from < n; from++)
 		if (w->b->mboxes[from * n + w->id])
-			drain_one(w, w->b->mboxes[from * n + w->id], MBOX_BATCH);
+			depth += drain_one(w, w->b->mboxes[from * n + w->id], MBOX_BATCH);
+	if (depth > w->depth_max[0])
+		w->depth_max[0] = depth;
 	if (w->rq_len == 0)
 		return;
 	/* Retained lookups wait: first everything already in every mailbox
@@ -811,6 +821,15 @@ static void publish_stats(struct worker *w)
 	for (unsigned i = 0; i < w->b->worker_count; i++)
 		backlog += w->overflow[i].len;
 	st->mbox_backlog = backlog;
+	if (w->now_ms >= w->stall_window_end_ms) {
+		w->turn_max_ns[1] = w->turn_max_ns[0];
+		w->depth_max[1] = w->depth_max[0];
+		w->turn_max_ns[0] = w->depth_max[0] = 0;
+		w->stall_window_end_ms = w->now_ms + STALL_WINDOW_MS;
+	}
+	st->loop_turn_max_ns =
+	    w->turn_max_ns[0] > w->turn_max_ns[1] ? w->turn_max_ns[0] : w->turn_max_ns[1];
+	st->mbox_depth_max = w->depth_max[0] > w->depth_max[1] ? w->depth_max[0] : w->depth_max[1];
 	st->last_turn_ms = w->now_ms;
 	stats_publish(&w->pub, st);
 }
@@ -1023,7 +1042,8 @@ void *worker_main(void *arg)
 		/* While stopping the node, closing connections get the configured
 		 * grace instead (the whole node exits within it). */
 		uint64_t stop_cut_ms = w->stop_began_ms + w->cfg->shutdown_grace_ms;
-		while (*pp) {
+		unsigned reaped = 0;
+		while (*pp && reaped < REAP_TURN_MAX) {
 			c = *pp;
 			if (c->send_busy) {
 				bool cut = stopping ? w->now_ms >= stop_cut_ms
@@ -1040,7 +1060,9 @@ void *worker_main(void *arg)
 			close(c->fd);
 			c->fd = -1;
 			conn_reap(w, c);
+			reaped++;
 		}
+		bool more_work = reaped == REAP_TURN_MAX; /* the rest next turn, without sleeping */
 
 		if (atomic_load_explicit(&w->stopping, memory_order_relaxed) && !stopping) {
 			stopping = true;
@@ -1077,13 +1099,15 @@ void *worker_main(void *arg)
 		}
 		/* Busy time of this turn: from the end of the last wait to here. */
 		uint64_t busy_ns = clock_now_ns() - woke_ns;
+		if (busy_ns > w->turn_max_ns[0])
+			w->turn_max_ns[0] = busy_ns;
 		w->st.loop_busy_ns += busy_ns;
 		w->st.loop_busy_hist[stats_loop_bucket(busy_ns)]++;
 
 		uint64_t wake_ms = w->next_sweep_ms;
 		if (w->accept_paused_until_ms && w->accept_paused_until_ms < wake_ms)
 			wake_ms = w->accept_paused_until_ms; /* to accept again */
-		uint64_t wait_ms = wake_ms > w->now_ms ? wake_ms - w->now_ms : 0;
+		uint64_t wait_ms = wake_ms > w->now_ms && !more_work ? wake_ms - w->now_ms : 0;
 		struct __kernel_timespec ts = {.tv_sec = 0,
 		                               .tv_nsec = (long long)wait_ms * 1000000};
 		struct io_uring_cqe *cqe;
@@ -1096,7 +1120,8 @@ void *worker_main(void *arg)
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{
 			dispatch(w, cqe);
-			n++;
+			if (++n == CQE_TURN_MAX)
+				break; /* the rest after this turn's sends (they wait in the CQ) */
 		}
 		io_uring_cq_advance(&w->ring, n);
 	}

@@ -276,6 +276,11 @@ struct worker {
 	uint64_t next_publish_ms;        /* next stats_publish() */
 	struct sys_state *sys;           /* worker 0: $SYS publishing state; else NULL */
 	struct stats_pub pub;            /* st as other threads see it (stats.h) */
+	/* The maxima behind st.loop_turn_max_ns and st.mbox_depth_max: this
+	 * window's [0] and the previous one's [1], turned every STALL_WINDOW_MS. */
+	uint64_t turn_max_ns[2];
+	uint64_t depth_max[2];
+	uint64_t stall_window_end_ms;
 };
 
 /* broker.c */

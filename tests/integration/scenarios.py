@@ -1011,6 +1011,61 @@ def t09_out_of_descriptors_pauses_accepting(ctx, v):
         b.cleanup()
 
 
+@test(versions=(4,))
+def t09_disconnect_wave_leaves_a_trace(ctx, v):
+    """A wave of disconnects is spread over bounded loop turns; what is left
+    of a stall is visible afterwards: the longest turn and the deepest
+    mailbox of the last 10-20 s, per worker."""
+    b = Broker(ctx.binary, ctx.workers, [], log_level="info")
+    socks = []
+    try:
+        n = 2000
+        for i in range(n):
+            c = Client(b.port, v)
+            c.send(connect(v, f"wave{i}-{next(_ids)}", True))
+            socks.append(c)
+        for i, c in enumerate(socks):
+            assert c.expect(CONNACK, timeout=10).rc == 0
+            c.send(subscribe(v, 1, [(f"wave/{i}", 1)]))
+        for c in socks:
+            c.expect(SUBACK, timeout=10)
+        turns0 = sum(int(x) for x in re.findall(r"starling_worker_loop_turns_total\{\S* (\d+)",
+                                                 metrics(b)))
+        pid = os.fork()  # all at once: the kernel closes a killed child's sockets
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        for c in socks:
+            c.close()
+        time.sleep(0.2)
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = metrics(b)
+            m = re.search(r"starling_connections (\d+)", text)
+            if m and int(m.group(1)) == 0:
+                break
+            time.sleep(0.1)
+        assert m and int(m.group(1)) == 0, m
+        time.sleep(0.3)  # stats are published every 100 ms
+        text = metrics(b)
+        turns = sum(int(x) for x in re.findall(r"starling_worker_loop_turns_total\{\S* (\d+)", text))
+        # 2,000 ends of stream and closes: at least 2,000 / 512 reaping turns.
+        assert turns - turns0 >= 4, (turns0, turns)
+        longest = [float(x) for x in
+                   re.findall(r"starling_worker_loop_turn_max_seconds\{\S* (\S+)", text)]
+        assert len(longest) == ctx.workers and max(longest) > 0, longest
+        depth = [int(x) for x in re.findall(r"starling_worker_mailbox_depth_max\{\S* (\d+)", text)]
+        assert len(depth) == ctx.workers, depth
+        if ctx.workers > 1:  # the index deltas of the ended sessions crossed workers
+            assert max(depth) > 0, depth
+    finally:
+        for c in socks:
+            c.close()
+        b.cleanup()
+
+
 # ---- 10 malformed input -----------------------------------------------------
 
 @test()
