@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: install what is missing, build a release
-# binary, and start the broker on embedded defaults (MQTT on 0.0.0.0:1883).
-# Extra arguments go to starling, e.g. deploy/start.sh --listen=127.0.0.1:1884
+# binary, and start the broker on embedded defaults (MQTT on 127.0.0.1:1883 and
+# [::1]:1883, metrics on 127.0.0.1:9100: this host only). Extra arguments go to
+# starling, e.g. deploy/start.sh --listen=0.0.0.0:1883 to serve other hosts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/deploy/setup.sh"
