@@ -176,6 +176,17 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	return a;
 }
 
+int auth_check(const struct config *cfg, char *err, size_t err_len)
+{
+	struct passwd_db *db;
+	struct acl *acl;
+	if (load_files(cfg, &db, &acl, err, err_len) != 0)
+		return -1;
+	passwd_free(db);
+	acl_free(acl);
+	return 0;
+}
+
 void auth_free(struct auth *a)
 {
 	if (!a)

@@ -5,7 +5,7 @@
  *
  *   starling                         run on embedded defaults
  *   starling -c FILE [--key=value]   run with a config file
- *   starling --check-config FILE     validate and print the effective config
+ *   starling --check-config FILE     load everything a start would, print the config
  *   starling --config-reference      print every key as Markdown
  */
 #include <errno.h>
@@ -146,6 +146,24 @@ static int load_config(struct config *cfg, const char *file, int argc, char **ar
 	}
 	drop_default_ipv6(cfg);
 	return config_validate(cfg, err, err_len);
+}
+
+/* --check-config: what a start loads besides the configuration, loaded and
+ * dropped in broker_start's order, with its messages: the password file
+ * and the ACL (auth.c), then, when there is a TLS or wss listener, the
+ * certificate, key, CA and cipher keys (tls.c). It binds nothing, so a
+ * port in use shows only at start. 0, or -1 with err. */
+static int check_files(const struct config *cfg, char *err, size_t err_len)
+{
+	if (auth_check(cfg, err, err_len) != 0)
+		return -1;
+	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
+		struct ssl_ctx_st *ctx = tls_ctx_build(cfg, err, err_len);
+		if (!ctx)
+			return -1;
+		tls_ctx_discard(ctx);
+	}
+	return 0;
 }
 
 /* SIGHUP: read every source again. What can change live changes now; for
@@ -310,7 +328,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0) {
+	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0 ||
+	    (check && check_files(&cfg, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "starling: %s\n", err);
 		return 1;
 	}

@@ -766,6 +766,78 @@ def t07_first_log_line_says_what_is_exposed(ctx):
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---- --check-config loads what a start loads --------------------------------
+
+@test
+def t08_check_config_loads_what_start_loads(ctx):
+    work = tempfile.mkdtemp(prefix="starling-check-")
+    def path(name):
+        return os.path.join(work, name)
+    def write(name, text):
+        with open(path(name), "w") as f:
+            f.write(text)
+        return path(name)
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    try:
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", path("k1.pem"), "-out", path("c1.pem"), "-subj", "/CN=localhost",
+                "-days", "2")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                path("k2.pem"))
+        subprocess.run([ctx.binary, "passwd", "-c", "-b", "-I", "1000", path("pw"), "alice",
+                        "s3cret"], check=True, capture_output=True)
+        write("acl", "user alice\ntopic readwrite a/#\n")
+        garbage = write("garbage", "alice $7$not-a-hash\nno colon here\n")
+        bad_acl = write("bad.acl", "user alice\ntopic\n")
+        tls = ["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+               f"tls_key_file = {path('k1.pem')}"]
+        good = [f"password_file = {path('pw')}", f"acl_file = {path('acl')}", *tls,
+                f"tls_ca_file = {path('c1.pem')}"]
+        cases = [
+            # (config lines, what the one-line error must hold)
+            ([f"password_file = {path('none')}"],
+             f"password_file {path('none')}: cannot open: No such file or directory"),
+            ([f"password_file = {garbage}"], f"password_file {garbage}:1: "),
+            ([f"acl_file = {bad_acl}"], f"acl_file {bad_acl}:2: topic: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('none')}",
+              f"tls_key_file = {path('k1.pem')}"], f"tls_cert_file {path('none')}: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('k1.pem')}",
+              f"tls_key_file = {path('k1.pem')}"], f"tls_cert_file {path('k1.pem')}: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+              f"tls_key_file = {path('k2.pem')}"],
+             f"tls_key_file {path('k2.pem')}: does not match the certificate in "
+             f"{path('c1.pem')}"),
+            ([*tls, f"tls_ca_file = {path('none')}"], f"tls_ca_file {path('none')}: "),
+            ([*tls, "tls_ciphers = NOT-A-CIPHER"], 'tls_ciphers "NOT-A-CIPHER": '),
+            (["wss_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+              f"tls_key_file = {path('k2.pem')}"], f"tls_key_file {path('k2.pem')}: "),
+        ]
+        flags = ["--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0", "--workers=1"]
+        for lines, want in cases:
+            conf = write("s.conf", "\n".join(lines) + "\n")
+            r = subprocess.run([ctx.binary, "--check-config", conf, *flags], capture_output=True,
+                               text=True, timeout=10)
+            assert r.returncode != 0, (lines, r.stdout[-300:])
+            assert r.stdout == "", (lines, r.stdout[-300:])
+            assert r.stderr.startswith("starling: " + want), (lines, r.stderr)
+            checked = r.stderr.strip()[len("starling: "):]
+            # ... and a start refuses the same file with the same words.
+            r = subprocess.run([ctx.binary, "-c", conf, *flags], capture_output=True, text=True,
+                               timeout=10)
+            assert r.returncode != 0, lines
+            errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+            assert len(errors) == 1 and errors[0].endswith(" ERROR cannot start: " + checked), \
+                (checked, r.stderr)
+        conf = write("s.conf", "\n".join(good) + "\n")
+        r = subprocess.run([ctx.binary, "--check-config", conf, *flags], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert f"\npassword_file = \"{path('pw')}\"\n" in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # ---- runner -----------------------------------------------------------------
 
 class Ctx:
