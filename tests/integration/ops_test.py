@@ -838,6 +838,39 @@ def t08_check_config_loads_what_start_loads(ctx):
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ---- the README's examples ---------------------------------------------------
+
+@test
+def t09_readme_acl_example_loads_and_defaults_match(ctx):
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    m = re.search(r"\n    cat > acl <<'ACL'\n(.*?)\n    ACL\n", readme, re.S)
+    assert m, "README has no ACL example"
+    acl = "\n".join(ln[4:] for ln in m.group(1).splitlines()) + "\n"
+    work = tempfile.mkdtemp(prefix="starling-readme-")
+    try:
+        pw = os.path.join(work, "passwords")
+        for user in ("alice", "bob"):
+            subprocess.run([ctx.binary, "passwd", *(["-c"] if user == "alice" else []), "-b",
+                            "-I", "1000", pw, user, "x"], check=True, capture_output=True)
+        path = os.path.join(work, "acl")
+        with open(path, "w") as f:
+            f.write(acl)
+        r = subprocess.run([ctx.binary, "--check-config", "/dev/null", f"--password-file={pw}",
+                            f"--acl-file={path}"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert "(anonymous refused)" in r.stdout.splitlines()[0], r.stdout.splitlines()[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # The defaults the README states are the ones the binary has.
+    r = subprocess.run([ctx.binary, "--check-config", "/dev/null"], capture_output=True,
+                       text=True, env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("STARLING_")})
+    assert "MQTT on\n`127.0.0.1:1883` and `[::1]:1883`, metrics on `127.0.0.1:9100`" in readme
+    assert "\nmetrics_listen = 127.0.0.1:9100\n" in r.stdout
+    assert re.search(r"\nlisten = 127\.0\.0\.1:1883(,\[::1\]:1883)?\n", r.stdout), r.stdout
+
+
 # ---- runner -----------------------------------------------------------------
 
 class Ctx:
