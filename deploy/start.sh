@@ -23,5 +23,4 @@ quiet() {
 [ -f "$build/build.ninja" ] || quiet meson setup "$build" "$root"
 quiet ninja -C "$build" core/starling
 rm -f "$log"
-echo "start.sh: starting $build/core/starling $*" >&2
 exec "$build/core/starling" "$@"
