@@ -105,21 +105,13 @@ static int load_files(const struct config *cfg, struct passwd_db **db, struct ac
 	return 0;
 }
 
-/* Anonymous access per listener kind: the kind's own key, or, when it
- * says inherit (ANON_AUTO), allow_anonymous. */
+/* Anonymous access per listener kind: config_anonymous_ok states the rule
+ * (the first log line reports the same), this keeps it where workers read. */
 static void set_anonymous(struct auth *a, const struct config *cfg)
 {
-	/* auto: anonymous clients are welcome until the node is configured to
-	 * know its clients, by passwords or by client certificates. */
-	bool client_certs =
-	    cfg->tls_ca_file[0] && cfg->tls_listen_count + cfg->wss_listen_count > 0;
-	bool base = cfg->allow_anonymous == ANON_TRUE ||
-	            (cfg->allow_anonymous == ANON_AUTO && !a->have_passwords && !client_certs);
-	const enum allow_anonymous kind[AUTH_LISTENER_KINDS] = {
-	    ANON_AUTO, cfg->tls_allow_anonymous, cfg->ws_allow_anonymous, cfg->wss_allow_anonymous};
 	for (unsigned k = 0; k < AUTH_LISTENER_KINDS; k++)
 		atomic_store(&a->anonymous_ok[k],
-		             kind[k] == ANON_AUTO ? base : kind[k] == ANON_TRUE);
+		             config_anonymous_ok(cfg, (enum config_listener_kind)k));
 	a->failures_max = cfg->auth_failures_per_minute;
 	a->connect_rate_max = cfg->connect_rate_per_address;
 }
@@ -182,6 +174,17 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 		LOG_INFO("%zu ACL rules from %s; what they do not allow is denied",
 		         acl_rule_count(acl), cfg->acl_file);
 	return a;
+}
+
+int auth_check(const struct config *cfg, char *err, size_t err_len)
+{
+	struct passwd_db *db;
+	struct acl *acl;
+	if (load_files(cfg, &db, &acl, err, err_len) != 0)
+		return -1;
+	passwd_free(db);
+	acl_free(acl);
+	return 0;
 }
 
 void auth_free(struct auth *a)

@@ -31,6 +31,9 @@ struct verify_pool;
  * ("password_file /etc/x:3: ...") when a file is bad. */
 struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, size_t err_len);
 void auth_free(struct auth *a);
+/* --check-config: load the password file and ACL as auth_new does and drop
+ * them. 0, or -1 with auth_new's message. No threads, nothing kept. */
+int auth_check(const struct config *cfg, char *err, size_t err_len);
 
 /* SIGHUP: read the password file and ACL again. All or nothing: on error
  * nothing changes and err says why. The new ACL reaches each worker at its

@@ -22,14 +22,19 @@
 #include "tls.h"
 #include "worker.h"
 
+unsigned broker_worker_count(const struct config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+	return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
 int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
 {
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned n = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
-	if (n > WORKERS_MAX)
-		n = WORKERS_MAX;
+	unsigned n = broker_worker_count(cfg);
 	b->worker_count = n;
 	b->start_ms = clock_now_ms();
 	atomic_init(&b->conn_count, 0);

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -92,10 +93,13 @@ static const char *const identity_names[] = {"none", "cn", "san", NULL};
 /* The one table. Order is the order of config_print and docs/config.md. */
 static const struct directive directives[] = {
     /* Listeners and threads */
-    ADDR_LIST(listen, "0.0.0.0:1883",
+    ADDR_LIST(listen, "127.0.0.1:1883,[::1]:1883",
               "MQTT over TCP listeners, comma-separated host:port, [v6]:port or :port (any "
-              "address)"),
-    ADDR(metrics_listen, "0.0.0.0:9100", "HTTP listener for /metrics, /healthz and /readyz"),
+              "address); the default is loopback only (its [::1] is skipped where the host "
+              "has no IPv6); to serve other hosts, e.g. 0.0.0.0:1883"),
+    ADDR(metrics_listen, "127.0.0.1:9100",
+         "HTTP listener for /metrics, /healthz and /readyz (no authentication); loopback by "
+         "default, e.g. 0.0.0.0:9100 for a Prometheus on another host"),
     U32(workers, "0", 0, 1024, NULL, "worker threads; 0 = one per online CPU"),
 
     /* Limits */
@@ -984,6 +988,110 @@ int config_validate(const struct config *c, char *err, size_t err_len)
 		return -1;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* What a node exposes */
+
+bool config_listen_is_default(const struct config *c)
+{
+	struct config def;
+	config_defaults(&def);
+	if (c->listen_count != def.listen_count)
+		return false;
+	for (unsigned i = 0; i < c->listen_count && i < CONFIG_LISTEN_MAX; i++)
+		if (!addr_eq(&c->listen[i], &def.listen[i]))
+			return false;
+	return true;
+}
+
+bool config_anonymous_ok(const struct config *c, enum config_listener_kind kind)
+{
+	/* auto: anonymous clients are welcome until the node is configured to
+	 * know its clients, by passwords or by client certificates. */
+	bool client_certs = c->tls_ca_file[0] && c->tls_listen_count + c->wss_listen_count > 0;
+	bool base = c->allow_anonymous == ANON_TRUE ||
+	            (c->allow_anonymous == ANON_AUTO && !c->password_file[0] && !client_certs);
+	enum allow_anonymous own = kind == CONFIG_KIND_MQTTS ? c->tls_allow_anonymous
+	                           : kind == CONFIG_KIND_WS  ? c->ws_allow_anonymous
+	                           : kind == CONFIG_KIND_WSS ? c->wss_allow_anonymous
+	                                                     : ANON_AUTO;
+	return own == ANON_AUTO ? base : own == ANON_TRUE;
+}
+
+/* snprintf at *used, never past len; a cut line ends in what fitted. */
+__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t len, size_t *used,
+                                                         const char *fmt, ...)
+{
+	if (*used >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *used, len - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used = *used + (size_t)n < len ? *used + (size_t)n : len - 1;
+}
+
+/* An address as an operator reads it: "*" for every address. */
+static void shown_addr(const struct config_addr *a, char *buf, size_t len)
+{
+	struct config_addr any = *a;
+	if (!any.host[0])
+		memcpy(any.host, "*", 2);
+	format_addr(&any, buf, len);
+}
+
+void config_exposure(const struct config *c, unsigned workers, char *buf, size_t len)
+{
+	const struct {
+		const char *name;
+		const struct config_addr *list;
+		unsigned count;
+		enum config_listener_kind kind;
+	} kinds[] = {
+	    {"mqtt", c->listen, c->listen_count, CONFIG_KIND_MQTT},
+	    {"mqtts", c->tls_listen, c->tls_listen_count, CONFIG_KIND_MQTTS},
+	    {"ws", c->ws_listen, c->ws_listen_count, CONFIG_KIND_WS},
+	    {"wss", c->wss_listen, c->wss_listen_count, CONFIG_KIND_WSS},
+	};
+	size_t used = 0;
+	buf[0] = '\0';
+	append(buf, len, &used, "listeners");
+	const char *sep = " ";
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		bool anon = config_anonymous_ok(c, kinds[k].kind);
+		bool tls = kinds[k].kind == CONFIG_KIND_MQTTS || kinds[k].kind == CONFIG_KIND_WSS;
+		for (unsigned i = 0; i < kinds[k].count && i < CONFIG_LISTEN_MAX; i++) {
+			char a[CONFIG_HOST_MAX + 8];
+			shown_addr(&kinds[k].list[i], a, sizeof(a));
+			append(buf, len, &used, "%s%s %s (anonymous %s%s)", sep, kinds[k].name, a,
+			       anon ? "allowed" : "refused",
+			       tls && c->tls_require_client_cert ? ", client certificate required"
+			                                         : "");
+			sep = ", ";
+		}
+	}
+	if (c->metrics) {
+		char a[CONFIG_HOST_MAX + 8];
+		shown_addr(&c->metrics_listen, a, sizeof(a));
+		append(buf, len, &used, "; metrics http %s (no authentication)", a);
+	} else {
+		append(buf, len, &used, "; metrics off");
+	}
+	if (c->password_file[0])
+		append(buf, len, &used, "; password_file %s", c->password_file);
+	else
+		append(buf, len, &used, "; password_file none");
+	if (c->acl_file[0])
+		append(buf, len, &used, "; acl_file %s", c->acl_file);
+	else
+		append(buf, len, &used,
+		       "; acl_file none (every client may subscribe to every topic and "
+		       "publish outside $SYS/)");
+	append(buf, len, &used, "; persistence off (not implemented yet)");
+	append(buf, len, &used, "; %u worker%s%s", workers, workers == 1 ? "" : "s",
+	       c->workers == 0 ? " (one per online CPU)" : "");
 }
 
 /* ------------------------------------------------------------------------ */

@@ -126,8 +126,36 @@ struct config {
 	bool log_json;
 };
 
-/* Embedded defaults: MQTT on 0.0.0.0:1883, metrics on 0.0.0.0:9100. */
+/* Embedded defaults: MQTT on the loopback addresses only (127.0.0.1:1883
+ * and [::1]:1883), metrics on 127.0.0.1:9100, like mosquitto 2.0 without a
+ * configuration: a node nobody configured is reachable from its own host
+ * only. Exposing it is one key (listen = 0.0.0.0:1883). */
 void config_defaults(struct config *c);
+
+/* Is c's listen list the embedded default one (no source changed it)? */
+bool config_listen_is_default(const struct config *c);
+
+/* Listener kinds, in the order of enum listener_kind (worker.h). */
+enum config_listener_kind {
+	CONFIG_KIND_MQTT = 0,
+	CONFIG_KIND_MQTTS = 1,
+	CONFIG_KIND_WS = 2,
+	CONFIG_KIND_WSS = 3,
+};
+
+/* May clients without a user name (or verified certificate) connect on a
+ * listener of this kind? The kind's own key, or when it says inherit,
+ * allow_anonymous, whose auto means "yes until the node knows its
+ * clients": no password file, and no client certificates asked for on a
+ * TLS listener. The one statement of the rule: auth.c enforces it, the
+ * first log line reports it. */
+bool config_anonymous_ok(const struct config *c, enum config_listener_kind kind);
+
+/* What the node exposes, on one line, for the first log line and
+ * --check-config: every listener with kind and address and whether
+ * anonymous clients may use it, the metrics listener, password file, ACL,
+ * persistence and the worker count (workers as it will be resolved). */
+void config_exposure(const struct config *c, unsigned workers, char *buf, size_t len);
 
 /*
  * Apply one key. source names where it came from ("starling.conf:12",

@@ -5,16 +5,19 @@
  *
  *   starling                         run on embedded defaults
  *   starling -c FILE [--key=value]   run with a config file
- *   starling --check-config FILE     validate and print the effective config
+ *   starling --check-config FILE     load everything a start would, print the config
  *   starling --config-reference      print every key as Markdown
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
@@ -28,12 +31,91 @@ extern char **environ;
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
-	             "       starling passwd [-c | -D] [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
-	             "       starling --check-config FILE [--KEY=VALUE ...]\n"
-	             "       starling --config-reference | --version | --help\n"
-	             "With no arguments it runs on embedded defaults (MQTT on 0.0.0.0:1883).\n"
-	             "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
+	fprintf(out,
+	        "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
+	        "       starling passwd [-c | -D] [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
+	        "       starling --check-config FILE [--KEY=VALUE ...]\n"
+	        "       starling --config-reference | --version | --help\n"
+	        "With no arguments it runs on embedded defaults: MQTT on 127.0.0.1:1883 and\n"
+	        "[::1]:1883, metrics on 127.0.0.1:9100 (this host only); --listen=0.0.0.0:1883\n"
+	        "serves other hosts.\n"
+	        "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
+}
+
+/* Can this host bind [::1]? Not where IPv6 is off (a container without
+ * IPv6: EADDRNOTAVAIL, or no AF_INET6 at all). */
+static bool ipv6_loopback_usable(void)
+{
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* The embedded default listens on both loopback addresses, like
+ * mosquitto's "localhost"; on a host without IPv6 it is 127.0.0.1 alone
+ * rather than a broker that cannot start with no configuration. An
+ * address an operator wrote is never dropped: failing to bind it is an
+ * error. */
+static void drop_default_ipv6(struct config *cfg)
+{
+	if (!config_listen_is_default(cfg) || ipv6_loopback_usable())
+		return;
+	unsigned n = 0;
+	for (unsigned i = 0; i < cfg->listen_count; i++)
+		if (strcmp(cfg->listen[i].host, "::1") != 0)
+			cfg->listen[n++] = cfg->listen[i];
+	cfg->listen_count = n;
+}
+
+static bool loopback(const char *host)
+{
+	return !strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost");
+}
+
+/* A listener other hosts can reach that lets anonymous clients in only
+ * because nothing said otherwise (auto, no password file): worth a
+ * warning, since with no ACL they may read every topic and set retained
+ * messages. Saying allow_anonymous = true (or the kind's key) silences it.
+ * Writes the warning into buf, or "" when there is none. */
+static void anonymous_warning(const struct config *cfg, char *buf, size_t len)
+{
+	const struct {
+		const char *kind;
+		const struct config_addr *list;
+		unsigned count;
+		enum allow_anonymous own;
+	} kinds[] = {
+	    {"mqtt", cfg->listen, cfg->listen_count, ANON_AUTO},
+	    {"mqtts", cfg->tls_listen, cfg->tls_listen_count, cfg->tls_allow_anonymous},
+	    {"ws", cfg->ws_listen, cfg->ws_listen_count, cfg->ws_allow_anonymous},
+	    {"wss", cfg->wss_listen, cfg->wss_listen_count, cfg->wss_allow_anonymous},
+	};
+	buf[0] = '\0';
+	if (cfg->allow_anonymous != ANON_AUTO)
+		return;
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		if (kinds[k].own != ANON_AUTO ||
+		    !config_anonymous_ok(cfg, (enum config_listener_kind)k))
+			continue;
+		for (unsigned i = 0; i < kinds[k].count; i++) {
+			const struct config_addr *a = &kinds[k].list[i];
+			if (loopback(a->host))
+				continue;
+			snprintf(
+			    buf, len,
+			    "anonymous clients may connect from other hosts on %s %s%s%s:%u%s: "
+			    "set password_file (and acl_file), or allow_anonymous = true if that "
+			    "is meant",
+			    kinds[k].kind, strchr(a->host, ':') ? "[" : "",
+			    a->host[0] ? a->host : "*", strchr(a->host, ':') ? "]" : "", a->port,
+			    cfg->acl_file[0] ? "" : " with no ACL");
+			return;
+		}
+	}
 }
 
 /* The configuration from every source, in order: defaults, the file, the
@@ -62,7 +144,26 @@ static int load_config(struct config *cfg, const char *file, int argc, char **ar
 		if (config_set(cfg, "command line", key, eq + 1, err, err_len) != 0)
 			return -1;
 	}
+	drop_default_ipv6(cfg);
 	return config_validate(cfg, err, err_len);
+}
+
+/* --check-config: what a start loads besides the configuration, loaded and
+ * dropped in broker_start's order, with its messages: the password file
+ * and the ACL (auth.c), then, when there is a TLS or wss listener, the
+ * certificate, key, CA and cipher keys (tls.c). It binds nothing, so a
+ * port in use shows only at start. 0, or -1 with err. */
+static int check_files(const struct config *cfg, char *err, size_t err_len)
+{
+	if (auth_check(cfg, err, err_len) != 0)
+		return -1;
+	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
+		struct ssl_ctx_st *ctx = tls_ctx_build(cfg, err, err_len);
+		if (!ctx)
+			return -1;
+		tls_ctx_discard(ctx);
+	}
+	return 0;
 }
 
 /* SIGHUP: read every source again. What can change live changes now; for
@@ -227,21 +328,34 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0) {
+	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0 ||
+	    (check && check_files(&cfg, err, sizeof(err)) != 0)) {
 		fprintf(stderr, "starling: %s\n", err);
 		return 1;
 	}
+	/* What the node exposes, first: an operator (or a scanner of logs)
+	 * sees at once whether it listens beyond this host and who may
+	 * connect. */
+	char exposure[LOG_LINE_MAX - 256];
+	config_exposure(&cfg, broker_worker_count(&cfg), exposure, sizeof(exposure));
+	char warning[512];
+	anonymous_warning(&cfg, warning, sizeof(warning));
 	if (check) {
+		if (warning[0])
+			fprintf(stderr, "starling: warning: %s\n", warning);
+		printf("# %s\n", exposure);
 		config_print(&cfg, stdout);
 		return 0;
 	}
 
 	log_init(cfg.log_level, cfg.log_json);
 	if (file)
-		LOG_INFO("starling %s starting with %s", STARLING_VERSION, file);
+		LOG_INFO("starling %s starting with %s: %s", STARLING_VERSION, file, exposure);
 	else
-		LOG_INFO("starling %s starting on embedded defaults (no config file given)",
-		         STARLING_VERSION);
+		LOG_INFO("starling %s starting on embedded defaults (no config file given): %s",
+		         STARLING_VERSION, exposure);
+	if (warning[0])
+		LOG_WARN("%s", warning);
 
 	/* Workers inherit this mask: signals come to the main thread only.
 	 * sigwait() also makes this work as PID 1 in a container, where

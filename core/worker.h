@@ -284,6 +284,9 @@ struct worker {
 };
 
 /* broker.c */
+/* The workers cfg asks for: its workers key, or one per online CPU; at most
+ * WORKERS_MAX. */
+unsigned broker_worker_count(const struct config *cfg);
 /* 0, or -1 with err saying why in one line (port in use, no ring ...). */
 int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len);
 /* Ask every worker to stop (they drain and exit); broker_stop also joins them. */

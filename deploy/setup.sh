@@ -6,12 +6,20 @@
 #   deploy/setup.sh          build dependencies
 #   deploy/setup.sh --test   plus compilers, fuzzer runtime and real MQTT
 #                            clients the test suite talks to
+#   deploy/setup.sh --list-test   print the test-only packages (installs nothing;
+#                            tests/run.sh hides them to prove a plain build
+#                            needs none)
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev libwslay-dev
 	libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl prometheus
 	python3-paho-mqtt nodejs chromium)
+
+if [ "${1:-}" = "--list-test" ]; then
+	printf '%s\n' "${test_pkgs[@]}" npm
+	exit 0
+fi
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

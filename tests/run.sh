@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run Starling's whole test suite:
+#   0. a plain build (meson's defaults) of the broker with every program and
+#      pkg-config file of the test-only packages hidden: deploy/start.sh's
+#      build must not need them (one test)
 #   1. release build with -Werror: unit and integration tests
 #   2. address+undefined sanitizer build: the same tests
 #   3. thread sanitizer build: the integration suite (where workers interact)
@@ -41,7 +44,10 @@ build_and_test() {
 	shift 2
 	local dir=$build_root/$name
 	echo "=== $name build"
-	if ! { [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@" >/dev/null; } ||
+	# A build directory from an earlier run takes this run's options too
+	# (-Dtests=enabled on one configured before the option existed).
+	if ! if [ -f "$dir/build.ninja" ]; then meson configure "$dir" "$@" >/dev/null
+	else meson setup "$dir" "$@" >/dev/null; fi ||
 		! ninja -C "$dir" -j "$jobs" >"$dir.ninja.log" 2>&1; then
 		cat "$dir.ninja.log" 2>/dev/null | tail -40
 		echo "=== $name: build FAILED"
@@ -61,20 +67,64 @@ build_and_test() {
 	count_results "$dir"
 }
 
+# A plain build needs no test-only package: configure with meson's defaults
+# (-Dtests=auto) and build core/starling where the programs and pkg-config
+# files that deploy/setup.sh's test packages ship (Criterion, node, clang,
+# mosquitto, ...) do not exist: PATH and PKG_CONFIG_LIBDIR are directories of
+# links to everything else. Passes only if the build works and meson really
+# found neither Criterion nor node. One test.
+plain_build() {
+	local dir=$build_root/plain hide=$build_root/plain-hidden
+	echo "=== plain build without the test-only packages"
+	rm -rf "$dir" "$hide"
+	mkdir -p "$hide/bin" "$hide/pkgconfig"
+	declare -A shipped=()
+	local f
+	while read -r f; do
+		shipped[$f]=1 shipped[/usr${f#/usr}]=1 # /bin/x is /usr/bin/x
+	done < <(dpkg -L $("$root/deploy/setup.sh" --list-test) 2>/dev/null | grep -E '/s?bin/|\.pc$')
+	for f in /usr/bin/* /usr/sbin/*; do
+		[ -n "${shipped[$f]:-}" ] || [ -e "$hide/bin/${f##*/}" ] || ln -s "$f" "$hide/bin/"
+	done
+	local pcdir
+	for pcdir in $(pkg-config --variable pc_path pkg-config | tr : ' '); do
+		for f in "$pcdir"/*.pc; do
+			[ -e "$f" ] && [ -z "${shipped[$f]:-}" ] && [ ! -e "$hide/pkgconfig/${f##*/}" ] &&
+				ln -s "$f" "$hide/pkgconfig/"
+		done
+	done
+	if PATH=$hide/bin PKG_CONFIG_LIBDIR=$hide/pkgconfig PKG_CONFIG_PATH= \
+		meson setup "$dir" "$root" >"$dir.log" 2>&1 &&
+		grep -q "Run-time dependency criterion found: NO" "$dir.log" &&
+		grep -q "Program node found: NO" "$dir.log" &&
+		PATH=$hide/bin ninja -C "$dir" -j "$jobs" core/starling >>"$dir.log" 2>&1 &&
+		"$dir/core/starling" --check-config /dev/null >/dev/null; then
+		echo "=== plain build: ok"
+		passed=$((passed + 1))
+	else
+		tail -40 "$dir.log"
+		echo "=== plain build FAILED (needs a test-only package, or hiding them did not work)"
+		failed=$((failed + 1))
+	fi
+}
+
 mkdir -p "$build_root"
-build_and_test release "" --werror
-build_and_test asan "" --werror -Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+plain_build
+build_and_test release "" --werror -Dtests=enabled
+build_and_test asan "" --werror -Dtests=enabled -Dbuildtype=debug -Db_sanitize=address,undefined \
+	-Db_lundef=false
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
-	build_and_test tsan "integration" --werror -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
+	build_and_test tsan "integration" --werror -Dtests=enabled -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 # The pool running dry matters where bytes come in: the raw scenarios and
 # the TLS and WebSocket layers (the other suites add time, not paths).
 build_and_test tinybuf "integration/scenarios_w1 integration/scenarios_w4 integration/tls_w4 \
-	integration/ws_w4" --werror -Dc_args=-DSTARLING_RECV_BUFFERS=8
+	integration/ws_w4" --werror -Dtests=enabled -Dc_args=-DSTARLING_RECV_BUFFERS=8
 
 # Fuzzing: clang's libFuzzer, time-bounded, fails on any crash or report.
 echo "=== fuzz build"
 fdir=$build_root/fuzz
-if { [ -f "$fdir/build.ninja" ] || CC=clang meson setup "$fdir" -Dfuzz=true -Dtests=false \
+if { { [ -f "$fdir/build.ninja" ] && meson configure "$fdir" -Dtests=disabled >/dev/null; } ||
+	CC=clang meson setup "$fdir" -Dfuzz=true -Dtests=disabled \
 	-Dbuildtype=debug -Db_sanitize=address,undefined -Db_lundef=false >/dev/null; } &&
 	ninja -C "$fdir" -j "$jobs" >"$fdir.ninja.log" 2>&1; then
 	for target in "$fdir"/tests/fuzz/fuzz_*; do

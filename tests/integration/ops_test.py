@@ -641,6 +641,236 @@ def t06_startup_errors_are_one_line(ctx):
         assert f"127.0.0.1:{port}: Address already in use" in errors[0], errors
 
 
+# ---- what a node exposes (defaults, first log line) -------------------------
+
+# Run inside a network namespace of its own (unshare -rn): its loopback is
+# private, so the broker can start on its real defaults (ports 1883, 9100)
+# without touching the host's. Brings lo up, starts the broker with no
+# listener configured, and says which loopback addresses accept: bound to
+# 127.0.0.1 only, a connect to 127.0.0.2 is refused; bound to 0.0.0.0 it
+# would succeed. Prints one JSON object.
+NETNS_DEFAULTS = r"""
+import fcntl, json, os, signal, socket, struct, subprocess, sys, tempfile, time
+s = socket.socket()
+flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, struct.pack("16sH14x", b"lo", 0)))[1]
+fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))  # SIOCSIFFLAGS IFF_UP
+s.close()
+log = tempfile.TemporaryFile()
+env = {k: v for k, v in os.environ.items() if not k.startswith("STARLING_")}
+p = subprocess.Popen([sys.argv[1], "--workers=1"], stdout=log, stderr=log, env=env)
+def text():
+    log.seek(0)
+    return log.read().decode(errors="replace")
+deadline = time.monotonic() + 10
+while "running" not in text() and p.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.02)
+def accepts(host, port, send=b""):
+    try:
+        with socket.create_connection((host, port), timeout=2) as c:
+            c.sendall(send)
+            return c.recv(16).hex() if send else "open"
+    except OSError as e:
+        return type(e).__name__
+out = {"log": text()}
+connect = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01t"
+for host in ("127.0.0.1", "127.0.0.2"):
+    out[host + ":1883"] = accepts(host, 1883, connect)
+    out[host + ":9100"] = accepts(host, 9100, b"GET /healthz HTTP/1.0\r\n\r\n")
+out["[::1]:1883"] = accepts("::1", 1883, connect)
+p.send_signal(signal.SIGTERM)
+out["rc"] = p.wait(10)
+out["log"] = text()
+print(json.dumps(out))
+"""
+
+
+@test
+def t07_defaults_listen_on_loopback_only(ctx):
+    r = subprocess.run([ctx.binary, "--check-config", "/dev/null"], capture_output=True,
+                       text=True, env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("STARLING_")})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    listen = next(ln for ln in lines if ln.startswith("listen = "))
+    assert listen in ("listen = 127.0.0.1:1883,[::1]:1883", "listen = 127.0.0.1:1883"), listen
+    assert "metrics_listen = 127.0.0.1:9100" in lines, r.stdout
+    assert lines[0].startswith("# listeners mqtt 127.0.0.1:1883 (anonymous allowed)"), lines[0]
+    assert "; metrics http 127.0.0.1:9100 (no authentication);" in lines[0], lines[0]
+    # The real thing, on the real default ports, in a private network
+    # namespace (where unprivileged user namespaces are allowed).
+    if subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode != 0:
+        print("  # unshare -rn not permitted here: defaults checked through --check-config only")
+        return
+    r = subprocess.run(["unshare", "-rn", sys.executable, "-c", NETNS_DEFAULTS, ctx.binary],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["127.0.0.1:1883"] == "20020000", out  # anonymous CONNACK, accepted
+    assert out["127.0.0.1:9100"].startswith("485454502f312e"), out  # "HTTP/1."
+    if "[::1]" in listen:
+        assert out["[::1]:1883"] == "20020000", out
+    assert out["127.0.0.2:1883"] == "ConnectionRefusedError", out
+    assert out["127.0.0.2:9100"] == "ConnectionRefusedError", out
+    assert out["rc"] == 0, out["log"]
+    first = out["log"].splitlines()[0]
+    assert "starting on embedded defaults" in first and "mqtt 127.0.0.1:1883 (anonymous allowed)" \
+        in first, first
+
+
+@test
+def t07_anonymous_beyond_loopback_warns(ctx):
+    def check(*flags):
+        r = subprocess.run([ctx.binary, "--check-config", "/dev/null", *flags],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stderr
+    # Checked without binding: the warning is the same at start (a WARN line).
+    err = check("--listen=0.0.0.0:1883")
+    assert err == ("starling: warning: anonymous clients may connect from other hosts on mqtt "
+                   "0.0.0.0:1883 with no ACL: set password_file (and acl_file), or "
+                   "allow_anonymous = true if that is meant\n"), err
+    assert check("--listen=127.0.0.1:1883,[::1]:1883") == "", "loopback: no warning"
+    assert check("--listen=0.0.0.0:1883", "--allow-anonymous=true") == "", "meant: no warning"
+    assert check("--listen=0.0.0.0:1883", "--allow-anonymous=false") == ""
+    assert "ws [::]:8080" in check("--ws-listen=[::]:8080")
+    assert check("--ws-listen=[::]:8080", "--ws-allow-anonymous=true") == ""
+
+
+@test
+def t07_first_log_line_says_what_is_exposed(ctx):
+    work = tempfile.mkdtemp(prefix="starling-exposed-")
+    pw = os.path.join(work, "passwd")
+    acl = os.path.join(work, "acl")
+    subprocess.run([ctx.binary, "passwd", "-c", "-b", "-I", "1000", pw, "alice", "s3cret"],
+                   check=True, capture_output=True)
+    with open(acl, "w") as f:
+        f.write("user alice\ntopic readwrite a/#\n")
+    b = Broker(ctx.binary, 2, ["--ws-listen=127.0.0.2:0", f"--password-file={pw}",
+                               f"--acl-file={acl}", "--ws-allow-anonymous=true"])
+    try:
+        first = b.text().decode().splitlines()[0]
+        assert " INFO starling " in first and "starting on embedded defaults" in first, first
+        _, _, exposed = first.partition("(no config file given): ")
+        assert exposed == (
+            "listeners mqtt 127.0.0.1:0 (anonymous refused), ws 127.0.0.2:0 (anonymous allowed); "
+            f"metrics http 127.0.0.1:0 (no authentication); password_file {pw}; acl_file {acl}; "
+            "persistence off (not implemented yet); 2 workers"), first
+        # What the line says is what the node does: anonymous refused on
+        # mqtt (5.0: 0x87 not authorized) ...
+        c = Client(b.port, 5)
+        assert c.connect("anon-mqtt", True).rc == 0x87
+        c.closed()
+        assert b.stop() == 0
+    finally:
+        b.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- --check-config loads what a start loads --------------------------------
+
+@test
+def t08_check_config_loads_what_start_loads(ctx):
+    work = tempfile.mkdtemp(prefix="starling-check-")
+    def path(name):
+        return os.path.join(work, name)
+    def write(name, text):
+        with open(path(name), "w") as f:
+            f.write(text)
+        return path(name)
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    try:
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", path("k1.pem"), "-out", path("c1.pem"), "-subj", "/CN=localhost",
+                "-days", "2")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out",
+                path("k2.pem"))
+        subprocess.run([ctx.binary, "passwd", "-c", "-b", "-I", "1000", path("pw"), "alice",
+                        "s3cret"], check=True, capture_output=True)
+        write("acl", "user alice\ntopic readwrite a/#\n")
+        garbage = write("garbage", "alice $7$not-a-hash\nno colon here\n")
+        bad_acl = write("bad.acl", "user alice\ntopic\n")
+        tls = ["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+               f"tls_key_file = {path('k1.pem')}"]
+        good = [f"password_file = {path('pw')}", f"acl_file = {path('acl')}", *tls,
+                f"tls_ca_file = {path('c1.pem')}"]
+        cases = [
+            # (config lines, what the one-line error must hold)
+            ([f"password_file = {path('none')}"],
+             f"password_file {path('none')}: cannot open: No such file or directory"),
+            ([f"password_file = {garbage}"], f"password_file {garbage}:1: "),
+            ([f"acl_file = {bad_acl}"], f"acl_file {bad_acl}:2: topic: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('none')}",
+              f"tls_key_file = {path('k1.pem')}"], f"tls_cert_file {path('none')}: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('k1.pem')}",
+              f"tls_key_file = {path('k1.pem')}"], f"tls_cert_file {path('k1.pem')}: "),
+            (["tls_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+              f"tls_key_file = {path('k2.pem')}"],
+             f"tls_key_file {path('k2.pem')}: does not match the certificate in "
+             f"{path('c1.pem')}"),
+            ([*tls, f"tls_ca_file = {path('none')}"], f"tls_ca_file {path('none')}: "),
+            ([*tls, "tls_ciphers = NOT-A-CIPHER"], 'tls_ciphers "NOT-A-CIPHER": '),
+            (["wss_listen = 127.0.0.1:0", f"tls_cert_file = {path('c1.pem')}",
+              f"tls_key_file = {path('k2.pem')}"], f"tls_key_file {path('k2.pem')}: "),
+        ]
+        flags = ["--listen=127.0.0.1:0", "--metrics-listen=127.0.0.1:0", "--workers=1"]
+        for lines, want in cases:
+            conf = write("s.conf", "\n".join(lines) + "\n")
+            r = subprocess.run([ctx.binary, "--check-config", conf, *flags], capture_output=True,
+                               text=True, timeout=10)
+            assert r.returncode != 0, (lines, r.stdout[-300:])
+            assert r.stdout == "", (lines, r.stdout[-300:])
+            assert r.stderr.startswith("starling: " + want), (lines, r.stderr)
+            checked = r.stderr.strip()[len("starling: "):]
+            # ... and a start refuses the same file with the same words.
+            r = subprocess.run([ctx.binary, "-c", conf, *flags], capture_output=True, text=True,
+                               timeout=10)
+            assert r.returncode != 0, lines
+            errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+            assert len(errors) == 1 and errors[0].endswith(" ERROR cannot start: " + checked), \
+                (checked, r.stderr)
+        conf = write("s.conf", "\n".join(good) + "\n")
+        r = subprocess.run([ctx.binary, "--check-config", conf, *flags], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert f"\npassword_file = \"{path('pw')}\"\n" in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- the README's examples ---------------------------------------------------
+
+@test
+def t09_readme_acl_example_loads_and_defaults_match(ctx):
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    m = re.search(r"\n    cat > acl <<'ACL'\n(.*?)\n    ACL\n", readme, re.S)
+    assert m, "README has no ACL example"
+    acl = "\n".join(ln[4:] for ln in m.group(1).splitlines()) + "\n"
+    work = tempfile.mkdtemp(prefix="starling-readme-")
+    try:
+        pw = os.path.join(work, "passwords")
+        for user in ("alice", "bob"):
+            subprocess.run([ctx.binary, "passwd", *(["-c"] if user == "alice" else []), "-b",
+                            "-I", "1000", pw, user, "x"], check=True, capture_output=True)
+        path = os.path.join(work, "acl")
+        with open(path, "w") as f:
+            f.write(acl)
+        r = subprocess.run([ctx.binary, "--check-config", "/dev/null", f"--password-file={pw}",
+                            f"--acl-file={path}"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        assert "(anonymous refused)" in r.stdout.splitlines()[0], r.stdout.splitlines()[0]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # The defaults the README states are the ones the binary has.
+    r = subprocess.run([ctx.binary, "--check-config", "/dev/null"], capture_output=True,
+                       text=True, env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("STARLING_")})
+    assert "MQTT on\n`127.0.0.1:1883` and `[::1]:1883`, metrics on `127.0.0.1:9100`" in readme
+    assert "\nmetrics_listen = 127.0.0.1:9100\n" in r.stdout
+    assert re.search(r"\nlisten = 127\.0\.0\.1:1883(,\[::1\]:1883)?\n", r.stdout), r.stdout
+
+
 # ---- runner -----------------------------------------------------------------
 
 class Ctx:

@@ -222,9 +222,10 @@ Test(config, defaults_are_the_documented_ones)
 	struct config c;
 	memset(&c, 0xA5, sizeof(c)); /* config_defaults must set everything */
 	config_defaults(&c);
-	cr_assert_eq(c.listen_count, 1);
-	cr_assert(addr_is(&c.listen[0], "0.0.0.0", 1883));
-	cr_assert(addr_is(&c.metrics_listen, "0.0.0.0", 9100));
+	cr_assert_eq(c.listen_count, 2); /* loopback only, like mosquitto 2.0 */
+	cr_assert(addr_is(&c.listen[0], "127.0.0.1", 1883));
+	cr_assert(addr_is(&c.listen[1], "::1", 1883));
+	cr_assert(addr_is(&c.metrics_listen, "127.0.0.1", 9100));
 	cr_assert_eq(c.workers, 0);
 	cr_assert_eq(c.max_connections, 1000000);
 	cr_assert_eq(c.max_sessions, 2000000);
@@ -248,7 +249,7 @@ Test(config, defaults_are_the_documented_ones)
 	          c.sub_id_available);
 	cr_assert_eq(c.log_level, LOG_INFO);
 	cr_assert_eq(c.log_json, false);
-	for (unsigned i = 1; i < CONFIG_LISTEN_MAX; i++)
+	for (unsigned i = 2; i < CONFIG_LISTEN_MAX; i++)
 		cr_assert(addr_is(&c.listen[i], "", 0), "unused listen slots are zeroed");
 }
 
@@ -714,7 +715,7 @@ Test(config, validate_catches_cross_key_mistakes)
 	config_defaults(&c);
 	set_ok(&c, "listen", ":9100");
 	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
-	cr_assert_str_eq(err, "metrics_listen: 0.0.0.0:9100 uses the same port as listen "
+	cr_assert_str_eq(err, "metrics_listen: 127.0.0.1:9100 uses the same port as listen "
 	                      "address :9100");
 
 	config_defaults(&c);
@@ -771,7 +772,7 @@ Test(config, tls_listen_is_optional_and_checked_against_the_others)
 	set_ok(&c, "tls_listen", "127.0.0.1:9100");
 	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "tls_listen: 127.0.0.1:9100 uses the same port as metrics_listen "
-	                      "address 0.0.0.0:9100");
+	                      "address 127.0.0.1:9100");
 	set_ok(&c, "tls_listen", "127.0.0.1:8883,:8883");
 	cr_assert_eq(config_validate(&c, err, sizeof(err)), -1);
 	cr_assert_str_eq(err, "tls_listen: :8883 uses the same port as tls_listen address "
@@ -915,7 +916,7 @@ Test(config, print_names_every_key_once)
 		cr_assert_not_null(at, "%s missing from:\n%s", all_keys[i], text);
 		cr_assert_null(strstr(at + 1, want), "%s printed twice", all_keys[i]);
 	}
-	cr_assert(strstr(text, "\nlisten = 0.0.0.0:1883\n") != NULL, "%s", text);
+	cr_assert(strstr(text, "\nlisten = 127.0.0.1:1883,[::1]:1883\n") != NULL, "%s", text);
 	cr_assert(strstr(text, "\nmax_packet_size = 1048576\n") != NULL, "%s", text);
 	cr_assert(strstr(text, "\nqueue_overflow = drop_oldest\n") != NULL, "%s", text);
 	free(text);
@@ -1216,4 +1217,60 @@ Test(log, ratelimit_reports_suppressed_lines)
 	}
 	cr_assert_eq(*l, '\0', "%s", text);
 	free(text);
+}
+
+/* ------------------------------------------------------------------------ */
+/* What a node exposes */
+
+Test(config, anonymous_rule_per_listener_kind)
+{
+	struct config c;
+	config_defaults(&c);
+	for (int k = CONFIG_KIND_MQTT; k <= CONFIG_KIND_WSS; k++)
+		cr_assert(config_anonymous_ok(&c, k), "defaults: anonymous everywhere (kind %d)",
+		          k);
+	set_ok(&c, "password_file", "/x/passwd");
+	cr_assert(!config_anonymous_ok(&c, CONFIG_KIND_MQTT), "auto: not with a password file");
+	set_ok(&c, "ws_allow_anonymous", "true");
+	cr_assert(config_anonymous_ok(&c, CONFIG_KIND_WS), "the kind's own key wins");
+	cr_assert(!config_anonymous_ok(&c, CONFIG_KIND_WSS), "inherit");
+	config_defaults(&c);
+	set_ok(&c, "tls_listen", "127.0.0.1:8883");
+	set_ok(&c, "tls_ca_file", "/x/ca.pem");
+	cr_assert(!config_anonymous_ok(&c, CONFIG_KIND_MQTT), "auto: not with client certificates");
+	set_ok(&c, "allow_anonymous", "true");
+	cr_assert(config_anonymous_ok(&c, CONFIG_KIND_MQTTS));
+	set_ok(&c, "tls_allow_anonymous", "false");
+	cr_assert(!config_anonymous_ok(&c, CONFIG_KIND_MQTTS));
+}
+
+Test(config, exposure_line_names_every_listener)
+{
+	struct config c;
+	char line[1024];
+	config_defaults(&c);
+	cr_assert(config_listen_is_default(&c));
+	config_exposure(&c, 4, line, sizeof(line));
+	cr_assert_str_eq(line, "listeners mqtt 127.0.0.1:1883 (anonymous allowed), mqtt [::1]:1883 "
+	                       "(anonymous allowed); metrics http 127.0.0.1:9100 (no "
+	                       "authentication); password_file none; acl_file none (every client "
+	                       "may subscribe to every topic and publish outside $SYS/); "
+	                       "persistence off (not implemented yet); 4 workers (one per online "
+	                       "CPU)");
+	set_ok(&c, "listen", ":1883");
+	cr_assert(!config_listen_is_default(&c));
+	set_ok(&c, "wss_listen", "[::]:8443");
+	set_ok(&c, "tls_require_client_cert", "true");
+	set_ok(&c, "metrics", "false");
+	set_ok(&c, "workers", "1");
+	set_ok(&c, "acl_file", "/etc/acl");
+	config_exposure(&c, 1, line, sizeof(line));
+	cr_assert_str_eq(line,
+	                 "listeners mqtt *:1883 (anonymous allowed), wss [::]:8443 (anonymous "
+	                 "allowed, client certificate required); metrics off; password_file "
+	                 "none; acl_file /etc/acl; persistence off (not implemented yet); 1 "
+	                 "worker");
+	char small[24];
+	config_exposure(&c, 1, small, sizeof(small));
+	cr_assert_str_eq(small, "listeners mqtt *:1883 (", "cut, terminated");
 }
