@@ -116,6 +116,14 @@ static const struct directive directives[] = {
         "is refused (0x97 quota exceeded; 3.1.1: server unavailable)"),
     U32(max_packet_size, "1048576", 64, 268435460, "bytes",
         "largest MQTT packet accepted, and the default limit for outbound packets"),
+    U64(partial_packets_bytes_max, "67108864", 0, 1099511627776ull, "bytes",
+        "node-wide budget for packets still being received (the buffered part of every "
+        "connection's incomplete packet); a connection whose packet would take more is "
+        "closed (0x97 quota exceeded) and counted; 0 = no budget"),
+    U32(packet_receive_timeout_ms, "60000", 0, 86400000, "ms",
+        "time a connection may take to send the rest of a packet it began (keep alive 0 "
+        "does not bound it otherwise); beyond it it is closed (0x8D) and counted; 0 = no "
+        "limit"),
     U32(connect_timeout_ms, "10000", 100, 3600000, "ms",
         "time a new socket has to send CONNECT before it is closed"),
     U16(keepalive_max_s, "65535", 1, 65535, "s",
@@ -980,6 +988,13 @@ int config_validate(const struct config *c, char *err, size_t err_len)
 	}
 	/* The outbox must hold at least one packet of the largest size we
 	 * send, or such a packet could never leave. */
+	if (c->partial_packets_bytes_max && c->partial_packets_bytes_max < c->max_packet_size) {
+		seterr(err, err_len,
+		       "partial_packets_bytes_max: %llu is below max_packet_size %u; a packet of "
+		       "the largest size could never be received",
+		       (unsigned long long)c->partial_packets_bytes_max, c->max_packet_size);
+		return -1;
+	}
 	if (c->outbox_bytes_max < c->max_packet_size) {
 		seterr(err, err_len,
 		       "outbox_bytes_max: %llu is below max_packet_size %u; the largest "

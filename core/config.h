@@ -62,18 +62,20 @@ struct config {
 	uint32_t workers;                  /* 0 = one per online CPU */
 
 	/* Limits */
-	uint32_t max_connections;          /* per node; beyond it new sockets are closed */
-	uint32_t listener_max_connections; /* per listener address; 0 = no own limit */
-	uint32_t connect_rate_per_address; /* accepts per second per IP; 0 = no limit */
-	uint32_t max_sessions;             /* per node, online and offline */
-	uint32_t max_packet_size;          /* bytes, inbound and the default outbound */
-	uint32_t connect_timeout_ms;       /* a socket must send CONNECT within this */
-	uint16_t keepalive_max_s;          /* larger client keep-alives are lowered (5.0) */
-	uint32_t session_expiry_max_s;     /* cap on a client's session expiry */
-	uint16_t receive_maximum;          /* inbound QoS 1/2 unacknowledged per client */
-	uint16_t inflight_max;             /* outbound QoS 1/2 unacknowledged per session */
-	uint32_t queue_messages_max;       /* messages queued per session */
-	uint64_t queue_bytes_max;          /* bytes queued per session */
+	uint32_t max_connections;           /* per node; beyond it new sockets are closed */
+	uint32_t listener_max_connections;  /* per listener address; 0 = no own limit */
+	uint32_t connect_rate_per_address;  /* accepts per second per IP; 0 = no limit */
+	uint32_t max_sessions;              /* per node, online and offline */
+	uint32_t max_packet_size;           /* bytes, inbound and the default outbound */
+	uint64_t partial_packets_bytes_max; /* bytes of incomplete packets node-wide; 0 = any */
+	uint32_t packet_receive_timeout_ms; /* to finish a packet once begun; 0 = no limit */
+	uint32_t connect_timeout_ms;        /* a socket must send CONNECT within this */
+	uint16_t keepalive_max_s;           /* larger client keep-alives are lowered (5.0) */
+	uint32_t session_expiry_max_s;      /* cap on a client's session expiry */
+	uint16_t receive_maximum;           /* inbound QoS 1/2 unacknowledged per client */
+	uint16_t inflight_max;              /* outbound QoS 1/2 unacknowledged per session */
+	uint32_t queue_messages_max;        /* messages queued per session */
+	uint64_t queue_bytes_max;           /* bytes queued per session */
 	enum queue_overflow queue_overflow;
 	bool queue_qos0;           /* queue QoS 0 for offline sessions too */
 	uint64_t outbox_bytes_max; /* unsent bytes per connection; QoS 0 beyond is dropped */

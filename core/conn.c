@@ -66,27 +66,85 @@ static const char *client_name(const struct conn *c)
 	return c->sess ? c->sess->client_id : "-";
 }
 
-static bool stash(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
+enum stash_result {
+	STASH_OK,
+	STASH_TOO_MUCH,  /* more than one packet's worth for this connection */
+	STASH_NO_BUDGET, /* the node's partial_packets_bytes_max is taken */
+	STASH_NO_MEMORY,
+};
+
+/* rx's capacity is counted node-wide (b->rx_bytes) for the budget of
+ * partially received packets: a hostile client holding 95% of a large
+ * packet for ever pins memory that no per-connection bound limits. */
+static void rx_free(struct worker *w, struct conn *c)
+{
+	if (c->rx_cap)
+		atomic_fetch_sub_explicit(&w->b->rx_bytes, c->rx_cap, memory_order_relaxed);
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+}
+
+void conn_rx_release(struct worker *w, struct conn *c)
+{
+	rx_free(w, c);
+}
+
+static enum stash_result stash(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
 {
 	uint64_t need = (uint64_t)c->rx_len + len;
 	/* One packet plus what a receive can bring after it; more while
 	 * waiting for a takeover means the client is flooding. */
 	uint64_t limit = (uint64_t)w->cfg->max_packet_size + 2u * 65536u;
 	if (need > limit)
-		return false;
+		return STASH_TOO_MUCH;
+	if (c->rx_len == 0)
+		c->rx_since_ms = (uint32_t)w->now_ms; /* a packet begins */
 	if (need > c->rx_cap) {
 		uint32_t cap = c->rx_cap ? c->rx_cap : 256;
 		while (cap < need)
 			cap *= 2;
+		uint64_t more = cap - c->rx_cap;
+		uint64_t budget = w->cfg->partial_packets_bytes_max;
+		uint64_t held =
+		    atomic_fetch_add_explicit(&w->b->rx_bytes, more, memory_order_relaxed);
+		if (budget && held + more > budget) {
+			atomic_fetch_sub_explicit(&w->b->rx_bytes, more, memory_order_relaxed);
+			return STASH_NO_BUDGET;
+		}
 		uint8_t *n = realloc(c->rx, cap);
-		if (!n)
-			return false;
+		if (!n) {
+			atomic_fetch_sub_explicit(&w->b->rx_bytes, more, memory_order_relaxed);
+			return STASH_NO_MEMORY;
+		}
 		c->rx = n;
 		c->rx_cap = cap;
 	}
 	memcpy(c->rx + c->rx_len, data, len);
 	c->rx_len += len;
-	return true;
+	return STASH_OK;
+}
+
+/* A stash failed: close c with the reason that fits. */
+static void stash_refused(struct worker *w, struct conn *c, enum stash_result r)
+{
+	if (r == STASH_NO_BUDGET) {
+		w->st.partial_over_budget++;
+		LOG_WARN_RL(1,
+		            "closing %s (%s): partially received packets hold the node's "
+		            "partial_packets_bytes_max of %llu bytes",
+		            conn_peer(c), client_name(c),
+		            (unsigned long long)w->cfg->partial_packets_bytes_max);
+		conn_close(w, c, MQTT_RC_QUOTA_EXCEEDED, true);
+	} else if (r == STASH_NO_MEMORY) {
+		LOG_WARN_RL(1, "closing %s (%s): out of memory for its input", conn_peer(c),
+		            client_name(c));
+		conn_close(w, c, MQTT_RC_SERVER_BUSY, true);
+	} else {
+		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): too much unparsed input", conn_peer(c),
+		            client_name(c));
+		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
+	}
 }
 
 static void dispatch_packet(struct worker *w, struct conn *c, struct mqtt_packet *p)
@@ -202,20 +260,16 @@ static uint32_t parse(struct worker *w, struct conn *c, const uint8_t *buf, uint
 
 void conn_input(struct worker *w, struct conn *c, const uint8_t *data, uint32_t len)
 {
+	enum stash_result r;
 	if (c->rx_len == 0) {
 		uint32_t used = process(w, c, data, len);
 		if (used < len && c->state != CONN_CLOSING &&
-		    !stash(w, c, data + used, len - used)) {
-			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): too much unparsed input",
-			            conn_peer(c), client_name(c));
-			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
-		}
+		    (r = stash(w, c, data + used, len - used)) != STASH_OK)
+			stash_refused(w, c, r);
 		return;
 	}
-	if (!stash(w, c, data, len)) {
-		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): too much unparsed input", conn_peer(c),
-		            client_name(c));
-		conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
+	if ((r = stash(w, c, data, len)) != STASH_OK) {
+		stash_refused(w, c, r);
 		return;
 	}
 	resume(w, c);
@@ -232,13 +286,11 @@ static void resume(struct worker *w, struct conn *c)
 	} else {
 		memmove(c->rx, c->rx + used, c->rx_len - used);
 		c->rx_len -= used;
+		if (used > 0)
+			c->rx_since_ms = (uint32_t)w->now_ms; /* progress: the timer restarts */
 	}
-	if (c->rx_len == 0 && c->rx_cap > 0) {
-		/* An idle connection keeps no receive memory. */
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_cap = 0;
-	}
+	if (c->rx_len == 0)
+		rx_free(w, c); /* an idle connection keeps no receive memory */
 }
 
 void conn_want_resume(struct worker *w, struct conn *c)

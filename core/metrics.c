@@ -133,6 +133,13 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	    (unsigned long long)t.conns_refused_listener);
 	put(&o, "starling_connections_refused_total{reason=\"connect_rate\"} %llu\n",
 	    (unsigned long long)t.conns_refused_rate);
+	family(&o, "starling_partial_packets_closed_total", "counter",
+	       "Connections closed over a packet they were sending: the node's budget for "
+	       "partially received packets was taken, or it took too long.");
+	put(&o, "starling_partial_packets_closed_total{reason=\"budget\"} %llu\n",
+	    (unsigned long long)t.partial_over_budget);
+	put(&o, "starling_partial_packets_closed_total{reason=\"timeout\"} %llu\n",
+	    (unsigned long long)t.partial_timeouts);
 	sum1(&o, &t, STATS_WORD(accept_errors), "starling_accept_errors_total", "counter",
 	     "Accepts that failed for want of file descriptors or memory; accepting pauses "
 	     "and backs off meanwhile.");

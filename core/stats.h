@@ -78,6 +78,8 @@ struct worker_stats {
 	uint64_t conns_refused_listener; /* over listener_max_connections */
 	uint64_t conns_refused_rate;     /* over connect_rate_per_address */
 	uint64_t accept_errors;          /* accepts that failed: no descriptors or memory left */
+	uint64_t partial_over_budget;    /* closed: partial_packets_bytes_max reached */
+	uint64_t partial_timeouts; /* closed: a packet not finished in packet_receive_timeout_ms */
 	uint64_t conns_closed[CLOSE_REASON_COUNT]; /* by enum close_reason */
 	uint64_t connack[STATS_CONNACK_SLOTS];     /* by stats_connack_slot() */
 	uint64_t msgs_in[3];                       /* PUBLISH received, by QoS */

@@ -366,7 +366,7 @@ void conn_reap(struct worker *w, struct conn *c)
 		ws_conn_free(w->ws[c->slot]);
 		w->ws[c->slot] = NULL;
 	}
-	free(c->rx);
+	conn_rx_release(w, c);
 	free(c->out);
 	free(c->tx);
 	if (c->alias_in) {
@@ -720,6 +720,20 @@ static void sweep(struct worker *w)
 			continue;
 		if (c->state == CONN_CLOSING)
 			continue;
+		uint32_t rx_limit_ms = w->cfg->packet_receive_timeout_ms;
+		if (rx_limit_ms && c->state == CONN_ACTIVE && c->rx_len > 0 &&
+		    (uint32_t)w->now_ms - c->rx_since_ms > rx_limit_ms) {
+			/* Keep alive 0 (or a long one) leaves a begun packet
+			 * unbounded in time: its bytes stay pinned meanwhile. */
+			w->st.partial_timeouts++;
+			LOG_INFO_RL(LOG_CLIENT_RL,
+			            "closing %s (%s): a packet not finished within "
+			            "packet_receive_timeout_ms %u (%u bytes of it received)",
+			            conn_peer(c), c->sess ? c->sess->client_id : "?", rx_limit_ms,
+			            c->rx_len);
+			conn_close(w, c, MQTT_RC_KEEP_ALIVE_TIMEOUT, true);
+			continue;
+		}
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
 			if (conn_tls_handshaking(w, c)) {
 				/* connect_timeout_ms covers the handshake too: a client

@@ -67,6 +67,7 @@ struct broker {
 	atomic_uint conn_max;            /* most connections open at once since start ($SYS) */
 	atomic_bool stopping;            /* main: SIGTERM seen; /readyz answers 503 */
 	atomic_uint stop_wills_out;      /* workers whose shutdown wills are all in mailboxes */
+	atomic_ullong rx_bytes;          /* rx buffers of incomplete packets, node-wide (budget) */
 	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */
@@ -138,6 +139,8 @@ struct conn {
 	uint8_t listener;      /* index in b->listeners it came in on (TCP or TLS) */
 	uint8_t auth;          /* enum conn_auth: the password check's verdict */
 	struct peer_addr peer; /* the client's address, for logs */
+	uint32_t rx_since_ms;  /* low 32 bits of now_ms when rx's incomplete packet began
+	                        * (or a packet last completed): packet_receive_timeout_ms */
 };
 
 /* A subscription change or a retained lookup, shared by the workers it is
@@ -344,6 +347,8 @@ void conn_flush(struct worker *w, struct conn *c);
  * allows; publish the will when will is true. */
 void conn_close(struct worker *w, struct conn *c, enum mqtt_rc rc, bool will);
 void conn_reap(struct worker *w, struct conn *c);
+/* Free c's receive buffer and take it off the node's partial-packet budget. */
+void conn_rx_release(struct worker *w, struct conn *c);
 struct conn *conn_get(struct worker *w, uint32_t slot, uint32_t gen);
 /* "address:port" of c, in a per-thread buffer valid until the next call:
  * one per log line. */

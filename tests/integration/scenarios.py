@@ -1066,6 +1066,107 @@ def t09_disconnect_wave_leaves_a_trace(ctx, v):
         b.cleanup()
 
 
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
+def sanitized(pid):
+    """A sanitizer's allocator replaces jemalloc: RSS says nothing then."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
+
+
+def big_publish_head(v, size):
+    """A QoS 0 PUBLISH of size payload bytes, and the first 95% of it."""
+    body = s("big/t") + (props() if v == 5 else b"") + b"x" * size
+    whole = bytes([0x30]) + varint(len(body)) + body
+    return whole[:int(len(whole) * 0.95)]
+
+
+@test(args=["--partial-packets-bytes-max=8388608"])
+def t09_partial_packets_have_a_node_budget(ctx, v):
+    """Clients holding most of a 1 MB packet each once pinned memory without
+    limit (200 of them: 190 MB, and 104 MB RSS after they left)."""
+    b = ctx.broker
+    rss0 = rss_mb(b.proc.pid)
+    holders, refused, told = [], 0, 0
+    try:
+        for i in range(24):
+            c = Client(b.port, v)
+            assert c.connect(f"holder{i}-{next(_ids)}", True, keepalive=0).rc == 0
+            holders.append(c)
+            try:
+                c.send(big_publish_head(v, 1000000))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused while it was sending: counted below
+        time.sleep(0.5)
+        for c in holders:
+            try:
+                got = c.closed(timeout=0.2)
+            except AssertionError:
+                continue  # still holding its part: within the budget
+            except OSError:
+                got = None  # reset: refused before it finished sending
+            refused += 1
+            if v == 5 and got is not None:
+                assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x97, got
+                told += 1
+        # 1 MiB buffers in an 8 MiB budget: at most 8 hold theirs.
+        assert refused >= 24 - 8, f"{refused} of 24 refused"
+        assert v != 5 or told > 0, "no 5.0 client read its DISCONNECT 0x97"
+        other = ctx.connected(v)  # the node still serves everyone else
+        other.send(subscribe(v, 1, [("small/t", 0)]))
+        other.expect(SUBACK)
+        other.send(publish(v, "small/t", "hi"))
+        assert other.expect(PUBLISH).payload == b"hi"
+        m = re.search(r'starling_partial_packets_closed_total\{reason="budget"\} (\d+)',
+                      metrics(b))
+        assert m and int(m.group(1)) >= refused, m
+        for c in holders:
+            c.close()
+        if not sanitized(b.proc.pid):
+            # ... and memory goes back to the system after the burst.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and rss_mb(b.proc.pid) > rss0 + 16:
+                time.sleep(0.2)
+            assert rss_mb(b.proc.pid) <= rss0 + 16, (rss0, rss_mb(b.proc.pid))
+    finally:
+        for c in holders:
+            c.close()
+
+
+@test(args=["--packet-receive-timeout-ms=1000"])
+def t09_a_begun_packet_has_a_time_limit(ctx, v):
+    slow = ctx.client(v)
+    assert slow.connect(f"slow{next(_ids)}", True, keepalive=0).rc == 0
+    steady = ctx.client(v)
+    assert steady.connect(f"steady{next(_ids)}", True, keepalive=0).rc == 0
+    steady.send(subscribe(v, 1, [("steady/t", 0)]))
+    steady.expect(SUBACK)
+    slow.send(big_publish_head(v, 100000))
+    t = time.monotonic()
+    # Progress restarts the clock: packets that each complete within the
+    # limit may take longer than it in all.
+    for i in range(4):
+        data = publish(v, "steady/t", f"m{i}")
+        steady.send(data[:5])
+        time.sleep(0.6)
+        steady.send(data[5:])
+        assert steady.expect(PUBLISH).payload == f"m{i}".encode()
+    got = slow.closed(timeout=1)  # closed well before the steady one ended
+    assert time.monotonic() - t < 3.5
+    if v == 5:
+        assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8D, got
+    m = re.search(r'starling_partial_packets_closed_total\{reason="timeout"\} (\d+)',
+                  metrics(ctx.broker))
+    assert m and int(m.group(1)) >= 1, m
+
+
 # ---- 10 malformed input -----------------------------------------------------
 
 @test()

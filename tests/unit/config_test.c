@@ -29,6 +29,8 @@ static const char *const all_keys[] = {
     "connect_rate_per_address",
     "max_sessions",
     "max_packet_size",
+    "partial_packets_bytes_max",
+    "packet_receive_timeout_ms",
     "connect_timeout_ms",
     "keepalive_max_s",
     "session_expiry_max_s",
@@ -101,6 +103,8 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(connect_rate_per_address);
 	DIFF(max_sessions);
 	DIFF(max_packet_size);
+	DIFF(partial_packets_bytes_max);
+	DIFF(packet_receive_timeout_ms);
 	DIFF(connect_timeout_ms);
 	DIFF(keepalive_max_s);
 	DIFF(session_expiry_max_s);
@@ -832,6 +836,8 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"connect_rate_per_address", "20"},
 	    {"max_sessions", "7000"},
 	    {"max_packet_size", "2000000"},
+	    {"partial_packets_bytes_max", "4000000"},
+	    {"packet_receive_timeout_ms", "5000"},
 	    {"connect_timeout_ms", "2500"},
 	    {"keepalive_max_s", "300"},
 	    {"session_expiry_max_s", "0"},
