@@ -786,6 +786,40 @@ def t09_client_maximum_packet_size(ctx, v):
     assert sub.expect(PUBLISH).payload == b"small"  # the big one was skipped
 
 
+@test(versions=(5,))
+def t09_client_maximum_packet_size_connack(ctx, v):
+    # [MQTT-3.1.2-24]: a CONNACK the client's limit cannot hold is not
+    # sent at all; the connection closes.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 2)]))
+    assert c.closed() == []
+    # One that can hold a bare CONNACK gets it without the optional
+    # properties that do not fit, and stays connected.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 8)]))
+    a = c.expect(CONNACK)
+    assert a.rc == 0 and len(a.raw) <= 8, a.raw.hex()
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)
+    # A refusal respects it too: a bare 5.0 CONNACK is 5 bytes.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 4), (0x15, "no-such-method")]))
+    assert c.closed() == []
+
+
+@test(versions=(5,))
+def t09_client_maximum_packet_size_answers(ctx, v):
+    # A SUBACK of 10 codes is 15 bytes: over the client's 12, and it has
+    # nothing optional to leave out. The client cannot get the answer the
+    # protocol requires, so it is told why (a 3-byte DISCONNECT) and closed.
+    c = ctx.connected(v, p=[(0x27, 12)])
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)
+    c.send(subscribe(v, 1, [(f"{uniq()}/{i}", 0) for i in range(10)]))
+    got = c.closed()
+    assert [p.raw for p in got] == [b"\xe0\x01\x95"], got
+
+
 @test(versions=(4,))
 def t09_slow_subscriber_is_bounded(ctx, v):
     t = uniq()
