@@ -23,7 +23,7 @@ def test(versions=(4, 5), args=()):
     """Register fn(ctx, v); args start a broker of its own with these flags."""
     def wrap(fn):
         for v in versions:
-            TESTS.append((f"{fn.__name__} v{'5.0' if v == 5 else '3.1.1'}", fn, v, tuple(args)))
+            TESTS.append((f"{fn.__name__} v{ {3: '3.1', 4: '3.1.1', 5: '5.0'}[v] }", fn, v, tuple(args)))
         return fn
     return wrap
 
@@ -80,6 +80,28 @@ def t01_connect_mqtt31(ctx, v):
     c = ctx.client(v)
     c.send(connect(3, "old-client"))
     assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+
+
+@test(versions=(3,))
+def t01_mqtt31_resume_has_no_session_present(ctx, v):
+    # Session Present exists from 3.1.1 on: a 3.1 CONNACK's first byte is
+    # reserved, zero even when the session was resumed.
+    cid = f"old{next(_ids)}"
+    c = ctx.client(v)
+    c.send(connect(3, cid, clean=False))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+    c.send(disconnect(v))
+    c.closed()
+    c = ctx.client(v)
+    c.send(connect(3, cid, clean=False))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+    c.send(disconnect(v))
+    c.closed()
+    c = ctx.client(v)  # end the session
+    c.send(connect(3, cid, clean=True))
+    c.expect(CONNACK)
+    c.send(disconnect(v))
+    c.closed()
 
 
 @test(versions=(4,))
