@@ -323,6 +323,49 @@ def t03_qos2_outbound_flow(ctx, v):
 
 
 @test()
+def t03_wrong_ack_kind_is_protocol_error(ctx, v):
+    # An acknowledgement of the wrong kind for a message in flight closes
+    # the connection: 3.1.1 [MQTT-4.8.0-1] without a word, 5.0 with
+    # DISCONNECT 0x82. (sent QoS, what the client answers first, then)
+    for qos, answers in ((1, [PUBREC]), (1, [PUBCOMP]), (2, [PUBACK]), (2, [PUBCOMP]),
+                         (2, [PUBREC, PUBACK])):
+        t = uniq()
+        sub = ctx.connected(v)
+        sub.send(subscribe(v, 1, [(t, qos)]))
+        sub.expect(SUBACK)
+        pub = ctx.connected(v)
+        pub.send(publish(v, t, "x", qos=qos, pid=1))
+        m = sub.expect(PUBLISH)
+        for kind in answers[:-1]:
+            sub.send(ack(kind, m.pid))
+            sub.expect(PUBREL)
+        sub.send(ack(answers[-1], m.pid))
+        got = [p.raw for p in sub.closed()]
+        want = [b"\xe0\x01\x82"] if v == 5 else []
+        assert got == want, f"QoS {qos}, answered {answers}: {got}"
+        pub.send(disconnect(v))
+        pub.closed()
+
+
+@test()
+def t03_ack_for_unknown_id_is_tolerated(ctx, v):
+    # Not in flight: what a resend after a reconnect looks like once the
+    # first copy was acknowledged (core/README.md). PUBACK and PUBCOMP are
+    # ignored; PUBREC and PUBREL get the answer that ends the client's
+    # flow, in 5.0 with 0x92 Packet Identifier not found.
+    c = ctx.connected(v)
+    c.send(ack(PUBACK, 901) + ack(PUBCOMP, 902))
+    c.send(ack(PUBREC, 903))
+    rel = c.expect(PUBREL)
+    assert rel.raw == (b"\x62\x03\x03\x87\x92" if v == 5 else b"\x62\x02\x03\x87"), rel
+    c.send(ack(PUBREL, 904))
+    comp = c.expect(PUBCOMP)
+    assert comp.raw == (b"\x70\x03\x03\x88\x92" if v == 5 else b"\x70\x02\x03\x88"), comp
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)  # still connected
+
+
+@test()
 def t03_redelivery_with_dup_on_resume(ctx, v):
     t = uniq()
     cid = f"redeliver{next(_ids)}"
