@@ -47,8 +47,7 @@ void handle_puback(struct worker *w, struct conn *c, uint8_t type, struct mqtt_a
 	}
 	if (!fits(f, type)) {
 		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): %s for packet id %u sent at QoS %u",
-		            conn_peer(c), s->client_id, mqtt_type_name(type), a->packet_id,
-		            f->qos);
+		            conn_peer(c), s->client_id, mqtt_type_name(type), a->packet_id, f->qos);
 		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
 		return;
 	}

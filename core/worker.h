@@ -88,6 +88,13 @@ enum conn_state {
 	CONN_CLOSING,       /* flushing its last bytes; reaped at the end of the turn */
 };
 
+/* A closing connection's socket (worker.c's reap loop). */
+enum conn_shut {
+	CONN_SHUT_NONE = 0, /* flushing its last bytes */
+	CONN_SHUT_WR,       /* all sent, FIN sent; draining what the client still sends */
+	CONN_SHUT_RDWR,     /* cut: past the grace period, or done */
+};
+
 /* A peer's address in 20 bytes; conn_peer() formats it for a log line. */
 struct peer_addr {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
@@ -127,7 +134,7 @@ struct conn {
 	bool on_flush_list;
 	bool on_close_list;
 	bool on_rearm_list;
-	bool shut;             /* shutdown() already called while closing */
+	uint8_t shut;          /* enum conn_shut: how far shutdown() went while closing */
 	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
 	bool clean_start;      /* as the CONNECT asked */

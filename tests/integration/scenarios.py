@@ -828,6 +828,41 @@ def t08_server_receive_maximum(ctx, v):
     assert got[-1].type == DISCONNECT and got[-1].rc == 0x93, got
 
 
+@test(args=["--receive-maximum=2"])
+def t08_close_is_graceful_for_a_client_still_writing(ctx, v):
+    # The broker closes (5.0: a third unreleased QoS 2 message, over its
+    # Receive Maximum of 2 -> 0x93; 3.1.1: a malformed PUBLISH) while the
+    # client goes on writing. It must stop reading work but drain and
+    # discard what still comes, so the client can write all of it and
+    # read every answer up to the end of stream: no ECONNRESET, no EPIPE
+    # (closing a socket with unread bytes makes the kernel send RST, and
+    # the RST throws away what the client had not read yet).
+    c = ctx.connected(v)
+    if v == 5:
+        head = b"".join(publish(v, uniq(), "x", qos=2, pid=i + 1) for i in range(3))
+        want = [(PUBREC, 1), (PUBREC, 2), (DISCONNECT, 0x93)]
+    else:
+        head = b"".join(publish(v, uniq(), "x", qos=1, pid=i + 1) for i in range(2))
+        head += b"\x36\x03\x00\x01a"  # QoS 3 [MQTT-3.3.1-4]: malformed
+        want = [(PUBACK, 1), (PUBACK, 2)]
+    c.send(head)
+    time.sleep(0.3)  # the broker has closed by now; the client does not know yet
+    burst = publish(v, uniq(), b"b" * 1000) * 20
+    try:
+        for _ in range(20):  # 400 KB after the violation
+            c.send(burst)
+    except OSError as e:
+        raise AssertionError(f"writing after the broker closed: {e!r}")
+    got = []
+    try:
+        while True:
+            p = c.recv(5)
+            got.append((p.type, p.rc if p.type == DISCONNECT else p.pid))
+    except ConnectionError as e:
+        assert type(e) is ConnectionError, f"{e!r} after {got}"  # end of stream, not a reset
+    assert got == want, got
+
+
 # ---- 09 limits --------------------------------------------------------------
 
 @test(args=["--max-packet-size=100"])
