@@ -865,9 +865,11 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
  */
 static bool linger(struct worker *w, struct conn *c)
 {
+	/* Not when the client is gone already or said it is going: after its
+	 * DISCONNECT it sends nothing and we answer nothing [MQTT-3.14.4-1]. */
 	if (c->fd < 0 || c->shut == CONN_SHUT_RDWR || c->close_reason == CLOSE_PEER_CLOSED ||
-	    c->close_reason == CLOSE_SOCKET_ERROR)
-		return false; /* the client is gone already */
+	    c->close_reason == CLOSE_SOCKET_ERROR || c->close_reason == CLOSE_CLIENT_DISCONNECT)
+		return false;
 	if (c->shut == CONN_SHUT_NONE) {
 		shutdown(c->fd, SHUT_WR);
 		c->shut = CONN_SHUT_WR;
