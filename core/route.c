@@ -320,6 +320,17 @@ void session_resend(struct worker *w, struct session *s)
 			p.ack.packet_id = f->pid;
 		} else {
 			publish_packet(w, &p, f->m, f->qos, f->pid, f->retain, true, &f->sub_id);
+			if (too_big(c, &p)) {
+				/* The new connection takes less than the old one
+				 * did: drop it as if sent and acknowledged
+				 * [MQTT-3.1.2-25], or it holds a window slot for good. */
+				w->st.drops_oversize++;
+				session_infl_ack(s, f->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+				                 f->pid);
+				if (f->qos == 2)
+					session_infl_ack(s, MQTT_PUBCOMP, f->pid);
+				continue;
+			}
 		}
 		conn_send_packet(w, c, &p);
 	}

@@ -920,6 +920,33 @@ def t09_client_maximum_packet_size_answers(ctx, v):
     assert [p.raw for p in got] == [b"\xe0\x01\x95"], got
 
 
+@test(versions=(5,))
+def t09_resend_over_a_new_maximum_packet_size(ctx, v):
+    # A message in flight that the client's new connection takes no more
+    # (a smaller Maximum Packet Size) is dropped as if sent and
+    # acknowledged [MQTT-3.1.2-25]: not sent, and not holding the window
+    # (a Receive Maximum of 1 here) for good.
+    t = uniq()
+    cid = f"shrink{next(_ids)}"
+    keep = [(0x11, 60)]
+    sub = ctx.connected(v, cid, clean=False, p=keep)
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, b"B" * 200, qos=1, pid=1))
+    assert sub.expect(PUBLISH).payload == b"B" * 200
+    sub.close()  # never acknowledged
+    time.sleep(0.2)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=keep + [(0x27, 64), (0x21, 1)]).session_present
+    pub.send(publish(v, t, b"small", qos=1, pid=2))
+    m = sub2.expect(PUBLISH)
+    assert m.payload == b"small" and not m.dup, m
+    sub2.send(ack(PUBACK, m.pid))
+    sub2.send(disconnect(v, 0, [(0x11, 0)]))
+    sub2.closed()
+
+
 @test(versions=(4,))
 def t09_slow_subscriber_is_bounded(ctx, v):
     t = uniq()
