@@ -338,6 +338,14 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	if (k->version == MQTT_V5) {
 		if (k->props.has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
 			c->client_receive_max = k->props.receive_max;
+		/* Outbound aliases where it takes them (none on failure). */
+		uint16_t am = (k->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+		                  ? k->props.topic_alias_max
+		                  : 0;
+		if (am > cfg->topic_alias_out_max)
+			am = cfg->topic_alias_out_max;
+		if (am && !c->alias_out)
+			c->alias_out = alias_out_new(am);
 	}
 
 	/* Session Expiry: 5.0 asks; 3.1.1 clean session 0 means "keep it",

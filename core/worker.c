@@ -353,6 +353,7 @@ void conn_reap(struct worker *w, struct conn *c)
 	free(c->rx);
 	free(c->out);
 	free(c->tx);
+	alias_out_free(c->alias_out);
 	if (c->alias_in) {
 		for (unsigned i = 0; i <= w->cfg->topic_alias_max; i++)
 			free(c->alias_in[i]);

@@ -103,7 +103,7 @@ struct peer_addr {
 };
 
 struct conn {
-	/* Ordered by size so nothing pads: 152 bytes, jemalloc's 160 class. */
+	/* Ordered by size so nothing pads: 160 bytes, a jemalloc size class. */
 	uint64_t deadline_ms;    /* connect timeout, or 1.5 x keep alive after the last
 	                          * packet; while closing: when the close began */
 	uint8_t *rx;             /* bytes of an incomplete packet */
@@ -114,6 +114,8 @@ struct conn {
 	struct session *pending; /* CONN_WAIT_TAKEOVER: the session being set up */
 	struct conn *next_flush; /* worker's flush list */
 	struct conn *next_close; /* worker's close list */
+
+	struct alias_out *alias_out; /* outbound topic aliases (session.h); NULL = none */
 	int fd;
 	uint32_t slot; /* index in the worker's connection table */
 	uint32_t gen;  /* generation of the slot (24 bits used in user_data) */

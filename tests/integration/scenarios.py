@@ -388,6 +388,101 @@ def t03_redelivery_with_dup_on_resume(ctx, v):
     sub2.nothing()
 
 
+def _alias_sub(ctx, v, t, alias_max=None, cid=None, clean=True, qos=0, extra=()):
+    p = list(extra) + ([(0x22, alias_max)] if alias_max is not None else [])
+    sub = ctx.connected(v, cid, clean=clean, p=p)
+    sub.send(subscribe(v, 1, [(t + "/#", qos)]))
+    sub.expect(SUBACK)
+    return sub
+
+
+def _topics(msgs):
+    """(topic, alias or None, payload) of each PUBLISH received."""
+    return [(m.topic.decode(), m.prop(0x23), m.payload.decode()) for m in msgs]
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound(ctx, v):
+    # Aliases go to topics as they are first sent, up to the client's
+    # Topic Alias Maximum (2 here), then the set stays: the first PUBLISH
+    # of a topic has topic + alias, later ones an empty topic + alias.
+    t = uniq("alias")
+    sub = _alias_sub(ctx, v, t, alias_max=2, qos=1)
+    pub = ctx.connected(v)
+    sends = [("a", 0), ("a", 1), ("b", 0), ("c", 1), ("c", 0), ("a", 0), ("b", 1), ("ab", 0)]
+    for i, (leaf, q) in enumerate(sends):
+        pub.send(publish(v, f"{t}/{leaf}", str(i), qos=q, pid=i + 1))
+    got = []
+    for _ in sends:
+        m = sub.expect(PUBLISH)
+        got.append(m)
+        if m.qos:
+            sub.send(ack(PUBACK, m.pid))
+    a, b, c = f"{t}/a", f"{t}/b", f"{t}/c"
+    assert _topics(got) == [
+        (a, 1, "0"), ("", 1, "1"), (b, 2, "2"), (c, None, "3"), (c, None, "4"), ("", 1, "5"),
+        ("", 2, "6"), (f"{t}/ab", None, "7")], _topics(got)
+    # The empty-topic form is what saves bytes: 2 + 3 instead of 2 + len.
+    assert len(got[1].raw) < len(got[0].raw) - len(a) + 5, (got[0].raw, got[1].raw)
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound_only_when_taken(ctx, v):
+    # No Topic Alias Maximum, or 0: never an alias [MQTT-3.1.2-27].
+    t = uniq("alias")
+    subs = [_alias_sub(ctx, v, t), _alias_sub(ctx, v, t, alias_max=0)]
+    pub = ctx.connected(v)
+    for i in range(3):
+        pub.send(publish(v, f"{t}/x", str(i)))
+    for sub in subs:
+        got = _topics(sub.expect(PUBLISH) for _ in range(3))
+        assert got == [(f"{t}/x", None, str(i)) for i in range(3)], got
+
+
+@test(versions=(5,), args=["--topic-alias-out-max=0"])
+def t03_topic_alias_outbound_switched_off(ctx, v):
+    t = uniq("alias")
+    sub = _alias_sub(ctx, v, t, alias_max=10)
+    pub = ctx.connected(v)
+    for i in range(3):
+        pub.send(publish(v, f"{t}/x", str(i)))
+    got = _topics(sub.expect(PUBLISH) for _ in range(3))
+    assert got == [(f"{t}/x", None, str(i)) for i in range(3)], got
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound_new_connection_starts_over(ctx, v):
+    # Aliases last as long as the network connection [MQTT-3.3.2-7]: a
+    # resumed session on a new connection has none, and a QoS 1 message
+    # redelivered there carries its whole topic.
+    t = uniq("alias")
+    cid = f"aliasresume{next(_ids)}"
+    keep = [(0x11, 60)]
+    sub = _alias_sub(ctx, v, t, alias_max=4, cid=cid, clean=False, qos=1, extra=keep)
+    pub = ctx.connected(v)
+    x = f"{t}/x"
+    pub.send(publish(v, x, "0", qos=1, pid=1))
+    m = sub.expect(PUBLISH)
+    assert (m.topic.decode(), m.prop(0x23)) == (x, 1), m
+    sub.send(ack(PUBACK, m.pid))
+    pub.send(publish(v, x, "1", qos=1, pid=2))
+    m = sub.expect(PUBLISH)
+    assert (m.topic, m.prop(0x23)) == (b"", 1), m
+    sub.close()  # "1" never acknowledged
+    time.sleep(0.2)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=keep + [(0x22, 4)]).session_present
+    m = sub2.expect(PUBLISH)
+    assert m.dup and m.payload == b"1" and m.topic.decode() == x and m.prop(0x23) is None, m
+    sub2.send(ack(PUBACK, m.pid))
+    pub.send(publish(v, x, "2", qos=1, pid=3))
+    m = sub2.expect(PUBLISH)
+    assert (m.topic.decode(), m.prop(0x23), m.payload) == (x, 1, b"2"), m  # set up anew
+    sub2.send(ack(PUBACK, m.pid))
+    sub2.send(disconnect(v, 0, [(0x11, 0)]))  # end the session
+    sub2.closed()
+
+
 @test(versions=(5,))
 def t03_topic_alias_inbound(ctx, v):
     t = uniq()
