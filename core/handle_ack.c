@@ -62,7 +62,8 @@ void handle_puback(struct worker *w, struct conn *c, uint8_t type, struct mqtt_a
 		else
 			reply(w, c, MQTT_PUBREL, a->packet_id, 0);
 	}
-	session_pump(w, s);
+	if (c->state != CONN_CLOSING) /* a reply can close it (conn.c): s may be gone */
+		session_pump(w, s);
 }
 
 void handle_pubrel(struct worker *w, struct conn *c, struct mqtt_ack *a)

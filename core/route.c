@@ -383,6 +383,8 @@ void session_resend(struct worker *w, struct session *s)
 			}
 		}
 		conn_send_packet(w, c, &p);
+		if (c->state == CONN_CLOSING)
+			return; /* it did not take a PUBREL (conn.c): s may be gone */
 	}
 }
 
