@@ -482,44 +482,6 @@ static enum out_result out_append(struct worker *w, struct conn *c, const struct
 	return OUT_OK;
 }
 
-/* The Reason String and User Property of a packet we answer with, which
- * the server must leave out rather than exceed the client's Maximum Packet
- * Size [MQTT-3.1.2-25]. A PUBLISH's user properties are the message's:
- * it goes whole or not at all. false: nothing to leave out. */
-static bool strip_extras(const struct mqtt_packet *p, struct mqtt_packet *out)
-{
-	struct mqtt_props *m;
-	*out = *p;
-	switch (p->type) {
-	case MQTT_PUBACK:
-	case MQTT_PUBREC:
-	case MQTT_PUBREL:
-	case MQTT_PUBCOMP:
-		m = &out->ack.props;
-		break;
-	case MQTT_SUBACK:
-	case MQTT_UNSUBACK:
-		m = &out->suback.props;
-		break;
-	case MQTT_DISCONNECT:
-	case MQTT_AUTH:
-		m = &out->reason.props;
-		break;
-	case MQTT_CONNACK:
-		m = &out->connack.props;
-		break;
-	default:
-		return false;
-	}
-	uint64_t extras = MQTT_PROP_BIT(MQTT_PROP_REASON_STRING) | MQTT_PROP_BIT(MQTT_PROP_USER);
-	if (!(m->has & extras) && m->user_count == 0)
-		return false;
-	m->has &= ~extras;
-	m->user_count = 0;
-	m->user = NULL;
-	return true;
-}
-
 bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p)
 {
 	/* Three kinds of output, three bounds. A QoS 0 PUBLISH may be dropped
@@ -533,15 +495,15 @@ bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet
 	uint64_t soft = w->cfg->outbox_bytes_max;
 	uint64_t limit = !is_publish ? soft * 2 + 65536 : p->publish.qos == 0 ? soft : UINT64_MAX;
 	enum out_result r = out_append(w, c, p, limit);
-	struct mqtt_packet lean;
-	if (r == OUT_TOO_BIG && strip_extras(p, &lean))
-		r = out_append(w, c, &lean, limit);
 	if (r == OUT_OK)
 		return true;
 	if (r == OUT_TOO_BIG) {
 		/* A PUBLISH is the caller's to drop (route.c checks first and
-		 * counts it); an answer the protocol requires cannot be left
-		 * out, so a client that refuses its size cannot go on. */
+		 * counts it). Our answers carry no Reason String or User
+		 * Property, the properties [MQTT-3.1.2-25] would have us leave
+		 * out first (the CONNACK sheds its optional ones in
+		 * handle_connect.c); what is left is required, so a client that
+		 * refuses its size cannot go on. */
 		if (!is_publish && c->state != CONN_CLOSING) {
 			LOG_INFO_RL(
 			    LOG_CLIENT_RL,
