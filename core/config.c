@@ -146,6 +146,9 @@ static const struct directive directives[] = {
         "unsent bytes per connection; QoS 0 beyond it is dropped and counted"),
     U16(topic_alias_max, "64", 0, 65535, NULL,
         "inbound topic aliases accepted per client (MQTT 5 Topic Alias Maximum); 0 = none"),
+    U16(topic_alias_out_max, "64", 0, 65535, NULL,
+        "outbound topic aliases used per client, at most its Topic Alias Maximum: a topic gets "
+        "one when first sent, until these (or 4 KiB of topics) are used; 0 = none"),
     U32(topic_length_max, "65535", 1, 65535, "bytes", "longest topic name or filter accepted"),
     U32(topic_levels_max, "128", 1, 65535, NULL,
         "most '/'-separated levels in a topic name or filter"),

@@ -84,6 +84,8 @@ struct config {
 	uint32_t topic_levels_max;
 	uint32_t subscriptions_max; /* per client */
 
+	uint16_t topic_alias_out_max; /* outbound topic aliases used per client (5.0); 0 = none */
+
 	/* Features announced in CONNACK (5.0) */
 	uint8_t max_qos; /* 0..2 */
 	bool retain_available;

@@ -538,29 +538,41 @@ static bool out_reserve(struct conn *c, size_t need, uint64_t limit)
 	return true;
 }
 
-/* Append p to out within limit; false when it does not fit. */
-static bool out_append(struct worker *w, struct conn *c, const struct mqtt_packet *p,
-                       uint64_t limit)
+enum out_result {
+	OUT_OK,      /* appended */
+	OUT_FULL,    /* past the outbox limit (or closing, or no memory) */
+	OUT_TOO_BIG, /* larger than the client's Maximum Packet Size */
+};
+
+/* Append p to out within limit. */
+static enum out_result out_append(struct worker *w, struct conn *c, const struct mqtt_packet *p,
+                                  uint64_t limit)
 {
 	if (c->state == CONN_CLOSING && p->type != MQTT_DISCONNECT)
-		return false;
+		return OUT_FULL;
 	/* Usually it fits in what is left: encode once. */
 	size_t n = 0;
 	if (c->out_cap > c->out_len)
 		n = mqtt_encode(p, c->version, c->out + c->out_len, c->out_cap - c->out_len);
 	if (n == 0) {
 		size_t need = mqtt_encode_len(p, c->version);
+		if (need > 0 && c->client_max_packet && need > c->client_max_packet)
+			return OUT_TOO_BIG;
 		if (need == 0 || !out_reserve(c, need, limit))
-			return false;
+			return OUT_FULL;
 		n = mqtt_encode(p, c->version, c->out + c->out_len, c->out_cap - c->out_len);
 	}
+	/* [MQTT-3.1.2-24]: the size is known once encoded, so the check costs
+	 * nothing; bytes encoded into spare room are simply not counted. */
+	if (c->client_max_packet && n > c->client_max_packet)
+		return OUT_TOO_BIG;
 	if ((uint64_t)c->out_len + n > limit)
-		return false; /* encoded past the limit into spare room: forget it */
+		return OUT_FULL; /* encoded past the limit into spare room: forget it */
 	c->out_len += (uint32_t)n;
 	if (p->type == MQTT_PUBLISH)
 		w->st.msgs_out[p->publish.qos]++; /* 0..2: we chose it */
 	mark_flush(w, c);
-	return true;
+	return OUT_OK;
 }
 
 bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet *p)
@@ -575,8 +587,27 @@ bool conn_send_packet(struct worker *w, struct conn *c, const struct mqtt_packet
 	bool is_publish = p->type == MQTT_PUBLISH;
 	uint64_t soft = w->cfg->outbox_bytes_max;
 	uint64_t limit = !is_publish ? soft * 2 + 65536 : p->publish.qos == 0 ? soft : UINT64_MAX;
-	if (out_append(w, c, p, limit))
+	enum out_result r = out_append(w, c, p, limit);
+	if (r == OUT_OK)
 		return true;
+	if (r == OUT_TOO_BIG) {
+		/* A PUBLISH is the caller's to drop (route.c checks first and
+		 * counts it). Our answers carry no Reason String or User
+		 * Property, the properties [MQTT-3.1.2-25] would have us leave
+		 * out first (the CONNACK sheds its optional ones in
+		 * handle_connect.c); what is left is required, so a client that
+		 * refuses its size cannot go on. */
+		if (!is_publish && c->state != CONN_CLOSING) {
+			LOG_INFO_RL(
+			    LOG_CLIENT_RL,
+			    "closing %s (%s): its Maximum Packet Size of %u bytes leaves no "
+			    "room for a %s",
+			    conn_peer(c), client_name(c), c->client_max_packet,
+			    mqtt_type_name(p->type));
+			conn_close(w, c, MQTT_RC_PACKET_TOO_LARGE, true);
+		}
+		return false;
+	}
 	if (!(is_publish && p->publish.qos == 0) && c->state != CONN_CLOSING) {
 		LOG_WARN("closing %s (%s): not reading its output (%u bytes waiting)", conn_peer(c),
 		         client_name(c), c->out_len);

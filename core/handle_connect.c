@@ -15,13 +15,54 @@
 #include "verify.h"
 #include "worker.h"
 
+/*
+ * Nothing larger than the client's Maximum Packet Size [MQTT-3.1.2-24]. A
+ * CONNACK that does not fit loses optional properties until it does, the
+ * least needed first: Reason String and User Property, which the spec
+ * names [MQTT-3.2.2-19, -20]; Topic Alias Maximum, whose absence means
+ * the cautious default (no aliases); Session Expiry, only informative;
+ * then the limits and features the server enforces anyway, with a reason
+ * code, should the client not know them; last Server Keep Alive and the
+ * Assigned Client Identifier, which the client cannot do well without.
+ * false: not even the bare CONNACK fits (close without sending it).
+ */
+static bool connack_fit(const struct conn *c, struct mqtt_packet *a)
+{
+	static const uint8_t order[] = {
+	    MQTT_PROP_REASON_STRING,       MQTT_PROP_USER,
+	    MQTT_PROP_TOPIC_ALIAS_MAXIMUM, MQTT_PROP_SESSION_EXPIRY,
+	    MQTT_PROP_RECEIVE_MAXIMUM,     MQTT_PROP_MAXIMUM_PACKET_SIZE,
+	    MQTT_PROP_RETAIN_AVAILABLE,    MQTT_PROP_WILDCARD_SUB_AVAILABLE,
+	    MQTT_PROP_SUB_ID_AVAILABLE,    MQTT_PROP_SHARED_SUB_AVAILABLE,
+	    MQTT_PROP_MAXIMUM_QOS,         MQTT_PROP_SERVER_KEEP_ALIVE,
+	    MQTT_PROP_ASSIGNED_CLIENT_ID,
+	};
+	struct mqtt_props *p = &a->connack.props;
+	size_t i = 0;
+	while (c->client_max_packet && mqtt_encode_len(a, c->version) > c->client_max_packet) {
+		if (i < sizeof(order)) {
+			p->has &= ~MQTT_PROP_BIT(order[i]);
+			if (order[i++] == MQTT_PROP_USER) {
+				p->user_count = 0;
+				p->user = NULL;
+			}
+		} else if (p->has) {
+			p->has = 0; /* anything not listed */
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 /* Refuse with a CONNACK [MQTT-3.2.2-5] and close without a will. */
 static void refuse(struct worker *w, struct conn *c, uint8_t version, enum mqtt_rc rc)
 {
 	c->version = version;
 	struct mqtt_packet a = {.type = MQTT_CONNACK};
 	a.connack.rc = version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_connack(rc);
-	conn_send_packet(w, c, &a);
+	if (connack_fit(c, &a))
+		conn_send_packet(w, c, &a);
 	LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: %s (0x%02X)", conn_peer(c),
 	            conn_listener(w, c), mqtt_rc_name(rc), rc);
 	w->st.connack[stats_connack_slot(rc)]++;
@@ -152,6 +193,16 @@ void connect_finish(struct worker *w, struct conn *c, struct session *s, bool pr
 			SET(MQTT_PROP_SESSION_EXPIRY, session_expiry_s, s->expiry_s);
 #undef SET
 	}
+	if (!connack_fit(c, &a)) {
+		LOG_INFO_RL(LOG_CLIENT_RL,
+		            "closing %s on %s: its Maximum Packet Size of %u bytes leaves no room "
+		            "for a CONNACK",
+		            conn_peer(c), conn_listener(w, c), c->client_max_packet);
+		w->st.connack[stats_connack_slot(MQTT_RC_PACKET_TOO_LARGE)]++;
+		c->close_reason = CLOSE_LIMIT;
+		conn_close(w, c, MQTT_RC_SUCCESS, false); /* nothing may go before a CONNACK */
+		return;
+	}
 	conn_send_packet(w, c, &a);
 	w->st.connack[0]++;
 	LOG_INFO_RL(LOG_CLIENT_RL,
@@ -245,6 +296,9 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 		return;
 	}
 	c->version = k->version;
+	/* Known before any CONNACK, a refusal's too [MQTT-3.1.2-24]. */
+	if (k->version == MQTT_V5 && (k->props.has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE)))
+		c->client_max_packet = k->props.max_packet_size;
 	/* tls_identity_as_username: the certificate names the user, whatever
 	 * the CONNECT says (auth.c has the policy). */
 	enum auth_identity ident_from = AUTH_ID_NONE;
@@ -284,8 +338,16 @@ void handle_connect(struct worker *w, struct conn *c, struct mqtt_packet *p, enu
 	if (k->version == MQTT_V5) {
 		if (k->props.has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAXIMUM))
 			c->client_receive_max = k->props.receive_max;
-		if (k->props.has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_PACKET_SIZE))
-			c->client_max_packet = k->props.max_packet_size;
+		/* Outbound aliases where it takes them (none on failure). */
+		uint16_t am = (k->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAXIMUM))
+		                  ? k->props.topic_alias_max
+		                  : 0;
+		if (am > cfg->topic_alias_out_max)
+			am = cfg->topic_alias_out_max;
+		if (am && !c->aliases)
+			c->aliases = calloc(1, sizeof(*c->aliases));
+		if (am && c->aliases && !c->aliases->out)
+			c->aliases->out = alias_out_new(am);
 	}
 
 	/* Session Expiry: 5.0 asks; 3.1.1 clean session 0 means "keep it",

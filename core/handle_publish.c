@@ -25,9 +25,12 @@ static enum mqtt_rc resolve_alias(struct worker *w, struct conn *c, struct mqtt_
 	uint16_t a = p->props.topic_alias;
 	if (a == 0 || a > w->cfg->topic_alias_max)
 		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9] */
-	if (!c->alias_in) {
-		c->alias_in = calloc((size_t)w->cfg->topic_alias_max + 1, sizeof(char *));
-		if (!c->alias_in)
+	if (!c->aliases && !(c->aliases = calloc(1, sizeof(*c->aliases))))
+		return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
+	char **in = c->aliases->in;
+	if (!in) {
+		in = c->aliases->in = calloc((size_t)w->cfg->topic_alias_max + 1, sizeof(char *));
+		if (!in)
 			return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
 	}
 	if (p->topic.len > 0) {
@@ -36,14 +39,14 @@ static enum mqtt_rc resolve_alias(struct worker *w, struct conn *c, struct mqtt_
 			return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
 		memcpy(copy, p->topic.ptr, p->topic.len);
 		copy[p->topic.len] = '\0';
-		free(c->alias_in[a]);
-		c->alias_in[a] = copy;
+		free(in[a]);
+		in[a] = copy;
 		*topic = p->topic;
 		return MQTT_RC_SUCCESS;
 	}
-	if (!c->alias_in[a])
+	if (!in[a])
 		return MQTT_RC_PROTOCOL_ERROR; /* an alias never set [MQTT-3.3.4-?] */
-	*topic = mqtt_view_str(c->alias_in[a]);
+	*topic = mqtt_view_str(in[a]);
 	return MQTT_RC_SUCCESS;
 }
 

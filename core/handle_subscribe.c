@@ -86,6 +86,12 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 	a.suback.packet_id = sub->packet_id;
 	a.suback.rcs = (struct mqtt_view){rcs, i};
 	conn_send_packet(w, c, &a);
+	if (c->state == CONN_CLOSING) {
+		/* The SUBACK did not fit the client (conn.c): s may be gone. */
+		free(rcs);
+		free(want_retained);
+		return;
+	}
 
 	mqtt_sub_iter_init(&it, sub, c->version);
 	for (uint32_t k = 0; k < i && mqtt_sub_iter_next(&it, &e); k++) {

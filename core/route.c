@@ -187,6 +187,47 @@ static bool too_big(struct conn *c, const struct mqtt_packet *p)
 	return c->client_max_packet && mqtt_encode_len(p, c->version) > c->client_max_packet;
 }
 
+/*
+ * Outgoing topic alias (§3.3.2.3.4; the policy is in session.h): a topic
+ * the client knows an alias for goes as an empty topic plus the alias; a
+ * topic that can have one goes in full with its new alias. Only to a
+ * client that takes them, never above its maximum [MQTT-3.1.2-26, -27]:
+ * c->aliases->out exists only then, sized by it. Returns that new alias, to
+ * remember only once the packet really went (alias_sent): a dropped QoS 0
+ * must not leave the client unaware of an alias we then use. 0: nothing
+ * to remember.
+ */
+static uint16_t alias_apply(struct conn *c, struct mqtt_packet *p)
+{
+	if (!c->aliases || !c->aliases->out)
+		return 0;
+	struct alias_out *out = c->aliases->out;
+	struct mqtt_publish *pub = &p->publish;
+	uint16_t known = alias_out_find(out, pub->topic);
+	uint16_t n = known ? known : alias_out_next(out, pub->topic);
+	if (n == 0)
+		return 0;
+	pub->props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+	pub->props.topic_alias = n;
+	if (known) {
+		pub->topic.len = 0;
+		return 0;
+	}
+	if (too_big(c, p)) {
+		/* The alias property made it too big: without it, maybe not. */
+		pub->props.has &= ~MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+		return 0;
+	}
+	return n;
+}
+
+/* p (built by alias_apply from m) went into the outbox. */
+static void alias_sent(struct conn *c, uint16_t fresh, const struct msg *m)
+{
+	if (fresh)
+		alias_out_add(c->aliases->out, m->pub.topic);
+}
+
 static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *m, uint8_t qos,
                            uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
 {
@@ -239,6 +280,7 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 		if (c && c->state == CONN_ACTIVE) {
 			struct mqtt_packet p;
 			publish_packet(w, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
+			uint16_t fresh = alias_apply(c, &p);
 			if (too_big(c, &p)) {
 				w->st.drops_oversize++; /* skipped for this client, counted */
 				return;
@@ -246,6 +288,8 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 			if (qos == 0) {
 				if (!conn_send_packet(w, c, &p))
 					w->st.drops_outbox++;
+				else
+					alias_sent(c, fresh, m);
 				return;
 			}
 			uint32_t window = cfg->inflight_max < c->client_receive_max
@@ -255,7 +299,8 @@ void deliver_local(struct worker *w, struct sess_id to, struct msg *m, uint8_t q
 				uint16_t pid = session_infl_add(s, m, qos, flags, sub_id, window);
 				if (pid) {
 					p.publish.packet_id = pid;
-					conn_send_packet(w, c, &p);
+					if (conn_send_packet(w, c, &p))
+						alias_sent(c, fresh, m);
 					return;
 				}
 			}
@@ -289,17 +334,21 @@ void session_pump(struct worker *w, struct session *s)
 		}
 		struct mqtt_packet p;
 		publish_packet(w, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
+		uint16_t fresh = alias_apply(c, &p);
 		if (too_big(c, &p)) {
 			w->st.drops_oversize++;
 		} else if (q.qos == 0) {
 			if (!conn_send_packet(w, c, &p))
 				w->st.drops_outbox++;
+			else
+				alias_sent(c, fresh, q.m);
 		} else {
 			uint8_t flags = (uint8_t)((q.retain ? DELIV_RETAIN : 0) |
 			                          (q.shared ? DELIV_SHARED : 0));
 			p.publish.packet_id =
 			    session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
-			conn_send_packet(w, c, &p);
+			if (conn_send_packet(w, c, &p))
+				alias_sent(c, fresh, q.m);
 		}
 		msg_unref(q.m);
 	}
@@ -310,7 +359,9 @@ void session_resend(struct worker *w, struct session *s)
 	struct conn *c = conn_get(w, s->conn_slot, s->conn_gen);
 	if (!c)
 		return;
-	/* [MQTT-4.4.0-1]: unacknowledged PUBLISH again with DUP, PUBREL again. */
+	/* [MQTT-4.4.0-1]: unacknowledged PUBLISH again with DUP, PUBREL again.
+	 * Always with the whole topic: the aliases of the connection it was
+	 * first sent on are gone with it [MQTT-3.3.2-7]. */
 	uint32_t seq = s->infl_head;
 	struct inflight *f;
 	while ((f = session_infl_next(s, &seq)) != NULL) {
@@ -320,8 +371,21 @@ void session_resend(struct worker *w, struct session *s)
 			p.ack.packet_id = f->pid;
 		} else {
 			publish_packet(w, &p, f->m, f->qos, f->pid, f->retain, true, &f->sub_id);
+			if (too_big(c, &p)) {
+				/* The new connection takes less than the old one
+				 * did: drop it as if sent and acknowledged
+				 * [MQTT-3.1.2-25], or it holds a window slot for good. */
+				w->st.drops_oversize++;
+				session_infl_ack(s, f->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+				                 f->pid);
+				if (f->qos == 2)
+					session_infl_ack(s, MQTT_PUBCOMP, f->pid);
+				continue;
+			}
 		}
 		conn_send_packet(w, c, &p);
+		if (c->state == CONN_CLOSING)
+			return; /* it did not take a PUBREL (conn.c): s may be gone */
 	}
 }
 

@@ -375,3 +375,127 @@ bool session_rx_qos2_remove(struct session *s, uint16_t pid)
 	}
 	return false;
 }
+
+/*
+ * Outgoing topic aliases. Alias n's topic is topics[n - 1], its bytes in
+ * text (back to back, never moved but by growing); ix is an open-addressing
+ * index (linear probing, at most half full) from the topic's hash to its
+ * alias. Only ever added to, so no deletion to handle.
+ */
+struct alias_out {
+	uint16_t max;   /* aliases it may hand out */
+	uint16_t count; /* handed out: 1..count */
+	uint16_t topics_cap;
+	uint32_t ix_cap;
+	uint32_t text_len;
+	uint32_t text_cap;
+	uint16_t *ix; /* [ix_cap] alias, 0 = empty */
+	struct alias_topic {
+		uint32_t hash;
+		uint32_t off; /* in text */
+		uint16_t len;
+	} * topics; /* [topics_cap]; grows up to max */
+	char *text;
+};
+
+static uint32_t topic_hash(struct mqtt_view t)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: short keys, one pass */
+	for (uint32_t i = 0; i < t.len; i++)
+		h = (h ^ t.ptr[i]) * 16777619u;
+	return h;
+}
+
+struct alias_out *alias_out_new(uint16_t max)
+{
+	struct alias_out *a = calloc(1, sizeof(*a));
+	if (a)
+		a->max = max;
+	return a;
+}
+
+void alias_out_free(struct alias_out *a)
+{
+	if (!a)
+		return;
+	free(a->ix);
+	free(a->topics);
+	free(a->text);
+	free(a);
+}
+
+uint16_t alias_out_find(const struct alias_out *a, struct mqtt_view topic)
+{
+	if (a->count == 0)
+		return 0;
+	uint32_t h = topic_hash(topic);
+	for (uint32_t i = h & (a->ix_cap - 1);; i = (i + 1) & (a->ix_cap - 1)) {
+		uint16_t n = a->ix[i];
+		if (n == 0)
+			return 0;
+		const struct alias_topic *t = &a->topics[n - 1];
+		if (t->hash == h && t->len == topic.len &&
+		    memcmp(a->text + t->off, topic.ptr, topic.len) == 0)
+			return n;
+	}
+}
+
+uint16_t alias_out_next(const struct alias_out *a, struct mqtt_view topic)
+{
+	if (a->count >= a->max || topic.len < ALIAS_OUT_TOPIC_MIN ||
+	    a->text_len + topic.len > ALIAS_OUT_TEXT_MAX)
+		return 0;
+	return (uint16_t)(a->count + 1);
+}
+
+static void ix_put(struct alias_out *a, uint16_t n)
+{
+	uint32_t i = a->topics[n - 1].hash & (a->ix_cap - 1);
+	while (a->ix[i])
+		i = (i + 1) & (a->ix_cap - 1);
+	a->ix[i] = n;
+}
+
+bool alias_out_add(struct alias_out *a, struct mqtt_view topic)
+{
+	if (alias_out_next(a, topic) == 0)
+		return false;
+	if (a->count == a->topics_cap) {
+		uint32_t cap = a->topics_cap ? a->topics_cap * 2u : 8u;
+		if (cap > a->max)
+			cap = a->max;
+		struct alias_topic *n = realloc(a->topics, (size_t)cap * sizeof(*n));
+		if (!n)
+			return false;
+		a->topics = n;
+		a->topics_cap = (uint16_t)cap;
+	}
+	if (a->text_len + topic.len > a->text_cap) {
+		uint32_t cap = a->text_cap ? a->text_cap : 256;
+		while (cap < a->text_len + topic.len)
+			cap *= 2;
+		char *n = realloc(a->text, cap);
+		if (!n)
+			return false;
+		a->text = n;
+		a->text_cap = cap;
+	}
+	if (2u * (a->count + 1u) > a->ix_cap) {
+		uint32_t cap = a->ix_cap ? a->ix_cap * 2 : 16;
+		uint16_t *n = calloc(cap, sizeof(*n));
+		if (!n)
+			return false;
+		free(a->ix);
+		a->ix = n;
+		a->ix_cap = cap;
+		for (uint16_t k = 1; k <= a->count; k++)
+			ix_put(a, k);
+	}
+	memcpy(a->text + a->text_len, topic.ptr, topic.len);
+	a->topics[a->count] =
+	    (struct alias_topic){topic_hash(topic), a->text_len, (uint16_t)topic.len};
+	a->text_len += topic.len;
+	a->count++;
+	ix_put(a, a->count);
+	return true;
+}

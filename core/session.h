@@ -153,4 +153,36 @@ bool session_rx_qos2_remove(struct session *s, uint16_t pid);
 /* Forget in-flight state that a clean start discards (subscriptions stay). */
 void session_clear_messages(struct session *s);
 
+/*
+ * Outgoing topic aliases of one connection (5.0 §3.3.2.3.4): which topics
+ * the client was told an alias for. Policy: a topic gets the next alias
+ * the first time it is sent, until the client's Topic Alias Maximum (capped
+ * by topic_alias_out_max) or ALIAS_OUT_TEXT_MAX bytes of topics are used;
+ * then the set stays as it is. No eviction: replacing an alias costs the
+ * whole topic again plus the alias, so under churn an LRU sends more bytes
+ * than no alias at all, while a fixed set keeps what a device publishes
+ * over and over (its first topics) cheap. Topics shorter than
+ * ALIAS_OUT_TOPIC_MIN bytes gain nothing (an empty topic plus the alias
+ * property is 5 bytes) and get none.
+ *
+ * It belongs to the connection, not the session: a new connection starts
+ * with none (the client forgets them [MQTT-3.3.2-7]). Pure bookkeeping;
+ * the caller decides when a PUBLISH carrying a new alias was really sent.
+ */
+#define ALIAS_OUT_TEXT_MAX  4096 /* bytes of aliased topics held per connection */
+#define ALIAS_OUT_TOPIC_MIN 4    /* shorter topics are sent as they are */
+
+struct alias_out;
+
+/* A table for a client taking max aliases (max > 0); NULL: no memory. */
+struct alias_out *alias_out_new(uint16_t max);
+void alias_out_free(struct alias_out *a); /* NULL is fine */
+/* The alias the client knows for topic, or 0. */
+uint16_t alias_out_find(const struct alias_out *a, struct mqtt_view topic);
+/* The alias topic (not known yet) would get, or 0 when it gets none. */
+uint16_t alias_out_next(const struct alias_out *a, struct mqtt_view topic);
+/* Remember that topic was sent with alias_out_next()'s alias. false: no
+ * memory (harmless: the topic is sent in full until a later add). */
+bool alias_out_add(struct alias_out *a, struct mqtt_view topic);
+
 #endif

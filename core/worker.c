@@ -51,6 +51,7 @@
 #define MBOX_BATCH      16384 /* messages drained from one mailbox per turn (its capacity) */
 #define SWEEP_MS        250   /* timer resolution: keep alive, connect timeout, expiry */
 #define CLOSE_GRACE_MS  2000  /* a closing connection gets this long to flush */
+#define LINGER_MS       2000  /* and, from the same start, at most this long to drain */
 #define STALL_WINDOW_MS 10000 /* the stall maxima cover one to two of these */
 /* Work per loop turn is bounded so that a burst of one kind (a wave of
  * disconnects: thousands of end-of-stream completions, closes and index
@@ -369,10 +370,13 @@ void conn_reap(struct worker *w, struct conn *c)
 	conn_rx_release(w, c);
 	free(c->out);
 	free(c->tx);
-	if (c->alias_in) {
-		for (unsigned i = 0; i <= w->cfg->topic_alias_max; i++)
-			free(c->alias_in[i]);
-		free(c->alias_in);
+	if (c->aliases) {
+		alias_out_free(c->aliases->out);
+		if (c->aliases->in)
+			for (unsigned i = 0; i <= w->cfg->topic_alias_max; i++)
+				free(c->aliases->in[i]);
+		free(c->aliases->in);
+		free(c->aliases);
 	}
 	free(c);
 }
@@ -988,6 +992,41 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	}
 }
 
+/*
+ * A closing connection whose last bytes went: the lingering close of
+ * well-behaved servers. End the write side, so the client reads a FIN
+ * after our last packet, and keep receiving, discarding it all
+ * (recv_done hands a closing connection nothing), until the client ends
+ * its side too. Closing a socket with unread bytes in it makes the kernel
+ * answer RST, and a client still writing then gets EPIPE or ECONNRESET
+ * and may never read what we sent last (a DISCONNECT's reason code).
+ * Bounded in time by the caller; in memory by nothing kept. true: still
+ * lingering.
+ */
+static bool linger(struct worker *w, struct conn *c)
+{
+	/* Not when the client is gone already or said it is going: after its
+	 * DISCONNECT it sends nothing and we answer nothing [MQTT-3.14.4-1]. */
+	if (c->fd < 0 || c->shut == CONN_SHUT_RDWR || c->close_reason == CLOSE_PEER_CLOSED ||
+	    c->close_reason == CLOSE_SOCKET_ERROR || c->close_reason == CLOSE_CLIENT_DISCONNECT)
+		return false;
+	if (c->shut == CONN_SHUT_NONE) {
+		shutdown(c->fd, SHUT_WR);
+		c->shut = CONN_SHUT_WR;
+	}
+	if (c->recv_armed)
+		return true;
+	/* The receive ended: the client's end of stream or an error, or the
+	 * buffer pool ran dry (-ENOBUFS). Look without waiting. */
+	char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+		recv_arm(w, c);
+		return true;
+	}
+	return false;
+}
+
 void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -1049,23 +1088,32 @@ void *worker_main(void *arg)
 			conn_flush(w, c);
 			c = next;
 		}
-		/* Reap: a closing connection goes when its last bytes went. A
-		 * send still in flight owns c->tx, so we never free under it:
-		 * past the grace period shutdown() makes it complete now. */
+		/* Reap: a closing connection goes when its last bytes went and
+		 * its linger is over. A send still in flight owns c->tx, so we
+		 * never free under it: past the grace period shutdown() makes it
+		 * complete now. */
 		struct conn **pp = &w->close_list;
 		/* While stopping the node, closing connections get the configured
 		 * grace instead (the whole node exits within it). */
+		uint64_t grace_ms = stopping ? w->cfg->shutdown_grace_ms : CLOSE_GRACE_MS;
+		uint64_t linger_ms = grace_ms < LINGER_MS ? grace_ms : LINGER_MS;
+		/* The whole stop, lingering included, ends within the grace. */
 		uint64_t stop_cut_ms = w->stop_began_ms + w->cfg->shutdown_grace_ms;
+		bool stop_over = stopping && w->now_ms >= stop_cut_ms;
 		unsigned reaped = 0;
 		while (*pp && reaped < REAP_TURN_MAX) {
 			c = *pp;
+			uint64_t closing_ms = w->now_ms - c->deadline_ms;
 			if (c->send_busy) {
-				bool cut = stopping ? w->now_ms >= stop_cut_ms
-				                    : w->now_ms - c->deadline_ms > CLOSE_GRACE_MS;
-				if (cut && !c->shut) {
+				bool cut = stopping ? stop_over : closing_ms > grace_ms;
+				if (cut && c->shut != CONN_SHUT_RDWR) {
 					shutdown(c->fd, SHUT_RDWR);
-					c->shut = true;
+					c->shut = CONN_SHUT_RDWR;
 				}
+				pp = &c->next_close;
+				continue;
+			}
+			if (closing_ms <= linger_ms && !stop_over && linger(w, c)) {
 				pp = &c->next_close;
 				continue;
 			}

@@ -90,6 +90,13 @@ enum conn_state {
 	CONN_CLOSING,       /* flushing its last bytes; reaped at the end of the turn */
 };
 
+/* A closing connection's socket (worker.c's reap loop). */
+enum conn_shut {
+	CONN_SHUT_NONE = 0, /* flushing its last bytes */
+	CONN_SHUT_WR,       /* all sent, FIN sent; draining what the client still sends */
+	CONN_SHUT_RDWR,     /* cut: past the grace period, or done */
+};
+
 /* A peer's address in 20 bytes; conn_peer() formats it for a log line. */
 struct peer_addr {
 	uint8_t addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
@@ -97,19 +104,25 @@ struct peer_addr {
 	uint8_t family; /* AF_INET, AF_INET6, or 0 when unknown */
 };
 
+/* A connection's topic aliases (5.0), both ways, allocated when the first is
+ * used: one pointer in struct conn for both keeps it in its size class. */
+struct conn_aliases {
+	char **in;             /* inbound [1..cfg->topic_alias_max]; NULL until one is set */
+	struct alias_out *out; /* outbound (session.h); NULL when the client takes none */
+};
+
 struct conn {
-	/* Ordered by size: 160 bytes, jemalloc's 160 class (the last bools
-	 * and peer fill what would otherwise be tail padding). */
-	uint64_t deadline_ms;    /* connect timeout, or 1.5 x keep alive after the last
-	                          * packet; while closing: when the close began */
-	uint8_t *rx;             /* bytes of an incomplete packet */
-	uint8_t *out;            /* encoded packets waiting to be sent */
-	uint8_t *tx;             /* the buffer the kernel is sending */
-	char **alias_in;         /* inbound topic aliases [1..cfg->topic_alias_max] */
-	struct session *sess;    /* attached session, once CONNACK is decided */
-	struct session *pending; /* CONN_WAIT_TAKEOVER: the session being set up */
-	struct conn *next_flush; /* worker's flush list */
-	struct conn *next_close; /* worker's close list */
+	/* Ordered by size so nothing pads: 160 bytes, a jemalloc size class. */
+	uint64_t deadline_ms;         /* connect timeout, or 1.5 x keep alive after the last
+	                               * packet; while closing: when the close began */
+	uint8_t *rx;                  /* bytes of an incomplete packet */
+	uint8_t *out;                 /* encoded packets waiting to be sent */
+	uint8_t *tx;                  /* the buffer the kernel is sending */
+	struct conn_aliases *aliases; /* topic aliases both ways; NULL until one is used */
+	struct session *sess;         /* attached session, once CONNACK is decided */
+	struct session *pending;      /* CONN_WAIT_TAKEOVER: the session being set up */
+	struct conn *next_flush;      /* worker's flush list */
+	struct conn *next_close;      /* worker's close list */
 	int fd;
 	uint32_t slot; /* index in the worker's connection table */
 	uint32_t gen;  /* generation of the slot (24 bits used in user_data) */
@@ -131,7 +144,7 @@ struct conn {
 	bool on_close_list;
 	bool on_rearm_list;
 	bool on_resume_list;   /* buffered input waits for the loop's resume step */
-	bool shut;             /* shutdown() already called while closing */
+	uint8_t shut;          /* enum conn_shut: how far shutdown() went while closing */
 	bool assigned_id;      /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped;    /* we lowered the session expiry (5.0: tell it) */
 	bool clean_start;      /* as the CONNECT asked */

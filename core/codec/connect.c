@@ -114,7 +114,7 @@ enum mqtt_rc connack_decode(struct rd *r, uint8_t version, struct mqtt_connack *
 		return MQTT_RC_MALFORMED_PACKET;
 	if (flags & 0xFE) /* reserved [MQTT-3.2.2-1] */
 		return MQTT_RC_MALFORMED_PACKET;
-	out->session_present = flags & 0x01;
+	out->session_present = version != MQTT_V31 && (flags & 0x01); /* 3.1: reserved */
 	if (version == MQTT_V5) {
 		enum mqtt_rc rc = props_decode(r, MQTT_CONNACK, &out->props);
 		if (rc != MQTT_RC_SUCCESS)
@@ -135,7 +135,8 @@ enum mqtt_rc connack_decode(struct rd *r, uint8_t version, struct mqtt_connack *
 uint8_t connack_encode(struct wr *w, uint8_t version, const struct mqtt_connack *c)
 {
 	CODEC_ASSERT(c->rc == 0 || !c->session_present);
-	wr_u8(w, c->session_present ? 1 : 0);
+	/* Session Present exists from 3.1.1 on; in 3.1 the byte is reserved. */
+	wr_u8(w, c->session_present && version != MQTT_V31 ? 1 : 0);
 	wr_u8(w, c->rc);
 	if (version == MQTT_V5)
 		props_encode(w, &c->props);

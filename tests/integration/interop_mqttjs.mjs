@@ -189,6 +189,30 @@ test('MQTT.js v5: takeover: same client id connects, the first gets DISCONNECT 0
   check(!b.closed, 'second client was disconnected');
 });
 
+test('MQTT.js v5: outgoing topic aliases (Topic Alias Maximum 2) resolve to the right topics', async () => {
+  // The broker aliases the first two topics it sends this client and
+  // sends the rest in full (core/session.h); MQTT.js resolves what it
+  // gets. Three topics interleaved, QoS 0 and 1: every message must
+  // arrive under its own topic, in order, and some must have come aliased.
+  const s = await client('alias-sub', 5, { properties: { topicAliasMaximum: 2 } });
+  const base = topic('v5/alias/a-rather-long-topic-name-that-aliases-make-cheap');
+  await sub(s, `${base}/+`, { qos: 1 });
+  const p = await client('alias-pub', 5);
+  const want = [];
+  for (let i = 0; i < 30; i++) {
+    const t = `${base}/${['x', 'y', 'z'][i % 3]}`;
+    want.push([t, `m${i}`]);
+    await pub(p, t, `m${i}`, { qos: i % 2 });
+  }
+  await waitFor(() => s.msgs.length >= want.length, `${want.length} messages (have ${s.msgs.length})`);
+  await sleep(300);
+  const got = s.msgs.map((m) => [m.topic, m.payload]);
+  check(isDeepStrictEqual(got, want), `got ${JSON.stringify(got.slice(0, 6))}..., expected ${JSON.stringify(want.slice(0, 6))}...`);
+  const aliased = s.msgs.filter((m) => m.packet.topic === '' && m.packet.properties?.topicAlias).length;
+  check(aliased === 18, `${aliased} messages came as an empty topic + alias, expected 18 (x and y after their first)`);
+  check(!s.closed, 'the subscriber was disconnected');
+});
+
 // -------------------------------------------------------------------- main
 async function cleanup() {
   const cs = clients;

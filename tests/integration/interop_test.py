@@ -1004,6 +1004,31 @@ def t_takeover_persistent():
 
 # =================================================================== main
 
+@test("paho 5: no Topic Alias Maximum in its CONNECT, so every message comes with its whole topic")
+def t_no_alias_unless_asked():
+    # paho 1.6 does not resolve inbound topic aliases (and, rightly, does
+    # not announce a Topic Alias Maximum): the broker's outgoing aliases
+    # must never reach it [MQTT-3.1.2-27]. MQTT.js, which resolves them,
+    # receives aliased messages in interop_mqttjs.mjs.
+    base = topic("alias/a-long-topic-that-would-be-worth-an-alias")
+    s = Paho("sub", V5)
+    s.connect()
+    s.subscribe(base + "/+", 1)
+    p = Paho("pub", V5)
+    p.connect()
+    want = []
+    for i in range(20):
+        t = f"{base}/{'xy'[i % 2]}"
+        want.append((t, f"m{i}".encode()))
+        p.publish(t, want[-1][1], i % 2)
+    s.wait_msgs(20)
+    s.quiet(20, 0.3)
+    got = [(m.topic, m.payload) for m in s.msgs]
+    check(got == want, f"got {got[:4]}..., expected {want[:4]}...")
+    aliased = [m for m in s.msgs if getattr(m.properties, "TopicAlias", None)]
+    check(not aliased, f"{len(aliased)} messages carried a topic alias")
+
+
 def main():
     global ctx
     print("TAP version 13")

@@ -25,7 +25,7 @@ def test(versions=(4, 5), args=()):
     """Register fn(ctx, v); args start a broker of its own with these flags."""
     def wrap(fn):
         for v in versions:
-            TESTS.append((f"{fn.__name__} v{'5.0' if v == 5 else '3.1.1'}", fn, v, tuple(args)))
+            TESTS.append((f"{fn.__name__} v{ {3: '3.1', 4: '3.1.1', 5: '5.0'}[v] }", fn, v, tuple(args)))
         return fn
     return wrap
 
@@ -82,6 +82,28 @@ def t01_connect_mqtt31(ctx, v):
     c = ctx.client(v)
     c.send(connect(3, "old-client"))
     assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+
+
+@test(versions=(3,))
+def t01_mqtt31_resume_has_no_session_present(ctx, v):
+    # Session Present exists from 3.1.1 on: a 3.1 CONNACK's first byte is
+    # reserved, zero even when the session was resumed.
+    cid = f"old{next(_ids)}"
+    c = ctx.client(v)
+    c.send(connect(3, cid, clean=False))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+    c.send(disconnect(v))
+    c.closed()
+    c = ctx.client(v)
+    c.send(connect(3, cid, clean=False))
+    assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
+    c.send(disconnect(v))
+    c.closed()
+    c = ctx.client(v)  # end the session
+    c.send(connect(3, cid, clean=True))
+    c.expect(CONNACK)
+    c.send(disconnect(v))
+    c.closed()
 
 
 @test(versions=(4,))
@@ -303,6 +325,49 @@ def t03_qos2_outbound_flow(ctx, v):
 
 
 @test()
+def t03_wrong_ack_kind_is_protocol_error(ctx, v):
+    # An acknowledgement of the wrong kind for a message in flight closes
+    # the connection: 3.1.1 [MQTT-4.8.0-1] without a word, 5.0 with
+    # DISCONNECT 0x82. (sent QoS, what the client answers first, then)
+    for qos, answers in ((1, [PUBREC]), (1, [PUBCOMP]), (2, [PUBACK]), (2, [PUBCOMP]),
+                         (2, [PUBREC, PUBACK])):
+        t = uniq()
+        sub = ctx.connected(v)
+        sub.send(subscribe(v, 1, [(t, qos)]))
+        sub.expect(SUBACK)
+        pub = ctx.connected(v)
+        pub.send(publish(v, t, "x", qos=qos, pid=1))
+        m = sub.expect(PUBLISH)
+        for kind in answers[:-1]:
+            sub.send(ack(kind, m.pid))
+            sub.expect(PUBREL)
+        sub.send(ack(answers[-1], m.pid))
+        got = [p.raw for p in sub.closed()]
+        want = [b"\xe0\x01\x82"] if v == 5 else []
+        assert got == want, f"QoS {qos}, answered {answers}: {got}"
+        pub.send(disconnect(v))
+        pub.closed()
+
+
+@test()
+def t03_ack_for_unknown_id_is_tolerated(ctx, v):
+    # Not in flight: what a resend after a reconnect looks like once the
+    # first copy was acknowledged (core/README.md). PUBACK and PUBCOMP are
+    # ignored; PUBREC and PUBREL get the answer that ends the client's
+    # flow, in 5.0 with 0x92 Packet Identifier not found.
+    c = ctx.connected(v)
+    c.send(ack(PUBACK, 901) + ack(PUBCOMP, 902))
+    c.send(ack(PUBREC, 903))
+    rel = c.expect(PUBREL)
+    assert rel.raw == (b"\x62\x03\x03\x87\x92" if v == 5 else b"\x62\x02\x03\x87"), rel
+    c.send(ack(PUBREL, 904))
+    comp = c.expect(PUBCOMP)
+    assert comp.raw == (b"\x70\x03\x03\x88\x92" if v == 5 else b"\x70\x02\x03\x88"), comp
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)  # still connected
+
+
+@test()
 def t03_redelivery_with_dup_on_resume(ctx, v):
     t = uniq()
     cid = f"redeliver{next(_ids)}"
@@ -323,6 +388,101 @@ def t03_redelivery_with_dup_on_resume(ctx, v):
     assert m.dup and m.pid == first.pid and m.payload == b"again", m
     sub2.send(ack(PUBACK, m.pid))
     sub2.nothing()
+
+
+def _alias_sub(ctx, v, t, alias_max=None, cid=None, clean=True, qos=0, extra=()):
+    p = list(extra) + ([(0x22, alias_max)] if alias_max is not None else [])
+    sub = ctx.connected(v, cid, clean=clean, p=p)
+    sub.send(subscribe(v, 1, [(t + "/#", qos)]))
+    sub.expect(SUBACK)
+    return sub
+
+
+def _topics(msgs):
+    """(topic, alias or None, payload) of each PUBLISH received."""
+    return [(m.topic.decode(), m.prop(0x23), m.payload.decode()) for m in msgs]
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound(ctx, v):
+    # Aliases go to topics as they are first sent, up to the client's
+    # Topic Alias Maximum (2 here), then the set stays: the first PUBLISH
+    # of a topic has topic + alias, later ones an empty topic + alias.
+    t = uniq("alias")
+    sub = _alias_sub(ctx, v, t, alias_max=2, qos=1)
+    pub = ctx.connected(v)
+    sends = [("a", 0), ("a", 1), ("b", 0), ("c", 1), ("c", 0), ("a", 0), ("b", 1), ("ab", 0)]
+    for i, (leaf, q) in enumerate(sends):
+        pub.send(publish(v, f"{t}/{leaf}", str(i), qos=q, pid=i + 1))
+    got = []
+    for _ in sends:
+        m = sub.expect(PUBLISH)
+        got.append(m)
+        if m.qos:
+            sub.send(ack(PUBACK, m.pid))
+    a, b, c = f"{t}/a", f"{t}/b", f"{t}/c"
+    assert _topics(got) == [
+        (a, 1, "0"), ("", 1, "1"), (b, 2, "2"), (c, None, "3"), (c, None, "4"), ("", 1, "5"),
+        ("", 2, "6"), (f"{t}/ab", None, "7")], _topics(got)
+    # The empty-topic form is what saves bytes: 2 + 3 instead of 2 + len.
+    assert len(got[1].raw) < len(got[0].raw) - len(a) + 5, (got[0].raw, got[1].raw)
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound_only_when_taken(ctx, v):
+    # No Topic Alias Maximum, or 0: never an alias [MQTT-3.1.2-27].
+    t = uniq("alias")
+    subs = [_alias_sub(ctx, v, t), _alias_sub(ctx, v, t, alias_max=0)]
+    pub = ctx.connected(v)
+    for i in range(3):
+        pub.send(publish(v, f"{t}/x", str(i)))
+    for sub in subs:
+        got = _topics(sub.expect(PUBLISH) for _ in range(3))
+        assert got == [(f"{t}/x", None, str(i)) for i in range(3)], got
+
+
+@test(versions=(5,), args=["--topic-alias-out-max=0"])
+def t03_topic_alias_outbound_switched_off(ctx, v):
+    t = uniq("alias")
+    sub = _alias_sub(ctx, v, t, alias_max=10)
+    pub = ctx.connected(v)
+    for i in range(3):
+        pub.send(publish(v, f"{t}/x", str(i)))
+    got = _topics(sub.expect(PUBLISH) for _ in range(3))
+    assert got == [(f"{t}/x", None, str(i)) for i in range(3)], got
+
+
+@test(versions=(5,))
+def t03_topic_alias_outbound_new_connection_starts_over(ctx, v):
+    # Aliases last as long as the network connection [MQTT-3.3.2-7]: a
+    # resumed session on a new connection has none, and a QoS 1 message
+    # redelivered there carries its whole topic.
+    t = uniq("alias")
+    cid = f"aliasresume{next(_ids)}"
+    keep = [(0x11, 60)]
+    sub = _alias_sub(ctx, v, t, alias_max=4, cid=cid, clean=False, qos=1, extra=keep)
+    pub = ctx.connected(v)
+    x = f"{t}/x"
+    pub.send(publish(v, x, "0", qos=1, pid=1))
+    m = sub.expect(PUBLISH)
+    assert (m.topic.decode(), m.prop(0x23)) == (x, 1), m
+    sub.send(ack(PUBACK, m.pid))
+    pub.send(publish(v, x, "1", qos=1, pid=2))
+    m = sub.expect(PUBLISH)
+    assert (m.topic, m.prop(0x23)) == (b"", 1), m
+    sub.close()  # "1" never acknowledged
+    time.sleep(0.2)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=keep + [(0x22, 4)]).session_present
+    m = sub2.expect(PUBLISH)
+    assert m.dup and m.payload == b"1" and m.topic.decode() == x and m.prop(0x23) is None, m
+    sub2.send(ack(PUBACK, m.pid))
+    pub.send(publish(v, x, "2", qos=1, pid=3))
+    m = sub2.expect(PUBLISH)
+    assert (m.topic.decode(), m.prop(0x23), m.payload) == (x, 1, b"2"), m  # set up anew
+    sub2.send(ack(PUBACK, m.pid))
+    sub2.send(disconnect(v, 0, [(0x11, 0)]))  # end the session
+    sub2.closed()
 
 
 @test(versions=(5,))
@@ -848,6 +1008,41 @@ def t08_server_receive_maximum(ctx, v):
     assert got[-1].type == DISCONNECT and got[-1].rc == 0x93, got
 
 
+@test(args=["--receive-maximum=2"])
+def t08_close_is_graceful_for_a_client_still_writing(ctx, v):
+    # The broker closes (5.0: a third unreleased QoS 2 message, over its
+    # Receive Maximum of 2 -> 0x93; 3.1.1: a malformed PUBLISH) while the
+    # client goes on writing. It must stop reading work but drain and
+    # discard what still comes, so the client can write all of it and
+    # read every answer up to the end of stream: no ECONNRESET, no EPIPE
+    # (closing a socket with unread bytes makes the kernel send RST, and
+    # the RST throws away what the client had not read yet).
+    c = ctx.connected(v)
+    if v == 5:
+        head = b"".join(publish(v, uniq(), "x", qos=2, pid=i + 1) for i in range(3))
+        want = [(PUBREC, 1), (PUBREC, 2), (DISCONNECT, 0x93)]
+    else:
+        head = b"".join(publish(v, uniq(), "x", qos=1, pid=i + 1) for i in range(2))
+        head += b"\x36\x03\x00\x01a"  # QoS 3 [MQTT-3.3.1-4]: malformed
+        want = [(PUBACK, 1), (PUBACK, 2)]
+    c.send(head)
+    time.sleep(0.3)  # the broker has closed by now; the client does not know yet
+    burst = publish(v, uniq(), b"b" * 1000) * 20
+    try:
+        for _ in range(20):  # 400 KB after the violation
+            c.send(burst)
+    except OSError as e:
+        raise AssertionError(f"writing after the broker closed: {e!r}")
+    got = []
+    try:
+        while True:
+            p = c.recv(5)
+            got.append((p.type, p.rc if p.type == DISCONNECT else p.pid))
+    except ConnectionError as e:
+        assert type(e) is ConnectionError, f"{e!r} after {got}"  # end of stream, not a reset
+    assert got == want, got
+
+
 # ---- 09 limits --------------------------------------------------------------
 
 @test(args=["--max-packet-size=100"])
@@ -869,6 +1064,67 @@ def t09_client_maximum_packet_size(ctx, v):
     pub.send(publish(v, t, b"y" * 200))
     pub.send(publish(v, t, b"small"))
     assert sub.expect(PUBLISH).payload == b"small"  # the big one was skipped
+
+
+@test(versions=(5,))
+def t09_client_maximum_packet_size_connack(ctx, v):
+    # [MQTT-3.1.2-24]: a CONNACK the client's limit cannot hold is not
+    # sent at all; the connection closes.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 2)]))
+    assert c.closed() == []
+    # One that can hold a bare CONNACK gets it without the optional
+    # properties that do not fit, and stays connected.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 8)]))
+    a = c.expect(CONNACK)
+    assert a.rc == 0 and len(a.raw) <= 8, a.raw.hex()
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)
+    # A refusal respects it too: a bare 5.0 CONNACK is 5 bytes.
+    c = ctx.client(v)
+    c.send(connect(v, f"mps{next(_ids)}", p=[(0x27, 4), (0x15, "no-such-method")]))
+    assert c.closed() == []
+
+
+@test(versions=(5,))
+def t09_client_maximum_packet_size_answers(ctx, v):
+    # A SUBACK of 10 codes is 15 bytes: over the client's 12, and it has
+    # nothing optional to leave out. The client cannot get the answer the
+    # protocol requires, so it is told why (a 3-byte DISCONNECT) and closed.
+    c = ctx.connected(v, p=[(0x27, 12)])
+    c.send(pkt(0xC0, b""))
+    c.expect(PINGRESP)
+    c.send(subscribe(v, 1, [(f"{uniq()}/{i}", 0) for i in range(10)]))
+    got = c.closed()
+    assert [p.raw for p in got] == [b"\xe0\x01\x95"], got
+
+
+@test(versions=(5,))
+def t09_resend_over_a_new_maximum_packet_size(ctx, v):
+    # A message in flight that the client's new connection takes no more
+    # (a smaller Maximum Packet Size) is dropped as if sent and
+    # acknowledged [MQTT-3.1.2-25]: not sent, and not holding the window
+    # (a Receive Maximum of 1 here) for good.
+    t = uniq()
+    cid = f"shrink{next(_ids)}"
+    keep = [(0x11, 60)]
+    sub = ctx.connected(v, cid, clean=False, p=keep)
+    sub.send(subscribe(v, 1, [(t, 1)]))
+    sub.expect(SUBACK)
+    pub = ctx.connected(v)
+    pub.send(publish(v, t, b"B" * 200, qos=1, pid=1))
+    assert sub.expect(PUBLISH).payload == b"B" * 200
+    sub.close()  # never acknowledged
+    time.sleep(0.2)
+    sub2 = ctx.client(v)
+    assert sub2.connect(cid, clean=False, p=keep + [(0x27, 64), (0x21, 1)]).session_present
+    pub.send(publish(v, t, b"small", qos=1, pid=2))
+    m = sub2.expect(PUBLISH)
+    assert m.payload == b"small" and not m.dup, m
+    sub2.send(ack(PUBACK, m.pid))
+    sub2.send(disconnect(v, 0, [(0x11, 0)]))
+    sub2.closed()
 
 
 @test(versions=(4,))

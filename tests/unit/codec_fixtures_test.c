@@ -379,6 +379,22 @@ Test(fixtures, connack_v311)
 	cr_assert_eq(p.connack.rc, 5);
 }
 
+/* 3.1 has no Session Present: its first byte is reserved, all zero, even
+ * when a session was resumed (the flag exists from 3.1.1 on). */
+Test(fixtures, connack_v31_no_session_present)
+{
+	static const uint8_t want[] = {0x20, 0x02, 0x00, 0x00};
+	struct mqtt_packet p = {.type = MQTT_CONNACK};
+	p.connack.session_present = true;
+	uint8_t buf[16];
+	size_t n = mqtt_encode(&p, MQTT_V31, buf, sizeof(buf));
+	cr_assert_eq(n, sizeof(want));
+	cr_assert_arr_eq(buf, want, sizeof(want), "got %s", hex(buf, n));
+	n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+	cr_assert_arr_eq(buf, connack_v4_present, sizeof(connack_v4_present), "got %s",
+	                 hex(buf, n));
+}
+
 static const uint8_t connack_v5[] = {
     0x20, 0x4C, 0x00, 0x00, 0x49,                      /* 73 bytes */
     0x11, 0x00, 0x00, 0x00, 0x78,                      /* session expiry 120 */

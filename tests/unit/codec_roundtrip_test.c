@@ -163,7 +163,7 @@ static void build(const struct case_ *c, struct mqtt_packet *p)
 		}
 		break;
 	case MQTT_CONNACK:
-		p->connack.session_present = true;
+		p->connack.session_present = c->version != MQTT_V31; /* 3.1.1 on */
 		if (v5)
 			fill_props(&p->connack.props, MQTT_CONNACK);
 		break;

@@ -42,6 +42,7 @@ static const char *const all_keys[] = {
     "queue_qos0",
     "outbox_bytes_max",
     "topic_alias_max",
+    "topic_alias_out_max",
     "topic_length_max",
     "topic_levels_max",
     "subscriptions_max",
@@ -116,6 +117,7 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(queue_qos0);
 	DIFF(outbox_bytes_max);
 	DIFF(topic_alias_max);
+	DIFF(topic_alias_out_max);
 	DIFF(topic_length_max);
 	DIFF(topic_levels_max);
 	DIFF(subscriptions_max);
@@ -849,6 +851,7 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"queue_qos0", "true"},
 	    {"outbox_bytes_max", "3000000"},
 	    {"topic_alias_max", "0"},
+	    {"topic_alias_out_max", "8"},
 	    {"topic_length_max", "1024"},
 	    {"topic_levels_max", "16"},
 	    {"subscriptions_max", "50"},

@@ -305,3 +305,62 @@ Test(session, stuck_oldest_does_not_grow_the_ring)
 	session_free(s);
 	msg_unref(m);
 }
+
+/* ---- outgoing topic aliases (session.h: first sent, first aliased, then fixed) */
+
+Test(alias_out, first_topics_get_aliases_then_the_set_stays)
+{
+	struct alias_out *a = alias_out_new(2);
+	struct mqtt_view x = mqtt_view_str("dev/1/temp"), y = mqtt_view_str("dev/1/hum"),
+	                 z = mqtt_view_str("dev/1/wind");
+	cr_assert_eq(alias_out_find(a, x), 0);
+	cr_assert_eq(alias_out_next(a, x), 1);
+	cr_assert(alias_out_add(a, x));
+	cr_assert_eq(alias_out_find(a, x), 1);
+	cr_assert_eq(alias_out_next(a, y), 2);
+	cr_assert(alias_out_add(a, y));
+	cr_assert_eq(alias_out_find(a, y), 2);
+	cr_assert_eq(alias_out_next(a, z), 0, "the client's maximum is reached");
+	cr_assert_not(alias_out_add(a, z));
+	cr_assert_eq(alias_out_find(a, z), 0);
+	cr_assert_eq(alias_out_find(a, x), 1, "kept");
+	cr_assert_eq(alias_out_find(a, mqtt_view_str("dev/1/tem")), 0, "a prefix is another topic");
+	alias_out_free(a);
+}
+
+Test(alias_out, short_topics_and_the_byte_budget)
+{
+	struct alias_out *a = alias_out_new(1000);
+	cr_assert_eq(alias_out_next(a, mqtt_view_str("abc")), 0, "3 bytes gain nothing");
+	cr_assert_eq(alias_out_next(a, mqtt_view_str("abcd")), 1);
+	static char big[ALIAS_OUT_TEXT_MAX + 2];
+	memset(big, 'b', ALIAS_OUT_TEXT_MAX + 1);
+	cr_assert_eq(alias_out_next(a, mqtt_view_str(big)), 0, "over the budget alone");
+	big[ALIAS_OUT_TEXT_MAX - 4] = '\0';
+	cr_assert(alias_out_add(a, mqtt_view_str(big)));
+	cr_assert(alias_out_add(a, mqtt_view_str("abcd")));
+	cr_assert_eq(alias_out_next(a, mqtt_view_str("abcde")), 0, "the budget is used up");
+	cr_assert_eq(alias_out_find(a, mqtt_view_str(big)), 1);
+	cr_assert_eq(alias_out_find(a, mqtt_view_str("abcd")), 2);
+	alias_out_free(a);
+}
+
+Test(alias_out, many_topics_through_index_growth)
+{
+	struct alias_out *a = alias_out_new(600);
+	char t[32];
+	for (int i = 0; i < 600; i++) {
+		snprintf(t, sizeof(t), "s/%d", i + 1000);
+		cr_assert_eq(alias_out_next(a, mqtt_view_str(t)), i + 1);
+		cr_assert(alias_out_add(a, mqtt_view_str(t)), "add %d", i);
+	}
+	for (int i = 0; i < 600; i++) {
+		snprintf(t, sizeof(t), "s/%d", i + 1000);
+		cr_assert_eq(alias_out_find(a, mqtt_view_str(t)), i + 1, "topic %s", t);
+		snprintf(t, sizeof(t), "s/%d", i + 5000);
+		cr_assert_eq(alias_out_find(a, mqtt_view_str(t)), 0, "never added: %s", t);
+	}
+	cr_assert_eq(alias_out_next(a, mqtt_view_str("s/other")), 0);
+	alias_out_free(a);
+	alias_out_free(NULL);
+}
