@@ -181,7 +181,7 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		goto authorized;
 	}
 	if (c->auth == CONN_AUTH_FAILED) {
-		auth_failed(a, c->peer.addr, peer_len, w->now_ms);
+		auth_failed(a, k, c->peer.addr, peer_len, w->now_ms);
 		LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: wrong password for user \"%.*s\"",
 		            conn_peer(c), conn_listener(w, c), (int)k->username.len,
 		            (const char *)k->username.ptr);

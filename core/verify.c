@@ -14,11 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
 #include "passwd.h"
 
 struct request {
+	uint64_t queued_ms; /* clock_now_ms() at submission */
 	uint16_t worker;
 	uint32_t slot;
 	uint32_t gen;
@@ -35,12 +39,19 @@ struct results { /* one worker's verdicts, oldest first */
 	int event_fd;
 };
 
-struct verify_pool {
-	pthread_mutex_t lock; /* the queue and `stopping` */
-	pthread_cond_t ready;
-	struct request **queue; /* ring of VERIFY_QUEUE_MAX */
+struct lane { /* the checks of the user names hashed to it, oldest first */
+	struct request *ring[VERIFY_LANE_MAX];
 	unsigned head;
 	unsigned len;
+};
+
+struct verify_pool {
+	pthread_mutex_t lock; /* the lanes and `stopping` */
+	pthread_cond_t ready;
+	struct lane *lanes; /* [VERIFY_LANES] */
+	unsigned len;       /* checks waiting in all lanes */
+	unsigned next;      /* the lane whose turn it is */
+	uint64_t seed;      /* of the lane hash: a client cannot aim at another's lane */
 	bool stopping;
 
 	/* The database: checks hold the read side for one hash; a reload
@@ -90,6 +101,31 @@ static void deliver(struct verify_pool *p, const struct request *r, bool ok)
 	}
 }
 
+static void discard(struct request *r)
+{
+	/* The password must not outlive its check in freed memory. */
+	explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+/* The next check in round-robin order over the lanes; p->len > 0, under
+ * p->lock. */
+static struct request *take_next(struct verify_pool *p)
+{
+	for (unsigned i = 0; i < VERIFY_LANES; i++) {
+		struct lane *l = &p->lanes[(p->next + i) % VERIFY_LANES];
+		if (l->len == 0)
+			continue;
+		struct request *r = l->ring[l->head];
+		l->head = (l->head + 1) % VERIFY_LANE_MAX;
+		l->len--;
+		p->len--;
+		p->next = (p->next + i + 1) % VERIFY_LANES;
+		return r;
+	}
+	return NULL; /* not reached: p->len counts the lanes' checks */
+}
+
 static void *pool_main(void *arg)
 {
 	struct verify_pool *p = arg;
@@ -102,15 +138,23 @@ static void *pool_main(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
-		struct request *r = p->queue[p->head];
-		p->head = (p->head + 1) % VERIFY_QUEUE_MAX;
-		p->len--;
+		struct request *r = take_next(p);
+		bool stale = r && clock_now_ms() - r->queued_ms > VERIFY_WAIT_MS;
 		pthread_mutex_unlock(&p->lock);
-		bool ok = check(p, r);
-		deliver(p, r, ok);
-		/* The password must not outlive its check in freed memory. */
-		explicit_bzero(r, sizeof(*r));
-		free(r);
+		if (!r)
+			continue;
+		/* A check that waited this long is for a client that has
+		 * probably given up: a hash for it would only lengthen the
+		 * queue. Its connection is closed by the worker's sweep
+		 * (VERIFY_ANSWER_MS). */
+		if (!stale)
+			deliver(p, r, check(p, r));
+		else
+			LOG_WARN_RL(1,
+			            "password checks: dropped one that waited over %u ms in "
+			            "the queue",
+			            VERIFY_WAIT_MS);
+		discard(r);
 	}
 }
 
@@ -122,11 +166,16 @@ struct verify_pool *verify_start(unsigned threads, unsigned workers, char *err, 
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->ready, NULL);
 	pthread_rwlock_init(&p->db_lock, NULL);
-	p->queue = calloc(VERIFY_QUEUE_MAX, sizeof(*p->queue));
+	p->lanes = calloc(VERIFY_LANES, sizeof(*p->lanes));
 	p->res = calloc(workers, sizeof(*p->res));
 	p->threads = calloc(threads, sizeof(*p->threads));
-	if (!p->queue || !p->res || !p->threads)
+	if (!p->lanes || !p->res || !p->threads)
 		goto oom;
+	if (getrandom(&p->seed, sizeof(p->seed), 0) != sizeof(p->seed)) {
+		snprintf(err, err_len, "password checks: getrandom: %s", strerror(errno));
+		verify_stop(p);
+		return NULL;
+	}
 	p->workers = workers;
 	for (unsigned i = 0; i < workers; i++) {
 		pthread_mutex_init(&p->res[i].lock, NULL);
@@ -167,10 +216,10 @@ void verify_stop(struct verify_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->thread_count; i++)
 		pthread_join(p->threads[i], NULL);
-	for (unsigned i = 0; p->queue && i < p->len; i++) {
-		struct request *r = p->queue[(p->head + i) % VERIFY_QUEUE_MAX];
-		explicit_bzero(r, sizeof(*r));
-		free(r);
+	for (unsigned i = 0; p->lanes && i < VERIFY_LANES; i++) {
+		struct lane *l = &p->lanes[i];
+		for (unsigned j = 0; j < l->len; j++)
+			discard(l->ring[(l->head + j) % VERIFY_LANE_MAX]);
 	}
 	for (unsigned i = 0; p->res && i < p->workers; i++) {
 		free(p->res[i].items);
@@ -179,7 +228,7 @@ void verify_stop(struct verify_pool *p)
 		pthread_mutex_destroy(&p->res[i].lock);
 	}
 	passwd_free(p->db);
-	free(p->queue);
+	free(p->lanes);
 	free(p->res);
 	free(p->threads);
 	pthread_rwlock_destroy(&p->db_lock);
@@ -197,6 +246,18 @@ void verify_set_db(struct verify_pool *p, struct passwd_db *db)
 	passwd_free(old);
 }
 
+/* The lane of a user name: FNV-1a from a random seed, with a final mix. */
+static unsigned lane_of(const struct verify_pool *p, const uint8_t *user, size_t len)
+{
+	uint64_t h = 14695981039346656037u ^ p->seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ user[i]) * 1099511628211u;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdu;
+	h ^= h >> 33;
+	return (unsigned)(h % VERIFY_LANES);
+}
+
 bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32_t gen,
                    const uint8_t *user, size_t user_len, const uint8_t *password,
                    size_t password_len)
@@ -204,6 +265,8 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 	struct request *r = malloc(sizeof(*r));
 	if (!r)
 		return false;
+	unsigned lane = lane_of(p, user, user_len);
+	r->queued_ms = clock_now_ms();
 	r->worker = worker;
 	r->slot = slot;
 	r->gen = gen;
@@ -220,17 +283,17 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 	if (password_len)
 		memcpy(r->cred + user_len, password, password_len);
 	pthread_mutex_lock(&p->lock);
-	bool queued = p->len < VERIFY_QUEUE_MAX && !p->stopping;
+	struct lane *l = &p->lanes[lane];
+	bool queued = l->len < VERIFY_LANE_MAX && !p->stopping;
 	if (queued) {
-		p->queue[(p->head + p->len) % VERIFY_QUEUE_MAX] = r;
+		l->ring[(l->head + l->len) % VERIFY_LANE_MAX] = r;
+		l->len++;
 		p->len++;
 		pthread_cond_signal(&p->ready);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (!queued) {
-		explicit_bzero(r, sizeof(*r));
-		free(r);
-	}
+	if (!queued)
+		discard(r);
 	return queued;
 }
 

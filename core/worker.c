@@ -661,6 +661,8 @@ static void sweep(struct worker *w)
 			continue;
 		if (c->state == CONN_CLOSING)
 			continue;
+		if (c->state == CONN_WAIT_AUTH && w->now_ms < c->deadline_ms + VERIFY_ANSWER_MS)
+			continue; /* its password check is queued, not stalled (verify.h) */
 		if (c->deadline_ms && w->now_ms >= c->deadline_ms) {
 			if (conn_tls_handshaking(w, c)) {
 				/* connect_timeout_ms covers the handshake too: a client

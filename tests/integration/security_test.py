@@ -45,18 +45,25 @@ class Ctx(tap.BrokerCtx):
         return self.start(args)
 
 
-def raw_connect(b, v, cid=None, user=None, password=None, source=None, **kw):
+def raw_client(b, v, source=None):
+    """A connected raw client, from the address source (127.0.0.x) if given."""
+    if source is None:
+        return Client(b.port, v)
+    c = Client.__new__(Client)
+    c.v = v
+    c.buf = bytearray()
+    c.sock = socket.socket()
+    c.sock.settimeout(10)
+    c.sock.bind((source, 0))
+    c.sock.connect(("127.0.0.1", b.port))
+    return c
+
+
+def raw_connect(b, v, cid=None, user=None, password=None, source=None, timeout=10, **kw):
     """(client, CONNACK) of a raw CONNECT."""
-    c = Client(b.port, v) if source is None else Client.__new__(Client)
-    if source is not None:
-        c.v = v
-        c.buf = bytearray()
-        c.sock = socket.socket()
-        c.sock.settimeout(10)
-        c.sock.bind((source, 0))
-        c.sock.connect(("127.0.0.1", b.port))
+    c = raw_client(b, v, source)
     c.send(connect(v, cid or f"sec{next(_ids)}", True, 60, user=user, password=password, **kw))
-    return c, c.expect(CONNACK, timeout=10)
+    return c, c.expect(CONNACK, timeout=timeout)
 
 
 def users(ctx, iterations=1000):
@@ -229,8 +236,8 @@ def s01_passed_credentials_skip_the_hash_until_a_reload(ctx):
 @test
 def s01_failed_authentications_are_limited_per_address(ctx):
     b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
-    for _ in range(3):
-        c, a = raw_connect(b, 5, user="alice", password="guess", source="127.0.0.1")
+    for i in range(3):  # distinct guesses: a repeated one is not counted again
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source="127.0.0.1")
         assert a.rc == 0x86, hex(a.rc)
         c.close()
     c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.1")
@@ -242,6 +249,105 @@ def s01_failed_authentications_are_limited_per_address(ctx):
     c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.2")
     assert a.rc == 0, "another address is not limited"
     c.close()
+
+
+@test
+def s01_remembered_credentials_pass_a_limited_address(ctx):
+    # A NAT: one address, a good client and a guesser behind it.
+    b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
+    nat = "127.0.0.7"
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0
+    c.close()
+    for i in range(3):
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source=nat)
+        assert a.rc == 0x86, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0, f"a credential that passed is not refused by the limiter: {a.rc:#x}"
+    c.close()
+    c, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source=nat)
+    assert a.rc == 0x9F, f"one that was never checked is, over the limit: {a.rc:#x}"
+    c.close()
+    # Guesses over the limit count toward a ceiling (twice the limit), past
+    # which the remembered credential is refused too: the cache is no oracle.
+    for i in range(3, 5):
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source=nat)
+        assert a.rc == 0x9F, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0x9F, f"past the ceiling: {a.rc:#x}"
+    c.close()
+
+
+@test
+def s01_a_retried_wrong_password_does_not_lock_out_its_address(ctx):
+    # A misconfigured device behind a NAT, retrying the same wrong password.
+    b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
+    nat = "127.0.0.8"
+    t = time.monotonic()
+    for _ in range(10):
+        c, a = raw_connect(b, 4, user="alice", password="old password", source=nat)
+        assert a.rc == 0x04, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source=nat)
+    assert a.rc == 0, f"its neighbour is not locked out: {a.rc:#x}"
+    c.close()
+    tap.comment(f"10 retries of one wrong password: {time.monotonic() - t:.3f}s")
+
+
+@test
+def s01_a_queued_check_outlives_the_connect_timeout(ctx):
+    path = os.path.join(ctx.dir, "slow")
+    ctx.passwd("-c", "-b", "-I", "1500000", path, "slow", "pw")  # about a second
+    b = ctx.broker(f"--password-file={path}", "--connect-timeout-ms=200")
+    t = time.monotonic()
+    c, a = raw_connect(b, 5, user="slow", password="pw")
+    took = time.monotonic() - t
+    assert a.rc == 0 and took > 0.3, (hex(a.rc), took)
+    c.close()
+
+
+def brute_force(b, sources, user):
+    """One wrong-password CONNECT from each address, all sent at once; the
+    clients, their answers still to read."""
+    clients = []
+    for i, src in enumerate(sources):
+        c = raw_client(b, 5, src)
+        c.send(connect(5, f"bf{next(_ids)}", True, 60, user=user, password=f"guess{i}"))
+        clients.append(c)
+    return clients
+
+
+@test
+def s01_a_brute_force_from_many_addresses_does_not_lock_out_others(ctx):
+    # 200 addresses guessing alice's password, each under the per-address
+    # limit; bob, from an address of his own, logs in 0.2 s later. Before
+    # the checks were queued per user name, bob's check waited behind all
+    # 200 (about 5 s of hashing here) and the connect timeout closed him.
+    path = users(ctx, iterations=50000)  # ~50 ms a check
+    b = ctx.broker(f"--password-file={path}", "--connect-timeout-ms=3000")
+    t0 = time.monotonic()
+    attackers = brute_force(b, [f"127.0.1.{i}" for i in range(1, 201)], "alice")
+    time.sleep(0.2)
+    t = time.monotonic()
+    bob, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source="127.0.2.1",
+                         timeout=5)
+    bob_s = time.monotonic() - t
+    assert a.rc == 0, hex(a.rc)
+    bob.send(pkt(0xC0, b""))
+    bob.expect(PINGRESP)
+    answers = {}
+    for c in attackers:
+        rc = c.expect(CONNACK, timeout=20).rc
+        answers[rc] = answers.get(rc, 0) + 1
+        c.close()
+    attack_s = time.monotonic() - t0
+    assert set(answers) <= {0x86, 0x89} and answers.get(0x86, 0) >= 32, answers
+    tap.comment(f"bob: CONNACK 0 after {bob_s * 1000:.0f} ms; the 200 guesses: "
+                f"{answers.get(0x86, 0)} checked (0x86), {answers.get(0x89, 0)} server busy "
+                f"(0x89), all answered after {attack_s:.1f}s")
+    bob.close()
 
 
 @test
