@@ -94,6 +94,10 @@ struct auth {
 	pthread_mutex_t rate_lock;         /* accepts, only while a rate is set */
 	struct limit_slot rate[LIMIT_SLOTS];
 	_Atomic uint32_t failures_max; /* per address per minute; 0 = unlimited */
+	/* No password file, and the ACL has rules for user names (so
+	 * tls_identity_as_username is on: load_files): a user name claimed
+	 * in a CONNECT, which nothing can check, is refused. */
+	_Atomic bool unchecked_names_refused;
 	struct verify_pool *verify;
 
 	pthread_mutex_t limit_lock; /* CONNECTs with credentials only: not the publish path */
@@ -119,6 +123,21 @@ static int load_files(const struct config *cfg, struct passwd_db **db, struct ac
 		passwd_free(*db);
 		*db = NULL;
 		snprintf(err, err_len, "acl_file %s", why);
+		return -1;
+	}
+	/* Rules for user names are only as good as what authenticates the
+	 * names: without a password file or client certificates, anyone who
+	 * claims "alice" gets alice's rights. That is a configuration mistake
+	 * (mosquitto accepts it silently), so it is refused. */
+	unsigned line = *acl ? acl_user_line(*acl) : 0;
+	if (line && !cfg->password_file[0] && cfg->tls_identity_as_username == TLS_IDENTITY_NONE) {
+		acl_free(*acl);
+		*acl = NULL;
+		snprintf(err, err_len,
+		         "acl_file %s:%u: a rule for user names, but nothing authenticates them "
+		         "(no password_file, no tls_identity_as_username): any client could claim "
+		         "a user name and get its rights",
+		         cfg->acl_file, line);
 		return -1;
 	}
 	return 0;
@@ -187,6 +206,7 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	}
 	a->workers = workers;
 	set_flags(a, cfg);
+	atomic_init(&a->unchecked_names_refused, acl && acl_user_line(acl) && !a->have_passwords);
 	atomic_init(&a->acl, acl);
 	atomic_init(&a->acl_gen, 1);
 	if (a->have_passwords) {
@@ -204,6 +224,10 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	if (acl)
 		LOG_INFO("%zu ACL rules from %s; what they do not allow is denied",
 		         acl_rule_count(acl), cfg->acl_file);
+	if (atomic_load(&a->unchecked_names_refused))
+		LOG_INFO(
+		    "user names come from client certificates only (tls_identity_as_username, no "
+		    "password_file): a CONNECT claiming a user name without one is refused");
 	return a;
 }
 
@@ -248,6 +272,7 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 	/* The flags are read by workers without a lock: each seen either
 	 * old or new, and both are valid policies. */
 	set_anonymous(a, cfg);
+	atomic_store(&a->unchecked_names_refused, acl && acl_user_line(acl) && !a->have_passwords);
 
 	struct acl *old = atomic_exchange(&a->acl, acl);
 	uint64_t gen = atomic_fetch_add(&a->acl_gen, 1) + 1;
@@ -484,8 +509,15 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 		*rc = MQTT_RC_NOT_AUTHORIZED;
 		return AUTH_REFUSE;
 	}
-	if (!a->have_passwords)
+	if (!a->have_passwords) {
+		if (atomic_load_explicit(&a->unchecked_names_refused, memory_order_relaxed)) {
+			/* Only certificates authenticate here, and this client's
+			 * user name does not come from one. */
+			*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+			return AUTH_REFUSE;
+		}
 		return AUTH_ACCEPT; /* a user name without a password file: a name */
+	}
 	enum limit_state limit = limited(a, peer, peer_len, now_ms);
 	if (!k->has_password) {
 		if (limit == LIMIT_UNDER)

@@ -618,6 +618,35 @@ def s02_startup_refuses_bad_files(ctx):
         assert len(errors) == 1 and path + want in errors[0], r.stderr
 
 
+@test
+def s02_user_rules_need_authenticated_user_names(ctx):
+    # Without a password file nothing checks a claimed user name: an ACL
+    # with rules for user names would give them to anyone.
+    base = [ctx.binary, "--listen=127.0.0.1:0", "--metrics=false"]
+    for text, line in (("topic read public/#\nuser alice\ntopic readwrite home/#\n", 2),
+                       ("topic read public/#\n\npattern read users/%u/#\n", 3)):
+        path = ctx.file("acl", text)
+        r = subprocess.run(base + [f"--acl-file={path}"], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode != 0, r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+        assert len(errors) == 1 and f"{path}:{line}: " in errors[0] and \
+            "nothing authenticates" in errors[0], r.stderr
+    # Rules for client ids and anonymous clients need no passwords.
+    path = ctx.file("acl", "topic read public/#\nclient c1\ntopic write x\n")
+    b = ctx.broker(f"--acl-file={path}")
+    c, a = raw_connect(b, 5, cid="c1", user="anyone")
+    assert a.rc == 0
+    c.send(publish(5, "x", b"1", qos=1, pid=1))
+    assert c.expect(PUBACK).rc == 0
+    c.close()
+    # A reload that would add user rules is refused like a broken file.
+    ctx.file("acl", "user alice\ntopic readwrite #\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"keeping the running configuration")
+    assert b"nothing authenticates" in b.text()
+
+
 # ---- runner -----------------------------------------------------------------
 
 def main():

@@ -384,6 +384,11 @@ def t07_identity_from_the_subject_alt_name(ctx):
     c.send(publish(5, "alice/x", b"1", qos=1, pid=2))
     assert c.expect(PUBACK).rc == 0x87
     c.close()
+    # Only certificates authenticate user names here: one claimed on the
+    # plain listener, which nothing could check, is refused.
+    plain = Client(b.port, 5)
+    assert plain.connect("claim", user="alice.devices.example").rc == 0x86
+    plain.close()
 
 
 # ---- bad input ----------------------------------------------------------------
