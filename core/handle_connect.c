@@ -217,8 +217,14 @@ authorized:
 	if (k->will) {
 		const char *user = k->has_username ? (const char *)k->username.ptr : NULL;
 		if (!auth_publish(w->acl, user, k->username.len, k->client_id, k->will_topic)) {
-			LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: will topic not allowed",
-			            conn_peer(c), conn_listener(w, c));
+			LOG_INFO_RL(LOG_CLIENT_RL,
+			            "refused %s on %s (client \"%.*s\", %s%.*s%s): will topic "
+			            "\"%.*s\" not authorized",
+			            conn_peer(c), conn_listener(w, c), (int)k->client_id.len,
+			            (const char *)k->client_id.ptr, user ? "user \"" : "anonymous",
+			            user ? (int)k->username.len : 0, user ? user : "",
+			            user ? "\"" : "", (int)k->will_topic.len,
+			            (const char *)k->will_topic.ptr);
 			refuse(w, c, k->version, MQTT_RC_NOT_AUTHORIZED);
 			return false;
 		}

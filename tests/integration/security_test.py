@@ -619,6 +619,42 @@ def s02_startup_refuses_bad_files(ctx):
 
 
 @test
+def s02_acl_denials_are_logged(ctx):
+    b = acl_broker(ctx)
+    # 3.1.1 has no code for a refused publish: the log is all there is.
+    bob = login(b, 4, "bob", "pässwörd ✓", cid="bob-4")
+    bob.send(publish(4, "home/alice/lights", b"on"))
+    wait_log(b, b'denied PUBLISH from 127.0.0.1:')
+    assert b'(client "bob-4", user "bob") to "home/alice/lights": not authorized' in b.text()
+    alice = login(b, 5, "alice", "secret1", cid="alice-5")
+    alice.send(subscribe(5, 1, [("other/#", 0)]))
+    assert alice.expect(SUBACK).rcs == [0x87]
+    wait_log(b, b'(client "alice-5", user "alice") to "other/#": not authorized')
+    assert b"denied SUBSCRIBE from 127.0.0.1:" in b.text()
+    anon, a = raw_connect(b, 5, cid="anon-5")
+    anon.send(publish(5, "public/x", b"x", qos=1, pid=1))
+    assert anon.expect(PUBACK).rc == 0x87
+    wait_log(b, b'(client "anon-5", anonymous) to "public/x": not authorized')
+    c, a = raw_connect(b, 5, cid="bob-will", user="bob", password="pässwörd ✓",
+                       will={"topic": "home/alice/x", "payload": b"w"})
+    assert a.rc == 0x87
+    wait_log(b, b'(client "bob-will", user "bob"): will topic "home/alice/x" not authorized')
+    # A flood is rate limited, and the summary says which line it cut.
+    time.sleep(1.0 - time.monotonic() % 1.0)
+    for i in range(120):
+        bob.send(publish(4, f"home/alice/flood{i}", b"x"))
+    bob.send(pkt(0xC0, b""))
+    bob.expect(PINGRESP)
+    time.sleep(1.1)
+    bob.send(publish(4, "home/alice/after", b"x"))
+    wait_log(b, b'to "home/alice/after"')
+    assert b'similar lines suppressed: "denied PUBLISH from %s (client' in b.text(), \
+        b.text()[-3000:].decode(errors="replace")
+    for x in (bob, alice, anon, c):
+        x.close()
+
+
+@test
 def s02_user_rules_need_authenticated_user_names(ctx):
     # Without a password file nothing checks a claimed user name: an ACL
     # with rules for user names would give them to anyone.
