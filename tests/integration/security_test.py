@@ -408,6 +408,24 @@ def s01_passwd_subcommand(ctx):
     c.close()
 
 
+@test
+def s01_passwd_names_a_missing_directory_and_refuses_few_iterations(ctx):
+    path = os.path.join(ctx.dir, "no-such-dir", "passwords")
+    r = ctx.passwd("-c", "-b", path, "u1", "p1", check=False)
+    assert r.returncode == 1, r
+    assert r.stderr == f"starling passwd: {path}: the directory " \
+        f"{os.path.dirname(path)} does not exist\n", r.stderr  # not "pw.Xy12ab: ..."
+    path = os.path.join(ctx.dir, "pw")
+    for n in ("1", "101", "999"):
+        r = ctx.passwd("-c", "-b", "-I", n, path, "u1", "p1", check=False)
+        assert r.returncode == 1 and "too few iterations, at least 1000" in r.stderr, r.stderr
+        assert not os.path.exists(path)
+    r = ctx.passwd("-c", "-b", "-I", "1000", path, "u1", "p1")
+    assert "warning: -I 1000 is weak" in r.stderr, r.stderr
+    r = ctx.passwd("-b", "-I", "10000", path, "u2", "p2")
+    assert r.stderr == "", r.stderr
+
+
 # ---- limits against abuse -------------------------------------------------------
 
 @test
