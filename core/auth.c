@@ -358,9 +358,11 @@ enum limit_state {
 	LIMIT_CEILING, /* everything refused until the minute ends */
 };
 
-static enum limit_state limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t now_ms)
+static enum limit_state limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t now_ms,
+                                uint32_t *failures_out)
 {
 	uint32_t max = a->failures_max;
+	*failures_out = 0;
 	if (max == 0 || len == 0)
 		return LIMIT_UNDER;
 	uint32_t minute = (uint32_t)(now_ms / 60000);
@@ -368,6 +370,7 @@ static enum limit_state limited(struct auth *a, const uint8_t *addr, size_t len,
 	struct limit_slot *s = limit_find(a->limit, addr, len, minute, false);
 	uint32_t failures = s && s->minute == minute ? s->failures : 0;
 	pthread_mutex_unlock(&a->limit_lock);
+	*failures_out = failures;
 	return failures < max                                             ? LIMIT_UNDER
 	       : (uint64_t)failures < (uint64_t)max * LIMIT_CEILING_TIMES ? LIMIT_OVER
 	                                                                  : LIMIT_CEILING;
@@ -518,7 +521,8 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 		}
 		return AUTH_ACCEPT; /* a user name without a password file: a name */
 	}
-	enum limit_state limit = limited(a, peer, peer_len, now_ms);
+	uint32_t failures;
+	enum limit_state limit = limited(a, peer, peer_len, now_ms, &failures);
 	if (!k->has_password) {
 		if (limit == LIMIT_UNDER)
 			auth_failed(a, NULL, peer, peer_len, now_ms);
@@ -545,7 +549,9 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 		*rc = MQTT_RC_CONNECTION_RATE_EXCEEDED;
 		return AUTH_REFUSE;
 	}
-	return AUTH_VERIFY;
+	/* A guesser's second guess waits behind every client that has not
+	 * failed this minute (verify.h). */
+	return failures > 0 ? AUTH_VERIFY_LATER : AUTH_VERIFY;
 }
 
 static bool is_sys(struct mqtt_view topic)

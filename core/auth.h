@@ -42,9 +42,10 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 struct verify_pool *auth_verifier(const struct auth *a);
 
 enum auth_step {
-	AUTH_ACCEPT, /* go on with the CONNECT */
-	AUTH_REFUSE, /* refuse it with *rc */
-	AUTH_VERIFY, /* check the password off the worker, then decide */
+	AUTH_ACCEPT,       /* go on with the CONNECT */
+	AUTH_REFUSE,       /* refuse it with *rc */
+	AUTH_VERIFY,       /* check the password off the worker, then decide */
+	AUTH_VERIFY_LATER, /* the same, after the others: the address failed recently */
 };
 
 /* Where a CONNECT's user name comes from (tls_identity_as_username). */

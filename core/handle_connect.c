@@ -188,8 +188,9 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		refuse(w, c, k->version, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
 		return false;
 	}
-	switch (auth_connect(a, k, w->b->listeners[c->listener].kind, id, c->peer.addr, peer_len,
-	                     w->now_ms, &rc)) {
+	enum auth_step step = auth_connect(a, k, w->b->listeners[c->listener].kind, id,
+	                                   c->peer.addr, peer_len, w->now_ms, &rc);
+	switch (step) {
 	case AUTH_ACCEPT:
 		break;
 	case AUTH_REFUSE:
@@ -201,10 +202,15 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		refuse(w, c, k->version, rc);
 		return false;
 	case AUTH_VERIFY:
+	case AUTH_VERIFY_LATER:
 		if (!verify_submit(auth_verifier(a), w->id, c->slot, c->gen, k->username.ptr,
-		                   k->username.len, k->password.ptr, k->password.len)) {
-			LOG_WARN_RL(1, "refused %s: %u password checks already waiting",
-			            conn_peer(c), VERIFY_QUEUE_MAX);
+		                   k->username.len, k->password.ptr, k->password.len,
+		                   step == AUTH_VERIFY_LATER)) {
+			LOG_WARN_RL(1,
+			            "refused %s: too many password checks waiting (at most %u for "
+			            "user \"%.*s\" and the names sharing its lane, %u in all)",
+			            conn_peer(c), VERIFY_LANE_MAX, (int)k->username.len,
+			            (const char *)k->username.ptr, VERIFY_QUEUE_MAX);
 			refuse(w, c, k->version, MQTT_RC_SERVER_BUSY);
 			return false;
 		}

@@ -48,10 +48,11 @@ struct lane { /* the checks of the user names hashed to it, oldest first */
 struct verify_pool {
 	pthread_mutex_t lock; /* the lanes and `stopping` */
 	pthread_cond_t ready;
-	struct lane *lanes; /* [VERIFY_LANES] */
-	unsigned len;       /* checks waiting in all lanes */
-	unsigned next;      /* the lane whose turn it is */
-	uint64_t seed;      /* of the lane hash: a client cannot aim at another's lane */
+	struct lane *lanes;  /* [2 * VERIFY_LANES]: first the prompt ones, then `later` */
+	unsigned len;        /* checks waiting in all lanes */
+	unsigned len_prompt; /* of them, in the first VERIFY_LANES */
+	unsigned next[2];    /* per kind, the lane whose turn it is */
+	uint64_t seed;       /* of the lane hash: a client cannot aim at another's lane */
 	bool stopping;
 
 	/* The database: checks hold the read side for one hash; a reload
@@ -108,22 +109,26 @@ static void discard(struct request *r)
 	free(r);
 }
 
-/* The next check in round-robin order over the lanes; p->len > 0, under
- * p->lock. */
+/* The next check: round-robin over the prompt lanes, or over the `later`
+ * ones when no prompt check waits; p->len > 0, under p->lock. */
 static struct request *take_next(struct verify_pool *p)
 {
+	unsigned kind = p->len_prompt > 0 ? 0 : 1;
+	struct lane *lanes = p->lanes + kind * VERIFY_LANES;
 	for (unsigned i = 0; i < VERIFY_LANES; i++) {
-		struct lane *l = &p->lanes[(p->next + i) % VERIFY_LANES];
+		unsigned n = (p->next[kind] + i) % VERIFY_LANES;
+		struct lane *l = &lanes[n];
 		if (l->len == 0)
 			continue;
 		struct request *r = l->ring[l->head];
 		l->head = (l->head + 1) % VERIFY_LANE_MAX;
 		l->len--;
 		p->len--;
-		p->next = (p->next + i + 1) % VERIFY_LANES;
+		p->len_prompt -= kind == 0;
+		p->next[kind] = (n + 1) % VERIFY_LANES;
 		return r;
 	}
-	return NULL; /* not reached: p->len counts the lanes' checks */
+	return NULL; /* not reached: the counts say a lane of that kind waits */
 }
 
 static void *pool_main(void *arg)
@@ -166,7 +171,7 @@ struct verify_pool *verify_start(unsigned threads, unsigned workers, char *err, 
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->ready, NULL);
 	pthread_rwlock_init(&p->db_lock, NULL);
-	p->lanes = calloc(VERIFY_LANES, sizeof(*p->lanes));
+	p->lanes = calloc(2 * VERIFY_LANES, sizeof(*p->lanes));
 	p->res = calloc(workers, sizeof(*p->res));
 	p->threads = calloc(threads, sizeof(*p->threads));
 	if (!p->lanes || !p->res || !p->threads)
@@ -216,7 +221,7 @@ void verify_stop(struct verify_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->thread_count; i++)
 		pthread_join(p->threads[i], NULL);
-	for (unsigned i = 0; p->lanes && i < VERIFY_LANES; i++) {
+	for (unsigned i = 0; p->lanes && i < 2 * VERIFY_LANES; i++) {
 		struct lane *l = &p->lanes[i];
 		for (unsigned j = 0; j < l->len; j++)
 			discard(l->ring[(l->head + j) % VERIFY_LANE_MAX]);
@@ -260,12 +265,12 @@ static unsigned lane_of(const struct verify_pool *p, const uint8_t *user, size_t
 
 bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32_t gen,
                    const uint8_t *user, size_t user_len, const uint8_t *password,
-                   size_t password_len)
+                   size_t password_len, bool later)
 {
 	struct request *r = malloc(sizeof(*r));
 	if (!r)
 		return false;
-	unsigned lane = lane_of(p, user, user_len);
+	unsigned lane = lane_of(p, user, user_len) + (later ? VERIFY_LANES : 0);
 	r->queued_ms = clock_now_ms();
 	r->worker = worker;
 	r->slot = slot;
@@ -284,11 +289,12 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 		memcpy(r->cred + user_len, password, password_len);
 	pthread_mutex_lock(&p->lock);
 	struct lane *l = &p->lanes[lane];
-	bool queued = l->len < VERIFY_LANE_MAX && !p->stopping;
+	bool queued = l->len < VERIFY_LANE_MAX && p->len < VERIFY_QUEUE_MAX && !p->stopping;
 	if (queued) {
 		l->ring[(l->head + l->len) % VERIFY_LANE_MAX] = r;
 		l->len++;
 		p->len++;
+		p->len_prompt += !later;
 		pthread_cond_signal(&p->ready);
 	}
 	pthread_mutex_unlock(&p->lock);
