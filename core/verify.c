@@ -104,6 +104,8 @@ static void deliver(struct verify_pool *p, const struct request *r, bool ok)
 
 static void discard(struct request *r)
 {
+	if (!r)
+		return; /* (never; said for the compiler's nonnull check) */
 	/* The password must not outlive its check in freed memory. */
 	explicit_bzero(r, sizeof(*r));
 	free(r);
