@@ -91,6 +91,7 @@ struct acl {
 	size_t section_cap;           /* allocated */
 	uint32_t *slots;              /* hash table: section index + 1, 0 = empty */
 	size_t slot_count;            /* power of two, more than twice the named sections */
+	unsigned user_line;           /* first `user` line or `%u` pattern; 0: none */
 };
 
 /* ---- errors, hashing, small helpers ------------------------------------- */
@@ -379,6 +380,11 @@ bool acl_check(const struct acl *a, const char *user, size_t user_len, const cha
 	return ok;
 }
 
+unsigned acl_user_line(const struct acl *a)
+{
+	return a->user_line;
+}
+
 size_t acl_rule_count(const struct acl *a)
 {
 	assert(a != NULL);
@@ -535,6 +541,8 @@ static int parse_section(struct parser *ps, const char *kw, uint8_t kind, const 
 		       kw, what);
 		return -1;
 	}
+	if (kind == KIND_USER && ps->a->user_line == 0)
+		ps->a->user_line = ps->line;
 	return add_section(ps, kind, rest, rest_len);
 }
 
@@ -627,8 +635,11 @@ static int parse_rule(struct parser *ps, const char *kw, bool pattern, const cha
 	/* %u and %c mean something in patterns only (mosquitto): in a topic
 	 * line they are literal text. */
 	for (size_t i = 0; pattern && i + 1 < filter_len; i++) {
-		if (filter[i] == '%' && filter[i + 1] == 'u')
+		if (filter[i] == '%' && filter[i + 1] == 'u') {
 			p->rule.flags |= RULE_HAS_U;
+			if (ps->a->user_line == 0)
+				ps->a->user_line = ps->line;
+		}
 		if (filter[i] == '%' && filter[i + 1] == 'c')
 			p->rule.flags |= RULE_HAS_C;
 	}

@@ -112,6 +112,11 @@ void acl_free(struct acl *a); /* NULL is fine */
 /* Rules loaded: topic and pattern lines. */
 size_t acl_rule_count(const struct acl *a);
 
+/* The line of the first rule that depends on the user name (a `user`
+ * section or a pattern with %u), 0 if there is none: such rules are only
+ * as good as what authenticates user names (auth.c). */
+unsigned acl_user_line(const struct acl *a);
+
 /*
  * May (user, client_id) do access on topic (a topic name for ACL_PUBLISH and
  * ACL_RECEIVE, a topic filter for ACL_SUBSCRIBE)? user NULL = anonymous. For

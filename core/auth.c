@@ -41,10 +41,17 @@
 #include "verify.h"
 #include "worker.h" /* WORKERS_MAX */
 
-#define LIMIT_SLOTS    4096 /* addresses remembered by the failure limiter */
-#define LIMIT_PROBE    8    /* slots tried per address */
-#define VERIFY_THREADS 2    /* password hashes checked at once */
-#define RELOAD_WAIT_MS 2000 /* how long a reload waits for workers to leave the old ACL */
+#define LIMIT_SLOTS   4096  /* addresses remembered by the failure limiter */
+#define FAILED_SLOTS  4096  /* wrong credentials remembered */
+#define FAILED_TTL_MS 60000 /* how long a wrong credential is remembered */
+/* An address over its failure limit still gets in with a remembered
+ * (cached) credential until it has failed this many times the limit in the
+ * minute: past that, the cache would be an oracle answering its guesses at
+ * HMAC speed, so everything is refused. */
+#define LIMIT_CEILING_TIMES 2
+#define LIMIT_PROBE         8    /* slots tried per address */
+#define VERIFY_THREADS      2    /* password hashes checked at once */
+#define RELOAD_WAIT_MS      2000 /* how long a reload waits for workers to leave the old ACL */
 
 struct limit_slot {
 	uint8_t addr[16];
@@ -62,12 +69,24 @@ struct cache_slot {
 	uint64_t gen; /* cache_gen when stored; 0: empty */
 };
 
+/* A credential that failed a check, the same MAC: the same wrong password
+ * again (a misconfigured device retrying in a loop) is refused without a
+ * hash and is not counted again against its address, so one such device
+ * behind a NAT neither burns the checkers nor locks its neighbours out.
+ * Repeating a wrong guess teaches a guesser nothing. */
+struct failed_slot {
+	uint8_t mac[32];
+	uint64_t gen;      /* cache_gen when stored; 0: empty */
+	uint64_t until_ms; /* forgotten after */
+};
+
 struct auth {
 	bool have_passwords;        /* fixed at start: it decides whether there are threads */
 	pthread_mutex_t cache_lock; /* CONNECTs with credentials only */
 	struct cache_slot *cache;   /* [cache_mask + 1], NULL = no cache */
 	uint32_t cache_mask;
-	uint64_t cache_gen; /* under cache_lock; bumped by reloads */
+	struct failed_slot *failed; /* [FAILED_SLOTS], with passwords only */
+	uint64_t cache_gen;         /* under cache_lock; bumped by reloads */
 	uint8_t cache_key[32];
 	/* Changed by a reload while workers read them: atomics. */
 	_Atomic bool anonymous_ok[AUTH_LISTENER_KINDS]; /* by listener kind */
@@ -75,6 +94,10 @@ struct auth {
 	pthread_mutex_t rate_lock;         /* accepts, only while a rate is set */
 	struct limit_slot rate[LIMIT_SLOTS];
 	_Atomic uint32_t failures_max; /* per address per minute; 0 = unlimited */
+	/* No password file, and the ACL has rules for user names (so
+	 * tls_identity_as_username is on: load_files): a user name claimed
+	 * in a CONNECT, which nothing can check, is refused. */
+	_Atomic bool unchecked_names_refused;
 	struct verify_pool *verify;
 
 	pthread_mutex_t limit_lock; /* CONNECTs with credentials only: not the publish path */
@@ -100,6 +123,21 @@ static int load_files(const struct config *cfg, struct passwd_db **db, struct ac
 		passwd_free(*db);
 		*db = NULL;
 		snprintf(err, err_len, "acl_file %s", why);
+		return -1;
+	}
+	/* Rules for user names are only as good as what authenticates the
+	 * names: without a password file or client certificates, anyone who
+	 * claims "alice" gets alice's rights. That is a configuration mistake
+	 * (mosquitto accepts it silently), so it is refused. */
+	unsigned line = *acl ? acl_user_line(*acl) : 0;
+	if (line && !cfg->password_file[0] && cfg->tls_identity_as_username == TLS_IDENTITY_NONE) {
+		acl_free(*acl);
+		*acl = NULL;
+		snprintf(err, err_len,
+		         "acl_file %s:%u: a rule for user names, but nothing authenticates them "
+		         "(no password_file, no tls_identity_as_username): any client could claim "
+		         "a user name and get its rights",
+		         cfg->acl_file, line);
 		return -1;
 	}
 	return 0;
@@ -139,13 +177,17 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	pthread_mutex_init(&a->rate_lock, NULL);
 	pthread_mutex_init(&a->cache_lock, NULL);
 	a->cache_gen = 1;
-	if (cfg->password_file[0] && cfg->auth_cache_size > 0) {
+	if (cfg->password_file[0]) {
 		uint32_t n = 1;
 		while (n < cfg->auth_cache_size)
 			n <<= 1;
-		a->cache = calloc(n, sizeof(*a->cache));
-		if (!a->cache || RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1) {
+		if (cfg->auth_cache_size > 0)
+			a->cache = calloc(n, sizeof(*a->cache));
+		a->failed = calloc(FAILED_SLOTS, sizeof(*a->failed));
+		if ((cfg->auth_cache_size > 0 && !a->cache) || !a->failed ||
+		    RAND_bytes(a->cache_key, sizeof(a->cache_key)) != 1) {
 			free(a->cache);
+			free(a->failed);
 			free(a);
 			passwd_free(db);
 			acl_free(acl);
@@ -156,6 +198,7 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	}
 	a->workers = workers;
 	set_flags(a, cfg);
+	atomic_init(&a->unchecked_names_refused, acl && acl_user_line(acl) && !a->have_passwords);
 	atomic_init(&a->acl, acl);
 	atomic_init(&a->acl_gen, 1);
 	if (a->have_passwords) {
@@ -173,6 +216,10 @@ struct auth *auth_new(const struct config *cfg, unsigned workers, char *err, siz
 	if (acl)
 		LOG_INFO("%zu ACL rules from %s; what they do not allow is denied",
 		         acl_rule_count(acl), cfg->acl_file);
+	if (atomic_load(&a->unchecked_names_refused))
+		LOG_INFO(
+		    "user names come from client certificates only (tls_identity_as_username, no "
+		    "password_file): a CONNECT claiming a user name without one is refused");
 	return a;
 }
 
@@ -199,6 +246,9 @@ void auth_free(struct auth *a)
 	if (a->cache)
 		OPENSSL_cleanse(a->cache, ((size_t)a->cache_mask + 1) * sizeof(*a->cache));
 	free(a->cache);
+	if (a->failed)
+		OPENSSL_cleanse(a->failed, FAILED_SLOTS * sizeof(*a->failed));
+	free(a->failed);
 	OPENSSL_cleanse(a->cache_key, sizeof(a->cache_key));
 	free(a);
 }
@@ -225,6 +275,7 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 	/* The flags are read by workers without a lock: each seen either
 	 * old or new, and both are valid policies. */
 	set_anonymous(a, cfg);
+	atomic_store(&a->unchecked_names_refused, acl && acl_user_line(acl) && !a->have_passwords);
 
 	struct acl *old = atomic_exchange(&a->acl, acl);
 	uint64_t gen = atomic_fetch_add(&a->acl_gen, 1) + 1;
@@ -304,16 +355,28 @@ static struct limit_slot *limit_find(struct limit_slot *table, const uint8_t *ad
 	return spare;
 }
 
-static bool limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t now_ms)
+enum limit_state {
+	LIMIT_UNDER,   /* checks as usual */
+	LIMIT_OVER,    /* only remembered credentials; the rest refused unchecked */
+	LIMIT_CEILING, /* everything refused until the minute ends */
+};
+
+static enum limit_state limited(struct auth *a, const uint8_t *addr, size_t len, uint64_t now_ms,
+                                uint32_t *failures_out)
 {
-	if (a->failures_max == 0 || len == 0)
-		return false;
+	uint32_t max = a->failures_max;
+	*failures_out = 0;
+	if (max == 0 || len == 0)
+		return LIMIT_UNDER;
 	uint32_t minute = (uint32_t)(now_ms / 60000);
 	pthread_mutex_lock(&a->limit_lock);
 	struct limit_slot *s = limit_find(a->limit, addr, len, minute, false);
-	bool over = s && s->minute == minute && s->failures >= a->failures_max;
+	uint32_t failures = s && s->minute == minute ? s->failures : 0;
 	pthread_mutex_unlock(&a->limit_lock);
-	return over;
+	*failures_out = failures;
+	return failures < max                                             ? LIMIT_UNDER
+	       : (uint64_t)failures < (uint64_t)max * LIMIT_CEILING_TIMES ? LIMIT_OVER
+	                                                                  : LIMIT_CEILING;
 }
 
 bool auth_accept_allowed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
@@ -337,7 +400,7 @@ bool auth_accept_allowed(struct auth *a, const uint8_t *peer, size_t peer_len, u
 	return ok;
 }
 
-void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
+static void count_failure(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms)
 {
 	if (a->failures_max == 0 || peer_len == 0)
 		return;
@@ -354,6 +417,8 @@ void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t 
 
 static bool cred_mac(const struct auth *a, const struct mqtt_connect *k, uint8_t mac[32])
 {
+	if (!a->failed)
+		return false; /* no password file: no key */
 	uint8_t buf[1024];
 	size_t n = k->username.len + 1 + k->password.len;
 	if (n > sizeof(buf))
@@ -367,18 +432,51 @@ static bool cred_mac(const struct auth *a, const struct mqtt_connect *k, uint8_t
 	return ok;
 }
 
-static bool cache_hit(struct auth *a, const struct mqtt_connect *k)
+static bool cache_hit(struct auth *a, const uint8_t mac[32])
 {
-	uint8_t mac[32];
-	if (!a->cache || !cred_mac(a, k, mac))
+	if (!a->cache)
 		return false;
 	uint32_t i;
 	memcpy(&i, mac, sizeof(i));
 	pthread_mutex_lock(&a->cache_lock);
 	const struct cache_slot *s = &a->cache[i & a->cache_mask];
-	bool hit = s->gen == a->cache_gen && CRYPTO_memcmp(s->mac, mac, sizeof(mac)) == 0;
+	bool hit = s->gen == a->cache_gen && CRYPTO_memcmp(s->mac, mac, 32) == 0;
 	pthread_mutex_unlock(&a->cache_lock);
 	return hit;
+}
+
+/* The slot of a MAC in the table of wrong credentials: the MAC's second
+ * word, so it is independent of the positive cache's slot. */
+static struct failed_slot *failed_slot(struct auth *a, const uint8_t mac[32])
+{
+	uint32_t i;
+	memcpy(&i, mac + 4, sizeof(i));
+	return &a->failed[i % FAILED_SLOTS];
+}
+
+static bool failed_hit(struct auth *a, const uint8_t mac[32], uint64_t now_ms)
+{
+	pthread_mutex_lock(&a->cache_lock);
+	const struct failed_slot *s = failed_slot(a, mac);
+	bool hit =
+	    s->gen == a->cache_gen && now_ms < s->until_ms && CRYPTO_memcmp(s->mac, mac, 32) == 0;
+	pthread_mutex_unlock(&a->cache_lock);
+	return hit;
+}
+
+void auth_failed(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer, size_t peer_len,
+                 uint64_t now_ms)
+{
+	uint8_t mac[32];
+	if (a->failed && k && k->has_password && cred_mac(a, k, mac)) {
+		pthread_mutex_lock(&a->cache_lock);
+		struct failed_slot *s = failed_slot(a, mac);
+		memcpy(s->mac, mac, sizeof(mac));
+		s->gen = a->cache_gen;
+		s->until_ms = now_ms + FAILED_TTL_MS;
+		pthread_mutex_unlock(&a->cache_lock);
+	}
+	count_failure(a, peer, peer_len, now_ms);
 }
 
 void auth_passed(struct auth *a, const struct mqtt_connect *k)
@@ -417,18 +515,46 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 		*rc = MQTT_RC_NOT_AUTHORIZED;
 		return AUTH_REFUSE;
 	}
-	if (!a->have_passwords)
+	if (!a->have_passwords) {
+		if (atomic_load_explicit(&a->unchecked_names_refused, memory_order_relaxed)) {
+			/* Only certificates authenticate here, and this client's
+			 * user name does not come from one. */
+			*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+			return AUTH_REFUSE;
+		}
 		return AUTH_ACCEPT; /* a user name without a password file: a name */
-	if (limited(a, peer, peer_len, now_ms)) {
+	}
+	uint32_t failures;
+	enum limit_state limit = limited(a, peer, peer_len, now_ms, &failures);
+	if (!k->has_password) {
+		if (limit == LIMIT_UNDER)
+			auth_failed(a, NULL, peer, peer_len, now_ms);
+		*rc = limit == LIMIT_UNDER ? MQTT_RC_BAD_USERNAME_OR_PASSWORD
+		                           : MQTT_RC_CONNECTION_RATE_EXCEEDED;
+		return AUTH_REFUSE;
+	}
+	uint8_t mac[32];
+	bool have_mac = cred_mac(a, k, mac);
+	/* A credential that passed recently is right: the failure limiter,
+	 * which is there to slow guessing, does not stand in its way (a bad
+	 * client behind the same NAT must not lock out the good ones), up to
+	 * the ceiling (LIMIT_CEILING_TIMES). */
+	if (have_mac && limit != LIMIT_CEILING && cache_hit(a, mac))
+		return AUTH_ACCEPT;
+	if (have_mac && failed_hit(a, mac, now_ms)) {
+		*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD; /* known wrong: not counted again */
+		return AUTH_REFUSE;
+	}
+	if (limit != LIMIT_UNDER) {
+		/* A guess over the limit, refused unchecked; it counts toward
+		 * the ceiling. */
+		count_failure(a, peer, peer_len, now_ms);
 		*rc = MQTT_RC_CONNECTION_RATE_EXCEEDED;
 		return AUTH_REFUSE;
 	}
-	if (!k->has_password) {
-		auth_failed(a, peer, peer_len, now_ms);
-		*rc = MQTT_RC_BAD_USERNAME_OR_PASSWORD;
-		return AUTH_REFUSE;
-	}
-	return cache_hit(a, k) ? AUTH_ACCEPT : AUTH_VERIFY;
+	/* A guesser's second guess waits behind every client that has not
+	 * failed this minute (verify.h). */
+	return failures > 0 ? AUTH_VERIFY_LATER : AUTH_VERIFY;
 }
 
 static bool is_sys(struct mqtt_view topic)

@@ -45,9 +45,10 @@ int auth_reload(struct auth *a, const struct config *cfg, char *err, size_t err_
 struct verify_pool *auth_verifier(const struct auth *a);
 
 enum auth_step {
-	AUTH_ACCEPT, /* go on with the CONNECT */
-	AUTH_REFUSE, /* refuse it with *rc */
-	AUTH_VERIFY, /* check the password off the worker, then decide */
+	AUTH_ACCEPT,       /* go on with the CONNECT */
+	AUTH_REFUSE,       /* refuse it with *rc */
+	AUTH_VERIFY,       /* check the password off the worker, then decide */
+	AUTH_VERIFY_LATER, /* the same, after the others: the address failed recently */
 };
 
 /* Where a CONNECT's user name comes from (tls_identity_as_username). */
@@ -72,8 +73,11 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 bool auth_accept_allowed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
 /* A password check passed: remember the credential (auth_cache_size). */
 void auth_passed(struct auth *a, const struct mqtt_connect *k);
-/* A password check failed: count it against the address. */
-void auth_failed(struct auth *a, const uint8_t *peer, size_t peer_len, uint64_t now_ms);
+/* A password check failed: count it against the address, and remember the
+ * credential (k, NULL: none) as wrong for a minute, so that the same one
+ * again is refused without a hash and without counting again. */
+void auth_failed(struct auth *a, const struct mqtt_connect *k, const uint8_t *peer, size_t peer_len,
+                 uint64_t now_ms);
 
 /* The ACL for this loop turn (NULL: no ACL file, everything is allowed).
  * held and *gen_inout are what the worker used last turn (NULL and 0 at

@@ -174,7 +174,8 @@ static const struct directive directives[] = {
          "auto = yes unless a password file or client certificates (tls_ca_file) are set"),
     PATH(acl_file, "",
          "who may publish, subscribe and receive what (mosquitto's acl_file format); once set, "
-         "what it does not allow is denied; SIGHUP rereads it"),
+         "what it does not allow is denied; rules for user names need password_file or "
+         "tls_identity_as_username; SIGHUP rereads it"),
     ENUM(tls_allow_anonymous, inherit_names, "inherit",
          "allow_anonymous for the tls_listen addresses; inherit = as allow_anonymous"),
     ENUM(ws_allow_anonymous, inherit_names, "inherit",
@@ -187,7 +188,9 @@ static const struct directive directives[] = {
         "0 = check every CONNECT"),
     U32(auth_failures_per_minute, "10", 0, 1000000, NULL,
         "failed authentications accepted from one address per minute; past it that address's "
-        "CONNECTs are refused without checking (5.0: 0x9F); 0 = no limit"),
+        "CONNECTs are refused without checking (5.0: 0x9F), except credentials that passed "
+        "recently, until twice the limit; a wrong password retried is not counted again; "
+        "0 = no limit"),
 
     /* TLS */
     ADDR_LIST_OPT(tls_listen, "",

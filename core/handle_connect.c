@@ -232,15 +232,16 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		goto authorized;
 	}
 	if (c->auth == CONN_AUTH_FAILED) {
-		auth_failed(a, c->peer.addr, peer_len, w->now_ms);
+		auth_failed(a, k, c->peer.addr, peer_len, w->now_ms);
 		LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: wrong password for user \"%.*s\"",
 		            conn_peer(c), conn_listener(w, c), (int)k->username.len,
 		            (const char *)k->username.ptr);
 		refuse(w, c, k->version, MQTT_RC_BAD_USERNAME_OR_PASSWORD);
 		return false;
 	}
-	switch (auth_connect(a, k, w->b->listeners[c->listener].kind, id, c->peer.addr, peer_len,
-	                     w->now_ms, &rc)) {
+	enum auth_step step = auth_connect(a, k, w->b->listeners[c->listener].kind, id,
+	                                   c->peer.addr, peer_len, w->now_ms, &rc);
+	switch (step) {
 	case AUTH_ACCEPT:
 		break;
 	case AUTH_REFUSE:
@@ -252,10 +253,15 @@ static bool authenticate(struct worker *w, struct conn *c, const struct mqtt_con
 		refuse(w, c, k->version, rc);
 		return false;
 	case AUTH_VERIFY:
+	case AUTH_VERIFY_LATER:
 		if (!verify_submit(auth_verifier(a), w->id, c->slot, c->gen, k->username.ptr,
-		                   k->username.len, k->password.ptr, k->password.len)) {
-			LOG_WARN_RL(1, "refused %s: %u password checks already waiting",
-			            conn_peer(c), VERIFY_QUEUE_MAX);
+		                   k->username.len, k->password.ptr, k->password.len,
+		                   step == AUTH_VERIFY_LATER)) {
+			LOG_WARN_RL(1,
+			            "refused %s: too many password checks waiting (at most %u for "
+			            "user \"%.*s\" and the names sharing its lane, %u in all)",
+			            conn_peer(c), VERIFY_LANE_MAX, (int)k->username.len,
+			            (const char *)k->username.ptr, VERIFY_QUEUE_MAX);
 			refuse(w, c, k->version, MQTT_RC_SERVER_BUSY);
 			return false;
 		}
@@ -268,8 +274,14 @@ authorized:
 	if (k->will) {
 		const char *user = k->has_username ? (const char *)k->username.ptr : NULL;
 		if (!auth_publish(w->acl, user, k->username.len, k->client_id, k->will_topic)) {
-			LOG_INFO_RL(LOG_CLIENT_RL, "refused %s on %s: will topic not allowed",
-			            conn_peer(c), conn_listener(w, c));
+			LOG_INFO_RL(LOG_CLIENT_RL,
+			            "refused %s on %s (client \"%.*s\", %s%.*s%s): will topic "
+			            "\"%.*s\" not authorized",
+			            conn_peer(c), conn_listener(w, c), (int)k->client_id.len,
+			            (const char *)k->client_id.ptr, user ? "user \"" : "anonymous",
+			            user ? (int)k->username.len : 0, user ? user : "",
+			            user ? "\"" : "", (int)k->will_topic.len,
+			            (const char *)k->will_topic.ptr);
 			refuse(w, c, k->version, MQTT_RC_NOT_AUTHORIZED);
 			return false;
 		}

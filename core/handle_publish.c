@@ -87,8 +87,16 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 	size_t ulen;
 	const char *user = session_username(s, &ulen);
 	if (!auth_publish(w->acl, user, ulen, cid, topic)) {
-		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it. */
+		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it,
+		 * so the log is where the operator (and the client's owner)
+		 * learns of it. */
 		w->st.drops_denied++;
+		LOG_INFO_RL(LOG_CLIENT_RL,
+		            "denied PUBLISH from %s (client \"%s\", %s%.*s%s) to \"%.*s\": not "
+		            "authorized",
+		            conn_peer(c), s->client_id, user ? "user \"" : "anonymous",
+		            user ? (int)ulen : 0, user ? user : "", user ? "\"" : "",
+		            (int)topic.len, (const char *)topic.ptr);
 		if (p->qos > 0)
 			ack(w, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 			    MQTT_RC_NOT_AUTHORIZED);

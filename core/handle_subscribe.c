@@ -56,8 +56,16 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			else if (e.filter.len > cfg->topic_length_max ||
 			         mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
 				rc = MQTT_RC_TOPIC_FILTER_INVALID;
-			else if (!auth_subscribe(w->acl, user, ulen, cid, e.filter))
+			else if (!auth_subscribe(w->acl, user, ulen, cid, e.filter)) {
 				rc = MQTT_RC_NOT_AUTHORIZED;
+				LOG_INFO_RL(LOG_CLIENT_RL,
+				            "denied SUBSCRIBE from %s (client \"%s\", %s%.*s%s) to "
+				            "\"%.*s\": not authorized",
+				            conn_peer(c), s->client_id,
+				            user ? "user \"" : "anonymous", user ? (int)ulen : 0,
+				            user ? user : "", user ? "\"" : "", (int)e.filter.len,
+				            (const char *)e.filter.ptr);
+			}
 		}
 		if (rc == MQTT_RC_SUCCESS) {
 			uint8_t qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos;

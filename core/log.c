@@ -201,14 +201,19 @@ bool log_ratelimit_at(struct log_ratelimit *rl, uint32_t per_second, uint64_t no
 	return false;
 }
 
-bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t per_second)
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t per_second, const char *what)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	uint32_t suppressed;
 	bool ok = log_ratelimit_at(rl, per_second, ms, &suppressed);
-	if (suppressed > 0 && log_enabled(LOG_WARN))
-		log_msg(LOG_WARN, "%u similar lines suppressed", suppressed);
+	if (suppressed > 0 && log_enabled(LOG_WARN)) {
+		const char *cut = rl->what ? rl->what : "";
+		log_msg(LOG_WARN, "%u similar lines suppressed: \"%.*s%s\"", suppressed,
+		        LOG_RL_WHAT_MAX, cut, strlen(cut) > LOG_RL_WHAT_MAX ? "..." : "");
+	}
+	if (!ok)
+		rl->what = what;
 	return ok;
 }

@@ -54,15 +54,21 @@ __attribute__((format(printf, 2, 0))) void log_vmsg(enum log_level level, const 
  * Flood control for lines a client can trigger at will. The state belongs to
  * one thread (declare it _Thread_local or in a per-worker struct). At most
  * per_second lines pass per one-second window; the first call after a window
- * with suppressed lines writes "N similar lines suppressed" at warn level.
+ * with suppressed lines writes, at warn level, which line it was:
+ * `12 similar lines suppressed: "refused %s on %s: %s (0x%02X)"` (the call
+ * site's format, its first LOG_RL_WHAT_MAX bytes).
  */
+#define LOG_RL_WHAT_MAX 120
 struct log_ratelimit {
 	uint64_t window_start_ms; /* CLOCK_MONOTONIC ms when the window opened */
 	uint32_t passed;          /* lines let through in this window */
 	uint32_t suppressed;      /* lines refused in this window */
+	const char *what;         /* the last refused line's format (a literal) */
 };
 
-bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t per_second);
+/* what: the format of the line being limited (a string that outlives rl:
+ * the macros pass their literal), named by the summary. */
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t per_second, const char *what);
 
 /* The same decision at an explicit time, for tests: returns whether the line
  * may pass and stores in *suppressed_out how many lines the window that just
@@ -72,10 +78,12 @@ bool log_ratelimit_at(struct log_ratelimit *rl, uint32_t per_second, uint64_t no
 
 /* LOG_WARN_RL(10, "bad packet from %s", id): at most 10 per second per call
  * site and thread. */
+#define LOG_FIRST_(first, ...) first
 #define LOG_AT_RL(level, per_second, ...)                                                          \
 	do {                                                                                       \
 		static _Thread_local struct log_ratelimit log_rl_;                                 \
-		if (log_enabled(level) && log_ratelimit_ok(&log_rl_, (per_second)))                \
+		if (log_enabled(level) &&                                                          \
+		    log_ratelimit_ok(&log_rl_, (per_second), LOG_FIRST_(__VA_ARGS__, "")))         \
 			log_msg(level, __VA_ARGS__);                                               \
 	} while (0)
 /* Lines about one client's connection (connected, refused, closing, why):

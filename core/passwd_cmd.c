@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  -D             delete USER from FILE\n"
     "  -b             batch mode: PASSWORD is the third argument (visible to\n"
     "                 other local users in the process list while it runs)\n"
-    "  -I ITERATIONS  PBKDF2-SHA512 rounds for the new hash (default 100000)\n"
+    "  -I ITERATIONS  PBKDF2-SHA512 rounds for the new hash (default 100000,\n"
+    "                 at least 1000; below 10000 is weak and warned about)\n"
     "  -h             print this help\n"
     "\n"
     "Without -b the password is read twice from the terminal without echo, or\n"
@@ -51,6 +52,16 @@ static const char usage_text[] =
     "atomically and left with mode 0600.\n";
 
 _Static_assert(PASSWD_ITERATIONS_DEFAULT == 100000, "usage_text names the default");
+
+/* The fewest PBKDF2 rounds `starling passwd` writes. A hash is there to
+ * make a stolen file expensive to attack; one round (or mosquitto_passwd's
+ * 101) makes each guess about as cheap as a plain salted SHA-512. 1000 is
+ * still fast enough for tests; below PASSWD_ITERATIONS_WARN a warning says
+ * it is weak. (Files from mosquitto with fewer rounds are still read.) */
+#define PASSWD_ITERATIONS_MIN  1000
+#define PASSWD_ITERATIONS_WARN 10000
+_Static_assert(PASSWD_ITERATIONS_MIN == 1000 && PASSWD_ITERATIONS_WARN == 10000,
+               "usage_text names the floor and the warning");
 
 struct opts {
 	bool create;         /* -c */
@@ -114,6 +125,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (!parse_uint(argv[++i], 1, PASSWD_ITERATIONS_MAX, &o->iterations))
 				return fail("-I: \"%s\" is not a number 1..%d", argv[i],
 				            PASSWD_ITERATIONS_MAX);
+			if (o->iterations < PASSWD_ITERATIONS_MIN)
+				return fail("-I %u: too few iterations, at least %d (default %d): "
+				            "fewer make a stolen password file cheap to attack",
+				            o->iterations, PASSWD_ITERATIONS_MIN,
+				            PASSWD_ITERATIONS_DEFAULT);
+			if (o->iterations < PASSWD_ITERATIONS_WARN)
+				fprintf(stderr,
+				        "starling passwd: warning: -I %u is weak (default %d); "
+				        "fine for tests, not for a file that could be stolen\n",
+				        o->iterations, PASSWD_ITERATIONS_DEFAULT);
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			fputs(usage_text, stdout);
 			return 2;
@@ -332,9 +353,23 @@ static int write_file(const char *path, const char *text, size_t len, const stru
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
 		return fail("%s: path too long", path);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
 	int fd = mkstemp(tmp); /* same directory: rename stays within one file system */
-	if (fd < 0)
-		return fail("%s: cannot create a temporary file: %s", tmp, strerror(errno));
+	if (fd < 0) {
+		/* Name what the operator wrote, not the random temporary name. */
+		int e = errno;
+		if (e == ENOENT || e == ENOTDIR)
+			return fail("%s: the directory %s does not exist", path, dir);
+		return fail("%s: cannot create a file in %s: %s", path, dir, strerror(e));
+	}
 	const char *step;
 	if (fchmod(fd, 0600) != 0) {
 		step = "chmod";
@@ -364,15 +399,6 @@ static int write_file(const char *path, const char *text, size_t len, const stru
 	}
 
 	/* The rename is durable once the directory is on disk too. */
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-	else
-		snprintf(dir, sizeof(dir), ".");
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) != 0) {
 		int e = errno;
@@ -388,7 +414,8 @@ fail:;
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
-	return fail("%s: %s: %s; the file is unchanged", tmp, step, strerror(e));
+	return fail("%s: %s of the new file (%s): %s; the file is unchanged", path, step, tmp,
+	            strerror(e));
 }
 
 int passwd_main(int argc, char **argv)

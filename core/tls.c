@@ -75,13 +75,15 @@ static const char *take_error(char *buf, size_t len)
 }
 
 /* An encrypted key would make OpenSSL ask for a passphrase on the terminal:
- * refuse instead. */
+ * refuse instead, and note (u: a bool, or NULL) that it was asked, so the
+ * error can say why rather than OpenSSL's "interrupted or cancelled". */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	(void)buf;
 	(void)size;
 	(void)rwflag;
-	(void)u;
+	if (u)
+		*(bool *)u = true;
 	return -1;
 }
 
@@ -124,7 +126,19 @@ struct ssl_ctx_st *tls_ctx_build(const struct config *cfg, char *err, size_t err
 	}
 	if (!readable("tls_key_file", cfg->tls_key_file, err, err_len))
 		goto fail;
+	bool encrypted = false;
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
 	bool loaded = SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) == 1;
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* &encrypted ends here */
+	if (!loaded && encrypted) {
+		ERR_clear_error();
+		snprintf(err, err_len,
+		         "tls_key_file %s: the key is encrypted, and encrypted keys are not "
+		         "supported (nobody could type its passphrase at a restart); decrypt it "
+		         "with `openssl pkey -in %s -out NEW_FILE` and keep that file mode 0600",
+		         cfg->tls_key_file, cfg->tls_key_file);
+		goto fail;
+	}
 	unsigned long e = ERR_peek_error();
 	/* OpenSSL's "key values mismatch" does not say with what. */
 	bool mismatch = loaded ? SSL_CTX_check_private_key(ctx) != 1

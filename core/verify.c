@@ -14,11 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "log.h"
 #include "passwd.h"
 
 struct request {
+	uint64_t queued_ms; /* clock_now_ms() at submission */
 	uint16_t worker;
 	uint32_t slot;
 	uint32_t gen;
@@ -35,12 +39,20 @@ struct results { /* one worker's verdicts, oldest first */
 	int event_fd;
 };
 
-struct verify_pool {
-	pthread_mutex_t lock; /* the queue and `stopping` */
-	pthread_cond_t ready;
-	struct request **queue; /* ring of VERIFY_QUEUE_MAX */
+struct lane { /* the checks of the user names hashed to it, oldest first */
+	struct request *ring[VERIFY_LANE_MAX];
 	unsigned head;
 	unsigned len;
+};
+
+struct verify_pool {
+	pthread_mutex_t lock; /* the lanes and `stopping` */
+	pthread_cond_t ready;
+	struct lane *lanes;  /* [2 * VERIFY_LANES]: first the prompt ones, then `later` */
+	unsigned len;        /* checks waiting in all lanes */
+	unsigned len_prompt; /* of them, in the first VERIFY_LANES */
+	unsigned next[2];    /* per kind, the lane whose turn it is */
+	uint64_t seed;       /* of the lane hash: a client cannot aim at another's lane */
 	bool stopping;
 
 	/* The database: checks hold the read side for one hash; a reload
@@ -90,6 +102,37 @@ static void deliver(struct verify_pool *p, const struct request *r, bool ok)
 	}
 }
 
+static void discard(struct request *r)
+{
+	if (!r)
+		return; /* (never; said for the compiler's nonnull check) */
+	/* The password must not outlive its check in freed memory. */
+	explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+/* The next check: round-robin over the prompt lanes, or over the `later`
+ * ones when no prompt check waits; p->len > 0, under p->lock. */
+static struct request *take_next(struct verify_pool *p)
+{
+	unsigned kind = p->len_prompt > 0 ? 0 : 1;
+	struct lane *lanes = p->lanes + kind * VERIFY_LANES;
+	for (unsigned i = 0; i < VERIFY_LANES; i++) {
+		unsigned n = (p->next[kind] + i) % VERIFY_LANES;
+		struct lane *l = &lanes[n];
+		if (l->len == 0)
+			continue;
+		struct request *r = l->ring[l->head];
+		l->head = (l->head + 1) % VERIFY_LANE_MAX;
+		l->len--;
+		p->len--;
+		p->len_prompt -= kind == 0;
+		p->next[kind] = (n + 1) % VERIFY_LANES;
+		return r;
+	}
+	return NULL; /* not reached: the counts say a lane of that kind waits */
+}
+
 static void *pool_main(void *arg)
 {
 	struct verify_pool *p = arg;
@@ -102,15 +145,23 @@ static void *pool_main(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
-		struct request *r = p->queue[p->head];
-		p->head = (p->head + 1) % VERIFY_QUEUE_MAX;
-		p->len--;
+		struct request *r = take_next(p);
+		bool stale = r && clock_now_ms() - r->queued_ms > VERIFY_WAIT_MS;
 		pthread_mutex_unlock(&p->lock);
-		bool ok = check(p, r);
-		deliver(p, r, ok);
-		/* The password must not outlive its check in freed memory. */
-		explicit_bzero(r, sizeof(*r));
-		free(r);
+		if (!r)
+			continue;
+		/* A check that waited this long is for a client that has
+		 * probably given up: a hash for it would only lengthen the
+		 * queue. Its connection is closed by the worker's sweep
+		 * (VERIFY_ANSWER_MS). */
+		if (!stale)
+			deliver(p, r, check(p, r));
+		else
+			LOG_WARN_RL(1,
+			            "password checks: dropped one that waited over %u ms in "
+			            "the queue",
+			            VERIFY_WAIT_MS);
+		discard(r);
 	}
 }
 
@@ -122,11 +173,16 @@ struct verify_pool *verify_start(unsigned threads, unsigned workers, char *err, 
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->ready, NULL);
 	pthread_rwlock_init(&p->db_lock, NULL);
-	p->queue = calloc(VERIFY_QUEUE_MAX, sizeof(*p->queue));
+	p->lanes = calloc(2 * VERIFY_LANES, sizeof(*p->lanes));
 	p->res = calloc(workers, sizeof(*p->res));
 	p->threads = calloc(threads, sizeof(*p->threads));
-	if (!p->queue || !p->res || !p->threads)
+	if (!p->lanes || !p->res || !p->threads)
 		goto oom;
+	if (getrandom(&p->seed, sizeof(p->seed), 0) != sizeof(p->seed)) {
+		snprintf(err, err_len, "password checks: getrandom: %s", strerror(errno));
+		verify_stop(p);
+		return NULL;
+	}
 	p->workers = workers;
 	for (unsigned i = 0; i < workers; i++) {
 		pthread_mutex_init(&p->res[i].lock, NULL);
@@ -167,10 +223,10 @@ void verify_stop(struct verify_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (unsigned i = 0; i < p->thread_count; i++)
 		pthread_join(p->threads[i], NULL);
-	for (unsigned i = 0; p->queue && i < p->len; i++) {
-		struct request *r = p->queue[(p->head + i) % VERIFY_QUEUE_MAX];
-		explicit_bzero(r, sizeof(*r));
-		free(r);
+	for (unsigned i = 0; p->lanes && i < 2 * VERIFY_LANES; i++) {
+		struct lane *l = &p->lanes[i];
+		for (unsigned j = 0; j < l->len; j++)
+			discard(l->ring[(l->head + j) % VERIFY_LANE_MAX]);
 	}
 	for (unsigned i = 0; p->res && i < p->workers; i++) {
 		free(p->res[i].items);
@@ -179,7 +235,7 @@ void verify_stop(struct verify_pool *p)
 		pthread_mutex_destroy(&p->res[i].lock);
 	}
 	passwd_free(p->db);
-	free(p->queue);
+	free(p->lanes);
 	free(p->res);
 	free(p->threads);
 	pthread_rwlock_destroy(&p->db_lock);
@@ -197,13 +253,27 @@ void verify_set_db(struct verify_pool *p, struct passwd_db *db)
 	passwd_free(old);
 }
 
+/* The lane of a user name: FNV-1a from a random seed, with a final mix. */
+static unsigned lane_of(const struct verify_pool *p, const uint8_t *user, size_t len)
+{
+	uint64_t h = 14695981039346656037u ^ p->seed;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ user[i]) * 1099511628211u;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdu;
+	h ^= h >> 33;
+	return (unsigned)(h % VERIFY_LANES);
+}
+
 bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32_t gen,
                    const uint8_t *user, size_t user_len, const uint8_t *password,
-                   size_t password_len)
+                   size_t password_len, bool later)
 {
 	struct request *r = malloc(sizeof(*r));
 	if (!r)
 		return false;
+	unsigned lane = lane_of(p, user, user_len) + (later ? VERIFY_LANES : 0);
+	r->queued_ms = clock_now_ms();
 	r->worker = worker;
 	r->slot = slot;
 	r->gen = gen;
@@ -220,17 +290,18 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 	if (password_len)
 		memcpy(r->cred + user_len, password, password_len);
 	pthread_mutex_lock(&p->lock);
-	bool queued = p->len < VERIFY_QUEUE_MAX && !p->stopping;
+	struct lane *l = &p->lanes[lane];
+	bool queued = l->len < VERIFY_LANE_MAX && p->len < VERIFY_QUEUE_MAX && !p->stopping;
 	if (queued) {
-		p->queue[(p->head + p->len) % VERIFY_QUEUE_MAX] = r;
+		l->ring[(l->head + l->len) % VERIFY_LANE_MAX] = r;
+		l->len++;
 		p->len++;
+		p->len_prompt += !later;
 		pthread_cond_signal(&p->ready);
 	}
 	pthread_mutex_unlock(&p->lock);
-	if (!queued) {
-		explicit_bzero(r, sizeof(*r));
-		free(r);
-	}
+	if (!queued)
+		discard(r);
 	return queued;
 }
 

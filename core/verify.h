@@ -12,9 +12,22 @@
  * armed. A verdict for a connection that went away meanwhile no longer
  * matches its slot's generation and is ignored.
  *
- * Limits: VERIFY_QUEUE_MAX checks waiting node-wide (a full queue refuses
- * the CONNECT with "server busy" rather than queueing without bound);
- * credentials over VERIFY_CRED_MAX bytes fail without hashing.
+ * Order: the waiting checks are kept in VERIFY_LANES lanes by a keyed hash of
+ * the user name, and the threads take one check from each waiting lane in
+ * turn. A brute force on one user name, from however many addresses, fills
+ * its own lane and takes one turn in N, so a client with another user name
+ * is checked after at most one check per busy lane, not after the whole
+ * attack (first come first served made it wait behind every guess). Checks
+ * submitted as `later` (their address failed recently: auth.c) have lanes
+ * of their own, served only while no other check waits, so a guesser's
+ * second guess waits behind every client that has not failed.
+ *
+ * Limits: VERIFY_LANE_MAX checks waiting per lane, VERIFY_QUEUE_MAX in all
+ * (a full lane refuses the CONNECT with "server busy" rather than queueing
+ * without bound); a check still waiting VERIFY_WAIT_MS after it was queued
+ * is dropped unhashed (its connection ends as a connect timeout, see
+ * VERIFY_ANSWER_MS); credentials over VERIFY_CRED_MAX bytes fail without
+ * hashing.
  */
 #ifndef STARLING_CORE_VERIFY_H
 #define STARLING_CORE_VERIFY_H
@@ -23,8 +36,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VERIFY_QUEUE_MAX 4096
-#define VERIFY_CRED_MAX  1024 /* bytes of user name plus password */
+#define VERIFY_LANES     64
+#define VERIFY_LANE_MAX  64
+#define VERIFY_QUEUE_MAX 4096  /* in all lanes */
+#define VERIFY_CRED_MAX  1024  /* bytes of user name plus password */
+#define VERIFY_WAIT_MS   20000 /* longest wait in the queue before a check is dropped */
+/* A connection waiting for its check is kept this long past its connect
+ * deadline (the queue wait plus a generous hash time): the connect timeout
+ * does not kill a check that is merely queued behind others. */
+#define VERIFY_ANSWER_MS (VERIFY_WAIT_MS + 10000)
 
 struct passwd_db;
 struct verify_pool;
@@ -45,10 +65,11 @@ void verify_stop(struct verify_pool *p);
  * thread, at start and on SIGHUP. */
 void verify_set_db(struct verify_pool *p, struct passwd_db *db);
 
-/* Worker: queue a check. false when the queue is full. */
+/* Worker: queue a check (later: after every other kind, see above). false
+ * when its lane or the queue is full. */
 bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32_t gen,
                    const uint8_t *user, size_t user_len, const uint8_t *password,
-                   size_t password_len);
+                   size_t password_len, bool later);
 
 /* Worker: the eventfd that becomes readable when verdicts wait for it. */
 int verify_event_fd(const struct verify_pool *p, uint16_t worker);

@@ -724,6 +724,8 @@ static void sweep(struct worker *w)
 			continue;
 		if (c->state == CONN_CLOSING)
 			continue;
+		if (c->state == CONN_WAIT_AUTH && w->now_ms < c->deadline_ms + VERIFY_ANSWER_MS)
+			continue; /* its password check is queued, not stalled (verify.h) */
 		uint32_t rx_limit_ms = w->cfg->packet_receive_timeout_ms;
 		if (rx_limit_ms && c->state == CONN_ACTIVE && c->rx_len > 0 &&
 		    (uint32_t)w->now_ms - c->rx_since_ms > rx_limit_ms) {

@@ -45,18 +45,25 @@ class Ctx(tap.BrokerCtx):
         return self.start(args)
 
 
-def raw_connect(b, v, cid=None, user=None, password=None, source=None, **kw):
+def raw_client(b, v, source=None):
+    """A connected raw client, from the address source (127.0.0.x) if given."""
+    if source is None:
+        return Client(b.port, v)
+    c = Client.__new__(Client)
+    c.v = v
+    c.buf = bytearray()
+    c.sock = socket.socket()
+    c.sock.settimeout(10)
+    c.sock.bind((source, 0))
+    c.sock.connect(("127.0.0.1", b.port))
+    return c
+
+
+def raw_connect(b, v, cid=None, user=None, password=None, source=None, timeout=10, **kw):
     """(client, CONNACK) of a raw CONNECT."""
-    c = Client(b.port, v) if source is None else Client.__new__(Client)
-    if source is not None:
-        c.v = v
-        c.buf = bytearray()
-        c.sock = socket.socket()
-        c.sock.settimeout(10)
-        c.sock.bind((source, 0))
-        c.sock.connect(("127.0.0.1", b.port))
+    c = raw_client(b, v, source)
     c.send(connect(v, cid or f"sec{next(_ids)}", True, 60, user=user, password=password, **kw))
-    return c, c.expect(CONNACK, timeout=10)
+    return c, c.expect(CONNACK, timeout=timeout)
 
 
 def users(ctx, iterations=1000):
@@ -229,8 +236,8 @@ def s01_passed_credentials_skip_the_hash_until_a_reload(ctx):
 @test
 def s01_failed_authentications_are_limited_per_address(ctx):
     b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
-    for _ in range(3):
-        c, a = raw_connect(b, 5, user="alice", password="guess", source="127.0.0.1")
+    for i in range(3):  # distinct guesses: a repeated one is not counted again
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source="127.0.0.1")
         assert a.rc == 0x86, hex(a.rc)
         c.close()
     c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.1")
@@ -242,6 +249,160 @@ def s01_failed_authentications_are_limited_per_address(ctx):
     c, a = raw_connect(b, 5, user="alice", password="secret1", source="127.0.0.2")
     assert a.rc == 0, "another address is not limited"
     c.close()
+
+
+@test
+def s01_remembered_credentials_pass_a_limited_address(ctx):
+    # A NAT: one address, a good client and a guesser behind it.
+    b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
+    nat = "127.0.0.7"
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0
+    c.close()
+    for i in range(3):
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source=nat)
+        assert a.rc == 0x86, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0, f"a credential that passed is not refused by the limiter: {a.rc:#x}"
+    c.close()
+    c, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source=nat)
+    assert a.rc == 0x9F, f"one that was never checked is, over the limit: {a.rc:#x}"
+    c.close()
+    # Guesses over the limit count toward a ceiling (twice the limit), past
+    # which the remembered credential is refused too: the cache is no oracle.
+    for i in range(3, 5):
+        c, a = raw_connect(b, 5, user="alice", password=f"guess{i}", source=nat)
+        assert a.rc == 0x9F, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="alice", password="secret1", source=nat)
+    assert a.rc == 0x9F, f"past the ceiling: {a.rc:#x}"
+    c.close()
+
+
+@test
+def s01_a_retried_wrong_password_does_not_lock_out_its_address(ctx):
+    # A misconfigured device behind a NAT, retrying the same wrong password.
+    b = ctx.broker(f"--password-file={users(ctx)}", "--auth-failures-per-minute=3")
+    nat = "127.0.0.8"
+    t = time.monotonic()
+    for _ in range(10):
+        c, a = raw_connect(b, 4, user="alice", password="old password", source=nat)
+        assert a.rc == 0x04, hex(a.rc)
+        c.close()
+    c, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source=nat)
+    assert a.rc == 0, f"its neighbour is not locked out: {a.rc:#x}"
+    c.close()
+    tap.comment(f"10 retries of one wrong password: {time.monotonic() - t:.3f}s")
+
+
+@test
+def s01_a_queued_check_outlives_the_connect_timeout(ctx):
+    path = os.path.join(ctx.dir, "slow")
+    ctx.passwd("-c", "-b", "-I", "1500000", path, "slow", "pw")  # about a second
+    b = ctx.broker(f"--password-file={path}", "--connect-timeout-ms=200")
+    t = time.monotonic()
+    c, a = raw_connect(b, 5, user="slow", password="pw")
+    took = time.monotonic() - t
+    assert a.rc == 0 and took > 0.3, (hex(a.rc), took)
+    c.close()
+
+
+def brute_force(b, sources, user, tag="", password=True):
+    """One wrong-password CONNECT from each address, all sent at once, for
+    user (a name, or None: another name per address); the clients, their
+    answers still to read. password=False: a user name without a password
+    (refused without a hash, but a failure all the same)."""
+    clients = []
+    for i, src in enumerate(sources):
+        c = raw_client(b, 5, src)
+        c.send(connect(5, f"bf{next(_ids)}", True, 60, user=user or f"user{i}",
+                       password=f"guess{tag}{i}" if password else None))
+        clients.append(c)
+    return clients
+
+
+def unanswered(clients):
+    """How many of the clients have nothing to read yet."""
+    import select
+    ready = set()
+    for i in range(0, len(clients), 100):
+        part = [c.sock for c in clients[i:i + 100] if not c.buf]
+        ready |= set(select.select(part, [], [], 0)[0])
+    return sum(1 for c in clients if not c.buf and c.sock not in ready)
+
+
+def answers(clients):
+    got = {}
+    for c in clients:
+        rc = c.expect(CONNACK, timeout=30).rc
+        got[rc] = got.get(rc, 0) + 1
+        c.close()
+    return got
+
+
+def legit_login(b, attackers):
+    """bob logs in from an address of his own while the attackers wait;
+    (seconds to his CONNACK, attackers unanswered when he sent his CONNECT,
+    and when his CONNACK came)."""
+    time.sleep(0.2)
+    before = unanswered(attackers)
+    t = time.monotonic()
+    bob, a = raw_connect(b, 5, user="bob", password="pässwörd ✓", source="127.0.2.1",
+                         timeout=10)
+    took = time.monotonic() - t
+    waiting = unanswered(attackers)
+    assert a.rc == 0, hex(a.rc)
+    bob.send(pkt(0xC0, b""))
+    bob.expect(PINGRESP)
+    bob.close()
+    return took, before, waiting
+
+
+@test
+def s01_a_brute_force_from_many_addresses_does_not_lock_out_others(ctx):
+    # 200 addresses guessing alice's password, each under the per-address
+    # limit; bob, from an address of his own, logs in 0.2 s later. First
+    # come first served, bob's check waited behind all 200 (about 5 s of
+    # hashing here) and the connect timeout closed him; now alice's guesses
+    # share one lane of the check queue and bob is checked next.
+    path = users(ctx, iterations=50000)  # ~50 ms a check
+    b = ctx.broker(f"--password-file={path}", "--connect-timeout-ms=3000")
+    t0 = time.monotonic()
+    attackers = brute_force(b, [f"127.0.1.{i}" for i in range(1, 201)], "alice")
+    took, _, waiting = legit_login(b, attackers)
+    got = answers(attackers)
+    assert waiting > 0, "bob was answered during the attack, not after it"
+    assert set(got) <= {0x86, 0x89} and got.get(0x86, 0) >= 32, got
+    tap.comment(f"bob: CONNACK 0 after {took * 1000:.0f} ms, {waiting} guesses still "
+                f"waiting; the 200 guesses: {got.get(0x86, 0)} checked (0x86), "
+                f"{got.get(0x89, 0)} server busy (0x89), all answered after "
+                f"{time.monotonic() - t0:.1f}s")
+
+
+@test
+def s01_a_guessers_second_round_waits_behind_new_clients(ctx):
+    # 150 addresses each guess another user name (a spray: one lane per
+    # name, nothing to tell them from new clients); once each has failed,
+    # its next guess waits behind every client that has not failed.
+    path = users(ctx, iterations=20000)  # 150 of them in well under 20 s, ASan too
+    b = ctx.broker(f"--password-file={path}", "--connect-timeout-ms=5000")
+    sources = [f"127.0.1.{i}" for i in range(1, 151)]
+    first = answers(brute_force(b, sources, None, "a", password=False))
+    assert first == {0x86: 150}, first
+    t0 = time.monotonic()
+    attackers = brute_force(b, sources, None, "b")
+    took, before, waiting = legit_login(b, attackers)
+    got = answers(attackers)
+    assert got == {0x86: 150}, got
+    # Checked after bob was queued: at most the two in progress and what
+    # the other thread finishes during bob's own check. Lanes alone put
+    # bob behind about half of those still waiting.
+    overtook = before - waiting
+    assert overtook <= 8, f"{overtook} second-round guesses were checked before bob"
+    tap.comment(f"bob: CONNACK 0 after {took * 1000:.0f} ms; {before} second guesses were "
+                f"waiting when he connected, {overtook} of them answered before him; all "
+                f"answered after {time.monotonic() - t0:.1f}s")
 
 
 @test
@@ -300,6 +461,24 @@ def s01_passwd_subcommand(ctx):
     c, a = raw_connect(b, 4, user="u3", password="p3")
     assert a.rc == 0, hex(a.rc)
     c.close()
+
+
+@test
+def s01_passwd_names_a_missing_directory_and_refuses_few_iterations(ctx):
+    path = os.path.join(ctx.dir, "no-such-dir", "passwords")
+    r = ctx.passwd("-c", "-b", path, "u1", "p1", check=False)
+    assert r.returncode == 1, r
+    assert r.stderr == f"starling passwd: {path}: the directory " \
+        f"{os.path.dirname(path)} does not exist\n", r.stderr  # not "pw.Xy12ab: ..."
+    path = os.path.join(ctx.dir, "pw")
+    for n in ("1", "101", "999"):
+        r = ctx.passwd("-c", "-b", "-I", n, path, "u1", "p1", check=False)
+        assert r.returncode == 1 and "too few iterations, at least 1000" in r.stderr, r.stderr
+        assert not os.path.exists(path)
+    r = ctx.passwd("-c", "-b", "-I", "1000", path, "u1", "p1")
+    assert "warning: -I 1000 is weak" in r.stderr, r.stderr
+    r = ctx.passwd("-b", "-I", "10000", path, "u2", "p2")
+    assert r.stderr == "", r.stderr
 
 
 # ---- limits against abuse -------------------------------------------------------
@@ -510,6 +689,71 @@ def s02_startup_refuses_bad_files(ctx):
         assert r.returncode != 0, r.stderr
         errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
         assert len(errors) == 1 and path + want in errors[0], r.stderr
+
+
+@test
+def s02_acl_denials_are_logged(ctx):
+    b = acl_broker(ctx)
+    # 3.1.1 has no code for a refused publish: the log is all there is.
+    bob = login(b, 4, "bob", "pässwörd ✓", cid="bob-4")
+    bob.send(publish(4, "home/alice/lights", b"on"))
+    wait_log(b, b'denied PUBLISH from 127.0.0.1:')
+    assert b'(client "bob-4", user "bob") to "home/alice/lights": not authorized' in b.text()
+    alice = login(b, 5, "alice", "secret1", cid="alice-5")
+    alice.send(subscribe(5, 1, [("other/#", 0)]))
+    assert alice.expect(SUBACK).rcs == [0x87]
+    wait_log(b, b'(client "alice-5", user "alice") to "other/#": not authorized')
+    assert b"denied SUBSCRIBE from 127.0.0.1:" in b.text()
+    anon, a = raw_connect(b, 5, cid="anon-5")
+    anon.send(publish(5, "public/x", b"x", qos=1, pid=1))
+    assert anon.expect(PUBACK).rc == 0x87
+    wait_log(b, b'(client "anon-5", anonymous) to "public/x": not authorized')
+    c, a = raw_connect(b, 5, cid="bob-will", user="bob", password="pässwörd ✓",
+                       will={"topic": "home/alice/x", "payload": b"w"})
+    assert a.rc == 0x87
+    wait_log(b, b'(client "bob-will", user "bob"): will topic "home/alice/x" not authorized')
+    # A flood is rate limited, and the summary says which line it cut.
+    time.sleep(1.0 - time.monotonic() % 1.0)
+    for i in range(120):
+        bob.send(publish(4, f"home/alice/flood{i}", b"x"))
+    bob.send(pkt(0xC0, b""))
+    bob.expect(PINGRESP)
+    time.sleep(1.1)
+    bob.send(publish(4, "home/alice/after", b"x"))
+    wait_log(b, b'to "home/alice/after"')
+    assert b'similar lines suppressed: "denied PUBLISH from %s (client' in b.text(), \
+        b.text()[-3000:].decode(errors="replace")
+    for x in (bob, alice, anon, c):
+        x.close()
+
+
+@test
+def s02_user_rules_need_authenticated_user_names(ctx):
+    # Without a password file nothing checks a claimed user name: an ACL
+    # with rules for user names would give them to anyone.
+    base = [ctx.binary, "--listen=127.0.0.1:0", "--metrics=false"]
+    for text, line in (("topic read public/#\nuser alice\ntopic readwrite home/#\n", 2),
+                       ("topic read public/#\n\npattern read users/%u/#\n", 3)):
+        path = ctx.file("acl", text)
+        r = subprocess.run(base + [f"--acl-file={path}"], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode != 0, r.stderr
+        errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+        assert len(errors) == 1 and f"{path}:{line}: " in errors[0] and \
+            "nothing authenticates" in errors[0], r.stderr
+    # Rules for client ids and anonymous clients need no passwords.
+    path = ctx.file("acl", "topic read public/#\nclient c1\ntopic write x\n")
+    b = ctx.broker(f"--acl-file={path}")
+    c, a = raw_connect(b, 5, cid="c1", user="anyone")
+    assert a.rc == 0
+    c.send(publish(5, "x", b"1", qos=1, pid=1))
+    assert c.expect(PUBACK).rc == 0
+    c.close()
+    # A reload that would add user rules is refused like a broken file.
+    ctx.file("acl", "user alice\ntopic readwrite #\n")
+    b.proc.send_signal(signal.SIGHUP)
+    wait_log(b, b"keeping the running configuration")
+    assert b"nothing authenticates" in b.text()
 
 
 # ---- runner -----------------------------------------------------------------

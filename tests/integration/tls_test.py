@@ -384,6 +384,11 @@ def t07_identity_from_the_subject_alt_name(ctx):
     c.send(publish(5, "alice/x", b"1", qos=1, pid=2))
     assert c.expect(PUBACK).rc == 0x87
     c.close()
+    # Only certificates authenticate user names here: one claimed on the
+    # plain listener, which nothing could check, is refused.
+    plain = Client(b.port, 5)
+    assert plain.connect("claim", user="alice.devices.example").rc == 0x86
+    plain.close()
 
 
 # ---- bad input ----------------------------------------------------------------
@@ -499,6 +504,8 @@ def t11_sighup_new_certificate_and_broken_key(ctx):
 def t12_startup_errors_name_the_file(ctx):
     pem, key = ctx.pki.p("server.pem"), ctx.pki.p("server.key")
     missing = os.path.join(ctx.dir, "missing.pem")
+    encrypted = os.path.join(ctx.dir, "encrypted.key")  # was: "interrupted or cancelled"
+    run("openssl", "pkey", "-in", key, "-aes256", "-passout", "pass:s3cret", "-out", encrypted)
     cases = (
         ([f"--tls-cert-file={missing}", f"--tls-key-file={key}"],
          f"cannot start: tls_cert_file {missing}: cannot open: No such file or directory"),
@@ -507,6 +514,9 @@ def t12_startup_errors_name_the_file(ctx):
         ([f"--tls-cert-file={pem}", f"--tls-key-file={key}", f"--tls-ca-file={missing}"],
          f"cannot start: tls_ca_file {missing}: cannot open"),
         ([f"--tls-cert-file={key}", f"--tls-key-file={key}"], f"tls_cert_file {key}: "),
+        ([f"--tls-cert-file={pem}", f"--tls-key-file={encrypted}"],
+         f"tls_key_file {encrypted}: the key is encrypted, and encrypted keys are not "
+         f"supported"),
     )
     for args, want in cases:
         r = subprocess.run([ctx.binary, "--listen=127.0.0.1:0", "--metrics=false",

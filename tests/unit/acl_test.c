@@ -101,6 +101,21 @@ Test(acl_parse, omitted_access_is_readwrite)
 	acl_free(a);
 }
 
+/* The broker refuses rules for user names that nothing authenticates
+ * (auth.c): it needs the line of the first one. */
+Test(acl_parse, first_rule_depending_on_the_user_name)
+{
+	struct acl *a = parse_ok("topic read a\nclient c\ntopic b\npattern read d/%c\n");
+	cr_assert_eq(acl_user_line(a), 0, "client ids and %%c are not user names");
+	acl_free(a);
+	a = parse_ok("# x\ntopic read a\npattern read u/%u/#\nuser bob\ntopic b\n");
+	cr_assert_eq(acl_user_line(a), 3);
+	acl_free(a);
+	a = parse_ok("topic u/%u\n\nuser alice\ntopic b\npattern read u/%u/#\n");
+	cr_assert_eq(acl_user_line(a), 3, "%%u in a topic line is literal text");
+	acl_free(a);
+}
+
 Test(acl_parse, every_access_word)
 {
 	static const struct {

@@ -1207,20 +1207,34 @@ static void flood(void)
 	log_init(LOG_INFO, false);
 	struct log_ratelimit rl = {0};
 	for (int i = 0; i < 5; i++)
-		if (log_ratelimit_ok(&rl, 2))
+		if (log_ratelimit_ok(&rl, 2, "line %d"))
 			log_msg(LOG_INFO, "line %d", i);
 	rl.window_start_ms -= 1000; /* as if a second passed */
-	if (log_ratelimit_ok(&rl, 2))
+	if (log_ratelimit_ok(&rl, 2, "after"))
 		log_msg(LOG_INFO, "after");
+	/* The macro names its call site's format. */
+	for (int i = 0; i < 5; i++) {
+		LOG_INFO_RL(1, "denied %s: %d", "x", i);
+		if (i == 3) {
+			/* no way to age a macro's state: wait the window out */
+			struct timespec t = {1, 5 * 1000 * 1000};
+			nanosleep(&t, NULL);
+		}
+	}
 }
 
 Test(log, ratelimit_reports_suppressed_lines)
 {
 	char *text = capture_stderr(flood);
 	char *l = text;
-	const char *want[] = {" INFO line 0\n", " INFO line 1\n",
-	                      " WARN 3 similar lines suppressed\n", " INFO after\n"};
-	for (size_t i = 0; i < 4; i++) {
+	const char *want[] = {" INFO line 0\n",
+	                      " INFO line 1\n",
+	                      " WARN 3 similar lines suppressed: \"line %d\"\n",
+	                      " INFO after\n",
+	                      " INFO denied x: 0\n",
+	                      " WARN 3 similar lines suppressed: \"denied %s: %d\"\n",
+	                      " INFO denied x: 4\n"};
+	for (size_t i = 0; i < 7; i++) {
 		cr_assert_eq(strncmp(l + 24, want[i], strlen(want[i])), 0, "%s", text);
 		l = strchr(l, '\n') + 1;
 	}
