@@ -47,7 +47,7 @@ static bool same_request(const struct http_request *a, const struct http_request
 	       a->upgrade == b->upgrade && strcmp(a->upgrade_proto, b->upgrade_proto) == 0 &&
 	       strcmp(a->ws_key, b->ws_key) == 0 && strcmp(a->ws_protocols, b->ws_protocols) == 0 &&
 	       a->ws_version == b->ws_version && a->content_length == b->content_length &&
-	       a->head_len == b->head_len;
+	       a->head_len == b->head_len && strcmp(a->authorization, b->authorization) == 0;
 }
 
 /* "GET <path> HTTP/1.1\r\n\r\n" with a path of n bytes ("/aaa..."). */
@@ -427,7 +427,8 @@ Test(http, overlong_captured_header_is_invalid)
 	} cases[] = {{"Sec-WebSocket-Key", 63},
 	             {"Sec-WebSocket-Protocol", 127},
 	             {"Upgrade", 31},
-	             {"Sec-WebSocket-Version", 7}};
+	             {"Sec-WebSocket-Version", 7},
+	             {"Authorization", HTTP_AUTH_MAX - 1}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct http_request r;
 		char *s = with_header(cases[i].name, cases[i].fits, '1');
@@ -540,6 +541,22 @@ Test(http, repeated_single_websocket_headers_are_invalid)
 	    HTTP_PARSE_INVALID);
 	cr_assert_eq(parse("GET / HTTP/1.1\r\nSec-WebSocket-Version: 13\r\n"
 	                   "sec-websocket-version: 13\r\n\r\n",
+	                   &r),
+	             HTTP_PARSE_INVALID);
+}
+
+/* The ops listener's /metrics credentials: captured as sent, trimmed, and a
+ * second Authorization is refused rather than letting one of them win. */
+Test(http, authorization_is_captured_once)
+{
+	struct http_request r;
+	cr_assert_eq(parse("GET /metrics HTTP/1.1\r\nauthorization:  Bearer s3cr=t \r\n\r\n", &r),
+	             HTTP_PARSE_OK);
+	cr_assert_str_eq(r.authorization, "Bearer s3cr=t");
+	cr_assert_eq(parse("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r), HTTP_PARSE_OK);
+	cr_assert_str_eq(r.authorization, "");
+	cr_assert_eq(parse("GET / HTTP/1.1\r\nAuthorization: Bearer a\r\n"
+	                   "Authorization: Bearer b\r\n\r\n",
 	                   &r),
 	             HTTP_PARSE_INVALID);
 }
@@ -676,6 +693,7 @@ Test(http, reasons)
 	} cases[] = {{200, "OK"},
 	             {204, "No Content"},
 	             {400, "Bad Request"},
+	             {401, "Unauthorized"},
 	             {404, "Not Found"},
 	             {405, "Method Not Allowed"},
 	             {414, "URI Too Long"},
