@@ -655,6 +655,14 @@ def probe(port, path="/healthz", host="127.0.0.1", headers=None, timeout=2):
         return 0, {}, repr(e).encode()
 
 
+def stopped_clean(b):
+    """SIGTERM: exit 0 and no sanitizer report (hostile clients, evictions
+    and credential files must not leak or corrupt anything)."""
+    rc = b.stop()
+    report = b.sanitizer_report()
+    assert rc == 0 and not report, f"exit {rc}: {report}"
+
+
 def hostile(port, idle, slow):
     """idle connections that send nothing, and slowloris ones that sent part
     of a request head and dribble one more byte per call of the returned
@@ -716,6 +724,7 @@ def t07_probes_answered_under_idle_and_slowloris_connections(ctx):
         m = scrape(port)
         assert m['starling_ops_connections_dropped_total{reason="evicted"}'] >= 200 + 200 - 256, m
         assert m["starling_ops_connections"] <= 256, m
+        stopped_clean(b)
     finally:
         for s_ in socks:
             s_.close()
@@ -736,6 +745,7 @@ def t07_small_table_evicts_oldest_and_keeps_probes(ctx):
         assert closed_by_peer(socks[0], 2)
         m = scrape(port)
         assert m['starling_ops_connections_dropped_total{reason="evicted"}'] >= 16, m
+        stopped_clean(b)
     finally:
         for s_ in socks:
             s_.close()
@@ -761,6 +771,7 @@ def t07_idle_and_slow_connections_time_out(ctx):
         assert m['starling_ops_connections_dropped_total{reason="request_timeout"}'] == 6, m
         assert m["starling_ops_connections"] == 1, m  # the scrape itself
         assert probe(port)[0] == 200
+        stopped_clean(b)
     finally:
         for s_ in socks:
             s_.close()
@@ -839,7 +850,63 @@ def t07_metrics_credentials(ctx):
         assert probe(port, "/metrics", headers={"Authorization": "Bearer rotated-2"})[0] == 200
         wait_log(b, b"is empty; keeping the credential read before")
         assert b"rotated-2" not in b.text() and b"s3cret" not in b.text()
+        stopped_clean(b)
     finally:
+        b.cleanup()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@test
+def t07_real_prometheus_scrapes_with_credentials(ctx):
+    # Prometheus's own bearer and basic auth (credentials from files, as a
+    # Kubernetes secret gives them): both jobs up, the wrong token's down.
+    prom = shutil.which("prometheus")
+    assert prom, "prometheus is not installed (deploy/setup.sh --test installs it)"
+    work = tempfile.mkdtemp(prefix="starling-prom-auth-")
+    for name, text in (("token", "tok-123\n"), ("basic", "scraper:pw 456\n"),
+                       ("prom-token", "tok-123\n"), ("prom-pw", "pw 456\n")):
+        with open(os.path.join(work, name), "w") as f:
+            f.write(text)
+    b = Broker(ctx.binary, ctx.workers, [f"--metrics-token-file={work}/token",
+                                         f"--metrics-basic-auth-file={work}/basic"])
+    web = free_port()
+    target = f"      - targets: ['127.0.0.1:{b.metrics_port}']\n"
+    with open(os.path.join(work, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                "  - job_name: token\n    authorization:\n"
+                f"      credentials_file: {work}/prom-token\n    static_configs:\n" + target +
+                "  - job_name: basic\n    basic_auth:\n      username: scraper\n"
+                f"      password_file: {work}/prom-pw\n    static_configs:\n" + target +
+                "  - job_name: wrong\n    authorization:\n      credentials: tok-124\n"
+                "    static_configs:\n" + target)
+    log = open(os.path.join(work, "log"), "wb")
+    p = subprocess.Popen([prom, f"--config.file={work}/prometheus.yml",
+                          f"--storage.tsdb.path={work}/data", f"--web.listen-address=127.0.0.1:{web}",
+                          "--log.level=warn"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 40
+        last = None
+        while time.monotonic() < deadline:
+            assert p.poll() is None, "prometheus exited:\n" + open(log.name).read()[-2000:]
+            try:
+                url = f"http://127.0.0.1:{web}/api/v1/query?" + urllib.parse.urlencode({"query": "up"})
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    res = json.load(r)
+                last = {x["metric"]["job"]: float(x["value"][1]) for x in res["data"]["result"]}
+                if last == {"token": 1, "basic": 1, "wrong": 0}:
+                    break
+            except (OSError, ValueError, KeyError, http.client.HTTPException):
+                pass
+            time.sleep(0.5)
+        assert last == {"token": 1, "basic": 1, "wrong": 0}, last
+        stopped_clean(b)
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+        log.close()
         b.cleanup()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -877,6 +944,7 @@ def t07_metrics_listen_on_another_address(ctx):
         assert probe(port, "/metrics", host="127.0.0.2")[0] == 200
         with socket.socket() as s_:
             assert s_.connect_ex(("127.0.0.1", port)) != 0  # not on the other address
+        stopped_clean(b)
     finally:
         b.cleanup()
 
