@@ -64,7 +64,10 @@ static const struct {
     [HDR_WS_KEY] = {"sec-websocket-key", false},
     [HDR_WS_PROTOCOL] = {"sec-websocket-protocol", true},
     [HDR_WS_VERSION] = {"sec-websocket-version", false},
-    [HDR_AUTHORIZATION] = {"authorization", false},
+    /* A singleton field [RFC 9110 11.6.2], but refusing a second one would
+     * change what the WebSocket listener accepts; joined, it authenticates
+     * nobody. */
+    [HDR_AUTHORIZATION] = {"authorization", true},
 };
 
 /* One call's state; p.data points here. */

@@ -32,7 +32,11 @@ enum http_verb {
 
 #define HTTP_PATH_MAX 256  /* bytes of path or query, NUL included; longer: TOO_LARGE (414) */
 #define HTTP_HEAD_MAX 8192 /* default bound on a request head, in bytes */
-#define HTTP_AUTH_MAX 512  /* bytes of Authorization, NUL included; longer: INVALID (400) */
+/* Bytes of Authorization, NUL included: a whole head's worth, so with a
+ * max_head of at most HTTP_HEAD_MAX no Authorization is refused for its
+ * size (the WebSocket listener does not use it and must not start to
+ * refuse long bearer tokens). */
+#define HTTP_AUTH_MAX HTTP_HEAD_MAX
 
 /* A parsed request head. Strings are NUL-terminated copies, never views into
  * the caller's buffer; the target is as sent (not percent-decoded). */
@@ -53,7 +57,8 @@ struct http_request {
 	uint32_t content_length;   /* Content-Length in bytes, 0 if absent (or chunked) */
 	size_t head_len;           /* bytes of the head, through the blank line's LF */
 
-	/* Authorization as sent ("Bearer ..."), "" if none: /metrics credentials. */
+	/* Authorization as sent ("Bearer ..."), "" if none: /metrics credentials.
+	 * Repeats are joined with ", ", which matches no credential. */
 	char authorization[HTTP_AUTH_MAX];
 };
 
@@ -66,8 +71,8 @@ struct http_request {
  *
  * Header names are case-insensitive. A header value that we capture and that
  * does not fit its field is INVALID, never silently truncated; so is a second
- * Sec-WebSocket-Key, Sec-WebSocket-Version [RFC 6455 11.3.1, 11.3.5] or
- * Authorization, a Content-Length over UINT32_MAX, a Content-Length with
+ * Sec-WebSocket-Key or Sec-WebSocket-Version [RFC 6455 11.3.1, 11.3.5], a
+ * Content-Length over UINT32_MAX, a Content-Length together with
  * Transfer-Encoding, a NUL or other control byte, an unknown method and any
  * version but HTTP/1.x. Values we do not capture are skipped whatever their
  * size (within max_head). obs-fold in a captured value becomes one SP

@@ -55,7 +55,7 @@
 #define OPS_SEND_MS         10000 /* once answered: the client must read the answer in this */
 #define OPS_LINGER_MS       1000  /* after the answer: wait this long for the client to close */
 #define OPS_ACCEPT_PAUSE_MS 100   /* out of descriptors: stop accepting this long (no spin) */
-#define OPS_SECRET_MAX      (HTTP_AUTH_MAX / 2) /* bytes of a token or user:password */
+#define OPS_SECRET_MAX      4096  /* bytes of a token or user:password; a head holds either */
 
 struct ops_client {
 	int fd;

@@ -843,6 +843,21 @@ def t07_metrics_credentials(ctx):
         os.replace(token_file + ".new", token_file)
         assert probe(port, "/metrics", headers=right[0])[0] == 401
         assert probe(port, "/metrics", headers={"Authorization": "Bearer rotated-2"})[0] == 200
+        # Two Authorization headers are not a choice between them.
+        st, _, _ = http_get(port, None, raw=b"GET /metrics HTTP/1.1\r\nAuthorization: Bearer "
+                            b"rotated-2\r\nAuthorization: Bearer x\r\n\r\n")
+        assert st == 401, st
+        # A token as long as a JWT gets (4 KB).
+        jwt = "eyJ" + "a" * 3500 + ".sig"
+        with open(token_file + ".new", "w") as f:
+            f.write(jwt)
+        os.replace(token_file + ".new", token_file)
+        assert probe(port, "/metrics", headers={"Authorization": "Bearer " + jwt})[0] == 200
+        assert probe(port, "/metrics", headers={"Authorization": "Bearer " + jwt[:-1]})[0] == 401
+        with open(token_file + ".new", "w") as f:
+            f.write("rotated-2")
+        os.replace(token_file + ".new", token_file)
+        assert probe(port, "/metrics", headers={"Authorization": "Bearer rotated-2"})[0] == 200
         # A broken replacement keeps the credential in force, with a warning.
         with open(token_file + ".new", "w") as f:
             f.write("")
