@@ -227,6 +227,18 @@ static const struct directive directives[] = {
 
     /* Operations */
     BOOL(metrics, "true", "serve /metrics, /healthz and /readyz on metrics_listen"),
+    U32(metrics_max_connections, "256", 4, 4096, NULL,
+        "connections metrics_listen serves at once; when all are taken a new one closes the "
+        "oldest (one still sending its request first), so a probe always gets in"),
+    U32(metrics_request_timeout_ms, "3000", 100, 60000, "ms",
+        "time a metrics_listen connection has to send its request head; idle and slow ones are "
+        "closed after it (the answer then has 10 s to be read)"),
+    PATH(metrics_token_file, "",
+         "file holding a bearer token that /metrics then requires (Authorization: Bearer); "
+         "/healthz and /readyz stay open; reread when the file changes"),
+    PATH(metrics_basic_auth_file, "",
+         "file holding user:password that /metrics then accepts as HTTP basic auth (with "
+         "metrics_token_file: either one); reread when the file changes"),
     U32(sys_interval_s, "10", 0, 86400, "s",
         "how often the $SYS/broker/... topics are published (retained, changed values "
         "only); 0 = never"),

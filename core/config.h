@@ -125,6 +125,12 @@ struct config {
 	uint32_t sys_interval_s;    /* $SYS publishing period; 0 = off */
 	uint32_t shutdown_grace_ms; /* SIGTERM: time to flush before cutting */
 
+	/* The ops listener's limits and /metrics credentials */
+	uint32_t metrics_max_connections;              /* at once; a new one evicts the oldest */
+	uint32_t metrics_request_timeout_ms;           /* to send the request head */
+	char metrics_token_file[CONFIG_PATH_MAX];      /* bearer token; "" = none */
+	char metrics_basic_auth_file[CONFIG_PATH_MAX]; /* user:password; "" = none */
+
 	/* Logging */
 	enum log_level log_level;
 	bool log_json;

@@ -52,6 +52,7 @@ enum hdr {
 	HDR_WS_KEY,
 	HDR_WS_PROTOCOL,
 	HDR_WS_VERSION,
+	HDR_AUTHORIZATION,
 	HDR_COUNT,
 };
 
@@ -63,6 +64,10 @@ static const struct {
     [HDR_WS_KEY] = {"sec-websocket-key", false},
     [HDR_WS_PROTOCOL] = {"sec-websocket-protocol", true},
     [HDR_WS_VERSION] = {"sec-websocket-version", false},
+    /* A singleton field [RFC 9110 11.6.2], but refusing a second one would
+     * change what the WebSocket listener accepts; joined, it authenticates
+     * nobody. */
+    [HDR_AUTHORIZATION] = {"authorization", true},
 };
 
 /* One call's state; p.data points here. */
@@ -117,6 +122,9 @@ static char *field_of(struct parse *ps, enum hdr h, size_t *cap)
 	case HDR_WS_VERSION:
 		*cap = sizeof(ps->version);
 		return ps->version;
+	case HDR_AUTHORIZATION:
+		*cap = sizeof(r->authorization);
+		return r->authorization;
 	default:
 		assert(!"no field for this header");
 		return NULL;
@@ -379,6 +387,8 @@ const char *http_reason(int code)
 		return "No Content";
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 404:
 		return "Not Found";
 	case 405:

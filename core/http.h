@@ -32,6 +32,11 @@ enum http_verb {
 
 #define HTTP_PATH_MAX 256  /* bytes of path or query, NUL included; longer: TOO_LARGE (414) */
 #define HTTP_HEAD_MAX 8192 /* default bound on a request head, in bytes */
+/* Bytes of Authorization, NUL included: a whole head's worth, so with a
+ * max_head of at most HTTP_HEAD_MAX no Authorization is refused for its
+ * size (the WebSocket listener does not use it and must not start to
+ * refuse long bearer tokens). */
+#define HTTP_AUTH_MAX HTTP_HEAD_MAX
 
 /* A parsed request head. Strings are NUL-terminated copies, never views into
  * the caller's buffer; the target is as sent (not percent-decoded). */
@@ -51,6 +56,10 @@ struct http_request {
 	uint8_t ws_version;        /* Sec-WebSocket-Version 1..255, 0 if absent/invalid */
 	uint32_t content_length;   /* Content-Length in bytes, 0 if absent (or chunked) */
 	size_t head_len;           /* bytes of the head, through the blank line's LF */
+
+	/* Authorization as sent ("Bearer ..."), "" if none: /metrics credentials.
+	 * Repeats are joined with ", ", which matches no credential. */
+	char authorization[HTTP_AUTH_MAX];
 };
 
 /*
@@ -82,7 +91,8 @@ enum http_parse http_parse_request(const uint8_t *buf, size_t len, size_t max_he
  * "Allow: GET, HEAD" [RFC 9110 15.5.6]; a 204 carries neither Content-Type
  * nor Content-Length [RFC 9110 8.6]. Returns the bytes written (no NUL is
  * added), 0 if they do not fit in cap. code must be one of
- * 200 204 400 404 405 414 431 500 503 and content_type must not hold CR or LF
+ * 200 204 400 401 404 405 414 431 500 503 (a 401's caller adds its own
+ * WWW-Authenticate [RFC 9110 11.6.1]) and content_type must not hold CR or LF
  * (both asserted: they are programmer errors, not input).
  */
 size_t http_format_head(char *buf, size_t cap, int code, const char *content_type,

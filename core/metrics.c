@@ -304,6 +304,32 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		}
 	}
 
+	if (in->have_ops) {
+		family(&o, "starling_ops_connections", "gauge",
+		       "Connections open on metrics_listen, this scrape's included.");
+		put(&o, "starling_ops_connections %llu\n", (unsigned long long)in->ops_connections);
+		family(&o, "starling_ops_connections_accepted_total", "counter",
+		       "Connections accepted on metrics_listen.");
+		put(&o, "starling_ops_connections_accepted_total %llu\n",
+		    (unsigned long long)in->ops_accepted);
+		family(
+		    &o, "starling_ops_connections_dropped_total", "counter",
+		    "metrics_listen connections closed before they were done, by reason: evicted "
+		    "(closed for a new connection when all metrics_max_connections were taken), "
+		    "request_timeout (no whole request within metrics_request_timeout_ms), "
+		    "send_timeout (the answer was not read in time).");
+		put(&o, "starling_ops_connections_dropped_total{reason=\"evicted\"} %llu\n",
+		    (unsigned long long)in->ops_evicted);
+		put(&o, "starling_ops_connections_dropped_total{reason=\"request_timeout\"} %llu\n",
+		    (unsigned long long)in->ops_request_timeouts);
+		put(&o, "starling_ops_connections_dropped_total{reason=\"send_timeout\"} %llu\n",
+		    (unsigned long long)in->ops_send_timeouts);
+		family(&o, "starling_ops_unauthorized_total", "counter",
+		       "/metrics requests answered 401 (missing or wrong credentials).");
+		put(&o, "starling_ops_unauthorized_total %llu\n",
+		    (unsigned long long)in->ops_unauthorized);
+	}
+
 	if (o.oom) {
 		free(o.p);
 		return NULL;

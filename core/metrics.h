@@ -40,6 +40,14 @@ struct metrics_input {
 	uint64_t open_fds;
 	uint64_t max_fds;
 	double start_time_s; /* since the Unix epoch */
+
+	bool have_ops;                 /* the ops listener's own figures (ops.c) */
+	uint64_t ops_connections;      /* open now, the one scraping included */
+	uint64_t ops_accepted;         /* connections accepted */
+	uint64_t ops_evicted;          /* closed to make room for a new connection */
+	uint64_t ops_request_timeouts; /* no whole request head in metrics_request_timeout_ms */
+	uint64_t ops_send_timeouts;    /* the answer was not read in time */
+	uint64_t ops_unauthorized;     /* /metrics answered 401 */
 };
 
 /* The exposition text in a malloc'd, NUL-terminated buffer of *len bytes

@@ -72,6 +72,10 @@ static const char *const all_keys[] = {
     "wss_listen",
     "ws_path",
     "metrics",
+    "metrics_max_connections",
+    "metrics_request_timeout_ms",
+    "metrics_token_file",
+    "metrics_basic_auth_file",
     "sys_interval_s",
     "shutdown_grace_ms",
     "log_level",
@@ -156,6 +160,10 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	d += !wss_same;
 	d += strcmp(a->ws_path, b->ws_path) != 0;
 	DIFF(metrics);
+	DIFF(metrics_max_connections);
+	DIFF(metrics_request_timeout_ms);
+	d += strcmp(a->metrics_token_file, b->metrics_token_file) != 0;
+	d += strcmp(a->metrics_basic_auth_file, b->metrics_basic_auth_file) != 0;
 	DIFF(sys_interval_s);
 	DIFF(shutdown_grace_ms);
 	DIFF(log_level);
@@ -881,6 +889,10 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"wss_listen", "[::1]:8443"},
 	    {"ws_path", "/brokers/mqtt"},
 	    {"metrics", "false"},
+	    {"metrics_max_connections", "64"},
+	    {"metrics_request_timeout_ms", "1500"},
+	    {"metrics_token_file", "/run/secrets/metrics token"},
+	    {"metrics_basic_auth_file", "/run/secrets/metrics-basic"},
 	    {"sys_interval_s", "60"},
 	    {"shutdown_grace_ms", "30000"},
 	    {"log_level", "debug"},

@@ -47,7 +47,7 @@ static bool same_request(const struct http_request *a, const struct http_request
 	       a->upgrade == b->upgrade && strcmp(a->upgrade_proto, b->upgrade_proto) == 0 &&
 	       strcmp(a->ws_key, b->ws_key) == 0 && strcmp(a->ws_protocols, b->ws_protocols) == 0 &&
 	       a->ws_version == b->ws_version && a->content_length == b->content_length &&
-	       a->head_len == b->head_len;
+	       a->head_len == b->head_len && strcmp(a->authorization, b->authorization) == 0;
 }
 
 /* "GET <path> HTTP/1.1\r\n\r\n" with a path of n bytes ("/aaa..."). */
@@ -544,6 +544,32 @@ Test(http, repeated_single_websocket_headers_are_invalid)
 	             HTTP_PARSE_INVALID);
 }
 
+/* The ops listener's /metrics credentials: captured as sent and trimmed; as
+ * long as the head allows (so the WebSocket listener, which ignores them,
+ * refuses no long token); a second one is joined, never chosen over the
+ * first. */
+Test(http, authorization_is_captured)
+{
+	struct http_request r;
+	cr_assert_eq(parse("GET /metrics HTTP/1.1\r\nauthorization:  Bearer s3cr=t \r\n\r\n", &r),
+	             HTTP_PARSE_OK);
+	cr_assert_str_eq(r.authorization, "Bearer s3cr=t");
+	cr_assert_eq(parse("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &r), HTTP_PARSE_OK);
+	cr_assert_str_eq(r.authorization, "");
+	cr_assert_eq(parse("GET / HTTP/1.1\r\nAuthorization: Bearer a\r\n"
+	                   "Authorization: Bearer b\r\n\r\n",
+	                   &r),
+	             HTTP_PARSE_OK);
+	cr_assert_str_eq(r.authorization, "Bearer a, Bearer b");
+	/* The longest value a head of HTTP_HEAD_MAX holds. */
+	size_t n = HTTP_HEAD_MAX - strlen("GET / HTTP/1.1\r\nAuthorization: \r\n\r\n");
+	char *s = with_header("Authorization", n, 'x');
+	cr_assert_eq(strlen(s), HTTP_HEAD_MAX);
+	cr_assert_eq(parse(s, &r), HTTP_PARSE_OK);
+	cr_assert_eq(strlen(r.authorization), n);
+	free(s);
+}
+
 Test(http, request_smuggling_shapes_are_invalid)
 {
 	struct http_request r;
@@ -676,6 +702,7 @@ Test(http, reasons)
 	} cases[] = {{200, "OK"},
 	             {204, "No Content"},
 	             {400, "Bad Request"},
+	             {401, "Unauthorized"},
 	             {404, "Not Found"},
 	             {405, "Method Not Allowed"},
 	             {414, "URI Too Long"},

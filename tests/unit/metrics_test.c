@@ -51,6 +51,13 @@ static struct metrics_input fixture(void)
 	    .mailbox_depth = depth,
 	    .uptime_s = 3725,
 	    .ready = true,
+	    .have_ops = true,
+	    .ops_connections = 3,
+	    .ops_accepted = 1001,
+	    .ops_evicted = 202,
+	    .ops_request_timeouts = 33,
+	    .ops_send_timeouts = 4,
+	    .ops_unauthorized = 55,
 	};
 }
 
@@ -473,6 +480,25 @@ Test(metrics, connections_closed_by_reason)
 	/* CLOSE_UNSET is never a label: every close has a real reason. */
 	cr_assert_eq(count_samples(e, "starling_connections_closed_total"), CLOSE_REASON_COUNT - 1);
 	cr_assert_null(sample(e, "starling_connections_closed_total", "reason=\"unknown\""));
+	expo_free(e);
+}
+
+Test(metrics, ops_listener_figures)
+{
+	struct metrics_input in = fixture();
+	struct expo *e = render(&in);
+	const char *n = "starling_ops_connections_dropped_total";
+	cr_assert_eq(u64(e, "starling_ops_connections", ""), 3);
+	cr_assert_eq(u64(e, "starling_ops_connections_accepted_total", ""), 1001);
+	cr_assert_eq(u64(e, n, "reason=\"evicted\""), 202);
+	cr_assert_eq(u64(e, n, "reason=\"request_timeout\""), 33);
+	cr_assert_eq(u64(e, n, "reason=\"send_timeout\""), 4);
+	cr_assert_eq(count_samples(e, n), 3);
+	cr_assert_eq(u64(e, "starling_ops_unauthorized_total", ""), 55);
+	expo_free(e);
+	in.have_ops = false; /* rendered without an ops listener: none of them */
+	e = render(&in);
+	cr_assert(!has_prefix_family(e, "starling_ops_"));
 	expo_free(e);
 }
 
