@@ -19,13 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "config.h"
-#include "log.h"
-#include "ops.h"
-#include "passwd.h"
-#include "tls.h"
-#include "worker.h"
+#include "auth/auth.h"
+#include "base/config.h"
+#include "base/log.h"
+#include "ops/ops.h"
+#include "auth/passwd.h"
+#include "transport/tls.h"
+#include "loop/worker.h"
 
 extern char **environ;
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "acl.h"
+#include "auth/acl.h"
 #include "rng.h"
 #include "topic.h"
 

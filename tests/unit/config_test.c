@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "base/config.h"
+#include "base/log.h"
 
 /* Every key, written out independently of config.c's table. */
 static const char *const all_keys[] = {
@@ -980,7 +980,7 @@ Test(config, reference_documents_every_key)
  * where meson test runs.
  */
 #define DOCS_MARKER                                                                                \
-	"<!-- Generated from core/config.c by config_print_reference(). Do not edit below. -->\n"
+	"<!-- Generated from core/base/config.c by config_print_reference(). Do not edit below. -->\n"
 
 static char *read_all(const char *path)
 {
@@ -1029,10 +1029,10 @@ Test(config, docs_config_md_is_the_generated_reference)
 			snprintf(abs, sizeof(abs), "%s", path);
 		/* stderr too: meson --print-errorlogs shows it, not the TAP. */
 		fprintf(stderr,
-		        "%s is out of date with core/config.c. Review the regenerated %s "
+		        "%s is out of date with core/base/config.c. Review the regenerated %s "
 		        "and run:\n    cp %s %s\n",
 		        abs, fresh, fresh, abs);
-		cr_assert_fail("%s is out of date with core/config.c. The regenerated file is "
+		cr_assert_fail("%s is out of date with core/base/config.c. The regenerated file is "
 		               "%s; review it and run:\n    cp %s %s",
 		               abs, fresh, fresh, abs);
 	}

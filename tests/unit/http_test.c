@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "transport/http.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
+#include "ops/metrics.h"
 
 /* ---- the fixed input ---------------------------------------------------- */
 

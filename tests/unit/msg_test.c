@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "msg.h"
+#include "route/msg.h"
 
 Test(msg, copies_out_of_the_receive_buffer)
 {

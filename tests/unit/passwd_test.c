@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "passwd.h"
+#include "auth/passwd.h"
 
 /* ------------------------------------------------------------------------ */
 /* Fixtures */

@@ -14,11 +14,11 @@
 #include <string.h>
 
 #include "codec.h"
-#include "retain.h"
+#include "route/retain.h"
 #include "rng.h"
 #include "topic.h"
 
-/* Test-visible internals of core/retain.c. */
+/* Test-visible internals of core/route/retain.c. */
 size_t retain_node_count(const struct retain *rs);
 size_t retain_mem_bytes(const struct retain *rs);
 

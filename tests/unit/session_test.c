@@ -1,5 +1,5 @@
 /*
- * session_test.c — the session state machine of core/session.c: packet
+ * session_test.c — the session state machine of core/session/session.c: packet
  * identifiers, the outbound window and its acknowledgements (QoS 1 and the
  * two steps of QoS 2), the bounded queue under both overflow policies,
  * inbound QoS 2 ids, subscriptions, expiry; and that every message
@@ -8,7 +8,7 @@
 #include <criterion/criterion.h>
 
 #include "codec.h"
-#include "session.h"
+#include "session/session.h"
 
 static struct msg *make(const char *payload, uint32_t expiry_s, uint64_t now_ms)
 {

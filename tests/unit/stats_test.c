@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "stats.h"
+#include "ops/stats.h"
 
 /* ---- word views --------------------------------------------------------- */
 

@@ -15,10 +15,10 @@
 #include <time.h>
 
 #include "rng.h"
-#include "subidx.h"
+#include "route/subidx.h"
 #include "topic.h"
 
-/* Test-visible internals of core/subidx.c. */
+/* Test-visible internals of core/route/subidx.c. */
 size_t subidx_node_count(const struct subidx *ix);
 size_t subidx_mem_bytes(const struct subidx *ix);
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sys.h"
+#include "ops/sys.h"
 #include "topic.h"
 
 #define N_ITEMS 39 /* 18 plain topics + 7 load series x 3 periods */

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ws.h"
+#include "transport/ws.h"
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */

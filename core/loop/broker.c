@@ -1,0 +1,198 @@
+/*
+ * broker.c — starting and stopping a node: listeners (one SO_REUSEPORT
+ * socket per worker per address, so the kernel spreads connections), the
+ * N x N mailboxes, the worker threads. Runs on the main thread.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "io/net.h"
+#include "transport/tls.h"
+#include "loop/worker.h"
+
+unsigned broker_worker_count(const struct config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+	return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
+int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
+{
+	memset(b, 0, sizeof(*b));
+	b->cfg = cfg;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = broker_worker_count(cfg);
+	b->worker_count = n;
+	b->start_ms = clock_now_ms();
+	atomic_init(&b->conn_count, 0);
+	atomic_init(&b->sess_count, 0);
+	atomic_init(&b->stop_wills_out, 0);
+	b->registry = registry_new();
+	b->auth = auth_new(cfg, n, err, err_len);
+	if (!b->auth)
+		return -1;
+	b->workers = calloc(n, sizeof(*b->workers));
+	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
+	snprintf(err, err_len, "out of memory");
+	if (!b->registry || !b->workers || !b->mboxes)
+		return -1;
+	for (unsigned from = 0; from < n; from++) {
+		for (unsigned to = 0; to < n; to++) {
+			if (from == to)
+				continue;
+			struct mbox *mb = aligned_alloc(64, sizeof(struct mbox));
+			if (!mb)
+				return -1;
+			mbox_init(mb);
+			b->mboxes[from * n + to] = mb;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		b->workers[i] = worker_new(b, (uint16_t)i);
+		if (!b->workers[i])
+			return -1;
+	}
+
+	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
+		b->tls = tls_new(cfg, n, err, err_len);
+		if (!b->tls)
+			return -1;
+	}
+	/* Every worker listens on every address; with port 0 the first
+	 * socket picks the port and the others share it. The listener index
+	 * a connection keeps says which kind it is. */
+	const struct {
+		const struct config_addr *list;
+		unsigned count;
+		const char *kind, *what;
+	} kinds[] = {
+	    [LISTENER_MQTT] = {cfg->listen, cfg->listen_count, "mqtt", "MQTT"},
+	    [LISTENER_MQTTS] = {cfg->tls_listen, cfg->tls_listen_count, "mqtts", "MQTT over TLS"},
+	    [LISTENER_WS] = {cfg->ws_listen, cfg->ws_listen_count, "ws", "MQTT over WebSocket"},
+	    [LISTENER_WSS] = {cfg->wss_listen, cfg->wss_listen_count, "wss",
+	                      "MQTT over secure WebSocket"},
+	};
+	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		const struct config_addr *list = kinds[k].list;
+		unsigned count = kinds[k].count;
+		const char *kind = kinds[k].kind;
+		const char *what = kinds[k].what;
+		for (unsigned l = 0; l < count; l++) {
+			struct listener *ln = &b->listeners[b->listener_count];
+			uint16_t port = list[l].port;
+			for (unsigned i = 0; i < n; i++) {
+				char why[256];
+				int fd = net_listen(&list[l], NET_REUSEPORT | NET_NODELAY, 4096,
+				                    &port, why, sizeof(why));
+				if (fd < 0) {
+					snprintf(err, err_len, "cannot listen for %s on %s", what,
+					         why);
+					return -1;
+				}
+				struct worker *w = b->workers[i];
+				w->listen_fds[w->listen_count++] = fd;
+			}
+			const char *host = list[l].host[0] ? list[l].host : "*";
+			ln->kind = (uint8_t)k;
+			ln->port = port;
+			snprintf(ln->name, sizeof(ln->name),
+			         strchr(host, ':') ? "%s [%s]:%u" : "%s %s:%u", kind, host, port);
+			b->listener_count++;
+			LOG_INFO("listening for %s on %s:%u", what, host, port);
+		}
+	}
+
+	pthread_barrier_init(&b->start_barrier, NULL, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&b->workers[i]->thread, NULL, worker_main, b->workers[i]) != 0) {
+			LOG_ERROR("cannot start worker %u", i);
+			abort();
+		}
+		/* One core per worker when there are enough cores. */
+		if (cpus > 0 && n <= (unsigned)cpus) {
+			cpu_set_t set;
+			CPU_ZERO(&set);
+			CPU_SET(i, &set);
+			pthread_setaffinity_np(b->workers[i]->thread, sizeof(set), &set);
+		}
+	}
+	pthread_barrier_wait(&b->start_barrier);
+	for (unsigned i = 0; i < n; i++)
+		if (b->workers[i]->init_failed) {
+			snprintf(err, err_len, "worker %u could not set up its io_uring ring", i);
+			return -1;
+		}
+	LOG_INFO("%u worker%s running", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+void broker_signal_stop(struct broker *b)
+{
+	for (unsigned i = 0; i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		atomic_store(&w->stopping, true);
+		uint64_t one = 1;
+		if (write(w->stop_fd, &one, sizeof(one)) < 0)
+			LOG_WARN("cannot wake worker %u: %s", i, strerror(errno));
+	}
+}
+
+void broker_stop(struct broker *b)
+{
+	broker_signal_stop(b);
+	for (unsigned i = 0; i < b->worker_count; i++)
+		pthread_join(b->workers[i]->thread, NULL);
+}
+
+void broker_free(struct broker *b)
+{
+	/* Mail still in flight holds references: drain it before freeing. */
+	for (unsigned to = 0; b->mboxes && to < b->worker_count; to++) {
+		for (unsigned from = 0; from < b->worker_count; from++) {
+			struct mbox *mb = b->mboxes[from * b->worker_count + to];
+			if (!mb)
+				continue;
+			struct mbox_msg m;
+			while (mbox_pop(mb, &m, 1) == 1) {
+				if (m.kind == MB_DELIVER || m.kind == MB_RETAIN_PUT)
+					msg_unref(m.ptr);
+				else if (m.kind == MB_SUB_DELTA || m.kind == MB_RETAIN_QUERY)
+					sub_delta_unref(m.ptr);
+				else if (m.kind == MB_HANDOVER)
+					session_free(m.ptr);
+			}
+			free(mb);
+		}
+	}
+	for (unsigned i = 0; b->workers && i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		for (unsigned t = 0; w && t < b->worker_count; t++) {
+			for (uint32_t k = 0; k < w->overflow[t].len; k++) {
+				struct mbox_msg *m = &w->overflow[t].items[k];
+				if (m->kind == MB_DELIVER || m->kind == MB_RETAIN_PUT)
+					msg_unref(m->ptr);
+				else if (m->kind == MB_SUB_DELTA || m->kind == MB_RETAIN_QUERY)
+					sub_delta_unref(m->ptr);
+			}
+		}
+		worker_free(w);
+	}
+	free(b->workers);
+	free(b->mboxes);
+	registry_free(b->registry);
+	auth_free(b->auth);
+	tls_free(b->tls);
+}

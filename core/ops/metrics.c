@@ -1,0 +1,339 @@
+/*
+ * metrics.c — rendering struct metrics_input as Prometheus text. Called on
+ * the ops thread per scrape; allocates only its output buffer. The output
+ * must pass `promtool check metrics` (tests/integration/ops_test.py runs it).
+ */
+#include "ops/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct out {
+	char *p;
+	size_t len;
+	size_t cap;
+	bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+	if (o->oom)
+		return;
+	for (;;) {
+		va_list ap;
+		va_start(ap, fmt);
+		int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->oom = true;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		size_t cap = o->cap * 2 + (size_t)n;
+		char *p = realloc(o->p, cap);
+		if (!p) {
+			o->oom = true;
+			return;
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+}
+
+static void family(struct out *o, const char *name, const char *type, const char *help)
+{
+	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static uint64_t word(const struct worker_stats *s, size_t i)
+{
+	uint64_t v;
+	memcpy(&v, (const unsigned char *)s + i * sizeof(v), sizeof(v));
+	return v;
+}
+
+/* A family with one unlabelled sample: the node-wide sum of one field. */
+static void sum1(struct out *o, const struct worker_stats *total, size_t w, const char *name,
+                 const char *type, const char *help)
+{
+	family(o, name, type, help);
+	put(o, "%s %llu\n", name, (unsigned long long)word(total, w));
+}
+
+/* A family with one sample per worker of one field. */
+static void per_worker(struct out *o, const struct metrics_input *in, size_t w, const char *name,
+                       const char *type, const char *help)
+{
+	family(o, name, type, help);
+	for (unsigned i = 0; i < in->workers; i++)
+		put(o, "%s{worker=\"%u\"} %llu\n", name, i,
+		    (unsigned long long)word(&in->per_worker[i], w));
+}
+
+static void loop_histogram(struct out *o, const struct metrics_input *in)
+{
+	const char *name = "starling_worker_loop_busy_seconds";
+	family(o, name, "histogram",
+	       "Time a worker's loop turn spent working (between waits for the kernel).");
+	for (unsigned i = 0; i < in->workers; i++) {
+		const struct worker_stats *s = &in->per_worker[i];
+		uint64_t cum = 0;
+		for (unsigned b = 0; b < STATS_LOOP_BUCKETS; b++) {
+			cum += s->loop_busy_hist[b];
+			if (b < STATS_LOOP_BUCKETS - 1)
+				put(o, "%s_bucket{worker=\"%u\",le=\"%g\"} %llu\n", name, i,
+				    (double)stats_loop_bounds_ns[b] / 1e9, (unsigned long long)cum);
+			else
+				put(o, "%s_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", name, i,
+				    (unsigned long long)cum);
+		}
+		put(o, "%s_sum{worker=\"%u\"} %.9f\n", name, i, (double)s->loop_busy_ns / 1e9);
+		put(o, "%s_count{worker=\"%u\"} %llu\n", name, i, (unsigned long long)cum);
+	}
+}
+
+char *metrics_render(const struct metrics_input *in, size_t *len)
+{
+	struct out o = {.cap = 16384};
+	o.p = malloc(o.cap);
+	if (!o.p)
+		return NULL;
+	o.p[0] = '\0';
+
+	struct worker_stats t = {0};
+	for (unsigned i = 0; i < in->workers; i++)
+		stats_add(&t, &in->per_worker[i]);
+	/* Every worker holds a full copy of the index: report one copy. */
+	const struct worker_stats *w0 = in->workers ? &in->per_worker[0] : &t;
+
+	family(&o, "starling_build_info", "gauge", "Starling's version; the value is always 1.");
+	put(&o, "starling_build_info{version=\"%s\"} 1\n", in->version);
+	family(&o, "starling_uptime_seconds", "gauge", "Seconds since the broker started.");
+	put(&o, "starling_uptime_seconds %llu\n", (unsigned long long)in->uptime_s);
+	family(&o, "starling_workers", "gauge", "Worker threads (one io_uring ring each).");
+	put(&o, "starling_workers %u\n", in->workers);
+	family(&o, "starling_ready", "gauge", "1 when /readyz answers ready.");
+	put(&o, "starling_ready %d\n", in->ready ? 1 : 0);
+
+	/* Connections */
+	sum1(&o, &t, STATS_WORD(conns_current), "starling_connections", "gauge",
+	     "Client connections open now.");
+	sum1(&o, &t, STATS_WORD(conns_accepted), "starling_connections_accepted_total", "counter",
+	     "Client connections accepted.");
+	family(&o, "starling_connections_refused_total", "counter",
+	       "Client connections closed at accept, before reading a byte.");
+	put(&o, "starling_connections_refused_total{reason=\"max_connections\"} %llu\n",
+	    (unsigned long long)t.conns_refused);
+	put(&o, "starling_connections_refused_total{reason=\"listener_max_connections\"} %llu\n",
+	    (unsigned long long)t.conns_refused_listener);
+	put(&o, "starling_connections_refused_total{reason=\"connect_rate\"} %llu\n",
+	    (unsigned long long)t.conns_refused_rate);
+	family(&o, "starling_partial_packets_closed_total", "counter",
+	       "Connections closed over a packet they were sending: the node's budget for "
+	       "partially received packets was taken, or it took too long.");
+	put(&o, "starling_partial_packets_closed_total{reason=\"budget\"} %llu\n",
+	    (unsigned long long)t.partial_over_budget);
+	put(&o, "starling_partial_packets_closed_total{reason=\"timeout\"} %llu\n",
+	    (unsigned long long)t.partial_timeouts);
+	sum1(&o, &t, STATS_WORD(accept_errors), "starling_accept_errors_total", "counter",
+	     "Accepts that failed for want of file descriptors or memory; accepting pauses "
+	     "and backs off meanwhile.");
+	family(&o, "starling_connections_closed_total", "counter",
+	       "Client connections closed, by reason.");
+	for (unsigned r = CLOSE_UNSET + 1; r < CLOSE_REASON_COUNT; r++)
+		put(&o, "starling_connections_closed_total{reason=\"%s\"} %llu\n",
+		    stats_close_reason_name((enum close_reason)r),
+		    (unsigned long long)t.conns_closed[r]);
+	family(&o, "starling_connects_total", "counter",
+	       "CONNECT packets answered, by CONNACK reason code (5.0 codes; 3.1.1 "
+	       "refusals are counted under the 5.0 code they were translated from).");
+	for (unsigned s = 0; s < STATS_CONNACK_SLOTS; s++) {
+		unsigned code = stats_connack_code(s);
+		/* Success always, failures once they happened: 34 mostly-zero
+		 * series would bury the ones that matter. */
+		if (s != 0 && t.connack[s] == 0)
+			continue;
+		put(&o, "starling_connects_total{code=\"0x%02X\",reason=\"%s\"} %llu\n", code,
+		    code == 0xFF ? "other" : mqtt_rc_name((enum mqtt_rc)code),
+		    (unsigned long long)t.connack[s]);
+	}
+
+	/* TLS */
+	sum1(&o, &t, STATS_WORD(tls_handshakes), "starling_tls_handshakes_total", "counter",
+	     "TLS handshakes completed on the TLS listeners.");
+	family(&o, "starling_tls_handshake_failures_total", "counter",
+	       "TLS handshakes that failed, by reason.");
+	for (unsigned f = 0; f < TLS_FAIL_COUNT; f++)
+		put(&o, "starling_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+		    stats_tls_fail_name((enum tls_fail)f), (unsigned long long)t.tls_failures[f]);
+
+	/* Messages */
+	family(&o, "starling_messages_received_total", "counter",
+	       "PUBLISH packets received from clients, by QoS.");
+	for (unsigned q = 0; q < 3; q++)
+		put(&o, "starling_messages_received_total{qos=\"%u\"} %llu\n", q,
+		    (unsigned long long)t.msgs_in[q]);
+	family(&o, "starling_messages_delivered_total", "counter",
+	       "PUBLISH packets sent to clients, by QoS (redeliveries included).");
+	for (unsigned q = 0; q < 3; q++)
+		put(&o, "starling_messages_delivered_total{qos=\"%u\"} %llu\n", q,
+		    (unsigned long long)t.msgs_out[q]);
+	sum1(&o, &t, STATS_WORD(bytes_in), "starling_network_received_bytes_total", "counter",
+	     "Bytes received from clients.");
+	sum1(&o, &t, STATS_WORD(bytes_out), "starling_network_sent_bytes_total", "counter",
+	     "Bytes sent to clients.");
+	family(&o, "starling_messages_dropped_total", "counter",
+	       "Messages not delivered, by reason: outbox_full (QoS 0 to a slow reader), "
+	       "worker_behind (QoS 0 to a worker that fell behind), oversize (over a client's "
+	       "maximum packet size), queue_full (session queue limits), expired, "
+	       "no_subscribers, not_authorized.");
+	static const struct {
+		const char *reason;
+		size_t w;
+	} drops[] = {
+	    {"outbox_full", STATS_WORD(drops_outbox)},
+	    {"worker_behind", STATS_WORD(drops_transit)},
+	    {"oversize", STATS_WORD(drops_oversize)},
+	    {"queue_full", STATS_WORD(drops_queue)},
+	    {"expired", STATS_WORD(drops_expired)},
+	    {"no_subscribers", STATS_WORD(drops_no_subscribers)},
+	    {"not_authorized", STATS_WORD(drops_denied)},
+	};
+	for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+		put(&o, "starling_messages_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,
+		    (unsigned long long)word(&t, drops[i].w));
+
+	/* Sessions, subscriptions, retained */
+	family(&o, "starling_sessions", "gauge", "Sessions on the node, by state.");
+	put(&o, "starling_sessions{state=\"online\"} %llu\n",
+	    (unsigned long long)t.sessions_online);
+	put(&o, "starling_sessions{state=\"offline\"} %llu\n",
+	    (unsigned long long)t.sessions_offline);
+	sum1(&o, &t, STATS_WORD(queued_msgs), "starling_queued_messages", "gauge",
+	     "Messages queued for sessions (offline, or past the in-flight window).");
+	sum1(&o, &t, STATS_WORD(queued_bytes), "starling_queued_bytes", "gauge",
+	     "Bytes of the queued messages.");
+	sum1(&o, &t, STATS_WORD(inflight), "starling_inflight_messages", "gauge",
+	     "Outbound QoS 1/2 messages awaiting acknowledgement.");
+	sum1(&o, w0, STATS_WORD(subscriptions), "starling_subscriptions", "gauge",
+	     "Subscriptions on the node (a shared group member counts once).");
+	sum1(&o, w0, STATS_WORD(shared_groups), "starling_shared_groups", "gauge",
+	     "Shared subscription groups on the node.");
+	sum1(&o, &t, STATS_WORD(retained), "starling_retained_messages", "gauge",
+	     "Retained messages stored.");
+	sum1(&o, &t, STATS_WORD(retained_bytes), "starling_retained_bytes", "gauge",
+	     "Bytes of the retained messages.");
+
+	/* Workers */
+	per_worker(&o, in, STATS_WORD(loop_turns), "starling_worker_loop_turns_total", "counter",
+	           "Turns of a worker's event loop.");
+	loop_histogram(&o, in);
+	family(&o, "starling_worker_mailbox_depth", "gauge",
+	       "Messages waiting in a worker's mailboxes from every other worker.");
+	for (unsigned i = 0; i < in->workers; i++)
+		put(&o, "starling_worker_mailbox_depth{worker=\"%u\"} %llu\n", i,
+		    (unsigned long long)in->mailbox_depth[i]);
+	family(&o, "starling_worker_loop_turn_max_seconds", "gauge",
+	       "The longest busy time of one loop turn in the last 10 to 20 seconds: a stall "
+	       "that a scrape interval's averages hide.");
+	for (unsigned i = 0; i < in->workers; i++)
+		put(&o, "starling_worker_loop_turn_max_seconds{worker=\"%u\"} %.6f\n", i,
+		    (double)word(&in->per_worker[i], STATS_WORD(loop_turn_max_ns)) / 1e9);
+	per_worker(&o, in, STATS_WORD(mbox_depth_max), "starling_worker_mailbox_depth_max", "gauge",
+	           "The most messages found waiting in a worker's mailboxes at one drain, in the "
+	           "last 10 to 20 seconds.");
+	per_worker(&o, in, STATS_WORD(mbox_backlog), "starling_worker_mailbox_backlog", "gauge",
+	           "Messages a worker holds in its own overflow because a mailbox was full.");
+	per_worker(&o, in, STATS_WORD(mbox_overflows), "starling_worker_mailbox_overflows_total",
+	           "counter", "Messages that found a mailbox full and waited in the overflow.");
+	per_worker(&o, in, STATS_WORD(sends), "starling_worker_sends_total", "counter",
+	           "Send operations submitted (delivered / sends = messages per send).");
+
+	/* Memory and process: one unlabelled sample per family. */
+	if (in->have_memory) {
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} mem[] = {
+		    {"starling_memory_allocated_bytes",
+		     "Bytes allocated by the broker (jemalloc stats.allocated).",
+		     in->mem_allocated_bytes},
+		    {"starling_memory_active_bytes",
+		     "Bytes in pages the allocator has in use (jemalloc stats.active).",
+		     in->mem_active_bytes},
+		    {"starling_memory_resident_bytes",
+		     "Bytes the allocator holds resident (jemalloc stats.resident).",
+		     in->mem_resident_bytes},
+		    {"starling_memory_mapped_bytes",
+		     "Bytes the allocator has mapped (jemalloc stats.mapped).",
+		     in->mem_mapped_bytes},
+		};
+		for (size_t i = 0; i < sizeof(mem) / sizeof(mem[0]); i++) {
+			family(&o, mem[i].name, "gauge", mem[i].help);
+			put(&o, "%s %llu\n", mem[i].name, (unsigned long long)mem[i].v);
+		}
+	}
+	if (in->have_process) {
+		/* Names and help as the Prometheus client libraries export them. */
+		const struct {
+			const char *name, *type, *help;
+			double v;
+		} proc[] = {
+		    {"process_cpu_seconds_total", "counter",
+		     "Total user and system CPU time spent in seconds.", in->cpu_seconds},
+		    {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+		     (double)in->resident_bytes},
+		    {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+		     (double)in->virtual_bytes},
+		    {"process_open_fds", "gauge", "Number of open file descriptors.",
+		     (double)in->open_fds},
+		    {"process_max_fds", "gauge", "Maximum number of open file descriptors.",
+		     (double)in->max_fds},
+		    {"process_start_time_seconds", "gauge",
+		     "Start time of the process since unix epoch in seconds.", in->start_time_s},
+		};
+		for (size_t i = 0; i < sizeof(proc) / sizeof(proc[0]); i++) {
+			family(&o, proc[i].name, proc[i].type, proc[i].help);
+			/* %.15g: exact for integers below 10^15, and 0.1 stays "0.1". */
+			put(&o, "%s %.15g\n", proc[i].name, proc[i].v);
+		}
+	}
+
+	if (in->have_ops) {
+		family(&o, "starling_ops_connections", "gauge",
+		       "Connections open on metrics_listen, this scrape's included.");
+		put(&o, "starling_ops_connections %llu\n", (unsigned long long)in->ops_connections);
+		family(&o, "starling_ops_connections_accepted_total", "counter",
+		       "Connections accepted on metrics_listen.");
+		put(&o, "starling_ops_connections_accepted_total %llu\n",
+		    (unsigned long long)in->ops_accepted);
+		family(
+		    &o, "starling_ops_connections_dropped_total", "counter",
+		    "metrics_listen connections closed before they were done, by reason: evicted "
+		    "(closed for a new connection when all metrics_max_connections were taken), "
+		    "request_timeout (no whole request within metrics_request_timeout_ms), "
+		    "send_timeout (the answer was not read in time).");
+		put(&o, "starling_ops_connections_dropped_total{reason=\"evicted\"} %llu\n",
+		    (unsigned long long)in->ops_evicted);
+		put(&o, "starling_ops_connections_dropped_total{reason=\"request_timeout\"} %llu\n",
+		    (unsigned long long)in->ops_request_timeouts);
+		put(&o, "starling_ops_connections_dropped_total{reason=\"send_timeout\"} %llu\n",
+		    (unsigned long long)in->ops_send_timeouts);
+		family(&o, "starling_ops_unauthorized_total", "counter",
+		       "/metrics requests answered 401 (missing or wrong credentials).");
+		put(&o, "starling_ops_unauthorized_total %llu\n",
+		    (unsigned long long)in->ops_unauthorized);
+	}
+
+	if (o.oom) {
+		free(o.p);
+		return NULL;
+	}
+	*len = o.len;
+	return o.p;
+}

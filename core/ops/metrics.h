@@ -1,0 +1,57 @@
+/*
+ * metrics.h — the Prometheus text exposition (format 0.0.4) of a node's
+ * statistics. Pure: the caller (ops.c) gathers the numbers — each worker's
+ * published stats, mailbox depths, allocator and process figures — and this
+ * module only turns them into text, so the output is unit-tested from fixed
+ * inputs.
+ *
+ * Families follow Prometheus naming: a `starling_` prefix, `_total` on
+ * counters, base units in names (`_bytes`, `_seconds`), HELP and TYPE once
+ * per family. Node-wide figures are sums over workers; loop and mailbox
+ * figures carry a `worker` label.
+ */
+#ifndef STARLING_CORE_METRICS_H
+#define STARLING_CORE_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/stats.h"
+
+struct metrics_input {
+	const char *version;
+	unsigned workers;
+	const struct worker_stats *per_worker; /* [workers], as last published */
+	const uint64_t *mailbox_depth;         /* [workers]: messages waiting for each */
+	uint64_t uptime_s;
+	bool ready; /* /readyz's answer, also exported */
+
+	bool have_memory; /* allocator statistics (jemalloc) */
+	uint64_t mem_allocated_bytes;
+	uint64_t mem_active_bytes;
+	uint64_t mem_resident_bytes;
+	uint64_t mem_mapped_bytes;
+
+	bool have_process; /* the process_* families every Prometheus client exports */
+	double cpu_seconds;
+	uint64_t resident_bytes;
+	uint64_t virtual_bytes;
+	uint64_t open_fds;
+	uint64_t max_fds;
+	double start_time_s; /* since the Unix epoch */
+
+	bool have_ops;                 /* the ops listener's own figures (ops.c) */
+	uint64_t ops_connections;      /* open now, the one scraping included */
+	uint64_t ops_accepted;         /* connections accepted */
+	uint64_t ops_evicted;          /* closed to make room for a new connection */
+	uint64_t ops_request_timeouts; /* no whole request head in metrics_request_timeout_ms */
+	uint64_t ops_send_timeouts;    /* the answer was not read in time */
+	uint64_t ops_unauthorized;     /* /metrics answered 401 */
+};
+
+/* The exposition text in a malloc'd, NUL-terminated buffer of *len bytes
+ * (the caller frees it); NULL when out of memory. */
+char *metrics_render(const struct metrics_input *in, size_t *len);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * msg.h — an application message: one PUBLISH, decoded once, immutable and
+ * reference-counted, shared by every subscriber on every worker it fans out
+ * to (DESIGN.md "Messages"). The reference count is the only field that
+ * changes after creation and the only state shared between workers.
+ *
+ * The wire bytes for a subscriber are encoded at send time from pub, since
+ * packet id, QoS, DUP, topic alias, subscription ids and remaining expiry
+ * differ per subscriber.
+ */
+#ifndef STARLING_CORE_MSG_H
+#define STARLING_CORE_MSG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "packet.h"
+#include "session/sess_id.h"
+
+struct msg {
+	atomic_uint refs;        /* references; the last msg_unref() frees */
+	uint32_t size_bytes;     /* bytes of data[], for memory accounting */
+	uint64_t expires_at_ms;  /* monotonic deadline from Message Expiry; 0 = never */
+	uint64_t created_ns;     /* monotonic, retain-flagged only (else 0); a retained
+	                          * lookup older than this skips it */
+	struct sess_id origin;   /* publishing session, for no-local */
+	uint8_t version;         /* protocol level of the publisher */
+	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
+	                          * topic even when the publisher used an alias;
+	                          * TOPIC_ALIAS and SUBSCRIPTION_ID are cleared
+	                          * from pub.props.has */
+	uint8_t data[];          /* topic, then the PUBLISH body as received */
+};
+
+/*
+ * Copy a decoded PUBLISH (views into a receive buffer that is about to be
+ * reused) into a new message with one reference. topic is the resolved
+ * topic name. Returns NULL when out of memory.
+ */
+struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_view topic,
+                    struct sess_id origin, uint64_t now_ms);
+
+static inline struct msg *msg_ref(struct msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+	return m;
+}
+
+void msg_unref(struct msg *m);
+
+/* Has the message outlived its Message Expiry Interval? */
+static inline bool msg_expired(const struct msg *m, uint64_t now_ms)
+{
+	return m->expires_at_ms != 0 && now_ms >= m->expires_at_ms;
+}
+
+/* Seconds of expiry left to tell a subscriber (rounded up; at least 1). */
+uint32_t msg_expiry_left_s(const struct msg *m, uint64_t now_ms);
+
+#endif

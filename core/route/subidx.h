@@ -1,0 +1,80 @@
+/*
+ * subidx.h — the subscription index: a trie over topic levels mapping
+ * filters to the sessions subscribed to them (DESIGN.md "Subscription
+ * index"). Every worker owns one full copy for the whole node and is the
+ * only thread that touches it; copies are kept equal by applying the same
+ * deltas in the same order. Pure data structure: no I/O, no clocks.
+ *
+ * Matching follows §4.7 of MQTT 5.0: '+' matches one level, '#' the parent
+ * and any number of levels below, and a filter starting with a wildcard does
+ * not match a topic starting with '$' [MQTT-4.7.2-1]. It must agree with
+ * mqtt_topic_match() in core/codec/topic.h, the reference matcher.
+ *
+ * Shared subscriptions "$share/{group}/{filter}" [§4.8.2] are stored under
+ * {filter} in a group; a match yields one member of each matching group,
+ * chosen round-robin, so a group receives each message once.
+ */
+#ifndef STARLING_CORE_SUBIDX_H
+#define STARLING_CORE_SUBIDX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session/sess_id.h"
+#include "view.h"
+
+/* Options of one subscription that matter when delivering (§3.8.3.1). */
+struct sub_opts {
+	uint32_t sub_id; /* Subscription Identifier, 0 = none */
+	uint8_t qos;     /* maximum QoS granted, 0..2 */
+	bool no_local;   /* not to the publishing session itself */
+	bool rap;        /* Retain As Published */
+};
+
+struct sub_entry {
+	struct sess_id who;
+	struct sub_opts opts;
+};
+
+struct subidx;
+
+struct subidx *subidx_new(void);
+void subidx_free(struct subidx *ix);
+
+/*
+ * Subscribe who to filter (already valid per mqtt_topic_filter_check(),
+ * possibly "$share/g/f"). A second subscription of the same session
+ * (compared by slot and worker: a new generation of the slot replaces the
+ * old one) to the same filter replaces its options [MQTT-3.8.4-3].
+ * Returns 1 when added, 0 when replaced, -1 when out of memory (the index is
+ * unchanged).
+ */
+int subidx_add(struct subidx *ix, struct mqtt_view filter, const struct sub_entry *e);
+
+/* Unsubscribe; returns true when the subscription existed. */
+bool subidx_remove(struct subidx *ix, struct mqtt_view filter, struct sess_id who);
+
+/*
+ * Call fn once for every non-shared subscription matching topic, and once per
+ * matching shared group with the member whose turn it is (then the group's
+ * turn advances). shared says which kind the call is. A session subscribed
+ * with several matching filters is reported once per filter; merging
+ * overlapping subscriptions is the caller's job. Returns the number of calls.
+ */
+typedef void (*subidx_fn)(void *ctx, const struct sub_entry *e, bool shared);
+size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, void *ctx);
+
+/*
+ * The member of the shared group named by filter ("$share/g/f", exactly as
+ * subscribed) whose turn it is; the turn advances. false when the group has
+ * no members. Used to hand a departed member's messages to the group
+ * [MQTT 5.0 §4.8.2].
+ */
+bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out);
+
+/* Subscriptions stored (a shared member counts once), and shared groups. */
+size_t subidx_count(const struct subidx *ix);
+size_t subidx_group_count(const struct subidx *ix);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * session.h — the MQTT session state of one client (§4.1 of 5.0): its
+ * subscriptions, outbound QoS 1/2 messages in flight, messages queued while
+ * the window is full or the client is offline, inbound QoS 2 packet ids
+ * awaiting PUBREL, and the will.
+ *
+ * Owned by exactly one worker at a time (the one holding the connection, or
+ * the one it was last on); only that worker's thread touches it. On takeover
+ * the whole struct moves to the new worker in a mailbox message.
+ *
+ * This file is the pure bookkeeping: no I/O, no clock. Every collection has a
+ * limit given by the caller; reaching it is an explicit outcome.
+ */
+#ifndef STARLING_CORE_SESSION_H
+#define STARLING_CORE_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/config.h"
+#include "route/msg.h"
+#include "session/sess_id.h"
+#include "route/subidx.h"
+
+enum infl_state {
+	INFL_WAIT_ACK = 1,  /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
+	INFL_WAIT_COMP = 2, /* PUBREL sent, awaiting PUBCOMP (QoS 2) */
+};
+
+/* One outbound QoS 1/2 message the client has not finished acknowledging. */
+struct inflight {
+	struct msg *m;   /* held until PUBACK / PUBREC; NULL while awaiting PUBCOMP */
+	uint32_t sub_id; /* subscription identifier to send, 0 = none */
+	uint16_t pid;    /* packet identifier */
+	uint8_t qos;     /* 1 or 2: the QoS it was sent with */
+	uint8_t state;   /* enum infl_state; 0 once finished */
+	bool retain;     /* retain flag as sent */
+	bool shared;     /* came through a shared subscription: if the session
+	                  * ends unacknowledged, the group gets it back */
+};
+
+/* A message waiting for room in the window, or for the client to return. */
+struct queued {
+	struct msg *m;
+	uint32_t sub_id;
+	uint8_t qos;
+	bool retain;
+	bool shared; /* as in struct inflight */
+};
+
+/* How a message is delivered (the flags of session_infl_add/enqueue). */
+#define DELIV_RETAIN 0x01 /* with the retain flag */
+#define DELIV_SHARED 0x02 /* through a shared subscription */
+
+/* A subscription as the session remembers it (to remove or move it). */
+struct sess_sub {
+	char *filter;        /* NUL-terminated copy, as subscribed ($share/... kept) */
+	uint16_t filter_len; /* bytes */
+	struct sub_opts opts;
+};
+
+struct session {
+	/* Grouped by size so nothing pads: 160 bytes, a jemalloc size class. */
+	char *client_id;        /* NUL-terminated */
+	uint64_t expires_at_ms; /* while offline: when it ends; 0 while online */
+	struct sess_sub *subs;  /* subscriptions, unordered */
+	struct inflight *infl;  /* ring in send order, then its packet-id index (see session.c) */
+	struct queued *q;       /* ring buffer of queued messages */
+	uint64_t q_bytes;       /* sum of queued messages' size_bytes */
+	uint16_t *rx_qos2;      /* inbound QoS 2 ids received, PUBREL pending */
+	uint8_t *will;          /* the will as an encoded 5.0 PUBLISH, or NULL */
+	uint64_t will_at_ms;    /* when a delayed will fires; 0 = not pending */
+
+	struct sess_id id;  /* where it lives; changes on handover */
+	uint32_t conn_slot; /* the attached connection, when online */
+	uint32_t conn_gen;
+	uint32_t expiry_s; /* Session Expiry Interval; 0: ends with the connection */
+	uint32_t sub_count;
+	uint32_t sub_cap;
+	uint32_t infl_head;  /* sequence number of the oldest entry */
+	uint32_t infl_tail;  /* sequence number after the newest */
+	uint32_t infl_cap;   /* ring entries, a power of two (0: none) */
+	uint32_t infl_count; /* entries not yet finished */
+	uint32_t q_head;     /* index of the oldest queued */
+	uint32_t q_len;
+	uint32_t q_cap; /* allocated entries (power of two) */
+	uint32_t rx_qos2_count;
+	uint32_t rx_qos2_cap;
+	uint32_t will_len;      /* bytes */
+	uint32_t will_delay_s;  /* Will Delay Interval */
+	uint16_t client_id_len; /* bytes */
+	uint16_t next_pid;      /* next packet identifier to try, 1..65535 */
+	uint8_t version;        /* protocol level of the last connection */
+	bool online;            /* a connection is attached */
+};
+
+struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_id id);
+
+/* The user name the session's client connected with (false: no memory). */
+bool session_set_username(struct session *s, const uint8_t *user, size_t len);
+/* That user name, NUL-terminated, or NULL for an anonymous client. */
+const char *session_username(const struct session *s, size_t *len);
+
+/* Release everything, including each held message reference. */
+void session_free(struct session *s);
+
+/* Subscriptions: add or replace (1 added, 0 replaced, -1 no memory or over max). */
+int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts, uint32_t max);
+bool session_sub_remove(struct session *s, struct mqtt_view filter);
+
+/*
+ * Outbound flow. session_infl_add() assigns a free packet identifier and
+ * takes a reference to m (flags: DELIV_*); returns the id, or 0 when the window (window
+ * entries) is full.
+ */
+uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
+                          uint32_t sub_id, uint32_t window);
+
+/* Find the unfinished entry for a packet identifier, or NULL. O(1). */
+struct inflight *session_infl_find(struct session *s, uint16_t pid);
+
+/* Walk unfinished entries in send order: start with *seq = s->infl_head. */
+struct inflight *session_infl_next(struct session *s, uint32_t *seq);
+
+/*
+ * An acknowledgement arrived. Returns true when it matched an entry in the
+ * right state: PUBACK completes QoS 1; PUBREC moves QoS 2 to awaiting
+ * PUBCOMP (releasing the message); PUBCOMP completes it.
+ */
+bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
+
+/*
+ * Queue a message (takes a reference when kept). At a limit the policy
+ * decides: drop the oldest queued message or this one. Returns the number of
+ * messages dropped (0, 1 or, with a limit of 0, 2).
+ */
+unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
+                         uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
+                         enum queue_overflow policy);
+
+/* Take the oldest queued message (its reference passes to the caller). */
+bool session_dequeue(struct session *s, struct queued *out);
+
+/* Drop every queued message whose expiry passed; returns how many. */
+unsigned session_drop_expired(struct session *s, uint64_t now_ms);
+
+/* Inbound QoS 2: remember id until PUBREL. false when already present or full. */
+bool session_rx_qos2_add(struct session *s, uint16_t pid, uint32_t max);
+bool session_rx_qos2_has(const struct session *s, uint16_t pid);
+bool session_rx_qos2_remove(struct session *s, uint16_t pid);
+
+/* Forget in-flight state that a clean start discards (subscriptions stay). */
+void session_clear_messages(struct session *s);
+
+/*
+ * Outgoing topic aliases of one connection (5.0 §3.3.2.3.4): which topics
+ * the client was told an alias for. Policy: a topic gets the next alias
+ * the first time it is sent, until the client's Topic Alias Maximum (capped
+ * by topic_alias_out_max) or ALIAS_OUT_TEXT_MAX bytes of topics are used;
+ * then the set stays as it is. No eviction: replacing an alias costs the
+ * whole topic again plus the alias, so under churn an LRU sends more bytes
+ * than no alias at all, while a fixed set keeps what a device publishes
+ * over and over (its first topics) cheap. Topics shorter than
+ * ALIAS_OUT_TOPIC_MIN bytes gain nothing (an empty topic plus the alias
+ * property is 5 bytes) and get none.
+ *
+ * It belongs to the connection, not the session: a new connection starts
+ * with none (the client forgets them [MQTT-3.3.2-7]). Pure bookkeeping;
+ * the caller decides when a PUBLISH carrying a new alias was really sent.
+ */
+#define ALIAS_OUT_TEXT_MAX  4096 /* bytes of aliased topics held per connection */
+#define ALIAS_OUT_TOPIC_MIN 4    /* shorter topics are sent as they are */
+
+struct alias_out;
+
+/* A table for a client taking max aliases (max > 0); NULL: no memory. */
+struct alias_out *alias_out_new(uint16_t max);
+void alias_out_free(struct alias_out *a); /* NULL is fine */
+/* The alias the client knows for topic, or 0. */
+uint16_t alias_out_find(const struct alias_out *a, struct mqtt_view topic);
+/* The alias topic (not known yet) would get, or 0 when it gets none. */
+uint16_t alias_out_next(const struct alias_out *a, struct mqtt_view topic);
+/* Remember that topic was sent with alias_out_next()'s alias. false: no
+ * memory (harmless: the topic is sent in full until a later add). */
+bool alias_out_add(struct alias_out *a, struct mqtt_view topic);
+
+#endif
