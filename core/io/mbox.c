@@ -5,26 +5,37 @@
  */
 #include "io/mbox.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-void mbox_init(struct mbox *mb)
+#include "base/check.h"
+
+struct mbox *mbox_new(uint32_t cap)
 {
+	CHECK(cap > 0 && (cap & (cap - 1)) == 0);
+	size_t bytes = sizeof(struct mbox) + (size_t)cap * sizeof(struct mbox_msg);
+	bytes = (bytes + 63) & ~(size_t)63; /* aligned_alloc wants a multiple */
+	struct mbox *mb = aligned_alloc(64, bytes);
+	if (!mb)
+		return NULL;
 	atomic_init(&mb->tail, 0);
 	atomic_init(&mb->head, 0);
 	atomic_init(&mb->consumed_bytes, 0);
 	mb->head_cache = 0;
 	mb->tail_cache = 0;
+	mb->cap = cap;
+	return mb;
 }
 
 bool mbox_push(struct mbox *mb, const struct mbox_msg *m)
 {
 	uint32_t tail = atomic_load_explicit(&mb->tail, memory_order_relaxed);
-	if (tail - mb->head_cache >= MBOX_CAP) {
+	if (tail - mb->head_cache >= mb->cap) {
 		mb->head_cache = atomic_load_explicit(&mb->head, memory_order_acquire);
-		if (tail - mb->head_cache >= MBOX_CAP)
+		if (tail - mb->head_cache >= mb->cap)
 			return false;
 	}
-	mb->slots[tail & (MBOX_CAP - 1)] = *m;
+	mb->slots[tail & (mb->cap - 1)] = *m;
 	atomic_store_explicit(&mb->tail, tail + 1, memory_order_release);
 	return true;
 }
@@ -43,7 +54,7 @@ unsigned mbox_depth(const struct mbox *mb)
 	/* Head first: both only grow and head never passes tail, so the
 	 * difference is never negative; pushes between the two loads can take
 	 * it past the capacity, hence the clamp. */
-	return tail - head <= MBOX_CAP ? tail - head : MBOX_CAP;
+	return tail - head <= mb->cap ? tail - head : mb->cap;
 }
 
 unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max)
@@ -56,7 +67,7 @@ unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max)
 	}
 	unsigned n = 0;
 	while (n < max && head != mb->tail_cache) {
-		out[n++] = mb->slots[head & (MBOX_CAP - 1)];
+		out[n++] = mb->slots[head & (mb->cap - 1)];
 		head++;
 	}
 	atomic_store_explicit(&mb->head, head, memory_order_release);

@@ -1,14 +1,19 @@
 /*
  * mbox.h — single-producer single-consumer mailbox between two workers
  * (DESIGN.md "Mailboxes"; Seastar's smp queues). Every ordered pair of
- * workers has one. Messages are small fixed-size values; the only pointers
- * they carry are to immutable reference-counted objects (a message, a
- * subscription delta) or to an object whose ownership moves with the message
- * (a session on takeover).
+ * workers has one. Messages are small fixed-size values: a kind, the
+ * sender, and a body that only the module owning the kind reads (route's
+ * deliveries and deltas, mqtt's takeovers; mail.h). The only pointers a
+ * body carries are to immutable reference-counted objects (a message, a
+ * subscription delta) or to an object whose ownership moves with the
+ * message, named so in its type (an encoded session).
  *
  * The producer and consumer counters live on separate cache lines, each side
  * caches the other's counter, and the consumer drains in batches; the wake-up
- * (IORING_OP_MSG_RING) is the worker's business, once per batch.
+ * (IORING_OP_MSG_RING) is mail.c's business, once per batch.
+ *
+ * Capacity is chosen per node by the worker count (mail.h), so mailbox
+ * memory grows with the workers, not with their square.
  */
 #ifndef STARLING_CORE_MBOX_H
 #define STARLING_CORE_MBOX_H
@@ -18,41 +23,28 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "session/sess_id.h"
+#define MBOX_KINDS      32 /* kinds 1..31; each module owns a range (mail.h) */
+#define MBOX_BODY_BYTES 40 /* a message is 48 bytes */
 
-#define MBOX_CAP 16384u /* messages per direction per pair; a power of two */
-
-enum mbox_kind {
-	MB_DELIVER = 1,  /* ptr: struct msg (one reference moves); to target session */
-	MB_SUB_DELTA,    /* ptr: struct sub_delta (one reference moves) */
-	MB_RETAIN_PUT,   /* ptr: struct msg (one reference moves); to the topic's shard */
-	MB_RETAIN_QUERY, /* ptr: struct sub_delta naming filter and subscriber */
-	MB_TAKEOVER,     /* target: the session to take; conn: the new connection; fresh */
-	MB_HANDOVER,     /* ptr: struct session or NULL; conn: the waiting connection */
+/* How a message may be treated when its receiver falls behind. */
+enum mbox_class {
+	MBOX_CONTROL = 0,   /* never dropped: index deltas, takeovers, retained */
+	MBOX_DELIVERY = 1,  /* a QoS 1/2 delivery: bounded in number in the overflow */
+	MBOX_DROPPABLE = 2, /* a QoS 0 delivery: dropped past the bytes in transit */
 };
 
 struct mbox_msg {
-	uint8_t kind;  /* enum mbox_kind */
-	uint8_t qos;   /* MB_DELIVER: QoS to deliver with */
-	uint8_t flags; /* MB_DELIVER: MBOX_F_*; MB_TAKEOVER: MBOX_F_CLEAN */
-	uint8_t pad;
-	uint16_t from;         /* sending worker */
-	uint32_t sub_id;       /* MB_DELIVER: subscription identifier, 0 = none */
-	struct sess_id target; /* session the message is for */
-	uint32_t conn_slot;    /* MB_TAKEOVER / MB_HANDOVER: the new connection */
-	uint32_t conn_gen;
-	uint32_t bytes; /* MB_DELIVER: the message's size_bytes (transit accounting) */
+	uint8_t kind;   /* who handles it (1..MBOX_KINDS-1) */
+	uint8_t cls;    /* enum mbox_class */
+	uint16_t from;  /* sending worker */
+	uint32_t bytes; /* message bytes it keeps alive (transit accounting), else 0 */
 	union {
-		void *ptr; /* see the kinds */
-		struct {   /* MB_TAKEOVER: the new session, on worker `from` */
-			uint32_t slot, gen;
-		} fresh;
+		uint64_t align_;
+		uint8_t body[MBOX_BODY_BYTES]; /* the kind's struct, copied in and out */
 	};
 };
 
-#define MBOX_F_RETAIN 0x01 /* deliver with the retain flag set */
-#define MBOX_F_CLEAN  0x02 /* takeover with clean start: discard the session */
-#define MBOX_F_SHARED 0x04 /* deliver through a shared subscription */
+_Static_assert(sizeof(struct mbox_msg) == 48, "a mailbox message is 48 bytes");
 
 struct mbox {
 	alignas(64) atomic_uint tail; /* written by the producer */
@@ -62,10 +54,12 @@ struct mbox {
 	/* Written by the consumer: the sum of `bytes` it has handled; the
 	 * producer subtracts it from what it sent to know what is in transit. */
 	atomic_uint_fast64_t consumed_bytes;
-	alignas(64) struct mbox_msg slots[MBOX_CAP];
+	uint32_t cap; /* slots, a power of two; fixed at mbox_new */
+	alignas(64) struct mbox_msg slots[];
 };
 
-void mbox_init(struct mbox *mb);
+/* A mailbox of cap slots (a power of two), or NULL. Freed with free(). */
+struct mbox *mbox_new(uint32_t cap);
 
 /* Producer side. false when full: keep it in the overflow and retry. */
 bool mbox_push(struct mbox *mb, const struct mbox_msg *m);

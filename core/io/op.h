@@ -22,6 +22,7 @@ enum op_kind {
 	OP_STOP = 6,   /* eventfd read: the main thread asks us to stop */
 	OP_CANCEL = 7, /* cancellation of a connection's receive */
 	OP_VERIFY = 8, /* eventfd read: password verdicts are waiting */
+	OP_KINDS       /* the loop's table of handlers has this many entries */
 };
 
 #define OP_GEN_MASK 0xFFFFFFu

@@ -37,7 +37,8 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 	unsigned n = broker_worker_count(cfg);
 	b->worker_count = n;
 	b->start_ms = clock_now_ms();
-	atomic_init(&b->conn_count, 0);
+	atomic_init(&b->tnode.conn_count, 0);
+	atomic_init(&b->tnode.conn_max, 0);
 	atomic_init(&b->sess_count, 0);
 	atomic_init(&b->stop_wills_out, 0);
 	b->registry = registry_new();
@@ -46,17 +47,20 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 		return -1;
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
+	b->ring_fds = calloc(n, sizeof(*b->ring_fds));
 	snprintf(err, err_len, "out of memory");
-	if (!b->registry || !b->workers || !b->mboxes)
+	if (!b->registry || !b->workers || !b->mboxes || !b->ring_fds)
 		return -1;
+	/* Each worker's mailboxes share one budget of slots (mail.c), so the
+	 * node's mailboxes grow with the workers, not their square. */
+	uint32_t box_cap = mail_box_cap(n);
 	for (unsigned from = 0; from < n; from++) {
 		for (unsigned to = 0; to < n; to++) {
 			if (from == to)
 				continue;
-			struct mbox *mb = aligned_alloc(64, sizeof(struct mbox));
+			struct mbox *mb = mbox_new(box_cap);
 			if (!mb)
 				return -1;
-			mbox_init(mb);
 			b->mboxes[from * n + to] = mb;
 		}
 	}
@@ -91,7 +95,7 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 		const char *kind = kinds[k].kind;
 		const char *what = kinds[k].what;
 		for (unsigned l = 0; l < count; l++) {
-			struct listener *ln = &b->listeners[b->listener_count];
+			struct listener *ln = &b->tnode.listeners[b->tnode.listener_count];
 			uint16_t port = list[l].port;
 			for (unsigned i = 0; i < n; i++) {
 				char why[256];
@@ -102,15 +106,15 @@ int broker_start(struct broker *b, const struct config *cfg, char *err, size_t e
 					         why);
 					return -1;
 				}
-				struct worker *w = b->workers[i];
-				w->listen_fds[w->listen_count++] = fd;
+				struct transport *tp = &b->workers[i]->tp;
+				tp->listen_fds[tp->listen_count++] = fd;
 			}
 			const char *host = list[l].host[0] ? list[l].host : "*";
 			ln->kind = (uint8_t)k;
 			ln->port = port;
 			snprintf(ln->name, sizeof(ln->name),
 			         strchr(host, ':') ? "%s [%s]:%u" : "%s %s:%u", kind, host, port);
-			b->listener_count++;
+			b->tnode.listener_count++;
 			LOG_INFO("listening for %s on %s:%u", what, host, port);
 		}
 	}
@@ -159,39 +163,24 @@ void broker_stop(struct broker *b)
 
 void broker_free(struct broker *b)
 {
-	/* Mail still in flight holds references: drain it before freeing. */
+	/* Mail still in flight holds references: release it before freeing.
+	 * A box is read by its receiver, whose kinds say what a body holds. */
 	for (unsigned to = 0; b->mboxes && to < b->worker_count; to++) {
 		for (unsigned from = 0; from < b->worker_count; from++) {
 			struct mbox *mb = b->mboxes[from * b->worker_count + to];
 			if (!mb)
 				continue;
 			struct mbox_msg m;
-			while (mbox_pop(mb, &m, 1) == 1) {
-				if (m.kind == MB_DELIVER || m.kind == MB_RETAIN_PUT)
-					msg_unref(m.ptr);
-				else if (m.kind == MB_SUB_DELTA || m.kind == MB_RETAIN_QUERY)
-					sub_delta_unref(m.ptr);
-				else if (m.kind == MB_HANDOVER)
-					session_free(m.ptr);
-			}
+			while (b->workers && b->workers[to] && mbox_pop(mb, &m, 1) == 1)
+				mail_discard(&b->workers[to]->mail, &m);
 			free(mb);
 		}
 	}
-	for (unsigned i = 0; b->workers && i < b->worker_count; i++) {
-		struct worker *w = b->workers[i];
-		for (unsigned t = 0; w && t < b->worker_count; t++) {
-			for (uint32_t k = 0; k < w->overflow[t].len; k++) {
-				struct mbox_msg *m = &w->overflow[t].items[k];
-				if (m->kind == MB_DELIVER || m->kind == MB_RETAIN_PUT)
-					msg_unref(m->ptr);
-				else if (m->kind == MB_SUB_DELTA || m->kind == MB_RETAIN_QUERY)
-					sub_delta_unref(m->ptr);
-			}
-		}
-		worker_free(w);
-	}
+	for (unsigned i = 0; b->workers && i < b->worker_count; i++)
+		worker_free(b->workers[i]); /* its overflow too (mail_fini) */
 	free(b->workers);
 	free(b->mboxes);
+	free(b->ring_fds);
 	registry_free(b->registry);
 	auth_free(b->auth);
 	tls_free(b->tls);

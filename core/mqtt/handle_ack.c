@@ -13,13 +13,14 @@
  */
 #include "base/log.h"
 #include "loop/worker.h"
+#include "session/session.h"
 
-static void reply(struct worker *w, struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
+static void reply(struct worker *w, struct client *cl, uint8_t type, uint16_t pid, uint8_t rc)
 {
 	struct mqtt_packet a = {.type = type};
 	a.ack.packet_id = pid;
-	a.ack.rc = c->version == MQTT_V5 ? rc : 0;
-	conn_send_packet(w, c, &a);
+	a.ack.rc = cl->version == MQTT_V5 ? rc : 0;
+	client_send(w, cl, &a);
 }
 
 /* Does an acknowledgement of this type answer f where it stands? A second
@@ -33,26 +34,25 @@ static bool fits(const struct inflight *f, uint8_t type)
 	return type == MQTT_PUBCOMP || type == MQTT_PUBREC;
 }
 
-void handle_puback(struct worker *w, struct conn *c, uint8_t type, struct mqtt_ack *a)
+void handle_puback(struct worker *w, struct client *cl, uint8_t type, struct mqtt_ack *a)
 {
-	struct session *s = c->sess;
+	struct session *s = cl->sess;
 	struct inflight *f = session_infl_find(s, a->packet_id);
 	if (!f) {
 		/* Unknown id: a PUBREC still needs its PUBREL so the client's
 		 * flow ends (5.0 says why: 0x92); stray PUBACK/PUBCOMP are
 		 * ignored. */
 		if (type == MQTT_PUBREC)
-			reply(w, c, MQTT_PUBREL, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+			reply(w, cl, MQTT_PUBREL, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
 		return;
 	}
 	if (!fits(f, type)) {
-		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): %s for packet id %u sent at QoS %u",
-		            conn_peer(c), s->client_id, mqtt_type_name(type), a->packet_id, f->qos);
-		conn_close(w, c, MQTT_RC_PROTOCOL_ERROR, true);
+		client_fail(w, cl, CE_WRONG_ACK, 0, "%s for packet id %u sent at QoS %u",
+		            mqtt_type_name(type), a->packet_id, f->qos);
 		return;
 	}
 	if (type == MQTT_PUBREC && f->state == INFL_WAIT_COMP) {
-		reply(w, c, MQTT_PUBREL, a->packet_id, 0); /* our PUBREL was lost? again */
+		reply(w, cl, MQTT_PUBREL, a->packet_id, 0); /* our PUBREL was lost? again */
 		return;
 	}
 	session_infl_ack(s, type, a->packet_id);
@@ -60,17 +60,17 @@ void handle_puback(struct worker *w, struct conn *c, uint8_t type, struct mqtt_a
 		if (a->rc >= 0x80)
 			session_infl_ack(s, MQTT_PUBCOMP, a->packet_id); /* refused: flow ends */
 		else
-			reply(w, c, MQTT_PUBREL, a->packet_id, 0);
+			reply(w, cl, MQTT_PUBREL, a->packet_id, 0);
 	}
-	if (c->state != CONN_CLOSING) /* a reply can close it (conn.c): s may be gone */
+	if (!client_closing(cl)) /* a reply can close it (output.c): s may be gone */
 		session_pump(w, s);
 }
 
-void handle_pubrel(struct worker *w, struct conn *c, struct mqtt_ack *a)
+void handle_pubrel(struct worker *w, struct client *cl, struct mqtt_ack *a)
 {
 	/* Unknown id: PUBCOMP all the same, so the client's flow ends; 5.0
 	 * says 0x92 (§3.7.2.1). It is what a PUBREL resent after
 	 * a reconnect looks like when the PUBCOMP was lost. */
-	bool known = session_rx_qos2_remove(c->sess, a->packet_id);
-	reply(w, c, MQTT_PUBCOMP, a->packet_id, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
+	bool known = session_rx_qos2_remove(cl->sess, a->packet_id);
+	reply(w, cl, MQTT_PUBCOMP, a->packet_id, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }

@@ -9,27 +9,28 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "session/session.h"
 
-static void ack(struct worker *w, struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
+static void ack(struct worker *w, struct client *cl, uint8_t type, uint16_t pid, uint8_t rc)
 {
 	struct mqtt_packet a = {.type = type};
 	a.ack.packet_id = pid;
-	a.ack.rc = c->version == MQTT_V5 ? rc : 0;
-	conn_send_packet(w, c, &a);
+	a.ack.rc = cl->version == MQTT_V5 ? rc : 0;
+	client_send(w, cl, &a);
 }
 
 /* Inbound topic alias (§3.3.2.3.4): set or look up. */
-static enum mqtt_rc resolve_alias(struct worker *w, struct conn *c, struct mqtt_publish *p,
+static enum mqtt_rc resolve_alias(struct worker *w, struct client *cl, struct mqtt_publish *p,
                                   struct mqtt_view *topic)
 {
 	uint16_t a = p->props.topic_alias;
 	if (a == 0 || a > w->cfg->topic_alias_max)
 		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9] */
-	if (!c->aliases && !(c->aliases = calloc(1, sizeof(*c->aliases))))
+	if (!cl->aliases && !(cl->aliases = calloc(1, sizeof(*cl->aliases))))
 		return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
-	char **in = c->aliases->in;
+	char **in = cl->aliases->in;
 	if (!in) {
-		in = c->aliases->in = calloc((size_t)w->cfg->topic_alias_max + 1, sizeof(char *));
+		in = cl->aliases->in = calloc((size_t)w->cfg->topic_alias_max + 1, sizeof(char *));
 		if (!in)
 			return MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR;
 	}
@@ -50,43 +51,41 @@ static enum mqtt_rc resolve_alias(struct worker *w, struct conn *c, struct mqtt_
 	return MQTT_RC_SUCCESS;
 }
 
-void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
+void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 {
 	const struct config *cfg = w->cfg;
-	struct session *s = c->sess;
+	struct session *s = cl->sess;
 	struct mqtt_view topic = p->topic;
 	enum mqtt_rc rc = MQTT_RC_SUCCESS;
 
-	if (c->version == MQTT_V5) {
+	if (cl->version == MQTT_V5) {
 		if (p->props.sub_id_count > 0)
 			rc = MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.3.4-6] */
 		else if (p->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))
-			rc = resolve_alias(w, c, p, &topic);
+			rc = resolve_alias(w, cl, p, &topic);
 	}
 	if (rc == MQTT_RC_SUCCESS && p->qos > cfg->max_qos)
 		rc = MQTT_RC_QOS_NOT_SUPPORTED; /* [MQTT-3.2.2-11] */
 	if (rc == MQTT_RC_SUCCESS && p->retain && !cfg->retain_available)
 		rc = MQTT_RC_RETAIN_NOT_SUPPORTED; /* [MQTT-3.2.2-14] */
 	if (rc != MQTT_RC_SUCCESS) {
-		LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): PUBLISH: %s", conn_peer(c),
-		            s->client_id, mqtt_rc_name(rc));
-		conn_close(w, c, rc, true);
+		client_fail(w, cl, CE_PUBLISH_INVALID, rc, "%s", mqtt_rc_name(rc));
 		return;
 	}
 	if (topic.len > cfg->topic_length_max || mqtt_topic_levels(topic) > cfg->topic_levels_max) {
 		/* Over our limits, not the protocol's: refuse this message only. */
-		if (p->qos > 0 && c->version == MQTT_V5)
-			ack(w, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+		if (p->qos > 0 && cl->version == MQTT_V5)
+			ack(w, cl, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 			    MQTT_RC_TOPIC_NAME_INVALID);
 		else if (p->qos > 0)
-			conn_close(w, c, MQTT_RC_TOPIC_NAME_INVALID, true);
+			client_close(w, cl, MQTT_RC_TOPIC_NAME_INVALID, true);
 		return;
 	}
 
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
 	size_t ulen;
 	const char *user = session_username(s, &ulen);
-	if (!auth_publish(w->acl, user, ulen, cid, topic)) {
+	if (!auth_publish(w->mq.acl, user, ulen, cid, topic)) {
 		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it,
 		 * so the log is where the operator (and the client's owner)
 		 * learns of it. */
@@ -94,11 +93,11 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 		LOG_INFO_RL(LOG_CLIENT_RL,
 		            "denied PUBLISH from %s (client \"%s\", %s%.*s%s) to \"%.*s\": not "
 		            "authorized",
-		            conn_peer(c), s->client_id, user ? "user \"" : "anonymous",
+		            conn_peer(&cl->c), s->client_id, user ? "user \"" : "anonymous",
 		            user ? (int)ulen : 0, user ? user : "", user ? "\"" : "",
 		            (int)topic.len, (const char *)topic.ptr);
 		if (p->qos > 0)
-			ack(w, c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+			ack(w, cl, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 			    MQTT_RC_NOT_AUTHORIZED);
 		return;
 	}
@@ -107,28 +106,26 @@ void handle_publish(struct worker *w, struct conn *c, struct mqtt_publish *p)
 		/* Exactly once [§4.3.3]: an id still awaiting PUBREL is a resend;
 		 * acknowledge it again but do not deliver it twice. */
 		if (session_rx_qos2_has(s, p->packet_id)) {
-			ack(w, c, MQTT_PUBREC, p->packet_id, 0);
+			ack(w, cl, MQTT_PUBREC, p->packet_id, 0);
 			return;
 		}
 		if (!session_rx_qos2_add(s, p->packet_id, cfg->receive_maximum)) {
-			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s (%s): over its receive maximum %u",
-			            conn_peer(c), s->client_id, cfg->receive_maximum);
-			conn_close(w, c, MQTT_RC_RECEIVE_MAXIMUM_EXCEEDED,
-			           true); /* [MQTT-3.3.4-8] */
+			client_fail(w, cl, CE_RECEIVE_MAXIMUM, 0, "%u", /* [MQTT-3.3.4-8] */
+			            cfg->receive_maximum);
 			return;
 		}
 	}
 
-	struct msg *m = msg_new(p, c->version, topic, s->id, w->now_ms);
+	struct msg *m = msg_new(p, cl->version, topic, s->id, w->now_ms);
 	if (!m) {
-		conn_close(w, c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
+		client_fail(w, cl, CE_NO_MEMORY, 0, NULL);
 		return;
 	}
 	bool retain = p->retain;
-	if (route_publish(w, m) == 0 && !retain)
+	if (route_publish(&w->route, m) == 0 && !retain)
 		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
 	if (p->qos == 1)
-		ack(w, c, MQTT_PUBACK, p->packet_id, 0);
+		ack(w, cl, MQTT_PUBACK, p->packet_id, 0);
 	else if (p->qos == 2)
-		ack(w, c, MQTT_PUBREC, p->packet_id, 0);
+		ack(w, cl, MQTT_PUBREC, p->packet_id, 0);
 }

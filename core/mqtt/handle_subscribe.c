@@ -10,20 +10,21 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "session/session.h"
 
 static bool has_wildcard(struct mqtt_view f)
 {
 	return memchr(f.ptr, '+', f.len) || memchr(f.ptr, '#', f.len);
 }
 
-void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *sub)
+void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe *sub)
 {
 	const struct config *cfg = w->cfg;
-	struct session *s = c->sess;
+	struct session *s = cl->sess;
 	uint32_t sub_id = 0;
-	if (c->version == MQTT_V5 && (sub->props.has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))) {
+	if (cl->version == MQTT_V5 && (sub->props.has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))) {
 		if (!cfg->sub_id_available) {
-			conn_close(w, c, MQTT_RC_SUB_IDS_NOT_SUPPORTED, true);
+			client_close(w, cl, MQTT_RC_SUB_IDS_NOT_SUPPORTED, true);
 			return;
 		}
 		sub_id = sub->props.sub_id;
@@ -33,7 +34,7 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 	if (!rcs || !want_retained) {
 		free(rcs);
 		free(want_retained);
-		conn_close(w, c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
+		client_close(w, cl, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
 		return;
 	}
 
@@ -43,7 +44,7 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 	struct mqtt_entry_iter it;
 	struct mqtt_sub_entry e;
 	uint32_t i = 0;
-	mqtt_sub_iter_init(&it, sub, c->version);
+	mqtt_sub_iter_init(&it, sub, cl->version);
 	while (mqtt_sub_iter_next(&it, &e) && i < sub->count) {
 		enum mqtt_rc rc = (enum mqtt_rc)e.rc;
 		struct mqtt_filter_parts parts;
@@ -56,12 +57,12 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			else if (e.filter.len > cfg->topic_length_max ||
 			         mqtt_topic_levels(parts.filter) > cfg->topic_levels_max)
 				rc = MQTT_RC_TOPIC_FILTER_INVALID;
-			else if (!auth_subscribe(w->acl, user, ulen, cid, e.filter)) {
+			else if (!auth_subscribe(w->mq.acl, user, ulen, cid, e.filter)) {
 				rc = MQTT_RC_NOT_AUTHORIZED;
 				LOG_INFO_RL(LOG_CLIENT_RL,
 				            "denied SUBSCRIBE from %s (client \"%s\", %s%.*s%s) to "
 				            "\"%.*s\": not authorized",
-				            conn_peer(c), s->client_id,
+				            conn_peer(&cl->c), s->client_id,
 				            user ? "user \"" : "anonymous", user ? (int)ulen : 0,
 				            user ? user : "", user ? "\"" : "", (int)e.filter.len,
 				            (const char *)e.filter.ptr);
@@ -73,12 +74,19 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 			                        .qos = qos,
 			                        .no_local = e.no_local,
 			                        .rap = e.retain_as_published};
-			int added = session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
+			int added = route_congested(&w->route)
+			                ? -1 /* the index cannot take more now (mail.h) */
+			                : session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
+			struct sub_entry se = {s->id, opts};
+			if (added >= 0 && !route_subscribe(&w->route, e.filter, &se)) {
+				/* No memory for the change: as if over a quota. */
+				if (added == 1)
+					session_sub_remove(s, e.filter);
+				added = -1;
+			}
 			if (added < 0) {
 				rc = MQTT_RC_QUOTA_EXCEEDED;
 			} else {
-				struct sub_entry se = {s->id, opts};
-				index_change(w, true, e.filter, &se);
 				rc = (enum mqtt_rc)qos;
 				/* Retained messages [MQTT-3.3.1-9..11]: never for
 				 * a shared subscription [MQTT-4.8.2-?]. */
@@ -87,38 +95,38 @@ void handle_subscribe(struct worker *w, struct conn *c, struct mqtt_subscribe *s
 				                      (e.retain_handling == 1 && added == 1));
 			}
 		}
-		rcs[i++] = c->version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_suback(rc);
+		rcs[i++] = cl->version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_suback(rc);
 	}
 
 	struct mqtt_packet a = {.type = MQTT_SUBACK};
 	a.suback.packet_id = sub->packet_id;
 	a.suback.rcs = (struct mqtt_view){rcs, i};
-	conn_send_packet(w, c, &a);
-	if (c->state == CONN_CLOSING) {
-		/* The SUBACK did not fit the client (conn.c): s may be gone. */
+	client_send(w, cl, &a);
+	if (client_closing(cl)) {
+		/* The SUBACK did not fit the client (output.c): s may be gone. */
 		free(rcs);
 		free(want_retained);
 		return;
 	}
 
-	mqtt_sub_iter_init(&it, sub, c->version);
+	mqtt_sub_iter_init(&it, sub, cl->version);
 	for (uint32_t k = 0; k < i && mqtt_sub_iter_next(&it, &e); k++) {
 		if (!want_retained[k])
 			continue;
 		struct sub_entry se = {
 		    s->id, {.sub_id = sub_id, .qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos}};
-		retained_query(w, e.filter, &se);
+		route_retained_query(&w->route, e.filter, &se);
 	}
 	free(rcs);
 	free(want_retained);
 }
 
-void handle_unsubscribe(struct worker *w, struct conn *c, struct mqtt_unsubscribe *u)
+void handle_unsubscribe(struct worker *w, struct client *cl, struct mqtt_unsubscribe *u)
 {
-	struct session *s = c->sess;
+	struct session *s = cl->sess;
 	uint8_t *rcs = malloc(u->count);
 	if (!rcs) {
-		conn_close(w, c, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
+		client_close(w, cl, MQTT_RC_IMPLEMENTATION_SPECIFIC_ERROR, true);
 		return;
 	}
 	struct mqtt_entry_iter it;
@@ -127,15 +135,13 @@ void handle_unsubscribe(struct worker *w, struct conn *c, struct mqtt_unsubscrib
 	mqtt_unsub_iter_init(&it, u);
 	while (mqtt_unsub_iter_next(&it, &f) && i < u->count) {
 		bool existed = session_sub_remove(s, f);
-		if (existed) {
-			struct sub_entry se = {s->id, {0}};
-			index_change(w, false, f, &se);
-		}
+		if (existed)
+			route_unsubscribe(&w->route, f, s->id);
 		rcs[i++] = existed ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
 	}
 	struct mqtt_packet a = {.type = MQTT_UNSUBACK};
 	a.suback.packet_id = u->packet_id;
 	a.suback.rcs = (struct mqtt_view){rcs, i};
-	conn_send_packet(w, c, &a);
+	client_send(w, cl, &a);
 	free(rcs);
 }

@@ -251,6 +251,10 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 	           "Messages a worker holds in its own overflow because a mailbox was full.");
 	per_worker(&o, in, STATS_WORD(mbox_overflows), "starling_worker_mailbox_overflows_total",
 	           "counter", "Messages that found a mailbox full and waited in the overflow.");
+	sum1(&o, &t, STATS_WORD(lookups_dropped), "starling_retained_lookups_dropped_total",
+	     "counter",
+	     "Retained-message lookups of new subscriptions dropped (a shard had too many "
+	     "waiting, or no memory): those subscribers got no retained messages.");
 	per_worker(&o, in, STATS_WORD(sends), "starling_worker_sends_total", "counter",
 	           "Send operations submitted (delivered / sends = messages per send).");
 

@@ -94,6 +94,7 @@ struct worker_stats {
 	uint64_t drops_no_subscribers; /* PUBLISH that matched nobody */
 	uint64_t drops_denied;         /* PUBLISH refused by authorization */
 	uint64_t mbox_overflows;       /* pushes that found a mailbox full */
+	uint64_t lookups_dropped;      /* retained lookups of new subscriptions not answered */
 	uint64_t loop_turns;
 	uint64_t loop_busy_ns;                       /* sum of turn busy times */
 	uint64_t loop_busy_hist[STATS_LOOP_BUCKETS]; /* per bucket, not cumulative */

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "ops/ops.h"
 #include "ops/sys.h"
+#include "ops/sys_publish.h"
 #include "loop/worker.h"
 
 struct sys_state {
@@ -48,7 +49,7 @@ static void snapshot(struct worker *w, struct sys_snapshot *s)
 	s->uptime_s = (w->now_ms - b->start_ms) / 1000;
 	s->clients_connected = t.sessions_online;
 	s->clients_disconnected = t.sessions_offline;
-	s->clients_maximum = atomic_load_explicit(&b->conn_max, memory_order_relaxed);
+	s->clients_maximum = atomic_load_explicit(&b->tnode.conn_max, memory_order_relaxed);
 	s->connections_total = t.conns_accepted;
 	s->msgs_received = t.msgs_in[0] + t.msgs_in[1] + t.msgs_in[2];
 	s->msgs_sent = t.msgs_out[0] + t.msgs_out[1] + t.msgs_out[2];
@@ -85,7 +86,7 @@ static void publish_item(struct worker *w, const struct sys_item *it)
 		LOG_WARN_RL(1, "$SYS: cannot publish %s", it->topic);
 		return;
 	}
-	route_publish(w, m);
+	route_publish(&w->route, m);
 }
 
 void sys_tick(struct worker *w)

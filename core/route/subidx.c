@@ -639,6 +639,19 @@ bool subidx_remove(struct subidx *ix, struct mqtt_view filter, struct sess_id wh
 	return true;
 }
 
+size_t subidx_filter_count(const struct subidx *ix, struct mqtt_view filter)
+{
+	struct mqtt_filter_parts parts;
+	mqtt_filter_split(filter, &parts);
+	struct node *n = node_at(ix, parts.filter);
+	if (!n)
+		return 0;
+	if (!parts.shared)
+		return n->subs ? n->subs->n : 0;
+	struct group *g = group_find(n, parts.group);
+	return g ? g->n : 0;
+}
+
 bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out)
 {
 	struct mqtt_filter_parts parts;

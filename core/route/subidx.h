@@ -73,6 +73,10 @@ size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, voi
  */
 bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out);
 
+/* Subscriptions held by exactly this filter as subscribed: sessions for a
+ * plain filter, members of the group for "$share/g/f". */
+size_t subidx_filter_count(const struct subidx *ix, struct mqtt_view filter);
+
 /* Subscriptions stored (a shared member counts once), and shared groups. */
 size_t subidx_count(const struct subidx *ix);
 size_t subidx_group_count(const struct subidx *ix);

@@ -19,6 +19,7 @@
  * reference; rx_qos2 holds distinct ids.
  */
 #include "session/session.h"
+#include "session/session_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -497,5 +498,156 @@ bool alias_out_add(struct alias_out *a, struct mqtt_view topic)
 	a->text_len += topic.len;
 	a->count++;
 	ix_put(a, a->count);
+	return true;
+}
+
+/* ---- the session on a connection --------------------------------------- */
+
+void session_set_id(struct session *s, struct sess_id id)
+{
+	s->id = id;
+}
+
+void session_moved(struct session *s, struct sess_id to)
+{
+	s->id = to;
+	s->online = false;
+}
+
+void session_attach(struct session *s, uint32_t conn_slot, uint32_t conn_gen, uint8_t version)
+{
+	s->online = true;
+	s->conn_slot = conn_slot;
+	s->conn_gen = conn_gen;
+	s->version = version;
+	s->expires_at_ms = 0;
+	s->will_at_ms = 0;
+}
+
+void session_set_expiry(struct session *s, uint32_t expiry_s)
+{
+	s->expiry_s = expiry_s;
+}
+
+void session_set_will(struct session *s, uint8_t *will, uint32_t len, uint32_t delay_s)
+{
+	free(s->will);
+	s->will = will;
+	s->will_len = will ? len : 0;
+	s->will_delay_s = will ? delay_s : 0;
+}
+
+uint8_t *session_take_will(struct session *s, uint32_t *len)
+{
+	uint8_t *w = s->will;
+	*len = s->will_len;
+	s->will = NULL;
+	s->will_len = 0;
+	s->will_at_ms = 0;
+	return w;
+}
+
+unsigned session_detach(struct session *s, uint64_t now_ms, bool keep_will)
+{
+	s->online = false;
+	if (!keep_will && s->will) {
+		free(s->will);
+		s->will = NULL;
+		s->will_len = 0;
+	}
+	if (s->expiry_s == 0)
+		return SESSION_ENDS | (s->will ? SESSION_WILL_NOW : 0);
+	s->expires_at_ms = now_ms + (uint64_t)s->expiry_s * 1000;
+	if (!s->will)
+		return SESSION_KEPT;
+	if (s->will_delay_s == 0)
+		return SESSION_WILL_NOW;
+	s->will_at_ms = now_ms + (uint64_t)s->will_delay_s * 1000;
+	return SESSION_KEPT;
+}
+
+unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_messages,
+                       uint64_t max_bytes, enum queue_overflow policy)
+{
+	struct session early = {0}; /* fresh's queue: mail that arrived first */
+#define TAKE(f)                                                                                    \
+	do {                                                                                       \
+		early.f = fresh->f;                                                                \
+		fresh->f = 0;                                                                      \
+	} while (0)
+	TAKE(q);
+	TAKE(q_head);
+	TAKE(q_len);
+	TAKE(q_cap);
+	TAKE(q_bytes);
+#undef TAKE
+#define MOVE(f)                                                                                    \
+	do {                                                                                       \
+		fresh->f = old->f;                                                                 \
+		old->f = 0;                                                                        \
+	} while (0)
+	MOVE(subs);
+	MOVE(sub_count);
+	MOVE(sub_cap);
+	MOVE(infl);
+	MOVE(infl_head);
+	MOVE(infl_tail);
+	MOVE(infl_count);
+	MOVE(infl_cap);
+	MOVE(q);
+	MOVE(q_head);
+	MOVE(q_len);
+	MOVE(q_cap);
+	MOVE(q_bytes);
+	MOVE(rx_qos2);
+	MOVE(rx_qos2_count);
+	MOVE(rx_qos2_cap);
+#undef MOVE
+	fresh->next_pid = old->next_pid;
+	session_free(old);
+	unsigned dropped = 0;
+	struct queued e;
+	while (session_dequeue(&early, &e)) {
+		uint8_t flags =
+		    (uint8_t)((e.retain ? DELIV_RETAIN : 0) | (e.shared ? DELIV_SHARED : 0));
+		dropped += session_enqueue(fresh, e.m, e.qos, flags, e.sub_id, max_messages,
+		                           max_bytes, policy);
+		msg_unref(e.m);
+	}
+	free(early.q);
+	return dropped;
+}
+
+bool session_infl_restore(struct session *s, struct msg *m, uint16_t pid, uint8_t qos,
+                          uint8_t state, uint8_t flags, uint32_t sub_id)
+{
+	if (pid == 0 || qos < 1 || qos > 2 || (state != INFL_WAIT_ACK && state != INFL_WAIT_COMP) ||
+	    (state == INFL_WAIT_ACK) != (m != NULL) || (state == INFL_WAIT_COMP && qos != 2) ||
+	    session_infl_find(s, pid) || s->infl_count >= 65535)
+		return false;
+	if (s->infl_tail - s->infl_head == s->infl_cap) {
+		uint32_t cap = s->infl_cap == 0                   ? 8
+		               : s->infl_count >= s->infl_cap / 2 ? s->infl_cap * 2
+		                                                  : s->infl_cap;
+		if (!infl_rebuild(s, cap))
+			return false;
+	}
+	/* The index is direct-mapped by pid (infl_add picks ids whose slot
+	 * is free); given ids may share a slot in a smaller ring than the one
+	 * they were chosen in: grow until they do not. Two distinct ids differ
+	 * modulo 2 x 65536, so this ends. */
+	while (ix_of(s)[ix_slot(s, pid)].pid != 0)
+		if (!infl_rebuild(s, s->infl_cap * 2))
+			return false;
+	uint32_t seq = s->infl_tail++;
+	*at(s, seq) = (struct inflight){.m = m ? msg_ref(m) : NULL,
+	                                .sub_id = sub_id,
+	                                .pid = pid,
+	                                .qos = qos,
+	                                .state = state,
+	                                .retain = flags & DELIV_RETAIN,
+	                                .shared = flags & DELIV_SHARED};
+	ix_of(s)[ix_slot(s, pid)] = (struct infl_ix){pid, seq};
+	s->infl_count++;
 	return true;
 }

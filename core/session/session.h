@@ -154,6 +154,68 @@ bool session_rx_qos2_remove(struct session *s, uint16_t pid);
 void session_clear_messages(struct session *s);
 
 /*
+ * The session on a connection, and between connections. These are the only
+ * writers of the fields they name; mqtt/lifecycle.c decides when.
+ */
+/* s now lives at id (its slot in a worker's table: sessions.c). */
+void session_set_id(struct session *s, struct sess_id id);
+/* s moved to the id `to` (a takeover): offline until it is adopted. */
+void session_moved(struct session *s, struct sess_id to);
+/* A connection (slot, generation on the session's worker) attached: online,
+ * neither expiring nor holding a delayed will. */
+void session_attach(struct session *s, uint32_t conn_slot, uint32_t conn_gen, uint8_t version);
+/* The Session Expiry Interval (already capped by session_expiry_max_s). */
+void session_set_expiry(struct session *s, uint32_t expiry_s);
+/* The will, an encoded 5.0 PUBLISH in malloc'd memory that s now owns, and
+ * its Will Delay Interval. */
+void session_set_will(struct session *s, uint8_t *will, uint32_t len, uint32_t delay_s);
+/* Take the will out of s (NULL when it has none); the caller frees it. */
+uint8_t *session_take_will(struct session *s, uint32_t *len);
+
+/* What the caller does after session_detach. */
+enum session_after {
+	SESSION_KEPT = 0,       /* offline until it expires (or returns) */
+	SESSION_ENDS = 1,       /* Session Expiry 0: it ends with its connection */
+	SESSION_WILL_NOW = 2,   /* publish its will now (with SESSION_ENDS: then end it) */
+};
+/* The connection went (§4.1, §3.1.2.11.2): offline from now_ms; keep_will
+ * false deletes the will (a normal DISCONNECT [MQTT-3.1.2-10]). A delayed
+ * will is scheduled. Returns SESSION_* bits. */
+unsigned session_detach(struct session *s, uint64_t now_ms, bool keep_will);
+
+/*
+ * A reconnection resumed old's state in fresh (a new session on the new
+ * connection's worker, whose index entries already name fresh): old's
+ * subscriptions, messages in flight and queued, inbound QoS 2 ids and packet
+ * id counter move into fresh and old is freed (its will is replaced by the
+ * new CONNECT's). Mail that reached fresh before old did is queued after
+ * old's own, within the queue limits; returns how many messages those
+ * limits dropped.
+ */
+unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_messages,
+                       uint64_t max_bytes, enum queue_overflow policy);
+
+/*
+ * The session's stable binary form (the encoded session): what takeover
+ * across workers carries today, and what the journal and a takeover across
+ * nodes will write. Everything that survives a reconnection is in it:
+ * client id, user name, expiry, protocol level, packet id counter,
+ * subscriptions with their options, messages in flight (with their state)
+ * and queued, inbound QoS 2 ids, the will and its delay. Messages are
+ * written whole (msg_encode). Not in it: where the session lives (its id)
+ * and whether a connection is attached — those belong to where it is
+ * decoded. Format: session/codec.c; version byte first.
+ *
+ * session_encode returns a malloc'd buffer and its length in *len, or NULL
+ * when out of memory. session_decode rebuilds a session (id as given,
+ * offline) from len bytes, or returns NULL when they are not a valid
+ * encoding (never reading past len) or memory ran out. now_ms turns
+ * remaining times back into deadlines.
+ */
+uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len);
+struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id, uint64_t now_ms);
+
+/*
  * Outgoing topic aliases of one connection (5.0 §3.3.2.3.4): which topics
  * the client was told an alias for. Policy: a topic gets the next alias
  * the first time it is sent, until the client's Topic Alias Maximum (capped

@@ -1,160 +1,134 @@
 /*
- * sessions.c — a worker's session table: slot + generation per session, so
- * mailbox messages and index entries name sessions without pointers and a
- * reused slot never receives the previous session's mail. Only the owning
- * worker's thread calls these.
- *
- * A session taken over by a connection on another worker (or this one)
- * moves to a new id. Mail already on its way to the old id — deliveries
- * routed before the takeover and not yet drained here, or routed by a
- * worker that has not yet applied the removal of the old id's
- * subscriptions — is passed on to the new id for SESS_MOVED_MS instead of
- * being dropped: a QoS 1 message acknowledged to its publisher must reach
- * the resumed session. The index entries are not removed and added anew
- * but moved in one delta each (index_move), sent from here at the detach:
- * a remove and a separate add could reach a worker apart, and a publish
- * between them would find no subscriber at all; and sent from here they
- * follow, on each mailbox, every delta this worker sent about the same
- * subscriptions, so no worker sees a move before the subscription it
- * moves. Mail routed to the new id may reach the new worker before the
- * session does; the adopter queues it after the session's own
- * (session_adopt in handle_connect.c). The old slot keeps its generation meanwhile, so the
- * forward cannot be confused with a later session in the same slot, and
- * is recycled by the sweep afterwards. The new session hears of the mail
- * only after its MB_HANDOVER: both leave this worker on one mailbox, in
- * order.
+ * sessions.c — a worker's session table (see sessions.h). The owning
+ * worker's thread only.
  */
+#include "session/sessions.h"
+
 #include <stdlib.h>
+#include <string.h>
 
-#include "base/log.h"
-#include "loop/worker.h"
+#include "base/check.h"
+#include "session/session.h"
 
-#define SESS_MOVED_MS 10000 /* mailboxes drain every turn: seconds are plenty */
-
-struct session *sess_get(struct worker *w, struct sess_id id)
+void sessions_init(struct sessions *t, uint16_t id, uint32_t max, atomic_uint *node_count,
+                   const uint64_t *now_ms)
 {
-	if (id.worker != w->id || id.slot >= w->sess_cap)
+	memset(t, 0, sizeof(*t));
+	t->id = id;
+	t->max = max;
+	t->node_count = node_count;
+	t->now_ms = now_ms;
+}
+
+void sessions_fini(struct sessions *t)
+{
+	for (uint32_t i = 0; i < t->cap; i++)
+		session_free(t->sess[i]);
+	free(t->sess);
+	free(t->moved);
+	free(t->gens);
+	free(t->free);
+	memset(t, 0, sizeof(*t));
+}
+
+struct session *sess_get(const struct sessions *t, struct sess_id id)
+{
+	if (id.worker != t->id || id.slot >= t->cap)
 		return NULL;
-	struct session *s = w->sess[id.slot];
+	struct session *s = t->sess[id.slot];
 	return s && s->id.gen == id.gen ? s : NULL;
 }
 
-struct sess_id sess_reserve(struct worker *w)
+struct sess_id sess_reserve(struct sessions *t)
 {
-	struct sess_id id = {0, 0, w->id};
+	struct sess_id id = {0, 0, t->id};
 	/* A bound on sessions, since offline ones outlive their connections:
 	 * without it a client cycling client ids grows the node until expiry. */
-	if (atomic_fetch_add_explicit(&w->b->sess_count, 1, memory_order_relaxed) >=
-	    w->cfg->max_sessions) {
-		atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
+	if (atomic_fetch_add_explicit(t->node_count, 1, memory_order_relaxed) >= t->max) {
+		atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
 		return id; /* gen 0: no slot */
 	}
-	if (w->sess_free_len == 0) {
-		uint32_t cap = w->sess_cap ? w->sess_cap * 2 : 1024;
-		struct session **s = realloc(w->sess, cap * sizeof(*s));
+	if (t->free_len == 0) {
+		uint32_t cap = t->cap ? t->cap * 2 : 1024;
+		struct session **s = realloc(t->sess, cap * sizeof(*s));
 		if (s)
-			w->sess = s;
-		uint32_t *g = realloc(w->sess_gens, cap * sizeof(*g));
+			t->sess = s;
+		uint32_t *g = realloc(t->gens, cap * sizeof(*g));
 		if (g)
-			w->sess_gens = g;
-		uint32_t *f = realloc(w->sess_free, cap * sizeof(*f));
+			t->gens = g;
+		uint32_t *f = realloc(t->free, cap * sizeof(*f));
 		if (f)
-			w->sess_free = f;
-		struct sess_moved *mv = realloc(w->sess_moved, cap * sizeof(*mv));
+			t->free = f;
+		struct sess_moved *mv = realloc(t->moved, cap * sizeof(*mv));
 		if (mv)
-			w->sess_moved = mv;
+			t->moved = mv;
 		if (!s || !g || !f || !mv) {
-			atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
+			atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
 			return id; /* gen 0: no slot */
 		}
-		for (uint32_t i = w->sess_cap; i < cap; i++) {
-			w->sess[i] = NULL;
-			w->sess_gens[i] = 1;
-			w->sess_moved[i] = (struct sess_moved){0};
+		for (uint32_t i = t->cap; i < cap; i++) {
+			t->sess[i] = NULL;
+			t->gens[i] = 1;
+			t->moved[i] = (struct sess_moved){0};
 		}
-		for (uint32_t i = cap; i > w->sess_cap; i--)
-			w->sess_free[w->sess_free_len++] = i - 1;
-		w->sess_cap = cap;
+		for (uint32_t i = cap; i > t->cap; i--)
+			t->free[t->free_len++] = i - 1;
+		t->cap = cap;
 	}
-	id.slot = w->sess_free[--w->sess_free_len];
-	id.gen = w->sess_gens[id.slot];
+	id.slot = t->free[--t->free_len];
+	id.gen = t->gens[id.slot];
+	CHECK(t->sess[id.slot] == NULL && t->moved[id.slot].to.gen == 0);
 	return id;
 }
 
-void sess_install(struct worker *w, struct session *s, struct sess_id id)
+void sess_install(struct sessions *t, struct session *s, struct sess_id id)
 {
-	s->id = id;
-	w->sess[id.slot] = s;
+	CHECK(id.worker == t->id && id.slot < t->cap && t->gens[id.slot] == id.gen);
+	CHECK(t->sess[id.slot] == NULL);
+	session_set_id(s, id);
+	t->sess[id.slot] = s;
 }
 
 /* A new generation for the slot, and back to the free list. */
-static void slot_recycle(struct worker *w, uint32_t slot)
+static void slot_recycle(struct sessions *t, uint32_t slot)
 {
-	uint32_t g = w->sess_gens[slot] + 1;
-	w->sess_gens[slot] = g ? g : 1;
-	w->sess_free[w->sess_free_len++] = slot;
+	uint32_t g = t->gens[slot] + 1;
+	t->gens[slot] = g ? g : 1;
+	t->free[t->free_len++] = slot;
 }
 
-void sess_release_slot(struct worker *w, struct sess_id id)
+void sess_release_slot(struct sessions *t, struct sess_id id)
 {
-	atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
-	w->sess[id.slot] = NULL;
-	slot_recycle(w, id.slot);
+	CHECK(id.worker == t->id && id.slot < t->cap && t->gens[id.slot] == id.gen);
+	atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
+	t->sess[id.slot] = NULL;
+	slot_recycle(t, id.slot);
 }
 
-static void unsubscribe_all(struct worker *w, struct session *s)
+void sess_mark_moved(struct sessions *t, struct session *s, struct sess_id to)
 {
-	for (uint32_t i = 0; i < s->sub_count; i++) {
-		struct mqtt_view f = {(const uint8_t *)s->subs[i].filter, s->subs[i].filter_len};
-		struct sub_entry e = {s->id, s->subs[i].opts};
-		index_change(w, false, f, &e);
-	}
+	struct sess_id from = s->id;
+	CHECK(sess_get(t, from) == s);
+	atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
+	t->sess[from.slot] = NULL;
+	t->moved[from.slot] = (struct sess_moved){to, *t->now_ms + SESS_MOVED_MS};
+	session_moved(s, to); /* what its index entries name from now on */
 }
 
-void sess_unindex_free(struct worker *w, struct session *s)
+bool sess_moved_to(const struct sessions *t, struct sess_id id, struct sess_id *to)
 {
-	unsubscribe_all(w, s);
-	session_free(s);
-}
-
-void sess_end(struct worker *w, struct session *s)
-{
-	unsubscribe_all(w, s);
-	shared_handoff(w, s); /* after: the group must not pick this session */
-	registry_release(w->b->registry, s->client_id, s->client_id_len, s->id);
-	sess_release_slot(w, s->id);
-	LOG_DEBUG("session \"%s\" ended", s->client_id);
-	session_free(s);
-}
-
-void sess_detach(struct worker *w, struct session *s, struct sess_id to)
-{
-	for (uint32_t i = 0; i < s->sub_count; i++) {
-		struct mqtt_view f = {(const uint8_t *)s->subs[i].filter, s->subs[i].filter_len};
-		struct sub_entry e = {to, s->subs[i].opts};
-		index_move(w, f, &e, s->id);
-	}
-	atomic_fetch_sub_explicit(&w->b->sess_count, 1, memory_order_relaxed);
-	w->sess[s->id.slot] = NULL;
-	w->sess_moved[s->id.slot] = (struct sess_moved){to, w->now_ms + SESS_MOVED_MS};
-	s->id = to; /* what its index entries name from now on */
-	s->online = false;
-}
-
-bool sess_moved_to(struct worker *w, struct sess_id id, struct sess_id *to)
-{
-	if (id.worker != w->id || id.slot >= w->sess_cap || w->sess[id.slot] ||
-	    w->sess_gens[id.slot] != id.gen || w->sess_moved[id.slot].to.gen == 0)
+	if (id.worker != t->id || id.slot >= t->cap || t->sess[id.slot] ||
+	    t->gens[id.slot] != id.gen || t->moved[id.slot].to.gen == 0)
 		return false;
-	*to = w->sess_moved[id.slot].to;
+	*to = t->moved[id.slot].to;
 	return true;
 }
 
-void sess_moved_expire(struct worker *w, uint32_t slot)
+void sess_moved_expire(struct sessions *t, uint32_t slot)
 {
-	struct sess_moved *mv = &w->sess_moved[slot];
-	if (mv->to.gen != 0 && w->now_ms >= mv->until_ms) {
+	struct sess_moved *mv = &t->moved[slot];
+	if (mv->to.gen != 0 && *t->now_ms >= mv->until_ms) {
 		*mv = (struct sess_moved){0};
-		slot_recycle(w, slot);
+		slot_recycle(t, slot);
 	}
 }

@@ -1,0 +1,269 @@
+/*
+ * deliver.c — a message from a plan (route/plan.h) to one session of this
+ * worker: the ACL's receive check, expiry, then the connection's outbox
+ * within the in-flight window, or the session's queue; the queue pumped as
+ * acknowledgements free the window; unacknowledged messages resent on a new
+ * connection; a departing session's shared messages handed back to their
+ * groups. Runs on the worker owning the session.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "loop/worker.h"
+#include "session/session.h"
+
+/* Would this PUBLISH be larger than the client accepts [MQTT-3.1.2-24]? */
+static bool too_big(const struct client *cl, const struct mqtt_packet *p)
+{
+	return cl->client_max_packet && mqtt_encode_len(p, cl->version) > cl->client_max_packet;
+}
+
+/*
+ * Outgoing topic alias (§3.3.2.3.4; the policy is in session.h): a topic
+ * the client knows an alias for goes as an empty topic plus the alias; a
+ * topic that can have one goes in full with its new alias. Only to a
+ * client that takes them, never above its maximum [MQTT-3.1.2-26, -27]:
+ * cl->aliases->out exists only then, sized by it. Returns that new alias,
+ * to remember only once the packet really went (alias_sent): a dropped QoS
+ * 0 must not leave the client unaware of an alias we then use. 0: nothing
+ * to remember.
+ */
+static uint16_t alias_apply(const struct client *cl, struct mqtt_packet *p)
+{
+	if (!cl->aliases || !cl->aliases->out)
+		return 0;
+	struct alias_out *out = cl->aliases->out;
+	struct mqtt_publish *pub = &p->publish;
+	uint16_t known = alias_out_find(out, pub->topic);
+	uint16_t n = known ? known : alias_out_next(out, pub->topic);
+	if (n == 0)
+		return 0;
+	pub->props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+	pub->props.topic_alias = n;
+	if (known) {
+		pub->topic.len = 0;
+		return 0;
+	}
+	if (too_big(cl, p)) {
+		/* The alias property made it too big: without it, maybe not. */
+		pub->props.has &= ~MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+		return 0;
+	}
+	return n;
+}
+
+/* p (built by alias_apply from m) went into the outbox. */
+static void alias_sent(struct client *cl, uint16_t fresh, const struct msg *m)
+{
+	if (fresh)
+		alias_out_add(cl->aliases->out, m->pub.topic);
+}
+
+static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *m, uint8_t qos,
+                           uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
+{
+	p->type = MQTT_PUBLISH;
+	p->publish = m->pub;
+	p->publish.qos = qos;
+	p->publish.packet_id = pid;
+	p->publish.retain = retain;
+	p->publish.dup = dup;
+	if (*sub_id) {
+		p->publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
+		p->publish.props.sub_ids = sub_id;
+		p->publish.props.sub_id_count = 1;
+	}
+	if (m->expires_at_ms) /* the time it waited comes off [MQTT-3.3.2-6] */
+		p->publish.props.message_expiry_s = msg_expiry_left_s(m, w->now_ms);
+}
+
+/* The session's connection, when one is attached and active. */
+static struct client *session_client(struct worker *w, const struct session *s)
+{
+	if (!s->online)
+		return NULL;
+	struct conn *c = conn_get(&w->tp, s->conn_slot, s->conn_gen);
+	struct client *cl = c ? client_of(c) : NULL;
+	return cl && !client_closing(cl) && cl->state == CLIENT_ACTIVE ? cl : NULL;
+}
+
+static uint32_t window_of(const struct worker *w, const struct client *cl)
+{
+	return w->cfg->inflight_max < cl->client_receive_max ? w->cfg->inflight_max
+	                                                     : cl->client_receive_max;
+}
+
+void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
+                   uint32_t sub_id)
+{
+	struct worker *w = ctx;
+	bool retain = flags & DELIV_RETAIN;
+	const struct config *cfg = w->cfg;
+	struct session *s = sess_get(&w->sessions, to);
+	if (!s) {
+		/* Moved by a takeover since the match: on to where it went
+		 * (sessions.h). Otherwise it ended: a stale entry. */
+		struct sess_id moved;
+		if (sess_moved_to(&w->sessions, to, &moved))
+			route_deliver_to(&w->route, moved, m, qos, flags, sub_id);
+		return;
+	}
+	if (w->mq.acl) {
+		/* Every way a message reaches a session passes here: live,
+		 * retained, wills, shared handoffs. */
+		size_t ulen;
+		const char *user = session_username(s, &ulen);
+		struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+		if (!auth_receive(w->mq.acl, user, ulen, cid, m->pub.topic)) {
+			w->st.drops_denied++;
+			return;
+		}
+	}
+	if (msg_expired(m, w->now_ms)) {
+		w->st.drops_expired++;
+		return;
+	}
+	if (s->online) {
+		struct client *cl = session_client(w, s);
+		if (cl) {
+			struct mqtt_packet p;
+			publish_packet(w, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
+			uint16_t fresh = alias_apply(cl, &p);
+			if (too_big(cl, &p)) {
+				w->st.drops_oversize++; /* skipped for this client, counted */
+				return;
+			}
+			if (qos == 0) {
+				if (!client_send(w, cl, &p))
+					w->st.drops_outbox++;
+				else
+					alias_sent(cl, fresh, m);
+				return;
+			}
+			if (s->q_len == 0) {
+				uint16_t pid =
+				    session_infl_add(s, m, qos, flags, sub_id, window_of(w, cl));
+				if (pid) {
+					p.publish.packet_id = pid;
+					if (client_send(w, cl, &p))
+						alias_sent(cl, fresh, m);
+					return;
+				}
+			}
+		}
+	} else if (qos == 0 && !cfg->queue_qos0) {
+		return; /* QoS 0 is not kept for offline sessions unless asked */
+	}
+	w->st.drops_queue += session_enqueue(s, m, qos, flags, sub_id, cfg->queue_messages_max,
+	                                     cfg->queue_bytes_max, cfg->queue_overflow);
+}
+
+void session_pump(struct worker *w, struct session *s)
+{
+	struct client *cl = session_client(w, s);
+	if (!cl)
+		return;
+	uint32_t window = window_of(w, cl);
+	while (s->q_len > 0) {
+		struct queued *front = &s->q[s->q_head];
+		if (front->qos > 0 && s->infl_count >= window)
+			break;
+		struct queued q;
+		session_dequeue(s, &q);
+		if (msg_expired(q.m, w->now_ms)) {
+			w->st.drops_expired++;
+			msg_unref(q.m);
+			continue;
+		}
+		struct mqtt_packet p;
+		publish_packet(w, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
+		uint16_t fresh = alias_apply(cl, &p);
+		if (too_big(cl, &p)) {
+			w->st.drops_oversize++;
+		} else if (q.qos == 0) {
+			if (!client_send(w, cl, &p))
+				w->st.drops_outbox++;
+			else
+				alias_sent(cl, fresh, q.m);
+		} else {
+			uint8_t flags = (uint8_t)((q.retain ? DELIV_RETAIN : 0) |
+			                          (q.shared ? DELIV_SHARED : 0));
+			p.publish.packet_id =
+			    session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
+			if (client_send(w, cl, &p))
+				alias_sent(cl, fresh, q.m);
+		}
+		msg_unref(q.m);
+		if (client_closing(cl))
+			return; /* not reading its output (output.c): s may be gone */
+	}
+}
+
+void session_resend(struct worker *w, struct session *s)
+{
+	struct conn *c = conn_get(&w->tp, s->conn_slot, s->conn_gen);
+	if (!c)
+		return;
+	struct client *cl = client_of(c);
+	/* [MQTT-4.4.0-1]: unacknowledged PUBLISH again with DUP, PUBREL again.
+	 * Always with the whole topic: the aliases of the connection it was
+	 * first sent on are gone with it [MQTT-3.3.2-7]. */
+	uint32_t seq = s->infl_head;
+	struct inflight *f;
+	while ((f = session_infl_next(s, &seq)) != NULL) {
+		struct mqtt_packet p;
+		if (f->state == INFL_WAIT_COMP) {
+			p = (struct mqtt_packet){.type = MQTT_PUBREL};
+			p.ack.packet_id = f->pid;
+		} else {
+			publish_packet(w, &p, f->m, f->qos, f->pid, f->retain, true, &f->sub_id);
+			if (too_big(cl, &p)) {
+				/* The new connection takes less than the old one
+				 * did: drop it as if sent and acknowledged
+				 * [MQTT-3.1.2-25], or it holds a window slot for good. */
+				w->st.drops_oversize++;
+				session_infl_ack(s, f->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+				                 f->pid);
+				if (f->qos == 2)
+					session_infl_ack(s, MQTT_PUBCOMP, f->pid);
+				continue;
+			}
+		}
+		client_send(w, cl, &p);
+		if (client_closing(cl))
+			return; /* it did not take a PUBREL (output.c): s may be gone */
+	}
+}
+
+/* Give m to the next member of the ending session's group it came through. */
+static void shared_reroute(struct worker *w, const struct session *s, struct msg *m, uint8_t qos)
+{
+	for (uint32_t i = 0; i < s->sub_count; i++) {
+		struct mqtt_view f = {(const uint8_t *)s->subs[i].filter, s->subs[i].filter_len};
+		struct mqtt_filter_parts parts;
+		mqtt_filter_split(f, &parts);
+		if (!parts.shared || !mqtt_topic_match(parts.filter, m->pub.topic))
+			continue;
+		struct sub_entry e;
+		if (!route_shared_pick(&w->route, f, &e))
+			continue; /* the group is empty now: nobody to give it to */
+		uint8_t q = e.opts.qos < qos ? e.opts.qos : qos;
+		route_deliver_to(&w->route, e.who, m, q, DELIV_SHARED, e.opts.sub_id);
+		return;
+	}
+}
+
+void shared_handoff(struct worker *w, struct session *s)
+{
+	uint32_t seq = s->infl_head;
+	struct inflight *f;
+	while ((f = session_infl_next(s, &seq)) != NULL)
+		if (f->shared && f->m)
+			shared_reroute(w, s, f->m, f->qos);
+	for (uint32_t i = 0; i < s->q_len; i++) {
+		struct queued *q = &s->q[(s->q_head + i) & (s->q_cap - 1)];
+		if (q->shared)
+			shared_reroute(w, s, q->m, q->qos);
+	}
+}

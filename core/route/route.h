@@ -1,0 +1,110 @@
+/*
+ * route.h — a worker's routing (DESIGN.md "Subscription index", "Retained
+ * messages", "Mailboxes"): its copy of the node's subscription index, its
+ * shard of the retained store, and how a message reaches the sessions a
+ * plan names.
+ *
+ * A publish is matched once, on the worker that received it (plan.h);
+ * sessions on this worker get it through the local delivery the layer
+ * above registered (route_local_fn: mqtt/deliver.c), every other worker
+ * gets one mailbox message per session carrying a reference to the same
+ * immutable message. Subscription changes apply to this worker's copy of
+ * the index first, then travel to every other worker as one shared delta
+ * (delta.h); a filter's first and last subscription on the node are
+ * reported to the effect hook (the cluster's route gossip; nobody yet).
+ * Retained messages live in the shard of their topic's hash; a
+ * subscription's lookup asks the shards and is answered only after the
+ * shard's worker drained every mailbox up to what it held then.
+ *
+ * Nothing here knows connections or sessions beyond their ids. Only the
+ * owning worker's thread calls these.
+ */
+#ifndef STARLING_CORE_ROUTE_H
+#define STARLING_CORE_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "route/delta.h"
+#include "route/msg.h"
+#include "route/plan.h"
+#include "route/retain.h"
+#include "route/subidx.h"
+
+struct mail;
+struct mbox_msg;
+struct worker_stats;
+
+/* Deliver m to the session `to` of this worker (borrows m). flags:
+ * PLAN_RETAIN, PLAN_SHARED. */
+typedef void (*route_local_fn)(void *ctx, struct sess_id to, struct msg *m, uint8_t qos,
+                               uint8_t flags, uint32_t sub_id);
+/* A delta this worker originated changed what its filter holds on the node
+ * (DELTA_FIRST or DELTA_LAST). */
+typedef void (*route_effect_fn)(void *ctx, const struct route_delta *d, enum delta_effect e);
+
+/* A retained lookup for one new subscription, answered by one shard. */
+struct retained_lookup {
+	struct sub_entry e; /* the subscriber and the options it subscribed with */
+	uint64_t since_ns;  /* monotonic time of the subscription */
+	uint16_t filter_len;
+	char filter[]; /* NUL-terminated */
+};
+
+#define ROUTE_LOOKUPS_MAX 65536 /* retained lookups waiting on one shard */
+
+struct router {
+	uint16_t id;                /* the worker */
+	unsigned count;             /* workers on the node */
+	const uint64_t *now_ms;     /* the worker's clock */
+	struct mail *mail;          /* the worker's mail */
+	struct worker_stats *st;    /* the worker's counters */
+	struct subidx *subs;        /* this worker's copy of the node's index */
+	struct retain *retained;    /* this worker's shard */
+	struct plan plan;           /* scratch of route_publish */
+	struct retained_lookup **rq; /* lookups to answer after the next full drain */
+	uint32_t rq_len;
+	uint32_t rq_cap;
+	route_local_fn local;       /* delivery to this worker's sessions */
+	void *local_ctx;
+	route_effect_fn effect;     /* NULL: nobody listens */
+	void *effect_ctx;
+};
+
+/* 0, or -1 when out of memory. Registers the route's mail kinds. */
+int router_init(struct router *r, uint16_t id, unsigned count, const uint64_t *now_ms,
+                struct mail *mail, struct worker_stats *st, route_local_fn local, void *local_ctx);
+void router_fini(struct router *r);
+/* Release what a route mail message references (mailboxes emptied at exit). */
+void route_mail_discard(const struct mbox_msg *m);
+
+/* Route a message (takes m's reference): retained messages to their shard,
+ * then to every matching session. Returns the sessions it went to. */
+unsigned route_publish(struct router *r, struct msg *m);
+/* Deliver m to one session wherever it is (borrows m). */
+void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
+                      uint8_t flags, uint32_t sub_id);
+
+/* Index changes: this worker's copy, then every other worker's, in order.
+ * false: not made (out of memory). */
+bool route_subscribe(struct router *r, struct mqtt_view filter, const struct sub_entry *e);
+void route_unsubscribe(struct router *r, struct mqtt_view filter, struct sess_id who);
+/* A moving session's subscription: the entry of `was` becomes e, in one step
+ * on every worker, so no publish in between finds neither. */
+void route_move(struct router *r, struct mqtt_view filter, const struct sub_entry *e,
+                struct sess_id was);
+/* Too much control mail waits toward a worker: new subscriptions and session
+ * moves are refused (mail.h). */
+bool route_congested(const struct router *r);
+
+/* The member of a shared group whose turn it is (subidx_shared_pick). */
+bool route_shared_pick(struct router *r, struct mqtt_view filter, struct sub_entry *out);
+
+/* A new subscription wants the retained messages its filter matches: ask
+ * the shards (after the SUBACK is queued, so they follow it). */
+void route_retained_query(struct router *r, struct mqtt_view filter, const struct sub_entry *e);
+/* Lookups wait for this shard (the loop drains every mailbox, then answers). */
+bool route_lookups_waiting(const struct router *r);
+void route_answer_lookups(struct router *r);
+
+#endif
