@@ -5,6 +5,8 @@
  */
 #include "ops/metrics.h"
 
+#include "mqtt.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,6 +6,8 @@
  */
 #include "ops/stats.h"
 
+#include "mqtt.h"
+
 #include <string.h>
 
 _Static_assert(sizeof(struct worker_stats) % sizeof(uint64_t) == 0,
@@ -53,7 +55,7 @@ void stats_add(struct worker_stats *out, const struct worker_stats *in)
 	}
 }
 
-unsigned stats_connack_slot(enum mqtt_rc rc)
+unsigned stats_connack_slot(unsigned rc)
 {
 	if (rc == MQTT_RC_SUCCESS)
 		return 0;
@@ -79,7 +81,7 @@ unsigned stats_loop_bucket(uint64_t busy_ns)
 	return i;
 }
 
-enum close_reason stats_close_reason_of(enum mqtt_rc rc)
+enum close_reason stats_close_reason_of(unsigned rc)
 {
 	switch (rc) {
 	case MQTT_RC_SUCCESS:

@@ -23,8 +23,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mqtt.h"
-
 #define STATS_PUBLISH_MS 100 /* how stale a scrape may be, at most (plus one turn) */
 
 /* Why a connection ended: the label of starling_connections_closed_total. */
@@ -136,12 +134,14 @@ void stats_read(const struct stats_pub *p, struct worker_stats *out);
  * figure; the index-copy gauges are per worker and not summed by callers). */
 void stats_add(struct worker_stats *out, const struct worker_stats *in);
 
-unsigned stats_connack_slot(enum mqtt_rc rc);
+/* rc: an MQTT reason code (enum mqtt_rc); this header names no protocol type,
+ * so the transport can count into the same struct. */
+unsigned stats_connack_slot(unsigned rc);
 /* The reason code of a slot (slot 33, "other", gives 0xFF). */
 unsigned stats_connack_code(unsigned slot);
 unsigned stats_loop_bucket(uint64_t busy_ns);
 /* What a close with this server reason code counts as (rc != 0). */
-enum close_reason stats_close_reason_of(enum mqtt_rc rc);
+enum close_reason stats_close_reason_of(unsigned rc);
 const char *stats_close_reason_name(enum close_reason r);
 const char *stats_tls_fail_name(enum tls_fail f);
 

@@ -60,6 +60,9 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	 * only messages published with the retain flag go there: the others
 	 * skip a clock read per message. */
 	m->created_ns = p->retain ? clock_now_ns() : 0;
+	m->wall_ms = p->retain ? clock_wall_ms() : 0;
+	m->origin_node = 0;
+	m->forwarded = false;
 	m->expires_at_ms = 0;
 	if (pr->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
 		m->expires_at_ms = now_ms + (uint64_t)pr->message_expiry_s * 1000;

@@ -24,7 +24,13 @@ struct msg {
 	uint64_t expires_at_ms;  /* monotonic deadline from Message Expiry; 0 = never */
 	uint64_t created_ns;     /* monotonic, retain-flagged only (else 0); a retained
 	                          * lookup older than this skips it */
+	uint64_t wall_ms;        /* wall-clock time it was published, retain-flagged only
+	                          * (else 0): with origin_node, the order of retained
+	                          * values across nodes (last writer wins) */
 	struct sess_id origin;   /* publishing session, for no-local */
+	uint16_t origin_node;    /* the node it was published on: 0 = this one */
+	bool forwarded;          /* it came from another node: delivered here, never
+	                          * forwarded again */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
 	                          * topic even when the publisher used an alias;

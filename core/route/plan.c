@@ -101,6 +101,9 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 	p->len = 0;
 	p->scratch_len = 0;
 	p->node_count = 0;
+	/* A message another node forwarded is delivered here and goes no
+	 * further: every node matched it once, at its ingress. */
+	p->local_only = m->forwarded;
 	struct collect c = {p, false};
 	subidx_match(ix, m->pub.topic, collect, &c);
 	if (p->scratch_len > 1)

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ops/metrics.h"
+#include "mqtt.h"
 
 /* ---- the fixed input ---------------------------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "ops/stats.h"
+#include "mqtt.h"
 
 /* ---- word views --------------------------------------------------------- */
 
