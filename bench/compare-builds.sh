@@ -2,7 +2,8 @@
 # Two builds of Starling against each other in one session, to tell a
 # change in the code from a change in the machine: both brokers with the
 # same queue flags, the bench's comparison runner alternating A B per
-# round (pairs QoS 0, fanin QoS 0, latency at 20,000 QoS 1 msg/s).
+# round: pairs, fanin and fanout at QoS 0 and 1, and latency at 20,000
+# QoS 1 msg/s.
 #
 #   bench/compare-builds.sh OLD_STARLING [BUILD_DIR]   (B = BUILD_DIR's starling)
 #
@@ -43,5 +44,9 @@ machine_line
 echo "- A (OLD) = $old; B (NEW) = $starling at commit $(git -C "$root" rev-parse --short HEAD)"
 echo
 run pairs -c 100 -q 0 -s 64 -d "$secs" --e2e-window 64
+run pairs -c 100 -q 1 -s 64 -d "$secs" --e2e-window 64 --inflight 64
 run fanin --pubs 1000 --subs 1 -q 0 -s 64 -d "$secs" --e2e-window 16
+run fanin --pubs 1000 --subs 1 -q 1 -s 64 -d "$secs" --e2e-window 16 --inflight 16
+run fanout --pubs 1 --subs 1000 -q 0 -s 64 -d "$secs" --e2e-window 64
+run fanout --pubs 1 --subs 1000 -q 1 -s 64 -d "$secs" --e2e-window 64 --inflight 64
 run pairs -c 20 -q 1 -s 64 -r 1000 -d "$secs"

@@ -12,13 +12,16 @@
 #   4. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 60)
 # Ends with one line "N passed, M failed"; exits non-zero if anything failed.
 #
-# Environment: FUZZ_SECONDS, BUILD_ROOT (default ./build), JOBS.
+# Environment: FUZZ_SECONDS, FUZZ_SEED (default 1: a red run is reproduced by
+# running the same target with the same seed), BUILD_ROOT (default ./build),
+# JOBS.
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build_root=${BUILD_ROOT:-$root/build}
 fuzz_seconds=${FUZZ_SECONDS:-60}
+fuzz_seed=${FUZZ_SEED:-1}
 jobs=${JOBS:-$(nproc)}
 
 "$root/deploy/setup.sh" --test || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -132,8 +135,8 @@ if { { [ -f "$fdir/build.ninja" ] && meson configure "$fdir" -Dtests=disabled >/
 		name=$(basename "$target")
 		corpus=$root/tests/fuzz/corpus/${name#fuzz_}
 		work=$(mktemp -d)
-		echo "=== $name for ${fuzz_seconds}s"
-		if (cd "$work" && "$target" -max_total_time="$fuzz_seconds" -timeout=10 \
+		echo "=== $name for ${fuzz_seconds}s, seed $fuzz_seed"
+		if (cd "$work" && "$target" -seed="$fuzz_seed" -max_total_time="$fuzz_seconds" -timeout=10 \
 			-rss_limit_mb=2048 -print_final_stats=1 "$work" "$corpus" >"$work/log" 2>&1); then
 			tail -3 "$work/log"
 			passed=$((passed + 1))

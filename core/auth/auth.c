@@ -39,7 +39,6 @@
 #include "base/log.h"
 #include "auth/passwd.h"
 #include "auth/verify.h"
-#include "loop/worker.h" /* WORKERS_MAX */
 
 #define LIMIT_SLOTS   4096  /* addresses remembered by the failure limiter */
 #define FAILED_SLOTS  4096  /* wrong credentials remembered */
@@ -106,7 +105,7 @@ struct auth {
 	_Atomic(struct acl *) acl;
 	_Atomic uint64_t acl_gen; /* bumped by every reload */
 	unsigned workers;
-	_Atomic uint64_t seen[WORKERS_MAX]; /* the acl_gen each worker's turn uses */
+	_Atomic uint64_t seen[CONFIG_WORKERS_MAX]; /* the acl_gen each worker's turn uses */
 };
 
 static int load_files(const struct config *cfg, struct passwd_db **db, struct acl **acl, char *err,

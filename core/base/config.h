@@ -28,6 +28,8 @@
 #define CONFIG_LISTEN_MAX 8
 #define CONFIG_HOST_MAX   64
 #define CONFIG_PATH_MAX   256
+/* Workers a node runs at most: a larger workers key is capped to it. */
+#define CONFIG_WORKERS_MAX 256
 
 struct config_addr {
 	char host[CONFIG_HOST_MAX]; /* numeric IPv4/IPv6 or "localhost"; "" = any */

@@ -33,7 +33,7 @@
 #include "session/sessions.h"
 #include "transport/conn.h"
 
-#define WORKERS_MAX 256
+#define WORKERS_MAX CONFIG_WORKERS_MAX
 
 struct worker;
 struct tls;

@@ -6,7 +6,7 @@
  * The room: input.c frames and decodes what arrives and dispatches it to
  * one handle_<packet>.c per packet; output.c writes packets into the
  * outbox within their bounds and closes connections, with one map from
- * internal error to reason code and log line (errors.c); deliver.c takes a
+ * internal error to reason code and log line; deliver.c takes a
  * message from a plan to a session's connection or queue; lifecycle.c is a
  * session's life on a connection (attach, detach, will, end); takeover.c
  * moves a session to a new connection on any worker; timers.c is the sweep
@@ -139,7 +139,7 @@ static inline bool client_closing(const struct client *cl)
 /* The client's id for a log line ("-" before CONNECT). */
 const char *client_name(const struct client *cl);
 
-/* The internal errors that end a connection: errors.c maps each to its
+/* The internal errors that end a connection: output.c maps each to its
  * reason code, close reason and log line. */
 enum client_error {
 	CE_FIRST_NOT_CONNECT, /* [MQTT-3.1.0-1]: detail: the packet's type */

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
+
 struct session *session_new(const uint8_t *client_id, uint16_t len, struct sess_id id)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -267,6 +269,7 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid)
 	f->m = NULL;
 	f->state = 0;
 	ix_of(s)[ix_slot(s, pid)].pid = 0;
+	CHECK(s->infl_count > 0);
 	s->infl_count--;
 	while (s->infl_head != s->infl_tail && at(s, s->infl_head)->state == 0)
 		s->infl_head++;
@@ -309,6 +312,7 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t 
 	                    .shared = flags & DELIV_SHARED};
 	s->q_len++;
 	s->q_bytes += m->size_bytes;
+	CHECK(s->q_len <= s->q_cap);
 	return dropped;
 }
 
@@ -317,6 +321,7 @@ bool session_dequeue(struct session *s, struct queued *out)
 	if (s->q_len == 0)
 		return false;
 	*out = s->q[s->q_head];
+	CHECK(out->m && s->q_bytes >= out->m->size_bytes);
 	s->q_head = (s->q_head + 1) & (s->q_cap - 1);
 	s->q_len--;
 	s->q_bytes -= out->m->size_bytes;
