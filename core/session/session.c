@@ -218,18 +218,25 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter)
 	return true;
 }
 
+/* Room at the ring's tail for one more entry: grown when mostly live,
+ * compacted when mostly finished (infl_rebuild). */
+static bool infl_room(struct session *s)
+{
+	if (s->infl_tail - s->infl_head < s->infl_cap)
+		return true;
+	uint32_t cap = s->infl_cap == 0                   ? 8
+	               : s->infl_count >= s->infl_cap / 2 ? s->infl_cap * 2
+	                                                  : s->infl_cap;
+	return infl_rebuild(s, cap);
+}
+
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                           uint32_t sub_id, uint32_t window)
 {
 	if (s->infl_count >= window || s->infl_count >= 65535)
 		return 0;
-	if (s->infl_tail - s->infl_head == s->infl_cap) {
-		uint32_t cap = s->infl_cap == 0                   ? 8
-		               : s->infl_count >= s->infl_cap / 2 ? s->infl_cap * 2
-		                                                  : s->infl_cap;
-		if (!infl_rebuild(s, cap))
-			return 0;
-	}
+	if (!infl_room(s))
+		return 0;
 	/* An id whose index slot is free (so it is not in use either): at
 	 * most half the slots are taken, so this ends, usually at once. */
 	uint16_t pid = s->next_pid;
@@ -630,13 +637,8 @@ bool session_infl_restore(struct session *s, struct msg *m, uint16_t pid, uint8_
 	    (state == INFL_WAIT_ACK) != (m != NULL) || (state == INFL_WAIT_COMP && qos != 2) ||
 	    session_infl_find(s, pid) || s->infl_count >= 65535)
 		return false;
-	if (s->infl_tail - s->infl_head == s->infl_cap) {
-		uint32_t cap = s->infl_cap == 0                   ? 8
-		               : s->infl_count >= s->infl_cap / 2 ? s->infl_cap * 2
-		                                                  : s->infl_cap;
-		if (!infl_rebuild(s, cap))
-			return false;
-	}
+	if (!infl_room(s))
+		return false;
 	/* The index is direct-mapped by pid (infl_add picks ids whose slot
 	 * is free); given ids may share a slot in a smaller ring than the one
 	 * they were chosen in: grow until they do not. Two distinct ids differ

@@ -31,14 +31,6 @@ void sessions_fini(struct sessions *t)
 	memset(t, 0, sizeof(*t));
 }
 
-struct session *sess_get(const struct sessions *t, struct sess_id id)
-{
-	if (id.worker != t->id || id.slot >= t->cap)
-		return NULL;
-	struct session *s = t->sess[id.slot];
-	return s && s->id.gen == id.gen ? s : NULL;
-}
-
 struct sess_id sess_reserve(struct sessions *t)
 {
 	struct sess_id id = {0, 0, t->id};

@@ -22,8 +22,7 @@
 #include <stdint.h>
 
 #include "session/sess_id.h"
-
-struct session;
+#include "session/session.h"
 
 #define SESS_MOVED_MS 10000 /* mailboxes drain every turn: seconds are plenty */
 
@@ -51,8 +50,15 @@ void sessions_init(struct sessions *t, uint16_t id, uint32_t max, atomic_uint *n
 /* Free every session left (after the loop ended). */
 void sessions_fini(struct sessions *t);
 
-/* The session `id` names, if it is still this worker's and alive. */
-struct session *sess_get(const struct sessions *t, struct sess_id id);
+/* The session `id` names, if it is still this worker's and alive (inline:
+ * every delivery asks). */
+static inline struct session *sess_get(const struct sessions *t, struct sess_id id)
+{
+	if (id.worker != t->id || id.slot >= t->cap)
+		return NULL;
+	struct session *s = t->sess[id.slot];
+	return s && s->id.gen == id.gen ? s : NULL;
+}
 /* A slot for a new session, counted against max_sessions; gen 0: none (the
  * node holds its maximum, or no memory). */
 struct sess_id sess_reserve(struct sessions *t);

@@ -159,14 +159,6 @@ struct conn *transport_conn_alloc(struct transport *tp)
 	return c;
 }
 
-struct conn *conn_get(const struct transport *tp, uint32_t slot, uint32_t gen)
-{
-	if (slot >= tp->conn_cap)
-		return NULL;
-	struct conn *c = tp->conns[slot];
-	return c && (c->gen & OP_GEN_MASK) == (gen & OP_GEN_MASK) ? c : NULL;
-}
-
 /* Give a slot back; its next user gets a new generation. */
 static void conn_reap(struct transport *tp, struct conn *c)
 {
@@ -210,21 +202,6 @@ const char *conn_peer(const struct conn *c)
 	return buf;
 }
 
-void conn_mark_flush(struct transport *tp, struct conn *c)
-{
-	if (!c->on_flush_list) {
-		c->on_flush_list = true;
-		c->next_flush = tp->flush_list;
-		tp->flush_list = c;
-	}
-}
-
-uint8_t *conn_out_spare(struct conn *c, size_t *room)
-{
-	*room = c->out_cap - c->out_len;
-	return *room ? c->out + c->out_len : NULL;
-}
-
 uint8_t *conn_out_reserve(struct conn *c, size_t need, uint64_t limit)
 {
 	if ((uint64_t)c->out_len + need > limit)
@@ -240,13 +217,6 @@ uint8_t *conn_out_reserve(struct conn *c, size_t need, uint64_t limit)
 	c->out = n;
 	c->out_cap = (uint32_t)cap;
 	return c->out + c->out_len;
-}
-
-void conn_out_commit(struct transport *tp, struct conn *c, size_t n)
-{
-	CHECK(c->out_len + n <= c->out_cap);
-	c->out_len += (uint32_t)n;
-	conn_mark_flush(tp, c);
 }
 
 bool conn_output_idle(const struct transport *tp, const struct conn *c)

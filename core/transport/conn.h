@@ -24,7 +24,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "base/check.h"
 #include "base/config.h"
+#include "io/op.h"
 #include "ops/stats.h"
 
 struct ring;
@@ -216,8 +218,16 @@ void transport_rearm(struct transport *tp);
 /* When accepting resumes after a pause (0: not paused). */
 uint64_t transport_accept_wakeup_ms(const struct transport *tp);
 
-/* The connection in slot with generation gen, or NULL when it is gone. */
-struct conn *conn_get(const struct transport *tp, uint32_t slot, uint32_t gen);
+/* The connection in slot with generation gen, or NULL when it is gone.
+ * (Inline, like the outbox's functions below: they are on every delivery's
+ * path and cross a file boundary the compiler does not see through.) */
+static inline struct conn *conn_get(const struct transport *tp, uint32_t slot, uint32_t gen)
+{
+	if (slot >= tp->conn_cap)
+		return NULL;
+	struct conn *c = tp->conns[slot];
+	return c && ((c->gen ^ gen) & OP_GEN_MASK) == 0 ? c : NULL;
+}
 
 /* "address:port" of c, in a per-thread buffer valid until the next call:
  * one per log line. */
@@ -244,9 +254,27 @@ bool conn_tls_handshaking(const struct transport *tp, const struct conn *c);
  * fit without growing (0: none). conn_out_reserve: room for need more bytes
  * unless the outbox would pass limit (NULL then, or without memory).
  * conn_out_commit: n bytes were written there; c gets flushed this turn. */
-uint8_t *conn_out_spare(struct conn *c, size_t *room);
+static inline uint8_t *conn_out_spare(struct conn *c, size_t *room)
+{
+	*room = c->out_cap - c->out_len;
+	return *room ? c->out + c->out_len : NULL;
+}
 uint8_t *conn_out_reserve(struct conn *c, size_t need, uint64_t limit);
-void conn_out_commit(struct transport *tp, struct conn *c, size_t n);
+/* c has something to send this turn. */
+static inline void conn_mark_flush(struct transport *tp, struct conn *c)
+{
+	if (!c->on_flush_list) {
+		c->on_flush_list = true;
+		c->next_flush = tp->flush_list;
+		tp->flush_list = c;
+	}
+}
+static inline void conn_out_commit(struct transport *tp, struct conn *c, size_t n)
+{
+	CHECK(c->out_len + n <= c->out_cap);
+	c->out_len += (uint32_t)n;
+	conn_mark_flush(tp, c);
+}
 /* Nothing waits to be sent: the outbox, a send in flight, WebSocket output. */
 bool conn_output_idle(const struct transport *tp, const struct conn *c);
 

@@ -10,7 +10,6 @@
 
 /* conn.c */
 struct conn *transport_conn_alloc(struct transport *tp);
-void conn_mark_flush(struct transport *tp, struct conn *c);
 void conn_flush(struct transport *tp, struct conn *c);
 /* The transport ends c on its own: why, then the layer above closes it. */
 void conn_lost(struct transport *tp, struct conn *c, enum close_reason why);
