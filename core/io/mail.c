@@ -82,12 +82,12 @@ void mail_fini(struct mail *m)
 	m->in = NULL;
 }
 
-enum mail_result mail_send(struct mail *m, uint16_t to, struct mbox_msg *msg)
+/* The rest of mail_send: over a limit, or behind what is held already, or
+ * the mailbox is full. */
+enum mail_result mail_send_held(struct mail *m, uint16_t to, struct mbox_msg *msg)
 {
-	CHECK(to < m->count && to != m->id);
 	CHECK(msg->kind > 0 && msg->kind < MBOX_KINDS && m->kinds[msg->kind].handle);
 	struct mail_dest *d = &m->to[to];
-	msg->from = m->id;
 	if (msg->cls == MBOX_DROPPABLE) {
 		uint64_t done = atomic_load_explicit(&d->box->consumed_bytes, memory_order_acquire);
 		if (d->sent_bytes - done > m->transit_droppable_max) {

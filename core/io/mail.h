@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/check.h"
 #include "io/mbox.h"
 
 struct ring;
@@ -109,8 +110,26 @@ enum mail_result {
 	MAIL_REFUSED, /* over a limit: not sent, the caller releases its references */
 };
 
-/* Send msg (kind, cls, bytes and body set; from is filled in). */
-enum mail_result mail_send(struct mail *m, uint16_t to, struct mbox_msg *msg);
+/* Send msg (kind, cls, bytes and body set; from is filled in). The common
+ * case — nothing held toward that worker, room in its mailbox, within the
+ * limits — is inline: it runs once per message to another worker. */
+enum mail_result mail_send_held(struct mail *m, uint16_t to, struct mbox_msg *msg);
+static inline enum mail_result mail_send(struct mail *m, uint16_t to, struct mbox_msg *msg)
+{
+	CHECK(to < m->count && to != m->id);
+	struct mail_dest *d = &m->to[to];
+	msg->from = m->id;
+	if (d->held_len == 0 &&
+	    (msg->cls != MBOX_DROPPABLE ||
+	     d->sent_bytes - atomic_load_explicit(&d->box->consumed_bytes, memory_order_acquire) <=
+	         m->transit_droppable_max) &&
+	    mbox_push(d->box, msg)) {
+		d->sent_bytes += msg->bytes;
+		d->wake = true;
+		return MAIL_SENT;
+	}
+	return mail_send_held(m, to, msg);
+}
 
 /* Too much control mail waits toward some worker: refuse new index entries
  * and session moves until it drained. */

@@ -27,18 +27,6 @@ struct mbox *mbox_new(uint32_t cap)
 	return mb;
 }
 
-bool mbox_push(struct mbox *mb, const struct mbox_msg *m)
-{
-	uint32_t tail = atomic_load_explicit(&mb->tail, memory_order_relaxed);
-	if (tail - mb->head_cache >= mb->cap) {
-		mb->head_cache = atomic_load_explicit(&mb->head, memory_order_acquire);
-		if (tail - mb->head_cache >= mb->cap)
-			return false;
-	}
-	mb->slots[tail & (mb->cap - 1)] = *m;
-	atomic_store_explicit(&mb->tail, tail + 1, memory_order_release);
-	return true;
-}
 
 unsigned mbox_available(struct mbox *mb)
 {

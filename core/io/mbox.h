@@ -61,8 +61,20 @@ struct mbox {
 /* A mailbox of cap slots (a power of two), or NULL. Freed with free(). */
 struct mbox *mbox_new(uint32_t cap);
 
-/* Producer side. false when full: keep it in the overflow and retry. */
-bool mbox_push(struct mbox *mb, const struct mbox_msg *m);
+/* Producer side. false when full: keep it in the overflow and retry.
+ * Inline: once per message sent to another worker. */
+static inline bool mbox_push(struct mbox *mb, const struct mbox_msg *m)
+{
+	uint32_t tail = atomic_load_explicit(&mb->tail, memory_order_relaxed);
+	if (tail - mb->head_cache >= mb->cap) {
+		mb->head_cache = atomic_load_explicit(&mb->head, memory_order_acquire);
+		if (tail - mb->head_cache >= mb->cap)
+			return false;
+	}
+	mb->slots[tail & (mb->cap - 1)] = *m;
+	atomic_store_explicit(&mb->tail, tail + 1, memory_order_release);
+	return true;
+}
 
 /* Consumer side: up to max messages into out; returns how many. */
 unsigned mbox_pop(struct mbox *mb, struct mbox_msg *out, unsigned max);
