@@ -26,6 +26,7 @@
 #include "auth/passwd.h"
 #include "transport/tls.h"
 #include "loop/worker.h"
+#include "cluster.h" /* cluster/ */
 
 extern char **environ;
 
@@ -155,7 +156,7 @@ static int load_config(struct config *cfg, const char *file, int argc, char **ar
  * port in use shows only at start. 0, or -1 with err. */
 static int check_files(const struct config *cfg, char *err, size_t err_len)
 {
-	if (auth_check(cfg, err, err_len) != 0)
+	if (auth_check(cfg, err, err_len) != 0 || cluster_node_check(cfg, err, err_len) != 0)
 		return -1;
 	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
 		struct ssl_ctx_st *ctx = tls_ctx_build(cfg, err, err_len);
@@ -379,6 +380,13 @@ int main(int argc, char **argv)
 		broker_stop(&b);
 		return 1;
 	}
+	struct cluster_node *cluster = cluster_node_start(&cfg, &b.cluster_view, err, sizeof(err));
+	if (!cluster && err[0]) {
+		LOG_ERROR("cannot start: %s", err);
+		ops_stop(ops);
+		broker_stop(&b);
+		return 1;
+	}
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&set, &sig) != 0)
@@ -392,8 +400,10 @@ int main(int argc, char **argv)
 		break;
 	}
 	/* Not ready from now on: a load balancer stops sending clients here
-	 * while the workers tell theirs to go. */
+	 * while the workers tell theirs to go. The cluster hears first that we
+	 * leave (peers drop us within a gossip round, never as dead). */
 	atomic_store(&b.stopping, true);
+	cluster_node_stop(cluster);
 	broker_signal_stop(&b);
 	if (!join_within(&b, (uint64_t)cfg.shutdown_grace_ms + 5000)) {
 		ops_stop(ops);

@@ -5,7 +5,7 @@
 #      build must not need them (one test)
 #   1. release build with -Werror: unit and integration tests
 #   2. address+undefined sanitizer build: the same tests
-#   3. thread sanitizer build: the integration suite (where workers interact)
+#   3. thread sanitizer build: the integration and cluster suites (where threads interact)
 #   3b. a build with 8 receive buffers per worker: the raw scenarios, TLS and
 #      WebSocket tests with the provided-buffer pool running dry all the time
 #      (-ENOBUFS re-arms)
@@ -117,7 +117,7 @@ build_and_test release "" --werror -Dtests=enabled
 build_and_test asan "" --werror -Dtests=enabled -Dbuildtype=debug -Db_sanitize=address,undefined \
 	-Db_lundef=false
 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
-	build_and_test tsan "integration" --werror -Dtests=enabled -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
+	build_and_test tsan "integration cluster" --werror -Dtests=enabled -Dbuildtype=debug -Db_sanitize=thread -Db_lundef=false
 # The pool running dry matters where bytes come in: the raw scenarios and
 # the TLS and WebSocket layers (the other suites add time, not paths).
 build_and_test tinybuf "integration/scenarios_w1 integration/scenarios_w4 integration/tls_w4 \

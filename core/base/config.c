@@ -38,6 +38,9 @@ enum dir_type {
 	DIR_ADDR_LIST_OPT, /* the same, and "" is the empty list (a listener kind that is off) */
 	DIR_PATH,          /* char[CONFIG_PATH_MAX]: a file name, "" = none */
 	DIR_TEXT,          /* char[CONFIG_PATH_MAX]: free text such as a cipher list, "" = none */
+	DIR_ADDR_OPT,      /* struct config_addr + bool f##_set: "" = not set */
+	DIR_NAME,          /* char[CONFIG_NAME_MAX]: letters, digits, '.', '_', '-'; "" = none */
+	DIR_PEERS,         /* char[CONFIG_PEERS_MAX]: host:port list, hosts may be names */
 };
 
 struct directive {
@@ -66,6 +69,7 @@ static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
  * allow_anonymous says". */
 static const char *const inherit_names[] = {"inherit", "true", "false", NULL};
 static const char *const identity_names[] = {"none", "cn", "san", NULL};
+static const char *const profile_names[] = {"lan", "fast", NULL};
 
 /*
  * One macro per type. The key is the stringified field name, so key names and
@@ -86,6 +90,10 @@ static const char *const identity_names[] = {"none", "cn", "san", NULL};
 #define TEXT(f, def, help)        {FIELD(f), DIR_TEXT, 0, def, 0, 0, NULL, NULL, help}
 #define ADDR_LIST(f, def, help) \
 	{FIELD(f), DIR_ADDR_LIST, offsetof(struct config, f##_count), def, 0, 0, NULL, NULL, help}
+#define ADDR_OPT(f, def, help) \
+	{FIELD(f), DIR_ADDR_OPT, offsetof(struct config, f##_set), def, 0, 0, NULL, NULL, help}
+#define NAME(f, def, help)        {FIELD(f), DIR_NAME, 0, def, 0, 0, NULL, NULL, help}
+#define PEERS(f, def, help)       {FIELD(f), DIR_PEERS, 0, def, 0, 0, NULL, NULL, help}
 #define ADDR_LIST_OPT(f, def, help) \
 	{FIELD(f), DIR_ADDR_LIST_OPT, offsetof(struct config, f##_count), def, 0, 0, NULL, NULL, help}
 /* clang-format on */
@@ -246,6 +254,36 @@ static const struct directive directives[] = {
         "on SIGTERM, the time clients get to receive their DISCONNECT and pending output "
         "before their connections are cut"),
 
+    /* The cluster */
+    NAME(node_name, "",
+         "this node's name in the cluster, unique in it (a StatefulSet pod's name); empty = "
+         "the host name"),
+    ADDR_OPT(cluster_listen, "",
+             "the cluster's address: membership (UDP) and the link between nodes (TCP) on "
+             "the same port, e.g. 0.0.0.0:7946; empty = a single node, no cluster"),
+    ADDR_OPT(cluster_advertise, "",
+             "the address other nodes reach this one at (a pod's IP); empty = cluster_listen's "
+             "(which must then not be 0.0.0.0)"),
+    PEERS(cluster_seeds, "",
+          "nodes to join through, host:port comma-separated (names are resolved at each "
+          "attempt); empty = none"),
+    PEERS(cluster_dns, "",
+          "names whose A and AAAA records are the peers, host:port (a Kubernetes headless "
+          "Service), resolved again every cluster_dns_interval_s; empty = none"),
+    U32(cluster_dns_interval_s, "10", 1, 3600, "s", "how often cluster_dns is resolved again"),
+    NAME(cluster_name, "starling",
+         "nodes of another cluster name are refused, so two clusters on one network stay two"),
+    PATH(cluster_secret_file, "",
+         "file holding the cluster's shared secret: every membership packet is signed with it "
+         "(HMAC-SHA256) and a node that cannot sign is refused; empty = none (trusted networks "
+         "only)"),
+    ENUM(cluster_profile, profile_names, "lan",
+         "failure detection timing: lan = hashicorp/memberlist's LAN defaults (a crashed node "
+         "is declared dead in about 6 s), fast = loopback and tests (about 1.5 s)"),
+    U32(cluster_join_timeout_ms, "5000", 0, 600000, "ms",
+        "with seeds or cluster_dns and nobody answering, /readyz becomes true after this "
+        "(the first node of a cluster starts alone)"),
+
     /* Logging */
     ENUM(log_level, level_names, "info",
          "least severe level written to stderr; SIGHUP "
@@ -254,6 +292,9 @@ static const struct directive directives[] = {
 };
 
 #undef FIELD
+#undef ADDR_OPT
+#undef NAME
+#undef PEERS
 #undef INT
 #undef U8
 #undef U16
@@ -607,6 +648,122 @@ store:;
 	return 0;
 }
 
+/* An address or "" (not set): the flag beside the field says which. */
+static int set_addr_opt(const struct directive *d, void *field, const char *v, char *why,
+                        size_t why_len)
+{
+	bool *set = (bool *)((char *)field - d->offset + d->count_offset);
+	if (*v == '\0') {
+		memset(field, 0, sizeof(struct config_addr));
+		*set = false;
+		return 0;
+	}
+	if (parse_addr(v, field, why, why_len) != 0)
+		return -1;
+	*set = true;
+	return 0;
+}
+
+/* A name nodes and clusters are known by in logs, metrics and DNS. */
+static int set_name(void *field, const char *v, char *why, size_t why_len)
+{
+	size_t n = strlen(v);
+	if (n >= CONFIG_NAME_MAX) {
+		seterr(why, why_len, "\"%s\" is longer than %d bytes", v, CONFIG_NAME_MAX - 1);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char ch = v[i];
+		if (!(is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      ch == '.' || ch == '_' || ch == '-')) {
+			seterr(why, why_len,
+			       "\"%s\": only letters, digits, '.', '_' and '-' (not '%c')", v, ch);
+			return -1;
+		}
+	}
+	memcpy(field, v, n + 1);
+	return 0;
+}
+
+/* A DNS name's characters, as RFC 1123 allows them in a host name. */
+static bool host_name_ok(const char *h, size_t len)
+{
+	if (len == 0 || len > 253 || h[0] == '-' || h[0] == '.')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = h[i];
+		if (!(is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      ch == '.' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* "host:port,host:port": hosts are names, IPv4 or [IPv6]; stored as given
+ * without spaces. Names are resolved by the cluster, not here. */
+static int set_peers(void *field, const char *v, char *why, size_t why_len)
+{
+	char out[CONFIG_PEERS_MAX];
+	size_t used = 0;
+	unsigned count = 0;
+	const char *p = v;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == 0) {
+			seterr(why, why_len, "\"%s\": an empty entry", v);
+			return -1;
+		}
+		char one[300];
+		if (len >= sizeof(one)) {
+			seterr(why, why_len, "\"%.*s...\" is too long for a host:port", 40, p);
+			return -1;
+		}
+		memcpy(one, p, len);
+		one[len] = '\0';
+		const char *colon = strrchr(one, ':');
+		size_t hlen = colon ? (size_t)(colon - one) : 0;
+		bool v6 = one[0] == '[' && hlen >= 2 && one[hlen - 1] == ']';
+		unsigned long port = 0;
+		const char *q = colon ? colon + 1 : "";
+		for (; is_digit(*q) && port <= 65535; q++)
+			port = port * 10 + (unsigned long)(*q - '0');
+		unsigned char buf[16];
+		char h[260];
+		memcpy(h, v6 ? one + 1 : one, v6 ? hlen - 2 : hlen);
+		h[v6 ? hlen - 2 : hlen] = '\0';
+		bool host_ok = v6 ? inet_pton(AF_INET6, h, buf) == 1
+		                  : (inet_pton(AF_INET, h, buf) == 1 || host_name_ok(h, strlen(h)));
+		if (!colon || !host_ok || q == colon + 1 || *q != '\0' || port == 0 || port > 65535) {
+			seterr(why, why_len,
+			       "\"%s\" is not host:port (a name, an IPv4 address or [IPv6], and a port "
+			       "1..65535)",
+			       one);
+			return -1;
+		}
+		if (++count > CONFIG_PEERS_COUNT_MAX) {
+			seterr(why, why_len, "more than %d entries", CONFIG_PEERS_COUNT_MAX);
+			return -1;
+		}
+		if (used + len + 2 > sizeof(out)) {
+			seterr(why, why_len, "longer than %d bytes", CONFIG_PEERS_MAX - 1);
+			return -1;
+		}
+		if (used)
+			out[used++] = ',';
+		memcpy(out + used, one, len);
+		used += len;
+		p = end ? end + 1 : p + strlen(p);
+	}
+	out[used] = '\0';
+	memcpy(field, out, used + 1);
+	return 0;
+}
+
 static int apply(const struct directive *d, struct config *c, const char *v, char *why,
                  size_t why_len)
 {
@@ -629,6 +786,12 @@ static int apply(const struct directive *d, struct config *c, const char *v, cha
 	case DIR_PATH:
 	case DIR_TEXT:
 		return set_path(field, v, why, why_len);
+	case DIR_ADDR_OPT:
+		return set_addr_opt(d, field, v, why, why_len);
+	case DIR_NAME:
+		return set_name(field, v, why, why_len);
+	case DIR_PEERS:
+		return set_peers(field, v, why, why_len);
 	}
 	assert(!"unknown directive type");
 	return -1;
@@ -661,6 +824,12 @@ static size_t type_size(enum dir_type t)
 	case DIR_PATH:
 	case DIR_TEXT:
 		return CONFIG_PATH_MAX;
+	case DIR_ADDR_OPT:
+		return sizeof(struct config_addr);
+	case DIR_NAME:
+		return CONFIG_NAME_MAX;
+	case DIR_PEERS:
+		return CONFIG_PEERS_MAX;
 	}
 	return 0;
 }
@@ -1122,6 +1291,15 @@ void config_exposure(const struct config *c, unsigned workers, char *buf, size_t
 		append(buf, len, &used,
 		       "; acl_file none (every client may subscribe to every topic and "
 		       "publish outside $SYS/)");
+	if (c->cluster_listen_set) {
+		/* Only with a cluster: a single node's line is what it always was. */
+		char a[CONFIG_HOST_MAX + 8];
+		shown_addr(&c->cluster_listen, a, sizeof(a));
+		append(buf, len, &used, "; cluster %s%s on %s (%s)",
+		       c->node_name[0] ? "node " : "this host's name", c->node_name, a,
+		       c->cluster_secret_file[0] ? "signed with cluster_secret_file"
+		                                 : "unsigned: any host that reaches it may join");
+	}
 	append(buf, len, &used, "; persistence off (not implemented yet)");
 	append(buf, len, &used, "; %u worker%s%s", workers, workers == 1 ? "" : "s",
 	       c->workers == 0 ? " (one per online CPU)" : "");
@@ -1162,6 +1340,12 @@ static void format_value(const struct directive *d, const struct config *c, char
 	case DIR_ADDR:
 		format_addr(field, buf, len);
 		return;
+	case DIR_ADDR_OPT:
+		if (!*(const bool *)((const char *)c + d->count_offset))
+			snprintf(buf, len, "\"\"");
+		else
+			format_addr(field, buf, len);
+		return;
 	case DIR_ADDR_LIST:
 	case DIR_ADDR_LIST_OPT: {
 		const struct config_addr *list = field;
@@ -1180,7 +1364,9 @@ static void format_value(const struct directive *d, const struct config *c, char
 		return;
 	}
 	case DIR_PATH:
-	case DIR_TEXT: {
+	case DIR_TEXT:
+	case DIR_NAME:
+	case DIR_PEERS: {
 		/* Always quoted, so "" and paths with spaces or '#' read back. */
 		const char *p = field;
 		size_t used = 0;
@@ -1198,7 +1384,7 @@ static void format_value(const struct directive *d, const struct config *c, char
 	assert(!"unknown directive type");
 }
 
-#define VALUE_MAX (CONFIG_LISTEN_MAX * (CONFIG_HOST_MAX + 8) + 2 * CONFIG_PATH_MAX + 16)
+#define VALUE_MAX (CONFIG_LISTEN_MAX * (CONFIG_HOST_MAX + 8) + 2 * CONFIG_PEERS_MAX + 16)
 
 void config_print(const struct config *c, FILE *out)
 {
@@ -1246,6 +1432,15 @@ static void format_range(const struct directive *d, char *buf, size_t len)
 		return;
 	case DIR_TEXT:
 		snprintf(buf, len, "text");
+		return;
+	case DIR_ADDR_OPT:
+		snprintf(buf, len, "address or empty");
+		return;
+	case DIR_NAME:
+		snprintf(buf, len, "name, up to %d bytes", CONFIG_NAME_MAX - 1);
+		return;
+	case DIR_PEERS:
+		snprintf(buf, len, "0 .. %d host:port", CONFIG_PEERS_COUNT_MAX);
 		return;
 	}
 	assert(!"unknown directive type");

@@ -27,6 +27,7 @@
 #include "io/ring.h"
 #include "loop/barrier.h"
 #include "mqtt/client.h"
+#include "ops/cluster_view.h"
 #include "ops/stats.h"
 #include "route/route.h"
 #include "session/registry.h"
@@ -59,6 +60,7 @@ struct broker {
 	bool start_failed;               /* main: listeners failed, workers must exit */
 	uint64_t start_ms;               /* monotonic start time */
 	struct tls *tls;                 /* TLS context (tls.h); NULL without tls_listen */
+	struct cluster_view cluster_view; /* written by the cluster's thread (cluster/node.c) */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published

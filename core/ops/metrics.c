@@ -310,6 +310,59 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		}
 	}
 
+	if (in->have_cluster) {
+		const struct cluster_figures *c = &in->cluster;
+		static const char *const states[CLUSTER_STATES] = {NULL, "alive", "suspect", "dead",
+		                                                   "left"};
+		family(&o, "starling_cluster_members", "gauge",
+		       "Other nodes of the cluster as this one sees them, by state.");
+		for (int i = 1; i < CLUSTER_STATES; i++)
+			put(&o, "starling_cluster_members{state=\"%s\"} %llu\n", states[i],
+			    (unsigned long long)c->members[i]);
+		family(&o, "starling_cluster_ready", "gauge",
+		       "1 once this node joined the cluster (or started alone after "
+		       "cluster_join_timeout_ms).");
+		put(&o, "starling_cluster_ready %d\n", c->ready ? 1 : 0);
+		family(&o, "starling_cluster_health_score", "gauge",
+		       "Lifeguard's local health score: 0 healthy; higher means this node's own "
+		       "probes fail and it waits longer before suspecting others.");
+		put(&o, "starling_cluster_health_score %llu\n", (unsigned long long)c->health_score);
+		const struct {
+			const char *name, *help;
+			uint64_t v;
+		} counters[] = {
+		    {"starling_cluster_membership_packets_received_total",
+		     "Membership datagrams received.", c->packets_in},
+		    {"starling_cluster_membership_packets_sent_total", "Membership datagrams sent.",
+		     c->packets_out},
+		    {"starling_cluster_probes_total", "Direct probes of other nodes sent.", c->probes},
+		    {"starling_cluster_probes_failed_total",
+		     "Probes that ended without an answer, direct or through other nodes.",
+		     c->probes_failed},
+		    {"starling_cluster_indirect_probes_total",
+		     "Probes asked of other nodes when a direct probe went unanswered.",
+		     c->indirect_probes},
+		    {"starling_cluster_suspicions_total",
+		     "Nodes this one suspected of having failed.", c->suspicions},
+		    {"starling_cluster_refutations_total",
+		     "Suspicions of this node it denied (it was slow, or the network was).",
+		     c->refutations},
+		};
+		for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+			family(&o, counters[i].name, "counter", counters[i].help);
+			put(&o, "%s %llu\n", counters[i].name, (unsigned long long)counters[i].v);
+		}
+		family(&o, "starling_cluster_membership_packets_dropped_total", "counter",
+		       "Membership datagrams not taken, by reason (auth: not signed with "
+		       "cluster_secret_file; cluster: another cluster_name).");
+		for (int i = 1; i < CLUSTER_DROP_REASONS; i++)
+			put(&o, "starling_cluster_membership_packets_dropped_total{reason=\"%s\"} %llu\n",
+			    cluster_drop_names[i], (unsigned long long)c->dropped[i]);
+		family(&o, "starling_cluster_probe_rtt_seconds", "gauge",
+		       "Mean of the last direct probe's round trip to each alive node.");
+		put(&o, "starling_cluster_probe_rtt_seconds %.6f\n", c->probe_rtt_avg_s);
+	}
+
 	if (in->have_ops) {
 		family(&o, "starling_ops_connections", "gauge",
 		       "Connections open on metrics_listen, this scrape's included.");

@@ -17,7 +17,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/cluster_view.h"
 #include "ops/stats.h"
+
+/* The cluster's figures at one scrape (from struct cluster_view). */
+struct cluster_figures {
+	uint64_t members[CLUSTER_STATES]; /* peers by enum cluster_member_state */
+	uint64_t health_score;
+	uint64_t packets_in, packets_out;
+	uint64_t probes, probes_failed, indirect_probes, suspicions, refutations;
+	uint64_t dropped[CLUSTER_DROP_REASONS];
+	double probe_rtt_avg_s; /* mean of the alive peers' last direct round trips */
+	bool ready;
+};
 
 struct metrics_input {
 	const char *version;
@@ -40,6 +52,9 @@ struct metrics_input {
 	uint64_t open_fds;
 	uint64_t max_fds;
 	double start_time_s; /* since the Unix epoch */
+
+	bool have_cluster; /* a cluster is configured */
+	struct cluster_figures cluster;
 
 	bool have_ops;                 /* the ops listener's own figures (ops.c) */
 	uint64_t ops_connections;      /* open now, the one scraping included */

@@ -343,6 +343,39 @@ static void serve_unauthorized(struct ops *o, struct ops_client *cl, bool head_o
 	respond(cl, 401, "text/plain; charset=utf-8", challenge, text, strlen(text), head_only);
 }
 
+/* Ready for clients: not stopping, and joined to the cluster when there is
+ * one (or alone past cluster_join_timeout_ms: cluster/node.c). */
+static bool ready(struct broker *b)
+{
+	return !atomic_load(&b->stopping) && atomic_load(&b->cluster_view.ready);
+}
+
+/* The cluster's figures, from the atomics its thread publishes. */
+static void read_cluster(const struct cluster_view *v, struct metrics_input *in)
+{
+	in->have_cluster = atomic_load_explicit(&v->enabled, memory_order_relaxed);
+	if (!in->have_cluster)
+		return;
+	struct cluster_figures *c = &in->cluster;
+	for (int i = 0; i < CLUSTER_STATES; i++)
+		c->members[i] = atomic_load_explicit(&v->members[i], memory_order_relaxed);
+	c->health_score = atomic_load_explicit(&v->health_score, memory_order_relaxed);
+	c->packets_in = atomic_load_explicit(&v->packets_in, memory_order_relaxed);
+	c->packets_out = atomic_load_explicit(&v->packets_out, memory_order_relaxed);
+	c->probes = atomic_load_explicit(&v->probes, memory_order_relaxed);
+	c->probes_failed = atomic_load_explicit(&v->probes_failed, memory_order_relaxed);
+	c->indirect_probes = atomic_load_explicit(&v->indirect_probes, memory_order_relaxed);
+	c->suspicions = atomic_load_explicit(&v->suspicions, memory_order_relaxed);
+	c->refutations = atomic_load_explicit(&v->refutations, memory_order_relaxed);
+	for (int i = 0; i < CLUSTER_DROP_REASONS; i++)
+		c->dropped[i] = atomic_load_explicit(&v->dropped[i], memory_order_relaxed);
+	uint64_t n = atomic_load_explicit(&v->probe_rtt_count, memory_order_relaxed);
+	c->probe_rtt_avg_s =
+	    n ? (double)atomic_load_explicit(&v->probe_rtt_us_sum, memory_order_relaxed) / n / 1e6
+	      : 0;
+	c->ready = atomic_load_explicit(&v->ready, memory_order_relaxed);
+}
+
 static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 {
 	struct broker *b = o->b;
@@ -354,7 +387,7 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 	                           .per_worker = per,
 	                           .mailbox_depth = depth,
 	                           .uptime_s = (clock_now_ms() - b->start_ms) / 1000,
-	                           .ready = !atomic_load(&b->stopping),
+	                           .ready = ready(b),
 	                           .start_time_s = o->start_time_s,
 	                           .have_ops = true,
 	                           .ops_connections = o->clients_open,
@@ -381,6 +414,7 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 			in.mem_mapped_bytes = mem.mapped_bytes;
 		}
 		read_process(&in);
+		read_cluster(&b->cluster_view, &in);
 		text = metrics_render(&in, &len);
 	}
 	if (text)
@@ -424,8 +458,10 @@ static void serve(struct ops *o, struct ops_client *cl, const struct http_reques
 	else if (!strcmp(rq->path, "/healthz"))
 		serve_health(o, cl, head_only);
 	else if (!strcmp(rq->path, "/readyz"))
-		respond_text(cl, atomic_load(&o->b->stopping) ? 503 : 200,
-		             atomic_load(&o->b->stopping) ? "shutting down\n" : "ready\n",
+		respond_text(cl, ready(o->b) ? 200 : 503,
+		             ready(o->b)                   ? "ready\n"
+		             : atomic_load(&o->b->stopping) ? "shutting down\n"
+		                                            : "joining the cluster\n",
 		             head_only);
 	else if (!strcmp(rq->path, "/"))
 		respond_text(cl, 200, "starling: /metrics /healthz /readyz\n", head_only);

@@ -78,6 +78,16 @@ static const char *const all_keys[] = {
     "metrics_basic_auth_file",
     "sys_interval_s",
     "shutdown_grace_ms",
+    "node_name",
+    "cluster_listen",
+    "cluster_advertise",
+    "cluster_seeds",
+    "cluster_dns",
+    "cluster_dns_interval_s",
+    "cluster_name",
+    "cluster_secret_file",
+    "cluster_profile",
+    "cluster_join_timeout_ms",
     "log_level",
     "log_json",
 };
@@ -168,6 +178,18 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(shutdown_grace_ms);
 	DIFF(log_level);
 	DIFF(log_json);
+	d += strcmp(a->node_name, b->node_name) != 0;
+	d += a->cluster_listen_set != b->cluster_listen_set ||
+	     !addr_is(&a->cluster_listen, b->cluster_listen.host, b->cluster_listen.port);
+	d += a->cluster_advertise_set != b->cluster_advertise_set ||
+	     !addr_is(&a->cluster_advertise, b->cluster_advertise.host, b->cluster_advertise.port);
+	d += strcmp(a->cluster_seeds, b->cluster_seeds) != 0;
+	d += strcmp(a->cluster_dns, b->cluster_dns) != 0;
+	DIFF(cluster_dns_interval_s);
+	d += strcmp(a->cluster_name, b->cluster_name) != 0;
+	d += strcmp(a->cluster_secret_file, b->cluster_secret_file) != 0;
+	DIFF(cluster_profile);
+	DIFF(cluster_join_timeout_ms);
 #undef DIFF
 	return d;
 }
@@ -895,6 +917,16 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"metrics_basic_auth_file", "/run/secrets/metrics-basic"},
 	    {"sys_interval_s", "60"},
 	    {"shutdown_grace_ms", "30000"},
+	    {"node_name", "starling-0"},
+	    {"cluster_listen", "0.0.0.0:7946"},
+	    {"cluster_advertise", "10.0.0.7:7946"},
+	    {"cluster_seeds", "starling-1.starling:7946, 10.0.0.9:7946,[fd00::1]:7946"},
+	    {"cluster_dns", "starling-headless.default.svc.cluster.local:7946"},
+	    {"cluster_dns_interval_s", "30"},
+	    {"cluster_name", "edge-eu-1"},
+	    {"cluster_secret_file", "/run/secrets/cluster"},
+	    {"cluster_profile", "fast"},
+	    {"cluster_join_timeout_ms", "0"},
 	    {"log_level", "debug"},
 	    {"log_json", "yes"},
 	};
@@ -952,6 +984,49 @@ static char *reference_to_string(void)
 	config_print_reference(f);
 	fclose(f);
 	return buf;
+}
+
+Test(config, cluster_keys_say_what_is_wrong)
+{
+	struct config c;
+	config_defaults(&c);
+	cr_assert_not(c.cluster_listen_set, "a single node unless asked");
+	set_ok(&c, "cluster_listen", "127.0.0.1:7946");
+	cr_assert(c.cluster_listen_set);
+	set_ok(&c, "cluster_listen", "");
+	cr_assert_not(c.cluster_listen_set, "\"\" turns it off again");
+	set_ok(&c, "cluster_seeds", " a.example:1 ,b:2");
+	cr_assert_str_eq(c.cluster_seeds, "a.example:1,b:2", "stored without the spaces");
+	set_ok(&c, "cluster_seeds", "");
+	cr_assert_str_eq(c.cluster_seeds, "");
+	char err[256];
+	static const char *const bad[][3] = {
+	    {"cluster_seeds", "a b:1", "is not host:port"},
+	    {"cluster_seeds", "a:0", "is not host:port"},
+	    {"cluster_seeds", "a:70000", "is not host:port"},
+	    {"cluster_seeds", "a:1,,b:2", "an empty entry"},
+	    {"cluster_seeds", "[1.2.3.4]:5", "is not host:port"},
+	    {"cluster_seeds", "-a:5", "is not host:port"},
+	    {"cluster_dns", "svc", "is not host:port"},
+	    {"node_name", "a/b", "only letters"},
+	    {"node_name", "0123456789012345678901234567890123456789012345678901234567890123456789",
+	     "longer than 64"},
+	    {"cluster_name", "two words", "only letters"},
+	    {"cluster_listen", "nowhere", "is not an address"},
+	    {"cluster_profile", "wan", "is not one of"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_neq(config_set(&c, "test.conf:7", bad[i][0], bad[i][1], err, sizeof(err)), 0,
+		              "%s = %s accepted", bad[i][0], bad[i][1]);
+		cr_assert(strstr(err, "test.conf:7") && strstr(err, bad[i][0]) &&
+		              strstr(err, bad[i][2]),
+		          "%s = %s: %s", bad[i][0], bad[i][1], err);
+	}
+	char many[2048] = "";
+	for (int i = 0; i < 33; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh%d:1", i ? "," : "", i);
+	cr_assert_neq(config_set(&c, "t", "cluster_seeds", many, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "more than 32"), "%s", err);
 }
 
 Test(config, reference_documents_every_key)
