@@ -83,14 +83,16 @@ static int identity(const struct config *cfg, char *name, char *address, uint8_t
 		snprintf(name, SWIM_NAME_MAX + 1, "%s", cfg->node_name);
 	} else {
 		char host[256];
-		if (gethostname(host, sizeof(host)) != 0 || !host[0] ||
-		    strlen(host) > SWIM_NAME_MAX) {
+		size_t len;
+		if (gethostname(host, sizeof(host)) != 0 || (len = strnlen(host, sizeof(host))) == 0 ||
+		    len > SWIM_NAME_MAX) {
 			snprintf(err, err_len,
 			         "node_name: empty, and the host name cannot stand in for it (set "
 			         "node_name)");
 			return -1;
 		}
-		snprintf(name, SWIM_NAME_MAX + 1, "%s", host);
+		memcpy(name, host, len); /* the length was checked: no truncation */
+		name[len] = '\0';
 	}
 	const struct config_addr *adv =
 	    cfg->cluster_advertise_set ? &cfg->cluster_advertise : &cfg->cluster_listen;

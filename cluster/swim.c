@@ -277,15 +277,8 @@ size_t nodes_estimate(const struct swim *s)
 	/* memberlist's estNumNodes: itself, the living, and the dead it still
 	 * gossips to (it reaps them after GossipToTheDeadTime). */
 	size_t n = 1;
-	for (uint32_t i = 0; i < s->p.members_max; i++) {
-		const struct member *m = &s->members[i];
-		if (!m->used)
-			continue;
-		if (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT ||
-		    (m->state == SWIM_DEAD &&
-		     s->now_ms - m->state_since_ms <= s->p.gossip_to_the_dead_ms))
-			n++;
-	}
+	for (uint32_t i = 0; i < s->p.members_max; i++)
+		n += member_counted(s, &s->members[i]);
 	return n;
 }
 

@@ -253,6 +253,15 @@ uint32_t member_slot(const struct swim *s, const struct member *m);
 void out_push(struct swim *s, const char *to, uint8_t *bytes, size_t len);
 void event_push(struct swim *s, enum swim_event_type t, const struct member *m,
                 uint64_t epoch_before);
+/* A member that counts in N and gets gossip: alive, suspect, or dead for
+ * less than gossip_to_the_dead_ms (memberlist's GossipToTheDeadTime). */
+static inline bool member_counted(const struct swim *s, const struct member *m)
+{
+	return m->used && (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT ||
+	                   (m->state == SWIM_DEAD &&
+	                    s->now_ms - m->state_since_ms <= s->p.gossip_to_the_dead_ms));
+}
+
 size_t nodes_estimate(const struct swim *s);
 
 /* swim_state.c */

@@ -322,15 +322,9 @@ void gossip_round(struct swim *s)
 {
 	uint32_t cand[SWIM_MEMBERS_MAX];
 	uint32_t n = 0;
-	for (uint32_t i = 0; i < s->p.members_max; i++) {
-		const struct member *m = &s->members[i];
-		if (!m->used)
-			continue;
-		if (m->state == SWIM_ALIVE || m->state == SWIM_SUSPECT ||
-		    (m->state == SWIM_DEAD &&
-		     s->now_ms - m->state_since_ms <= s->p.gossip_to_the_dead_ms))
+	for (uint32_t i = 0; i < s->p.members_max; i++)
+		if (member_counted(s, &s->members[i]))
 			cand[n++] = i;
-	}
 	size_t room = packet_room(s, SWIM_PACKET_BYTES_MAX);
 	for (uint32_t g = 0; g < s->p.gossip_nodes && n > 0; g++) {
 		uint32_t j = rng_below(s, n);
