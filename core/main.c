@@ -370,7 +370,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	static struct broker b;
-	if (broker_start(&b, &cfg, err, sizeof(err)) != 0) {
+	if (broker_start(&b, &cfg, NULL, err, sizeof(err)) != 0) {
 		LOG_ERROR("cannot start: %s", err);
 		return 1;
 	}

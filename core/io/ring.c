@@ -133,6 +133,13 @@ void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud)
 	io_uring_sqe_set_data64(sqe, ud);
 }
 
+void ring_connect(struct ring *r, int fd, const void *addr, uint32_t addr_len, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	io_uring_prep_connect(sqe, fd, addr, addr_len);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
 void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud)
 {
 	struct io_uring_sqe *sqe = sqe_get(r);

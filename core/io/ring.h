@@ -56,6 +56,8 @@ void ring_accept(struct ring *r, int listen_fd, uint64_t ud);           /* multi
 void ring_recv(struct ring *r, int fd, uint64_t ud);                    /* multishot, pool */
 void ring_send(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t ud);
 void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
+/* Connect fd to addr; addr must stay valid until the next submission. */
+void ring_connect(struct ring *r, int fd, const void *addr, uint32_t addr_len, uint64_t ud);
 /* Cancel the operation prepared with target_ud; its own completion is ud. */
 void ring_cancel(struct ring *r, uint64_t target_ud, uint64_t ud);
 /* Post a completion with user_data wake_ud on another worker's ring;

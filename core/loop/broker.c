@@ -29,10 +29,13 @@ unsigned broker_worker_count(const struct config *cfg)
 	return n > WORKERS_MAX ? WORKERS_MAX : n;
 }
 
-int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len)
+int broker_start(struct broker *b, const struct config *cfg, const struct worker_ext *ext,
+                 char *err, size_t err_len)
 {
 	memset(b, 0, sizeof(*b));
 	b->cfg = cfg;
+	if (ext)
+		b->ext = *ext;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned n = broker_worker_count(cfg);
 	b->worker_count = n;

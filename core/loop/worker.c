@@ -82,6 +82,11 @@ static void send_done(struct worker *w, const struct completion *cqe)
 	transport_send_done(&w->tp, cqe);
 }
 
+static void dial_done(struct worker *w, const struct completion *cqe)
+{
+	transport_dial_done(&w->tp, cqe);
+}
+
 static void drain_mail(struct worker *w);
 
 /* The mail is drained where the wake stands among the completions, not only
@@ -109,6 +114,12 @@ static void stop_done(struct worker *w, const struct completion *cqe)
 	stop_begin(w);
 }
 
+static void ext_done(struct worker *w, const struct completion *cqe)
+{
+	if (w->b->ext.completion)
+		w->b->ext.completion(w->b->ext.ctx, w, cqe);
+}
+
 static void none_done(struct worker *w, const struct completion *cqe)
 {
 	if (cqe->res < 0)
@@ -118,7 +129,7 @@ static void none_done(struct worker *w, const struct completion *cqe)
 static const op_fn op_handlers[OP_KINDS] = {
     [OP_NONE] = none_done,     [OP_ACCEPT] = accept_done, [OP_RECV] = recv_done,
     [OP_SEND] = send_done,     [OP_WAKE] = wake_done,     [OP_STOP] = stop_done,
-    [OP_VERIFY] = verify_done,
+    [OP_VERIFY] = verify_done, [OP_CONNECT] = dial_done,   [OP_EXT] = ext_done,
 };
 
 static void dispatch(struct worker *w, const struct completion *cqe)
@@ -277,7 +288,8 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 	    transport_init(&w->tp, id, b->cfg, &b->tnode, &w->st, &w->now_ms, &ops) != 0 ||
 	    router_init(&w->route, id, b->worker_count, &w->now_ms, &w->mail, &w->st,
 	                deliver_local, w) != 0 ||
-	    mqtt_init(w) != 0 || (id == 0 && b->cfg->sys_interval_s > 0 && !w->sys)) {
+	    mqtt_init(w) != 0 || (id == 0 && b->cfg->sys_interval_s > 0 && !w->sys) ||
+	    (b->ext.init && b->ext.init(b->ext.ctx, w) != 0)) {
 		worker_free(w);
 		return NULL;
 	}
@@ -288,6 +300,8 @@ void worker_free(struct worker *w)
 {
 	if (!w)
 		return;
+	if (w->b->ext.fini)
+		w->b->ext.fini(w->b->ext.ctx, w);
 	transport_fini(&w->tp); /* before the sessions: connections point at them */
 	sessions_fini(&w->sessions);
 	mqtt_fini(w);
@@ -320,12 +334,16 @@ void *worker_main(void *arg)
 	transport_start(&w->tp, &w->ring);
 	stop_arm(w);
 	mqtt_start(w);
+	if (w->b->ext.start)
+		w->b->ext.start(w->b->ext.ctx, w);
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 	static _Thread_local struct completion cqes[CQE_TURN_MAX];
 
 	for (;;) {
 		step_begin(w);
 		drain_mail(w);
+		if (w->b->ext.turn)
+			w->b->ext.turn(w->b->ext.ctx, w);
 		mqtt_resume_all(w);
 		step_timers(w);
 		step_post(w);

@@ -40,6 +40,29 @@ struct worker;
 struct tls;
 struct sys_state;
 
+/*
+ * An extension of every worker: code above the core (the cluster's link)
+ * that runs on the workers' threads without the core knowing it. It
+ * registers what it needs at init (a layer above the transport for its
+ * listeners, mail kinds of its range); the loop then calls it once a turn,
+ * right after the mail step, and hands it the completions of OP_EXT.
+ * Every function may be NULL.
+ */
+struct worker_ext {
+	void *ctx;
+	/* Before the worker's thread starts (main thread): 0, or -1 with the
+	 * reason logged. */
+	int (*init)(void *ctx, struct worker *w);
+	/* On the worker's thread, once its ring exists. */
+	void (*start)(void *ctx, struct worker *w);
+	/* Once a turn, after the mail was drained. */
+	void (*turn)(void *ctx, struct worker *w);
+	/* A completion of kind OP_EXT. */
+	void (*completion)(void *ctx, struct worker *w, const struct completion *cqe);
+	/* The worker is freed (main thread, after the loop ended). */
+	void (*fini)(void *ctx, struct worker *w);
+};
+
 /* What every worker shares. Immutable after broker_start() except the
  * atomics and what their comments say. */
 struct broker {
@@ -61,6 +84,7 @@ struct broker {
 	uint64_t start_ms;               /* monotonic start time */
 	struct tls *tls;                 /* TLS context (tls.h); NULL without tls_listen */
 	struct cluster_view cluster_view; /* written by the cluster's thread (cluster/node.c) */
+	struct worker_ext ext;           /* the workers' extension; zero: none */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published
@@ -76,6 +100,7 @@ enum stop_phase {
 
 /* A completion handler, by op kind (io/op.h). */
 typedef void (*op_fn)(struct worker *w, const struct completion *cqe);
+
 
 struct worker {
 	uint16_t id;
@@ -121,8 +146,10 @@ struct worker {
 /* The workers cfg asks for: its workers key, or one per online CPU; at most
  * WORKERS_MAX. */
 unsigned broker_worker_count(const struct config *cfg);
-/* 0, or -1 with err saying why in one line (port in use, no ring ...). */
-int broker_start(struct broker *b, const struct config *cfg, char *err, size_t err_len);
+/* 0, or -1 with err saying why in one line (port in use, no ring ...).
+ * ext (NULL: none) extends every worker (struct worker_ext). */
+int broker_start(struct broker *b, const struct config *cfg, const struct worker_ext *ext,
+                 char *err, size_t err_len);
 /* Ask every worker to stop (they drain and exit); broker_stop also joins them. */
 void broker_signal_stop(struct broker *b);
 void broker_stop(struct broker *b);

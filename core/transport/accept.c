@@ -120,7 +120,9 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 	 * bytes, formatted only when a line is logged. */
 	struct peer_addr pa;
 	peer_of(fd, &pa);
-	if (!tp->ops.admit(tp->ops.ctx, &pa)) {
+	struct listener *ln = &tp->node->listeners[li];
+	const struct transport_ops *ops = &tp->uppers[ln->upper];
+	if (ops->admit && !ops->admit(ops->ctx, &pa)) {
 		close(fd); /* before reading a byte: a flood costs an accept */
 		tp->st->conns_refused_rate++;
 		LOG_WARN_RL(
@@ -128,7 +130,6 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 		    tp->cfg->connect_rate_per_address);
 		return;
 	}
-	struct listener *ln = &tp->node->listeners[li];
 	if (tp->cfg->listener_max_connections &&
 	    atomic_fetch_add_explicit(&ln->conns, 1, memory_order_relaxed) >=
 	        tp->cfg->listener_max_connections) {
@@ -166,7 +167,7 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 	struct tls_conn *t = tls ? tls_conn_new(tp->ssl_ctx, tp->cfg->tls_identity_as_username) : NULL;
 	struct ws_conn *x = ws ? ws_conn_new(tp->cfg->ws_path, tp->cfg->max_packet_size) : NULL;
 	struct conn *c = NULL;
-	if ((tls && !t) || (ws && !x) || !(c = transport_conn_alloc(tp))) {
+	if ((tls && !t) || (ws && !x) || !(c = transport_conn_alloc(tp, ln->upper))) {
 		atomic_fetch_sub_explicit(&tp->node->conn_count, 1, memory_order_relaxed);
 		if (tp->cfg->listener_max_connections)
 			atomic_fetch_sub_explicit(&ln->conns, 1, memory_order_relaxed);
@@ -187,8 +188,87 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 	c->listener = (uint8_t)li;
 	c->peer = pa;
 	tp->st->conns_accepted++;
-	tp->ops.opened(tp->ops.ctx, c);
+	ops->opened(ops->ctx, c);
 	transport_recv_arm(tp, c);
+}
+
+struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr,
+                            uint32_t addr_len)
+{
+	CHECK(li < tp->node->listener_count && tp->node->listeners[li].kind == LISTENER_DIAL);
+	CHECK(addr_len <= sizeof(struct sockaddr_storage));
+	const struct sockaddr *sa = addr;
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return NULL;
+	struct conn *c = transport_conn_alloc(tp, tp->node->listeners[li].upper);
+	if (!c) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* The ring reads the address when the connect is submitted, at the
+	 * end of the turn: it waits in tx, which a connection that is not
+	 * connected yet does not use for anything else (conn_flush and the
+	 * reap leave a dialling connection alone). */
+	struct sockaddr_storage *dst = malloc(sizeof(*dst));
+	if (!dst) {
+		tp->conns[c->slot] = NULL; /* never seen by anyone: give the slot back */
+		tp->conn_free[tp->conn_free_len++] = c->slot;
+		tp->conn_live--;
+		free(c);
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(dst, addr, addr_len);
+	c->tx = (uint8_t *)dst;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Dialled connections count like accepted ones: the reap undoes it. */
+	atomic_fetch_add_explicit(&tp->node->conn_count, 1, memory_order_relaxed);
+	if (tp->cfg->listener_max_connections)
+		atomic_fetch_add_explicit(&tp->node->listeners[li].conns, 1, memory_order_relaxed);
+	c->fd = fd;
+	c->listener = (uint8_t)li;
+	c->dialling = true;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = addr;
+		c->peer.family = AF_INET;
+		memcpy(c->peer.addr, &a->sin_addr, 4);
+		c->peer.port = ntohs(a->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = addr;
+		c->peer.family = AF_INET6;
+		memcpy(c->peer.addr, &a->sin6_addr, 16);
+		c->peer.port = ntohs(a->sin6_port);
+	}
+	ring_connect(tp->ring, fd, dst, addr_len, op_pack(OP_CONNECT, c->slot, c->gen));
+	return c;
+}
+
+void transport_dial_done(struct transport *tp, const struct completion *cqe)
+{
+	struct conn *c = conn_get(tp, op_slot(cqe->ud), op_gen(cqe->ud));
+	if (!c)
+		return;
+	CHECK(c->dialling);
+	c->dialling = false;
+	free(c->tx); /* the address, read by now */
+	c->tx = NULL;
+	if (c->closing)
+		return; /* its layer gave up on it meanwhile: reaped next */
+	if (cqe->res < 0) {
+		conn_lost(tp, c, CLOSE_SOCKET_ERROR);
+		return;
+	}
+	tp->st->conns_accepted++;
+	const struct transport_ops *ops = conn_ops(tp, c);
+	ops->opened(ops->ctx, c);
+	if (!c->closing)
+		transport_recv_arm(tp, c);
+	if (c->out_len > 0)
+		conn_mark_flush(tp, c); /* what its layer wrote while it was connecting */
 }
 
 void transport_recv_done(struct transport *tp, const struct completion *cqe)

@@ -43,18 +43,24 @@ int transport_init(struct transport *tp, uint16_t id, const struct config *cfg,
                    const struct transport_ops *ops)
 {
 	memset(tp, 0, sizeof(*tp));
-	CHECK(ops->conn_size >= sizeof(struct conn));
 	tp->id = id;
 	tp->cfg = cfg;
 	tp->node = node;
 	tp->st = st;
 	tp->now_ms = now_ms;
-	tp->ops = *ops;
+	transport_add_upper(tp, 0, ops);
 	tp->has_tls = cfg->tls_listen_count + cfg->wss_listen_count > 0;
 	tp->has_ws = cfg->ws_listen_count + cfg->wss_listen_count > 0;
 	for (unsigned i = 0; i < LISTENERS_MAX; i++)
 		tp->listen_fds[i] = -1;
 	return 0;
+}
+
+void transport_add_upper(struct transport *tp, unsigned index, const struct transport_ops *ops)
+{
+	CHECK(index < TRANSPORT_UPPERS_MAX && ops->conn_size >= sizeof(struct conn));
+	CHECK(ops->opened && ops->input && ops->lost && ops->reaped);
+	tp->uppers[index] = *ops;
 }
 
 static void conn_free_memory(struct transport *tp, struct conn *c)
@@ -67,7 +73,8 @@ static void conn_free_memory(struct transport *tp, struct conn *c)
 		ws_conn_free(tp->ws[c->slot]);
 		tp->ws[c->slot] = NULL;
 	}
-	tp->ops.reaped(tp->ops.ctx, c);
+	const struct transport_ops *ops = conn_ops(tp, c);
+	ops->reaped(ops->ctx, c);
 	free(c->out);
 	free(c->tx);
 	free(c);
@@ -107,8 +114,9 @@ void transport_stop_accepting(struct transport *tp)
 	}
 }
 
-/* A slot for a new connection; the table grows up to the node's limit. */
-struct conn *transport_conn_alloc(struct transport *tp)
+/* A slot for a new connection of the layer `upper`; the table grows up to
+ * the node's limit. */
+struct conn *transport_conn_alloc(struct transport *tp, unsigned upper)
 {
 	if (tp->conn_free_len == 0) {
 		uint32_t cap = tp->conn_cap ? tp->conn_cap * 2 : 1024;
@@ -147,7 +155,8 @@ struct conn *transport_conn_alloc(struct transport *tp)
 			tp->conn_free[tp->conn_free_len++] = i - 1;
 		tp->conn_cap = cap;
 	}
-	struct conn *c = calloc(1, tp->ops.conn_size);
+	CHECK(upper < TRANSPORT_UPPERS_MAX && tp->uppers[upper].conn_size);
+	struct conn *c = calloc(1, tp->uppers[upper].conn_size);
 	if (!c)
 		return NULL;
 	c->slot = tp->conn_free[--tp->conn_free_len];
@@ -235,8 +244,8 @@ static void send_arm(struct transport *tp, struct conn *c)
 
 void conn_flush(struct transport *tp, struct conn *c)
 {
-	if (c->send_busy || c->fd < 0)
-		return;
+	if (c->send_busy || c->fd < 0 || c->dialling)
+		return; /* a dialling connection's tx holds its address (accept.c) */
 	if (!c->tx && !layers_stage(tp, c))
 		return; /* nothing to send */
 	send_arm(tp, c);
@@ -291,7 +300,8 @@ void conn_lost(struct transport *tp, struct conn *c, enum close_reason why)
 		return;
 	if (c->close_reason == CLOSE_UNSET)
 		c->close_reason = (uint8_t)why;
-	tp->ops.lost(tp->ops.ctx, c);
+	const struct transport_ops *ops = conn_ops(tp, c);
+	ops->lost(ops->ctx, c);
 	CHECK(c->closing); /* the layer above closed it */
 }
 
@@ -369,7 +379,9 @@ unsigned transport_reap(struct transport *tp, unsigned max, uint64_t stop_cut_ms
 			pp = &c->next_close;
 			continue;
 		}
-		if (c->send_busy) {
+		if (c->send_busy || c->dialling) {
+			/* The kernel owns tx (a send, or a connect's address):
+			 * after the grace, shutdown() makes it complete now. */
 			bool cut = stopping ? stop_over : closing_ms > grace;
 			if (cut && c->shut != CONN_SHUT_RDWR) {
 				shutdown(c->fd, SHUT_RDWR);

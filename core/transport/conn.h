@@ -42,11 +42,19 @@ enum listener_kind {
 	LISTENER_MQTTS = 1, /* MQTT over TLS (cfg->tls_listen) */
 	LISTENER_WS = 2,    /* MQTT over WebSocket (cfg->ws_listen) */
 	LISTENER_WSS = 3,   /* MQTT over WebSocket over TLS (cfg->wss_listen) */
+	LISTENER_LINK = 4,  /* another node's link (cfg->cluster_listen, TCP) */
+	LISTENER_DIAL = 5,  /* not a socket: connections this node dialled */
 };
 
-/* One listening address; every worker has a socket on each. */
+/* Who handles a connection's bytes: the layer registered for its
+ * listener's `upper` (transport_add_upper). MQTT is 0. */
+#define TRANSPORT_UPPERS_MAX 4
+
+/* One listening address; every worker has a socket on each (a dialling
+ * pseudo-listener has none: it names where dialled connections belong). */
 struct listener {
 	uint8_t kind;                    /* enum listener_kind */
+	uint8_t upper;                   /* index of the layer above (transport_add_upper) */
 	uint16_t port;                   /* bound port */
 	atomic_uint conns;               /* open connections (listener_max_connections) */
 	char name[CONFIG_HOST_MAX + 16]; /* "mqtt host:port" or "mqtts host:port", logs */
@@ -106,9 +114,10 @@ struct conn {
 	bool on_close_list : 1;
 	bool on_rearm_list : 1;
 	bool closing : 1; /* conn_close ran: flushing its last bytes, reaped later */
+	bool dialling : 1; /* we connected it and the connect has not completed */
 };
 
-/* The layer above. ctx is passed back to every call. */
+/* A layer above (MQTT, the cluster's link). ctx is passed back to every call. */
 struct transport_ops {
 	size_t conn_size; /* bytes per connection, struct conn first */
 	void *ctx;
@@ -149,7 +158,7 @@ struct transport {
 	struct transport_node *node;  /* shared with the other workers */
 	struct worker_stats *st;      /* the worker's counters */
 	const uint64_t *now_ms;       /* the worker's clock, read once per turn */
-	struct transport_ops ops;     /* the layer above */
+	struct transport_ops uppers[TRANSPORT_UPPERS_MAX]; /* the layers above, by index */
 	struct ssl_ctx_st *ssl_ctx;   /* this turn's TLS context (tls_ctx_acquire); NULL: no TLS */
 	bool has_tls;                 /* the node has TLS listeners: keep a TLS table */
 	bool has_ws;                  /* the node has WebSocket listeners: keep a ws table */
@@ -187,10 +196,29 @@ struct transport {
 	uint64_t accept_next_log_ms;     /* one line per 10 s at most */
 };
 
-/* Set up tp (the table starts empty). 0, or -1 when out of memory. */
+/* Set up tp (the table starts empty); ops is the layer above of index 0
+ * (MQTT). 0, or -1 when out of memory. */
 int transport_init(struct transport *tp, uint16_t id, const struct config *cfg,
                    struct transport_node *node, struct worker_stats *st, const uint64_t *now_ms,
                    const struct transport_ops *ops);
+/* Another layer above, for the listeners whose `upper` is index (before
+ * the worker starts). */
+void transport_add_upper(struct transport *tp, unsigned index, const struct transport_ops *ops);
+
+/* The layer above c. */
+static inline const struct transport_ops *conn_ops(const struct transport *tp,
+                                                   const struct conn *c)
+{
+	return &tp->uppers[tp->node->listeners[c->listener].upper];
+}
+
+/* Dial addr (a struct sockaddr of addr_len bytes) for the layer of the
+ * pseudo-listener `listener` (kind LISTENER_DIAL): the connection exists at
+ * once, its layer's opened() runs when the connect completed, lost() when
+ * it failed. NULL when no socket or memory (errno says which). */
+struct conn *transport_dial(struct transport *tp, unsigned listener, const void *addr,
+                            uint32_t addr_len);
+void transport_dial_done(struct transport *tp, const struct completion *cqe);
 /* Close every socket and free every connection (after the loop ended). */
 void transport_fini(struct transport *tp);
 

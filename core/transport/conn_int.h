@@ -9,7 +9,7 @@
 #include "transport/conn.h"
 
 /* conn.c */
-struct conn *transport_conn_alloc(struct transport *tp);
+struct conn *transport_conn_alloc(struct transport *tp, unsigned upper);
 void conn_flush(struct transport *tp, struct conn *c);
 /* The transport ends c on its own: why, then the layer above closes it. */
 void conn_lost(struct transport *tp, struct conn *c, enum close_reason why);

@@ -63,8 +63,10 @@ struct ws_io {
 static void ws_deliver(void *ctx, const uint8_t *data, size_t len)
 {
 	struct ws_io *io = ctx;
-	if (!io->c->closing)
-		io->tp->ops.input(io->tp->ops.ctx, io->c, data, (uint32_t)len);
+	if (!io->c->closing) {
+		const struct transport_ops *ops = conn_ops(io->tp, io->c);
+		ops->input(ops->ctx, io->c, data, (uint32_t)len);
+	}
 }
 
 /* Bytes the WebSocket layer wants sent; bounded by what it is given (the
@@ -99,7 +101,8 @@ static void plain_input(struct transport *tp, struct conn *c, const uint8_t *dat
 {
 	struct ws_conn *x = conn_ws(tp, c);
 	if (!x) {
-		tp->ops.input(tp->ops.ctx, c, data, len);
+		const struct transport_ops *ops = conn_ops(tp, c);
+		ops->input(ops->ctx, c, data, len);
 		return;
 	}
 	/* What input makes the layer say (the upgrade's answer, pongs,
