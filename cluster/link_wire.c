@@ -340,6 +340,7 @@ static enum link_invalid publish_in(const Publish *m, struct link_publish *out)
 	    .expiry_left_ms = m->expiry_left_ms,
 	    .wall_ms = m->wall_ms,
 	    .origin_node = m->origin_node,
+	    .shared = m->shared,
 	};
 	return LINK_OK;
 }
@@ -679,6 +680,7 @@ static void publish_out(const struct link_publish *p, Publish *m)
 	m->expiry_left_ms = p->expiry_left_ms;
 	m->wall_ms = p->wall_ms;
 	m->origin_node = (char *)(p->origin_node ? p->origin_node : "");
+	m->shared = p->shared;
 }
 
 /* Room for n items of msg_bytes plus a pointer each: the stack's, or the heap. */

@@ -135,12 +135,29 @@ static int identity(const struct config *cfg, char *name, char *address, uint8_t
 
 int cluster_node_check(const struct config *cfg, char *err, size_t err_len)
 {
+	struct cluster_identity id;
+	int rc = cluster_identity_load(cfg, &id, err, err_len);
+	explicit_bzero(id.secret, sizeof(id.secret));
+	return rc < 0 ? -1 : 0;
+}
+
+int cluster_identity_load(const struct config *cfg, struct cluster_identity *id, char *err,
+                          size_t err_len)
+{
+	_Static_assert(sizeof(id->name) == SWIM_NAME_MAX + 1, "names line up");
+	_Static_assert(sizeof(id->address) == SWIM_ADDRESS_MAX + 1, "addresses line up");
+	_Static_assert(sizeof(id->secret) == SWIM_SECRET_MAX, "secrets line up");
+	memset(id, 0, sizeof(*id));
+	err[0] = '\0';
 	if (!cfg->cluster_listen_set)
 		return 0;
-	char name[SWIM_NAME_MAX + 1], address[SWIM_ADDRESS_MAX + 1];
-	uint8_t secret[SWIM_SECRET_MAX];
-	size_t secret_len;
-	return identity(cfg, name, address, secret, &secret_len, err, err_len);
+	if (identity(cfg, id->name, id->address, id->secret, &id->secret_len, err, err_len) != 0)
+		return -1;
+	snprintf(id->cluster, sizeof(id->cluster), "%s", cfg->cluster_name);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	id->epoch = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	return 1;
 }
 
 /* ---- peers by name ------------------------------------------------------ */
@@ -358,11 +375,60 @@ static void publish_view(struct cluster_node *n, uint64_t now)
 	}
 }
 
+/* The peer table the workers read (cluster_view.h): a number per name for
+ * the life of the process, its address, epoch and state as last heard. */
+static void peer_update(struct cluster_node *n, const struct swim_event *ev)
+{
+	uint8_t state;
+	switch (ev->type) {
+	case SWIM_EV_JOINED:
+	case SWIM_EV_ALIVE:
+	case SWIM_EV_RESTARTED:
+		state = CLUSTER_ALIVE;
+		break;
+	case SWIM_EV_SUSPECT:
+		state = CLUSTER_SUSPECT;
+		break;
+	case SWIM_EV_DEAD:
+		state = CLUSTER_DEAD;
+		break;
+	case SWIM_EV_LEFT:
+		state = CLUSTER_LEFT;
+		break;
+	default:
+		return;
+	}
+	struct cluster_view *v = n->view;
+	pthread_mutex_lock(&v->peers_lock);
+	uint32_t i = 0;
+	while (i < v->peer_count && strcmp(v->peers[i].name, ev->name) != 0)
+		i++;
+	if (i == v->peer_count) {
+		if (i == CLUSTER_PEERS_MAX) {
+			pthread_mutex_unlock(&v->peers_lock);
+			atomic_fetch_add_explicit(&v->peers_refused, 1, memory_order_relaxed);
+			LOG_WARN_RL(1, "cluster: %s is beyond the %d peers a node serves: no routes or "
+			            "messages are exchanged with it", ev->name, CLUSTER_PEERS_MAX);
+			return;
+		}
+		snprintf(v->peers[i].name, sizeof(v->peers[i].name), "%s", ev->name);
+		v->peer_count++;
+	}
+	struct cluster_peer *p = &v->peers[i];
+	snprintf(p->address, sizeof(p->address), "%s", ev->address);
+	p->epoch = ev->epoch;
+	p->state = state;
+	atomic_fetch_add_explicit(&v->peers_gen, 1, memory_order_release);
+	pthread_mutex_unlock(&v->peers_lock);
+}
+
 static void drain_events(struct cluster_node *n)
 {
 	struct swim_event ev;
-	while (swim_next_event(n->sw, &ev))
+	while (swim_next_event(n->sw, &ev)) {
 		log_event(&ev);
+		peer_update(n, &ev);
+	}
 }
 
 static void receive_all(struct cluster_node *n, uint64_t now)
@@ -457,7 +523,8 @@ static void node_free(struct cluster_node *n)
 }
 
 struct cluster_node *cluster_node_start(const struct config *cfg, struct cluster_view *view,
-                                        char *err, size_t err_len)
+                                        const struct cluster_identity *id, char *err,
+                                        size_t err_len)
 {
 	err[0] = '\0';
 	atomic_store(&view->enabled, cfg->cluster_listen_set);
@@ -472,26 +539,22 @@ struct cluster_node *cluster_node_start(const struct config *cfg, struct cluster
 	n->fd = n->stop_fd = -1;
 	n->cfg = cfg;
 	n->view = view;
-	uint8_t secret[SWIM_SECRET_MAX];
-	size_t secret_len = 0;
-	if (identity(cfg, n->name, n->address, secret, &secret_len, err, err_len) != 0)
-		goto fail;
+	memcpy(n->name, id->name, sizeof(n->name));
+	memcpy(n->address, id->address, sizeof(n->address));
+	size_t secret_len = id->secret_len;
 
 	struct swim_params p;
 	CHECK(swim_params_profile(&p, cfg->cluster_profile == CLUSTER_PROFILE_FAST ? "fast"
 	                                                                             : "lan") == 0);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t epoch = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	uint64_t epoch = id->epoch;
 	struct swim_node self = {.name = n->name,
 	                         .address = n->address,
 	                         .epoch = epoch,
 	                         .cluster = cfg->cluster_name,
-	                         .secret = secret_len ? secret : NULL,
+	                         .secret = secret_len ? id->secret : NULL,
 	                         .secret_len = secret_len,
 	                         .seed = epoch ^ (uint64_t)getpid() << 32};
 	n->sw = swim_new(&p, &self);
-	explicit_bzero(secret, sizeof(secret)); /* swim keeps its own copy */
 	if (!n->sw) {
 		snprintf(err, err_len, "cluster: cannot start membership as \"%s\" at %s", n->name,
 		         n->address);

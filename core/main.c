@@ -369,8 +369,21 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The cluster, when configured: who we are, then the link as the
+	 * workers' extension, then membership once the workers listen. */
+	struct cluster_identity cid;
+	int clustered = cluster_identity_load(&cfg, &cid, err, sizeof(err));
+	if (clustered < 0) {
+		LOG_ERROR("cannot start: %s", err);
+		return 1;
+	}
 	static struct broker b;
-	if (broker_start(&b, &cfg, NULL, err, sizeof(err)) != 0) {
+	struct cluster_link *link = clustered ? cluster_link_new(&cfg, &cid, &b.cluster_view) : NULL;
+	if (clustered && !link) {
+		LOG_ERROR("cannot start: cluster: out of memory");
+		return 1;
+	}
+	if (broker_start(&b, &cfg, link ? cluster_link_ext(link) : NULL, err, sizeof(err)) != 0) {
 		LOG_ERROR("cannot start: %s", err);
 		return 1;
 	}
@@ -380,7 +393,9 @@ int main(int argc, char **argv)
 		broker_stop(&b);
 		return 1;
 	}
-	struct cluster_node *cluster = cluster_node_start(&cfg, &b.cluster_view, err, sizeof(err));
+	struct cluster_node *cluster =
+	    cluster_node_start(&cfg, &b.cluster_view, &cid, err, sizeof(err));
+	explicit_bzero(cid.secret, sizeof(cid.secret)); /* membership and the link have theirs */
 	if (!cluster && err[0]) {
 		LOG_ERROR("cannot start: %s", err);
 		ops_stop(ops);
@@ -411,6 +426,7 @@ int main(int argc, char **argv)
 	}
 	ops_stop(ops);
 	broker_free(&b);
+	cluster_link_free(link);
 	LOG_INFO("stopped");
 	return 0;
 }

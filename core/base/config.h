@@ -149,6 +149,7 @@ struct config {
 	char cluster_secret_file[CONFIG_PATH_MAX]; /* the shared secret's file; "" = none */
 	enum cluster_profile cluster_profile;
 	uint32_t cluster_join_timeout_ms;    /* ready alone when no seed answered by then */
+	uint64_t cluster_link_buffer_bytes;  /* waiting for one peer, all workers together */
 
 	/* The ops listener's limits and /metrics credentials */
 	uint32_t metrics_max_connections;              /* at once; a new one evicts the oldest */

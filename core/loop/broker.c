@@ -33,6 +33,7 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
                  char *err, size_t err_len)
 {
 	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->cluster_view.peers_lock, NULL);
 	b->cfg = cfg;
 	if (ext)
 		b->ext = *ext;
@@ -91,6 +92,7 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 	    [LISTENER_WS] = {cfg->ws_listen, cfg->ws_listen_count, "ws", "MQTT over WebSocket"},
 	    [LISTENER_WSS] = {cfg->wss_listen, cfg->wss_listen_count, "wss",
 	                      "MQTT over secure WebSocket"},
+	    [LISTENER_LINK] = {b->ext.listen, b->ext.listen ? 1 : 0, "link", "the cluster's link"},
 	};
 	for (unsigned k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 		const struct config_addr *list = kinds[k].list;
@@ -114,12 +116,20 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 			}
 			const char *host = list[l].host[0] ? list[l].host : "*";
 			ln->kind = (uint8_t)k;
+			ln->upper = k == LISTENER_LINK ? b->ext.upper : 0;
 			ln->port = port;
 			snprintf(ln->name, sizeof(ln->name),
 			         strchr(host, ':') ? "%s [%s]:%u" : "%s %s:%u", kind, host, port);
 			b->tnode.listener_count++;
 			LOG_INFO("listening for %s on %s:%u", what, host, port);
 		}
+	}
+
+	if (b->ext.listen) { /* where the connections the extension dials belong */
+		struct listener *ln = &b->tnode.listeners[b->tnode.listener_count++];
+		ln->kind = LISTENER_DIAL;
+		ln->upper = b->ext.upper;
+		snprintf(ln->name, sizeof(ln->name), "link out");
 	}
 
 	pthread_barrier_init(&b->start_barrier, NULL, n + 1);

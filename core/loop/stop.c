@@ -47,9 +47,11 @@ void stop_step(struct worker *w)
 			return;
 		struct transport *tp = &w->tp;
 		for (uint32_t i = 0; i < tp->conn_cap; i++)
-			if (tp->conns[i] && !mqtt_client_settled(w, client_of(tp->conns[i])))
+			if (tp->conns[i] && conn_is_mqtt(tp, tp->conns[i]) &&
+			    !mqtt_client_settled(w, client_of(tp->conns[i])))
 				return;
 	}
 	mqtt_close_all(w, MQTT_RC_SERVER_SHUTTING_DOWN);
+	transport_close_others(&w->tp); /* the cluster's links */
 	w->stop_phase = STOP_CLOSING;
 }

@@ -50,6 +50,11 @@ struct sys_state;
  */
 struct worker_ext {
 	void *ctx;
+	/* NULL, or an address every worker listens on (LISTENER_LINK) for the
+	 * layer above of index `upper` (transport_add_upper at init), which
+	 * also gets a LISTENER_DIAL for the connections it dials. */
+	const struct config_addr *listen;
+	uint8_t upper;
 	/* Before the worker's thread starts (main thread): 0, or -1 with the
 	 * reason logged. */
 	int (*init)(void *ctx, struct worker *w);

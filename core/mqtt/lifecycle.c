@@ -230,7 +230,7 @@ void mqtt_close_all(struct worker *w, enum mqtt_rc rc)
 	struct transport *tp = &w->tp;
 	for (uint32_t i = 0; i < tp->conn_cap; i++) {
 		struct conn *c = tp->conns[i];
-		if (c && !c->closing)
+		if (c && !c->closing && conn_is_mqtt(tp, c))
 			client_close(w, client_of(c), rc, false);
 	}
 }

@@ -41,7 +41,7 @@ void mqtt_sweep(struct worker *w)
 {
 	struct transport *tp = &w->tp;
 	for (uint32_t i = 0; i < tp->conn_cap; i++)
-		if (tp->conns[i])
+		if (tp->conns[i] && conn_is_mqtt(tp, tp->conns[i]))
 			sweep_client(w, client_of(tp->conns[i]));
 
 	uint64_t online = 0, offline = 0, queued = 0, queued_bytes = 0, inflight = 0;

@@ -12,6 +12,7 @@
 #ifndef STARLING_CORE_CLUSTER_VIEW_H
 #define STARLING_CORE_CLUSTER_VIEW_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,6 +31,29 @@ enum cluster_member_state {
 #define CLUSTER_DROP_REASONS 10
 extern const char *const cluster_drop_names[CLUSTER_DROP_REASONS];
 
+/* Peers get numbers 1..CLUSTER_PEERS_MAX in the order they are first heard
+ * of, kept for the life of the process (a restarted peer keeps its number):
+ * the index names them by it (route/plan.h: nodes 1..63). */
+#define CLUSTER_PEERS_MAX 63
+#define CLUSTER_NAME_MAX  64
+
+/* One peer, as membership last saw it. */
+struct cluster_peer {
+	char name[CLUSTER_NAME_MAX + 1];
+	char address[CLUSTER_NAME_MAX + 1]; /* "ip:port" of its cluster_listen (UDP and link) */
+	uint64_t epoch;                     /* its boot epoch */
+	uint8_t state;                      /* enum cluster_member_state */
+};
+
+/* What the link counts, summed over the workers (relaxed adds, once per
+ * turn at most). */
+enum cluster_link_drop {
+	CLUSTER_DROP_FULL = 0, /* the peer's buffer on that worker was full */
+	CLUSTER_DROP_DOWN = 1, /* no link to the peer and none coming (dead, gone) */
+	CLUSTER_DROP_TOO_LARGE = 2, /* larger than the peer's frame limit */
+	CLUSTER_LINK_DROPS = 3
+};
+
 struct cluster_view {
 	atomic_bool enabled; /* a cluster is configured (cluster_listen) */
 	atomic_bool ready;   /* joined, or alone past cluster_join_timeout_ms */
@@ -45,6 +69,39 @@ struct cluster_view {
 	_Atomic uint64_t dropped[CLUSTER_DROP_REASONS];
 	_Atomic uint64_t probe_rtt_us_sum;        /* round trips of the last direct probes, */
 	_Atomic uint64_t probe_rtt_count;         /* summed over alive peers, and how many */
+
+	/* The peers (written by the cluster's thread under peers_lock, which
+	 * bumps peers_gen after each change; workers compare peers_gen once a
+	 * turn and copy the table under the lock when it moved). */
+	pthread_mutex_t peers_lock;
+	_Atomic uint64_t peers_gen;
+	uint32_t peer_count; /* numbers 1..peer_count are in use: peers[number - 1] */
+	struct cluster_peer peers[CLUSTER_PEERS_MAX];
+	_Atomic uint64_t peers_refused; /* peers heard of beyond CLUSTER_PEERS_MAX: not served */
+
+	/* The link, summed over workers. */
+	_Atomic uint64_t links_up;               /* outgoing link connections established */
+	_Atomic uint64_t link_bytes[2];          /* [0] in, [1] out */
+	_Atomic uint64_t link_frames[2];         /* [0] in, [1] out */
+	_Atomic uint64_t forwarded[2];           /* publishes: [0] from peers, [1] to peers */
+	_Atomic uint64_t link_drops[CLUSTER_LINK_DROPS];
+	_Atomic uint64_t links_refused;          /* incoming links refused at the handshake */
+	_Atomic uint32_t routes[CLUSTER_PEERS_MAX + 1]; /* filters held of each peer (by number);
+	                                           * [0]: this node's own */
 };
+
+/* The peers as of now, into out (room for CLUSTER_PEERS_MAX); returns the
+ * count and the generation it is current as of. Any thread. */
+static inline uint32_t cluster_view_peers(struct cluster_view *v, struct cluster_peer *out,
+                                          uint64_t *gen)
+{
+	pthread_mutex_lock(&v->peers_lock);
+	uint32_t n = v->peer_count;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = v->peers[i];
+	*gen = atomic_load_explicit(&v->peers_gen, memory_order_relaxed);
+	pthread_mutex_unlock(&v->peers_lock);
+	return n;
+}
 
 #endif

@@ -361,6 +361,48 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		family(&o, "starling_cluster_probe_rtt_seconds", "gauge",
 		       "Mean of the last direct probe's round trip to each alive node.");
 		put(&o, "starling_cluster_probe_rtt_seconds %.6f\n", c->probe_rtt_avg_s);
+
+		family(&o, "starling_cluster_routes", "gauge",
+		       "Filters with at least one subscriber, by the node they are on (origin): this "
+		       "node's own, and each peer's as this node holds them.");
+		put(&o, "starling_cluster_routes{origin=\"self\"} %u\n", c->routes_own);
+		for (uint32_t i = 0; i < c->peer_count; i++)
+			put(&o, "starling_cluster_routes{origin=\"%s\"} %u\n", c->peer_names[i],
+			    c->routes[i]);
+		family(&o, "starling_cluster_links_up", "gauge",
+		       "Link connections this node dialled that are up (one per worker per peer).");
+		put(&o, "starling_cluster_links_up %llu\n", (unsigned long long)c->links_up);
+		family(&o, "starling_cluster_links_refused_total", "counter",
+		       "Link connections refused at the handshake (another cluster, version or "
+		       "secret, an unknown node, a protocol error).");
+		put(&o, "starling_cluster_links_refused_total %llu\n",
+		    (unsigned long long)c->links_refused);
+		static const char *const dir[2] = {"in", "out"};
+		family(&o, "starling_cluster_link_bytes_total", "counter",
+		       "Bytes on the links between nodes, by direction.");
+		for (int d = 0; d < 2; d++)
+			put(&o, "starling_cluster_link_bytes_total{direction=\"%s\"} %llu\n", dir[d],
+			    (unsigned long long)c->link_bytes[d]);
+		family(&o, "starling_cluster_link_frames_total", "counter",
+		       "Frames on the links between nodes (in: decoded; out: handshake and route "
+		       "frames), by direction.");
+		for (int d = 0; d < 2; d++)
+			put(&o, "starling_cluster_link_frames_total{direction=\"%s\"} %llu\n", dir[d],
+			    (unsigned long long)c->link_frames[d]);
+		family(&o, "starling_cluster_forwarded_total", "counter",
+		       "Publishes forwarded to peer nodes (out, once per node) and received from "
+		       "them (in).");
+		for (int d = 0; d < 2; d++)
+			put(&o, "starling_cluster_forwarded_total{direction=\"%s\"} %llu\n", dir[d],
+			    (unsigned long long)c->forwarded[d]);
+		static const char *const why[CLUSTER_LINK_DROPS] = {"full", "down", "too_large"};
+		family(&o, "starling_cluster_link_drops_total", "counter",
+		       "Publishes for a peer node dropped, by reason (full: its buffer, "
+		       "cluster_link_buffer_bytes; down: dead or gone; too_large: beyond a link "
+		       "frame).");
+		for (int r = 0; r < CLUSTER_LINK_DROPS; r++)
+			put(&o, "starling_cluster_link_drops_total{reason=\"%s\"} %llu\n", why[r],
+			    (unsigned long long)c->link_drops[r]);
 	}
 
 	if (in->have_ops) {

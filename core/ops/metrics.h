@@ -29,6 +29,14 @@ struct cluster_figures {
 	uint64_t dropped[CLUSTER_DROP_REASONS];
 	double probe_rtt_avg_s; /* mean of the alive peers' last direct round trips */
 	bool ready;
+	/* The link. */
+	uint64_t links_up, links_refused;
+	uint64_t link_bytes[2], link_frames[2], forwarded[2]; /* [0] in, [1] out */
+	uint64_t link_drops[CLUSTER_LINK_DROPS];
+	uint32_t routes_own;                    /* this node's routes */
+	uint32_t peer_count;                    /* entries of peer_names, routes */
+	char peer_names[CLUSTER_PEERS_MAX][CLUSTER_NAME_MAX + 1];
+	uint32_t routes[CLUSTER_PEERS_MAX];     /* each peer's routes held here */
 };
 
 struct metrics_input {

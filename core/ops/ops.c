@@ -351,7 +351,7 @@ static bool ready(struct broker *b)
 }
 
 /* The cluster's figures, from the atomics its thread publishes. */
-static void read_cluster(const struct cluster_view *v, struct metrics_input *in)
+static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 {
 	in->have_cluster = atomic_load_explicit(&v->enabled, memory_order_relaxed);
 	if (!in->have_cluster)
@@ -374,6 +374,23 @@ static void read_cluster(const struct cluster_view *v, struct metrics_input *in)
 	    n ? (double)atomic_load_explicit(&v->probe_rtt_us_sum, memory_order_relaxed) / n / 1e6
 	      : 0;
 	c->ready = atomic_load_explicit(&v->ready, memory_order_relaxed);
+	c->links_up = atomic_load_explicit(&v->links_up, memory_order_relaxed);
+	c->links_refused = atomic_load_explicit(&v->links_refused, memory_order_relaxed);
+	for (int d = 0; d < 2; d++) {
+		c->link_bytes[d] = atomic_load_explicit(&v->link_bytes[d], memory_order_relaxed);
+		c->link_frames[d] = atomic_load_explicit(&v->link_frames[d], memory_order_relaxed);
+		c->forwarded[d] = atomic_load_explicit(&v->forwarded[d], memory_order_relaxed);
+	}
+	for (int r = 0; r < CLUSTER_LINK_DROPS; r++)
+		c->link_drops[r] = atomic_load_explicit(&v->link_drops[r], memory_order_relaxed);
+	c->routes_own = atomic_load_explicit(&v->routes[0], memory_order_relaxed);
+	static struct cluster_peer peers[CLUSTER_PEERS_MAX]; /* the ops thread's */
+	uint64_t gen;
+	c->peer_count = cluster_view_peers(v, peers, &gen);
+	for (uint32_t i = 0; i < c->peer_count; i++) {
+		memcpy(c->peer_names[i], peers[i].name, sizeof(c->peer_names[i]));
+		c->routes[i] = atomic_load_explicit(&v->routes[i + 1], memory_order_relaxed);
+	}
 }
 
 static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)

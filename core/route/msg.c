@@ -6,7 +6,9 @@
 #include "route/msg.h"
 
 #include "base/clock.h"
+#include "codec.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,12 +65,51 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	m->wall_ms = p->retain ? clock_wall_ms() : 0;
 	m->origin_node = 0;
 	m->forwarded = false;
+	m->forwarded_shared = false;
 	m->expires_at_ms = 0;
 	if (pr->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
 		m->expires_at_ms = now_ms + (uint64_t)pr->message_expiry_s * 1000;
 	/* The fields a subscriber's copy sets for itself. */
 	m->pub.dup = false;
 	m->pub.packet_id = 0;
+	return m;
+}
+
+struct msg *msg_from_body(const uint8_t *body, size_t body_len, uint8_t version, uint8_t qos,
+                          bool retain, struct mqtt_view topic, uint64_t now_ms)
+{
+	if (body_len > 0x0FFFFFFFu || qos > 2) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* The PUBLISH as it came: a fixed header before the body, read by the
+	 * codec like any packet. */
+	uint8_t *packet = malloc(body_len + 5);
+	if (!packet) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t h = 0;
+	packet[h++] = (uint8_t)(0x30 | qos << 1 | (retain ? 1 : 0));
+	uint32_t rl = (uint32_t)body_len;
+	do {
+		uint8_t b = rl & 0x7F;
+		rl >>= 7;
+		packet[h++] = (uint8_t)(b | (rl ? 0x80 : 0));
+	} while (rl);
+	memcpy(packet + h, body, body_len);
+	struct mqtt_packet p;
+	struct msg *m = NULL;
+	errno = EINVAL;
+	if (mqtt_decode_buf(packet, h + body_len, version, &p, NULL) == MQTT_RC_SUCCESS &&
+	    p.type == MQTT_PUBLISH &&
+	    (p.publish.topic.len == 0 || mqtt_view_eq(p.publish.topic, topic))) {
+		struct sess_id nobody = {0, 0, 0}; /* no-local was decided where it was routed */
+		m = msg_new(&p.publish, version, topic, nobody, now_ms);
+		if (!m)
+			errno = ENOMEM;
+	}
+	free(packet);
 	return m;
 }
 

@@ -31,6 +31,7 @@ struct msg {
 	uint16_t origin_node;    /* the node it was published on: 0 = this one */
 	bool forwarded;          /* it came from another node: delivered here, never
 	                          * forwarded again */
+	bool forwarded_shared;   /* and that node chose this one for its shared groups */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
 	                          * topic even when the publisher used an alias;
@@ -54,6 +55,17 @@ static inline struct msg *msg_ref(struct msg *m)
 }
 
 void msg_unref(struct msg *m);
+
+/*
+ * A message from a PUBLISH body as it was received (from the topic's
+ * length prefix to the end of the payload; cluster links and the session
+ * codec carry it so), the publisher's protocol version, QoS and retain
+ * flag, and the resolved topic (the body's may be empty: a 5.0 alias).
+ * The body is decoded like any PUBLISH. NULL when it does not decode, its
+ * topic disagrees, or out of memory (errno EINVAL or ENOMEM).
+ */
+struct msg *msg_from_body(const uint8_t *body, size_t body_len, uint8_t version, uint8_t qos,
+                          bool retain, struct mqtt_view topic, uint64_t now_ms);
 
 /* Has the message outlived its Message Expiry Interval? */
 static inline bool msg_expired(const struct msg *m, uint64_t now_ms)

@@ -101,17 +101,37 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 	p->len = 0;
 	p->scratch_len = 0;
 	p->node_count = 0;
+	p->nodes_shared = 0;
 	/* A message another node forwarded is delivered here and goes no
-	 * further: every node matched it once, at its ingress. */
+	 * further: every node matched it once, at its ingress, and chose there
+	 * which node serves each shared group. */
 	p->local_only = m->forwarded;
+	enum subidx_groups groups = !m->forwarded       ? SUBIDX_GROUPS_ALL
+	                            : m->forwarded_shared ? SUBIDX_GROUPS_LOCAL
+	                                                  : SUBIDX_GROUPS_NONE;
 	struct collect c = {p, false};
-	subidx_match(ix, m->pub.topic, collect, &c);
+	subidx_match_groups(ix, m->pub.topic, groups, collect, &c);
 	if (p->scratch_len > 1)
 		qsort(p->scratch, p->scratch_len, sizeof(*p->scratch), by_session);
 
 	uint32_t i = 0;
 	while (i < p->scratch_len) {
 		struct sess_id who = p->scratch[i].e.who;
+		if (who.worker == SESS_WORKER_NODE) {
+			/* A peer node's filters: the message goes there once (sorted
+			 * last, by node), with a note when a group chose it. */
+			bool shared = false;
+			for (; i < p->scratch_len && p->scratch[i].e.who.worker == SESS_WORKER_NODE &&
+			       p->scratch[i].e.who.slot == who.slot;
+			     i++)
+				shared |= p->scratch[i].shared;
+			if (p->local_only || who.slot == 0 || who.slot >= PLAN_NODES_MAX)
+				continue;
+			p->nodes[p->node_count++] = (uint16_t)who.slot;
+			if (shared)
+				p->nodes_shared |= 1ull << who.slot;
+			continue;
+		}
 		uint32_t sub_id = p->scratch[i].e.opts.sub_id;
 		int qos = -1;
 		bool rap = false, shared = true;

@@ -17,8 +17,12 @@
  * Targets come out ordered by worker, then session, so executing the plan
  * (route.c) sends one run per worker. A plan also has room for the peer
  * nodes a message is forwarded to (the cluster fills it from the same
- * index); a plan made for a message that arrived from another node names no
- * nodes: it is delivered locally and never forwarded again.
+ * index: entries whose worker is SESS_WORKER_NODE name a peer node by its
+ * number in slot), once per node however many of its filters matched; a
+ * plan made for a message that arrived from another node names no nodes:
+ * it is delivered locally and never forwarded again, and its shared groups
+ * are served here only when the sender chose this node for them
+ * (msg.forwarded_shared), by a member on this node.
  *
  * Limits: the targets of one plan are bounded by the subscriptions on the
  * node (max_sessions x subscriptions_max); the scratch shrinks back after a
@@ -33,7 +37,8 @@
 #include "route/msg.h"
 #include "route/subidx.h"
 
-#define PLAN_NODES_MAX 64 /* peer nodes one message can be forwarded to */
+#define PLAN_NODES_MAX 64 /* peer nodes one message can be forwarded to; node
+                            * numbers are 1..PLAN_NODES_MAX - 1 */
 
 /* One delivery. */
 struct plan_target {
@@ -55,8 +60,9 @@ struct plan {
 	struct plan_match *scratch; /* matches before merging */
 	uint32_t scratch_len;
 	uint32_t scratch_cap;
-	uint16_t nodes[PLAN_NODES_MAX]; /* peer nodes to forward to (none yet) */
+	uint16_t nodes[PLAN_NODES_MAX]; /* peer nodes to forward to, once each */
 	uint32_t node_count;
+	uint64_t nodes_shared; /* bit n: node n was chosen for a shared group */
 	bool local_only; /* made for a forwarded message: never forward again */
 };
 

@@ -72,6 +72,8 @@ unsigned route_publish(struct router *r, struct msg *m)
 		            "subscribers missed it", r->id, (int)m->pub.topic.len,
 		            (const char *)m->pub.topic.ptr);
 	const struct plan *p = &r->plan;
+	if (p->node_count && r->forward)
+		r->forward(r->forward_ctx, m, p);
 	for (uint32_t i = 0; i < p->len; i++)
 		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags, p->t[i].sub_id);
 	unsigned n = p->len;
@@ -81,13 +83,20 @@ unsigned route_publish(struct router *r, struct msg *m)
 
 /* ---- the index --------------------------------------------------------- */
 
-/* Apply d here, then send it to every other worker (takes d's reference). */
-static void delta_everywhere(struct router *r, struct route_delta *d)
+/* Apply d to this worker's copy; report what it did to the node's own
+ * routes to the effect hook, if this worker has one. */
+static void delta_apply_here(struct router *r, const struct route_delta *d)
 {
 	enum delta_effect e = route_delta_apply(r->subs, d);
 	must(e != DELTA_FAILED, "subscription index");
-	if ((e == DELTA_FIRST || e == DELTA_LAST) && r->effect)
+	if ((e == DELTA_FIRST || e == DELTA_LAST) && r->effect && d->origin_node == 0)
 		r->effect(r->effect_ctx, d, e);
+}
+
+/* Apply d here, then send it to every other worker (takes d's reference). */
+static void delta_everywhere(struct router *r, struct route_delta *d)
+{
+	delta_apply_here(r, d);
 	if (r->count == 1) {
 		route_delta_unref(d);
 		return;
@@ -125,6 +134,19 @@ void route_move(struct router *r, struct mqtt_view filter, const struct sub_entr
 {
 	struct route_delta *d = route_delta_new(DELTA_MOVE, filter, e, was);
 	must(d != NULL, "subscription delta");
+	delta_everywhere(r, d);
+}
+
+void route_node_change(struct router *r, uint16_t node, struct mqtt_view filter, bool add)
+{
+	CHECK(node > 0 && node < PLAN_NODES_MAX);
+	/* QoS 2: the message goes with its own QoS; each subscriber on that
+	 * node gets the lower of it and its own (plan_make there). */
+	struct sub_entry e = {{node, 1, SESS_WORKER_NODE}, {.qos = 2}};
+	struct route_delta *d = route_delta_new(add ? DELTA_ADD : DELTA_REMOVE, filter, &e,
+	                                        (struct sess_id){0, 0, 0});
+	must(d != NULL, "subscription delta");
+	d->origin_node = node;
 	delta_everywhere(r, d);
 }
 
@@ -259,7 +281,7 @@ static void mail_delta(void *ctx, const struct mbox_msg *mb)
 	struct router *r = ctx;
 	struct mail_delta d;
 	memcpy(&d, mb->body, sizeof(d));
-	must(route_delta_apply(r->subs, d.d) != DELTA_FAILED, "subscription index");
+	delta_apply_here(r, d.d);
 	route_delta_unref(d.d);
 }
 

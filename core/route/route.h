@@ -39,9 +39,13 @@ struct worker_stats;
  * PLAN_RETAIN, PLAN_SHARED. */
 typedef void (*route_local_fn)(void *ctx, struct sess_id to, struct msg *m, uint8_t qos,
                                uint8_t flags, uint32_t sub_id);
-/* A delta this worker originated changed what its filter holds on the node
- * (DELTA_FIRST or DELTA_LAST). */
+/* A delta of this node's sessions changed what its filter holds on the node
+ * (DELTA_FIRST or DELTA_LAST), as this worker's copy applied it. Registered
+ * on one worker only (the cluster: worker 0, whose copy applies every
+ * delta of the node in one order, so its transitions are the node's). */
 typedef void (*route_effect_fn)(void *ctx, const struct route_delta *d, enum delta_effect e);
+/* m goes to the peer nodes the plan names (borrows m; the cluster's link). */
+typedef void (*route_forward_fn)(void *ctx, struct msg *m, const struct plan *p);
 
 /* A retained lookup for one new subscription, answered by one shard. */
 struct retained_lookup {
@@ -69,6 +73,8 @@ struct router {
 	void *local_ctx;
 	route_effect_fn effect;     /* NULL: nobody listens */
 	void *effect_ctx;
+	route_forward_fn forward;   /* NULL: a single node */
+	void *forward_ctx;
 };
 
 /* 0, or -1 when out of memory. Registers the route's mail kinds. */
@@ -93,6 +99,11 @@ void route_unsubscribe(struct router *r, struct mqtt_view filter, struct sess_id
  * on every worker, so no publish in between finds neither. */
 void route_move(struct router *r, struct mqtt_view filter, const struct sub_entry *e,
                 struct sess_id was);
+/* A peer node (number node, 1..PLAN_NODES_MAX - 1) has a subscriber for
+ * filter (add) or no longer has one: an entry naming it, in every worker's
+ * copy, in order. Never reported to the effect hook. */
+void route_node_change(struct router *r, uint16_t node, struct mqtt_view filter, bool add);
+
 /* Too much control mail waits toward a worker: new subscriptions and session
  * moves are refused (mail.h). */
 bool route_congested(const struct router *r);

@@ -68,6 +68,7 @@ struct subs {
 	uint32_t cap;       /* entries allocated */
 	uint32_t *index;    /* position + 1 per slot, 0 = empty; NULL below SUBS_INDEX_MIN */
 	uint32_t index_cap; /* slots of index, a power of two, >= 2 * n */
+	uint32_t remote;    /* of n, entries naming a peer node (SESS_WORKER_NODE) */
 	struct pentry e[];
 };
 
@@ -78,6 +79,7 @@ struct group {
 	uint32_t n;         /* members */
 	uint32_t cap;       /* members allocated */
 	uint32_t turn;      /* member that gets the next message, < n */
+	uint32_t remote;    /* of n, members naming a peer node (SESS_WORKER_NODE) */
 	uint16_t name_len;  /* bytes of name */
 	uint8_t name[];
 };
@@ -331,6 +333,7 @@ static int subs_add(struct subidx *ix, struct node *n, const struct pentry *p)
 			g->n = 0;
 			g->index = NULL;
 			g->index_cap = 0;
+			g->remote = 0;
 		}
 		g->cap = ncap;
 		n->subs = s = g;
@@ -345,6 +348,7 @@ static int subs_add(struct subidx *ix, struct node *n, const struct pentry *p)
 	if (s->index)
 		index_put(s, s->n);
 	s->n++;
+	s->remote += p->worker == SESS_WORKER_NODE;
 	return 1;
 }
 
@@ -373,6 +377,7 @@ static bool subs_remove(struct subidx *ix, struct node *n, struct sess_id who)
 	if (at < 0 || s->e[at].gen != who.gen)
 		return false;
 	uint32_t last = s->n - 1;
+	s->remote -= s->e[at].worker == SESS_WORKER_NODE;
 	if (s->index) {
 		uint32_t v;
 		index_delete(s, index_slot(s, who.slot, who.worker, &v));
@@ -469,6 +474,7 @@ static int group_add(struct subidx *ix, struct node *n, struct mqtt_view name,
 		g->cap = ncap;
 	}
 	g->m[g->n++] = *p;
+	g->remote += p->worker == SESS_WORKER_NODE;
 	return 1;
 }
 
@@ -483,6 +489,7 @@ static bool group_remove(struct subidx *ix, struct node *n, struct mqtt_view nam
 		k++;
 	if (k == g->n)
 		return false;
+	g->remote -= g->m[k].worker == SESS_WORKER_NODE;
 	/* Shift, not swap: members keep their order so each still gets one
 	 * turn per round; the member after the removed one inherits its turn. */
 	memmove(&g->m[k], &g->m[k + 1], (size_t)(g->n - k - 1) * sizeof(g->m[0]));
@@ -647,9 +654,9 @@ size_t subidx_filter_count(const struct subidx *ix, struct mqtt_view filter)
 	if (!n)
 		return 0;
 	if (!parts.shared)
-		return n->subs ? n->subs->n : 0;
+		return n->subs ? n->subs->n - n->subs->remote : 0;
 	struct group *g = group_find(n, parts.group);
-	return g ? g->n : 0;
+	return g ? g->n - g->remote : 0;
 }
 
 bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out)
@@ -660,15 +667,17 @@ bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_e
 		return false;
 	struct node *n = node_at(ix, parts.filter);
 	struct group *g = n ? group_find(n, parts.group) : NULL;
-	if (!g || g->n == 0)
-		return false;
-	*out = unpack(&g->m[g->turn]);
-	g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
+	if (!g || g->n == g->remote)
+		return false; /* no member on this node: a handover stays here */
+	do {
+		*out = unpack(&g->m[g->turn]);
+		g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
+	} while (out->who.worker == SESS_WORKER_NODE);
 	return true;
 }
 
 /* Report every subscription stored at n; returns the calls made. */
-static size_t report(const struct node *n, subidx_fn fn, void *ctx)
+static size_t report(const struct node *n, enum subidx_groups groups, subidx_fn fn, void *ctx)
 {
 	size_t calls = 0;
 	if (n->subs) {
@@ -678,9 +687,14 @@ static size_t report(const struct node *n, subidx_fn fn, void *ctx)
 		}
 		calls += n->subs->n;
 	}
-	for (struct group *g = n->groups; g; g = g->next) {
-		struct sub_entry e = unpack(&g->m[g->turn]);
-		g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
+	for (struct group *g = groups == SUBIDX_GROUPS_NONE ? NULL : n->groups; g; g = g->next) {
+		if (groups == SUBIDX_GROUPS_LOCAL && g->remote == g->n)
+			continue; /* every member is on another node */
+		struct sub_entry e;
+		do { /* LOCAL: the next member of this node, whose turn it is */
+			e = unpack(&g->m[g->turn]);
+			g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
+		} while (groups == SUBIDX_GROUPS_LOCAL && e.who.worker == SESS_WORKER_NODE);
 		fn(ctx, &e, true);
 		calls++;
 	}
@@ -688,6 +702,12 @@ static size_t report(const struct node *n, subidx_fn fn, void *ctx)
 }
 
 size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, void *ctx)
+{
+	return subidx_match_groups(ix, topic, SUBIDX_GROUPS_ALL, fn, ctx);
+}
+
+size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subidx_groups groups,
+                           subidx_fn fn, void *ctx)
 {
 	assert(!ix->matching);
 	ix->matching = true;
@@ -710,10 +730,10 @@ size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, voi
 		bool wild_ok = !(dollar && f.n == ix->root);
 		/* '#' matches the rest, including nothing: "a/#" matches "a". */
 		if (f.n->hash && wild_ok)
-			calls += report(f.n->hash, fn, ctx);
+			calls += report(f.n->hash, groups, fn, ctx);
 		struct mqtt_view l;
 		if (!mqtt_level_iter_next(&f.it, &l)) {
-			calls += report(f.n, fn, ctx);
+			calls += report(f.n, groups, fn, ctx);
 			continue;
 		}
 		/* At most one frame per depth waits below the top two, and depth

@@ -65,16 +65,30 @@ bool subidx_remove(struct subidx *ix, struct mqtt_view filter, struct sess_id wh
 typedef void (*subidx_fn)(void *ctx, const struct sub_entry *e, bool shared);
 size_t subidx_match(struct subidx *ix, struct mqtt_view topic, subidx_fn fn, void *ctx);
 
+/* Which shared groups a match reports (for a message another node
+ * forwarded: plan.h). */
+enum subidx_groups {
+	SUBIDX_GROUPS_ALL = 0,   /* one member of each group, whatever it names */
+	SUBIDX_GROUPS_LOCAL = 1, /* one member of each group with members on this node,
+	                          * among those (members naming nodes are passed) */
+	SUBIDX_GROUPS_NONE = 2,  /* no group */
+};
+size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subidx_groups groups,
+                           subidx_fn fn, void *ctx);
+
 /*
  * The member of the shared group named by filter ("$share/g/f", exactly as
- * subscribed) whose turn it is; the turn advances. false when the group has
- * no members. Used to hand a departed member's messages to the group
+ * subscribed) on this node whose turn it is (members naming peer nodes are
+ * passed); the turn advances. false when the group has no member on this
+ * node. Used to hand a departed member's messages to the group
  * [MQTT 5.0 §4.8.2].
  */
 bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out);
 
-/* Subscriptions held by exactly this filter as subscribed: sessions for a
- * plain filter, members of the group for "$share/g/f". */
+/* Subscriptions of this node's sessions held by exactly this filter as
+ * subscribed: sessions for a plain filter, members of the group for
+ * "$share/g/f". Entries naming peer nodes (SESS_WORKER_NODE) do not count:
+ * this is what a node's own routes are made of. */
 size_t subidx_filter_count(const struct subidx *ix, struct mqtt_view filter);
 
 /* Subscriptions stored (a shared member counts once), and shared groups. */

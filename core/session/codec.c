@@ -32,6 +32,7 @@
  * rebuilds messages through the MQTT codec, so an encoding it accepts is a
  * session the broker could have made.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -235,33 +236,12 @@ static struct msg *get_msg(struct rbuf *r, uint64_t now_ms)
 		r->bad = true;
 		return NULL;
 	}
-	/* The PUBLISH as it came: a fixed header before the body, read by
-	 * the codec like any packet. */
-	uint8_t *packet = malloc((size_t)body_len + 5);
-	if (!packet)
-		return NULL;
-	size_t h = 0;
-	packet[h++] = (uint8_t)(0x30 | qos << 1 | ((flags & 4) ? 1 : 0));
-	uint32_t rl = body_len;
-	do {
-		uint8_t b = rl & 0x7F;
-		rl >>= 7;
-		packet[h++] = (uint8_t)(b | (rl ? 0x80 : 0));
-	} while (rl);
-	memcpy(packet + h, body, body_len);
-	struct mqtt_packet p;
-	struct msg *m = NULL;
-	if (mqtt_decode_buf(packet, h + body_len, version, &p, NULL) == MQTT_RC_SUCCESS &&
-	    p.type == MQTT_PUBLISH && (p.publish.topic.len == 0 || mqtt_view_eq(p.publish.topic,
-	                                                     (struct mqtt_view){topic, topic_len}))) {
-		struct sess_id nobody = {0, 0, 0}; /* no-local was decided when it was routed */
-		m = msg_new(&p.publish, version, (struct mqtt_view){topic, topic_len}, nobody, now_ms);
-		if (m)
-			m->expires_at_ms = expires_in ? now_ms + expires_in : 0;
-	} else {
+	struct msg *m = msg_from_body(body, body_len, version, qos, (flags & 4) != 0,
+	                              (struct mqtt_view){topic, topic_len}, now_ms);
+	if (m)
+		m->expires_at_ms = expires_in ? now_ms + expires_in : 0;
+	else if (errno != ENOMEM)
 		r->bad = true;
-	}
-	free(packet);
 	return m;
 }
 

@@ -17,6 +17,11 @@ struct sess_id {
 	uint16_t worker; /* owning worker */
 };
 
+/* An index entry that is not a session but a peer node with a subscriber
+ * for the filter (the cluster's routes): slot is the node's number (plan.h),
+ * gen 1. */
+#define SESS_WORKER_NODE 0xFFFFu
+
 static inline bool sess_id_eq(struct sess_id a, struct sess_id b)
 {
 	return a.slot == b.slot && a.gen == b.gen && a.worker == b.worker;

@@ -56,6 +56,15 @@ int transport_init(struct transport *tp, uint16_t id, const struct config *cfg,
 	return 0;
 }
 
+void transport_close_others(struct transport *tp)
+{
+	for (uint32_t i = 0; i < tp->conn_cap; i++) {
+		struct conn *c = tp->conns[i];
+		if (c && !c->closing && !conn_is_mqtt(tp, c))
+			conn_close(tp, c);
+	}
+}
+
 void transport_add_upper(struct transport *tp, unsigned index, const struct transport_ops *ops)
 {
 	CHECK(index < TRANSPORT_UPPERS_MAX && ops->conn_size >= sizeof(struct conn));

@@ -35,7 +35,8 @@ struct tls_conn;
 struct ssl_ctx_st;
 struct ws;
 
-#define LISTENERS_MAX (4 * CONFIG_LISTEN_MAX) /* listen, tls_listen, ws_listen, wss_listen */
+#define LISTENERS_MAX (4 * CONFIG_LISTEN_MAX + 2) /* listen, tls_listen, ws_listen, wss_listen;
+                                               * the link and its dialling */
 
 enum listener_kind {
 	LISTENER_MQTT = 0,  /* MQTT over TCP (cfg->listen) */
@@ -211,6 +212,15 @@ static inline const struct transport_ops *conn_ops(const struct transport *tp,
 {
 	return &tp->uppers[tp->node->listeners[c->listener].upper];
 }
+
+/* Is c MQTT's (upper 0), not another layer's (the cluster's link)? */
+static inline bool conn_is_mqtt(const struct transport *tp, const struct conn *c)
+{
+	return tp->node->listeners[c->listener].upper == 0;
+}
+
+/* Close every connection of the layers other than MQTT (stopping). */
+void transport_close_others(struct transport *tp);
 
 /* Dial addr (a struct sockaddr of addr_len bytes) for the layer of the
  * pseudo-listener `listener` (kind LISTENER_DIAL): the connection exists at

@@ -88,6 +88,7 @@ static const char *const all_keys[] = {
     "cluster_secret_file",
     "cluster_profile",
     "cluster_join_timeout_ms",
+    "cluster_link_buffer_bytes",
     "log_level",
     "log_json",
 };
@@ -190,6 +191,7 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	d += strcmp(a->cluster_secret_file, b->cluster_secret_file) != 0;
 	DIFF(cluster_profile);
 	DIFF(cluster_join_timeout_ms);
+	DIFF(cluster_link_buffer_bytes);
 #undef DIFF
 	return d;
 }
@@ -927,6 +929,7 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"cluster_secret_file", "/run/secrets/cluster"},
 	    {"cluster_profile", "fast"},
 	    {"cluster_join_timeout_ms", "0"},
+	    {"cluster_link_buffer_bytes", "1048576"},
 	    {"log_level", "debug"},
 	    {"log_json", "yes"},
 	};

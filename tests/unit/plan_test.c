@@ -219,3 +219,116 @@ Test(plan, a_forwarded_message_is_local_only)
 	plan_fini(&p);
 	subidx_free(ix);
 }
+
+/* ---- peer nodes (the cluster's routes in the same index) ---------------- */
+
+static struct sess_id node(uint32_t n)
+{
+	return (struct sess_id){n, 1, SESS_WORKER_NODE};
+}
+
+Test(plan, a_peer_node_gets_a_message_once_however_many_of_its_filters_match)
+{
+	struct subidx *ix = subidx_new();
+	sub(ix, "a/b", node(3), 2, 0, false, false);
+	sub(ix, "a/+", node(3), 2, 0, false, false);
+	sub(ix, "a/#", node(3), 2, 0, false, false);
+	sub(ix, "#", node(5), 2, 0, false, false);
+	sub(ix, "a/b", A, 1, 0, false, false);
+	struct plan p;
+	plan_init(&p);
+	struct msg *m = publish("a/b", 1, false, B);
+	cr_assert_eq(plan_make(&p, ix, m), 0);
+	cr_assert_eq(p.len, 1, "only the session is a delivery");
+	cr_assert_not_null(find(&p, A, 0));
+	cr_assert_eq(p.node_count, 2);
+	bool n3 = false, n5 = false;
+	for (uint32_t i = 0; i < p.node_count; i++) {
+		n3 |= p.nodes[i] == 3;
+		n5 |= p.nodes[i] == 5;
+	}
+	cr_assert(n3 && n5, "each interested node once");
+	cr_assert_eq(p.nodes_shared, 0);
+	msg_unref(m);
+	/* A message another node forwarded goes to no node again. */
+	m = publish("a/b", 1, false, B);
+	m->forwarded = true;
+	cr_assert_eq(plan_make(&p, ix, m), 0);
+	cr_assert_eq(p.node_count, 0, "never forwarded twice");
+	cr_assert_eq(p.len, 1, "still delivered here");
+	msg_unref(m);
+	plan_fini(&p);
+	subidx_free(ix);
+}
+
+Test(plan, a_shared_group_spans_nodes_and_is_served_once)
+{
+	struct subidx *ix = subidx_new();
+	/* Group g: member A here, and node 4 has members too. */
+	sub(ix, "$share/g/t", A, 1, 0, false, false);
+	sub(ix, "$share/g/t", node(4), 2, 0, false, false);
+	struct plan p;
+	plan_init(&p);
+	unsigned here = 0, there = 0;
+	for (int i = 0; i < 4; i++) {
+		struct msg *m = publish("t", 1, false, B);
+		cr_assert_eq(plan_make(&p, ix, m), 0);
+		cr_assert_eq(p.len + p.node_count, 1, "one member of the group per message");
+		if (p.len) {
+			here++;
+			cr_assert_eq(p.t[0].flags & PLAN_SHARED, PLAN_SHARED);
+		} else {
+			there++;
+			cr_assert_eq(p.nodes[0], 4);
+			cr_assert_eq(p.nodes_shared, 1ull << 4, "node 4 is told it serves the group");
+		}
+		msg_unref(m);
+	}
+	cr_assert_eq(here, 2);
+	cr_assert_eq(there, 2);
+	/* Forwarded for the group: served by a member here, never by a node. */
+	for (int i = 0; i < 3; i++) {
+		struct msg *m = publish("t", 1, false, B);
+		m->forwarded = true;
+		m->forwarded_shared = true;
+		cr_assert_eq(plan_make(&p, ix, m), 0);
+		cr_assert_eq(p.len, 1);
+		cr_assert(sess_id_eq(p.t[0].who, A));
+		msg_unref(m);
+	}
+	/* Forwarded for another reason: the group was served elsewhere. */
+	sub(ix, "t", C, 1, 0, false, false);
+	struct msg *m = publish("t", 1, false, B);
+	m->forwarded = true;
+	cr_assert_eq(plan_make(&p, ix, m), 0);
+	cr_assert_eq(p.len, 1);
+	cr_assert(sess_id_eq(p.t[0].who, C), "only the plain subscription");
+	msg_unref(m);
+	plan_fini(&p);
+	subidx_free(ix);
+}
+
+Test(plan, a_nodes_entries_are_not_the_nodes_own_subscriptions)
+{
+	struct subidx *ix = subidx_new();
+	sub(ix, "x/#", node(2), 2, 0, false, false);
+	sub(ix, "$share/g/x", node(2), 2, 0, false, false);
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("x/#")), 0, "no route of ours");
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("$share/g/x")), 0);
+	struct sub_entry out;
+	cr_assert_not(subidx_shared_pick(ix, mqtt_view_str("$share/g/x"), &out),
+	              "a handover stays on this node");
+	sub(ix, "x/#", A, 1, 0, false, false);
+	sub(ix, "$share/g/x", B, 1, 0, false, false);
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("x/#")), 1);
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("$share/g/x")), 1);
+	for (int i = 0; i < 3; i++) {
+		cr_assert(subidx_shared_pick(ix, mqtt_view_str("$share/g/x"), &out));
+		cr_assert(sess_id_eq(out.who, B));
+	}
+	cr_assert(subidx_remove(ix, mqtt_view_str("x/#"), node(2)));
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("x/#")), 1);
+	cr_assert(subidx_remove(ix, mqtt_view_str("x/#"), A));
+	cr_assert_eq(subidx_filter_count(ix, mqtt_view_str("x/#")), 0);
+	subidx_free(ix);
+}
