@@ -35,25 +35,29 @@
  * it comes back with a new epoch; never because a link broke.
  *
  * Forwarding. The router calls link_forward with the plan's node targets
- * once per publish; the message is referenced in the peer's batch and
- * encoded at the next turn as PublishBatch frames into the peer's bounded
- * buffer (cluster_link_buffer_bytes / workers): what does not fit is
- * dropped and counted by reason, so a slow or unreachable peer never
- * blocks a publisher. The receiver builds the message from the body as the
- * publisher sent it (5.0 properties unchanged, expiry decremented by the
- * time spent) and routes it marked forwarded: delivered there, never
- * forwarded again.
+ * once per publish; the message is referenced in the peer's queue
+ * (fwdq.h, bounded by cluster_link_buffer_bytes / workers: beyond it a
+ * publish is dropped and counted, so a slow or unreachable peer never
+ * blocks a publisher) and written at the next turn as PublishBatch frames
+ * while the connection's outbox is below CONN_OUT_MAX. QoS 1/2 publishes
+ * are numbered on the link and kept until the peer acknowledges them
+ * (after routing them to its subscribers); a connection that breaks has
+ * them written again, first, on the next one, and the receiver delivers a
+ * number only once per (peer, its worker, epoch), node-wide, so a link cut
+ * loses and duplicates nothing. The receiver builds the message from the
+ * body as the publisher sent it (5.0 properties unchanged, expiry
+ * decremented by the time spent) and routes it marked forwarded:
+ * delivered there, never forwarded again.
  *
- * Not yet (cluster issue, next steps): acknowledgements and resends of
- * QoS 1/2 across a reconnect (a link that breaks loses what was in its
- * socket), retained replication to every node, the digest on membership
- * probes, a broken link as swim_probe_now.
+ * Not yet (cluster issue, next steps): retained replication to every node,
+ * the digest on membership probes, a broken link as swim_probe_now.
  */
 #include "cluster.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +69,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "io/mail.h"
+#include "fwdq.h"
 #include "link_wire.h"
 #include "loop/worker.h"
 #include "ops/cluster_view.h"
@@ -106,12 +111,7 @@ struct link_peer {
 	struct link_conn *out;     /* our connection to it; NULL: none */
 	uint64_t retry_at_ms;      /* when to dial again */
 	uint32_t backoff_ms;
-	struct link_buf buf;       /* frames waiting for the connection */
-	struct msg **batch;        /* publishes of this turn, referenced */
-	bool *batch_shared;
-	uint32_t batch_len;
-	uint32_t batch_cap;
-	uint64_t next_seq;         /* link_seq of QoS 1/2 publishes on this worker's link */
+	struct fwdq q;             /* what goes to it, until it has it */
 	/* Worker 0 only. */
 	struct route_peer *routes; /* its routes, as we hold them */
 	bool snapshot_due;         /* send it our routes whole (a new connection) */
@@ -131,7 +131,7 @@ struct link_w {
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
 	/* Counted here, added to the view once a turn. */
-	uint64_t bytes[2], frames[2], forwarded[2], drops[CLUSTER_LINK_DROPS];
+	uint64_t bytes[2], frames[2], forwarded[2], drops[CLUSTER_LINK_DROPS], duplicates;
 	int64_t links_up;
 };
 
@@ -144,6 +144,13 @@ struct cluster_link {
 	struct link_w **per; /* by worker */
 	unsigned workers;
 	size_t buf_bytes;    /* per worker per peer */
+	/* De-duplication of forwarded QoS 1/2 publishes, node-wide (a
+	 * peer's worker may reconnect to any of ours): the highest link_seq
+	 * delivered per peer and per worker of that peer, for the peer's epoch
+	 * in dedup_epoch. */
+	_Atomic uint64_t *dedup; /* [(CLUSTER_PEERS_MAX + 1) * LINK_WORKERS_MAX] */
+	_Atomic uint64_t dedup_epoch[CLUSTER_PEERS_MAX + 1];
+	pthread_mutex_t dedup_lock; /* resets only */
 };
 
 /* A peer's route frame on its way to worker 0. */
@@ -219,11 +226,7 @@ static void routes_count(struct link_w *lw, struct link_peer *p)
 /* What waited for a peer that is gone: dropped, counted. */
 static void peer_discard(struct link_w *lw, struct link_peer *p)
 {
-	for (uint32_t i = 0; i < p->batch_len; i++)
-		msg_unref(p->batch[i]);
-	lw->drops[CLUSTER_DROP_DOWN] += p->batch_len;
-	p->batch_len = 0;
-	link_buf_consume(&p->buf, p->buf.len);
+	lw->drops[CLUSTER_DROP_DOWN] += fwdq_drop_all(&p->q);
 }
 
 /* Close the connections p dialled to us that this worker accepted: it
@@ -249,6 +252,7 @@ static void peer_close(struct link_w *lw, struct link_peer *p)
 	p->out = NULL;
 	if (lc->up)
 		lw->links_up--;
+	fwdq_rewind(&p->q); /* what it did not acknowledge goes again, first */
 	lc->peer = 0; /* no longer this peer's */
 	conn_close(&lw->w->tp, &lc->c);
 }
@@ -273,8 +277,8 @@ static void peers_refresh(struct link_w *lw)
 			/* A connection to its old process, or to a dead one. */
 			peer_close(lw, p);
 			peer_close_incoming(lw, p);
-			if (gone)
-				peer_discard(lw, p);
+			/* A new process has none of the old one's subscribers. */
+			peer_discard(lw, p);
 			p->retry_at_ms = 0;
 			p->backoff_ms = 0;
 		}
@@ -475,42 +479,35 @@ static void link_forward(void *ctx, struct msg *m, const struct plan *plan)
 			lw->drops[CLUSTER_DROP_DOWN]++;
 			continue;
 		}
-		if (p->batch_len == p->batch_cap) {
-			uint32_t cap = p->batch_cap ? p->batch_cap * 2 : 64;
-			if (cap > BATCH_MAX) {
-				lw->drops[CLUSTER_DROP_FULL]++; /* a turn's worth of batches is full */
-				continue;
-			}
-			struct msg **b = realloc(p->batch, cap * sizeof(*b));
-			bool *s = b ? realloc(p->batch_shared, cap * sizeof(*s)) : NULL;
-			if (b)
-				p->batch = b;
-			if (!b || !s) {
-				lw->drops[CLUSTER_DROP_FULL]++;
-				continue;
-			}
-			p->batch_shared = s;
-			p->batch_cap = cap;
+		if (fwdq_push(&p->q, m, (plan->nodes_shared >> n) & 1) != 0) {
+			lw->drops[CLUSTER_DROP_FULL]++;
+			continue;
 		}
-		p->batch_shared[p->batch_len] = (plan->nodes_shared >> n) & 1;
-		p->batch[p->batch_len++] = msg_ref(m);
 		lw->forwarded[1]++;
 	}
 }
 
-/* The turn's publishes for p, as PublishBatch frames into its buffer. */
-static void batch_encode(struct link_w *lw, struct link_peer *p)
+/* What waits for p, as PublishBatch frames into its connection's outbox,
+ * while the outbox is below CONN_OUT_MAX (the rest waits in the queue). */
+static void q_flush(struct link_w *lw, struct link_peer *p)
 {
+	if (!p->out || !p->out->up)
+		return;
+	struct conn *c = &p->out->c;
 	uint64_t now = lw->w->now_ms;
-	uint32_t i = 0;
-	while (i < p->batch_len) {
+	while (fwdq_unwritten(&p->q) > 0 && c->out_len < CONN_OUT_MAX) {
 		size_t bytes = LINK_FRAME_OVERHEAD_BYTES;
-		uint32_t n = 0;
-		for (; i + n < p->batch_len; n++) {
-			const struct msg *m = p->batch[i + n];
-			struct link_publish *x = &lw->pubs[n];
+		uint32_t n = 0, k = 0; /* entries taken, publishes in the frame */
+		uint32_t avail = fwdq_unwritten(&p->q);
+		for (; n < avail && k < BATCH_MAX; n++) {
+			const struct fwd_item *it = fwdq_unwritten_at(&p->q, n);
+			const struct msg *m = it->m;
+			if (!m)
+				continue;
 			size_t topic = m->pub.topic.len;
+			struct link_publish *x = &lw->pubs[k];
 			*x = (struct link_publish){
+			    .link_seq = it->seq,
 			    .version = m->version,
 			    .qos = m->pub.qos,
 			    .retain = m->pub.retain,
@@ -521,56 +518,28 @@ static void batch_encode(struct link_w *lw, struct link_peer *p)
 			                                               : 1,
 			    .wall_ms = m->wall_ms,
 			    .origin_node = lw->l->id.name,
-			    .shared = p->batch_shared[i + n],
+			    .shared = it->shared,
 			};
-			if (x->qos)
-				x->link_seq = p->next_seq + 1;
 			size_t one = link_publish_size(x);
-			if (n > 0 && bytes + one > p->buf.frame_bytes_max)
+			if (k > 0 && bytes + one > LINK_FRAME_BYTES_DEFAULT)
 				break;
-			if (x->qos)
-				p->next_seq++;
 			bytes += one;
+			k++;
 		}
-		struct link_frame f = {.kind = LINK_PUBLISH_BATCH};
-		f.batch = (struct link_publish_batch){lw->pubs, n};
-		int rc = link_encode(&p->buf, &f);
-		if (rc != 0)
-			lw->drops[rc == -EMSGSIZE ? CLUSTER_DROP_TOO_LARGE : CLUSTER_DROP_FULL] += n;
-		i += n;
+		if (k > 0) {
+			struct link_frame f = {.kind = LINK_PUBLISH_BATCH};
+			f.batch = (struct link_publish_batch){lw->pubs, k};
+			if (!send_now(lw, p->out, &f)) {
+				/* Larger than a frame (a 16 MiB message and more): it
+				 * can never go; anything else: out of memory, retry. */
+				if (k == 1 && bytes > LINK_FRAME_BYTES_DEFAULT)
+					lw->drops[CLUSTER_DROP_TOO_LARGE]++;
+				else
+					return;
+			}
+		}
+		fwdq_wrote(&p->q, n);
 	}
-	for (uint32_t k = 0; k < p->batch_len; k++)
-		msg_unref(p->batch[k]);
-	p->batch_len = 0;
-}
-
-/* Move what waits in p's buffer into its connection's outbox: whole frames
- * only, so a connection that breaks leaves none cut in two (the next one
- * starts at a frame). */
-static void buf_flush(struct link_w *lw, struct link_peer *p)
-{
-	if (!p->out || !p->out->up || p->buf.len == 0)
-		return;
-	struct conn *c = &p->out->c;
-	size_t n = 0;
-	while (n + LINK_HEADER_BYTES <= p->buf.len) {
-		const uint8_t *h = p->buf.bytes + n;
-		size_t frame = LINK_HEADER_BYTES + ((size_t)h[0] << 24 | (size_t)h[1] << 16 |
-		                                    (size_t)h[2] << 8 | h[3]);
-		/* The first frame goes even when larger than the outbox's bound. */
-		if (c->out_len + n + frame > CONN_OUT_MAX && (n > 0 || c->out_len > 0))
-			break;
-		n += frame;
-	}
-	if (n == 0)
-		return; /* the socket is behind: the buffer holds the rest */
-	uint8_t *at = conn_out_reserve(c, n, UINT32_MAX / 2);
-	if (!at)
-		return;
-	memcpy(at, p->buf.bytes, n);
-	conn_out_commit(&lw->w->tp, c, n);
-	lw->bytes[1] += n;
-	link_buf_consume(&p->buf, n);
 }
 
 /* ---- incoming frames ------------------------------------------------------------ */
@@ -588,6 +557,22 @@ static void refuse(struct link_w *lw, struct link_conn *lc, const char *why)
 	} else {
 		conn_close(&lw->w->tp, &lc->c);
 	}
+}
+
+/* A peer's epoch seen on a connection it dialled: de-duplication starts
+ * afresh for a new process (its numbers start again). */
+static void dedup_epoch(struct cluster_link *l, uint8_t peer, uint64_t epoch)
+{
+	if (atomic_load_explicit(&l->dedup_epoch[peer], memory_order_acquire) == epoch)
+		return;
+	pthread_mutex_lock(&l->dedup_lock);
+	if (atomic_load_explicit(&l->dedup_epoch[peer], memory_order_relaxed) != epoch) {
+		for (size_t i = 0; i < LINK_WORKERS_MAX; i++)
+			atomic_store_explicit(&l->dedup[(size_t)peer * LINK_WORKERS_MAX + i], 0,
+			                      memory_order_relaxed);
+		atomic_store_explicit(&l->dedup_epoch[peer], epoch, memory_order_release);
+	}
+	pthread_mutex_unlock(&l->dedup_lock);
 }
 
 static struct link_peer *peer_by_name(struct link_w *lw, const char *name)
@@ -617,8 +602,14 @@ static void on_hello(struct link_w *lw, struct link_conn *lc, const struct link_
 		return;
 	}
 	struct link_peer *p = peer_by_name(lw, h->node_name);
-	if (!p || !peer_wanted(p)) {
+	if (!p) {
 		refuse(lw, lc, "a node membership does not know (yet)");
+		return;
+	}
+	if (!peer_wanted(p)) { /* it left, or is dead to us: it will hear */
+		LOG_INFO_RL(1, "cluster: link from %s refused: it %s", h->node_name,
+		            p->info.state == CLUSTER_LEFT ? "left" : "is dead to this node");
+		conn_close(&lw->w->tp, &lc->c);
 		return;
 	}
 	if (h->epoch != p->info.epoch) {
@@ -634,6 +625,8 @@ static void on_hello(struct link_w *lw, struct link_conn *lc, const struct link_
 	lc->hello = *h;
 	lc->hello.cluster_name = lc->hello.node_name = lc->peer_name; /* the frame goes */
 	lc->hello_in = true;
+	if (!lc->outgoing)
+		dedup_epoch(l, p->number, h->epoch);
 	if (!lc->hello_sent)
 		send_hello(lw, lc);
 	struct link_frame f = {.kind = LINK_HELLO_PROOF};
@@ -668,11 +661,35 @@ static void on_proof(struct link_w *lw, struct link_conn *lc, const struct link_
 	}
 }
 
+/* Has a publish numbered seq from that worker of that peer been delivered
+ * here already? If not, it is from now on. */
+static bool seen_before(struct link_w *lw, const struct link_conn *lc, uint64_t seq)
+{
+	_Atomic uint64_t *d =
+	    &lw->l->dedup[(size_t)lc->peer * LINK_WORKERS_MAX + lc->hello.worker];
+	uint64_t cur = atomic_load_explicit(d, memory_order_acquire);
+	do {
+		if (seq <= cur)
+			return true;
+	} while (!atomic_compare_exchange_weak_explicit(d, &cur, seq, memory_order_acq_rel,
+	                                                memory_order_acquire));
+	return false;
+}
+
 static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_publish_batch *b)
 {
 	uint64_t now = lw->w->now_ms;
+	uint64_t ack = 0;
 	for (uint32_t i = 0; i < b->count; i++) {
 		const struct link_publish *x = &b->publishes[i];
+		if (x->link_seq) {
+			if (x->link_seq > ack)
+				ack = x->link_seq;
+			if (seen_before(lw, lc, x->link_seq)) {
+				lw->duplicates++; /* resent after a reconnect: it was delivered */
+				continue;
+			}
+		}
 		struct msg *m = msg_from_body(x->body.ptr, x->body.len, x->version, x->qos, x->retain,
 		                              x->topic, now);
 		if (!m) {
@@ -689,6 +706,10 @@ static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_
 			m->wall_ms = x->wall_ms;
 		lw->forwarded[0]++;
 		route_publish(&lw->w->route, m);
+	}
+	if (ack) { /* routed: in its subscribers' sessions on this node */
+		struct link_frame f = {.kind = LINK_ACK, .ack = {.up_to = ack}};
+		send_now(lw, lc, &f);
 	}
 }
 
@@ -734,6 +755,10 @@ static bool on_frame(struct link_w *lw, struct link_conn *lc, struct link_frame 
 	}
 	case LINK_PUBLISH_BATCH:
 		on_batch(lw, lc, &f->batch);
+		return true;
+	case LINK_ACK:
+		if (lc->outgoing && lw->peers[lc->peer].out == lc)
+			fwdq_ack(&lw->peers[lc->peer].q, f->ack.up_to);
 		return true;
 	default:
 		return true; /* acks, pings, retained: next steps */
@@ -827,7 +852,7 @@ static int ext_init(void *ctx, struct worker *w)
 	for (unsigned i = 0; i <= CLUSTER_PEERS_MAX; i++) {
 		lw->peers[i].lw = lw;
 		lw->peers[i].number = (uint8_t)i;
-		link_buf_init(&lw->peers[i].buf, l->buf_bytes, LINK_FRAME_BYTES_DEFAULT);
+		fwdq_init(&lw->peers[i].q, l->buf_bytes);
 	}
 	link_buf_init(&lw->scratch, (size_t)LINK_FRAME_BYTES_DEFAULT * 2, LINK_FRAME_BYTES_DEFAULT);
 	lw->pubs = malloc(BATCH_MAX * sizeof(*lw->pubs));
@@ -886,6 +911,10 @@ static void publish_counters(struct link_w *lw)
 			atomic_fetch_add_explicit(&v->link_drops[r], lw->drops[r], memory_order_relaxed);
 		lw->drops[r] = 0;
 	}
+	if (lw->duplicates) {
+		atomic_fetch_add_explicit(&v->forward_duplicates, lw->duplicates, memory_order_relaxed);
+		lw->duplicates = 0;
+	}
 	if (lw->links_up) {
 		atomic_fetch_add_explicit(&v->links_up, (uint64_t)lw->links_up, memory_order_relaxed);
 		lw->links_up = 0;
@@ -897,11 +926,13 @@ static void ext_turn(void *ctx, struct worker *w)
 	struct cluster_link *l = ctx;
 	struct link_w *lw = l->per[w->id];
 	peers_refresh(lw);
-	bool stopping = w->stop_phase != STOP_NONE;
+	/* The node is leaving (main sets b->stopping before membership says
+	 * goodbye): dial nobody again. */
+	bool stopping = w->stop_phase != STOP_NONE || atomic_load(&w->b->stopping);
 	for (uint32_t i = 1; i <= lw->peer_count; i++) {
 		struct link_peer *p = &lw->peers[i];
 		if (!peer_wanted(p)) {
-			if (p->batch_len)
+			if (p->q.len)
 				peer_discard(lw, p);
 			continue;
 		}
@@ -909,9 +940,7 @@ static void ext_turn(void *ctx, struct worker *w)
 			dial(lw, p);
 		if (w->id == 0)
 			send_routes(lw, p);
-		if (p->batch_len)
-			batch_encode(lw, p);
-		buf_flush(lw, p);
+		q_flush(lw, p);
 	}
 	publish_counters(lw);
 }
@@ -924,11 +953,7 @@ static void ext_fini(void *ctx, struct worker *w)
 		return;
 	for (unsigned i = 0; i <= CLUSTER_PEERS_MAX; i++) {
 		struct link_peer *p = &lw->peers[i];
-		for (uint32_t k = 0; k < p->batch_len; k++)
-			msg_unref(p->batch[k]);
-		free(p->batch);
-		free(p->batch_shared);
-		link_buf_fini(&p->buf);
+		fwdq_fini(&p->q);
 		route_peer_free(p->routes);
 	}
 	link_buf_fini(&lw->scratch);
@@ -949,10 +974,14 @@ struct cluster_link *cluster_link_new(const struct config *cfg, const struct clu
 	l->view = view;
 	l->workers = broker_worker_count(cfg);
 	l->per = calloc(l->workers, sizeof(*l->per));
-	if (!l->per) {
+	l->dedup = calloc((size_t)(CLUSTER_PEERS_MAX + 1) * LINK_WORKERS_MAX, sizeof(*l->dedup));
+	if (!l->per || !l->dedup) {
+		free(l->per);
+		free(l->dedup);
 		free(l);
 		return NULL;
 	}
+	pthread_mutex_init(&l->dedup_lock, NULL);
 	l->buf_bytes = (size_t)(cfg->cluster_link_buffer_bytes / l->workers);
 	if (l->buf_bytes < LINK_FRAME_BYTES_MIN)
 		l->buf_bytes = LINK_FRAME_BYTES_MIN;
@@ -982,6 +1011,8 @@ void cluster_link_free(struct cluster_link *l)
 	if (!l)
 		return;
 	explicit_bzero(l->id.secret, sizeof(l->id.secret));
+	pthread_mutex_destroy(&l->dedup_lock);
+	free(l->dedup);
 	free(l->per);
 	free(l);
 }

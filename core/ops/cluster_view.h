@@ -86,6 +86,8 @@ struct cluster_view {
 	_Atomic uint64_t forwarded[2];           /* publishes: [0] from peers, [1] to peers */
 	_Atomic uint64_t link_drops[CLUSTER_LINK_DROPS];
 	_Atomic uint64_t links_refused;          /* incoming links refused at the handshake */
+	_Atomic uint64_t forward_duplicates;     /* forwarded QoS 1/2 received twice (a resend
+	                                          * after a reconnect), delivered once */
 	_Atomic uint32_t routes[CLUSTER_PEERS_MAX + 1]; /* filters held of each peer (by number);
 	                                           * [0]: this node's own */
 };

@@ -395,6 +395,11 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		for (int d = 0; d < 2; d++)
 			put(&o, "starling_cluster_forwarded_total{direction=\"%s\"} %llu\n", dir[d],
 			    (unsigned long long)c->forwarded[d]);
+		family(&o, "starling_cluster_forward_duplicates_total", "counter",
+		       "Forwarded QoS 1/2 publishes received again after a link reconnected, "
+		       "recognised by their link number and not delivered twice.");
+		put(&o, "starling_cluster_forward_duplicates_total %llu\n",
+		    (unsigned long long)c->forward_duplicates);
 		static const char *const why[CLUSTER_LINK_DROPS] = {"full", "down", "too_large"};
 		family(&o, "starling_cluster_link_drops_total", "counter",
 		       "Publishes for a peer node dropped, by reason (full: its buffer, "

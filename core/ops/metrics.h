@@ -30,7 +30,7 @@ struct cluster_figures {
 	double probe_rtt_avg_s; /* mean of the alive peers' last direct round trips */
 	bool ready;
 	/* The link. */
-	uint64_t links_up, links_refused;
+	uint64_t links_up, links_refused, forward_duplicates;
 	uint64_t link_bytes[2], link_frames[2], forwarded[2]; /* [0] in, [1] out */
 	uint64_t link_drops[CLUSTER_LINK_DROPS];
 	uint32_t routes_own;                    /* this node's routes */
