@@ -64,14 +64,16 @@ static int grow(struct fwdq *q)
 	return 0;
 }
 
-int fwdq_push(struct fwdq *q, struct msg *m, bool shared)
+int fwdq_push(struct fwdq *q, struct msg *m, uint8_t flags)
 {
-	if (q->bytes + m->size_bytes > q->bytes_max || q->len >= FWDQ_ITEMS_MAX)
+	if ((!(flags & FWD_UNBOUNDED) && q->bytes + m->size_bytes > q->bytes_max) ||
+	    q->len >= FWDQ_ITEMS_MAX)
 		return -ENOBUFS;
 	if (q->len == q->cap && grow(q) != 0)
 		return -ENOMEM;
 	struct fwd_item *it = at(q, q->len);
-	*it = (struct fwd_item){msg_ref(m), m->pub.qos ? ++q->next_seq : 0, shared};
+	bool numbered = (m->pub.qos || (flags & FWD_STORE_ONLY)) && !(flags & FWD_SYNC_END);
+	*it = (struct fwd_item){msg_ref(m), numbered ? ++q->next_seq : 0, flags};
 	q->len++;
 	q->bytes += m->size_bytes;
 	return 0;

@@ -27,10 +27,17 @@
 
 #define FWDQ_ITEMS_MAX (1u << 20) /* entries one queue holds, at most */
 
+/* What an entry is for. */
+#define FWD_SHARED     0x01 /* the plan chose that node for a shared group */
+#define FWD_STORE_ONLY 0x02 /* retained replication: numbered whatever its QoS */
+#define FWD_SYNC_END   0x04 /* not a message: the end of a retained sync (m is a stand-in) */
+#define FWD_UNBOUNDED  0x08 /* a sync of what is already held: past bytes_max (the
+                             * messages exist anyway; only FWDQ_ITEMS_MAX bounds it) */
+
 struct fwd_item {
-	struct msg *m; /* one reference; NULL: let go (written QoS 0, or acknowledged) */
-	uint64_t seq;  /* link_seq: 0 for QoS 0 */
-	bool shared;   /* the plan chose that node for a shared group */
+	struct msg *m; /* one reference; NULL: let go (written unnumbered, or acknowledged) */
+	uint64_t seq;  /* link_seq: 0 for QoS 0 (unless FWD_STORE_ONLY) */
+	uint8_t flags; /* FWD_* */
 };
 
 struct fwdq {
@@ -49,9 +56,9 @@ void fwdq_init(struct fwdq *q, uint64_t bytes_max);
 /* Releases every message held. */
 void fwdq_fini(struct fwdq *q);
 
-/* Queue m (takes a reference of its own). 0; -ENOBUFS: over bytes_max or
- * FWDQ_ITEMS_MAX (counted by the caller); -ENOMEM. */
-int fwdq_push(struct fwdq *q, struct msg *m, bool shared);
+/* Queue m (takes a reference of its own) with FWD_* flags. 0; -ENOBUFS:
+ * over bytes_max or FWDQ_ITEMS_MAX (counted by the caller); -ENOMEM. */
+int fwdq_push(struct fwdq *q, struct msg *m, uint8_t flags);
 
 /* Entries not yet written on the current connection, and the i-th of them
  * (its m is NULL when there is nothing to write: skip it). */

@@ -128,10 +128,13 @@ struct link_w {
 	struct link_peer peers[CLUSTER_PEERS_MAX + 1]; /* by number; [0] unused */
 	struct link_buf scratch;   /* frames on their way into an outbox */
 	struct link_publish *pubs; /* encoding a batch */
+	struct msg *marker;        /* the stand-in of FWD_SYNC_END entries */
+	uint64_t ranks[CLUSTER_PEERS_MAX + 1]; /* each peer's origin_rank (msg.h), by number */
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
 	/* Counted here, added to the view once a turn. */
-	uint64_t bytes[2], frames[2], forwarded[2], drops[CLUSTER_LINK_DROPS], duplicates;
+	uint64_t bytes[2], frames[2], forwarded[2], retained[2], drops[CLUSTER_LINK_DROPS];
+	uint64_t duplicates;
 	int64_t links_up;
 };
 
@@ -151,6 +154,10 @@ struct cluster_link {
 	_Atomic uint64_t *dedup; /* [(CLUSTER_PEERS_MAX + 1) * LINK_WORKERS_MAX] */
 	_Atomic uint64_t dedup_epoch[CLUSTER_PEERS_MAX + 1];
 	pthread_mutex_t dedup_lock; /* resets only */
+	/* Retained syncs received from each peer (one RetainedSnapshotEnd per
+	 * worker of it, for its epoch in dedup_epoch), and its worker count. */
+	_Atomic uint32_t retained_ends[CLUSTER_PEERS_MAX + 1];
+	_Atomic uint32_t peer_workers[CLUSTER_PEERS_MAX + 1];
 };
 
 /* A peer's route frame on its way to worker 0. */
@@ -469,6 +476,23 @@ static void mail_routes_discard(const struct mbox_msg *mb)
 
 /* ---- forwarding --------------------------------------------------------------- */
 
+/* $SYS/ topics are each node's own figures: never replicated. */
+static bool is_sys(struct mqtt_view topic)
+{
+	return topic.len >= 5 && memcmp(topic.ptr, "$SYS/", 5) == 0;
+}
+
+/* A node's origin_rank: FNV-1a of its name, the same on every node. */
+static uint64_t rank_of(const char *name)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (; *name; name++) {
+		h ^= (uint8_t)*name;
+		h *= 1099511628211ull;
+	}
+	return h ? h : 1;
+}
+
 static void link_forward(void *ctx, struct msg *m, const struct plan *plan)
 {
 	struct link_w *lw = ctx;
@@ -479,12 +503,54 @@ static void link_forward(void *ctx, struct msg *m, const struct plan *plan)
 			lw->drops[CLUSTER_DROP_DOWN]++;
 			continue;
 		}
-		if (fwdq_push(&p->q, m, (plan->nodes_shared >> n) & 1) != 0) {
+		if (fwdq_push(&p->q, m, (plan->nodes_shared >> n) & 1 ? FWD_SHARED : 0) != 0) {
 			lw->drops[CLUSTER_DROP_FULL]++;
 			continue;
 		}
 		lw->forwarded[1]++;
 	}
+	if (!m->pub.retain || m->forwarded || is_sys(m->pub.topic))
+		return;
+	/* A retained message published here: every other node keeps it too
+	 * (the nodes the plan named store what they are forwarded). */
+	uint64_t named = 0;
+	for (uint32_t i = 0; i < plan->node_count; i++)
+		named |= 1ull << plan->nodes[i];
+	for (uint32_t n = 1; n <= lw->peer_count; n++) {
+		struct link_peer *p = &lw->peers[n];
+		if ((named >> n) & 1 || !peer_wanted(p))
+			continue;
+		if (fwdq_push(&p->q, m, FWD_STORE_ONLY) != 0)
+			lw->drops[CLUSTER_DROP_FULL]++;
+		else
+			lw->retained[1]++;
+	}
+}
+
+/* Our retained messages (this worker's shard), to a peer whose link just
+ * came up, then the end of the sync: each node ends up holding them all. */
+struct sync_ctx {
+	struct link_w *lw;
+	struct link_peer *p;
+};
+
+static void sync_one(void *ctx, struct msg *m)
+{
+	struct sync_ctx *c = ctx;
+	if (is_sys(m->pub.topic))
+		return; /* each node's own */
+	if (fwdq_push(&c->p->q, m, FWD_STORE_ONLY | FWD_UNBOUNDED) != 0)
+		c->lw->drops[CLUSTER_DROP_FULL]++;
+	else
+		c->lw->retained[1]++;
+}
+
+static void sync_retained(struct link_w *lw, struct link_peer *p)
+{
+	struct sync_ctx c = {lw, p};
+	retain_each(lw->w->route.retained, sync_one, &c);
+	if (fwdq_push(&p->q, lw->marker, FWD_SYNC_END | FWD_UNBOUNDED) != 0)
+		lw->drops[CLUSTER_DROP_FULL]++;
 }
 
 /* What waits for p, as PublishBatch frames into its connection's outbox,
@@ -499,11 +565,17 @@ static void q_flush(struct link_w *lw, struct link_peer *p)
 		size_t bytes = LINK_FRAME_OVERHEAD_BYTES;
 		uint32_t n = 0, k = 0; /* entries taken, publishes in the frame */
 		uint32_t avail = fwdq_unwritten(&p->q);
+		bool end = false; /* a RetainedSnapshotEnd goes after the batch */
 		for (; n < avail && k < BATCH_MAX; n++) {
 			const struct fwd_item *it = fwdq_unwritten_at(&p->q, n);
 			const struct msg *m = it->m;
 			if (!m)
 				continue;
+			if (it->flags & FWD_SYNC_END) {
+				end = true;
+				n++;
+				break;
+			}
 			size_t topic = m->pub.topic.len;
 			struct link_publish *x = &lw->pubs[k];
 			*x = (struct link_publish){
@@ -518,11 +590,14 @@ static void q_flush(struct link_w *lw, struct link_peer *p)
 			                                               : 1,
 			    .wall_ms = m->wall_ms,
 			    .origin_node = lw->l->id.name,
-			    .shared = it->shared,
+			    .shared = (it->flags & FWD_SHARED) != 0,
+			    .store_only = (it->flags & FWD_STORE_ONLY) != 0,
 			};
 			size_t one = link_publish_size(x);
-			if (k > 0 && bytes + one > LINK_FRAME_BYTES_DEFAULT)
+			if (k > 0 && bytes + one > LINK_FRAME_BYTES_DEFAULT) {
+				end = false;
 				break;
+			}
 			bytes += one;
 			k++;
 		}
@@ -537,6 +612,11 @@ static void q_flush(struct link_w *lw, struct link_peer *p)
 				else
 					return;
 			}
+		}
+		if (end) {
+			struct link_frame f = {.kind = LINK_RETAINED_SNAPSHOT_END};
+			if (!send_now(lw, p->out, &f))
+				return;
 		}
 		fwdq_wrote(&p->q, n);
 	}
@@ -570,6 +650,7 @@ static void dedup_epoch(struct cluster_link *l, uint8_t peer, uint64_t epoch)
 		for (size_t i = 0; i < LINK_WORKERS_MAX; i++)
 			atomic_store_explicit(&l->dedup[(size_t)peer * LINK_WORKERS_MAX + i], 0,
 			                      memory_order_relaxed);
+		atomic_store_explicit(&l->retained_ends[peer], 0, memory_order_relaxed);
 		atomic_store_explicit(&l->dedup_epoch[peer], epoch, memory_order_release);
 	}
 	pthread_mutex_unlock(&l->dedup_lock);
@@ -625,8 +706,11 @@ static void on_hello(struct link_w *lw, struct link_conn *lc, const struct link_
 	lc->hello = *h;
 	lc->hello.cluster_name = lc->hello.node_name = lc->peer_name; /* the frame goes */
 	lc->hello_in = true;
-	if (!lc->outgoing)
+	lw->ranks[p->number] = rank_of(p->info.name);
+	if (!lc->outgoing) {
 		dedup_epoch(l, p->number, h->epoch);
+		atomic_store_explicit(&l->peer_workers[p->number], h->workers, memory_order_relaxed);
+	}
 	if (!lc->hello_sent)
 		send_hello(lw, lc);
 	struct link_frame f = {.kind = LINK_HELLO_PROOF};
@@ -655,6 +739,7 @@ static void on_proof(struct link_w *lw, struct link_conn *lc, const struct link_
 	struct link_peer *p = &lw->peers[lc->peer];
 	lw->links_up++;
 	p->backoff_ms = 0;
+	sync_retained(lw, p);
 	if (lw->w->id == 0) {
 		p->snapshot_due = true;
 		LOG_INFO("cluster: link to %s up", p->info.name);
@@ -702,8 +787,15 @@ static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_
 		m->forwarded_shared = x->shared;
 		m->origin_node = lc->peer;
 		m->expires_at_ms = x->expiry_left_ms ? now + x->expiry_left_ms : 0;
-		if (x->retain)
+		if (x->retain) {
 			m->wall_ms = x->wall_ms;
+			m->origin_rank = lw->ranks[lc->peer];
+		}
+		if (x->store_only) {
+			lw->retained[0]++;
+			route_retain(&lw->w->route, m);
+			continue;
+		}
 		lw->forwarded[0]++;
 		route_publish(&lw->w->route, m);
 	}
@@ -760,8 +852,13 @@ static bool on_frame(struct link_w *lw, struct link_conn *lc, struct link_frame 
 		if (lc->outgoing && lw->peers[lc->peer].out == lc)
 			fwdq_ack(&lw->peers[lc->peer].q, f->ack.up_to);
 		return true;
+	case LINK_RETAINED_SNAPSHOT_END:
+		if (!lc->outgoing)
+			atomic_fetch_add_explicit(&lw->l->retained_ends[lc->peer], 1,
+			                          memory_order_relaxed);
+		return true;
 	default:
-		return true; /* acks, pings, retained: next steps */
+		return true; /* pings, and what a newer version may send */
 	}
 }
 
@@ -870,6 +967,11 @@ static int ext_init(void *ctx, struct worker *w)
 	transport_add_upper(&w->tp, LINK_UPPER, &ops);
 	w->route.forward = link_forward;
 	w->route.forward_ctx = lw;
+	w->route.node_rank = rank_of(l->id.name);
+	static const uint8_t body[] = {0, 1, 'm'}; /* any message will do: it is never sent */
+	lw->marker = msg_from_body(body, sizeof(body), 4, 0, false, mqtt_view_str("m"), 0);
+	if (!lw->marker)
+		return -1;
 	if (w->id == 0) {
 		lw->origin = route_origin_new(&l->route_params, l->id.name, l->id.epoch);
 		if (!lw->origin)
@@ -904,7 +1006,10 @@ static void publish_counters(struct link_w *lw)
 			atomic_fetch_add_explicit(&v->link_frames[d], lw->frames[d], memory_order_relaxed);
 		if (lw->forwarded[d])
 			atomic_fetch_add_explicit(&v->forwarded[d], lw->forwarded[d], memory_order_relaxed);
-		lw->bytes[d] = lw->frames[d] = lw->forwarded[d] = 0;
+		if (lw->retained[d])
+			atomic_fetch_add_explicit(&v->retained_replicated[d], lw->retained[d],
+			                          memory_order_relaxed);
+		lw->bytes[d] = lw->frames[d] = lw->forwarded[d] = lw->retained[d] = 0;
 	}
 	for (int r = 0; r < CLUSTER_LINK_DROPS; r++) {
 		if (lw->drops[r])
@@ -918,6 +1023,38 @@ static void publish_counters(struct link_w *lw)
 	if (lw->links_up) {
 		atomic_fetch_add_explicit(&v->links_up, (uint64_t)lw->links_up, memory_order_relaxed);
 		lw->links_up = 0;
+	}
+}
+
+/* Worker 0: has this node what /readyz promises, once it joined: every
+ * alive peer's routes (a snapshot of its current epoch applied), and the
+ * whole retained set from one peer (a sync from each of its workers)? It
+ * stays so once it was: a peer joining later does not make us unready. */
+static void readiness(struct link_w *lw)
+{
+	struct cluster_link *l = lw->l;
+	struct cluster_view *v = l->view;
+	if (atomic_load_explicit(&v->synced, memory_order_relaxed) ||
+	    !atomic_load_explicit(&v->ready, memory_order_relaxed))
+		return;
+	bool routes = true, retained = false, anyone = false;
+	for (uint32_t n = 1; n <= lw->peer_count; n++) {
+		struct link_peer *p = &lw->peers[n];
+		if (p->info.state != CLUSTER_ALIVE)
+			continue;
+		anyone = true;
+		routes &= p->routes && route_peer_epoch(p->routes) == p->info.epoch;
+		uint32_t workers = atomic_load_explicit(&l->peer_workers[n], memory_order_relaxed);
+		retained |= atomic_load_explicit(&l->dedup_epoch[n], memory_order_relaxed) ==
+		                p->info.epoch &&
+		            workers > 0 &&
+		            atomic_load_explicit(&l->retained_ends[n], memory_order_relaxed) >= workers;
+	}
+	if (!anyone || (routes && retained)) {
+		atomic_store_explicit(&v->synced, true, memory_order_relaxed);
+		LOG_INFO("cluster: in sync%s", anyone ? ": every peer's routes and the retained "
+		                                        "messages are here"
+		                                      : " (no peer alive)");
 	}
 }
 
@@ -942,6 +1079,8 @@ static void ext_turn(void *ctx, struct worker *w)
 			send_routes(lw, p);
 		q_flush(lw, p);
 	}
+	if (w->id == 0)
+		readiness(lw);
 	publish_counters(lw);
 }
 
@@ -958,6 +1097,8 @@ static void ext_fini(void *ctx, struct worker *w)
 	}
 	link_buf_fini(&lw->scratch);
 	route_origin_free(lw->origin);
+	if (lw->marker)
+		msg_unref(lw->marker);
 	free(lw->pubs);
 	free(lw);
 	l->per[w->id] = NULL;

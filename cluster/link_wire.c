@@ -137,7 +137,8 @@ static enum link_invalid body_check(struct mqtt_view topic, struct mqtt_view bod
 
 static enum link_invalid publish_check(const struct link_publish *p)
 {
-	if (!version_ok(p->version) || p->qos > 2 || (p->link_seq == 0) != (p->qos == 0))
+	if (!version_ok(p->version) || p->qos > 2 ||
+	    (p->link_seq == 0) != (p->qos == 0 && !p->store_only) || (p->store_only && !p->retain))
 		return LINK_BAD_VALUE;
 	if (!topic_ok(p->topic))
 		return LINK_BAD_TOPIC;
@@ -341,6 +342,7 @@ static enum link_invalid publish_in(const Publish *m, struct link_publish *out)
 	    .wall_ms = m->wall_ms,
 	    .origin_node = m->origin_node,
 	    .shared = m->shared,
+	    .store_only = m->store_only,
 	};
 	return LINK_OK;
 }
@@ -681,6 +683,7 @@ static void publish_out(const struct link_publish *p, Publish *m)
 	m->wall_ms = p->wall_ms;
 	m->origin_node = (char *)(p->origin_node ? p->origin_node : "");
 	m->shared = p->shared;
+	m->store_only = p->store_only;
 }
 
 /* Room for n items of msg_bytes plus a pointer each: the stack's, or the heap. */

@@ -154,6 +154,7 @@ struct link_publish {
 	uint64_t wall_ms;        /* retained: wall-clock publish time; else 0 */
 	const char *origin_node; /* the node it was published on */
 	bool shared;             /* the sender chose this node for the topic's shared groups */
+	bool store_only;         /* retained replication: the retained store only, numbered */
 };
 
 struct link_publish_batch {

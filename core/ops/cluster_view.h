@@ -84,6 +84,10 @@ struct cluster_view {
 	_Atomic uint64_t link_bytes[2];          /* [0] in, [1] out */
 	_Atomic uint64_t link_frames[2];         /* [0] in, [1] out */
 	_Atomic uint64_t forwarded[2];           /* publishes: [0] from peers, [1] to peers */
+	_Atomic uint64_t retained_replicated[2]; /* retained replicas: [0] stored from peers,
+	                                          * [1] sent to peers */
+	atomic_bool synced; /* joined, and every alive peer's routes and the retained
+	                     * messages are here (latched; /readyz) */
 	_Atomic uint64_t link_drops[CLUSTER_LINK_DROPS];
 	_Atomic uint64_t links_refused;          /* incoming links refused at the handshake */
 	_Atomic uint64_t forward_duplicates;     /* forwarded QoS 1/2 received twice (a resend

@@ -395,6 +395,16 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		for (int d = 0; d < 2; d++)
 			put(&o, "starling_cluster_forwarded_total{direction=\"%s\"} %llu\n", dir[d],
 			    (unsigned long long)c->forwarded[d]);
+		family(&o, "starling_cluster_synced", "gauge",
+		       "1 once this node joined and has every alive peer's routes and the retained "
+		       "messages (part of /readyz).");
+		put(&o, "starling_cluster_synced %d\n", c->synced ? 1 : 0);
+		family(&o, "starling_cluster_retained_replicated_total", "counter",
+		       "Retained messages replicated between nodes: stored from peers (in), sent "
+		       "to peers (out).");
+		for (int d = 0; d < 2; d++)
+			put(&o, "starling_cluster_retained_replicated_total{direction=\"%s\"} %llu\n",
+			    dir[d], (unsigned long long)c->retained[d]);
 		family(&o, "starling_cluster_forward_duplicates_total", "counter",
 		       "Forwarded QoS 1/2 publishes received again after a link reconnected, "
 		       "recognised by their link number and not delivered twice.");

@@ -31,7 +31,8 @@ struct cluster_figures {
 	bool ready;
 	/* The link. */
 	uint64_t links_up, links_refused, forward_duplicates;
-	uint64_t link_bytes[2], link_frames[2], forwarded[2]; /* [0] in, [1] out */
+	uint64_t link_bytes[2], link_frames[2], forwarded[2], retained[2]; /* [0] in, [1] out */
+	bool synced;
 	uint64_t link_drops[CLUSTER_LINK_DROPS];
 	uint32_t routes_own;                    /* this node's routes */
 	uint32_t peer_count;                    /* entries of peer_names, routes */

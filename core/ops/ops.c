@@ -347,7 +347,11 @@ static void serve_unauthorized(struct ops *o, struct ops_client *cl, bool head_o
  * one (or alone past cluster_join_timeout_ms: cluster/node.c). */
 static bool ready(struct broker *b)
 {
-	return !atomic_load(&b->stopping) && atomic_load(&b->cluster_view.ready);
+	/* In a cluster: joined, and the peers' routes and the retained
+	 * messages are here (cluster/link.c). */
+	const struct cluster_view *v = &b->cluster_view;
+	return !atomic_load(&b->stopping) && atomic_load(&v->ready) &&
+	       (!atomic_load(&v->enabled) || atomic_load(&v->synced));
 }
 
 /* The cluster's figures, from the atomics its thread publishes. */
@@ -374,6 +378,7 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 	    n ? (double)atomic_load_explicit(&v->probe_rtt_us_sum, memory_order_relaxed) / n / 1e6
 	      : 0;
 	c->ready = atomic_load_explicit(&v->ready, memory_order_relaxed);
+	c->synced = atomic_load_explicit(&v->synced, memory_order_relaxed);
 	c->links_up = atomic_load_explicit(&v->links_up, memory_order_relaxed);
 	c->links_refused = atomic_load_explicit(&v->links_refused, memory_order_relaxed);
 	c->forward_duplicates = atomic_load_explicit(&v->forward_duplicates, memory_order_relaxed);
@@ -381,6 +386,7 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 		c->link_bytes[d] = atomic_load_explicit(&v->link_bytes[d], memory_order_relaxed);
 		c->link_frames[d] = atomic_load_explicit(&v->link_frames[d], memory_order_relaxed);
 		c->forwarded[d] = atomic_load_explicit(&v->forwarded[d], memory_order_relaxed);
+		c->retained[d] = atomic_load_explicit(&v->retained_replicated[d], memory_order_relaxed);
 	}
 	for (int r = 0; r < CLUSTER_LINK_DROPS; r++)
 		c->link_drops[r] = atomic_load_explicit(&v->link_drops[r], memory_order_relaxed);

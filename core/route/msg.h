@@ -32,6 +32,9 @@ struct msg {
 	bool forwarded;          /* it came from another node: delivered here, never
 	                          * forwarded again */
 	bool forwarded_shared;   /* and that node chose this one for its shared groups */
+	uint64_t origin_rank;    /* retain-flagged only: a hash of the origin node's name, the
+	                          * same on every node; with wall_ms it orders retained values
+	                          * (last writer wins); 0 on a single node */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
 	                          * topic even when the publisher used an alias;

@@ -209,6 +209,13 @@ int retain_put(struct retain *rs, struct msg *m)
 		}
 		n = c;
 	}
+	/* In a cluster (ranks set) the later value by (wall clock, origin)
+	 * wins on every node, whatever order replicas arrive in; a single node
+	 * keeps the order of arrival, whatever its clock does. */
+	if (n->msg && (n->msg->origin_rank | m->origin_rank) &&
+	    (n->msg->wall_ms > m->wall_ms ||
+	     (n->msg->wall_ms == m->wall_ms && n->msg->origin_rank > m->origin_rank)))
+		return 0; /* a later value is held (a replica arrived out of order) */
 	if (n->msg)
 		drop_msg(rs, n);
 	if (del) {
@@ -366,6 +373,16 @@ size_t retain_match(struct retain *rs, struct mqtt_view filter, uint64_t now_ms,
 	}
 	rs->matching = false;
 	return w.calls;
+}
+
+void retain_each(struct retain *rs, retain_fn fn, void *ctx)
+{
+	assert(!rs->matching);
+	for (uint32_t i = 0; i < rs->table.cap; i++) {
+		struct rnode *n = rs->table.slots[i];
+		if (n && n->msg)
+			fn(ctx, n->msg);
+	}
 }
 
 size_t retain_count(const struct retain *rs)

@@ -25,6 +25,8 @@ void retain_free(struct retain *rs); /* drops every reference */
  * Make m the retained message of its topic (m->pub.topic), replacing and
  * releasing the previous one; a message with an empty payload deletes the
  * topic's retained message instead [MQTT-3.3.1-6, -7] and is not kept.
+ * Last writer wins across a cluster: m changes nothing when the message
+ * held is later by (wall_ms, origin_rank) (a replica that arrived late).
  * Takes its own reference when it keeps m. Returns -1 when out of memory.
  */
 int retain_put(struct retain *rs, struct msg *m);
@@ -38,6 +40,9 @@ int retain_put(struct retain *rs, struct msg *m);
 typedef void (*retain_fn)(void *ctx, struct msg *m);
 size_t retain_match(struct retain *rs, struct mqtt_view filter, uint64_t now_ms, retain_fn fn,
                     void *ctx);
+
+/* Call fn for every retained message, '$' topics included. */
+void retain_each(struct retain *rs, retain_fn fn, void *ctx);
 
 size_t retain_count(const struct retain *rs);
 size_t retain_bytes(const struct retain *rs); /* sum of size_bytes */

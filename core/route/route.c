@@ -63,16 +63,24 @@ static void retained_store(struct router *r, struct msg *m)
 	mail_send(r->mail, (uint16_t)shard, &mb);
 }
 
+void route_retain(struct router *r, struct msg *m)
+{
+	retained_store(r, m);
+}
+
 unsigned route_publish(struct router *r, struct msg *m)
 {
-	if (m->pub.retain)
+	if (m->pub.retain) {
+		if (!m->forwarded)
+			m->origin_rank = r->node_rank; /* still ours alone: set before it is shared */
 		retained_store(r, msg_ref(m));
+	}
 	if (plan_make(&r->plan, r->subs, m) < 0)
 		LOG_WARN_RL(1, "worker %u: out of memory routing a message to \"%.*s\": some "
 		            "subscribers missed it", r->id, (int)m->pub.topic.len,
 		            (const char *)m->pub.topic.ptr);
 	const struct plan *p = &r->plan;
-	if (p->node_count && r->forward)
+	if (r->forward && (p->node_count || (m->pub.retain && !m->forwarded)))
 		r->forward(r->forward_ctx, m, p);
 	for (uint32_t i = 0; i < p->len; i++)
 		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags, p->t[i].sub_id);

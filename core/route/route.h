@@ -44,7 +44,9 @@ typedef void (*route_local_fn)(void *ctx, struct sess_id to, struct msg *m, uint
  * on one worker only (the cluster: worker 0, whose copy applies every
  * delta of the node in one order, so its transitions are the node's). */
 typedef void (*route_effect_fn)(void *ctx, const struct route_delta *d, enum delta_effect e);
-/* m goes to the peer nodes the plan names (borrows m; the cluster's link). */
+/* m goes to the peer nodes the plan names (borrows m; the cluster's link);
+ * called for every message with node targets, and for every retained
+ * message published on this node (replicated to every node). */
 typedef void (*route_forward_fn)(void *ctx, struct msg *m, const struct plan *p);
 
 /* A retained lookup for one new subscription, answered by one shard. */
@@ -75,6 +77,7 @@ struct router {
 	void *effect_ctx;
 	route_forward_fn forward;   /* NULL: a single node */
 	void *forward_ctx;
+	uint64_t node_rank;         /* this node's origin_rank (msg.h); 0: a single node */
 };
 
 /* 0, or -1 when out of memory. Registers the route's mail kinds. */
@@ -87,6 +90,9 @@ void route_mail_discard(const struct mbox_msg *m);
 /* Route a message (takes m's reference): retained messages to their shard,
  * then to every matching session. Returns the sessions it went to. */
 unsigned route_publish(struct router *r, struct msg *m);
+/* Keep m in its topic's retained store, and nothing else (a replica from
+ * another node; takes m's reference). */
+void route_retain(struct router *r, struct msg *m);
 /* Deliver m to one session wherever it is (borrows m). */
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id);

@@ -44,14 +44,14 @@ Test(fwdq, qos0_goes_once_written_qos1_stays_until_acknowledged)
 	struct fwdq q;
 	fwdq_init(&q, 1 << 20);
 	struct msg *a = mk(0, 1), *b = mk(1, 2), *c = mk(2, 3);
-	cr_assert_eq(fwdq_push(&q, a, false), 0);
-	cr_assert_eq(fwdq_push(&q, b, true), 0);
-	cr_assert_eq(fwdq_push(&q, c, false), 0);
+	cr_assert_eq(fwdq_push(&q, a, 0), 0);
+	cr_assert_eq(fwdq_push(&q, b, FWD_SHARED), 0);
+	cr_assert_eq(fwdq_push(&q, c, 0), 0);
 	cr_assert_eq(refs(a), 2);
 	cr_assert_eq(fwdq_unwritten(&q), 3);
 	cr_assert_eq(fwdq_unwritten_at(&q, 0)->seq, 0);
 	cr_assert_eq(fwdq_unwritten_at(&q, 1)->seq, 1);
-	cr_assert(fwdq_unwritten_at(&q, 1)->shared);
+	cr_assert_eq(fwdq_unwritten_at(&q, 1)->flags, FWD_SHARED);
 	cr_assert_eq(fwdq_unwritten_at(&q, 2)->seq, 2);
 	fwdq_wrote(&q, 3);
 	cr_assert_eq(refs(a), 1, "QoS 0 let go once written");
@@ -82,14 +82,14 @@ Test(fwdq, bounded_by_bytes_and_drop_all_releases)
 	struct fwdq q;
 	fwdq_init(&q, (uint64_t)m->size_bytes * 3);
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(fwdq_push(&q, m, false), 0);
-	cr_assert_eq(fwdq_push(&q, m, false), -ENOBUFS, "a full queue refuses");
+		cr_assert_eq(fwdq_push(&q, m, 0), 0);
+	cr_assert_eq(fwdq_push(&q, m, 0), -ENOBUFS, "a full queue refuses");
 	cr_assert_eq(refs(m), 4);
 	fwdq_wrote(&q, 2);
 	cr_assert_eq(fwdq_drop_all(&q), 3);
 	cr_assert_eq(refs(m), 1);
 	cr_assert_eq(q.bytes, 0);
-	cr_assert_eq(fwdq_push(&q, m, false), 0, "room again");
+	cr_assert_eq(fwdq_push(&q, m, 0), 0, "room again");
 	fwdq_fini(&q);
 	cr_assert_eq(refs(m), 1);
 	msg_unref(m);
@@ -100,9 +100,9 @@ Test(fwdq, a_qos0_entry_not_yet_written_survives_an_acknowledgement)
 	struct fwdq q;
 	fwdq_init(&q, 1 << 20);
 	struct msg *a = mk(1, 1), *b = mk(0, 2), *c = mk(1, 3);
-	fwdq_push(&q, a, false);
-	fwdq_push(&q, b, false);
-	fwdq_push(&q, c, false);
+	fwdq_push(&q, a, 0);
+	fwdq_push(&q, b, 0);
+	fwdq_push(&q, c, 0);
 	fwdq_wrote(&q, 3);  /* b let go */
 	fwdq_rewind(&q);    /* a, c again */
 	fwdq_ack(&q, 1);
@@ -134,7 +134,7 @@ Test(fwdq, random_breaks_and_acks_lose_and_duplicate_nothing)
 			if (r < 4 && pushed < N) {
 				uint8_t qos = (uint8_t)(rand() % 3);
 				ms[pushed] = mk(qos, pushed);
-				if (fwdq_push(&q, ms[pushed], false) == 0 && qos)
+				if (fwdq_push(&q, ms[pushed], 0) == 0 && qos)
 					pushed_qos++;
 				pushed++;
 			} else if (r < 7 && fwdq_unwritten(&q)) {
