@@ -85,6 +85,7 @@
 #define ROUTE_CHUNK       1024                   /* filters or changes per route frame */
 #define ROUTE_CHUNK_BYTES (1u << 20)             /* their bytes */
 #define BATCH_MAX         LINK_BATCH_PUBLISHES_MAX
+#define GAP_REPAIR_MS     1000 /* a peer's routes behind its digest this long: fetch them */
 
 struct link_w;
 
@@ -129,6 +130,8 @@ struct link_w {
 	struct link_buf scratch;   /* frames on their way into an outbox */
 	struct link_publish *pubs; /* encoding a batch */
 	struct msg *marker;        /* the stand-in of FWD_SYNC_END entries */
+	uint64_t resync_seen[CLUSTER_PEERS_MAX + 1]; /* view->resync, as acted on */
+	uint64_t behind_since[CLUSTER_PEERS_MAX + 1]; /* worker 0: a peer's routes behind its digest */
 	uint64_t ranks[CLUSTER_PEERS_MAX + 1]; /* each peer's origin_rank (msg.h), by number */
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
@@ -913,6 +916,8 @@ static void link_lost(void *ctx, struct conn *c)
 	struct link_conn *lc = (struct link_conn *)c;
 	if (lc->outgoing && lc->peer && lw->peers[lc->peer].out == lc) {
 		struct link_peer *p = &lw->peers[lc->peer];
+		/* A broken link is a reason to probe, never a verdict. */
+		atomic_store_explicit(&lw->l->view->probe_now[p->number], true, memory_order_relaxed);
 		if (lw->w->id == 0 && lc->up)
 			LOG_INFO("cluster: link to %s lost; dialling again", p->info.name);
 		peer_close(lw, p);
@@ -1026,6 +1031,62 @@ static void publish_counters(struct link_w *lw)
 	}
 }
 
+/* Worker 0: our routes' digest for membership's probes, and the peers'
+ * routes held here checked against theirs: behind for longer than
+ * GAP_REPAIR_MS (a delta lost, which a connection's order should make
+ * impossible — this is the net under it) asks every worker to close the
+ * connection the peer's worker 0 dialled, so it sends a snapshot on the
+ * next one. */
+static void digests(struct link_w *lw)
+{
+	struct cluster_view *v = lw->l->view;
+	atomic_store_explicit(&v->own_route_seq, route_origin_seq(lw->origin), memory_order_relaxed);
+	atomic_store_explicit(&v->own_route_epoch, route_origin_epoch(lw->origin),
+	                      memory_order_relaxed);
+	uint64_t now = lw->w->now_ms;
+	for (uint32_t n = 1; n <= lw->peer_count; n++) {
+		struct link_peer *p = &lw->peers[n];
+		uint64_t epoch = atomic_load_explicit(&v->peer_route_epoch[n], memory_order_acquire);
+		uint64_t seq = atomic_load_explicit(&v->peer_route_seq[n], memory_order_relaxed);
+		bool behind = p->info.state == CLUSTER_ALIVE && epoch == p->info.epoch && p->routes &&
+		              route_peer_behind(p->routes, epoch, seq);
+		if (!behind) {
+			lw->behind_since[n] = 0;
+		} else if (!lw->behind_since[n]) {
+			lw->behind_since[n] = now;
+		} else if (now - lw->behind_since[n] >= GAP_REPAIR_MS) {
+			LOG_WARN("cluster: %s's routes here are at %llu, its own at %llu: fetching them "
+			         "whole", p->info.name, (unsigned long long)route_peer_seq(p->routes),
+			         (unsigned long long)seq);
+			atomic_fetch_add_explicit(&v->resync[n], 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&v->route_resyncs, 1, memory_order_relaxed);
+			lw->behind_since[n] = now; /* and again if that did not help */
+		}
+	}
+}
+
+/* Every worker: close the connections a peer's worker 0 dialled to us when
+ * worker 0 asked for its routes again (digests). */
+static void resyncs(struct link_w *lw)
+{
+	struct cluster_view *v = lw->l->view;
+	struct transport *tp = &lw->w->tp;
+	for (uint32_t n = 1; n <= lw->peer_count; n++) {
+		uint64_t r = atomic_load_explicit(&v->resync[n], memory_order_relaxed);
+		if (r == lw->resync_seen[n])
+			continue;
+		lw->resync_seen[n] = r;
+		for (uint32_t i = 0; i < tp->conn_cap; i++) {
+			struct conn *c = tp->conns[i];
+			if (!c || c->closing || conn_is_mqtt(tp, c))
+				continue;
+			struct link_conn *lc = (struct link_conn *)c;
+			if (!lc->outgoing && lc->peer == n && lc->hello_in && lc->hello.worker == 0)
+				conn_close(tp, c);
+		}
+	}
+}
+
 /* Worker 0: has this node what /readyz promises, once it joined: every
  * alive peer's routes (a snapshot of its current epoch applied), and the
  * whole retained set from one peer (a sync from each of its workers)? It
@@ -1079,8 +1140,11 @@ static void ext_turn(void *ctx, struct worker *w)
 			send_routes(lw, p);
 		q_flush(lw, p);
 	}
-	if (w->id == 0)
+	if (w->id == 0) {
+		digests(lw);
 		readiness(lw);
+	}
+	resyncs(lw);
 	publish_counters(lw);
 }
 

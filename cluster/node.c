@@ -35,6 +35,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "ops/cluster_view.h"
+#include "routes.h"
 #include "swim.h"
 
 #define SECRET_FILE_MAX 4096 /* bytes read of cluster_secret_file */
@@ -58,6 +59,7 @@ struct cluster_node {
 	uint64_t next_resolve_ms;
 	char name[SWIM_NAME_MAX + 1];
 	char address[SWIM_ADDRESS_MAX + 1];
+	uint64_t digest_epoch, digest_seq; /* our routes' digest as last set on probes */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -422,12 +424,65 @@ static void peer_update(struct cluster_node *n, const struct swim_event *ev)
 	pthread_mutex_unlock(&v->peers_lock);
 }
 
+/* A peer's digest rode in on its probes: what it says of its own routes. */
+static void peer_digest(struct cluster_node *n, const struct swim_event *ev)
+{
+	struct route_digest_entry e[ROUTE_DIGEST_ENTRIES_MAX];
+	int k = route_digest_decode(ev->payload, ev->payload_len, e, ROUTE_DIGEST_ENTRIES_MAX);
+	if (k <= 0 || strcmp(e[0].origin, ev->name) != 0)
+		return; /* its own entry comes first */
+	struct cluster_view *v = n->view;
+	pthread_mutex_lock(&v->peers_lock);
+	for (uint32_t i = 0; i < v->peer_count; i++) {
+		if (strcmp(v->peers[i].name, ev->name) != 0)
+			continue;
+		atomic_store_explicit(&v->peer_route_seq[i + 1], e[0].seq, memory_order_relaxed);
+		atomic_store_explicit(&v->peer_route_epoch[i + 1], e[0].epoch, memory_order_release);
+	}
+	pthread_mutex_unlock(&v->peers_lock);
+}
+
 static void drain_events(struct cluster_node *n)
 {
 	struct swim_event ev;
 	while (swim_next_event(n->sw, &ev)) {
 		log_event(&ev);
-		peer_update(n, &ev);
+		if (ev.type == SWIM_EV_PAYLOAD)
+			peer_digest(n, &ev);
+		else
+			peer_update(n, &ev);
+	}
+}
+
+/* What the workers ask of membership: our routes' digest on our probes
+ * when worker 0 moved it, and a probe now of a peer whose link broke. */
+static void worker_requests(struct cluster_node *n, uint64_t now)
+{
+	struct cluster_view *v = n->view;
+	uint64_t epoch = atomic_load_explicit(&v->own_route_epoch, memory_order_relaxed);
+	uint64_t seq = atomic_load_explicit(&v->own_route_seq, memory_order_relaxed);
+	if (epoch && (epoch != n->digest_epoch || seq != n->digest_seq)) {
+		struct route_digest_entry e = {.epoch = epoch, .seq = seq};
+		snprintf(e.origin, sizeof(e.origin), "%s", n->name);
+		uint8_t buf[ROUTE_DIGEST_BYTES_MAX];
+		size_t encoded = 0;
+		int len = route_digest_encode(&e, 1, buf, sizeof(buf), &encoded);
+		if (len > 0 && swim_set_payload(n->sw, buf, (size_t)len) == 0) {
+			n->digest_epoch = epoch;
+			n->digest_seq = seq;
+		}
+	}
+	pthread_mutex_lock(&v->peers_lock);
+	uint32_t count = v->peer_count;
+	pthread_mutex_unlock(&v->peers_lock);
+	for (uint32_t i = 1; i <= count; i++) {
+		if (!atomic_exchange_explicit(&v->probe_now[i], false, memory_order_relaxed))
+			continue;
+		char name[CLUSTER_NAME_MAX + 1];
+		pthread_mutex_lock(&v->peers_lock);
+		memcpy(name, v->peers[i - 1].name, sizeof(name));
+		pthread_mutex_unlock(&v->peers_lock);
+		swim_probe_now(n->sw, now, name); /* busy or already probing: fine */
 	}
 }
 
@@ -463,6 +518,7 @@ static void *node_main(void *arg)
 			now = clock_now_ms(); /* resolving may have taken a while */
 			n->next_resolve_ms = now + (uint64_t)n->cfg->cluster_dns_interval_s * 1000;
 		}
+		worker_requests(n, now);
 		if (now >= swim_next_deadline_ms(n->sw))
 			swim_tick(n->sw, now);
 		send_all(n);

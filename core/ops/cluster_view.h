@@ -86,6 +86,20 @@ struct cluster_view {
 	_Atomic uint64_t forwarded[2];           /* publishes: [0] from peers, [1] to peers */
 	_Atomic uint64_t retained_replicated[2]; /* retained replicas: [0] stored from peers,
 	                                          * [1] sent to peers */
+	/* Route digests: this node's own routes' (epoch, seq), published by
+	 * worker 0 and carried on membership probes; each peer's, as its
+	 * probes said (by number). */
+	_Atomic uint64_t own_route_epoch, own_route_seq;
+	_Atomic uint64_t peer_route_epoch[CLUSTER_PEERS_MAX + 1];
+	_Atomic uint64_t peer_route_seq[CLUSTER_PEERS_MAX + 1];
+	/* A worker's link to that peer broke: membership probes it now (never
+	 * a verdict by itself). */
+	atomic_bool probe_now[CLUSTER_PEERS_MAX + 1];
+	/* Worker 0 found that peer's routes here behind its digest: each
+	 * worker closes the connection the peer's worker 0 dialled to it, and
+	 * the peer sends its routes whole on the next one. */
+	_Atomic uint64_t resync[CLUSTER_PEERS_MAX + 1];
+	_Atomic uint64_t route_resyncs; /* how often that happened */
 	atomic_bool synced; /* joined, and every alive peer's routes and the retained
 	                     * messages are here (latched; /readyz) */
 	_Atomic uint64_t link_drops[CLUSTER_LINK_DROPS];

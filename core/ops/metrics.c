@@ -395,6 +395,11 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		for (int d = 0; d < 2; d++)
 			put(&o, "starling_cluster_forwarded_total{direction=\"%s\"} %llu\n", dir[d],
 			    (unsigned long long)c->forwarded[d]);
+		family(&o, "starling_cluster_route_resyncs_total", "counter",
+		       "Peers' routes fetched whole because the digest on their probes showed this "
+		       "node behind them for over a second.");
+		put(&o, "starling_cluster_route_resyncs_total %llu\n",
+		    (unsigned long long)c->route_resyncs);
 		family(&o, "starling_cluster_synced", "gauge",
 		       "1 once this node joined and has every alive peer's routes and the retained "
 		       "messages (part of /readyz).");

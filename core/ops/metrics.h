@@ -30,7 +30,7 @@ struct cluster_figures {
 	double probe_rtt_avg_s; /* mean of the alive peers' last direct round trips */
 	bool ready;
 	/* The link. */
-	uint64_t links_up, links_refused, forward_duplicates;
+	uint64_t links_up, links_refused, forward_duplicates, route_resyncs;
 	uint64_t link_bytes[2], link_frames[2], forwarded[2], retained[2]; /* [0] in, [1] out */
 	bool synced;
 	uint64_t link_drops[CLUSTER_LINK_DROPS];

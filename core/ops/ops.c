@@ -382,6 +382,7 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 	c->links_up = atomic_load_explicit(&v->links_up, memory_order_relaxed);
 	c->links_refused = atomic_load_explicit(&v->links_refused, memory_order_relaxed);
 	c->forward_duplicates = atomic_load_explicit(&v->forward_duplicates, memory_order_relaxed);
+	c->route_resyncs = atomic_load_explicit(&v->route_resyncs, memory_order_relaxed);
 	for (int d = 0; d < 2; d++) {
 		c->link_bytes[d] = atomic_load_explicit(&v->link_bytes[d], memory_order_relaxed);
 		c->link_frames[d] = atomic_load_explicit(&v->link_frames[d], memory_order_relaxed);
