@@ -332,9 +332,19 @@ void io_out_end(struct worker *w, struct client *c)
 		io_close(w, c, FAIL_OTHER, false);
 }
 
+/* The target of c: round-robin over hosts, or over sub_hosts for a
+ * subscriber when they were given. */
+static uint32_t target_of(const struct worker *w, const struct client *c)
+{
+	uint32_t subs = w->target_count - w->pub_targets;
+	if (subs && c->role == ROLE_SUB)
+		return w->pub_targets + c->id % subs;
+	return c->id % w->pub_targets;
+}
+
 void io_connect_start(struct worker *w, struct client *c)
 {
-	uint32_t t = c->id % w->target_count;
+	uint32_t t = target_of(w, c);
 	int family = w->targets[t].ss_family;
 	c->t0_ns = w->now_ns;
 	c->gen++;
@@ -483,14 +493,14 @@ static void ws_log_once(struct worker *w, struct client *c, const char *why)
 		return;
 	w->ws_logged = true;
 	fprintf(stderr, "bench: WebSocket upgrade to %s failed: %s (reported once per process)\n",
-	        w->target_names[c->id % w->target_count], why);
+	        w->target_names[target_of(w, c)], why);
 }
 
 /* Send the upgrade request [RFC 6455 §4.1]. */
 static void ws_start(struct worker *w, struct client *c)
 {
-	const struct sockaddr_storage *ss = &w->targets[c->id % w->target_count];
-	const char *name = w->target_names[c->id % w->target_count];
+	const struct sockaddr_storage *ss = &w->targets[target_of(w, c)];
+	const char *name = w->target_names[target_of(w, c)];
 	unsigned port = ss->ss_family == AF_INET6
 	                    ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
 	                    : ntohs(((const struct sockaddr_in *)ss)->sin_port);
@@ -653,7 +663,7 @@ static void connect_done(struct worker *w, struct client *c, int res)
 	}
 	io_arm_recv(w, c);
 	if (w->tls) {
-		c->tls = tls_conn_new(w->tls, w->target_names[c->id % w->target_count]);
+		c->tls = tls_conn_new(w->tls, w->target_names[target_of(w, c)]);
 		c->state = CS_TLS;
 		if (!c->tls || tls_conn_handshake(c->tls) < 0 || tls_drain(w, c) < 0)
 			io_close(w, c, FAIL_TLS, true);

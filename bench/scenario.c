@@ -35,6 +35,7 @@ static const struct opt opts[] = {
     {"scenario", OPT_KIND, offsetof(struct scenario, kind_name), 16, 0,
      "conn|pub|sub|pairs|fanin|fanout|shared"},
     {"hosts", S(hosts), "targets a,b:port,c (-h)"},
+    {"sub-hosts", S(sub_hosts), "subscribers' targets instead of hosts (cross-node runs)"},
     {"port", U(port, 65535), "default port (-p)"},
     {"source", S(source), "source address range 127.0.0.2-127.0.0.254"},
     {"clients", U(clients, SCENARIO_CLIENTS_MAX), "conn: connections, pairs: pairs (-c)"},

@@ -36,6 +36,9 @@ struct scenario {
 	char kind_name[16];            /* conn pub sub pairs fanin fanout shared */
 	enum scenario_kind kind;       /* from kind_name */
 	char hosts[SCENARIO_STR_MAX];  /* "a,b:1884,c": targets, clients spread round-robin */
+	char sub_hosts[SCENARIO_STR_MAX]; /* subscribers' targets instead ("": hosts): a
+	                                   * cluster's publishers on one node, subscribers
+	                                   * on another */
 	uint32_t port;                 /* default port for hosts without one */
 	char source[SCENARIO_STR_MAX]; /* "127.0.0.2-127.0.0.254": bind() range, or "" */
 	uint32_t clients;              /* conn: connections; pairs: pairs */

@@ -30,10 +30,10 @@
 #define POLL_NS       (200000ull)   /* blocked publishers are polled this often */
 #define IDLE_WAIT_NS  (50000000ull) /* never sleep longer: flags are polled */
 
-static int parse_targets(struct worker *w)
+static int parse_list(struct worker *w, const char *hosts)
 {
 	char list[SCENARIO_STR_MAX];
-	snprintf(list, sizeof(list), "%s", w->sc->hosts);
+	snprintf(list, sizeof(list), "%s", hosts);
 	char *save = NULL;
 	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (w->target_count >= TARGETS_MAX) {
@@ -73,6 +73,17 @@ static int parse_targets(struct worker *w)
 		freeaddrinfo(res);
 	}
 	return w->target_count ? 0 : -1;
+}
+
+/* hosts, then sub_hosts: subscribers connect to the latter when given. */
+static int parse_targets(struct worker *w)
+{
+	if (parse_list(w, w->sc->hosts) < 0)
+		return -1;
+	w->pub_targets = w->target_count;
+	if (w->sc->sub_hosts[0] && parse_list(w, w->sc->sub_hosts) < 0)
+		return -1;
+	return 0;
 }
 
 static int parse_sources(struct worker *w)
