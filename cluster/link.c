@@ -973,6 +973,8 @@ static int ext_init(void *ctx, struct worker *w)
 	w->route.forward = link_forward;
 	w->route.forward_ctx = lw;
 	w->route.node_rank = rank_of(l->id.name);
+	if (w->id == 0) /* before the threads start: $SYS and metrics name the node */
+		memcpy(l->view->self_name, l->id.name, sizeof(l->view->self_name));
 	static const uint8_t body[] = {0, 1, 'm'}; /* any message will do: it is never sent */
 	lw->marker = msg_from_body(body, sizeof(body), 4, 0, false, mqtt_view_str("m"), 0);
 	if (!lw->marker)

@@ -56,6 +56,7 @@ enum cluster_link_drop {
 
 struct cluster_view {
 	atomic_bool enabled; /* a cluster is configured (cluster_listen) */
+	char self_name[CLUSTER_NAME_MAX + 1]; /* this node's name: written before the workers start */
 	atomic_bool ready;   /* joined, or alone past cluster_join_timeout_ms */
 	_Atomic uint64_t members[CLUSTER_STATES]; /* peers by enum cluster_member_state */
 	_Atomic uint64_t health_score;            /* Lifeguard's local health, 0 = healthy */

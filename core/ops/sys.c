@@ -140,6 +140,19 @@ size_t sys_items(const struct sys_snapshot *s, const struct sys_load *l, const c
 	add_load(&o, "bytes/sent", l, SYS_LOAD_BYTES_TX);
 	add_load(&o, "connections", l, SYS_LOAD_CONNS);
 
+	if (s->cluster) {
+		add(&o, "cluster/node", "%s", s->node);
+		add_u64(&o, "cluster/nodes/alive", s->nodes[0]);
+		add_u64(&o, "cluster/nodes/suspect", s->nodes[1]);
+		add_u64(&o, "cluster/nodes/dead", s->nodes[2]);
+		add_u64(&o, "cluster/nodes/left", s->nodes[3]);
+		add_u64(&o, "cluster/links/up", s->links_up);
+		add_u64(&o, "cluster/forwarded/received", s->forwarded_in);
+		add_u64(&o, "cluster/forwarded/sent", s->forwarded_out);
+		add_u64(&o, "cluster/routes", s->routes);
+		add_u64(&o, "cluster/synced", s->synced);
+	}
+
 	assert(o.used <= SYS_ITEMS_MAX);
 	return o.used;
 }

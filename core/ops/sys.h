@@ -32,6 +32,14 @@ struct sys_snapshot {
 	uint64_t inflight;             /* QoS > 0 messages awaiting an ack now */
 	uint64_t queued;               /* messages queued for sessions now */
 	uint64_t heap_bytes;           /* allocator's currently allocated bytes */
+	/* The cluster view, when the node is in a cluster (cluster/...). */
+	bool cluster;
+	char node[65];                 /* this node's name */
+	uint64_t nodes[4];             /* other nodes: alive, suspect, dead, left */
+	uint64_t links_up;             /* link connections this node dialled, up */
+	uint64_t forwarded_in, forwarded_out; /* publishes from and to other nodes */
+	uint64_t routes;               /* this node's routes (filters with subscribers) */
+	bool synced;                   /* joined, with every node's routes and the retained set */
 };
 
 /* The counters that have 1/5/15-minute load averages. */

@@ -64,6 +64,19 @@ static void snapshot(struct worker *w, struct sys_snapshot *s)
 	struct ops_memory mem;
 	if (ops_read_memory(&mem))
 		s->heap_bytes = mem.allocated_bytes;
+	struct cluster_view *v = &b->cluster_view;
+	s->cluster = atomic_load_explicit(&v->enabled, memory_order_relaxed);
+	if (s->cluster) {
+		memcpy(s->node, v->self_name, sizeof(s->node));
+		for (int i = 0; i < 4; i++)
+			s->nodes[i] = atomic_load_explicit(&v->members[CLUSTER_ALIVE + i],
+			                                   memory_order_relaxed);
+		s->links_up = atomic_load_explicit(&v->links_up, memory_order_relaxed);
+		s->forwarded_in = atomic_load_explicit(&v->forwarded[0], memory_order_relaxed);
+		s->forwarded_out = atomic_load_explicit(&v->forwarded[1], memory_order_relaxed);
+		s->routes = atomic_load_explicit(&v->routes[0], memory_order_relaxed);
+		s->synced = atomic_load_explicit(&v->synced, memory_order_relaxed);
+	}
 }
 
 static void publish_item(struct worker *w, const struct sys_item *it)

@@ -438,3 +438,32 @@ Test(sys, load_values_have_two_decimals)
 	expect(items, n, "$SYS/broker/load/connections/15min", "7.00");
 	expect(items, n, "$SYS/broker/load/messages/sent/1min", "0.00");
 }
+
+Test(sys, the_cluster_view_only_in_a_cluster)
+{
+	struct sys_load l = {0};
+	struct sys_item items[SYS_ITEMS_MAX];
+	struct sys_snapshot s = known;
+	s.cluster = true;
+	snprintf(s.node, sizeof(s.node), "node-2");
+	s.nodes[0] = 2;
+	s.nodes[2] = 1;
+	s.links_up = 4;
+	s.forwarded_in = 10;
+	s.forwarded_out = 20;
+	s.routes = 3;
+	s.synced = true;
+	size_t n = sys_items(&s, &l, "v", items, SYS_ITEMS_MAX);
+	cr_assert_eq(n, N_ITEMS + 10);
+	expect(items, n, "$SYS/broker/cluster/node", "node-2");
+	expect(items, n, "$SYS/broker/cluster/nodes/alive", "2");
+	expect(items, n, "$SYS/broker/cluster/nodes/suspect", "0");
+	expect(items, n, "$SYS/broker/cluster/nodes/dead", "1");
+	expect(items, n, "$SYS/broker/cluster/nodes/left", "0");
+	expect(items, n, "$SYS/broker/cluster/links/up", "4");
+	expect(items, n, "$SYS/broker/cluster/forwarded/received", "10");
+	expect(items, n, "$SYS/broker/cluster/forwarded/sent", "20");
+	expect(items, n, "$SYS/broker/cluster/routes", "3");
+	expect(items, n, "$SYS/broker/cluster/synced", "1");
+	cr_assert_eq(sys_items(&known, &l, "v", items, SYS_ITEMS_MAX), N_ITEMS, "none alone");
+}
