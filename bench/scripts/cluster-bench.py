@@ -43,7 +43,7 @@ def free_port():
 
 
 class Node:
-    def __init__(self, binary, name, seeds=(), clustered=True, logdir="."):
+    def __init__(self, binary, name, seeds=(), clustered=True, logdir=".", profile="fast"):
         self.name = name
         self.mqtt, self.metrics, self.cluster = free_port(), free_port(), free_port()
         args = [binary, "--workers=1", f"--listen=127.0.0.1:{self.mqtt}",
@@ -51,7 +51,7 @@ class Node:
                 "--queue-messages-max=100000", "--max-connections=100000"]
         if clustered:
             args += [f"--node-name={name}", f"--cluster-listen=127.0.0.1:{self.cluster}",
-                     "--cluster-profile=fast", "--cluster-join-timeout-ms=500"]
+                     f"--cluster-profile={profile}", "--cluster-join-timeout-ms=500"]
             if seeds:
                 args.append("--cluster-seeds=" + ",".join(f"127.0.0.1:{s.cluster}" for s in seeds))
         self.log = open(os.path.join(logdir, name + ".log"), "w")
