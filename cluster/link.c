@@ -136,7 +136,9 @@ struct link_w {
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
 	/* Counted here, added to the view once a turn. */
-	uint64_t bytes[2], frames[2], forwarded[2], retained[2], drops[CLUSTER_LINK_DROPS];
+	struct cluster_link_counts pc[CLUSTER_PEERS_MAX + 1]; /* by peer; [0]: not known yet */
+	uint64_t retained[2], drops[CLUSTER_LINK_DROPS];
+	bool counted;              /* pc has something to add */
 	uint64_t duplicates;
 	int64_t links_up;
 };
@@ -195,8 +197,9 @@ static bool send_now(struct link_w *lw, struct link_conn *lc, const struct link_
 	}
 	memcpy(at, b->bytes, b->len);
 	conn_out_commit(&lw->w->tp, &lc->c, b->len);
-	lw->bytes[1] += b->len;
-	lw->frames[1]++;
+	lw->pc[lc->peer].bytes[1] += b->len;
+	lw->pc[lc->peer].frames[1]++;
+	lw->counted = true;
 	link_buf_consume(b, b->len);
 	return true;
 }
@@ -510,7 +513,8 @@ static void link_forward(void *ctx, struct msg *m, const struct plan *plan)
 			lw->drops[CLUSTER_DROP_FULL]++;
 			continue;
 		}
-		lw->forwarded[1]++;
+		lw->pc[n].forwarded[1]++;
+		lw->counted = true;
 	}
 	if (!m->pub.retain || m->forwarded || is_sys(m->pub.topic))
 		return;
@@ -799,7 +803,8 @@ static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_
 			route_retain(&lw->w->route, m);
 			continue;
 		}
-		lw->forwarded[0]++;
+		lw->pc[lc->peer].forwarded[0]++;
+		lw->counted = true;
 		route_publish(&lw->w->route, m);
 	}
 	if (ack) { /* routed: in its subscribers' sessions on this node */
@@ -810,7 +815,6 @@ static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_
 
 static bool on_frame(struct link_w *lw, struct link_conn *lc, struct link_frame *f)
 {
-	lw->frames[0]++;
 	if (f->kind == LINK_HELLO) {
 		on_hello(lw, lc, &f->hello);
 		return true;
@@ -890,7 +894,6 @@ static void link_input(void *ctx, struct conn *c, const uint8_t *data, uint32_t 
 {
 	struct link_w *lw = ctx;
 	struct link_conn *lc = (struct link_conn *)c;
-	lw->bytes[0] += len;
 	size_t off = 0;
 	while (off < len && !c->closing) {
 		size_t used;
@@ -905,9 +908,12 @@ static void link_input(void *ctx, struct conn *c, const uint8_t *data, uint32_t 
 		}
 		bool go_on = on_frame(lw, lc, &f);
 		link_frame_free(&f);
+		lw->pc[lc->peer].frames[0]++; /* after it: a Hello names the peer */
 		if (!go_on)
 			break;
 	}
+	lw->pc[lc->peer].bytes[0] += len;
+	lw->counted = true;
 }
 
 static void link_lost(void *ctx, struct conn *c)
@@ -1006,17 +1012,33 @@ static void ext_start(void *ctx, struct worker *w)
 static void publish_counters(struct link_w *lw)
 {
 	struct cluster_view *v = lw->l->view;
+	for (uint32_t n = 0; lw->counted && n <= lw->peer_count; n++) {
+		struct cluster_link_counts *c = &lw->pc[n];
+		for (int d = 0; d < 2; d++) {
+			if (c->bytes[d]) {
+				atomic_fetch_add_explicit(&v->link_bytes[d], c->bytes[d], memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->peer_counts[n].bytes[d], c->bytes[d],
+				                          memory_order_relaxed);
+			}
+			if (c->frames[d]) {
+				atomic_fetch_add_explicit(&v->link_frames[d], c->frames[d], memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->peer_counts[n].frames[d], c->frames[d],
+				                          memory_order_relaxed);
+			}
+			if (c->forwarded[d]) {
+				atomic_fetch_add_explicit(&v->forwarded[d], c->forwarded[d], memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->peer_counts[n].forwarded[d], c->forwarded[d],
+				                          memory_order_relaxed);
+			}
+		}
+		*c = (struct cluster_link_counts){0};
+	}
+	lw->counted = false;
 	for (int d = 0; d < 2; d++) {
-		if (lw->bytes[d])
-			atomic_fetch_add_explicit(&v->link_bytes[d], lw->bytes[d], memory_order_relaxed);
-		if (lw->frames[d])
-			atomic_fetch_add_explicit(&v->link_frames[d], lw->frames[d], memory_order_relaxed);
-		if (lw->forwarded[d])
-			atomic_fetch_add_explicit(&v->forwarded[d], lw->forwarded[d], memory_order_relaxed);
 		if (lw->retained[d])
 			atomic_fetch_add_explicit(&v->retained_replicated[d], lw->retained[d],
 			                          memory_order_relaxed);
-		lw->bytes[d] = lw->frames[d] = lw->forwarded[d] = lw->retained[d] = 0;
+		lw->retained[d] = 0;
 	}
 	for (int r = 0; r < CLUSTER_LINK_DROPS; r++) {
 		if (lw->drops[r])
@@ -1052,6 +1074,9 @@ static void digests(struct link_w *lw)
 		uint64_t seq = atomic_load_explicit(&v->peer_route_seq[n], memory_order_relaxed);
 		bool behind = p->info.state == CLUSTER_ALIVE && epoch == p->info.epoch && p->routes &&
 		              route_peer_behind(p->routes, epoch, seq);
+		atomic_store_explicit(&v->route_lag_ms[n],
+		                      behind && lw->behind_since[n] ? now - lw->behind_since[n] : 0,
+		                      memory_order_relaxed);
 		if (!behind) {
 			lw->behind_since[n] = 0;
 		} else if (!lw->behind_since[n]) {

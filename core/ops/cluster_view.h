@@ -45,6 +45,17 @@ struct cluster_peer {
 	uint8_t state;                      /* enum cluster_member_state */
 };
 
+/* What one worker counts of its links to one peer, added to the view
+ * once a turn. */
+struct cluster_link_counts {
+	uint64_t bytes[2], frames[2], forwarded[2]; /* [0] in, [1] out */
+};
+
+/* The same, summed over the workers, per peer (relaxed adds). */
+struct cluster_peer_counts {
+	_Atomic uint64_t bytes[2], frames[2], forwarded[2];
+};
+
 /* What the link counts, summed over the workers (relaxed adds, once per
  * turn at most). */
 enum cluster_link_drop {
@@ -104,6 +115,10 @@ struct cluster_view {
 	atomic_bool synced; /* joined, and every alive peer's routes and the retained
 	                     * messages are here (latched; /readyz) */
 	_Atomic uint64_t link_drops[CLUSTER_LINK_DROPS];
+	struct cluster_peer_counts peer_counts[CLUSTER_PEERS_MAX + 1]; /* by number; [0]: a
+	                                          * connection before its Hello */
+	_Atomic uint64_t route_lag_ms[CLUSTER_PEERS_MAX + 1]; /* how long that peer's routes here
+	                                          * have been behind its digest; 0: not */
 	_Atomic uint64_t links_refused;          /* incoming links refused at the handshake */
 	_Atomic uint64_t forward_duplicates;     /* forwarded QoS 1/2 received twice (a resend
 	                                          * after a reconnect), delivered once */

@@ -8,6 +8,7 @@
 #include "mqtt.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -410,6 +411,37 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		for (int d = 0; d < 2; d++)
 			put(&o, "starling_cluster_retained_replicated_total{direction=\"%s\"} %llu\n",
 			    dir[d], (unsigned long long)c->retained[d]);
+		const struct {
+			const char *name, *help;
+			size_t off;
+		} per_peer[] = {
+		    {"starling_cluster_peer_link_bytes_total",
+		     "Bytes on the links with each other node, by direction (peer=\"\": connections "
+		     "before their handshake named the node).",
+		     offsetof(struct cluster_link_counts, bytes)},
+		    {"starling_cluster_peer_link_frames_total",
+		     "Frames on the links with each other node, by direction.",
+		     offsetof(struct cluster_link_counts, frames)},
+		    {"starling_cluster_peer_forwarded_total",
+		     "Publishes forwarded to (out) and received from (in) each other node.",
+		     offsetof(struct cluster_link_counts, forwarded)},
+		};
+		for (size_t f = 0; f < sizeof(per_peer) / sizeof(per_peer[0]); f++) {
+			family(&o, per_peer[f].name, "counter", per_peer[f].help);
+			for (uint32_t i = 0; i <= c->peer_count; i++) {
+				const uint64_t *v =
+				    (const uint64_t *)((const char *)&c->peer[i] + per_peer[f].off);
+				for (int d = 0; d < 2; d++)
+					put(&o, "%s{peer=\"%s\",direction=\"%s\"} %llu\n", per_peer[f].name,
+					    i ? c->peer_names[i - 1] : "", dir[d], (unsigned long long)v[d]);
+			}
+		}
+		family(&o, "starling_cluster_route_lag_seconds", "gauge",
+		       "How long each node's routes held here have been behind what its own digest "
+		       "says (0: in step); past a second they are fetched whole.");
+		for (uint32_t i = 0; i < c->peer_count; i++)
+			put(&o, "starling_cluster_route_lag_seconds{origin=\"%s\"} %.3f\n",
+			    c->peer_names[i], (double)c->route_lag_ms[i] / 1000);
 		family(&o, "starling_cluster_forward_duplicates_total", "counter",
 		       "Forwarded QoS 1/2 publishes received again after a link reconnected, "
 		       "recognised by their link number and not delivered twice.");

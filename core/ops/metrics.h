@@ -38,6 +38,8 @@ struct cluster_figures {
 	uint32_t peer_count;                    /* entries of peer_names, routes */
 	char peer_names[CLUSTER_PEERS_MAX][CLUSTER_NAME_MAX + 1];
 	uint32_t routes[CLUSTER_PEERS_MAX];     /* each peer's routes held here */
+	struct cluster_link_counts peer[CLUSTER_PEERS_MAX + 1]; /* by number; [0]: before Hello */
+	uint64_t route_lag_ms[CLUSTER_PEERS_MAX]; /* each peer's routes behind its digest for */
 };
 
 struct metrics_input {

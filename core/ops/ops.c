@@ -398,7 +398,16 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 	for (uint32_t i = 0; i < c->peer_count; i++) {
 		memcpy(c->peer_names[i], peers[i].name, sizeof(c->peer_names[i]));
 		c->routes[i] = atomic_load_explicit(&v->routes[i + 1], memory_order_relaxed);
+		c->route_lag_ms[i] = atomic_load_explicit(&v->route_lag_ms[i + 1], memory_order_relaxed);
 	}
+	for (uint32_t i = 0; i <= c->peer_count; i++)
+		for (int d = 0; d < 2; d++) {
+			const struct cluster_peer_counts *pc = &v->peer_counts[i];
+			c->peer[i].bytes[d] = atomic_load_explicit(&pc->bytes[d], memory_order_relaxed);
+			c->peer[i].frames[d] = atomic_load_explicit(&pc->frames[d], memory_order_relaxed);
+			c->peer[i].forwarded[d] =
+			    atomic_load_explicit(&pc->forwarded[d], memory_order_relaxed);
+		}
 }
 
 static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)

@@ -3,8 +3,18 @@
 MQTT 3.1.1 and 5.0 where the behaviour exists in both. Asserts exact reply
 bytes or reason codes. Prints TAP.
 
-usage: scenarios.py STARLING_BINARY [--workers N] [--only SUBSTRING]
+usage: scenarios.py STARLING_BINARY [--workers N] [--only SUBSTRING] [--cluster N]
+
+With --cluster N the same scenarios run against a cluster of N nodes (a
+test with flags of its own: a cluster of N nodes with those flags on each),
+every client a test makes going to the next node in turn, so a subscriber
+and the publisher made after it sit on different nodes and every message
+between them crosses the link, with the bytes a single node would send.
+A test marked @test(cluster="reason") cannot hold across nodes today and
+is reported as skipped with that reason. See ClusterCtx for how the
+asynchronous route propagation is waited for.
 """
+import argparse
 import itertools
 import os
 import re
@@ -21,13 +31,25 @@ TESTS = []
 _ids = itertools.count(1)
 
 
-def test(versions=(4, 5), args=()):
-    """Register fn(ctx, v); args start a broker of its own with these flags."""
+def test(versions=(4, 5), args=(), cluster=True):
+    """Register fn(ctx, v); args start a broker of its own with these flags.
+    cluster: True, or why the test cannot hold across the nodes of a
+    cluster today (--cluster skips it with that reason)."""
     def wrap(fn):
         for v in versions:
-            TESTS.append((f"{fn.__name__} v{ {3: '3.1', 4: '3.1.1', 5: '5.0'}[v] }", fn, v, tuple(args)))
+            TESTS.append((f"{fn.__name__} v{ {3: '3.1', 4: '3.1.1', 5: '5.0'}[v] }", fn, v,
+                          tuple(args), cluster))
         return fn
     return wrap
+
+
+# Why a test is skipped with --cluster (each use names its own details).
+# A client id is known only on the node it connected to: resuming a
+# session, taking one over, Session Present, what waits for an offline
+# session and a will's delay all need the client back on the same node.
+SESSIONS = "same client id on two nodes: cluster-wide sessions are the next issue"
+# --max-sessions and the like bound one node, not the cluster.
+PER_NODE_LIMIT = "broker-wide limits are counted per node"
 
 
 class Ctx:
@@ -56,6 +78,111 @@ class Ctx:
             c.close()
 
     discard = close
+
+
+class ClusterClient(Client):
+    """A client of one node of a cluster: after it reads a SUBACK or an
+    UNSUBACK it waits until the other nodes hold its node's routes
+    (ClusterCtx.converge). Otherwise the Client of mqttraw, unchanged."""
+
+    def __init__(self, ctx, node, v):
+        super().__init__(ctx.nodes[node].port, v)
+        self.ctx = ctx
+        self.node = node
+        self.routes_before = None
+
+    def send(self, data):
+        if _has_sub_or_unsub(data):
+            self.routes_before = self.ctx.own_routes(self.node)
+        super().send(data)
+
+    def recv(self, timeout=3.0):
+        p = super().recv(timeout)
+        if p.type in (SUBACK, UNSUBACK):
+            self.ctx.converge(self.node, self.routes_before)
+        return p
+
+
+def _has_sub_or_unsub(data):
+    """Whether these whole packets, as a test sends them, hold a SUBSCRIBE
+    or an UNSUBSCRIBE (a part of a packet: only its first byte counts)."""
+    off = 0
+    while off < len(data):
+        if data[off] >> 4 in (SUBSCRIBE, UNSUBSCRIBE):
+            return True
+        try:
+            n, body = read_varint(data, off + 1)
+        except IndexError:
+            return False
+        off = body + n
+    return False
+
+
+class ClusterCtx(Ctx):
+    """A test's view of a cluster: ctx.broker and ctx.port are the first
+    node's (what a test reads of "the broker": its log, metrics, RSS, and
+    clients it makes itself with Client(ctx.port)); ctx.client() opens the
+    test's clients on the nodes in turn, starting with the first.
+
+    Routes converge asynchronously: SUBACK and UNSUBACK do not wait for the
+    other nodes (operations.md, "A cluster"), so a publish on another node
+    right after them may find the old routes. A client waits after either
+    until every other node's starling_cluster_routes{origin="ITS NODE"}
+    equals its node's own count (origin="self") and that count differs
+    from what it was just before the SUBSCRIBE or UNSUBSCRIBE was sent:
+    usually a few milliseconds. A subscription that adds no route (the
+    node already had the filter, a refused filter, a second member of a
+    shared group) leaves the count as it was: then the agreement for 30 ms
+    since the acknowledgement is enough (the time propagation takes is well
+    under 10 ms). Either way 5 ms more, for the route to go from each
+    node's worker 0, which holds the count, to its other workers' indexes.
+    Watching the counts rather than sleeping a fixed time keeps a slow
+    moment (2 cores, several nodes of several workers) from turning into a
+    lost message, and costs the usual case less time. Never longer than
+    2 s: the test's own assertion then says what is wrong."""
+
+    FLOOR_S = 0.03
+    SETTLE_S = 0.005
+    CAP_S = 2.0
+
+    def __init__(self, cluster, names, binary, workers):
+        super().__init__(cluster.nodes[names[0]], binary, workers)
+        self.cluster = cluster
+        self.names = names
+        self.nodes = [cluster.nodes[n] for n in names]
+        self.turn = 0
+
+    def client(self, v):
+        c = ClusterClient(self, self.turn % len(self.nodes), v)
+        self.turn += 1
+        self.clients.append(c)
+        return c
+
+    def routes(self, node):
+        """{origin: count} of starling_cluster_routes as node (an index) holds them."""
+        text = self.cluster.metrics_text(self.names[node])
+        return {m.group(1): int(m.group(2)) for m in
+                re.finditer(r'^starling_cluster_routes\{origin="([^"]*)"\} (\d+)$', text, re.M)}
+
+    def own_routes(self, node):
+        return self.routes(node).get("self")
+
+    def converge(self, node, before):
+        name = self.names[node]
+        others = [i for i in range(len(self.nodes)) if i != node]
+        t0 = time.monotonic()
+        while True:
+            own = self.own_routes(node)
+            views = [self.routes(i).get(name) for i in others]
+            elapsed = time.monotonic() - t0
+            if all(x == own for x in views) and (own != before or elapsed >= self.FLOOR_S):
+                break
+            if elapsed >= self.CAP_S:
+                tap.comment(f"routes of {name} not converged after {self.CAP_S} s: own {own} "
+                            f"(before {before}), held by the others {views}")
+                break
+            time.sleep(0.002)
+        time.sleep(self.SETTLE_S)
 
 
 def uniq(prefix="t"):
@@ -1554,8 +1681,93 @@ def t11_sigterm_delivers_every_will(ctx, v):
 
 # ---- runner -----------------------------------------------------------------
 
+def parse_args():
+    """tap.parse_args()'s command line, and --cluster N."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binary")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--only", default="", help="run the tests whose names hold this")
+    ap.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="run against a cluster of N nodes (at least 2)")
+    a = ap.parse_args()
+    if a.cluster and a.cluster < 2:
+        ap.error("--cluster wants at least 2 nodes")
+    return a
+
+
+def _cluster_class():
+    """The cluster suites' Cluster (tests/cluster), used as it is."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "..", "cluster"))
+    try:
+        from cluster import Cluster
+    except ImportError:  # before it had a module of its own
+        from membership_test import Cluster
+    return Cluster
+
+
+def start_cluster(binary, workers, size, args):
+    """size nodes n1..nN with these flags, joined through n1, each ready
+    (joined, holding the others' routes and retained messages) and with
+    every worker's link to every other node up."""
+    c = _cluster_class()(binary, workers)
+    names = [f"n{i + 1}" for i in range(size)]
+    try:
+        for i, name in enumerate(names):
+            c.start(name, seeds=names[:1] if i else (), extra=list(args))
+        c.wait("the nodes see each other",
+               lambda: all(c.alive(n) == size - 1 for n in names), 15)
+        c.wait("every node ready", lambda: all(c.ready(n) for n in names), 15)
+        links = workers * (size - 1)
+        c.wait(f"starling_cluster_links_up == {links} on every node",
+               lambda: all(c.metric(n, "starling_cluster_links_up") == links for n in names), 15)
+    except BaseException:
+        c.discard()
+        raise
+    return c, names
+
+
+def main_cluster(a):
+    print("TAP version 13")
+    clusters = {}  # args -> (Cluster, names)
+    todo = [(name, fn, v, args, ok) for name, fn, v, args, ok in TESTS if a.only in name]
+    last = {}  # args -> index of the last test that uses them
+    for i, (_, _, _, args, ok) in enumerate(todo):
+        if ok is True:
+            last[args] = i
+
+    def new_ctx(args, i):
+        # A cluster no later test needs stops now (fewer idle nodes on the
+        # cores); its shutdown is checked with the others at the end.
+        for other, (c, _) in clusters.items():
+            if last[other] < i:
+                for b in c.nodes.values():
+                    b.stop()
+        if args not in clusters:
+            clusters[args] = start_cluster(a.binary, a.workers, a.cluster, args)
+        c, names = clusters[args]
+        return ClusterCtx(c, names, a.binary, a.workers)
+
+    run = [(name, lambda ctx, fn=fn, v=v: fn(ctx, v), args, i)
+           for i, (name, fn, v, args, ok) in enumerate(todo) if ok is True]
+    n, failed = tap.run(run, new_ctx, tail=3)
+    for name, _, _, _, why in todo:
+        if why is not True:
+            n += 1
+            print(f"ok {n} - {name} # SKIP in a cluster: {why}")
+    # Every node must stop cleanly on SIGTERM, without sanitizer reports.
+    for args, (c, names) in clusters.items():
+        for name in names:
+            n += 1
+            if not tap.clean_shutdown(n, c.nodes[name], f"{name} " + (" ".join(args) or "defaults")):
+                failed += 1
+    tap.finish(n, failed)
+
+
 def main():
-    a = tap.parse_args()
+    a = parse_args()
+    if a.cluster:
+        return main_cluster(a)
     print("TAP version 13")
     brokers = {}
 
@@ -1566,7 +1778,7 @@ def main():
 
     # Each case is fn(ctx, version) on the shared broker its args name.
     todo = [(name, lambda ctx, fn=fn, v=v: fn(ctx, v), args)
-            for name, fn, v, args in TESTS if a.only in name]
+            for name, fn, v, args, _ in TESTS if a.only in name]
     n, failed = tap.run(todo, new_ctx, tail=3)
     # Every broker must stop cleanly on SIGTERM, without sanitizer reports.
     for args, b in brokers.items():
