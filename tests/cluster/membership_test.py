@@ -35,6 +35,9 @@ def t01_three_nodes_join_through_one_seed(c):
     t0 = time.monotonic()
     three(c)
     took = time.monotonic() - t0
+    # Ready follows the join once the peers' routes and retained messages
+    # are here (the link's sync): a few milliseconds after they see each other.
+    c.wait("all three ready", lambda: all(c.ready(n) for n in ("n1", "n2", "n3")), 5)
     for n in ("n1", "n2", "n3"):
         assert c.ready(n), f"{n} not ready"
         assert c.metric(n, "starling_cluster_ready") == 1
