@@ -636,10 +636,9 @@ static void refuse(struct link_w *lw, struct link_conn *lc, const char *why)
 	LOG_WARN_RL(1, "cluster: link %s %s: %s", lc->outgoing ? "to" : "from",
 	            lc->peer_name[0] ? lc->peer_name : conn_peer(&lc->c), why);
 	atomic_fetch_add_explicit(&lw->l->view->links_refused, 1, memory_order_relaxed);
-	if (lc->outgoing && lc->peer) {
-		struct link_peer *p = &lw->peers[lc->peer];
-		if (p->out == lc)
-			backoff(lw, p);
+	struct link_peer *p = lc->outgoing && lc->peer ? &lw->peers[lc->peer] : NULL;
+	if (p && p->out == lc) {
+		backoff(lw, p);
 		peer_close(lw, p);
 	} else {
 		conn_close(&lw->w->tp, &lc->c);
