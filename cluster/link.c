@@ -437,6 +437,9 @@ static void send_routes(struct link_w *lw, struct link_peer *p)
 static void routes_apply(struct link_w *lw, uint8_t number, const struct link_frame *f)
 {
 	CHECK(lw->w->id == 0);
+	/* The worker that received it may have heard of the peer before us. */
+	peers_refresh(lw);
+	CHECK(number >= 1 && number <= lw->peer_count);
 	struct link_peer *p = &lw->peers[number];
 	if (!p->routes) {
 		p->routes = route_peer_new(&lw->l->route_params, p->info.name, route_changed, p);

@@ -4,8 +4,10 @@
 # dpkg first and only runs apt-get for what is missing.
 #
 #   deploy/setup.sh          build dependencies
-#   deploy/setup.sh --test   plus compilers, fuzzer runtime and real MQTT
-#                            clients the test suite talks to
+#   deploy/setup.sh --test   plus compilers, fuzzer runtime, real MQTT
+#                            clients the test suite talks to, and dnsmasq
+#                            (dnsmasq-base: the binary, no system service) as
+#                            the DNS server of tests/cluster/dns_test.py
 #   deploy/setup.sh --list-test   print the test-only packages (installs nothing;
 #                            tests/run.sh hides them to prove a plain build
 #                            needs none)
@@ -14,7 +16,7 @@ set -euo pipefail
 build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev libwslay-dev
 	libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl prometheus
-	python3-paho-mqtt nodejs chromium)
+	python3-paho-mqtt nodejs chromium dnsmasq-base)
 
 if [ "${1:-}" = "--list-test" ]; then
 	printf '%s\n' "${test_pkgs[@]}" npm
