@@ -81,11 +81,14 @@
 #define MAIL_LINK_ROUTES  (MAIL_KIND_NEXT + 0)   /* a peer's route frame, to worker 0 */
 #define DIAL_BACKOFF_MIN  100                    /* ms */
 #define DIAL_BACKOFF_MAX  5000                   /* ms */
-#define CONN_OUT_MAX      (8u << 20)             /* bytes in a link connection's outbox */
+#define CONN_OUT_MAX      (1u << 20)             /* bytes in a link connection's outbox: what
+                                                  * is in flight beyond the queue's bound */
 #define ROUTE_CHUNK       1024                   /* filters or changes per route frame */
 #define ROUTE_CHUNK_BYTES (1u << 20)             /* their bytes */
 #define BATCH_MAX         LINK_BATCH_PUBLISHES_MAX
 #define GAP_REPAIR_MS     1000 /* a peer's routes behind its digest this long: fetch them */
+#define PING_MS           1000 /* an outgoing connection pings this often */
+#define SILENT_MS         5000 /* a connection that brought nothing this long is hung: closed */
 
 struct link_w;
 
@@ -102,6 +105,9 @@ struct link_conn {
 	bool hello_sent;
 	bool hello_in;                 /* their Hello arrived (and our proof went) */
 	bool up;                       /* their proof checked */
+	uint64_t last_rx_ms;           /* when it last brought bytes */
+	uint64_t last_ping_ms;         /* outgoing: when we last pinged */
+	uint64_t ping_seq;
 };
 
 /* A peer as one worker sees it. */
@@ -132,6 +138,7 @@ struct link_w {
 	struct msg *marker;        /* the stand-in of FWD_SYNC_END entries */
 	uint64_t resync_seen[CLUSTER_PEERS_MAX + 1]; /* view->resync, as acted on */
 	uint64_t behind_since[CLUSTER_PEERS_MAX + 1]; /* worker 0: a peer's routes behind its digest */
+	uint64_t next_liveness_ms; /* the next look for hung connections */
 	uint64_t ranks[CLUSTER_PEERS_MAX + 1]; /* each peer's origin_rank (msg.h), by number */
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
@@ -861,13 +868,19 @@ static bool on_frame(struct link_w *lw, struct link_conn *lc, struct link_frame 
 		if (lc->outgoing && lw->peers[lc->peer].out == lc)
 			fwdq_ack(&lw->peers[lc->peer].q, f->ack.up_to);
 		return true;
+	case LINK_PING:
+		if (!f->ping.ack) { /* answered on the connection it came on */
+			struct link_frame pong = {.kind = LINK_PING, .ping = {f->ping.seq, true}};
+			send_now(lw, lc, &pong);
+		}
+		return true;
 	case LINK_RETAINED_SNAPSHOT_END:
 		if (!lc->outgoing)
 			atomic_fetch_add_explicit(&lw->l->retained_ends[lc->peer], 1,
 			                          memory_order_relaxed);
 		return true;
 	default:
-		return true; /* pings, and what a newer version may send */
+		return true; /* what a newer version may send */
 	}
 }
 
@@ -884,6 +897,7 @@ static void link_opened(void *ctx, struct conn *c)
 {
 	struct link_w *lw = ctx;
 	struct link_conn *lc = (struct link_conn *)c;
+	lc->last_rx_ms = lw->w->now_ms;
 	if (lc->outgoing) { /* the connect completed */
 		send_hello(lw, lc);
 		return;
@@ -896,6 +910,7 @@ static void link_input(void *ctx, struct conn *c, const uint8_t *data, uint32_t 
 {
 	struct link_w *lw = ctx;
 	struct link_conn *lc = (struct link_conn *)c;
+	lc->last_rx_ms = lw->w->now_ms;
 	size_t off = 0;
 	while (off < len && !c->closing) {
 		size_t used;
@@ -1094,6 +1109,51 @@ static void digests(struct link_w *lw)
 	}
 }
 
+/* Hung connections: a link whose packets vanish (a cable, a firewall, a
+ * peer stopped) stays open as far as TCP knows. Outgoing connections ping
+ * every PING_MS and the peer answers; any connection, either way, that
+ * brought nothing for SILENT_MS is closed (an outgoing one is dialled
+ * again and membership probes the peer; what it had not acknowledged goes
+ * again on the next). Once a second over the table: it holds the clients
+ * too. */
+static void liveness(struct link_w *lw)
+{
+	uint64_t now = lw->w->now_ms;
+	for (uint32_t n = 1; n <= lw->peer_count; n++) {
+		struct link_conn *lc = lw->peers[n].out;
+		if (lc && lc->up && now - lc->last_ping_ms >= PING_MS) {
+			struct link_frame f = {.kind = LINK_PING, .ping = {++lc->ping_seq, false}};
+			send_now(lw, lc, &f);
+			lc->last_ping_ms = now;
+		}
+	}
+	if (now < lw->next_liveness_ms)
+		return;
+	lw->next_liveness_ms = now + PING_MS;
+	struct transport *tp = &lw->w->tp;
+	for (uint32_t i = 0; i < tp->conn_cap; i++) {
+		struct conn *c = tp->conns[i];
+		if (!c || c->closing || c->dialling || conn_is_mqtt(tp, c))
+			continue;
+		struct link_conn *lc = (struct link_conn *)c;
+		if (now - lc->last_rx_ms < SILENT_MS)
+			continue;
+		LOG_WARN_RL(1, "cluster: link %s %s silent for %llu ms: closed",
+		            lc->outgoing ? "to" : "from",
+		            lc->peer_name[0] ? lc->peer_name : conn_peer(c),
+		            (unsigned long long)(now - lc->last_rx_ms));
+		struct link_peer *p = lc->outgoing && lc->peer ? &lw->peers[lc->peer] : NULL;
+		if (p && p->out == lc) {
+			atomic_store_explicit(&lw->l->view->probe_now[p->number], true,
+			                      memory_order_relaxed);
+			peer_close(lw, p);
+			backoff(lw, p);
+		} else {
+			conn_close(tp, c);
+		}
+	}
+}
+
 /* Every worker: close the connections a peer's worker 0 dialled to us when
  * worker 0 asked for its routes again (digests). */
 static void resyncs(struct link_w *lw)
@@ -1174,6 +1234,7 @@ static void ext_turn(void *ctx, struct worker *w)
 		readiness(lw);
 	}
 	resyncs(lw);
+	liveness(lw);
 	publish_counters(lw);
 }
 

@@ -16,7 +16,7 @@ set -euo pipefail
 build_pkgs=(gcc pkg-config meson ninja-build liburing-dev libssl-dev libjemalloc-dev libhttp-parser-dev libwslay-dev
 	libprotobuf-c-dev protobuf-c-compiler)
 test_pkgs=(libcriterion-dev clang libclang-rt-14-dev mosquitto mosquitto-clients openssl prometheus
-	python3-paho-mqtt nodejs chromium dnsmasq-base)
+	python3-paho-mqtt nodejs chromium dnsmasq-base nftables)
 
 if [ "${1:-}" = "--list-test" ]; then
 	printf '%s\n' "${test_pkgs[@]}" npm

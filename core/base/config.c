@@ -283,10 +283,10 @@ static const struct directive directives[] = {
     U32(cluster_join_timeout_ms, "5000", 0, 600000, "ms",
         "with seeds or cluster_dns and nobody answering, /readyz becomes true after this "
         "(the first node of a cluster starts alone)"),
-    U64(cluster_link_buffer_bytes, "33554432", 65536, 1099511627776ull, "bytes",
-        "messages waiting for one peer node, over all workers (each worker has its share); "
-        "beyond it what is forwarded to that peer is dropped and counted "
-        "(starling_cluster_link_drops_total)"),
+    U64(cluster_link_buffer_bytes, "33554432", 1048576, 1099511627776ull, "bytes",
+        "messages waiting for one peer node, over all workers (each worker has its share, "
+        "and up to 1 MiB more in flight on its connection); beyond it what is forwarded to "
+        "that peer is dropped and counted (starling_cluster_link_drops_total)"),
 
     /* Logging */
     ENUM(log_level, level_names, "info",
