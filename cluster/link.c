@@ -139,6 +139,8 @@ struct link_w {
 	uint64_t resync_seen[CLUSTER_PEERS_MAX + 1]; /* view->resync, as acted on */
 	uint64_t behind_since[CLUSTER_PEERS_MAX + 1]; /* worker 0: a peer's routes behind its digest */
 	uint64_t next_liveness_ms; /* the next look for hung connections */
+	uint64_t last_turn_ms;     /* when liveness last ran */
+	uint64_t awake_since_ms;   /* the end of our own last stall: silence counts from there */
 	uint64_t ranks[CLUSTER_PEERS_MAX + 1]; /* each peer's origin_rank (msg.h), by number */
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
@@ -1119,6 +1121,12 @@ static void digests(struct link_w *lw)
 static void liveness(struct link_w *lw)
 {
 	uint64_t now = lw->w->now_ms;
+	/* We were the ones not running (SIGSTOP, a frozen VM): what the peers
+	 * sent meanwhile waits unread in our sockets, so silence counts only
+	 * from now. */
+	if (lw->last_turn_ms && now - lw->last_turn_ms > PING_MS)
+		lw->awake_since_ms = now;
+	lw->last_turn_ms = now;
 	for (uint32_t n = 1; n <= lw->peer_count; n++) {
 		struct link_conn *lc = lw->peers[n].out;
 		if (lc && lc->up && now - lc->last_ping_ms >= PING_MS) {
@@ -1136,7 +1144,8 @@ static void liveness(struct link_w *lw)
 		if (!c || c->closing || c->dialling || conn_is_mqtt(tp, c))
 			continue;
 		struct link_conn *lc = (struct link_conn *)c;
-		if (now - lc->last_rx_ms < SILENT_MS)
+		uint64_t since = lc->last_rx_ms > lw->awake_since_ms ? lc->last_rx_ms : lw->awake_since_ms;
+		if (now - since < SILENT_MS)
 			continue;
 		LOG_WARN_RL(1, "cluster: link %s %s silent for %llu ms: closed",
 		            lc->outgoing ? "to" : "from",

@@ -31,6 +31,18 @@ static void must(bool ok, const char *what)
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id)
 {
+	if (to.worker == SESS_WORKER_NODE) {
+		/* A shared group's member on another node (a departed member's
+		 * messages handed to the group): the node serves its group. */
+		if (r->forward && to.slot > 0 && to.slot < PLAN_NODES_MAX) {
+			static _Thread_local struct plan one;
+			one.node_count = 1;
+			one.nodes[0] = (uint16_t)to.slot;
+			one.nodes_shared = 1ull << to.slot;
+			r->forward(r->forward_ctx, m, &one);
+		}
+		return;
+	}
 	if (to.worker == r->id) {
 		r->local(r->local_ctx, to, m, qos, flags, sub_id);
 		return;

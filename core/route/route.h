@@ -93,7 +93,8 @@ unsigned route_publish(struct router *r, struct msg *m);
 /* Keep m in its topic's retained store, and nothing else (a replica from
  * another node; takes m's reference). */
 void route_retain(struct router *r, struct msg *m);
-/* Deliver m to one session wherever it is (borrows m). */
+/* Deliver m to one session wherever it is (borrows m); `to` may name a
+ * peer node (a shared group's member there: forwarded for its group). */
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id);
 

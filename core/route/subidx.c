@@ -667,12 +667,10 @@ bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_e
 		return false;
 	struct node *n = node_at(ix, parts.filter);
 	struct group *g = n ? group_find(n, parts.group) : NULL;
-	if (!g || g->n == g->remote)
-		return false; /* no member on this node: a handover stays here */
-	do {
-		*out = unpack(&g->m[g->turn]);
-		g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
-	} while (out->who.worker == SESS_WORKER_NODE);
+	if (!g || g->n == 0)
+		return false;
+	*out = unpack(&g->m[g->turn]);
+	g->turn = g->turn + 1 == g->n ? 0 : g->turn + 1;
 	return true;
 }
 

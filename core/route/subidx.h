@@ -78,9 +78,9 @@ size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subid
 
 /*
  * The member of the shared group named by filter ("$share/g/f", exactly as
- * subscribed) on this node whose turn it is (members naming peer nodes are
- * passed); the turn advances. false when the group has no member on this
- * node. Used to hand a departed member's messages to the group
+ * subscribed) whose turn it is, a session here or a peer node with members
+ * (SESS_WORKER_NODE); the turn advances. false when the group has no
+ * members. Used to hand a departed member's messages to the group
  * [MQTT 5.0 §4.8.2].
  */
 bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_entry *out);

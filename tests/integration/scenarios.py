@@ -12,7 +12,7 @@ and the publisher made after it sit on different nodes and every message
 between them crosses the link, with the bytes a single node would send.
 A test marked @test(cluster="reason") cannot hold across nodes today and
 is reported as skipped with that reason. See ClusterCtx for how the
-asynchronous route propagation is waited for.
+asynchronous propagation of routes and retained messages is waited for.
 """
 import argparse
 import itertools
@@ -83,39 +83,50 @@ class Ctx:
 class ClusterClient(Client):
     """A client of one node of a cluster: after it reads a SUBACK or an
     UNSUBACK it waits until the other nodes hold its node's routes
-    (ClusterCtx.converge). Otherwise the Client of mqttraw, unchanged."""
+    (ClusterCtx.converge); after the PUBACK or PUBREC of a retained
+    publish it sent, until the other nodes have stored it (ClusterCtx
+    .RETAINED_S). Otherwise the Client of mqttraw, unchanged."""
 
     def __init__(self, ctx, node, v):
         super().__init__(ctx.nodes[node].port, v)
         self.ctx = ctx
         self.node = node
         self.routes_before = None
+        self.retained_pids = set()
 
     def send(self, data):
-        if _has_sub_or_unsub(data):
-            self.routes_before = self.ctx.own_routes(self.node)
+        for first, body in _packets(data):
+            if first >> 4 in (SUBSCRIBE, UNSUBSCRIBE):
+                self.routes_before = self.ctx.own_routes(self.node)
+            elif first >> 4 == PUBLISH and first & 0x01 and first & 0x06 and body is not None:
+                _, off = read_str(body, 0)
+                self.retained_pids.add(int.from_bytes(body[off:off + 2], "big"))
         super().send(data)
 
     def recv(self, timeout=3.0):
         p = super().recv(timeout)
         if p.type in (SUBACK, UNSUBACK):
             self.ctx.converge(self.node, self.routes_before)
+        elif p.type in (PUBACK, PUBREC) and p.pid in self.retained_pids:
+            self.retained_pids.discard(p.pid)
+            time.sleep(self.ctx.RETAINED_S)
         return p
 
 
-def _has_sub_or_unsub(data):
-    """Whether these whole packets, as a test sends them, hold a SUBSCRIBE
-    or an UNSUBSCRIBE (a part of a packet: only its first byte counts)."""
+def _packets(data):
+    """(first byte, body or None when cut short) of each packet in what a
+    test sends (whole packets, or a part of one: its first byte counts)."""
     off = 0
     while off < len(data):
-        if data[off] >> 4 in (SUBSCRIBE, UNSUBSCRIBE):
-            return True
         try:
-            n, body = read_varint(data, off + 1)
+            n, at = read_varint(data, off + 1)
         except IndexError:
-            return False
-        off = body + n
-    return False
+            n, at = None, len(data)
+        body = bytes(data[at:at + n]) if n is not None and at + n <= len(data) else None
+        yield data[off], body
+        if n is None:
+            return
+        off = at + n
 
 
 class ClusterCtx(Ctx):
@@ -126,7 +137,8 @@ class ClusterCtx(Ctx):
 
     Routes converge asynchronously: SUBACK and UNSUBACK do not wait for the
     other nodes (operations.md, "A cluster"), so a publish on another node
-    right after them may find the old routes. A client waits after either
+    right after them may find the old routes (a full run without waiting
+    lost a message in two tests). A client waits after either
     until every other node's starling_cluster_routes{origin="ITS NODE"}
     equals its node's own count (origin="self") and that count differs
     from what it was just before the SUBSCRIBE or UNSUBSCRIBE was sent:
@@ -139,9 +151,22 @@ class ClusterCtx(Ctx):
     Watching the counts rather than sleeping a fixed time keeps a slow
     moment (2 cores, several nodes of several workers) from turning into a
     lost message, and costs the usual case less time. Never longer than
-    2 s: the test's own assertion then says what is wrong."""
+    2 s: the test's own assertion then says what is wrong.
+
+    Retained messages are replicated the same way: the PUBACK (PUBREC) of
+    a retained publish does not wait for the other nodes to store it, and
+    a subscriber on another node right after it may still get the value
+    before (t04_retained_visible_once_acknowledged did, once in a few
+    runs). No count tells when a given topic's value arrived everywhere
+    (a node with a subscriber gets it as a forwarded publish, the others
+    as a replica, and the store is sharded over the workers), so the
+    publisher's client waits RETAINED_S after that acknowledgement: one
+    hop of the link, like a route, with room to spare. Sequential writes
+    of one topic from two nodes are then also apart in wall-clock time,
+    which decides between them on every node."""
 
     FLOOR_S = 0.03
+    RETAINED_S = 0.03
     SETTLE_S = 0.005
     CAP_S = 2.0
 
@@ -211,7 +236,9 @@ def t01_connect_mqtt31(ctx, v):
     assert c.expect(CONNACK).raw == b"\x20\x02\x00\x00"
 
 
-@test(versions=(3,))
+# The session is resumed by a client on another node, where it is unknown
+# (the CONNACK would be the same, but nothing is resumed).
+@test(versions=(3,), cluster=SESSIONS)
 def t01_mqtt31_resume_has_no_session_present(ctx, v):
     # Session Present exists from 3.1.1 on: a 3.1 CONNACK's first byte is
     # reserved, zero even when the session was resumed.
@@ -494,7 +521,7 @@ def t03_ack_for_unknown_id_is_tolerated(ctx, v):
     c.expect(PINGRESP)  # still connected
 
 
-@test()
+@test(cluster=SESSIONS)  # resumed on another node
 def t03_redelivery_with_dup_on_resume(ctx, v):
     t = uniq()
     cid = f"redeliver{next(_ids)}"
@@ -579,7 +606,7 @@ def t03_topic_alias_outbound_switched_off(ctx, v):
     assert got == [(f"{t}/x", None, str(i)) for i in range(3)], got
 
 
-@test(versions=(5,))
+@test(versions=(5,), cluster=SESSIONS)  # resumed on another node
 def t03_topic_alias_outbound_new_connection_starts_over(ctx, v):
     # Aliases last as long as the network connection [MQTT-3.3.2-7]: a
     # resumed session on a new connection has none, and a QoS 1 message
@@ -654,7 +681,7 @@ def t03_properties_pass_through(ctx, v):
     assert m.all_props(0x0B) == [42]
 
 
-@test(versions=(5,))
+@test(versions=(5,), cluster=SESSIONS)  # queued for a session resumed on another node
 def t03_message_expiry_offline(ctx, v):
     t = uniq()
     cid = f"exp{next(_ids)}"
@@ -765,7 +792,9 @@ def t05_will_on_abnormal_close_only(ctx, v):
     sub.nothing(0.5)
 
 
-@test(versions=(5,))
+# The reconnection that cancels the delayed will lands on another node,
+# which does not know the client: the will goes out after its delay.
+@test(versions=(5,), cluster=SESSIONS)
 def t05_will_on_disconnect_0x04_and_delay_cancel(ctx, v):
     t = uniq("will")
     sub = ctx.connected(v)
@@ -787,7 +816,7 @@ def t05_will_on_disconnect_0x04_and_delay_cancel(ctx, v):
 
 # ---- 06 sessions ------------------------------------------------------------
 
-@test()
+@test(cluster=SESSIONS)  # queued for a session resumed on another node
 def t06_persistent_session_queues(ctx, v):
     t = uniq()
     cid = f"persist{next(_ids)}"
@@ -816,7 +845,7 @@ def t06_persistent_session_queues(ctx, v):
     sub2.nothing()
 
 
-@test()
+@test(cluster=SESSIONS)  # resumed and taken over on the other nodes
 def t06_resume_while_mail_is_in_flight(ctx, v):
     # The session's mail may still be on its way between workers when the
     # client reconnects and its session moves (the new connection may land
@@ -958,7 +987,9 @@ def t06_resume_after_a_password_check(ctx, v):
         os.rmdir(d)
 
 
-@test()
+# The clean start on another node discards nothing there is to discard:
+# it would pass without showing anything.
+@test(cluster=SESSIONS)
 def t06_clean_start_discards(ctx, v):
     t = uniq()
     cid = f"clean{next(_ids)}"
@@ -974,7 +1005,7 @@ def t06_clean_start_discards(ctx, v):
     again.nothing()
 
 
-@test()
+@test(cluster=SESSIONS)  # the second connection is on another node: no takeover
 def t06_takeover(ctx, v):
     cid = f"dup{next(_ids)}"
     first = ctx.connected(v, cid)
@@ -984,7 +1015,9 @@ def t06_takeover(ctx, v):
         assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x8E, got
 
 
-@test(versions=(5,))
+# On another node the session was never there: it would pass without
+# showing that it expired.
+@test(versions=(5,), cluster=SESSIONS)
 def t06_session_expiry(ctx, v):
     cid = f"expire{next(_ids)}"
     c = ctx.connected(v, cid, clean=False, p=[(0x11, 1)])
@@ -1006,7 +1039,7 @@ def t06_disconnect_cannot_revive_expiry(ctx, v):
     assert got and got[-1].type == DISCONNECT and got[-1].rc == 0x82, got
 
 
-@test(args=["--queue-messages-max=5"])
+@test(args=["--queue-messages-max=5"], cluster=SESSIONS)  # resumed on another node
 def t06_queue_limit_drops_oldest(ctx, v):
     t = uniq()
     cid = f"q{next(_ids)}"
@@ -1059,6 +1092,9 @@ def t07_shared_one_member_each(ctx, v):
     assert len(got["a"]) == 5 and len(got["b"]) == 5, f"round robin: {got}"
 
 
+# A member that leaves with unacknowledged messages: they go to the
+# group's other members, on its node or on another (in a cluster a and b
+# sit on different nodes).
 @test()
 def t07_member_leaving_does_not_lose_messages(ctx, v):
     t = uniq()
@@ -1227,7 +1263,7 @@ def t09_client_maximum_packet_size_answers(ctx, v):
     assert [p.raw for p in got] == [b"\xe0\x01\x95"], got
 
 
-@test(versions=(5,))
+@test(versions=(5,), cluster=SESSIONS)  # resumed on another node
 def t09_resend_over_a_new_maximum_packet_size(ctx, v):
     # A message in flight that the client's new connection takes no more
     # (a smaller Maximum Packet Size) is dropped as if sent and
@@ -1310,7 +1346,8 @@ def t09_slow_subscriber_is_bounded(ctx, v):
     assert grown < 8 * 1024 * 1024, f"broker grew by {grown} bytes after the warm-up"
 
 
-@test(args=["--max-sessions=3"])
+# Three sessions on three nodes: one each, and the fourth fits too.
+@test(args=["--max-sessions=3"], cluster=PER_NODE_LIMIT)
 def t09_session_limit(ctx, v):
     held = [ctx.connected(v) for _ in range(3)]
     c = ctx.client(v)
@@ -1709,18 +1746,26 @@ def _cluster_class():
 def start_cluster(binary, workers, size, args):
     """size nodes n1..nN with these flags, joined through n1, each ready
     (joined, holding the others' routes and retained messages) and with
-    every worker's link to every other node up."""
-    c = _cluster_class()(binary, workers)
+    every worker's link to every other node up. A node that logs an error
+    meanwhile fails the start at once (its log is shown)."""
     names = [f"n{i + 1}" for i in range(size)]
+    c = _cluster_class()(binary, workers)
+
+    def error(n):
+        return [line for line in c.log(n).splitlines() if " ERROR " in line]
+
     try:
         for i, name in enumerate(names):
             c.start(name, seeds=names[:1] if i else (), extra=list(args))
         c.wait("the nodes see each other",
                lambda: all(c.alive(n) == size - 1 for n in names), 15)
-        c.wait("every node ready", lambda: all(c.ready(n) for n in names), 15)
+        c.wait("every node ready, or an error logged",
+               lambda: all(c.ready(n) for n in names) or any(error(n) for n in names), 10)
+        for n in names:
+            assert not error(n), f"{n} logged an error while starting: {error(n)[:3]}"
         links = workers * (size - 1)
         c.wait(f"starling_cluster_links_up == {links} on every node",
-               lambda: all(c.metric(n, "starling_cluster_links_up") == links for n in names), 15)
+               lambda: all(c.metric(n, "starling_cluster_links_up") == links for n in names), 10)
     except BaseException:
         c.discard()
         raise
@@ -1759,7 +1804,8 @@ def main_cluster(a):
     for args, (c, names) in clusters.items():
         for name in names:
             n += 1
-            if not tap.clean_shutdown(n, c.nodes[name], f"{name} " + (" ".join(args) or "defaults")):
+            label = f"{name} " + (" ".join(args) or "defaults")
+            if not tap.clean_shutdown(n, c.nodes[name], label):
                 failed += 1
     tap.finish(n, failed)
 
