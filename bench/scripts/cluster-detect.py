@@ -7,9 +7,13 @@ kill -9, and the other two are polled (/metrics, every 20 ms) until each
 shows it dead. Reports, per run, when the first and when both declared it,
 then the mean and the worst. Bounded: RUNS runs of at most 30 s each.
 
-usage: cluster-detect.py STARLING RUNS [lan|fast]
+With `leave` as the third argument the third node gets SIGTERM instead
+(a graceful leave) and the others are polled until each shows it left.
+
+usage: cluster-detect.py STARLING RUNS [lan|fast|leave]
 """
 import os
+import signal
 import statistics
 import sys
 import time
@@ -24,7 +28,14 @@ def dead(c, n):
     return c.metric(n, "starling_cluster_members", '{state="dead"}') == 1
 
 
+def left(c, n):
+    return c.metric(n, "starling_cluster_members", '{state="left"}') == 1
+
+
 def one_run(binary, profile, phase_s):
+    leave = profile == "leave"
+    if leave:
+        profile = "lan"
     c = Cluster(binary, 1)
     try:
         c.start("n1", profile=profile)
@@ -33,10 +44,13 @@ def one_run(binary, profile, phase_s):
         c.wait("join", lambda: all(c.alive(n) == 2 for n in ("n1", "n2", "n3")), 15)
         time.sleep(phase_s)
         t0 = time.monotonic()
-        c.kill9("n3")
+        if leave:
+            c.nodes["n3"].proc.send_signal(signal.SIGTERM)
+        else:
+            c.kill9("n3")
         first = None
         while time.monotonic() - t0 < 30:
-            d = [dead(c, n) for n in ("n1", "n2")]
+            d = [(left if leave else dead)(c, n) for n in ("n1", "n2")]
             if first is None and any(d):
                 first = time.monotonic() - t0
             if all(d):
@@ -57,7 +71,8 @@ def main():
         print(f"run {r + 1}: first {first:.2f} s, both {both:.2f} s", flush=True)
     firsts = [f for f, _ in res]
     boths = [b for _, b in res]
-    print(f"{profile}, 3 nodes, {runs} runs: first declared dead after {statistics.mean(firsts):.2f} s "
+    what = "seen to leave" if profile == "leave" else "declared dead"
+    print(f"{profile}, 3 nodes, {runs} runs: first {what} after {statistics.mean(firsts):.2f} s "
           f"mean, {max(firsts):.2f} s worst; by both after {statistics.mean(boths):.2f} s mean, "
           f"{max(boths):.2f} s worst")
 
