@@ -86,7 +86,8 @@
 #define ROUTE_CHUNK       1024                   /* filters or changes per route frame */
 #define ROUTE_CHUNK_BYTES (1u << 20)             /* their bytes */
 #define BATCH_MAX         LINK_BATCH_PUBLISHES_MAX
-#define GAP_REPAIR_MS     1000 /* a peer's routes behind its digest this long: fetch them */
+#define GAP_REPAIR_MS     500  /* a peer's routes behind its digest this long: fetch them
+                                * (the digest itself is already that old or older) */
 #define PING_MS           1000 /* an outgoing connection pings this often */
 #define SILENT_MS         5000 /* a connection that brought nothing this long is hung: closed */
 
@@ -442,6 +443,29 @@ static void send_routes(struct link_w *lw, struct link_peer *p)
 	}
 }
 
+#ifdef STARLING_TEST_HOOKS
+/* Tests only (meson -Dtest_hooks=true): SLTEST_DROP_ROUTE_DELTAS=N makes
+ * worker 0 drop the first N route deltas it receives, as if they were
+ * lost, so the repair by digest (digests()) is exercised and measured. */
+static int test_drops_left; /* worker 0's */
+
+static void test_hooks_init(void)
+{
+	const char *e = getenv("SLTEST_DROP_ROUTE_DELTAS");
+	test_drops_left = e ? atoi(e) : 0;
+	if (test_drops_left > 0)
+		LOG_WARN("test hook: the next %d route deltas received are dropped", test_drops_left);
+}
+
+static bool test_drop_delta(void)
+{
+	if (test_drops_left <= 0)
+		return false;
+	test_drops_left--;
+	return true;
+}
+#endif
+
 /* A peer's route frame, on worker 0. */
 static void routes_apply(struct link_w *lw, uint8_t number, const struct link_frame *f)
 {
@@ -463,6 +487,12 @@ static void routes_apply(struct link_w *lw, uint8_t number, const struct link_fr
 		r = route_peer_snapshot(p->routes, s->epoch, s->seq, s->filters, s->filter_count,
 		                        s->last);
 	} else {
+#ifdef STARLING_TEST_HOOKS
+		if (test_drop_delta()) {
+			LOG_WARN("test hook: a route delta from %s dropped", p->info.name);
+			return;
+		}
+#endif
 		static _Thread_local struct route_change ch[LINK_DELTA_CHANGES_MAX];
 		const struct link_route_delta *d = &f->delta;
 		for (uint32_t i = 0; i < d->change_count; i++)
@@ -1005,6 +1035,9 @@ static int ext_init(void *ctx, struct worker *w)
 	if (!lw->marker)
 		return -1;
 	if (w->id == 0) {
+#ifdef STARLING_TEST_HOOKS
+		test_hooks_init();
+#endif
 		lw->origin = route_origin_new(&l->route_params, l->id.name, l->id.epoch);
 		if (!lw->origin)
 			return -1;

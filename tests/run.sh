@@ -6,9 +6,10 @@
 #   1. release build with -Werror: unit and integration tests
 #   2. address+undefined sanitizer build: the same tests
 #   3. thread sanitizer build: the integration and cluster suites (where threads interact)
-#   3b. a build with 8 receive buffers per worker: the raw scenarios, TLS and
-#      WebSocket tests with the provided-buffer pool running dry all the time
-#      (-ENOBUFS re-arms)
+#   3b. a test build: 8 receive buffers per worker (the raw scenarios, TLS and
+#      WebSocket tests with the provided-buffer pool running dry all the time,
+#      -ENOBUFS re-arms) and the test-only fault hooks (-Dtest_hooks=true: the
+#      cluster's lost-route-delta repair, tests/cluster/gap_test.py)
 #   4. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 30;
 #      longer runs are made outside CI and their results committed in
 #      tests/fuzz/README.md)
@@ -123,7 +124,8 @@ TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
 # The pool running dry matters where bytes come in: the raw scenarios and
 # the TLS and WebSocket layers (the other suites add time, not paths).
 build_and_test tinybuf "integration/scenarios_w1 integration/scenarios_w4 integration/tls_w4 \
-	integration/ws_w4" --werror -Dtests=enabled -Dc_args=-DSTARLING_RECV_BUFFERS=8
+	integration/ws_w4 cluster/cluster_gap" --werror -Dtests=enabled -Dtest_hooks=true \
+	-Dc_args=-DSTARLING_RECV_BUFFERS=8
 
 # Fuzzing: clang's libFuzzer, time-bounded, fails on any crash or report.
 echo "=== fuzz build"

@@ -398,7 +398,7 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 			    (unsigned long long)c->forwarded[d]);
 		family(&o, "starling_cluster_route_resyncs_total", "counter",
 		       "Peers' routes fetched whole because the digest on their probes showed this "
-		       "node behind them for over a second.");
+		       "node behind them for half a second.");
 		put(&o, "starling_cluster_route_resyncs_total %llu\n",
 		    (unsigned long long)c->route_resyncs);
 		family(&o, "starling_cluster_synced", "gauge",
@@ -438,7 +438,7 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		}
 		family(&o, "starling_cluster_route_lag_seconds", "gauge",
 		       "How long each node's routes held here have been behind what its own digest "
-		       "says (0: in step); past a second they are fetched whole.");
+		       "says (0: in step); past half a second they are fetched whole.");
 		for (uint32_t i = 0; i < c->peer_count; i++)
 			put(&o, "starling_cluster_route_lag_seconds{origin=\"%s\"} %.3f\n",
 			    c->peer_names[i], (double)c->route_lag_ms[i] / 1000);

@@ -47,14 +47,14 @@ class Cluster:
         self.ports = {}  # name -> cluster port
         self.dir = None
 
-    def start(self, name, seeds=(), profile="fast", extra=(), port=None, wait=True):
+    def start(self, name, seeds=(), profile="fast", extra=(), port=None, wait=True, env=None):
         port = port or self.ports.get(name) or free_udp_port()
         self.ports[name] = port
         args = [f"--node-name={name}", f"--cluster-listen=127.0.0.1:{port}",
                 f"--cluster-profile={profile}", "--cluster-join-timeout-ms=3000", *extra]
         if seeds:
             args.append("--cluster-seeds=" + ",".join(f"127.0.0.1:{self.ports[s]}" for s in seeds))
-        b = Broker(self.binary, self.workers, args, log_level="info")
+        b = Broker(self.binary, self.workers, args, env_extra=env, log_level="info")
         self.nodes[name] = b
         return b
 
