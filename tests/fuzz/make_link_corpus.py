@@ -116,10 +116,11 @@ def publish_body(topic, version, qos, payload, alias=False):
     return out + payload
 
 
-def publish(link_seq, version, qos, retain, topic, body, expiry=0, wall=0, origin="node-a"):
+def publish(link_seq, version, qos, retain, topic, body, expiry=0, wall=0, origin="node-a",
+            shared=False, store_only=False):
     return (f_uint(1, link_seq) + f_uint(2, version) + f_uint(3, qos) + f_bool(4, retain) +
             f_bytes(5, topic) + f_bytes(6, body) + f_uint(7, expiry) + f_uint(8, wall) +
-            f_str(9, origin))
+            f_str(9, origin) + f_bool(10, shared) + f_bool(11, store_only))
 
 
 def batch(publishes):
@@ -186,6 +187,12 @@ for v in (3, 4, 5):
     ])
 PUBLISHES += batch([publish(43, 5, 1, False, b"aliased/t",
                             publish_body(b"aliased/t", 5, 1, b"p", alias=True))])
+# a shared group's pick, and a retained replica (numbered whatever its QoS)
+PUBLISHES += batch([
+    publish(44, 4, 1, False, b"jobs/1", publish_body(b"jobs/1", 4, 1, b"j"), shared=True),
+    publish(45, 4, 0, True, b"state/lamp", publish_body(b"state/lamp", 4, 0, b"on"),
+            wall=1700000000500, origin="node-b", store_only=True),
+])
 PUBLISHES += ack(43) + ping(9) + ping(9, True)
 PUBLISHES += retained_set(b"state/door", publish_body(b"state/door", 4, 1, b"open"), 4, 1,
                           1700000000999, "node-b")
