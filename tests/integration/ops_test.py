@@ -378,6 +378,19 @@ def t02_dashboard_uses_only_exported_metrics(ctx):
     assert len(exprs) >= 20, len(exprs)
     _, _, body = http_get(ctx.broker.metrics_port, "/metrics")
     families = set(re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M))
+    # The cluster's families appear on a node with cluster_listen: one alone.
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    u.close()
+    b = Broker(ctx.binary, ctx.workers, [f"--cluster-listen=127.0.0.1:{port}", "--node-name=solo"])
+    try:
+        _, _, body = http_get(b.metrics_port, "/metrics")
+    finally:
+        assert b.stop() == 0
+        b.cleanup()
+    families |= set(re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M))
+    assert any(n.startswith("starling_cluster_") for n, _ in families)
     names = {n for n, _ in families}
     for n, kind in families:
         if kind == "histogram":
