@@ -1050,11 +1050,26 @@ def t06_queue_limit_drops_oldest(ctx, v):
     sub.send(disconnect(v))
     sub.closed()  # the broker has handled it
     sub.close()
+
+    def queue_drops():
+        m = re.search(r'^starling_messages_dropped_total\{reason="queue_full"\} (\d+)$',
+                      metrics(ctx.broker), re.M)
+        return int(m.group(1))
+
+    drops0 = queue_drops()
     pub = ctx.connected(v)
     for i in range(10):
         pub.send(publish(v, t, f"m{i}", qos=1, pid=i + 1))
     for i in range(10):
         pub.expect(PUBACK)
+    # A PUBACK says the message was routed, not that the session's worker
+    # has queued it yet (it may be mail on its way): wait until all ten
+    # reached the offline session (five of them dropped), else the ones
+    # still on their way would meet the resumed session online.
+    deadline = time.monotonic() + 5
+    while queue_drops() < drops0 + 5:
+        assert time.monotonic() < deadline, f"{queue_drops() - drops0} of 5 dropped"
+        time.sleep(0.02)
     sub2 = ctx.client(v)
     assert sub2.connect(cid, clean=False, p=p).session_present
     got = []
