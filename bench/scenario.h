@@ -33,38 +33,38 @@ enum scenario_kind {
 #define SCENARIO_PROCS_MAX    64u
 
 struct scenario {
-	char kind_name[16];            /* conn pub sub pairs fanin fanout shared */
-	enum scenario_kind kind;       /* from kind_name */
-	char hosts[SCENARIO_STR_MAX];  /* "a,b:1884,c": targets, clients spread round-robin */
+	char kind_name[16];               /* conn pub sub pairs fanin fanout shared */
+	enum scenario_kind kind;          /* from kind_name */
+	char hosts[SCENARIO_STR_MAX];     /* "a,b:1884,c": targets, clients spread round-robin */
 	char sub_hosts[SCENARIO_STR_MAX]; /* subscribers' targets instead ("": hosts): a
 	                                   * cluster's publishers on one node, subscribers
 	                                   * on another */
-	uint32_t port;                 /* default port for hosts without one */
-	char source[SCENARIO_STR_MAX]; /* "127.0.0.2-127.0.0.254": bind() range, or "" */
-	uint32_t clients;              /* conn: connections; pairs: pairs */
-	uint32_t pubs;                 /* publishers (pub fanin fanout shared) */
-	uint32_t subs;                 /* subscribers (sub fanin fanout shared) */
-	uint32_t groups;               /* shared: $share groups; fanin: 1 = shared sub */
-	uint32_t qos;                  /* 0..2, for publishes and subscriptions */
-	uint32_t mqtt;                 /* protocol: 4 (3.1.1) or 5 */
-	uint32_t size_bytes;           /* payload size, >= PAYLOAD_HEADER_LEN */
-	uint32_t rate;                 /* messages/s per publisher; 0 unlimited */
-	uint32_t inflight;             /* QoS 1/2 messages awaiting ack per publisher */
-	uint32_t e2e_window;           /* per publisher, messages not yet delivered; 0 off */
-	uint64_t count;                /* messages per publisher; 0: until duration */
-	uint32_t duration_s;           /* publishing time, or conn hold time */
-	uint32_t connect_rate;         /* new connections/s over the whole run; 0 unlimited */
-	uint32_t connect_timeout_s;    /* TCP+TLS+CONNACK (+SUBACK) deadline per client */
-	uint32_t keepalive_s;          /* MQTT keep alive */
-	uint32_t drain_s;              /* after publishing, wait at most this for deliveries */
-	uint32_t session_expiry_s;     /* v5 session expiry with persistent sessions */
-	bool persistent;               /* clean session / clean start = 0 */
-	bool retain;                   /* publish with the retain flag */
-	bool tls;                      /* TLS over TCP */
-	bool ws;                       /* MQTT over WebSocket (over TLS too with tls: wss) */
-	bool insecure;                 /* TLS without verifying the broker's certificate */
-	bool json;                     /* final report as JSON on stdout */
-	bool quiet;                    /* no live lines */
+	uint32_t port;                    /* default port for hosts without one */
+	char source[SCENARIO_STR_MAX];    /* "127.0.0.2-127.0.0.254": bind() range, or "" */
+	uint32_t clients;                 /* conn: connections; pairs: pairs */
+	uint32_t pubs;                    /* publishers (pub fanin fanout shared) */
+	uint32_t subs;                    /* subscribers (sub fanin fanout shared) */
+	uint32_t groups;                  /* shared: $share groups; fanin: 1 = shared sub */
+	uint32_t qos;                     /* 0..2, for publishes and subscriptions */
+	uint32_t mqtt;                    /* protocol: 4 (3.1.1) or 5 */
+	uint32_t size_bytes;              /* payload size, >= PAYLOAD_HEADER_LEN */
+	uint32_t rate;                    /* messages/s per publisher; 0 unlimited */
+	uint32_t inflight;                /* QoS 1/2 messages awaiting ack per publisher */
+	uint32_t e2e_window;              /* per publisher, messages not yet delivered; 0 off */
+	uint64_t count;                   /* messages per publisher; 0: until duration */
+	uint32_t duration_s;              /* publishing time, or conn hold time */
+	uint32_t connect_rate;            /* new connections/s over the whole run; 0 unlimited */
+	uint32_t connect_timeout_s;       /* TCP+TLS+CONNACK (+SUBACK) deadline per client */
+	uint32_t keepalive_s;             /* MQTT keep alive */
+	uint32_t drain_s;                 /* after publishing, wait at most this for deliveries */
+	uint32_t session_expiry_s;        /* v5 session expiry with persistent sessions */
+	bool persistent;                  /* clean session / clean start = 0 */
+	bool retain;                      /* publish with the retain flag */
+	bool tls;                         /* TLS over TCP */
+	bool ws;                          /* MQTT over WebSocket (over TLS too with tls: wss) */
+	bool insecure;                    /* TLS without verifying the broker's certificate */
+	bool json;                        /* final report as JSON on stdout */
+	bool quiet;                       /* no live lines */
 	char cafile[SCENARIO_STR_MAX];
 	char cert[SCENARIO_STR_MAX];
 	char key[SCENARIO_STR_MAX];

@@ -156,8 +156,8 @@ struct worker {
 	struct sockaddr_storage targets[TARGETS_MAX];
 	socklen_t target_lens[TARGETS_MAX];
 	char target_names[TARGETS_MAX][128];
-	uint32_t target_count;     /* all of them: hosts, then sub_hosts */
-	uint32_t pub_targets;      /* of those, hosts' (everyone's when sub_hosts is empty) */
+	uint32_t target_count; /* all of them: hosts, then sub_hosts */
+	uint32_t pub_targets;  /* of those, hosts' (everyone's when sub_hosts is empty) */
 	uint32_t source_first, source_count; /* IPv4, host order */
 
 	uint64_t start_ns; /* monotonic */

@@ -17,8 +17,10 @@
 #ifndef STARLING_CLUSTER_CLUSTER_H
 #define STARLING_CLUSTER_CLUSTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct config;
 struct cluster_view;
@@ -28,12 +30,12 @@ struct worker_ext;
 /* Who this node is to its peers: read from the configuration once, shared
  * by membership and the link. */
 struct cluster_identity {
-	char name[65];     /* node_name, else the host name */
-	char address[65];  /* "ip:port" peers reach us at (cluster_advertise, else cluster_listen) */
-	char cluster[65];  /* cluster_name */
+	char name[65];    /* node_name, else the host name */
+	char address[65]; /* "ip:port" peers reach us at (cluster_advertise, else cluster_listen) */
+	char cluster[65]; /* cluster_name */
 	uint8_t secret[64]; /* cluster_secret_file's secret */
 	size_t secret_len;  /* 0: none (a trusted network) */
-	uint64_t epoch;    /* boot epoch: wall clock in µs at start */
+	uint64_t epoch;     /* boot epoch: wall clock in µs at start */
 };
 
 /* 1 and id filled when a cluster is configured, 0 when not (a single
@@ -68,6 +70,10 @@ struct cluster_link *cluster_link_new(const struct config *cfg, const struct clu
 const struct worker_ext *cluster_link_ext(struct cluster_link *l);
 /* After broker_stop (the workers are gone). NULL is fine. */
 void cluster_link_free(struct cluster_link *l);
+
+/* "ip:port" or "[ipv6]:port" (membership's addresses, numeric) into a
+ * socket address; false when it is not one. Any thread. */
+bool cluster_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 
 /* SIGTERM: tell every peer we leave (they drop us within a gossip round,
  * never as dead), give the news a few gossip rounds to spread (bounded,

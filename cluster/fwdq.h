@@ -31,8 +31,9 @@
 #define FWD_SHARED     0x01 /* the plan chose that node for a shared group */
 #define FWD_STORE_ONLY 0x02 /* retained replication: numbered whatever its QoS */
 #define FWD_SYNC_END   0x04 /* not a message: the end of a retained sync (m is a stand-in) */
-#define FWD_UNBOUNDED  0x08 /* a sync of what is already held: past bytes_max (the
-                             * messages exist anyway; only FWDQ_ITEMS_MAX bounds it) */
+#define FWD_UNBOUNDED                                                                              \
+	0x08 /* a sync of what is already held: past bytes_max (the                                \
+	      * messages exist anyway; only FWDQ_ITEMS_MAX bounds it) */
 
 struct fwd_item {
 	struct msg *m; /* one reference; NULL: let go (written unnumbered, or acknowledged) */
@@ -48,8 +49,8 @@ struct fwdq {
 	uint32_t written;       /* of len, those written on the current connection */
 	uint64_t bytes;         /* size_bytes of the messages held */
 	uint64_t bytes_max;
-	uint64_t next_seq;      /* the last link_seq given */
-	uint64_t acked;         /* the highest link_seq the peer acknowledged */
+	uint64_t next_seq; /* the last link_seq given */
+	uint64_t acked;    /* the highest link_seq the peer acknowledged */
 };
 
 void fwdq_init(struct fwdq *q, uint64_t bytes_max);

@@ -54,9 +54,7 @@
  */
 #include "cluster.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -68,8 +66,8 @@
 #include "base/check.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "io/mail.h"
 #include "fwdq.h"
+#include "io/mail.h"
 #include "link_wire.h"
 #include "loop/worker.h"
 #include "ops/cluster_view.h"
@@ -77,19 +75,21 @@
 #include "routes.h"
 #include "transport/conn.h"
 
-#define LINK_UPPER        1                      /* our index among the transport's layers */
-#define MAIL_LINK_ROUTES  (MAIL_KIND_NEXT + 0)   /* a peer's route frame, to worker 0 */
-#define DIAL_BACKOFF_MIN  100                    /* ms */
-#define DIAL_BACKOFF_MAX  5000                   /* ms */
-#define CONN_OUT_MAX      (1u << 20)             /* bytes in a link connection's outbox: what
-                                                  * is in flight beyond the queue's bound */
-#define ROUTE_CHUNK       1024                   /* filters or changes per route frame */
-#define ROUTE_CHUNK_BYTES (1u << 20)             /* their bytes */
+#define LINK_UPPER       1                    /* our index among the transport's layers */
+#define MAIL_LINK_ROUTES (MAIL_KIND_NEXT + 0) /* a peer's route frame, to worker 0 */
+#define DIAL_BACKOFF_MIN 100                  /* ms */
+#define DIAL_BACKOFF_MAX 5000                 /* ms */
+#define CONN_OUT_MAX                                                                               \
+	(1u << 20)                   /* bytes in a link connection's outbox: what                  \
+	                              * is in flight beyond the queue's bound */
+#define ROUTE_CHUNK       1024       /* filters or changes per route frame */
+#define ROUTE_CHUNK_BYTES (1u << 20) /* their bytes */
 #define BATCH_MAX         LINK_BATCH_PUBLISHES_MAX
-#define GAP_REPAIR_MS     500  /* a peer's routes behind its digest this long: fetch them
-                                * (the digest itself is already that old or older) */
-#define PING_MS           1000 /* an outgoing connection pings this often */
-#define SILENT_MS         5000 /* a connection that brought nothing this long is hung: closed */
+#define GAP_REPAIR_MS                                                                              \
+	500            /* a peer's routes behind its digest this long: fetch them                  \
+	                * (the digest itself is already that old or older) */
+#define PING_MS   1000 /* an outgoing connection pings this often */
+#define SILENT_MS 5000 /* a connection that brought nothing this long is hung: closed */
 
 struct link_w;
 
@@ -98,28 +98,28 @@ struct link_conn {
 	struct conn c;
 	struct link_w *lw;
 	struct link_decoder dec;
-	struct link_hello hello;       /* theirs (names copied below) */
+	struct link_hello hello; /* theirs (names copied below) */
 	char peer_name[LINK_NAME_MAX + 1];
 	uint8_t nonce[LINK_NONCE_BYTES]; /* ours, in our Hello */
-	uint8_t peer;                  /* their number; 0 until known */
-	bool outgoing;                 /* we dialled it */
+	uint8_t peer;                    /* their number; 0 until known */
+	bool outgoing;                   /* we dialled it */
 	bool hello_sent;
-	bool hello_in;                 /* their Hello arrived (and our proof went) */
-	bool up;                       /* their proof checked */
-	uint64_t last_rx_ms;           /* when it last brought bytes */
-	uint64_t last_ping_ms;         /* outgoing: when we last pinged */
+	bool hello_in;         /* their Hello arrived (and our proof went) */
+	bool up;               /* their proof checked */
+	uint64_t last_rx_ms;   /* when it last brought bytes */
+	uint64_t last_ping_ms; /* outgoing: when we last pinged */
 	uint64_t ping_seq;
 };
 
 /* A peer as one worker sees it. */
 struct link_peer {
 	struct link_w *lw;
-	uint8_t number;            /* 1..CLUSTER_PEERS_MAX */
-	struct cluster_peer info;  /* as membership last said */
-	struct link_conn *out;     /* our connection to it; NULL: none */
-	uint64_t retry_at_ms;      /* when to dial again */
+	uint8_t number;           /* 1..CLUSTER_PEERS_MAX */
+	struct cluster_peer info; /* as membership last said */
+	struct link_conn *out;    /* our connection to it; NULL: none */
+	uint64_t retry_at_ms;     /* when to dial again */
 	uint32_t backoff_ms;
-	struct fwdq q;             /* what goes to it, until it has it */
+	struct fwdq q; /* what goes to it, until it has it */
 	/* Worker 0 only. */
 	struct route_peer *routes; /* its routes, as we hold them */
 	bool snapshot_due;         /* send it our routes whole (a new connection) */
@@ -130,25 +130,26 @@ struct link_peer {
 struct link_w {
 	struct cluster_link *l;
 	struct worker *w;
-	uint8_t li_dial;           /* the LISTENER_DIAL listener's index */
-	uint64_t peers_gen;        /* of the view, when last copied */
+	uint8_t li_dial;    /* the LISTENER_DIAL listener's index */
+	uint64_t peers_gen; /* of the view, when last copied */
 	uint32_t peer_count;
 	struct link_peer peers[CLUSTER_PEERS_MAX + 1]; /* by number; [0] unused */
-	struct link_buf scratch;   /* frames on their way into an outbox */
-	struct link_publish *pubs; /* encoding a batch */
-	struct msg *marker;        /* the stand-in of FWD_SYNC_END entries */
-	uint64_t resync_seen[CLUSTER_PEERS_MAX + 1]; /* view->resync, as acted on */
-	uint64_t behind_since[CLUSTER_PEERS_MAX + 1]; /* worker 0: a peer's routes behind its digest */
-	uint64_t next_liveness_ms; /* the next look for hung connections */
-	uint64_t last_turn_ms;     /* when liveness last ran */
-	uint64_t awake_since_ms;   /* the end of our own last stall: silence counts from there */
+	struct link_buf scratch;                       /* frames on their way into an outbox */
+	struct link_publish *pubs;                     /* encoding a batch */
+	struct msg *marker;                            /* the stand-in of FWD_SYNC_END entries */
+	uint64_t resync_seen[CLUSTER_PEERS_MAX + 1];   /* view->resync, as acted on */
+	uint64_t
+	    behind_since[CLUSTER_PEERS_MAX + 1]; /* worker 0: a peer's routes behind its digest */
+	uint64_t next_liveness_ms;               /* the next look for hung connections */
+	uint64_t last_turn_ms;                   /* when liveness last ran */
+	uint64_t awake_since_ms; /* the end of our own last stall: silence counts from there */
 	uint64_t ranks[CLUSTER_PEERS_MAX + 1]; /* each peer's origin_rank (msg.h), by number */
 	/* Worker 0 only: this node's routes. */
 	struct route_origin *origin;
 	/* Counted here, added to the view once a turn. */
 	struct cluster_link_counts pc[CLUSTER_PEERS_MAX + 1]; /* by peer; [0]: not known yet */
 	uint64_t retained[2], drops[CLUSTER_LINK_DROPS];
-	bool counted;              /* pc has something to add */
+	bool counted; /* pc has something to add */
 	uint64_t duplicates;
 	int64_t links_up;
 };
@@ -161,7 +162,7 @@ struct cluster_link {
 	struct route_params route_params;
 	struct link_w **per; /* by worker */
 	unsigned workers;
-	size_t buf_bytes;    /* per worker per peer */
+	size_t buf_bytes; /* per worker per peer */
 	/* De-duplication of forwarded QoS 1/2 publishes, node-wide (a
 	 * peer's worker may reconnect to any of ours): the highest link_seq
 	 * delivered per peer and per worker of that peer, for the peer's epoch
@@ -196,7 +197,8 @@ static bool send_now(struct link_w *lw, struct link_conn *lc, const struct link_
 	struct link_buf *b = &lw->scratch;
 	int rc = link_encode(b, f);
 	if (rc != 0) {
-		LOG_WARN_RL(1, "cluster: cannot encode a %s frame for %s: %s", link_kind_name(f->kind),
+		LOG_WARN_RL(1, "cluster: cannot encode a %s frame for %s: %s",
+		            link_kind_name(f->kind),
 		            lc->peer_name[0] ? lc->peer_name : conn_peer(&lc->c), strerror(-rc));
 		return false;
 	}
@@ -276,7 +278,7 @@ static void peer_close(struct link_w *lw, struct link_peer *p)
 	if (lc->up)
 		lw->links_up--;
 	fwdq_rewind(&p->q); /* what it did not acknowledge goes again, first */
-	lc->peer = 0; /* no longer this peer's */
+	lc->peer = 0;       /* no longer this peer's */
 	conn_close(&lw->w->tp, &lc->c);
 }
 
@@ -318,47 +320,21 @@ static void peers_refresh(struct link_w *lw)
 
 /* ---- dialling --------------------------------------------------------------- */
 
-static bool parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon = strrchr(s, ':');
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return false;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	unsigned long port = strtoul(colon + 1, NULL, 10);
-	if (port == 0 || port > 65535)
-		return false;
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[') {
-		host[strlen(host) - 1] = '\0';
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a);
-		return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	*len = sizeof(*a);
-	return inet_pton(AF_INET, host, &a->sin_addr) == 1;
-}
-
 static void backoff(struct link_w *lw, struct link_peer *p)
 {
 	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : DIAL_BACKOFF_MIN;
 	if (p->backoff_ms > DIAL_BACKOFF_MAX)
 		p->backoff_ms = DIAL_BACKOFF_MAX;
 	/* Jitter: the workers of a node do not all come back at once. */
-	p->retry_at_ms = lw->w->now_ms + p->backoff_ms / 2 + (uint64_t)rand() % (p->backoff_ms / 2 + 1);
+	p->retry_at_ms =
+	    lw->w->now_ms + p->backoff_ms / 2 + (uint64_t)rand() % (p->backoff_ms / 2 + 1);
 }
 
 static void dial(struct link_w *lw, struct link_peer *p)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	if (!parse_addr(p->info.address, &ss, &sl)) {
+	if (!cluster_parse_addr(p->info.address, &ss, &sl)) {
 		LOG_WARN_RL(1, "cluster: %s's address %s is not ip:port", p->info.name,
 		            p->info.address);
 		backoff(lw, p);
@@ -366,8 +342,8 @@ static void dial(struct link_w *lw, struct link_peer *p)
 	}
 	struct conn *c = transport_dial(&lw->w->tp, lw->li_dial, &ss, sl);
 	if (!c) {
-		LOG_WARN_RL(1, "cluster: worker %u cannot dial %s at %s: %s", lw->w->id, p->info.name,
-		            p->info.address, strerror(errno));
+		LOG_WARN_RL(1, "cluster: worker %u cannot dial %s at %s: %s", lw->w->id,
+		            p->info.name, p->info.address, strerror(errno));
 		backoff(lw, p);
 		return;
 	}
@@ -388,8 +364,8 @@ static void route_effect(void *ctx, const struct route_delta *d, enum delta_effe
 	int rc = e == DELTA_FIRST ? route_origin_add(lw->origin, route_delta_filter(d))
 	                          : route_origin_remove(lw->origin, route_delta_filter(d));
 	if (rc < 0)
-		LOG_WARN_RL(1, "cluster: the route \"%s\" is not advertised to peers: %s", d->filter,
-		            strerror(-rc));
+		LOG_WARN_RL(1, "cluster: the route \"%s\" is not advertised to peers: %s",
+		            d->filter, strerror(-rc));
 	atomic_store_explicit(&lw->l->view->routes[0], route_origin_count(lw->origin),
 	                      memory_order_relaxed);
 }
@@ -405,7 +381,8 @@ static bool send_snapshot(struct link_w *lw, struct link_peer *p)
 		                                   ROUTE_CHUNK_BYTES, &last);
 		CHECK(n >= 0); /* nothing changes the set while we read it */
 		struct link_frame f = {.kind = LINK_ROUTE_SNAPSHOT};
-		f.snapshot = (struct link_route_snapshot){cur.epoch, cur.seq, views, (uint32_t)n, last};
+		f.snapshot =
+		    (struct link_route_snapshot){cur.epoch, cur.seq, views, (uint32_t)n, last};
 		if (!send_now(lw, p->out, &f))
 			return false;
 	}
@@ -454,7 +431,8 @@ static void test_hooks_init(void)
 	const char *e = getenv("SLTEST_DROP_ROUTE_DELTAS");
 	test_drops_left = e ? atoi(e) : 0;
 	if (test_drops_left > 0)
-		LOG_WARN("test hook: the next %d route deltas received are dropped", test_drops_left);
+		LOG_WARN("test hook: the next %d route deltas received are dropped",
+		         test_drops_left);
 }
 
 static bool test_drop_delta(void)
@@ -634,7 +612,7 @@ static void q_flush(struct link_w *lw, struct link_peer *p)
 			    .retain = m->pub.retain,
 			    .topic = m->pub.topic,
 			    .body = {m->data + topic, m->size_bytes - sizeof(*m) - topic},
-			    .expiry_left_ms = !m->expires_at_ms             ? 0
+			    .expiry_left_ms = !m->expires_at_ms        ? 0
 			                      : m->expires_at_ms > now ? m->expires_at_ms - now
 			                                               : 1,
 			    .wall_ms = m->wall_ms,
@@ -757,7 +735,8 @@ static void on_hello(struct link_w *lw, struct link_conn *lc, const struct link_
 	lw->ranks[p->number] = rank_of(p->info.name);
 	if (!lc->outgoing) {
 		dedup_epoch(l, p->number, h->epoch);
-		atomic_store_explicit(&l->peer_workers[p->number], h->workers, memory_order_relaxed);
+		atomic_store_explicit(&l->peer_workers[p->number], h->workers,
+		                      memory_order_relaxed);
 	}
 	if (!lc->hello_sent)
 		send_hello(lw, lc);
@@ -798,8 +777,7 @@ static void on_proof(struct link_w *lw, struct link_conn *lc, const struct link_
  * here already? If not, it is from now on. */
 static bool seen_before(struct link_w *lw, const struct link_conn *lc, uint64_t seq)
 {
-	_Atomic uint64_t *d =
-	    &lw->l->dedup[(size_t)lc->peer * LINK_WORKERS_MAX + lc->hello.worker];
+	_Atomic uint64_t *d = &lw->l->dedup[(size_t)lc->peer * LINK_WORKERS_MAX + lc->hello.worker];
 	uint64_t cur = atomic_load_explicit(d, memory_order_acquire);
 	do {
 		if (seq <= cur)
@@ -823,8 +801,8 @@ static void on_batch(struct link_w *lw, struct link_conn *lc, const struct link_
 				continue;
 			}
 		}
-		struct msg *m = msg_from_body(x->body.ptr, x->body.len, x->version, x->qos, x->retain,
-		                              x->topic, now);
+		struct msg *m = msg_from_body(x->body.ptr, x->body.len, x->version, x->qos,
+		                              x->retain, x->topic, now);
 		if (!m) {
 			LOG_WARN_RL(1, "cluster: a message from %s on \"%.*s\" does not decode: %s",
 			            lc->peer_name, (int)x->topic.len, (const char *)x->topic.ptr,
@@ -972,7 +950,8 @@ static void link_lost(void *ctx, struct conn *c)
 	if (lc->outgoing && lc->peer && lw->peers[lc->peer].out == lc) {
 		struct link_peer *p = &lw->peers[lc->peer];
 		/* A broken link is a reason to probe, never a verdict. */
-		atomic_store_explicit(&lw->l->view->probe_now[p->number], true, memory_order_relaxed);
+		atomic_store_explicit(&lw->l->view->probe_now[p->number], true,
+		                      memory_order_relaxed);
 		if (lw->w->id == 0 && lc->up)
 			LOG_INFO("cluster: link to %s lost; dialling again", p->info.name);
 		peer_close(lw, p);
@@ -1068,19 +1047,22 @@ static void publish_counters(struct link_w *lw)
 		struct cluster_link_counts *c = &lw->pc[n];
 		for (int d = 0; d < 2; d++) {
 			if (c->bytes[d]) {
-				atomic_fetch_add_explicit(&v->link_bytes[d], c->bytes[d], memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->link_bytes[d], c->bytes[d],
+				                          memory_order_relaxed);
 				atomic_fetch_add_explicit(&v->peer_counts[n].bytes[d], c->bytes[d],
 				                          memory_order_relaxed);
 			}
 			if (c->frames[d]) {
-				atomic_fetch_add_explicit(&v->link_frames[d], c->frames[d], memory_order_relaxed);
-				atomic_fetch_add_explicit(&v->peer_counts[n].frames[d], c->frames[d],
+				atomic_fetch_add_explicit(&v->link_frames[d], c->frames[d],
 				                          memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->peer_counts[n].frames[d],
+				                          c->frames[d], memory_order_relaxed);
 			}
 			if (c->forwarded[d]) {
-				atomic_fetch_add_explicit(&v->forwarded[d], c->forwarded[d], memory_order_relaxed);
-				atomic_fetch_add_explicit(&v->peer_counts[n].forwarded[d], c->forwarded[d],
+				atomic_fetch_add_explicit(&v->forwarded[d], c->forwarded[d],
 				                          memory_order_relaxed);
+				atomic_fetch_add_explicit(&v->peer_counts[n].forwarded[d],
+				                          c->forwarded[d], memory_order_relaxed);
 			}
 		}
 		*c = (struct cluster_link_counts){0};
@@ -1094,15 +1076,18 @@ static void publish_counters(struct link_w *lw)
 	}
 	for (int r = 0; r < CLUSTER_LINK_DROPS; r++) {
 		if (lw->drops[r])
-			atomic_fetch_add_explicit(&v->link_drops[r], lw->drops[r], memory_order_relaxed);
+			atomic_fetch_add_explicit(&v->link_drops[r], lw->drops[r],
+			                          memory_order_relaxed);
 		lw->drops[r] = 0;
 	}
 	if (lw->duplicates) {
-		atomic_fetch_add_explicit(&v->forward_duplicates, lw->duplicates, memory_order_relaxed);
+		atomic_fetch_add_explicit(&v->forward_duplicates, lw->duplicates,
+		                          memory_order_relaxed);
 		lw->duplicates = 0;
 	}
 	if (lw->links_up) {
-		atomic_fetch_add_explicit(&v->links_up, (uint64_t)lw->links_up, memory_order_relaxed);
+		atomic_fetch_add_explicit(&v->links_up, (uint64_t)lw->links_up,
+		                          memory_order_relaxed);
 		lw->links_up = 0;
 	}
 }
@@ -1116,16 +1101,18 @@ static void publish_counters(struct link_w *lw)
 static void digests(struct link_w *lw)
 {
 	struct cluster_view *v = lw->l->view;
-	atomic_store_explicit(&v->own_route_seq, route_origin_seq(lw->origin), memory_order_relaxed);
+	atomic_store_explicit(&v->own_route_seq, route_origin_seq(lw->origin),
+	                      memory_order_relaxed);
 	atomic_store_explicit(&v->own_route_epoch, route_origin_epoch(lw->origin),
 	                      memory_order_relaxed);
 	uint64_t now = lw->w->now_ms;
 	for (uint32_t n = 1; n <= lw->peer_count; n++) {
 		struct link_peer *p = &lw->peers[n];
-		uint64_t epoch = atomic_load_explicit(&v->peer_route_epoch[n], memory_order_acquire);
+		uint64_t epoch =
+		    atomic_load_explicit(&v->peer_route_epoch[n], memory_order_acquire);
 		uint64_t seq = atomic_load_explicit(&v->peer_route_seq[n], memory_order_relaxed);
-		bool behind = p->info.state == CLUSTER_ALIVE && epoch == p->info.epoch && p->routes &&
-		              route_peer_behind(p->routes, epoch, seq);
+		bool behind = p->info.state == CLUSTER_ALIVE && epoch == p->info.epoch &&
+		              p->routes && route_peer_behind(p->routes, epoch, seq);
 		atomic_store_explicit(&v->route_lag_ms[n],
 		                      behind && lw->behind_since[n] ? now - lw->behind_since[n] : 0,
 		                      memory_order_relaxed);
@@ -1134,9 +1121,11 @@ static void digests(struct link_w *lw)
 		} else if (!lw->behind_since[n]) {
 			lw->behind_since[n] = now;
 		} else if (now - lw->behind_since[n] >= GAP_REPAIR_MS) {
-			LOG_WARN("cluster: %s's routes here are at %llu, its own at %llu: fetching them "
-			         "whole", p->info.name, (unsigned long long)route_peer_seq(p->routes),
-			         (unsigned long long)seq);
+			LOG_WARN(
+			    "cluster: %s's routes here are at %llu, its own at %llu: fetching them "
+			    "whole",
+			    p->info.name, (unsigned long long)route_peer_seq(p->routes),
+			    (unsigned long long)seq);
 			atomic_fetch_add_explicit(&v->resync[n], 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&v->route_resyncs, 1, memory_order_relaxed);
 			lw->behind_since[n] = now; /* and again if that did not help */
@@ -1177,7 +1166,8 @@ static void liveness(struct link_w *lw)
 		if (!c || c->closing || c->dialling || conn_is_mqtt(tp, c))
 			continue;
 		struct link_conn *lc = (struct link_conn *)c;
-		uint64_t since = lc->last_rx_ms > lw->awake_since_ms ? lc->last_rx_ms : lw->awake_since_ms;
+		uint64_t since =
+		    lc->last_rx_ms > lw->awake_since_ms ? lc->last_rx_ms : lw->awake_since_ms;
 		if (now - since < SILENT_MS)
 			continue;
 		LOG_WARN_RL(1, "cluster: link %s %s silent for %llu ms: closed",
@@ -1237,10 +1227,11 @@ static void readiness(struct link_w *lw)
 		anyone = true;
 		routes &= p->routes && route_peer_epoch(p->routes) == p->info.epoch;
 		uint32_t workers = atomic_load_explicit(&l->peer_workers[n], memory_order_relaxed);
-		retained |= atomic_load_explicit(&l->dedup_epoch[n], memory_order_relaxed) ==
-		                p->info.epoch &&
-		            workers > 0 &&
-		            atomic_load_explicit(&l->retained_ends[n], memory_order_relaxed) >= workers;
+		retained |=
+		    atomic_load_explicit(&l->dedup_epoch[n], memory_order_relaxed) ==
+		        p->info.epoch &&
+		    workers > 0 &&
+		    atomic_load_explicit(&l->retained_ends[n], memory_order_relaxed) >= workers;
 	}
 	if (!anyone || (routes && retained)) {
 		atomic_store_explicit(&v->synced, true, memory_order_relaxed);

@@ -54,8 +54,8 @@ struct cluster_node {
 	int stop_fd; /* eventfd: the main thread asks us to leave */
 	pthread_t thread;
 	bool thread_started;
-	bool joining;          /* seeds or cluster_dns are configured */
-	uint64_t started_ms;   /* monotonic, for cluster_join_timeout_ms */
+	bool joining;        /* seeds or cluster_dns are configured */
+	uint64_t started_ms; /* monotonic, for cluster_join_timeout_ms */
 	uint64_t next_resolve_ms;
 	char name[SWIM_NAME_MAX + 1];
 	char address[SWIM_ADDRESS_MAX + 1];
@@ -86,8 +86,8 @@ static int identity(const struct config *cfg, char *name, char *address, uint8_t
 	} else {
 		char host[256];
 		size_t len;
-		if (gethostname(host, sizeof(host)) != 0 || (len = strnlen(host, sizeof(host))) == 0 ||
-		    len > SWIM_NAME_MAX) {
+		if (gethostname(host, sizeof(host)) != 0 ||
+		    (len = strnlen(host, sizeof(host))) == 0 || len > SWIM_NAME_MAX) {
 			snprintf(err, err_len,
 			         "node_name: empty, and the host name cannot stand in for it (set "
 			         "node_name)");
@@ -99,12 +99,13 @@ static int identity(const struct config *cfg, char *name, char *address, uint8_t
 	const struct config_addr *adv =
 	    cfg->cluster_advertise_set ? &cfg->cluster_advertise : &cfg->cluster_listen;
 	if (unspecified(adv) || adv->port == 0) {
-		snprintf(err, err_len,
-		         "cluster_advertise: cluster_listen %s:%u says no address or port peers "
-		         "could reach this node at; set cluster_advertise (e.g. the pod's IP and the "
-		         "port)",
-		         cfg->cluster_listen.host[0] ? cfg->cluster_listen.host : "*",
-		         cfg->cluster_listen.port);
+		snprintf(
+		    err, err_len,
+		    "cluster_advertise: cluster_listen %s:%u says no address or port peers "
+		    "could reach this node at; set cluster_advertise (e.g. the pod's IP and the "
+		    "port)",
+		    cfg->cluster_listen.host[0] ? cfg->cluster_listen.host : "*",
+		    cfg->cluster_listen.port);
 		return -1;
 	}
 	format_addr(adv, address, SWIM_ADDRESS_MAX + 1);
@@ -118,13 +119,14 @@ static int identity(const struct config *cfg, char *name, char *address, uint8_t
 			snprintf(err, err_len, "cluster_secret_file: %s", why);
 			return -1;
 		}
-		while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' ||
-		                   text[len - 1] == ' '))
+		while (len > 0 &&
+		       (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
 			len--; /* a file written by echo */
 		if (len == 0 || len > SWIM_SECRET_MAX) {
-			snprintf(err, err_len,
-			         "cluster_secret_file %s: the secret must be 1 to %d bytes (it has %zu)",
-			         cfg->cluster_secret_file, SWIM_SECRET_MAX, len);
+			snprintf(
+			    err, err_len,
+			    "cluster_secret_file %s: the secret must be 1 to %d bytes (it has %zu)",
+			    cfg->cluster_secret_file, SWIM_SECRET_MAX, len);
 			free(text);
 			return -1;
 		}
@@ -167,8 +169,7 @@ int cluster_identity_load(const struct config *cfg, struct cluster_identity *id,
 /* Resolve every host:port of a PEERS list and add "ip:port" strings to
  * out (deduplicated); returns how many there are now. A name that does not
  * resolve is logged (rate-limited) and skipped: it may appear later. */
-static size_t resolve_list(const char *list, char out[][SWIM_ADDRESS_MAX + 1], size_t n,
-                           size_t max)
+static size_t resolve_list(const char *list, char out[][SWIM_ADDRESS_MAX + 1], size_t n, size_t max)
 {
 	const char *p = list;
 	while (*p && n < max) {
@@ -237,7 +238,7 @@ static void resolve_and_join(struct cluster_node *n, uint64_t now)
 }
 
 /* "ip:port" (or "[v6]:port") into a socket address. */
-static bool parse_ip_port(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+bool cluster_parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[INET6_ADDRSTRLEN + 2];
 	const char *colon = strrchr(s, ':');
@@ -289,7 +290,7 @@ static void send_all(struct cluster_node *n)
 	while (swim_next_send(n->sw, &d)) {
 		struct sockaddr_storage ss;
 		socklen_t sl;
-		if (!parse_ip_port(d.to, &ss, &sl)) {
+		if (!cluster_parse_addr(d.to, &ss, &sl)) {
 			LOG_WARN_RL(1, "cluster: cannot send to \"%s\": not an address", d.to);
 			continue;
 		}
@@ -322,9 +323,10 @@ static void log_event(const struct swim_event *ev)
 		LOG_INFO("cluster: %s (%s) left", ev->name, ev->address);
 		break;
 	case SWIM_EV_RESTARTED:
-		LOG_INFO("cluster: %s (%s) restarted (epoch %llu, was %llu): what it had is dropped",
-		         ev->name, ev->address, (unsigned long long)ev->epoch,
-		         (unsigned long long)ev->epoch_before);
+		LOG_INFO(
+		    "cluster: %s (%s) restarted (epoch %llu, was %llu): what it had is dropped",
+		    ev->name, ev->address, (unsigned long long)ev->epoch,
+		    (unsigned long long)ev->epoch_before);
 		break;
 	case SWIM_EV_PAYLOAD:
 		break;
@@ -409,8 +411,11 @@ static void peer_update(struct cluster_node *n, const struct swim_event *ev)
 		if (i == CLUSTER_PEERS_MAX) {
 			pthread_mutex_unlock(&v->peers_lock);
 			atomic_fetch_add_explicit(&v->peers_refused, 1, memory_order_relaxed);
-			LOG_WARN_RL(1, "cluster: %s is beyond the %d peers a node serves: no routes or "
-			            "messages are exchanged with it", ev->name, CLUSTER_PEERS_MAX);
+			LOG_WARN_RL(
+			    1,
+			    "cluster: %s is beyond the %d peers a node serves: no routes or "
+			    "messages are exchanged with it",
+			    ev->name, CLUSTER_PEERS_MAX);
 			return;
 		}
 		snprintf(v->peers[i].name, sizeof(v->peers[i].name), "%s", ev->name);
@@ -437,7 +442,8 @@ static void peer_digest(struct cluster_node *n, const struct swim_event *ev)
 		if (strcmp(v->peers[i].name, ev->name) != 0)
 			continue;
 		atomic_store_explicit(&v->peer_route_seq[i + 1], e[0].seq, memory_order_relaxed);
-		atomic_store_explicit(&v->peer_route_epoch[i + 1], e[0].epoch, memory_order_release);
+		atomic_store_explicit(&v->peer_route_epoch[i + 1], e[0].epoch,
+		                      memory_order_release);
 	}
 	pthread_mutex_unlock(&v->peers_lock);
 }
@@ -492,8 +498,8 @@ static void receive_all(struct cluster_node *n, uint64_t now)
 	for (int i = 0; i < RECV_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		ssize_t r = recvfrom(n->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss,
-		                     &sl);
+		ssize_t r =
+		    recvfrom(n->fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss, &sl);
 		if (r < 0)
 			return; /* EAGAIN: all read */
 		char from[SWIM_ADDRESS_MAX + 1];
@@ -601,7 +607,7 @@ struct cluster_node *cluster_node_start(const struct config *cfg, struct cluster
 
 	struct swim_params p;
 	CHECK(swim_params_profile(&p, cfg->cluster_profile == CLUSTER_PROFILE_FAST ? "fast"
-	                                                                             : "lan") == 0);
+	                                                                           : "lan") == 0);
 	uint64_t epoch = id->epoch;
 	struct swim_node self = {.name = n->name,
 	                         .address = n->address,
@@ -625,11 +631,12 @@ struct cluster_node *cluster_node_start(const struct config *cfg, struct cluster
 	if (!la.host[0])
 		snprintf(la.host, sizeof(la.host), "0.0.0.0");
 	format_addr(&la, listen, sizeof(listen));
-	if (la.port == 0 || !parse_ip_port(listen, &ss, &sl)) {
-		snprintf(err, err_len,
-		         "cluster_listen: %s is not an address and port to bind (peers must know the "
-		         "port: 0 will not do)",
-		         listen);
+	if (la.port == 0 || !cluster_parse_addr(listen, &ss, &sl)) {
+		snprintf(
+		    err, err_len,
+		    "cluster_listen: %s is not an address and port to bind (peers must know the "
+		    "port: 0 will not do)",
+		    listen);
 		goto fail;
 	}
 	n->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

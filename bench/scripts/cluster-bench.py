@@ -15,31 +15,17 @@ usage: cluster-bench.py STARLING STARLING-BENCH [ROUNDS] [DURATION_S]
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "cluster"))
+from cluster import free_udp_port as free_port  # noqa: E402  (a port free for UDP and TCP)
+
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
 
 
 class Node:

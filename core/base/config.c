@@ -742,9 +742,11 @@ static int set_peers(void *field, const char *v, char *why, size_t why_len)
 		h[v6 ? hlen - 2 : hlen] = '\0';
 		bool host_ok = v6 ? inet_pton(AF_INET6, h, buf) == 1
 		                  : (inet_pton(AF_INET, h, buf) == 1 || host_name_ok(h, strlen(h)));
-		if (!colon || !host_ok || q == colon + 1 || *q != '\0' || port == 0 || port > 65535) {
+		if (!colon || !host_ok || q == colon + 1 || *q != '\0' || port == 0 ||
+		    port > 65535) {
 			seterr(why, why_len,
-			       "\"%s\" is not host:port (a name, an IPv4 address or [IPv6], and a port "
+			       "\"%s\" is not host:port (a name, an IPv4 address or [IPv6], and a "
+			       "port "
 			       "1..65535)",
 			       one);
 			return -1;

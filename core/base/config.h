@@ -25,12 +25,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_LISTEN_MAX 8
-#define CONFIG_HOST_MAX   64
-#define CONFIG_PATH_MAX   256
-#define CONFIG_NAME_MAX   65   /* a node or cluster name: 64 bytes and the NUL */
-#define CONFIG_PEERS_MAX  1024 /* "host:port,host:port": the bytes of a peer list */
-#define CONFIG_PEERS_COUNT_MAX 32 /* peers in one list */
+#define CONFIG_LISTEN_MAX      8
+#define CONFIG_HOST_MAX        64
+#define CONFIG_PATH_MAX        256
+#define CONFIG_NAME_MAX        65   /* a node or cluster name: 64 bytes and the NUL */
+#define CONFIG_PEERS_MAX       1024 /* "host:port,host:port": the bytes of a peer list */
+#define CONFIG_PEERS_COUNT_MAX 32   /* peers in one list */
 /* Workers a node runs at most: a larger workers key is capped to it. */
 #define CONFIG_WORKERS_MAX 256
 
@@ -137,19 +137,19 @@ struct config {
 	uint32_t shutdown_grace_ms; /* SIGTERM: time to flush before cutting */
 
 	/* The cluster (no cluster_listen: a single node, as without these keys) */
-	char node_name[CONFIG_NAME_MAX];     /* this node's name in the cluster; "" = host name */
-	struct config_addr cluster_listen;   /* TCP link and UDP membership; port 0 = off */
-	bool cluster_listen_set;             /* cluster_listen was given ("" = off) */
+	char node_name[CONFIG_NAME_MAX];      /* this node's name in the cluster; "" = host name */
+	struct config_addr cluster_listen;    /* TCP link and UDP membership; port 0 = off */
+	bool cluster_listen_set;              /* cluster_listen was given ("" = off) */
 	struct config_addr cluster_advertise; /* the address peers reach us at */
-	bool cluster_advertise_set;          /* "" = cluster_listen's */
+	bool cluster_advertise_set;           /* "" = cluster_listen's */
 	char cluster_seeds[CONFIG_PEERS_MAX]; /* host:port list to join through; "" = none */
-	char cluster_dns[CONFIG_PEERS_MAX];  /* names whose A/AAAA records are peers */
-	uint32_t cluster_dns_interval_s;     /* how often cluster_dns is resolved again */
-	char cluster_name[CONFIG_NAME_MAX];  /* nodes of other clusters are refused */
+	char cluster_dns[CONFIG_PEERS_MAX];   /* names whose A/AAAA records are peers */
+	uint32_t cluster_dns_interval_s;      /* how often cluster_dns is resolved again */
+	char cluster_name[CONFIG_NAME_MAX];   /* nodes of other clusters are refused */
 	char cluster_secret_file[CONFIG_PATH_MAX]; /* the shared secret's file; "" = none */
 	enum cluster_profile cluster_profile;
-	uint32_t cluster_join_timeout_ms;    /* ready alone when no seed answered by then */
-	uint64_t cluster_link_buffer_bytes;  /* waiting for one peer, all workers together */
+	uint32_t cluster_join_timeout_ms;   /* ready alone when no seed answered by then */
+	uint64_t cluster_link_buffer_bytes; /* waiting for one peer, all workers together */
 
 	/* The ops listener's limits and /metrics credentials */
 	uint32_t metrics_max_connections;              /* at once; a new one evicts the oldest */

@@ -52,8 +52,8 @@ int ring_fd(const struct ring *r);
 
 /* Preparing operations. ud is op_pack(kind, slot, gen). None can fail: a
  * full submission queue is handed to the kernel and a fresh entry taken. */
-void ring_accept(struct ring *r, int listen_fd, uint64_t ud);           /* multishot */
-void ring_recv(struct ring *r, int fd, uint64_t ud);                    /* multishot, pool */
+void ring_accept(struct ring *r, int listen_fd, uint64_t ud); /* multishot */
+void ring_recv(struct ring *r, int fd, uint64_t ud);          /* multishot, pool */
 void ring_send(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t ud);
 void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
 /* Connect fd to addr; addr must stay valid until the next submission. */
