@@ -70,6 +70,7 @@ static const char *const anonymous_names[] = {"auto", "true", "false", NULL};
 static const char *const inherit_names[] = {"inherit", "true", "false", NULL};
 static const char *const identity_names[] = {"none", "cn", "san", NULL};
 static const char *const profile_names[] = {"lan", "fast", NULL};
+static const char *const sync_names[] = {"none", "write", "fsync", NULL};
 
 /*
  * One macro per type. The key is the stringified field name, so key names and
@@ -287,6 +288,31 @@ static const struct directive directives[] = {
         "messages waiting for one peer node, over all workers (each worker has its share, "
         "and up to 1 MiB more in flight on its connection); beyond it what is forwarded to "
         "that peer is dropped and counted (starling_cluster_link_drops_total)"),
+
+    /* Persistence */
+    BOOL(persistence, "false",
+         "journal retained messages in data_dir, so that what was acknowledged survives a "
+         "restart, kill -9 and (with persistence_sync = fsync) power loss; sessions and their "
+         "queued messages are not journaled yet (core/persist/README.md)"),
+    PATH(data_dir, "/var/lib/starling",
+         "the directory of the journal (created if missing; one node per directory)"),
+    ENUM(persistence_sync, sync_names, "write",
+         "when an acknowledgement may leave: write = after the journal's write completed "
+         "(survives kill -9), fsync = after a group commit's fdatasync completed (survives "
+         "power loss), none = at once, the write following in the same loop turn (kill -9 "
+         "loses only what a worker had not yet handed to the kernel; power loss, what the "
+         "kernel had not yet written back)"),
+    U32(persistence_fsync_max_ms, "0", 0, 10000, "ms",
+        "with fsync: how long a group gathers records before its write and fdatasync when "
+        "none is in flight (more per flush, more latency); 0 = at once: the flush in flight "
+        "is what gathers the next group"),
+    U64(persistence_fsync_max_bytes, "1048576", 4096, 1073741824ull, "bytes",
+        "with fsync: a group commit goes out when this many bytes wait, before "
+        "persistence_fsync_max_ms"),
+    U64(persistence_compact_bytes, "268435456", 1048576, 1099511627776ull, "bytes",
+        "when the journals have grown by this much since the last compaction, every worker "
+        "starts a new segment and writes a snapshot of its state, and the older files are "
+        "deleted (also once after every start that recovered something)"),
 
     /* Logging */
     ENUM(log_level, level_names, "info",
@@ -1306,7 +1332,18 @@ void config_exposure(const struct config *c, unsigned workers, char *buf, size_t
 		       c->cluster_secret_file[0] ? "signed with cluster_secret_file"
 		                                 : "unsigned: any host that reaches it may join");
 	}
-	append(buf, len, &used, "; persistence off (not implemented yet)");
+	if (c->persistence) {
+		static const char *const how[] = {
+		    "none: a crash may lose the last ms of acknowledged work",
+		    "write: acknowledged work survives kill -9",
+		    "fsync: acknowledged work survives power loss"};
+		append(buf, len, &used, "; persistence in %s (retained messages; sync %s)",
+		       c->data_dir, how[c->persistence_sync]);
+	} else {
+		append(buf, len, &used,
+		       "; persistence off (a restart loses sessions, queued and "
+		       "retained messages)");
+	}
 	append(buf, len, &used, "; %u worker%s%s", workers, workers == 1 ? "" : "s",
 	       c->workers == 0 ? " (one per online CPU)" : "");
 }

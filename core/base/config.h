@@ -53,6 +53,13 @@ enum tls_identity {
 	TLS_IDENTITY_SAN = 2,  /* "san": the first DNS or email subjectAltName */
 };
 
+/* When an acknowledgement may leave (core/persist/README.md). */
+enum persistence_sync {
+	PERSIST_SYNC_NONE = 0, /* "none": written in the background; kill -9 may lose the last ms */
+	PERSIST_SYNC_WRITE = 1, /* "write": after the write completed; survives kill -9 */
+	PERSIST_SYNC_FSYNC = 2, /* "fsync": after a group commit reached the disk; power loss */
+};
+
 /* The cluster's timing (cluster/README.md has the parameters). */
 enum cluster_profile {
 	CLUSTER_PROFILE_LAN = 0,  /* "lan": hashicorp/memberlist's LAN defaults */
@@ -150,6 +157,14 @@ struct config {
 	enum cluster_profile cluster_profile;
 	uint32_t cluster_join_timeout_ms;   /* ready alone when no seed answered by then */
 	uint64_t cluster_link_buffer_bytes; /* waiting for one peer, all workers together */
+
+	/* Persistence (core/persist/) */
+	bool persistence;               /* journal what must survive a restart */
+	char data_dir[CONFIG_PATH_MAX]; /* where the journal lives */
+	enum persistence_sync persistence_sync;
+	uint32_t persistence_fsync_max_ms;    /* a group commit waits at most this long */
+	uint64_t persistence_fsync_max_bytes; /* or until this many bytes wait */
+	uint64_t persistence_compact_bytes;   /* journal growth that starts a compaction */
 
 	/* The ops listener's limits and /metrics credentials */
 	uint32_t metrics_max_connections;              /* at once; a new one evicts the oldest */

@@ -14,17 +14,18 @@
 
 enum op_kind {
 	OP_NONE = 0,
-	OP_ACCEPT = 1,  /* slot: listener index */
-	OP_RECV = 2,    /* slot: connection */
-	OP_SEND = 3,    /* slot: connection */
-	OP_CLOSE = 4,   /* slot: connection (already released; ignored) */
-	OP_WAKE = 5,    /* MSG_RING from another worker: mailboxes have mail */
-	OP_STOP = 6,    /* eventfd read: the main thread asks us to stop */
-	OP_CANCEL = 7,  /* cancellation of a connection's receive */
-	OP_VERIFY = 8,  /* eventfd read: password verdicts are waiting */
-	OP_CONNECT = 9, /* slot: connection we dialled (a link to another node) */
-	OP_EXT = 10,    /* a completion for an extension of the loop (the cluster) */
-	OP_KINDS        /* the loop's table of handlers has this many entries */
+	OP_ACCEPT = 1,   /* slot: listener index */
+	OP_RECV = 2,     /* slot: connection */
+	OP_SEND = 3,     /* slot: connection */
+	OP_CLOSE = 4,    /* slot: connection (already released; ignored) */
+	OP_WAKE = 5,     /* MSG_RING from another worker: mailboxes have mail */
+	OP_STOP = 6,     /* eventfd read: the main thread asks us to stop */
+	OP_CANCEL = 7,   /* cancellation of a connection's receive */
+	OP_VERIFY = 8,   /* eventfd read: password verdicts are waiting */
+	OP_CONNECT = 9,  /* slot: connection we dialled (a link to another node) */
+	OP_EXT = 10,     /* a completion for an extension of the loop (the cluster) */
+	OP_JOURNAL = 11, /* slot: 0 a journal write, 1 its fsync (core/persist/journal.c) */
+	OP_KINDS         /* the loop's table of handlers has this many entries */
 };
 
 #define OP_GEN_MASK 0xFFFFFFu

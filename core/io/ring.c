@@ -133,6 +133,49 @@ void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud)
 	io_uring_sqe_set_data64(sqe, ud);
 }
 
+void ring_write(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	io_uring_prep_write(sqe, fd, buf, len, off);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+void ring_fdatasync(struct ring *r, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+void ring_write_fdatasync(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t off,
+                          uint64_t write_ud, uint64_t sync_ud)
+{
+	/* Both entries in one submission: a link across a submit is lost. */
+	if (io_uring_sq_space_left(&r->uring) < 2)
+		io_uring_submit(&r->uring);
+	struct io_uring_sqe *w = sqe_get(r);
+	io_uring_prep_write(w, fd, buf, len, off);
+	io_uring_sqe_set_data64(w, write_ud);
+	w->flags |= IOSQE_IO_LINK;
+	struct io_uring_sqe *f = sqe_get(r);
+	io_uring_prep_fsync(f, fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(f, sync_ud);
+}
+
+void ring_openat(struct ring *r, int dfd, const char *path, int flags, unsigned mode, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	io_uring_prep_openat(sqe, dfd, path, flags, mode);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
+void ring_close(struct ring *r, int fd, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = sqe_get(r);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, ud);
+}
+
 void ring_connect(struct ring *r, int fd, const void *addr, uint32_t addr_len, uint64_t ud)
 {
 	struct io_uring_sqe *sqe = sqe_get(r);

@@ -56,6 +56,22 @@ void ring_accept(struct ring *r, int listen_fd, uint64_t ud); /* multishot */
 void ring_recv(struct ring *r, int fd, uint64_t ud);          /* multishot, pool */
 void ring_send(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t ud);
 void ring_read(struct ring *r, int fd, void *buf, uint32_t len, uint64_t ud);
+/* Write len bytes of buf at offset off of a file (the journal); buf must
+ * stay valid until the completion. */
+void ring_write(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t off, uint64_t ud);
+/* fdatasync(fd) on the ring. */
+void ring_fdatasync(struct ring *r, int fd, uint64_t ud);
+/* A write and then its fdatasync in one submission, linked: the flush
+ * starts once the write completed (a failed or short write cancels it:
+ * its completion is -ECANCELED). */
+void ring_write_fdatasync(struct ring *r, int fd, const void *buf, uint32_t len, uint64_t off,
+                          uint64_t write_ud, uint64_t sync_ud);
+/* Open path relative to directory dfd (openat(2)); the completion's res
+ * is the new descriptor or -errno. path must stay valid until the next
+ * submission. */
+void ring_openat(struct ring *r, int dfd, const char *path, int flags, unsigned mode, uint64_t ud);
+/* close(fd) on the ring. */
+void ring_close(struct ring *r, int fd, uint64_t ud);
 /* Connect fd to addr; addr must stay valid until the next submission. */
 void ring_connect(struct ring *r, int fd, const void *addr, uint32_t addr_len, uint64_t ud);
 /* Cancel the operation prepared with target_ud; its own completion is ud. */

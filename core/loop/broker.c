@@ -19,14 +19,69 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "io/net.h"
-#include "transport/tls.h"
 #include "loop/worker.h"
+#include "persist/recover.h"
+#include "transport/tls.h"
 
 unsigned broker_worker_count(const struct config *cfg)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned n = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
 	return n > WORKERS_MAX ? WORKERS_MAX : n;
+}
+
+/* Recovery hands each retained message to its shard for this worker count. */
+static void recovered_retained(void *ctx, struct msg *m)
+{
+	struct broker *b = ctx;
+	unsigned shard = retain_shard_of(m->pub.topic, b->worker_count);
+	if (retain_put(b->workers[shard]->route.retained, m) != 0)
+		LOG_WARN("out of memory restoring the retained message of \"%.*s\"",
+		         (int)m->pub.topic.len, (const char *)m->pub.topic.ptr);
+	msg_unref(m);
+}
+
+/* Persistence on: the journal's state back into the workers, then a new
+ * segment for each (core/persist/README.md). */
+static int persistence_start(struct broker *b, char *err, size_t err_len)
+{
+	const struct config *cfg = b->cfg;
+	struct recover_result r;
+	char dir[CONFIG_PATH_MAX + 16];
+	if (journal_dir(cfg, dir, sizeof(dir), err, err_len) != 0)
+		return -1;
+	if (recover_run(cfg, clock_now_ms(), recovered_retained, b, &r, err, err_len) != 0)
+		return -1;
+	if (r.files)
+		LOG_INFO("recovered from %s/journal in %llu ms: %llu retained messages (%llu "
+		         "expired, dropped); %llu records in %llu files, %llu bytes%s",
+		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.retained,
+		         (unsigned long long)r.retained_expired, (unsigned long long)r.records,
+		         (unsigned long long)r.files, (unsigned long long)r.bytes,
+		         r.cut ? "; damaged tails cut (see above)" : "");
+	else
+		LOG_INFO("persistence: %s/journal holds nothing yet: starting empty",
+		         cfg->data_dir);
+	atomic_store(&b->retain_stamp, r.next_stamp - 1);
+	b->recovered = r;
+	if (r.unknown)
+		LOG_WARN(
+		    "the journal holds %llu records of a kind this build does not know (a newer "
+		    "version wrote them): kept, and no file is compacted away",
+		    (unsigned long long)r.unknown);
+	if (compact_node_init(&b->compact, cfg, b->worker_count, r.next_segment + 1, r.unknown > 0,
+	                      r.files > 0) != 0) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		if (journal_open(&w->journal, cfg, (uint16_t)i, r.next_segment, err, err_len) != 0)
+			return -1;
+		compact_init(&w->compact, &b->compact, (uint16_t)i, &w->journal, w->route.retained,
+		             &w->mail, &w->now_ms);
+	}
+	return 0;
 }
 
 int broker_start(struct broker *b, const struct config *cfg, const struct worker_ext *ext,
@@ -73,6 +128,8 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 		if (!b->workers[i])
 			return -1;
 	}
+	if (cfg->persistence && persistence_start(b, err, err_len) != 0)
+		return -1;
 
 	if (cfg->tls_listen_count + cfg->wss_listen_count > 0) {
 		b->tls = tls_new(cfg, n, err, err_len);
@@ -189,6 +246,7 @@ void broker_free(struct broker *b)
 			free(mb);
 		}
 	}
+	compact_node_fini(&b->compact); /* its thread, if one runs */
 	for (unsigned i = 0; b->workers && i < b->worker_count; i++)
 		worker_free(b->workers[i]); /* its overflow too (mail_fini) */
 	free(b->workers);

@@ -44,6 +44,7 @@
 #include "base/log.h"
 #include "io/op.h"
 #include "ops/sys_publish.h"
+#include "persist/retained.h"
 #include "session/session.h"
 #include "transport/tls.h"
 
@@ -120,6 +121,15 @@ static void ext_done(struct worker *w, const struct completion *cqe)
 		w->b->ext.completion(w->b->ext.ctx, w, cqe);
 }
 
+static void journal_done_op(struct worker *w, const struct completion *cqe)
+{
+	uint32_t slot = op_slot(cqe->ud);
+	if (slot >= JOURNAL_SLOT_SNAPSHOT)
+		compact_done(&w->compact, cqe->res, slot);
+	else
+		journal_done(&w->journal, cqe->res, slot);
+}
+
 static void none_done(struct worker *w, const struct completion *cqe)
 {
 	if (cqe->res < 0)
@@ -127,9 +137,10 @@ static void none_done(struct worker *w, const struct completion *cqe)
 }
 
 static const op_fn op_handlers[OP_KINDS] = {
-    [OP_NONE] = none_done,     [OP_ACCEPT] = accept_done, [OP_RECV] = recv_done,
-    [OP_SEND] = send_done,     [OP_WAKE] = wake_done,     [OP_STOP] = stop_done,
-    [OP_VERIFY] = verify_done, [OP_CONNECT] = dial_done,   [OP_EXT] = ext_done,
+    [OP_NONE] = none_done,          [OP_ACCEPT] = accept_done, [OP_RECV] = recv_done,
+    [OP_SEND] = send_done,          [OP_WAKE] = wake_done,     [OP_STOP] = stop_done,
+    [OP_VERIFY] = verify_done,      [OP_CONNECT] = dial_done,  [OP_EXT] = ext_done,
+    [OP_JOURNAL] = journal_done_op,
 };
 
 static void dispatch(struct worker *w, const struct completion *cqe)
@@ -181,6 +192,8 @@ static void publish_stats(struct worker *w)
 	    w->turn_max_ns[0] > w->turn_max_ns[1] ? w->turn_max_ns[0] : w->turn_max_ns[1];
 	st->mbox_depth_max = w->depth_max[0] > w->depth_max[1] ? w->depth_max[0] : w->depth_max[1];
 	st->last_turn_ms = w->now_ms;
+	st->journal_failing = w->journal.failing;
+	st->journal_waiting = w->journal.fill_len + w->journal.flight_len;
 	stats_publish(&w->pub, st);
 }
 
@@ -236,23 +249,27 @@ static void step_post(struct worker *w)
 		stop_step(w);
 }
 
-/* The barrier releases a turn's output: every connection on the list to the
- * kernel. */
-static void release_output(void *ctx, void *batch)
-{
-	(void)batch; /* the list is the transport's own: one batch per turn */
-	transport_flush_all(ctx);
-}
-
+/* The journal hands this turn's records to the kernel; then every
+ * connection's new output goes, except what waits for records not yet
+ * durable (barrier.h: the transport holds it back and flushes it when the
+ * journal advances). Without persistence nothing waits. */
 static void step_journal_and_send(struct worker *w)
 {
-	barrier_journal_step(&w->barrier);
-	/* The turn's output waits until the journal has made what the turn
-	 * wrote durable; nothing is written yet, so it goes at once. */
-	if (w->tp.flush_list)
-		CHECK(barrier_hold(&w->barrier, w->tp.flush_list));
-	barrier_release(&w->barrier, release_output, &w->tp);
-	CHECK(barrier_waiting(&w->barrier) == 0); /* until a journal can make it wait */
+	compact_turn(&w->compact);
+	journal_step(&w->journal);
+	transport_flush_all(&w->tp);
+}
+
+static void journal_advanced(void *ctx)
+{
+	struct worker *w = ctx;
+	transport_ungate(&w->tp);
+}
+
+static void journal_retained(void *ctx, struct msg *m)
+{
+	struct worker *w = ctx;
+	persist_retained(&w->journal, m, &w->b->retain_stamp, w->now_ms);
 }
 
 /* true: the reap left work for the next turn (do not sleep). */
@@ -262,8 +279,8 @@ static bool step_reap(struct worker *w)
 	uint64_t stop_cut_ms = stopping ? w->stop_began_ms + w->cfg->shutdown_grace_ms : 0;
 	if (stopping && stop_cut_ms == 0)
 		stop_cut_ms = 1; /* a node stopping at time 0 of the clock: still stopping */
-	unsigned reaped = transport_reap(&w->tp, REAP_TURN_MAX, stop_cut_ms,
-	                                 w->cfg->shutdown_grace_ms);
+	unsigned reaped =
+	    transport_reap(&w->tp, REAP_TURN_MAX, stop_cut_ms, w->cfg->shutdown_grace_ms);
 	return reaped == REAP_TURN_MAX;
 }
 
@@ -278,6 +295,7 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
 	atomic_init(&w->stopping, false);
 	barrier_init(&w->barrier);
+	w->journal.fd = -1; /* opened by broker_start, after recovery */
 	struct transport_ops ops = mqtt_transport_ops;
 	ops.ctx = w;
 	sessions_init(&w->sessions, id, b->cfg->max_sessions, &b->sess_count, &w->now_ms);
@@ -286,8 +304,8 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 	if (w->stop_fd < 0 ||
 	    mail_init(&w->mail, id, b->worker_count, b->mboxes, b->ring_fds) != 0 ||
 	    transport_init(&w->tp, id, b->cfg, &b->tnode, &w->st, &w->now_ms, &ops) != 0 ||
-	    router_init(&w->route, id, b->worker_count, &w->now_ms, &w->mail, &w->st,
-	                deliver_local, w) != 0 ||
+	    router_init(&w->route, id, b->worker_count, &w->now_ms, &w->mail, &w->st, deliver_local,
+	                w) != 0 ||
 	    mqtt_init(w) != 0 || (id == 0 && b->cfg->sys_interval_s > 0 && !w->sys) ||
 	    (b->ext.init && b->ext.init(b->ext.ctx, w) != 0)) {
 		worker_free(w);
@@ -302,6 +320,8 @@ void worker_free(struct worker *w)
 		return;
 	if (w->b->ext.fini)
 		w->b->ext.fini(w->b->ext.ctx, w);
+	journal_close(&w->journal); /* what is still in memory, to the file */
+	compact_fini(&w->compact);
 	transport_fini(&w->tp); /* before the sessions: connections point at them */
 	sessions_fini(&w->sessions);
 	mqtt_fini(w);
@@ -334,6 +354,14 @@ void *worker_main(void *arg)
 	transport_start(&w->tp, &w->ring);
 	stop_arm(w);
 	mqtt_start(w);
+	if (w->journal.on) {
+		journal_start(&w->journal, &w->ring, &w->barrier, &w->st, &w->now_ms,
+		              journal_advanced, w);
+		compact_start(&w->compact, &w->ring);
+		transport_set_barrier(&w->tp, &w->barrier);
+		w->route.journal_retained = journal_retained;
+		w->route.journal_ctx = w;
+	}
 	if (w->b->ext.start)
 		w->b->ext.start(w->b->ext.ctx, w);
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
@@ -379,6 +407,9 @@ void *worker_main(void *arg)
 		uint64_t accept_ms = transport_accept_wakeup_ms(&w->tp);
 		if (accept_ms && accept_ms < wake_ms)
 			wake_ms = accept_ms; /* to accept again */
+		uint64_t journal_ms = journal_deadline_ms(&w->journal);
+		if (journal_ms && journal_ms < wake_ms)
+			wake_ms = journal_ms; /* a group to write, a write to try again */
 		uint64_t wait_ms = wake_ms > w->now_ms && !more_work ? wake_ms - w->now_ms : 0;
 		int ret = ring_submit_wait(&w->ring, wait_ms);
 		if (ret < 0)

@@ -25,10 +25,13 @@
 #include "base/config.h"
 #include "io/mail.h"
 #include "io/ring.h"
-#include "loop/barrier.h"
 #include "mqtt/client.h"
 #include "ops/cluster_view.h"
 #include "ops/stats.h"
+#include "persist/barrier.h"
+#include "persist/compact.h"
+#include "persist/journal.h"
+#include "persist/recover.h"
 #include "route/route.h"
 #include "session/registry.h"
 #include "session/sessions.h"
@@ -73,23 +76,27 @@ struct worker_ext {
 struct broker {
 	const struct config *cfg;
 	unsigned worker_count;
-	struct worker **workers;         /* [worker_count] */
-	struct mbox **mboxes;            /* [from * worker_count + to]; NULL when from == to */
-	int *ring_fds;                   /* [worker_count]: each worker's ring, set before the
-	                                  * start barrier (wake-ups) */
-	struct registry *registry;       /* client id -> session; locked inside */
-	struct auth *auth;               /* access policy (auth.h); shared, thread-safe */
-	struct transport_node tnode;     /* listeners and connection counts */
-	atomic_uint sess_count;          /* sessions on the node, online and offline (limit) */
-	atomic_bool stopping;            /* main: SIGTERM seen; /readyz answers 503 */
-	atomic_uint stop_wills_out;      /* workers whose shutdown wills are all in mailboxes */
-	atomic_ullong rx_bytes;          /* rx buffers of incomplete packets, node-wide (budget) */
-	pthread_barrier_t start_barrier; /* workers and main: every ring is up */
-	bool start_failed;               /* main: listeners failed, workers must exit */
-	uint64_t start_ms;               /* monotonic start time */
-	struct tls *tls;                 /* TLS context (tls.h); NULL without tls_listen */
+	struct worker **workers;          /* [worker_count] */
+	struct mbox **mboxes;             /* [from * worker_count + to]; NULL when from == to */
+	int *ring_fds;                    /* [worker_count]: each worker's ring, set before the
+	                                   * start barrier (wake-ups) */
+	struct registry *registry;        /* client id -> session; locked inside */
+	struct auth *auth;                /* access policy (auth.h); shared, thread-safe */
+	struct transport_node tnode;      /* listeners and connection counts */
+	atomic_uint sess_count;           /* sessions on the node, online and offline (limit) */
+	atomic_bool stopping;             /* main: SIGTERM seen; /readyz answers 503 */
+	atomic_uint stop_wills_out;       /* workers whose shutdown wills are all in mailboxes */
+	atomic_ullong rx_bytes;           /* rx buffers of incomplete packets, node-wide (budget) */
+	pthread_barrier_t start_barrier;  /* workers and main: every ring is up */
+	bool start_failed;                /* main: listeners failed, workers must exit */
+	uint64_t start_ms;                /* monotonic start time */
+	struct tls *tls;                  /* TLS context (tls.h); NULL without tls_listen */
 	struct cluster_view cluster_view; /* written by the cluster's thread (cluster/node.c) */
-	struct worker_ext ext;           /* the workers' extension; zero: none */
+	struct worker_ext ext;            /* the workers' extension; zero: none */
+	struct recover_result recovered;  /* what the journal gave back at start */
+	struct compact_node compact;      /* persistence: compaction's shared part */
+	_Atomic uint64_t retain_stamp;    /* persistence: the node-wide order of retained
+	                                   * writes (persist/retained.h) */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published
@@ -106,7 +113,6 @@ enum stop_phase {
 /* A completion handler, by op kind (io/op.h). */
 typedef void (*op_fn)(struct worker *w, const struct completion *cqe);
 
-
 struct worker {
 	uint16_t id;
 	struct broker *b;
@@ -122,16 +128,18 @@ struct worker {
 	struct sessions sessions;
 	struct router route;
 	struct mqtt_worker mq;
-	struct ack_barrier barrier; /* acknowledgements held for the journal (barrier.h) */
+	struct ack_barrier barrier; /* the journal's position; output waits on it (barrier.h) */
+	struct journal journal;     /* persistence on: this worker's journal (journal.h) */
+	struct compact compact;     /* and its part in compaction (compact.h) */
 
 	/* the loop (worker.c, stop.c) */
 	int stop_fd; /* eventfd: the main thread writes to stop us */
 	uint64_t stop_buf;
-	atomic_bool stopping;   /* set by the main thread, read by us */
-	uint8_t stop_phase;     /* enum stop_phase */
-	uint64_t stop_began_ms; /* when the stop began (the grace counts from here) */
-	bool init_failed;       /* ring setup failed in the worker thread */
-	uint64_t next_sweep_ms; /* next timer sweep */
+	atomic_bool stopping;     /* set by the main thread, read by us */
+	uint8_t stop_phase;       /* enum stop_phase */
+	uint64_t stop_began_ms;   /* when the stop began (the grace counts from here) */
+	bool init_failed;         /* ring setup failed in the worker thread */
+	uint64_t next_sweep_ms;   /* next timer sweep */
 	uint64_t next_report_ms;  /* next drop report */
 	uint64_t next_publish_ms; /* next stats_publish() */
 

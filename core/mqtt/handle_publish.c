@@ -102,6 +102,22 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 		return;
 	}
 
+	if (p->retain && w->journal.on && !journal_accepting(&w->journal)) {
+		/* The journal cannot take it (disk full, behind): refused rather
+		 * than acknowledged and lost; 3.1.1 has no code for it. */
+		w->st.journal_refused++;
+		LOG_WARN_RL(1,
+		            "refused a retained PUBLISH from client \"%s\" to \"%.*s\": the "
+		            "journal cannot write",
+		            s->client_id, (int)topic.len, (const char *)topic.ptr);
+		if (p->qos > 0 && cl->version == MQTT_V5)
+			ack(w, cl, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+			    MQTT_RC_QUOTA_EXCEEDED);
+		else if (p->qos > 0)
+			client_close(w, cl, MQTT_RC_QUOTA_EXCEEDED, true);
+		return;
+	}
+
 	if (p->qos == 2) {
 		/* Exactly once [§4.3.3]: an id still awaiting PUBREL is a resend;
 		 * acknowledge it again but do not deliver it twice. */

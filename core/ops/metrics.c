@@ -78,16 +78,17 @@ static void per_worker(struct out *o, const struct metrics_input *in, size_t w, 
 		    (unsigned long long)word(&in->per_worker[i], w));
 }
 
-static void loop_histogram(struct out *o, const struct metrics_input *in)
+/* A histogram per worker over the loop's buckets: hist and sum are the
+ * fields' word indexes. */
+static void worker_histogram(struct out *o, const struct metrics_input *in, const char *name,
+                             size_t hist, size_t sum, const char *help)
 {
-	const char *name = "starling_worker_loop_busy_seconds";
-	family(o, name, "histogram",
-	       "Time a worker's loop turn spent working (between waits for the kernel).");
+	family(o, name, "histogram", help);
 	for (unsigned i = 0; i < in->workers; i++) {
 		const struct worker_stats *s = &in->per_worker[i];
 		uint64_t cum = 0;
 		for (unsigned b = 0; b < STATS_LOOP_BUCKETS; b++) {
-			cum += s->loop_busy_hist[b];
+			cum += word(s, hist + b);
 			if (b < STATS_LOOP_BUCKETS - 1)
 				put(o, "%s_bucket{worker=\"%u\",le=\"%g\"} %llu\n", name, i,
 				    (double)stats_loop_bounds_ns[b] / 1e9, (unsigned long long)cum);
@@ -95,9 +96,63 @@ static void loop_histogram(struct out *o, const struct metrics_input *in)
 				put(o, "%s_bucket{worker=\"%u\",le=\"+Inf\"} %llu\n", name, i,
 				    (unsigned long long)cum);
 		}
-		put(o, "%s_sum{worker=\"%u\"} %.9f\n", name, i, (double)s->loop_busy_ns / 1e9);
+		put(o, "%s_sum{worker=\"%u\"} %.9f\n", name, i, (double)word(s, sum) / 1e9);
 		put(o, "%s_count{worker=\"%u\"} %llu\n", name, i, (unsigned long long)cum);
 	}
+}
+
+static void loop_histogram(struct out *o, const struct metrics_input *in)
+{
+	worker_histogram(o, in, "starling_worker_loop_busy_seconds", STATS_WORD(loop_busy_hist),
+	                 STATS_WORD(loop_busy_ns),
+	                 "Time a worker's loop turn spent working (between waits for the kernel).");
+}
+
+/* Persistence (core/persist/): the journal per worker, recovery at start. */
+static void journal_families(struct out *o, const struct metrics_input *in,
+                             const struct worker_stats *t)
+{
+	per_worker(o, in, STATS_WORD(journal_records), "starling_journal_records_total", "counter",
+	           "Records appended to a worker's journal.");
+	per_worker(o, in, STATS_WORD(journal_bytes), "starling_journal_bytes_total", "counter",
+	           "Bytes a worker's journal wrote.");
+	per_worker(o, in, STATS_WORD(journal_commits), "starling_journal_commits_total", "counter",
+	           "Writes of a worker's journal, each a group of records (with "
+	           "persistence_sync=fsync, a group commit); records / commits = group size.");
+	per_worker(o, in, STATS_WORD(journal_fsyncs), "starling_journal_fsyncs_total", "counter",
+	           "fdatasync calls completed (persistence_sync=fsync).");
+	per_worker(o, in, STATS_WORD(journal_errors), "starling_journal_errors_total", "counter",
+	           "Journal writes or flushes that failed (disk full, I/O error); each is tried "
+	           "again.");
+	sum1(o, t, STATS_WORD(journal_refused), "starling_journal_refused_total", "counter",
+	     "Work that needed the journal refused while it could not write (0x97 to 5.0 "
+	     "clients).");
+	per_worker(o, in, STATS_WORD(journal_failing), "starling_journal_failing", "gauge",
+	           "1 while a worker's journal cannot write: /readyz is false.");
+	per_worker(o, in, STATS_WORD(journal_waiting), "starling_journal_waiting_bytes", "gauge",
+	           "Bytes appended to a worker's journal and not yet written.");
+	worker_histogram(o, in, "starling_journal_commit_seconds", STATS_WORD(journal_commit_hist),
+	                 STATS_WORD(journal_commit_ns),
+	                 "Time from a group's submission to its durability (write, or write and "
+	                 "fdatasync).");
+	family(o, "starling_persistence_recovered", "gauge",
+	       "What the journal gave back at start, by kind.");
+	put(o, "starling_persistence_recovered{kind=\"retained\"} %llu\n",
+	    (unsigned long long)in->recovered_retained);
+	put(o, "starling_persistence_recovered{kind=\"files\"} %llu\n",
+	    (unsigned long long)in->recovered_files);
+	put(o, "starling_persistence_recovered{kind=\"cut_bytes\"} %llu\n",
+	    (unsigned long long)in->recovered_cut_bytes);
+	family(o, "starling_journal_compactions_total", "counter",
+	       "Compactions completed: every worker's snapshot durable, older files removed.");
+	put(o, "starling_journal_compactions_total %llu\n", (unsigned long long)in->compactions);
+	family(o, "starling_journal_compacted_bytes_total", "counter",
+	       "Bytes of older journal files compactions removed.");
+	put(o, "starling_journal_compacted_bytes_total %llu\n",
+	    (unsigned long long)in->compacted_bytes);
+	family(o, "starling_persistence_recovery_seconds", "gauge",
+	       "Time the recovery at start took.");
+	put(o, "starling_persistence_recovery_seconds %.3f\n", in->recovery_seconds);
 }
 
 char *metrics_render(const struct metrics_input *in, size_t *len)
@@ -311,6 +366,9 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		}
 	}
 
+	if (in->have_persistence)
+		journal_families(&o, in, &t);
+
 	if (in->have_cluster) {
 		const struct cluster_figures *c = &in->cluster;
 		static const char *const states[CLUSTER_STATES] = {NULL, "alive", "suspect", "dead",
@@ -327,7 +385,8 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		family(&o, "starling_cluster_health_score", "gauge",
 		       "Lifeguard's local health score: 0 healthy; higher means this node's own "
 		       "probes fail and it waits longer before suspecting others.");
-		put(&o, "starling_cluster_health_score %llu\n", (unsigned long long)c->health_score);
+		put(&o, "starling_cluster_health_score %llu\n",
+		    (unsigned long long)c->health_score);
 		const struct {
 			const char *name, *help;
 			uint64_t v;
@@ -336,7 +395,8 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		     "Membership datagrams received.", c->packets_in},
 		    {"starling_cluster_membership_packets_sent_total", "Membership datagrams sent.",
 		     c->packets_out},
-		    {"starling_cluster_probes_total", "Direct probes of other nodes sent.", c->probes},
+		    {"starling_cluster_probes_total", "Direct probes of other nodes sent.",
+		     c->probes},
 		    {"starling_cluster_probes_failed_total",
 		     "Probes that ended without an answer, direct or through other nodes.",
 		     c->probes_failed},
@@ -357,15 +417,18 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		       "Membership datagrams not taken, by reason (auth: not signed with "
 		       "cluster_secret_file; cluster: another cluster_name).");
 		for (int i = 1; i < CLUSTER_DROP_REASONS; i++)
-			put(&o, "starling_cluster_membership_packets_dropped_total{reason=\"%s\"} %llu\n",
+			put(&o,
+			    "starling_cluster_membership_packets_dropped_total{reason=\"%s\"} "
+			    "%llu\n",
 			    cluster_drop_names[i], (unsigned long long)c->dropped[i]);
 		family(&o, "starling_cluster_probe_rtt_seconds", "gauge",
 		       "Mean of the last direct probe's round trip to each alive node.");
 		put(&o, "starling_cluster_probe_rtt_seconds %.6f\n", c->probe_rtt_avg_s);
 
-		family(&o, "starling_cluster_routes", "gauge",
-		       "Filters with at least one subscriber, by the node they are on (origin): this "
-		       "node's own, and each peer's as this node holds them.");
+		family(
+		    &o, "starling_cluster_routes", "gauge",
+		    "Filters with at least one subscriber, by the node they are on (origin): this "
+		    "node's own, and each peer's as this node holds them.");
 		put(&o, "starling_cluster_routes{origin=\"self\"} %u\n", c->routes_own);
 		for (uint32_t i = 0; i < c->peer_count; i++)
 			put(&o, "starling_cluster_routes{origin=\"%s\"} %u\n", c->peer_names[i],
@@ -382,14 +445,14 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		family(&o, "starling_cluster_link_bytes_total", "counter",
 		       "Bytes on the links between nodes, by direction.");
 		for (int d = 0; d < 2; d++)
-			put(&o, "starling_cluster_link_bytes_total{direction=\"%s\"} %llu\n", dir[d],
-			    (unsigned long long)c->link_bytes[d]);
+			put(&o, "starling_cluster_link_bytes_total{direction=\"%s\"} %llu\n",
+			    dir[d], (unsigned long long)c->link_bytes[d]);
 		family(&o, "starling_cluster_link_frames_total", "counter",
 		       "Frames on the links between nodes (in: decoded; out: handshake and route "
 		       "frames), by direction.");
 		for (int d = 0; d < 2; d++)
-			put(&o, "starling_cluster_link_frames_total{direction=\"%s\"} %llu\n", dir[d],
-			    (unsigned long long)c->link_frames[d]);
+			put(&o, "starling_cluster_link_frames_total{direction=\"%s\"} %llu\n",
+			    dir[d], (unsigned long long)c->link_frames[d]);
 		family(&o, "starling_cluster_forwarded_total", "counter",
 		       "Publishes forwarded to peer nodes (out, once per node) and received from "
 		       "them (in).");
@@ -409,14 +472,16 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 		       "Retained messages replicated between nodes: stored from peers (in), sent "
 		       "to peers (out).");
 		for (int d = 0; d < 2; d++)
-			put(&o, "starling_cluster_retained_replicated_total{direction=\"%s\"} %llu\n",
+			put(&o,
+			    "starling_cluster_retained_replicated_total{direction=\"%s\"} %llu\n",
 			    dir[d], (unsigned long long)c->retained[d]);
 		const struct {
 			const char *name, *help;
 			size_t off;
 		} per_peer[] = {
 		    {"starling_cluster_peer_link_bytes_total",
-		     "Bytes on the links with each other node, by direction (peer=\"\": connections "
+		     "Bytes on the links with each other node, by direction (peer=\"\": "
+		     "connections "
 		     "before their handshake named the node).",
 		     offsetof(struct cluster_link_counts, bytes)},
 		    {"starling_cluster_peer_link_frames_total",
@@ -432,8 +497,9 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 				const uint64_t *v =
 				    (const uint64_t *)((const char *)&c->peer[i] + per_peer[f].off);
 				for (int d = 0; d < 2; d++)
-					put(&o, "%s{peer=\"%s\",direction=\"%s\"} %llu\n", per_peer[f].name,
-					    i ? c->peer_names[i - 1] : "", dir[d], (unsigned long long)v[d]);
+					put(&o, "%s{peer=\"%s\",direction=\"%s\"} %llu\n",
+					    per_peer[f].name, i ? c->peer_names[i - 1] : "", dir[d],
+					    (unsigned long long)v[d]);
 			}
 		}
 		family(&o, "starling_cluster_route_lag_seconds", "gauge",

@@ -34,10 +34,10 @@ struct cluster_figures {
 	uint64_t link_bytes[2], link_frames[2], forwarded[2], retained[2]; /* [0] in, [1] out */
 	bool synced;
 	uint64_t link_drops[CLUSTER_LINK_DROPS];
-	uint32_t routes_own;                    /* this node's routes */
-	uint32_t peer_count;                    /* entries of peer_names, routes */
+	uint32_t routes_own; /* this node's routes */
+	uint32_t peer_count; /* entries of peer_names, routes */
 	char peer_names[CLUSTER_PEERS_MAX][CLUSTER_NAME_MAX + 1];
-	uint32_t routes[CLUSTER_PEERS_MAX];     /* each peer's routes held here */
+	uint32_t routes[CLUSTER_PEERS_MAX];                     /* each peer's routes held here */
 	struct cluster_link_counts peer[CLUSTER_PEERS_MAX + 1]; /* by number; [0]: before Hello */
 	uint64_t route_lag_ms[CLUSTER_PEERS_MAX]; /* each peer's routes behind its digest for */
 };
@@ -63,6 +63,14 @@ struct metrics_input {
 	uint64_t open_fds;
 	uint64_t max_fds;
 	double start_time_s; /* since the Unix epoch */
+
+	bool have_persistence;       /* persistence is on: the journal's families */
+	uint64_t recovered_retained; /* at start, from the journal */
+	uint64_t recovered_files;
+	uint64_t recovered_cut_bytes;
+	double recovery_seconds;
+	uint64_t compactions;     /* compact.h: rounds completed */
+	uint64_t compacted_bytes; /* older files they removed */
 
 	bool have_cluster; /* a cluster is configured */
 	struct cluster_figures cluster;

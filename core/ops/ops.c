@@ -46,11 +46,11 @@
 #include <unistd.h>
 
 #include "base/clock.h"
-#include "transport/http.h"
 #include "base/log.h"
-#include "ops/metrics.h"
 #include "io/net.h"
 #include "loop/worker.h"
+#include "ops/metrics.h"
+#include "transport/http.h"
 
 #define OPS_SEND_MS         10000 /* once answered: the client must read the answer in this */
 #define OPS_LINGER_MS       1000  /* after the answer: wait this long for the client to close */
@@ -343,10 +343,23 @@ static void serve_unauthorized(struct ops *o, struct ops_client *cl, bool head_o
 	respond(cl, 401, "text/plain; charset=utf-8", challenge, text, strlen(text), head_only);
 }
 
-/* Ready for clients: not stopping, and joined to the cluster when there is
- * one (or alone past cluster_join_timeout_ms: cluster/node.c). */
+/* Is some worker's journal failing (disk full, an I/O error)? */
+static bool journal_failing(struct broker *b)
+{
+	for (unsigned i = 0; b->cfg->persistence && i < b->worker_count; i++)
+		if (atomic_load_explicit(&b->workers[i]->pub.word[STATS_WORD(journal_failing)],
+		                         memory_order_relaxed))
+			return true;
+	return false;
+}
+
+/* Ready for clients: not stopping, the journal writing (persistence on),
+ * and joined to the cluster when there is one (or alone past
+ * cluster_join_timeout_ms: cluster/node.c). */
 static bool ready(struct broker *b)
 {
+	if (journal_failing(b))
+		return false;
 	/* In a cluster: joined, and the peers' routes and the retained
 	 * messages are here (cluster/link.c). */
 	const struct cluster_view *v = &b->cluster_view;
@@ -387,7 +400,8 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 		c->link_bytes[d] = atomic_load_explicit(&v->link_bytes[d], memory_order_relaxed);
 		c->link_frames[d] = atomic_load_explicit(&v->link_frames[d], memory_order_relaxed);
 		c->forwarded[d] = atomic_load_explicit(&v->forwarded[d], memory_order_relaxed);
-		c->retained[d] = atomic_load_explicit(&v->retained_replicated[d], memory_order_relaxed);
+		c->retained[d] =
+		    atomic_load_explicit(&v->retained_replicated[d], memory_order_relaxed);
 	}
 	for (int r = 0; r < CLUSTER_LINK_DROPS; r++)
 		c->link_drops[r] = atomic_load_explicit(&v->link_drops[r], memory_order_relaxed);
@@ -398,13 +412,16 @@ static void read_cluster(struct cluster_view *v, struct metrics_input *in)
 	for (uint32_t i = 0; i < c->peer_count; i++) {
 		memcpy(c->peer_names[i], peers[i].name, sizeof(c->peer_names[i]));
 		c->routes[i] = atomic_load_explicit(&v->routes[i + 1], memory_order_relaxed);
-		c->route_lag_ms[i] = atomic_load_explicit(&v->route_lag_ms[i + 1], memory_order_relaxed);
+		c->route_lag_ms[i] =
+		    atomic_load_explicit(&v->route_lag_ms[i + 1], memory_order_relaxed);
 	}
 	for (uint32_t i = 0; i <= c->peer_count; i++)
 		for (int d = 0; d < 2; d++) {
 			const struct cluster_peer_counts *pc = &v->peer_counts[i];
-			c->peer[i].bytes[d] = atomic_load_explicit(&pc->bytes[d], memory_order_relaxed);
-			c->peer[i].frames[d] = atomic_load_explicit(&pc->frames[d], memory_order_relaxed);
+			c->peer[i].bytes[d] =
+			    atomic_load_explicit(&pc->bytes[d], memory_order_relaxed);
+			c->peer[i].frames[d] =
+			    atomic_load_explicit(&pc->frames[d], memory_order_relaxed);
 			c->peer[i].forwarded[d] =
 			    atomic_load_explicit(&pc->forwarded[d], memory_order_relaxed);
 		}
@@ -449,6 +466,13 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 		}
 		read_process(&in);
 		read_cluster(&b->cluster_view, &in);
+		in.have_persistence = b->cfg->persistence;
+		in.recovered_retained = b->recovered.retained;
+		in.recovered_files = b->recovered.files;
+		in.recovered_cut_bytes = b->recovered.cut_bytes;
+		in.recovery_seconds = (double)b->recovered.ms / 1000.0;
+		in.compactions = atomic_load(&b->compact.runs);
+		in.compacted_bytes = atomic_load(&b->compact.removed_bytes);
 		text = metrics_render(&in, &len);
 	}
 	if (text)
@@ -493,9 +517,10 @@ static void serve(struct ops *o, struct ops_client *cl, const struct http_reques
 		serve_health(o, cl, head_only);
 	else if (!strcmp(rq->path, "/readyz"))
 		respond_text(cl, ready(o->b) ? 200 : 503,
-		             ready(o->b)                   ? "ready\n"
+		             ready(o->b)                    ? "ready\n"
 		             : atomic_load(&o->b->stopping) ? "shutting down\n"
-		                                            : "joining the cluster\n",
+		             : journal_failing(o->b) ? "the journal cannot write (see the log)\n"
+		                                     : "joining the cluster\n",
 		             head_only);
 	else if (!strcmp(rq->path, "/"))
 		respond_text(cl, 200, "starling: /metrics /healthz /readyz\n", head_only);

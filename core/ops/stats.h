@@ -99,6 +99,15 @@ struct worker_stats {
 	uint64_t sends;                              /* send operations submitted */
 	uint64_t tls_handshakes;                     /* TLS handshakes completed */
 	uint64_t tls_failures[TLS_FAIL_COUNT];       /* TLS handshakes failed, by enum tls_fail */
+	/* The journal (core/persist/journal.c; zero with persistence off) */
+	uint64_t journal_records;   /* records appended */
+	uint64_t journal_bytes;     /* bytes written */
+	uint64_t journal_commits;   /* writes (with fsync: group commits) */
+	uint64_t journal_fsyncs;    /* fdatasyncs completed */
+	uint64_t journal_errors;    /* writes or fsyncs that failed */
+	uint64_t journal_refused;   /* persistent work refused: journal failing */
+	uint64_t journal_commit_ns; /* sum of commit latencies */
+	uint64_t journal_commit_hist[STATS_LOOP_BUCKETS]; /* submit to durable, per bucket */
 
 	/* Gauges (now), refreshed by the worker's sweep */
 	uint64_t conns_current;
@@ -115,6 +124,8 @@ struct worker_stats {
 	/* A stall's traces, over the last 10 to 20 s (two windows of STALL_WINDOW_MS): */
 	uint64_t loop_turn_max_ns; /* the longest turn's busy time */
 	uint64_t mbox_depth_max;   /* the most messages waiting in our mailboxes at a drain */
+	uint64_t journal_failing;  /* 1 while the journal cannot write (disk full, I/O error) */
+	uint64_t journal_waiting;  /* bytes appended and not yet durable */
 	uint64_t last_turn_ms;     /* monotonic time of the last loop turn: liveness */
 };
 

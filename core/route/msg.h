@@ -35,6 +35,8 @@ struct msg {
 	uint64_t origin_rank;    /* retain-flagged only: a hash of the origin node's name, the
 	                          * same on every node; with wall_ms it orders retained values
 	                          * (last writer wins); 0 on a single node */
+	uint64_t retain_stamp;   /* retain-flagged, persistence on: the node-wide order of
+	                          * retained writes (the journal's too); 0 otherwise */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
 	                          * topic even when the publisher used an alias;

@@ -216,6 +216,13 @@ int retain_put(struct retain *rs, struct msg *m)
 	    (n->msg->wall_ms > m->wall_ms ||
 	     (n->msg->wall_ms == m->wall_ms && n->msg->origin_rank > m->origin_rank)))
 		return 0; /* a later value is held (a replica arrived out of order) */
+	/* Persistence on: the node-wide stamp is the order recovery rebuilds,
+	 * so the store keeps it too (two workers' writes to one topic may
+	 * arrive in the other order). */
+	if (n->msg && m->retain_stamp && n->msg->retain_stamp > m->retain_stamp &&
+	    ((n->msg->origin_rank | m->origin_rank) == 0 ||
+	     (n->msg->wall_ms == m->wall_ms && n->msg->origin_rank == m->origin_rank)))
+		return 0;
 	if (n->msg)
 		drop_msg(rs, n);
 	if (del) {

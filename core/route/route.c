@@ -48,8 +48,8 @@ void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_
 		return;
 	}
 	CHECK(to.worker < r->count);
-	struct mail_deliver d = {.m = msg_ref(m), .to = to, .sub_id = sub_id, .qos = qos,
-	                         .flags = flags};
+	struct mail_deliver d = {
+	    .m = msg_ref(m), .to = to, .sub_id = sub_id, .qos = qos, .flags = flags};
 	struct mbox_msg mb = {.kind = MAIL_DELIVER,
 	                      .cls = qos == 0 ? MBOX_DROPPABLE : MBOX_DELIVERY,
 	                      .bytes = m->size_bytes};
@@ -63,6 +63,8 @@ void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_
 /* The retained store of the topic's shard keeps m (takes its reference). */
 static void retained_store(struct router *r, struct msg *m)
 {
+	if (r->journal_retained)
+		r->journal_retained(r->journal_ctx, m); /* before anyone else sees m */
 	unsigned shard = retain_shard_of(m->pub.topic, r->count);
 	if (shard == r->id) {
 		must(retain_put(r->retained, m) >= 0, "retained store");
@@ -84,13 +86,15 @@ unsigned route_publish(struct router *r, struct msg *m)
 {
 	if (m->pub.retain) {
 		if (!m->forwarded)
-			m->origin_rank = r->node_rank; /* still ours alone: set before it is shared */
+			m->origin_rank =
+			    r->node_rank; /* still ours alone: set before it is shared */
 		retained_store(r, msg_ref(m));
 	}
 	if (plan_make(&r->plan, r->subs, m) < 0)
-		LOG_WARN_RL(1, "worker %u: out of memory routing a message to \"%.*s\": some "
-		            "subscribers missed it", r->id, (int)m->pub.topic.len,
-		            (const char *)m->pub.topic.ptr);
+		LOG_WARN_RL(1,
+		            "worker %u: out of memory routing a message to \"%.*s\": some "
+		            "subscribers missed it",
+		            r->id, (int)m->pub.topic.len, (const char *)m->pub.topic.ptr);
 	const struct plan *p = &r->plan;
 	if (r->forward && (p->node_count || (m->pub.retain && !m->forwarded)))
 		r->forward(r->forward_ctx, m, p);
@@ -144,7 +148,8 @@ bool route_subscribe(struct router *r, struct mqtt_view filter, const struct sub
 void route_unsubscribe(struct router *r, struct mqtt_view filter, struct sess_id who)
 {
 	struct sub_entry e = {who, {0}};
-	struct route_delta *d = route_delta_new(DELTA_REMOVE, filter, &e, (struct sess_id){0, 0, 0});
+	struct route_delta *d =
+	    route_delta_new(DELTA_REMOVE, filter, &e, (struct sess_id){0, 0, 0});
 	must(d != NULL, "subscription delta");
 	delta_everywhere(r, d);
 }
@@ -163,8 +168,8 @@ void route_node_change(struct router *r, uint16_t node, struct mqtt_view filter,
 	/* QoS 2: the message goes with its own QoS; each subscriber on that
 	 * node gets the lower of it and its own (plan_make there). */
 	struct sub_entry e = {{node, 1, SESS_WORKER_NODE}, {.qos = 2}};
-	struct route_delta *d = route_delta_new(add ? DELTA_ADD : DELTA_REMOVE, filter, &e,
-	                                        (struct sess_id){0, 0, 0});
+	struct route_delta *d =
+	    route_delta_new(add ? DELTA_ADD : DELTA_REMOVE, filter, &e, (struct sess_id){0, 0, 0});
 	must(d != NULL, "subscription delta");
 	d->origin_node = node;
 	delta_everywhere(r, d);
@@ -193,8 +198,10 @@ static void lookup_defer(struct router *r, struct retained_lookup *q)
 {
 	if (r->rq_len >= ROUTE_LOOKUPS_MAX) {
 		r->st->lookups_dropped++;
-		LOG_WARN_RL(1, "worker %u: %u retained lookups wait: a new subscription to "
-		            "\"%s\" gets no retained messages", r->id, r->rq_len, q->filter);
+		LOG_WARN_RL(1,
+		            "worker %u: %u retained lookups wait: a new subscription to "
+		            "\"%s\" gets no retained messages",
+		            r->id, r->rq_len, q->filter);
 		free(q);
 		return;
 	}

@@ -60,24 +60,29 @@ struct retained_lookup {
 #define ROUTE_LOOKUPS_MAX 65536 /* retained lookups waiting on one shard */
 
 struct router {
-	uint16_t id;                /* the worker */
-	unsigned count;             /* workers on the node */
-	const uint64_t *now_ms;     /* the worker's clock */
-	struct mail *mail;          /* the worker's mail */
-	struct worker_stats *st;    /* the worker's counters */
-	struct subidx *subs;        /* this worker's copy of the node's index */
-	struct retain *retained;    /* this worker's shard */
-	struct plan plan;           /* scratch of route_publish */
+	uint16_t id;                 /* the worker */
+	unsigned count;              /* workers on the node */
+	const uint64_t *now_ms;      /* the worker's clock */
+	struct mail *mail;           /* the worker's mail */
+	struct worker_stats *st;     /* the worker's counters */
+	struct subidx *subs;         /* this worker's copy of the node's index */
+	struct retain *retained;     /* this worker's shard */
+	struct plan plan;            /* scratch of route_publish */
 	struct retained_lookup **rq; /* lookups to answer after the next full drain */
 	uint32_t rq_len;
 	uint32_t rq_cap;
-	route_local_fn local;       /* delivery to this worker's sessions */
+	route_local_fn local; /* delivery to this worker's sessions */
 	void *local_ctx;
-	route_effect_fn effect;     /* NULL: nobody listens */
+	route_effect_fn effect; /* NULL: nobody listens */
 	void *effect_ctx;
-	route_forward_fn forward;   /* NULL: a single node */
+	route_forward_fn forward; /* NULL: a single node */
 	void *forward_ctx;
-	uint64_t node_rank;         /* this node's origin_rank (msg.h); 0: a single node */
+	uint64_t node_rank; /* this node's origin_rank (msg.h); 0: a single node */
+	/* Persistence on: called with every retained write (a set or a delete)
+	 * this worker makes, before it goes to its shard: the journal records
+	 * it and stamps m->retain_stamp (the node-wide order). NULL: off. */
+	void (*journal_retained)(void *ctx, struct msg *m);
+	void *journal_ctx;
 };
 
 /* 0, or -1 when out of memory. Registers the route's mail kinds. */

@@ -89,6 +89,12 @@ static void conn_free_memory(struct transport *tp, struct conn *c)
 	free(c);
 }
 
+void transport_set_barrier(struct transport *tp, const struct ack_barrier *b)
+{
+	CHECK(tp->conn_cap == 0); /* before the first connection: the table grows with it */
+	tp->barrier = b;
+}
+
 void transport_fini(struct transport *tp)
 {
 	for (uint32_t i = 0; i < tp->conn_cap; i++) {
@@ -101,6 +107,8 @@ void transport_fini(struct transport *tp)
 	}
 	free(tp->tls);
 	free(tp->ws);
+	free(tp->gated);
+	free(tp->gates);
 	free(tp->conns);
 	free(tp->conn_gens);
 	free(tp->conn_free);
@@ -150,7 +158,14 @@ struct conn *transport_conn_alloc(struct transport *tp, unsigned upper)
 			if (x)
 				tp->ws = x;
 		}
-		if (!c || !g || !f || (tp->has_tls && !t) || (tp->has_ws && !x))
+		struct out_gate *gt = NULL;
+		if (tp->barrier) {
+			gt = realloc(tp->gates, cap * sizeof(*gt));
+			if (gt)
+				tp->gates = gt;
+		}
+		if (!c || !g || !f || (tp->has_tls && !t) || (tp->has_ws && !x) ||
+		    (tp->barrier && !gt))
 			return NULL;
 		for (uint32_t i = tp->conn_cap; i < cap; i++) {
 			tp->conns[i] = NULL;
@@ -171,6 +186,8 @@ struct conn *transport_conn_alloc(struct transport *tp, unsigned upper)
 	c->slot = tp->conn_free[--tp->conn_free_len];
 	c->gen = tp->conn_gens[c->slot];
 	c->fd = -1;
+	if (tp->gates)
+		tp->gates[c->slot].n = 0;
 	CHECK(tp->conns[c->slot] == NULL);
 	tp->conns[c->slot] = c;
 	tp->conn_live++;
@@ -193,15 +210,14 @@ static void conn_reap(struct transport *tp, struct conn *c)
 	if (tp->cfg->listener_max_connections)
 		atomic_fetch_sub_explicit(&tp->node->listeners[c->listener].conns, 1,
 		                          memory_order_relaxed);
-	tp->st->conns_closed[c->close_reason < CLOSE_REASON_COUNT ? c->close_reason
-	                                                           : CLOSE_UNSET]++;
+	tp->st
+	    ->conns_closed[c->close_reason < CLOSE_REASON_COUNT ? c->close_reason : CLOSE_UNSET]++;
 	conn_free_memory(tp, c);
 }
 
 const char *conn_listener(const struct transport *tp, const struct conn *c)
 {
-	return c->listener < tp->node->listener_count ? tp->node->listeners[c->listener].name
-	                                              : "?";
+	return c->listener < tp->node->listener_count ? tp->node->listeners[c->listener].name : "?";
 }
 
 unsigned conn_listener_kind(const struct transport *tp, const struct conn *c)
@@ -286,6 +302,8 @@ void transport_send_done(struct transport *tp, const struct completion *cqe)
 		if (!c->closing)
 			conn_lost(tp, c, CLOSE_SOCKET_ERROR);
 		c->out_len = 0; /* nothing more can be sent */
+		if (tp->gates)
+			gate_clear(&tp->gates[c->slot]);
 		return;
 	}
 	tp->st->bytes_out += (uint64_t)cqe->res;
@@ -364,8 +382,7 @@ static bool linger(struct transport *tp, struct conn *c)
 	return false;
 }
 
-unsigned transport_reap(struct transport *tp, unsigned max, uint64_t stop_cut_ms,
-                        uint32_t grace_ms)
+unsigned transport_reap(struct transport *tp, unsigned max, uint64_t stop_cut_ms, uint32_t grace_ms)
 {
 	/* A send still in flight owns c->tx, so we never free under it: past
 	 * the grace period shutdown() makes it complete now. While the node
@@ -411,6 +428,40 @@ unsigned transport_reap(struct transport *tp, unsigned max, uint64_t stop_cut_ms
 		reaped++;
 	}
 	return reaped;
+}
+
+/* c's output waits for the journal: remember to flush it when it moves. */
+void conn_gated(struct transport *tp, struct conn *c)
+{
+	if (c->on_gate_list)
+		return;
+	if (tp->gated_len == tp->gated_cap) {
+		uint32_t cap = tp->gated_cap ? tp->gated_cap * 2 : 64;
+		struct slot_ref *n = realloc(tp->gated, cap * sizeof(*n));
+		if (!n) {
+			/* Without memory for the list it is flushed every turn
+			 * instead, until the journal lets its bytes go. */
+			conn_mark_flush(tp, c);
+			return;
+		}
+		tp->gated = n;
+		tp->gated_cap = cap;
+	}
+	c->on_gate_list = true;
+	tp->gated[tp->gated_len++] = (struct slot_ref){c->slot, c->gen};
+}
+
+void transport_ungate(struct transport *tp)
+{
+	uint32_t n = tp->gated_len;
+	tp->gated_len = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		struct conn *c = conn_get(tp, tp->gated[i].slot, tp->gated[i].gen);
+		if (!c)
+			continue; /* reaped since */
+		c->on_gate_list = false;
+		conn_mark_flush(tp, c);
+	}
 }
 
 void transport_rearm(struct transport *tp)

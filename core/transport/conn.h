@@ -28,6 +28,7 @@
 #include "base/config.h"
 #include "io/op.h"
 #include "ops/stats.h"
+#include "persist/barrier.h"
 
 struct ring;
 struct completion;
@@ -35,8 +36,9 @@ struct tls_conn;
 struct ssl_ctx_st;
 struct ws;
 
-#define LISTENERS_MAX (4 * CONFIG_LISTEN_MAX + 2) /* listen, tls_listen, ws_listen, wss_listen;
-                                               * the link and its dialling */
+#define LISTENERS_MAX                                                                              \
+	(4 * CONFIG_LISTEN_MAX + 2) /* listen, tls_listen, ws_listen, wss_listen;                  \
+	                             * the link and its dialling */
 
 enum listener_kind {
 	LISTENER_MQTT = 0,  /* MQTT over TCP (cfg->listen) */
@@ -114,8 +116,9 @@ struct conn {
 	bool on_flush_list : 1;
 	bool on_close_list : 1;
 	bool on_rearm_list : 1;
-	bool closing : 1; /* conn_close ran: flushing its last bytes, reaped later */
-	bool dialling : 1; /* we connected it and the connect has not completed */
+	bool on_gate_list : 1; /* output waits for the journal (transport_ungate) */
+	bool closing : 1;      /* conn_close ran: flushing its last bytes, reaped later */
+	bool dialling : 1;     /* we connected it and the connect has not completed */
 };
 
 /* A layer above (MQTT, the cluster's link). ctx is passed back to every call. */
@@ -153,25 +156,25 @@ struct ws_conn {
 
 /* One worker's connections. */
 struct transport {
-	uint16_t id;                  /* the worker */
-	const struct config *cfg;     /* the node's configuration */
-	struct ring *ring;            /* the worker's ring */
-	struct transport_node *node;  /* shared with the other workers */
-	struct worker_stats *st;      /* the worker's counters */
-	const uint64_t *now_ms;       /* the worker's clock, read once per turn */
+	uint16_t id;                 /* the worker */
+	const struct config *cfg;    /* the node's configuration */
+	struct ring *ring;           /* the worker's ring */
+	struct transport_node *node; /* shared with the other workers */
+	struct worker_stats *st;     /* the worker's counters */
+	const uint64_t *now_ms;      /* the worker's clock, read once per turn */
 	struct transport_ops uppers[TRANSPORT_UPPERS_MAX]; /* the layers above, by index */
-	struct ssl_ctx_st *ssl_ctx;   /* this turn's TLS context (tls_ctx_acquire); NULL: no TLS */
-	bool has_tls;                 /* the node has TLS listeners: keep a TLS table */
-	bool has_ws;                  /* the node has WebSocket listeners: keep a ws table */
-	bool stopping;                /* no new connections */
+	struct ssl_ctx_st *ssl_ctx; /* this turn's TLS context (tls_ctx_acquire); NULL: no TLS */
+	bool has_tls;               /* the node has TLS listeners: keep a TLS table */
+	bool has_ws;                /* the node has WebSocket listeners: keep a ws table */
+	bool stopping;              /* no new connections */
 
 	/* The table: slot -> connection, its generation, free slots. */
-	struct conn **conns;   /* [conn_cap], NULL where free */
-	uint32_t *conn_gens;   /* [conn_cap] current generation of each slot */
-	uint32_t *conn_free;   /* a stack of free slots */
+	struct conn **conns; /* [conn_cap], NULL where free */
+	uint32_t *conn_gens; /* [conn_cap] current generation of each slot */
+	uint32_t *conn_free; /* a stack of free slots */
 	uint32_t conn_free_len;
 	uint32_t conn_cap;
-	uint32_t conn_live;    /* connections in the table */
+	uint32_t conn_live; /* connections in the table */
 	/* TLS and WebSocket state by slot, not in struct conn: a pointer per
 	 * slot costs plain connections 8 bytes in a table instead of growing
 	 * every conn past its size class. NULL without such listeners. */
@@ -183,6 +186,14 @@ struct transport {
 	struct slot_ref *rearm;  /* receives ended by -ENOBUFS */
 	uint32_t rearm_len;
 	uint32_t rearm_cap;
+	/* The journal's position (persistence on; NULL: off): output written
+	 * while records wait is held until they are durable (barrier.h). */
+	const struct ack_barrier *barrier;
+	struct out_gate *gates; /* [conn_cap] (with a barrier): each connection's marks, in
+	                         * a table like tls and ws, so struct conn keeps its size */
+	struct slot_ref *gated; /* connections holding such output */
+	uint32_t gated_len;
+	uint32_t gated_cap;
 
 	/* Listening sockets: [i] listens on node->listeners[i]. */
 	int listen_fds[LISTENERS_MAX];
@@ -202,13 +213,17 @@ struct transport {
 int transport_init(struct transport *tp, uint16_t id, const struct config *cfg,
                    struct transport_node *node, struct worker_stats *st, const uint64_t *now_ms,
                    const struct transport_ops *ops);
+/* Hold output behind the journal's records (persistence on). */
+void transport_set_barrier(struct transport *tp, const struct ack_barrier *b);
+/* The journal advanced: connections whose output waited get flushed this
+ * turn (as far as the journal now allows). */
+void transport_ungate(struct transport *tp);
 /* Another layer above, for the listeners whose `upper` is index (before
  * the worker starts). */
 void transport_add_upper(struct transport *tp, unsigned index, const struct transport_ops *ops);
 
 /* The layer above c. */
-static inline const struct transport_ops *conn_ops(const struct transport *tp,
-                                                   const struct conn *c)
+static inline const struct transport_ops *conn_ops(const struct transport *tp, const struct conn *c)
 {
 	return &tp->uppers[tp->node->listeners[c->listener].upper];
 }
@@ -310,6 +325,8 @@ static inline void conn_mark_flush(struct transport *tp, struct conn *c)
 static inline void conn_out_commit(struct transport *tp, struct conn *c, size_t n)
 {
 	CHECK(c->out_len + n <= c->out_cap);
+	if (tp->barrier && barrier_pending(tp->barrier))
+		gate_mark(&tp->gates[c->slot], tp->barrier, c->out_len); /* it follows a record */
 	c->out_len += (uint32_t)n;
 	conn_mark_flush(tp, c);
 }

@@ -23,6 +23,8 @@ void transport_recv_arm(struct transport *tp, struct conn *c);
  * nothing to send. */
 void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, uint32_t len);
 bool layers_stage(struct transport *tp, struct conn *c);
+/* c holds output the journal has not let go yet (conn.c). */
+void conn_gated(struct transport *tp, struct conn *c);
 struct ws_conn *ws_conn_new(const char *path, uint32_t max_frame_bytes);
 void ws_conn_free(struct ws_conn *x); /* NULL is fine */
 

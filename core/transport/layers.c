@@ -266,7 +266,50 @@ static bool tls_stage(struct transport *tp, struct conn *c, struct tls_conn *t)
 	return true;
 }
 
+static bool layers_stage_all(struct transport *tp, struct conn *c);
+
+/* Stage what the journal lets go: the outbox up to the first gate mark it
+ * has not reached (barrier.h). The rest stays in the outbox, and the
+ * connection waits on the gate list. */
 bool layers_stage(struct transport *tp, struct conn *c)
+{
+	struct out_gate *g = tp->gates ? &tp->gates[c->slot] : NULL;
+	if (!g || g->n == 0)
+		return layers_stage_all(tp, c);
+	uint32_t can = gate_sendable(g, tp->barrier, c->out_len);
+	if (can == c->out_len)
+		return layers_stage_all(tp, c);
+	/* Split: the held tail aside, stage the head, the tail back. */
+	uint8_t *rest;
+	uint32_t rest_len = c->out_len - can, rest_cap;
+	if (can == 0) {
+		rest = c->out;
+		rest_cap = c->out_cap;
+		c->out = NULL;
+		c->out_len = c->out_cap = 0;
+	} else {
+		rest = malloc(rest_len);
+		if (!rest) {
+			conn_gated(tp, c); /* try again when the journal moves */
+			return false;
+		}
+		memcpy(rest, c->out + can, rest_len);
+		rest_cap = rest_len;
+		c->out_len = can;
+	}
+	bool staged = layers_stage_all(tp, c);
+	gate_consumed(g, can);
+	/* Staging consumed the outbox (moved to tx, framed or encrypted). */
+	CHECK(c->out_len == 0);
+	free(c->out);
+	c->out = rest;
+	c->out_len = rest_len;
+	c->out_cap = rest_cap;
+	conn_gated(tp, c);
+	return staged;
+}
+
+static bool layers_stage_all(struct transport *tp, struct conn *c)
 {
 	struct ws_conn *x = conn_ws(tp, c);
 	if (x)

@@ -765,7 +765,7 @@ def t07_first_log_line_says_what_is_exposed(ctx):
         assert exposed == (
             "listeners mqtt 127.0.0.1:0 (anonymous refused), ws 127.0.0.2:0 (anonymous allowed); "
             f"metrics http 127.0.0.1:0 (no authentication); password_file {pw}; acl_file {acl}; "
-            "persistence off (not implemented yet); 2 workers"), first
+            "persistence off (a restart loses sessions, queued and retained messages); 2 workers"), first
         # What the line says is what the node does: anonymous refused on
         # mqtt (5.0: 0x87 not authorized) ...
         c = Client(b.port, 5)

@@ -1,81 +1,104 @@
 /*
- * barrier_test.c — acknowledgements held for the journal
- * (core/loop/barrier.c): without a journal a turn's output goes in the turn
- * that made it; with records written and not yet durable it waits, batches
- * go in turn order once the journal catches up, never one before its
- * records, and the number held is bounded.
+ * barrier_test.c — the journal's position and the output gate
+ * (core/persist/barrier.c): output written while nothing waits goes at
+ * once; output written after a record waits until that record is durable,
+ * never less; marks stay in outbox order, are bounded, and move with what
+ * left the outbox.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 
-#include "loop/barrier.h"
+#include "persist/barrier.h"
 
-struct log {
-	int order[BARRIER_HELD_MAX + 4];
-	int n;
-};
-
-static void release(void *ctx, void *batch)
-{
-	struct log *l = ctx;
-	l->order[l->n++] = *(int *)batch;
-}
-
-Test(barrier, without_a_journal_output_goes_at_once)
+Test(barrier, without_pending_records_everything_goes)
 {
 	struct ack_barrier b;
 	barrier_init(&b);
-	struct log l = {.n = 0};
-	int turn[3] = {1, 2, 3};
-	for (int i = 0; i < 3; i++) {
-		barrier_journal_step(&b);
-		cr_assert(barrier_hold(&b, &turn[i]));
-		cr_assert_eq(barrier_release(&b, release, &l), 1);
-		cr_assert_eq(barrier_waiting(&b), 0);
-	}
-	cr_assert_eq(l.n, 3);
-	cr_assert_eq(l.order[2], 3);
+	struct out_gate g = {.n = 0};
+	gate_mark(&g, &b, 0);
+	cr_assert_eq(g.n, 0);
+	cr_assert_eq(gate_sendable(&g, &b, 100), 100);
+	uint64_t s = barrier_append(&b);
+	barrier_durable(&b, s);
+	gate_mark(&g, &b, 100);
+	cr_assert_eq(gate_sendable(&g, &b, 150), 150);
 }
 
-Test(barrier, output_waits_for_its_records)
+Test(barrier, output_waits_for_the_records_before_it)
 {
 	struct ack_barrier b;
 	barrier_init(&b);
-	struct log l = {.n = 0};
-	int t1 = 1, t2 = 2, t3 = 3;
-	uint64_t r1 = barrier_append(&b); /* turn 1 wrote a record (a PUBLISH to a session) */
-	cr_assert(barrier_hold(&b, &t1));
-	uint64_t r2 = barrier_append(&b); /* turn 2 wrote two */
-	uint64_t r3 = barrier_append(&b);
-	cr_assert(barrier_hold(&b, &t2));
-	cr_assert(barrier_hold(&b, &t3)); /* turn 3 wrote none: it still follows turn 2 */
-	cr_assert_eq(barrier_release(&b, release, &l), 0, "nothing durable yet");
+	struct out_gate g = {.n = 0};
+	/* 10 bytes written before any record: free. */
+	uint64_t r1 = barrier_append(&b);
+	gate_mark(&g, &b, 10); /* a PUBACK after record 1, at offset 10 */
+	cr_assert_eq(gate_sendable(&g, &b, 20), 10);
+	uint64_t r2 = barrier_append(&b);
+	gate_mark(&g, &b, 20); /* another after record 2 */
+	cr_assert_eq(g.n, 2);
+	cr_assert_eq(gate_sendable(&g, &b, 30), 10);
 	barrier_durable(&b, r1);
-	cr_assert_eq(barrier_release(&b, release, &l), 1);
-	cr_assert_eq(l.order[0], 1);
+	cr_assert_eq(gate_sendable(&g, &b, 30), 20, "record 1 durable: its bytes go, not 2's");
+	gate_consumed(&g, 20);
+	cr_assert_eq(g.off[0], 0);
+	cr_assert_eq(gate_sendable(&g, &b, 10), 0);
 	barrier_durable(&b, r2);
-	cr_assert_eq(barrier_release(&b, release, &l), 0, "turn 2's second record is not durable");
-	barrier_durable(&b, r3);
-	cr_assert_eq(barrier_release(&b, release, &l), 2);
-	cr_assert_eq(l.order[1], 2);
-	cr_assert_eq(l.order[2], 3, "in turn order");
-	barrier_durable(&b, r1); /* a late, older completion changes nothing */
-	cr_assert_eq(b.durable, r3);
+	cr_assert_eq(gate_sendable(&g, &b, 10), 10);
+	cr_assert_eq(g.n, 0);
 }
 
-Test(barrier, the_number_held_is_bounded)
+Test(barrier, marks_are_bounded_and_merge_upwards)
 {
 	struct ack_barrier b;
 	barrier_init(&b);
-	int t[BARRIER_HELD_MAX + 1];
-	barrier_append(&b);
-	for (int i = 0; i < BARRIER_HELD_MAX; i++) {
-		t[i] = i;
-		cr_assert(barrier_hold(&b, &t[i]));
+	struct out_gate g = {.n = 0};
+	uint64_t last = 0;
+	for (uint32_t i = 0; i < 10; i++) {
+		last = barrier_append(&b);
+		gate_mark(&g, &b, i * 10);
 	}
-	cr_assert_not(barrier_hold(&b, &t[0]), "the loop must stop taking work");
-	struct log l = {.n = 0};
-	barrier_journal_step(&b);
-	cr_assert_eq(barrier_release(&b, release, &l), BARRIER_HELD_MAX);
-	for (int i = 0; i < BARRIER_HELD_MAX; i++)
-		cr_assert_eq(l.order[i], i);
+	cr_assert_eq(g.n, GATE_MARKS);
+	cr_assert_eq(g.lsn[GATE_MARKS - 1], last, "the last mark waits for the newest record");
+	/* Everything up to the one before last durable: the merged bytes still wait. */
+	barrier_durable(&b, last - 1);
+	cr_assert_eq(gate_sendable(&g, &b, 100), g.off[0]);
+	cr_assert(g.off[0] < 100);
+	barrier_durable(&b, last);
+	cr_assert_eq(gate_sendable(&g, &b, 100), 100);
+}
+
+Test(barrier, a_mark_for_no_newer_record_adds_nothing)
+{
+	struct ack_barrier b;
+	barrier_init(&b);
+	struct out_gate g = {.n = 0};
+	barrier_append(&b);
+	gate_mark(&g, &b, 5);
+	gate_mark(&g, &b, 9); /* same record: the first mark covers it */
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(gate_sendable(&g, &b, 12), 5);
+}
+
+Test(barrier, durable_never_passes_appended, .signal = SIGABRT)
+{
+	struct ack_barrier b;
+	barrier_init(&b);
+	barrier_durable(&b, 1);
+}
+
+Test(barrier, a_stalled_journal_holds_what_it_held_and_nothing_new)
+{
+	struct ack_barrier b;
+	barrier_init(&b);
+	struct out_gate held = {.n = 0}, fresh = {.n = 0};
+	uint64_t r = barrier_append(&b);
+	gate_mark(&held, &b, 0);  /* an acknowledgement of record r */
+	b.stalled = true;         /* r's write failed: the disk is full */
+	gate_mark(&fresh, &b, 0); /* another client's output, written meanwhile */
+	cr_assert_eq(fresh.n, 0, "output written while stalled depends on no record");
+	cr_assert_eq(gate_sendable(&fresh, &b, 10), 10);
+	cr_assert_eq(gate_sendable(&held, &b, 10), 0, "r is still not on disk");
+	b.stalled = false;
+	barrier_durable(&b, r);
+	cr_assert_eq(gate_sendable(&held, &b, 10), 10);
 }

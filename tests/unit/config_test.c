@@ -89,6 +89,12 @@ static const char *const all_keys[] = {
     "cluster_profile",
     "cluster_join_timeout_ms",
     "cluster_link_buffer_bytes",
+    "persistence",
+    "data_dir",
+    "persistence_sync",
+    "persistence_fsync_max_ms",
+    "persistence_fsync_max_bytes",
+    "persistence_compact_bytes",
     "log_level",
     "log_json",
 };
@@ -192,6 +198,12 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(cluster_profile);
 	DIFF(cluster_join_timeout_ms);
 	DIFF(cluster_link_buffer_bytes);
+	DIFF(persistence);
+	d += strcmp(a->data_dir, b->data_dir) != 0;
+	DIFF(persistence_sync);
+	DIFF(persistence_fsync_max_ms);
+	DIFF(persistence_fsync_max_bytes);
+	DIFF(persistence_compact_bytes);
 #undef DIFF
 	return d;
 }
@@ -930,6 +942,12 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"cluster_profile", "fast"},
 	    {"cluster_join_timeout_ms", "0"},
 	    {"cluster_link_buffer_bytes", "1048576"},
+	    {"persistence", "true"},
+	    {"data_dir", "/data/starling node"},
+	    {"persistence_sync", "fsync"},
+	    {"persistence_fsync_max_ms", "5"},
+	    {"persistence_fsync_max_bytes", "65536"},
+	    {"persistence_compact_bytes", "1048576"},
 	    {"log_level", "debug"},
 	    {"log_json", "yes"},
 	};
@@ -1019,15 +1037,16 @@ Test(config, cluster_keys_say_what_is_wrong)
 	    {"cluster_profile", "wan", "is not one of"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		cr_assert_neq(config_set(&c, "test.conf:7", bad[i][0], bad[i][1], err, sizeof(err)), 0,
-		              "%s = %s accepted", bad[i][0], bad[i][1]);
+		cr_assert_neq(config_set(&c, "test.conf:7", bad[i][0], bad[i][1], err, sizeof(err)),
+		              0, "%s = %s accepted", bad[i][0], bad[i][1]);
 		cr_assert(strstr(err, "test.conf:7") && strstr(err, bad[i][0]) &&
 		              strstr(err, bad[i][2]),
 		          "%s = %s: %s", bad[i][0], bad[i][1], err);
 	}
 	char many[2048] = "";
 	for (int i = 0; i < 33; i++)
-		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh%d:1", i ? "," : "", i);
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sh%d:1", i ? "," : "",
+		         i);
 	cr_assert_neq(config_set(&c, "t", "cluster_seeds", many, err, sizeof(err)), 0);
 	cr_assert(strstr(err, "more than 32"), "%s", err);
 }
@@ -1058,7 +1077,8 @@ Test(config, reference_documents_every_key)
  * where meson test runs.
  */
 #define DOCS_MARKER                                                                                \
-	"<!-- Generated from core/base/config.c by config_print_reference(). Do not edit below. -->\n"
+	"<!-- Generated from core/base/config.c by config_print_reference(). Do not edit below. "  \
+	"-->\n"
 
 static char *read_all(const char *path)
 {
@@ -1368,7 +1388,8 @@ Test(config, exposure_line_names_every_listener)
 	                       "(anonymous allowed); metrics http 127.0.0.1:9100 (no "
 	                       "authentication); password_file none; acl_file none (every client "
 	                       "may subscribe to every topic and publish outside $SYS/); "
-	                       "persistence off (not implemented yet); 4 workers (one per online "
+	                       "persistence off (a restart loses sessions, queued and retained "
+	                       "messages); 4 workers (one per online "
 	                       "CPU)");
 	set_ok(&c, "listen", ":1883");
 	cr_assert(!config_listen_is_default(&c));
@@ -1381,7 +1402,8 @@ Test(config, exposure_line_names_every_listener)
 	cr_assert_str_eq(line,
 	                 "listeners mqtt *:1883 (anonymous allowed), wss [::]:8443 (anonymous "
 	                 "allowed, client certificate required); metrics off; password_file "
-	                 "none; acl_file /etc/acl; persistence off (not implemented yet); 1 "
+	                 "none; acl_file /etc/acl; persistence off (a restart loses sessions, "
+	                 "queued and retained messages); 1 "
 	                 "worker");
 	char small[24];
 	config_exposure(&c, 1, small, sizeof(small));

@@ -1,0 +1,402 @@
+/*
+ * compact.c — compaction by snapshot (see compact.h).
+ */
+#include "persist/compact.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/check.h"
+#include "base/log.h"
+#include "io/op.h"
+#include "persist/record.h"
+
+enum {
+	MAIL_COMPACT_BEGIN = MAIL_KIND_JOURNAL, /* worker 0 to all: start segment gen */
+	MAIL_COMPACT_ROTATED,                   /* a worker to all: it started segment gen */
+};
+
+enum {
+	SLOT_SNAP_OPEN = JOURNAL_SLOT_SNAPSHOT,
+	SLOT_SNAP_WRITE,
+	SLOT_SNAP_SYNC,
+	SLOT_SNAP_DIRSYNC,
+	SLOT_SNAP_CLOSE,
+};
+
+#define SNAPSHOT_RETRY_MS 5000 /* a snapshot that failed (disk full) is tried again */
+
+struct mail_compact {
+	uint64_t gen;
+};
+
+static uint64_t wall_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int compact_node_init(struct compact_node *n, const struct config *cfg, unsigned workers,
+                      uint64_t next_segment, bool keep_old, bool start_wanted)
+{
+	memset(n, 0, sizeof(*n));
+	n->written = calloc(workers, sizeof(*n->written));
+	if (!n->written)
+		return -1;
+	n->workers = workers;
+	n->threshold = cfg->persistence_compact_bytes;
+	n->keep_old = keep_old;
+	atomic_store(&n->next_segment, next_segment);
+	atomic_store(&n->start_wanted, start_wanted && !keep_old);
+	snprintf(n->dir, sizeof(n->dir), "%s/journal", cfg->data_dir);
+	return 0;
+}
+
+void compact_node_fini(struct compact_node *n)
+{
+	if (n->thread_started)
+		pthread_join(n->thread, NULL);
+	free(n->written);
+	n->written = NULL;
+}
+
+/* ---- the round --------------------------------------------------------- */
+
+static void send_all(struct compact *c, uint8_t kind, uint64_t gen)
+{
+	for (unsigned k = 0; k < c->node->workers; k++) {
+		if (k == c->id)
+			continue;
+		struct mbox_msg mb = {.kind = kind, .cls = MBOX_CONTROL};
+		struct mail_compact m = {gen};
+		memcpy(mb.body, &m, sizeof(m));
+		mail_send(c->mail, (uint16_t)k, &mb); /* control mail is never refused */
+	}
+}
+
+static void enter(struct compact *c, uint64_t gen)
+{
+	if (c->gen == gen)
+		return;
+	c->gen = gen;
+	c->rotated = 0;
+	c->self_rotated = false;
+	c->snapped = false;
+}
+
+static void snapshot_start(struct compact *c);
+
+static void maybe_snapshot(struct compact *c)
+{
+	if (c->self_rotated && c->rotated == c->node->workers && !c->writing && !c->snapped &&
+	    c->gen && (!c->retry_at_ms || *c->now_ms >= c->retry_at_ms))
+		snapshot_start(c);
+}
+
+static void begin(struct compact *c, uint64_t gen)
+{
+	if (journal_rotating(c->j)) {
+		c->begin_wanted = gen; /* the last round's switch is still under way */
+		return;
+	}
+	c->begin_wanted = 0;
+	enter(c, gen);
+	journal_rotate(c->j, gen);
+	/* From here on this worker's records go to segment gen; everything it
+	 * mailed before is ahead of this in every mailbox. */
+	send_all(c, MAIL_COMPACT_ROTATED, gen);
+	c->self_rotated = true;
+	c->rotated++;
+	maybe_snapshot(c);
+}
+
+static void on_mail(void *ctx, const struct mbox_msg *mb)
+{
+	struct compact *c = ctx;
+	struct mail_compact m;
+	memcpy(&m, mb->body, sizeof(m));
+	if (mb->kind == MAIL_COMPACT_BEGIN) {
+		begin(c, m.gen);
+		return;
+	}
+	enter(c, m.gen);
+	c->rotated++;
+	maybe_snapshot(c);
+}
+
+static void on_discard(const struct mbox_msg *mb)
+{
+	(void)mb; /* references nothing */
+}
+
+void compact_init(struct compact *c, struct compact_node *n, uint16_t id, struct journal *j,
+                  struct retain *shard, struct mail *mail, const uint64_t *now_ms)
+{
+	memset(c, 0, sizeof(*c));
+	c->node = n;
+	c->id = id;
+	c->j = j;
+	c->shard = shard;
+	c->mail = mail;
+	c->now_ms = now_ms;
+	c->fd = -1;
+	mail_register(mail, MAIL_COMPACT_BEGIN, on_mail, on_discard, c);
+	mail_register(mail, MAIL_COMPACT_ROTATED, on_mail, on_discard, c);
+}
+
+void compact_start(struct compact *c, struct ring *ring)
+{
+	c->ring = ring;
+}
+
+void compact_fini(struct compact *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	c->buf = NULL;
+}
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+struct encode {
+	struct compact *c;
+	uint64_t lsn, now_ms, wall;
+	size_t len, cap;
+	uint8_t *buf;
+	bool oom;
+};
+
+static void encode_one(void *ctx, struct msg *m)
+{
+	struct encode *e = ctx;
+	if (e->oom || (m->pub.topic.len >= 4 && memcmp(m->pub.topic.ptr, "$SYS", 4) == 0))
+		return; /* $SYS is published again after a start */
+	size_t plen = rec_retain_set_size(m);
+	size_t total = record_size(plen);
+	if (e->len + total > e->cap) {
+		size_t cap = e->cap * 2;
+		while (cap < e->len + total)
+			cap *= 2;
+		uint8_t *p = realloc(e->buf, cap);
+		if (!p) {
+			e->oom = true;
+			return;
+		}
+		e->buf = p;
+		e->cap = cap;
+	}
+	uint8_t *rec = e->buf + e->len;
+	rec_retain_set_put(record_payload(rec), m, m->retain_stamp, e->now_ms, e->wall);
+	record_seal(rec, total, REC_RETAIN_SET, ++e->lsn, e->wall);
+	e->len += total;
+}
+
+static void snapshot_failed(struct compact *c, const char *what, int err)
+{
+	LOG_ERROR("worker %u: compaction: %s %s/%s: %s; this round's older files are kept", c->id,
+	          what, c->node->dir, c->name, strerror(err));
+	if (c->fd >= 0)
+		ring_close(c->ring, c->fd, op_pack(OP_JOURNAL, SLOT_SNAP_CLOSE, 0));
+	c->fd = -1;
+	c->writing = false;
+	free(c->buf);
+	c->buf = NULL;
+	/* The round stays open (worker 0 deletes nothing until every
+	 * snapshot is durable); this one is written again later. */
+	c->retry_at_ms = *c->now_ms + SNAPSHOT_RETRY_MS;
+}
+
+static void snapshot_start(struct compact *c)
+{
+	struct encode e = {.c = c, .now_ms = *c->now_ms, .wall = wall_now_ms(), .cap = 64 * 1024};
+	e.buf = malloc(e.cap);
+	c->retry_at_ms = 0;
+	if (!e.buf) {
+		c->retry_at_ms = *c->now_ms + SNAPSHOT_RETRY_MS;
+		return;
+	}
+	struct journal_header h = {.version = JOURNAL_VERSION,
+	                           .writer = c->id,
+	                           .kind = JOURNAL_KIND_SNAPSHOT,
+	                           .segment = c->gen,
+	                           .created_wall_ms = e.wall};
+	journal_header_put(e.buf, &h);
+	e.len = JOURNAL_HEADER_BYTES;
+	retain_each(c->shard, encode_one, &e);
+	if (e.oom) {
+		free(e.buf);
+		LOG_ERROR("worker %u: compaction: out of memory for the snapshot (tried again in "
+		          "%u s)",
+		          c->id, SNAPSHOT_RETRY_MS / 1000);
+		c->retry_at_ms = *c->now_ms + SNAPSHOT_RETRY_MS;
+		return;
+	}
+	c->buf = e.buf;
+	c->len = e.len;
+	c->done = 0;
+	c->writing = true;
+	atomic_fetch_add(&c->node->snap_records, e.lsn);
+	snprintf(c->name, sizeof(c->name), "w%03u-%016llx.snap", c->id, (unsigned long long)c->gen);
+	ring_openat(c->ring, c->j->dir_fd, c->name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640,
+	            op_pack(OP_JOURNAL, SLOT_SNAP_OPEN, 0));
+}
+
+static void snapshot_write(struct compact *c)
+{
+	ring_write(c->ring, c->fd, c->buf + c->done, (uint32_t)(c->len - c->done), c->done,
+	           op_pack(OP_JOURNAL, SLOT_SNAP_WRITE, 0));
+}
+
+void compact_done(struct compact *c, int32_t res, uint32_t slot)
+{
+	if (slot == SLOT_SNAP_CLOSE)
+		return;
+	if (!c->writing)
+		return;
+	if (res < 0) {
+		snapshot_failed(c, slot == SLOT_SNAP_OPEN ? "cannot create" : "cannot write", -res);
+		return;
+	}
+	switch (slot) {
+	case SLOT_SNAP_OPEN:
+		c->fd = res;
+		snapshot_write(c);
+		return;
+	case SLOT_SNAP_WRITE:
+		if (res == 0) {
+			snapshot_failed(c, "cannot write", ENOSPC);
+			return;
+		}
+		c->done += (size_t)res;
+		if (c->done < c->len) {
+			snapshot_write(c);
+			return;
+		}
+		/* Always flushed, whatever persistence_sync says: older files
+		 * are deleted on the strength of it. */
+		ring_fdatasync(c->ring, c->fd, op_pack(OP_JOURNAL, SLOT_SNAP_SYNC, 0));
+		return;
+	case SLOT_SNAP_SYNC:
+		ring_fdatasync(c->ring, c->j->dir_fd, op_pack(OP_JOURNAL, SLOT_SNAP_DIRSYNC, 0));
+		return;
+	case SLOT_SNAP_DIRSYNC:
+		ring_close(c->ring, c->fd, op_pack(OP_JOURNAL, SLOT_SNAP_CLOSE, 0));
+		c->fd = -1;
+		c->writing = false;
+		c->snapped = true;
+		free(c->buf);
+		c->buf = NULL;
+		atomic_fetch_add(&c->node->snapshots, 1);
+		return;
+	}
+}
+
+/* ---- worker 0: starting a round, and its end ----------------------------- */
+
+/* w<id>-<segment>.log or .snap: the segment, or 0. */
+static uint64_t file_segment(const char *name)
+{
+	unsigned w;
+	unsigned long long seg;
+	char ext[8];
+	int used = 0;
+	if (sscanf(name, "w%u-%llx.%5[a-z]%n", &w, &seg, ext, &used) != 3 || name[used] != '\0' ||
+	    (strcmp(ext, "log") != 0 && strcmp(ext, "snap") != 0))
+		return 0;
+	return seg;
+}
+
+/* The deleting thread: every file of a segment below gen, then the
+ * directory flushed. */
+static void *cleanup(void *arg)
+{
+	struct compact_node *n = arg;
+	uint64_t gen = atomic_load(&n->gen);
+	uint64_t files = 0, bytes = 0;
+	DIR *d = opendir(n->dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		uint64_t seg = file_segment(de->d_name);
+		if (seg == 0 || seg >= gen)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_size;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			files++;
+		else
+			LOG_WARN("compaction: cannot remove %s/%s: %s", n->dir, de->d_name,
+			         strerror(errno));
+	}
+	if (d) {
+		fsync(dirfd(d));
+		closedir(d);
+	} else {
+		LOG_WARN("compaction: cannot read %s: %s", n->dir, strerror(errno));
+	}
+	LOG_INFO("compaction %llu: snapshots of %llu records by %u workers; %llu older files "
+	         "removed (%llu bytes)",
+	         (unsigned long long)gen, (unsigned long long)atomic_load(&n->snap_records),
+	         n->workers, (unsigned long long)files, (unsigned long long)bytes);
+	atomic_fetch_add(&n->removed_bytes, bytes);
+	atomic_fetch_add(&n->runs, 1);
+	atomic_store(&n->gen, 0);
+	atomic_store(&n->cleaning, false);
+	return NULL;
+}
+
+static void start_round(struct compact *c)
+{
+	struct compact_node *n = c->node;
+	uint64_t gen = atomic_fetch_add(&n->next_segment, 1);
+	atomic_store(&n->snapshots, 0);
+	atomic_store(&n->snap_records, 0);
+	atomic_store(&n->gen, gen);
+	atomic_store(&n->start_wanted, false);
+	send_all(c, MAIL_COMPACT_BEGIN, gen);
+	begin(c, gen);
+}
+
+void compact_turn(struct compact *c)
+{
+	struct compact_node *n = c->node;
+	if (!n || !c->j->on)
+		return;
+	atomic_store_explicit(&n->written[c->id], c->j->written, memory_order_relaxed);
+	if (c->begin_wanted)
+		begin(c, c->begin_wanted);
+	if (c->retry_at_ms && *c->now_ms >= c->retry_at_ms)
+		maybe_snapshot(c);
+	if (c->id != 0 || n->keep_old || atomic_load(&n->cleaning))
+		return;
+	uint64_t gen = atomic_load(&n->gen);
+	if (gen) {
+		if (atomic_load(&n->snapshots) < n->workers)
+			return; /* (a failed snapshot keeps the round open: nothing deleted) */
+		if (n->thread_started)
+			pthread_join(n->thread, NULL);
+		n->thread_started = false;
+		atomic_store(&n->cleaning, true);
+		if (pthread_create(&n->thread, NULL, cleanup, n) != 0) {
+			LOG_WARN("compaction: cannot start the thread that removes older files");
+			atomic_store(&n->cleaning, false);
+			return;
+		}
+		n->thread_started = true;
+		return;
+	}
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < n->workers; i++)
+		sum += atomic_load_explicit(&n->written[i], memory_order_relaxed);
+	if (atomic_load(&n->start_wanted) || sum >= n->threshold)
+		start_round(c);
+}

@@ -1,0 +1,229 @@
+/*
+ * record.h — the bytes of the journal on disk (core/persist/README.md
+ * "Record format"): a file's 40-byte header, the framing of each record
+ * (length, CRC-32C, type, log sequence number, wall-clock time, payload),
+ * the payloads of the retained-store records, and a scanner that reads a
+ * file's records in order and says where its good part ends.
+ *
+ * Everything but journal_scan is pure (no I/O, no globals, no clocks: time
+ * comes in as arguments) and may run on any thread; journal_scan reads a
+ * file with pread and nothing else. All integers are big-endian.
+ */
+#ifndef STARLING_CORE_RECORD_H
+#define STARLING_CORE_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- a file's header ----------------------------------------------------- */
+
+/*
+ *   0  8 bytes  magic "STRLJNL1"
+ *   8  u32      format version (JOURNAL_VERSION)
+ *  12  u16      writer (the worker id that owns the file)
+ *  14  u16      kind (JOURNAL_KIND_*)
+ *  16  u64      segment number
+ *  24  u64      wall-clock ms when the file was created
+ *  32  u32      reserved: written 0, ignored on read
+ *  36  u32      CRC-32C of bytes 0..35
+ */
+#define JOURNAL_HEADER_BYTES 40
+#define JOURNAL_VERSION      1
+
+enum journal_kind {
+	JOURNAL_KIND_SEGMENT = 0,  /* a journal segment: records appended as they happen */
+	JOURNAL_KIND_SNAPSHOT = 1, /* a snapshot: the state as records, written at once */
+};
+
+struct journal_header {
+	uint32_t version;         /* JOURNAL_VERSION */
+	uint16_t writer;          /* worker id */
+	uint16_t kind;            /* enum journal_kind; the caller checks it */
+	uint64_t segment;         /* segment number, in the writer's sequence */
+	uint64_t created_wall_ms; /* wall-clock ms since the epoch at creation */
+};
+
+void journal_header_put(uint8_t out[JOURNAL_HEADER_BYTES], const struct journal_header *h);
+
+/* Read a header from the n bytes at p: 0, or -1 when n is short of a
+ * header, the magic or the checksum is wrong, or the version is not one
+ * this build reads. */
+int journal_header_get(const uint8_t *p, size_t n, struct journal_header *h);
+
+/* ---- a record's framing -------------------------------------------------- */
+
+/*
+ *   0  u32  len: bytes after the crc field (RECORD_FIXED + payload length)
+ *   4  u32  crc: CRC-32C of the 4 len bytes, then of the len bytes after crc
+ *   8  u8   type (enum record_type)
+ *   9  u64  lsn: log sequence number, strictly increasing within a file
+ *  17  u64  wall_ms: wall-clock ms when it was written
+ *  25       payload (len - RECORD_FIXED bytes, by type)
+ *
+ * The length is inside the checksum, so a torn or damaged length is caught.
+ * Zero-filled bytes (a preallocated tail, or what a filesystem leaves past
+ * the last write after a crash) have len 0 < RECORD_FIXED: CORRUPT, never a
+ * record.
+ */
+#define RECORD_HEAD  8  /* len + crc */
+#define RECORD_FIXED 17 /* type + lsn + wall_ms */
+/* A larger len is corrupt (MQTT's largest packet is 256 MiB). */
+#define RECORD_LEN_MAX (300u << 20)
+
+enum record_type {
+	REC_NONE = 0, /* never written */
+	REC_RETAIN_SET = 1,
+	REC_RETAIN_DEL = 2,
+	/* The session records (session put and end, subscription, message,
+	 * queue, ack, QoS 2 state, will) come next and take the following
+	 * numbers. A record of a type >= REC_TYPES is valid framing
+	 * (record_read says RECORD_OK), so that an older build's reader can
+	 * skip what a newer one wrote: what to do with it is the caller's
+	 * decision. */
+	REC_TYPES
+};
+
+/* Bytes of a whole record with a payload of payload_len bytes. */
+static inline size_t record_size(size_t payload_len)
+{
+	return RECORD_HEAD + RECORD_FIXED + payload_len;
+}
+
+/* Where the payload of the record at rec goes (rec + 25). */
+uint8_t *record_payload(uint8_t *rec);
+
+/*
+ * Finish the record of total bytes (record_size(payload length)) at rec
+ * whose payload is already in place at record_payload(rec): write its len,
+ * type, lsn, wall_ms and, last, its crc. So the journal encodes straight
+ * into its write buffer. total must be within the bounds above (CHECK).
+ */
+void record_seal(uint8_t *rec, size_t total, uint8_t type, uint64_t lsn, uint64_t wall_ms);
+
+enum record_result {
+	RECORD_OK,      /* a whole record whose checksum holds */
+	RECORD_TORN,    /* the bytes are a proper prefix of a record: fewer than
+	                 * 4, or fewer than RECORD_HEAD + len (a tail cut by a crash) */
+	RECORD_CORRUPT, /* len out of bounds, or the checksum does not hold */
+};
+
+struct record {
+	uint8_t type;           /* enum record_type, or a later one */
+	uint64_t lsn;           /* log sequence number */
+	uint64_t wall_ms;       /* wall-clock ms when written */
+	const uint8_t *payload; /* into the bytes read */
+	size_t payload_len;     /* bytes */
+	size_t total;           /* bytes of the whole record: the next one starts there */
+};
+
+/*
+ * Read the record at the start of the n bytes at p. Never reads past n.
+ * With 4 bytes or more the length is judged at once: a length out of
+ * bounds is CORRUPT even when the rest is missing (no writer makes one, so
+ * it is not a torn tail but damage, or zeros).
+ */
+enum record_result record_read(const uint8_t *p, size_t n, struct record *out);
+
+/* ---- retained-store payloads --------------------------------------------- */
+
+/*
+ * REC_RETAIN_SET:
+ *   u64 stamp (the node-wide order of retained writes)
+ *   u64 origin_rank                  u64 publish wall-clock ms (msg wall_ms)
+ *   u8  protocol level (3, 4, 5)     u8  flags: QoS in bits 0-1, 0x04 retain
+ *   u64 expires at (wall-clock ms, absolute; 0 = never)
+ *   u16 topic length, topic          u32 body length, body (the PUBLISH body
+ *                                    as received: from the topic's length
+ *                                    prefix to the end of the payload)
+ * REC_RETAIN_DEL:
+ *   u64 stamp  u64 origin_rank  u64 wall-clock ms  u16 topic length, topic
+ *
+ * A retained message with an empty payload deletes the topic's
+ * (route/retain.h); the journal writes REC_RETAIN_DEL for that, and
+ * rec_retain_set_get takes an empty payload as it is.
+ */
+struct msg;
+
+/* Bytes of a REC_RETAIN_SET payload for m. */
+size_t rec_retain_set_size(const struct msg *m);
+
+/*
+ * Write it at payload (rec_retain_set_size(m) bytes). m->expires_at_ms is
+ * monotonic (route/msg.h) and is written as wall-clock ms: now_wall_ms +
+ * (m->expires_at_ms - now_ms); 0 stays 0, already expired gives now_wall_ms.
+ */
+void rec_retain_set_put(uint8_t *payload, const struct msg *m, uint64_t stamp, uint64_t now_ms,
+                        uint64_t now_wall_ms);
+
+/* Bytes of a REC_RETAIN_DEL payload for a topic of topic_len bytes. */
+size_t rec_retain_del_size(size_t topic_len);
+
+/* Write it (topic_len <= 65535, CHECK). */
+void rec_retain_del_put(uint8_t *payload, const uint8_t *topic, size_t topic_len, uint64_t stamp,
+                        uint64_t origin_rank, uint64_t wall_ms);
+
+struct rec_retain {
+	uint64_t stamp;       /* the node-wide order of retained writes */
+	uint64_t origin_rank; /* with wall_ms, the last-writer-wins order (route/msg.h) */
+	uint64_t wall_ms;     /* publish (or delete) wall-clock ms */
+	const uint8_t *topic; /* into the payload */
+	uint16_t topic_len;   /* bytes */
+	bool expired;         /* a set whose message expired: no message made */
+};
+
+/*
+ * Decode a REC_RETAIN_SET payload of len bytes: *m gets a new message (one
+ * reference, made by msg_from_body, with wall_ms and origin_rank set and
+ * expires_at_ms converted back to monotonic: now_ms + (at - now_wall_ms),
+ * the remaining time capped at the longest Message Expiry Interval, 2^32-1
+ * s, should the wall clock have gone back). When at <= now_wall_ms the
+ * message has expired: *m = NULL, out->expired = true, return 0. Returns
+ * 0, or -1 with *m = NULL and errno EINVAL when the payload is malformed
+ * (a length, the level, QoS 3 or unknown flags, a topic that is not a
+ * topic name, a body msg_from_body refuses or whose topic disagrees,
+ * trailing bytes) or ENOMEM.
+ */
+int rec_retain_set_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                       struct rec_retain *out, struct msg **m);
+
+/* Decode a REC_RETAIN_DEL payload: 0, or -1 when malformed (a length, a
+ * topic that is not a topic name, trailing bytes). */
+int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *out);
+
+/* ---- reading a file ------------------------------------------------------ */
+
+struct scan_result {
+	struct journal_header header; /* the file's header */
+	uint64_t records;             /* good records read (and given to fn) */
+	uint64_t good_end;            /* byte offset after the last good record (after the
+	                               * header when there is none): where to truncate */
+	uint64_t file_size;           /* bytes, as fstat said when the scan began */
+	enum record_result stop;      /* why it stopped: OK = clean end of file, TORN = a
+	                               * record cut short by the end of the file, CORRUPT =
+	                               * a damaged record, an lsn not above the one before,
+	                               * or fn refused one */
+	uint64_t last_lsn;            /* lsn of the last good record (0 when none) */
+	char err[160];                /* when stop is not OK or -1 is returned: why, with the
+	                               * path and offset */
+};
+
+/* Called for each good record, in order, at offset bytes into the file;
+ * r->payload lives until fn returns. Returns 0 to go on, or -1 to stop
+ * there (stop = RECORD_CORRUPT, the record not counted): fn may write its
+ * reason into the scan_result's err (its own, reached through ctx), else
+ * journal_scan writes a generic one. */
+typedef int (*scan_fn)(void *ctx, const struct record *r, uint64_t offset);
+
+/*
+ * Read path's header and every record in order, calling fn (may be NULL)
+ * for each good one, until the end of the file or the first torn or
+ * corrupt record. Reads with pread in chunks into one buffer grown to the
+ * largest record met (at most RECORD_HEAD + RECORD_LEN_MAX), never the
+ * whole file at once. Returns 0 when the header was good, whatever the
+ * tail (res says); -1 when the file cannot be opened or read, or its header
+ * is bad (res->err says which, with the path).
+ */
+int journal_scan(const char *path, scan_fn fn, void *ctx, struct scan_result *res);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * recover.h — the node's state back from its journal at start (DESIGN.md
+ * "Durability"), on the main thread before the workers run: every file in
+ * DATA_DIR/journal is read, whatever worker count wrote it; a torn or
+ * corrupt tail is cut at the last good record (logged with the byte
+ * offset), never a refusal to start; the merged state is handed to the
+ * caller, which places it where the current worker count wants it.
+ *
+ * Retained messages: the last write of each topic by the order the live
+ * store keeps (route/retain.c: the node-wide stamp; in a cluster the
+ * publish time and origin first), deletes included; expired ones dropped.
+ */
+#ifndef STARLING_CORE_RECOVER_H
+#define STARLING_CORE_RECOVER_H
+
+#include <stdint.h>
+
+#include "base/config.h"
+#include "route/msg.h"
+
+struct recover_result {
+	uint64_t files;            /* journal files read */
+	uint64_t records;          /* good records in them */
+	uint64_t bytes;            /* of those files */
+	uint64_t cut;              /* files whose tail was cut (torn or corrupt) */
+	uint64_t cut_bytes;        /* bytes cut */
+	uint64_t unknown;          /* records of a type this build does not know (skipped) */
+	uint64_t retained;         /* retained messages recovered */
+	uint64_t retained_expired; /* dropped: their Message Expiry passed */
+	uint64_t next_segment;     /* the number the new segments take */
+	uint64_t next_stamp;       /* where the node-wide retained order goes on */
+	uint64_t ms;               /* time taken */
+};
+
+/* Called for each recovered retained message (one reference, the callee's). */
+typedef void (*recover_retained_fn)(void *ctx, struct msg *m);
+
+/*
+ * Read cfg->data_dir's journal and hand over what it holds. A missing
+ * directory is an empty journal. 0, or -1 with err when the directory
+ * cannot be read or a file cannot be opened (not for a damaged tail: that
+ * is cut and logged). now_ms: the monotonic clock.
+ */
+int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
+                struct recover_result *res, char *err, size_t err_len);
+
+#endif

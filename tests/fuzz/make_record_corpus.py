@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""Write the journal-record fuzzer's seed corpus (tests/fuzz/corpus/record/).
+
+Each seed is the bytes of a journal tail: records one after another, as
+they follow a file's 40-byte header. They are written here from the format
+described in core/persist/README.md ("Record format") and core/persist/
+record.h, with this script's own CRC-32C (bit by bit from the polynomial,
+no table, no C), not by the broker's writer: a second implementation that
+must agree with the first. Run it again after changing the format; the
+seeds are committed.
+
+    /usr/bin/python3 tests/fuzz/make_record_corpus.py             # the seeds
+    /usr/bin/python3 tests/fuzz/make_record_corpus.py --fixtures  # hex for record_test.c
+
+fuzz_record.c decodes with NOW_MS = 5000000 (monotonic) and NOW_WALL_MS =
+1700000000000: the seeds' expiry times are wall-clock times around it.
+"""
+import os
+import struct
+import sys
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "record")
+
+NOW_WALL_MS = 1700000000000
+
+REC_RETAIN_SET = 1
+REC_RETAIN_DEL = 2
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli): reflected polynomial 0x82F63B78, init and final
+    xor 0xFFFFFFFF; chained by passing the previous result."""
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+assert crc32c(bytes(32)) == 0x8A9136AA
+assert crc32c(b"\xff" * 32) == 0x62A8AB43
+assert crc32c(b"56789", crc32c(b"1234")) == 0xE3069283
+
+
+def u8(v):
+    return struct.pack(">B", v)
+
+
+def u16(v):
+    return struct.pack(">H", v)
+
+
+def u32(v):
+    return struct.pack(">I", v)
+
+
+def u64(v):
+    return struct.pack(">Q", v)
+
+
+def mqtt_str(s):
+    return u16(len(s)) + s
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def header(writer, kind, segment, created_wall_ms, version=1):
+    """A file's header: magic, version, writer, kind, segment, created, 0, crc."""
+    head = (b"STRLJNL1" + u32(version) + u16(writer) + u16(kind) + u64(segment) +
+            u64(created_wall_ms) + u32(0))
+    return head + u32(crc32c(head))
+
+
+def record(rtype, lsn, wall_ms, payload):
+    """len | crc | type | lsn | wall_ms | payload; the crc covers the len
+    bytes and everything after the crc field."""
+    rest = u8(rtype) + u64(lsn) + u64(wall_ms) + payload
+    length = u32(len(rest))
+    return length + u32(crc32c(rest, crc32c(length))) + rest
+
+
+def publish_body(topic, payload, qos, version, props=b"", packet_id=7):
+    """A PUBLISH body: from the topic's length prefix to the payload's end."""
+    body = mqtt_str(topic)
+    if qos:
+        body += u16(packet_id)
+    if version == 5:
+        body += varint(len(props)) + props
+    return body + payload
+
+
+def retain_set(stamp, origin_rank, wall_ms, version, qos, topic, payload, expires_at=0,
+               props=b"", retain=True, flags=None):
+    body = publish_body(topic, payload, qos, version, props)
+    if flags is None:
+        flags = qos | (4 if retain else 0)
+    return (u64(stamp) + u64(origin_rank) + u64(wall_ms) + u8(version) + u8(flags) +
+            u64(expires_at) + mqtt_str(topic) + u32(len(body)) + body)
+
+
+def retain_del(stamp, origin_rank, wall_ms, topic):
+    return u64(stamp) + u64(origin_rank) + u64(wall_ms) + mqtt_str(topic)
+
+
+def prop_expiry(s):
+    return u8(0x02) + u32(s)
+
+
+def prop_content_type(t):
+    return u8(0x03) + mqtt_str(t)
+
+
+W = NOW_WALL_MS
+
+SET_311 = record(REC_RETAIN_SET, 1, W - 5000,
+                 retain_set(1, 0, W - 5000, 4, 0, b"home/kitchen/temp", b"21.5"))
+SET_5 = record(REC_RETAIN_SET, 2, W - 4000,
+               retain_set(2, 0x1122334455667788, W - 4000, 5, 1, b"sensors/t1", b'{"t":21.5}',
+                          expires_at=W + 60000,
+                          props=prop_expiry(64) + prop_content_type(b"application/json")))
+SET_5_QOS2 = record(REC_RETAIN_SET, 3, W - 3000,
+                    retain_set(3, 9, W - 3000, 5, 2, b"a/b", b"two", props=b""))
+SET_31_EMPTY = record(REC_RETAIN_SET, 4, W - 2000,
+                      retain_set(4, 0, W - 2000, 3, 1, b"old/client", b""))
+SET_EXPIRED = record(REC_RETAIN_SET, 5, W - 1000,
+                     retain_set(5, 0, W - 100000, 5, 1, b"gone/soon", b"x",
+                                expires_at=W - 1, props=prop_expiry(10)))
+DEL = record(REC_RETAIN_DEL, 6, W - 500, retain_del(6, 0, W - 500, b"home/kitchen/temp"))
+DEL_RANKED = record(REC_RETAIN_DEL, 7, W - 400,
+                    retain_del(7, 0xFEDCBA9876543210, W - 450, b"$SYS/x"))
+UNKNOWN = record(200, 8, W - 300, b"a later build's record")
+NONE = record(0, 9, W - 200, b"")
+BIG = record(REC_RETAIN_SET, 10, W - 100,
+             retain_set(10, 0, W - 100, 4, 1, b"big/blob", bytes(range(256)) * 280))
+
+SEEDS = {
+    "set_311_qos0": SET_311,
+    "set_5_qos1_props": SET_5,
+    "set_5_qos2": SET_5_QOS2,
+    "set_31_empty_payload": SET_31_EMPTY,
+    "set_expired": SET_EXPIRED,
+    "del": DEL,
+    "del_ranked": DEL_RANKED,
+    "unknown_type": UNKNOWN,
+    "type_none": NONE,
+    "big": BIG,
+    "tail": SET_311 + SET_5 + SET_5_QOS2 + SET_31_EMPTY + SET_EXPIRED + DEL + DEL_RANKED +
+            UNKNOWN + NONE,
+    # A header in front: the target reads it too when the input starts with one.
+    "with_header": header(3, 0, 17, W - 10000) + SET_311 + DEL,
+    # Tails a crash or damage leaves: cut short, a flipped bit, zeros.
+    "torn": SET_311 + SET_5[:len(SET_5) // 2],
+    "torn_in_length": SET_311 + SET_5[:3],
+    "corrupt_crc": SET_311 + SET_5[:30] + bytes([SET_5[30] ^ 0x10]) + SET_5[31:] + DEL,
+    "zeros": SET_311 + bytes(64),
+    # Good framing around payloads the decoders must refuse.
+    "bad_level": record(REC_RETAIN_SET, 11, W, retain_set(1, 0, W, 6, 0, b"t", b"x")),
+    "bad_qos": record(REC_RETAIN_SET, 12, W, retain_set(1, 0, W, 4, 0, b"t", b"x", flags=3)),
+    "bad_topic": record(REC_RETAIN_SET, 13, W, retain_set(1, 0, W, 4, 0, b"a/+", b"x")),
+    "bad_trailing": record(REC_RETAIN_DEL, 14, W, retain_del(1, 0, W, b"t") + b"!"),
+}
+
+# Fixtures for tests/unit/record_test.c ("the_python_writer_agrees"): the C
+# side seals the same records and compares bytes.
+FIXTURES = {
+    "header": header(writer=3, kind=1, segment=0x0102030405060708,
+                     created_wall_ms=1700000000123),
+    "retain_set": record(REC_RETAIN_SET, 0x0102030405060708, 1700000000123,
+                         retain_set(42, 0x1122334455667788, 1700000000000, 5, 1,
+                                    b"sensors/t1", b"21.5", expires_at=1700000060123,
+                                    props=prop_expiry(60) + prop_content_type(b"text/plain"))),
+    "retain_del": record(REC_RETAIN_DEL, 77, 1700000000999,
+                         retain_del(43, 5, 1700000000998, b"sensors/t1")),
+}
+
+
+def main():
+    if sys.argv[1:] == ["--fixtures"]:
+        for name, data in FIXTURES.items():
+            print(f"{name}: {data.hex()}")
+        return
+    os.makedirs(OUT, exist_ok=True)
+    for name, data in SEEDS.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
+    print(f"{len(SEEDS)} seeds in {OUT}")
+
+
+if __name__ == "__main__":
+    main()

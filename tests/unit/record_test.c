@@ -1,0 +1,1038 @@
+/*
+ * record_test.c — the journal's bytes (core/persist/crc32c.c, record.c,
+ * scan.c): CRC-32C against published vectors, a bit-by-bit reference and
+ * itself in hardware and software; file headers; record framing, where a
+ * cut tail reads as torn, any flipped bit or zero-filled tail never reads
+ * as a record, and an unknown type is still framing; the retained-store
+ * payloads, field by field for each protocol level and QoS, with expiry
+ * carried across clocks; every truncation refused; the same bytes as the
+ * second implementation in tests/fuzz/make_record_corpus.py; and
+ * journal_scan over real files, stopping where a crash or damage begins.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "persist/crc32c.h"
+#include "persist/record.h"
+#include "rng.h"
+#include "route/msg.h"
+
+#define NOW      1000000u         /* monotonic ms */
+#define NOW_WALL 1700000000123ull /* wall-clock ms */
+
+/* ---- CRC-32C ------------------------------------------------------------- */
+
+/* Bit by bit from the polynomial: the definition, for comparison. */
+static uint32_t crc_ref(uint32_t crc, const uint8_t *p, size_t n)
+{
+	crc = ~crc;
+	while (n--) {
+		crc ^= *p++;
+		for (int i = 0; i < 8; i++)
+			crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+Test(crc32c, published_vectors)
+{
+	uint8_t zeros[32] = {0}, ones[32];
+	memset(ones, 0xFF, sizeof(ones));
+	/* RFC 3720 B.4 and the check value of the CRC catalogue. */
+	cr_assert_eq(crc32c(0, "123456789", 9), 0xE3069283u);
+	cr_assert_eq(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+	cr_assert_eq(crc32c(0, zeros, 32), 0x8A9136AAu);
+	cr_assert_eq(crc32c_sw(0, zeros, 32), 0x8A9136AAu);
+	cr_assert_eq(crc32c(0, ones, 32), 0x62A8AB43u);
+	cr_assert_eq(crc32c_sw(0, ones, 32), 0x62A8AB43u);
+	uint8_t inc[32];
+	for (int i = 0; i < 32; i++)
+		inc[i] = (uint8_t)i;
+	cr_assert_eq(crc32c(0, inc, 32), 0x46DD794Eu);
+	cr_assert_eq(crc32c(0, NULL, 0), 0, "nothing has the checksum 0");
+	cr_assert_eq(crc32c(0x12345678u, NULL, 0), 0x12345678u, "and leaves a chain as it was");
+}
+
+Test(crc32c, chains)
+{
+	struct rng r;
+	rng_seed(&r, 7);
+	uint8_t buf[300];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)rng_next(&r);
+	uint32_t whole = crc_ref(0, buf, sizeof(buf));
+	for (size_t cut = 0; cut <= sizeof(buf); cut++) {
+		cr_assert_eq(crc32c(crc32c(0, buf, cut), buf + cut, sizeof(buf) - cut), whole,
+		             "cut at %zu", cut);
+		cr_assert_eq(crc32c_sw(crc32c_sw(0, buf, cut), buf + cut, sizeof(buf) - cut), whole,
+		             "software, cut at %zu", cut);
+	}
+}
+
+/* Does this CPU have the instruction? (The test asks the CPU itself, so a
+ * dispatch that never picks the fast path fails.) */
+#if defined(__x86_64__)
+static bool cpu_has_crc32(void)
+{
+	return __builtin_cpu_supports("sse4.2");
+}
+#else
+static bool cpu_has_crc32(void)
+{
+	return false;
+}
+#endif
+
+Test(crc32c, hardware_and_software_agree_at_every_length_and_alignment)
+{
+	cr_assert_eq(crc32c_uses_hw(), cpu_has_crc32(), "the instruction is used when there");
+	struct rng r;
+	rng_seed(&r, 11);
+	static uint8_t buf[1024 + 8];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)rng_next(&r);
+	for (size_t align = 0; align < 8; align++) {
+		for (size_t len = 0; len <= 1024; len++) {
+			const uint8_t *p = buf + align;
+			uint32_t seed = (uint32_t)rng_next(&r);
+			uint32_t sw = crc32c_sw(seed, p, len);
+			cr_assert_eq(crc32c(seed, p, len), sw, "length %zu, alignment %zu", len,
+			             align);
+			if (len % 61 == 0 || len < 24) /* the reference is slow */
+				cr_assert_eq(crc_ref(seed, p, len), sw, "length %zu, alignment %zu",
+				             len, align);
+		}
+	}
+}
+
+static void *crc_in_thread(void *arg)
+{
+	(void)arg;
+	uintptr_t ok =
+	    crc32c(0, "123456789", 9) == 0xE3069283u && crc32c_sw(0, "123456789", 9) == 0xE3069283u;
+	return (void *)ok;
+}
+
+/* Each test is a fresh process: the tables are built here, by whichever
+ * thread comes first. */
+Test(crc32c, first_use_from_several_threads)
+{
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, crc_in_thread, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		void *ok;
+		pthread_join(t[i], &ok);
+		cr_assert(ok);
+	}
+}
+
+/* ---- file header --------------------------------------------------------- */
+
+static const struct journal_header some_header = {
+    .version = JOURNAL_VERSION,
+    .writer = 3,
+    .kind = JOURNAL_KIND_SNAPSHOT,
+    .segment = 0x0102030405060708ull,
+    .created_wall_ms = NOW_WALL,
+};
+
+Test(header, round_trip)
+{
+	uint8_t b[JOURNAL_HEADER_BYTES];
+	journal_header_put(b, &some_header);
+	cr_assert_eq(memcmp(b, "STRLJNL1", 8), 0);
+	struct journal_header h;
+	memset(&h, 0xAA, sizeof(h));
+	cr_assert_eq(journal_header_get(b, sizeof(b), &h), 0);
+	cr_assert_eq(h.version, 1);
+	cr_assert_eq(h.writer, 3);
+	cr_assert_eq(h.kind, JOURNAL_KIND_SNAPSHOT);
+	cr_assert_eq(h.segment, 0x0102030405060708ull);
+	cr_assert_eq(h.created_wall_ms, NOW_WALL);
+}
+
+Test(header, short_flipped_or_foreign_is_refused)
+{
+	uint8_t b[JOURNAL_HEADER_BYTES + 1];
+	journal_header_put(b, &some_header);
+	struct journal_header h;
+	for (size_t n = 0; n < JOURNAL_HEADER_BYTES; n++) {
+		uint8_t *copy = malloc(n ? n : 1); /* exactly n bytes: ASan sees any overread */
+		memcpy(copy, b, n);
+		cr_assert_eq(journal_header_get(copy, n, &h), -1, "%zu bytes", n);
+		free(copy);
+	}
+	cr_assert_eq(journal_header_get(b, JOURNAL_HEADER_BYTES + 1, &h), 0,
+	             "the bytes after it are not its business");
+	for (size_t i = 0; i < JOURNAL_HEADER_BYTES; i++) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			b[i] ^= (uint8_t)(1u << bit);
+			cr_assert_eq(journal_header_get(b, JOURNAL_HEADER_BYTES, &h), -1,
+			             "byte %zu bit %u", i, bit);
+			b[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	/* A version this build does not know, with a checksum that holds. */
+	struct journal_header v2 = some_header;
+	v2.version = 2;
+	journal_header_put(b, &v2);
+	cr_assert_eq(journal_header_get(b, JOURNAL_HEADER_BYTES, &h), -1);
+	/* Another format's magic with a checksum that holds. */
+	journal_header_put(b, &some_header);
+	b[7] = '2';
+	uint32_t c = crc32c(0, b, 36);
+	b[36] = (uint8_t)(c >> 24), b[37] = (uint8_t)(c >> 16), b[38] = (uint8_t)(c >> 8),
+	b[39] = (uint8_t)c;
+	cr_assert_eq(journal_header_get(b, JOURNAL_HEADER_BYTES, &h), -1);
+}
+
+/* ---- record framing ------------------------------------------------------ */
+
+/* A record of type with payload_len bytes of a pattern; the caller frees. */
+static uint8_t *sealed(size_t payload_len, uint8_t type, uint64_t lsn, uint64_t wall_ms)
+{
+	size_t total = record_size(payload_len);
+	uint8_t *rec = malloc(total);
+	cr_assert_not_null(rec);
+	uint8_t *p = record_payload(rec);
+	cr_assert_eq(p, rec + 25);
+	for (size_t i = 0; i < payload_len; i++)
+		p[i] = (uint8_t)(i * 31 + lsn);
+	record_seal(rec, total, type, lsn, wall_ms);
+	return rec;
+}
+
+Test(record, round_trip_and_every_prefix_is_torn)
+{
+	static const size_t sizes[] = {0, 1, 1000, 70000};
+	for (size_t k = 0; k < 4; k++) {
+		size_t plen = sizes[k], total = record_size(plen);
+		uint8_t *rec = sealed(plen, REC_RETAIN_SET, 1000 + k, NOW_WALL + k);
+		/* len is everything after the crc field; the payload follows 25 bytes in. */
+		uint32_t len = (uint32_t)rec[0] << 24 | (uint32_t)rec[1] << 16 |
+		               (uint32_t)rec[2] << 8 | rec[3];
+		cr_assert_eq(len, RECORD_FIXED + plen);
+		cr_assert_eq(rec[8], REC_RETAIN_SET);
+		struct record r;
+		cr_assert_eq(record_read(rec, total, &r), RECORD_OK, "payload of %zu", plen);
+		cr_assert_eq(r.type, REC_RETAIN_SET);
+		cr_assert_eq(r.lsn, 1000 + k);
+		cr_assert_eq(r.wall_ms, NOW_WALL + k);
+		cr_assert_eq(r.payload, rec + 25);
+		cr_assert_eq(r.payload_len, plen);
+		cr_assert_eq(r.total, total);
+		for (size_t n = 0; n < total; n++) {
+			cr_assert_eq(record_read(rec, n, &r), RECORD_TORN, "%zu of %zu bytes", n,
+			             total);
+			if (n > 64 && total - n > 64)
+				continue;
+			/* Near either end, a copy of exactly n bytes: ASan sees any overread. */
+			uint8_t *copy = malloc(n ? n : 1);
+			memcpy(copy, rec, n);
+			cr_assert_eq(record_read(copy, n, &r), RECORD_TORN, "%zu of %zu bytes", n,
+			             total);
+			free(copy);
+		}
+		free(rec);
+	}
+}
+
+Test(record, the_next_record_starts_at_total)
+{
+	uint8_t *a = sealed(10, REC_RETAIN_DEL, 1, 5), *b = sealed(3, REC_RETAIN_SET, 2, 6);
+	size_t na = record_size(10), nb = record_size(3);
+	uint8_t both[128];
+	memcpy(both, a, na);
+	memcpy(both + na, b, nb);
+	struct record r;
+	cr_assert_eq(record_read(both, na + nb, &r), RECORD_OK);
+	cr_assert_eq(r.total, na);
+	cr_assert_eq(r.lsn, 1);
+	cr_assert_eq(record_read(both + r.total, na + nb - r.total, &r), RECORD_OK);
+	cr_assert_eq(r.lsn, 2);
+	cr_assert_eq(r.type, REC_RETAIN_SET);
+	free(a);
+	free(b);
+}
+
+Test(record, a_flipped_bit_is_never_a_record)
+{
+	size_t total = record_size(12);
+	uint8_t *rec = sealed(12, REC_RETAIN_SET, 9, 9);
+	/* Followed by more bytes, as in a file: a longer length then finds some. */
+	uint8_t buf[256];
+	memset(buf, 0x5A, sizeof(buf));
+	memcpy(buf, rec, total);
+	unsigned torn = 0, corrupt = 0;
+	for (size_t i = 0; i < total; i++) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			buf[i] ^= (uint8_t)(1u << bit);
+			struct record r;
+			enum record_result rr = record_read(buf, sizeof(buf), &r);
+			cr_assert_neq(rr, RECORD_OK, "byte %zu bit %u", i, bit);
+			rr = record_read(buf, total, &r);
+			cr_assert_neq(rr, RECORD_OK, "byte %zu bit %u, alone", i, bit);
+			torn += rr == RECORD_TORN;
+			corrupt += rr == RECORD_CORRUPT;
+			buf[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	cr_assert_gt(torn, 0, "a longer length alone reads as torn");
+	cr_assert_gt(corrupt, total * 8 / 2);
+	free(rec);
+}
+
+static void put_len(uint8_t *p, uint32_t len)
+{
+	p[0] = (uint8_t)(len >> 24), p[1] = (uint8_t)(len >> 16), p[2] = (uint8_t)(len >> 8),
+	p[3] = (uint8_t)len;
+}
+
+Test(record, lengths_out_of_bounds_are_corrupt)
+{
+	static uint8_t buf[64];
+	struct record r;
+	put_len(buf, RECORD_LEN_MAX + 1);
+	cr_assert_eq(record_read(buf, sizeof(buf), &r), RECORD_CORRUPT);
+	cr_assert_eq(record_read(buf, 4, &r), RECORD_CORRUPT, "known from the length alone");
+	put_len(buf, UINT32_MAX);
+	cr_assert_eq(record_read(buf, sizeof(buf), &r), RECORD_CORRUPT);
+	put_len(buf, RECORD_LEN_MAX);
+	cr_assert_eq(record_read(buf, sizeof(buf), &r), RECORD_TORN, "the largest is a length");
+	put_len(buf, RECORD_FIXED - 1);
+	cr_assert_eq(record_read(buf, sizeof(buf), &r), RECORD_CORRUPT, "too short for its fields");
+	put_len(buf, RECORD_FIXED);
+	cr_assert_eq(record_read(buf, sizeof(buf), &r), RECORD_CORRUPT, "no checksum holds");
+}
+
+Test(record, zeros_are_not_a_record)
+{
+	static uint8_t zeros[4096];
+	struct record r;
+	for (size_t n = 0; n < 4; n++)
+		cr_assert_eq(record_read(zeros, n, &r), RECORD_TORN, "%zu zero bytes", n);
+	for (size_t n = 4; n <= sizeof(zeros); n++)
+		cr_assert_eq(record_read(zeros, n, &r), RECORD_CORRUPT, "%zu zero bytes", n);
+}
+
+Test(record, an_unknown_type_is_still_framing)
+{
+	uint8_t *a = sealed(5, REC_TYPES, 3, 4), *b = sealed(5, 255, 4, 4),
+	        *c = sealed(0, REC_NONE, 5, 4);
+	struct record r;
+	cr_assert_eq(record_read(a, record_size(5), &r), RECORD_OK);
+	cr_assert_eq(r.type, REC_TYPES);
+	cr_assert_eq(record_read(b, record_size(5), &r), RECORD_OK);
+	cr_assert_eq(r.type, 255);
+	cr_assert_eq(record_read(c, record_size(0), &r), RECORD_OK);
+	cr_assert_eq(r.type, REC_NONE);
+	free(a);
+	free(b);
+	free(c);
+}
+
+Test(record, sealing_an_impossible_size_is_a_programmer_error, .signal = SIGABRT)
+{
+	uint8_t rec[64];
+	record_seal(rec, RECORD_HEAD + RECORD_FIXED - 1, REC_RETAIN_SET, 1, 1);
+}
+
+/* ---- retained-store payloads --------------------------------------------- */
+
+static struct msg *make(const char *topic, const char *payload, uint8_t qos, uint32_t expiry_s,
+                        uint8_t version)
+{
+	uint8_t wire[512];
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	p.publish.topic = mqtt_view_str(topic);
+	p.publish.payload = mqtt_view_str(payload);
+	p.publish.qos = qos;
+	p.publish.retain = true;
+	p.publish.packet_id = qos ? 7 : 0;
+	if (version == MQTT_V5) {
+		if (expiry_s) {
+			p.publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			p.publish.props.message_expiry_s = expiry_s;
+		}
+		p.publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+		p.publish.props.content_type = mqtt_view_str("text/plain");
+	}
+	size_t n = mqtt_encode(&p, version, wire, sizeof(wire));
+	cr_assert_gt(n, 0);
+	struct mqtt_packet d;
+	cr_assert_eq(mqtt_decode_buf(wire, n, version, &d, NULL), MQTT_RC_SUCCESS);
+	struct msg *m =
+	    msg_new(&d.publish, version, d.publish.topic, (struct sess_id){3, 4, 1}, NOW);
+	cr_assert_not_null(m);
+	m->wall_ms = 1700000000000ull;
+	m->origin_rank = 0x1122334455667788ull;
+	return m;
+}
+
+/* The payload of a REC_RETAIN_SET for m, written at (NOW, NOW_WALL). */
+static uint8_t *set_payload(const struct msg *m, uint64_t stamp, size_t *len)
+{
+	*len = rec_retain_set_size(m);
+	uint8_t *p = malloc(*len);
+	cr_assert_not_null(p);
+	rec_retain_set_put(p, m, stamp, NOW, NOW_WALL);
+	return p;
+}
+
+struct level_qos {
+	uint8_t version;
+	uint8_t qos;
+};
+
+ParameterizedTestParameters(retain, set_round_trip)
+{
+	static struct level_qos cases[] = {
+	    {MQTT_V31, 0},  {MQTT_V31, 1}, {MQTT_V311, 0}, {MQTT_V311, 1},
+	    {MQTT_V311, 2}, {MQTT_V5, 0},  {MQTT_V5, 1},   {MQTT_V5, 2},
+	};
+	return cr_make_param_array(struct level_qos, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct level_qos *c, retain, set_round_trip)
+{
+	uint32_t expiry_s = c->version == MQTT_V5 ? 30 : 0;
+	struct msg *m = make("home/kitchen/temp", "21.5", c->qos, expiry_s, c->version);
+	size_t len;
+	uint8_t *p = set_payload(m, 42, &len);
+	cr_assert_eq(len, 40 + m->pub.topic.len + (m->size_bytes - sizeof(*m) - m->pub.topic.len));
+	/* Read 10 s later on both clocks (a restart): the expiry moves along. */
+	struct rec_retain out;
+	struct msg *d = NULL;
+	cr_assert_eq(rec_retain_set_get(p, len, NOW + 10000, NOW_WALL + 10000, &out, &d), 0);
+	cr_assert_not_null(d);
+	cr_assert_not(out.expired);
+	cr_assert_eq(out.stamp, 42);
+	cr_assert_eq(out.origin_rank, 0x1122334455667788ull);
+	cr_assert_eq(out.wall_ms, 1700000000000ull);
+	cr_assert_eq(out.topic_len, 17);
+	cr_assert_eq(memcmp(out.topic, "home/kitchen/temp", 17), 0);
+	cr_assert(out.topic >= p && out.topic + out.topic_len <= p + len,
+	          "a view into the payload");
+	cr_assert(mqtt_view_eq(d->pub.topic, m->pub.topic));
+	cr_assert(mqtt_view_eq(d->pub.payload, m->pub.payload));
+	cr_assert_eq(d->pub.qos, c->qos);
+	cr_assert(d->pub.retain);
+	cr_assert_eq(d->version, c->version);
+	cr_assert_eq(d->pub.props.has, m->pub.props.has);
+	cr_assert(mqtt_view_eq(d->pub.props.content_type, m->pub.props.content_type));
+	cr_assert_eq(d->wall_ms, 1700000000000ull);
+	cr_assert_eq(d->origin_rank, 0x1122334455667788ull);
+	cr_assert_eq(d->size_bytes, m->size_bytes);
+	cr_assert_eq(memcmp(d->data, m->data, m->size_bytes - sizeof(*m)), 0);
+	cr_assert_eq(atomic_load(&d->refs), 1);
+	if (expiry_s) /* both clocks moved on 10 s: 20 s left */
+		cr_assert_eq(d->expires_at_ms, NOW + 10000 + 20000);
+	else
+		cr_assert_eq(d->expires_at_ms, 0, "never expiring stays so");
+	/* Written again from what was read (at the later clocks): the same bytes. */
+	uint8_t *again = malloc(len);
+	rec_retain_set_put(again, d, 42, NOW + 10000, NOW_WALL + 10000);
+	cr_assert_eq(memcmp(again, p, len), 0);
+	free(again);
+	msg_unref(d);
+	msg_unref(m);
+	free(p);
+}
+
+Test(retain, expiry_is_written_as_wall_clock_time)
+{
+	struct msg *m = make("t", "x", 1, 60, MQTT_V5);
+	size_t len;
+	uint8_t *p = set_payload(m, 1, &len);
+	uint64_t at = 0;
+	for (int i = 0; i < 8; i++)
+		at = at << 8 | p[26 + i];
+	cr_assert_eq(at, NOW_WALL + 60000);
+	free(p);
+	/* Already expired when written: now. */
+	m->expires_at_ms = NOW - 1;
+	p = set_payload(m, 1, &len);
+	at = 0;
+	for (int i = 0; i < 8; i++)
+		at = at << 8 | p[26 + i];
+	cr_assert_eq(at, NOW_WALL);
+	/* Read back at that very time it has expired: no message. */
+	struct rec_retain out;
+	struct msg *d = (struct msg *)1;
+	cr_assert_eq(rec_retain_set_get(p, len, NOW, NOW_WALL, &out, &d), 0);
+	cr_assert_null(d);
+	cr_assert(out.expired);
+	cr_assert_eq(out.stamp, 1);
+	cr_assert_eq(out.topic_len, 1);
+	free(p);
+	msg_unref(m);
+}
+
+Test(retain, expiry_passes_while_the_node_is_down)
+{
+	struct msg *m = make("t", "x", 1, 60, MQTT_V5);
+	size_t len;
+	uint8_t *p = set_payload(m, 1, &len);
+	struct rec_retain out;
+	struct msg *d = NULL;
+	/* Restarted 59.999 s later (the monotonic clock began again): 1 ms left. */
+	cr_assert_eq(rec_retain_set_get(p, len, 7, NOW_WALL + 59999, &out, &d), 0);
+	cr_assert_not_null(d);
+	cr_assert_eq(d->expires_at_ms, 8);
+	msg_unref(d);
+	/* 60 s later: expired. */
+	d = (struct msg *)1;
+	cr_assert_eq(rec_retain_set_get(p, len, 7, NOW_WALL + 60000, &out, &d), 0);
+	cr_assert_null(d);
+	cr_assert(out.expired);
+	/* Written by a clock far ahead: no more than MQTT's longest expiry left. */
+	memset(p + 26, 0xFF, 7);
+	cr_assert_eq(rec_retain_set_get(p, len, 7, NOW_WALL, &out, &d), 0);
+	cr_assert_not_null(d);
+	cr_assert_eq(d->expires_at_ms, 7 + (uint64_t)UINT32_MAX * 1000);
+	msg_unref(d);
+	free(p);
+	msg_unref(m);
+}
+
+Test(retain, an_empty_payload_is_taken_as_it_is)
+{
+	struct msg *m = make("a/b", "", 0, 0, MQTT_V311);
+	size_t len;
+	uint8_t *p = set_payload(m, 3, &len);
+	struct rec_retain out;
+	struct msg *d = NULL;
+	cr_assert_eq(rec_retain_set_get(p, len, NOW, NOW_WALL, &out, &d), 0);
+	cr_assert_not_null(d);
+	cr_assert_eq(d->pub.payload.len, 0);
+	msg_unref(d);
+	free(p);
+	msg_unref(m);
+}
+
+Test(retain, every_truncation_and_a_trailing_byte_are_refused)
+{
+	struct msg *m = make("sensors/t1", "21.5", 2, 60, MQTT_V5);
+	size_t len;
+	uint8_t *p = set_payload(m, 9, &len);
+	struct rec_retain out;
+	for (size_t n = 0; n < len; n++) {
+		uint8_t *copy = malloc(n ? n : 1);
+		memcpy(copy, p, n);
+		struct msg *d = (struct msg *)1;
+		cr_assert_eq(rec_retain_set_get(copy, n, NOW, NOW_WALL, &out, &d), -1,
+		             "%zu of %zu bytes", n, len);
+		cr_assert_null(d);
+		free(copy);
+	}
+	uint8_t *longer = malloc(len + 1);
+	memcpy(longer, p, len);
+	longer[len] = 0;
+	struct msg *d = (struct msg *)1;
+	cr_assert_eq(rec_retain_set_get(longer, len + 1, NOW, NOW_WALL, &out, &d), -1);
+	cr_assert_null(d);
+	free(longer);
+
+	size_t dlen = rec_retain_del_size(10);
+	uint8_t del[64];
+	rec_retain_del_put(del, (const uint8_t *)"sensors/t1", 10, 1, 2, 3);
+	for (size_t n = 0; n < dlen; n++) {
+		uint8_t *copy = malloc(n ? n : 1);
+		memcpy(copy, del, n);
+		cr_assert_eq(rec_retain_del_get(copy, n, &out), -1, "%zu of %zu bytes", n, dlen);
+		free(copy);
+	}
+	del[dlen] = 0;
+	cr_assert_eq(rec_retain_del_get(del, dlen + 1, &out), -1);
+	free(p);
+	msg_unref(m);
+}
+
+/* A payload with one byte changed at off is refused. */
+static void refused_with(const uint8_t *p, size_t len, size_t off, uint8_t value, const char *why)
+{
+	uint8_t *copy = malloc(len);
+	memcpy(copy, p, len);
+	copy[off] = value;
+	struct rec_retain out;
+	struct msg *d = (struct msg *)1;
+	cr_assert_eq(rec_retain_set_get(copy, len, NOW, NOW_WALL, &out, &d), -1, "%s", why);
+	cr_assert_null(d);
+	free(copy);
+}
+
+Test(retain, a_message_the_broker_could_not_have_made_is_refused)
+{
+	struct msg *m = make("ab/c", "21.5", 1, 0, MQTT_V5);
+	size_t len;
+	uint8_t *p = set_payload(m, 9, &len);
+	refused_with(p, len, 24, 6, "level 6");
+	refused_with(p, len, 24, 2, "level 2");
+	refused_with(p, len, 25, 4 | 3, "QoS 3");
+	refused_with(p, len, 25, 4 | 1 | 8, "an unknown flag");
+	refused_with(p, len, 36 + 1, '+', "a wildcard in the topic");
+	refused_with(p, len, 36, 'x', "the topic disagrees with the body's");
+	/* The body's own topic: a wildcard there too. */
+	refused_with(p, len, 36 + 4 + 4 + 2 + 1, '#', "the body's topic is not the record's");
+	free(p);
+	msg_unref(m);
+}
+
+Test(retain, del_round_trip)
+{
+	size_t len = rec_retain_del_size(6);
+	cr_assert_eq(len, 32);
+	uint8_t p[32];
+	rec_retain_del_put(p, (const uint8_t *)"$SYS/x", 6, 77, 0xFEDCBA9876543210ull, NOW_WALL);
+	struct rec_retain out;
+	memset(&out, 0xAA, sizeof(out));
+	cr_assert_eq(rec_retain_del_get(p, len, &out), 0);
+	cr_assert_eq(out.stamp, 77);
+	cr_assert_eq(out.origin_rank, 0xFEDCBA9876543210ull);
+	cr_assert_eq(out.wall_ms, NOW_WALL);
+	cr_assert_eq(out.topic, p + 26);
+	cr_assert_eq(out.topic_len, 6);
+	cr_assert_not(out.expired);
+	/* A filter is not a topic. */
+	rec_retain_del_put(p, (const uint8_t *)"$SYS/#", 6, 77, 0, NOW_WALL);
+	cr_assert_eq(rec_retain_del_get(p, len, &out), -1);
+	rec_retain_del_put(p, (const uint8_t *)"", 0, 77, 0, NOW_WALL);
+	cr_assert_eq(rec_retain_del_get(p, rec_retain_del_size(0), &out), -1, "an empty topic");
+}
+
+/* ---- the second implementation ------------------------------------------- */
+
+static size_t unhex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = strlen(hex) / 2;
+	cr_assert_leq(n, cap);
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		cr_assert_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+		out[i] = (uint8_t)v;
+	}
+	return n;
+}
+
+/* Printed by `/usr/bin/python3 tests/fuzz/make_record_corpus.py --fixtures`
+ * (its FIXTURES: CRC-32C bit by bit, fields packed from the description). */
+static const char py_header[] =
+    "5354524c4a4e4c31000000010003000101020304050607080000018bcfe5687b00000000f8212f35";
+static const char py_retain_set[] =
+    "00000068ed97034f0101020304050607080000018bcfe5687b000000000000002a11223344556677880000018b"
+    "cfe5680005050000018bcfe652db000a73656e736f72732f743100000025000a73656e736f72732f7431000712"
+    "020000003c03000a746578742f706c61696e32312e35";
+static const char py_retain_del[] =
+    "0000003599bd807902000000000000004d0000018bcfe56be7000000000000002b00000000000000050000018b"
+    "cfe56be6000a73656e736f72732f7431";
+
+Test(python, the_second_implementation_writes_the_same_bytes)
+{
+	uint8_t want[256];
+	size_t n = unhex(py_header, want, sizeof(want));
+	uint8_t h[JOURNAL_HEADER_BYTES];
+	journal_header_put(h, &some_header);
+	cr_assert_eq(n, JOURNAL_HEADER_BYTES);
+	cr_assert_eq(memcmp(h, want, n), 0, "header");
+
+	/* make() sets wall_ms 1700000000000 and that origin_rank; 60 s of
+	 * expiry from NOW is NOW_WALL + 60000 on the wall clock. */
+	struct msg *m = make("sensors/t1", "21.5", 1, 60, MQTT_V5);
+	size_t plen = rec_retain_set_size(m), total = record_size(plen);
+	uint8_t *rec = malloc(total);
+	rec_retain_set_put(record_payload(rec), m, 42, NOW, NOW_WALL);
+	record_seal(rec, total, REC_RETAIN_SET, 0x0102030405060708ull, NOW_WALL);
+	n = unhex(py_retain_set, want, sizeof(want));
+	cr_assert_eq(n, total);
+	cr_assert_eq(memcmp(rec, want, n), 0, "retain set");
+	free(rec);
+	msg_unref(m);
+
+	total = record_size(rec_retain_del_size(10));
+	rec = malloc(total);
+	rec_retain_del_put(record_payload(rec), (const uint8_t *)"sensors/t1", 10, 43, 5,
+	                   1700000000998ull);
+	record_seal(rec, total, REC_RETAIN_DEL, 77, 1700000000999ull);
+	n = unhex(py_retain_del, want, sizeof(want));
+	cr_assert_eq(n, total);
+	cr_assert_eq(memcmp(rec, want, n), 0, "retain delete");
+	free(rec);
+}
+
+/* The fuzzer's seeds come from the same script: each reads as its name
+ * says. Found through __FILE__, which meson gives relative to the build
+ * root (session_codec_test.c does the same). */
+Test(python, the_seeds_read_as_named)
+{
+	static const char self[] = "tests/unit/record_test.c";
+	const char *file = __FILE__;
+	size_t root_len = strlen(file) - (sizeof(self) - 1);
+	cr_assert_str_eq(file + root_len, self);
+	char dir[1024];
+	snprintf(dir, sizeof(dir), "%.*stests/fuzz/corpus/record", (int)root_len, file);
+	DIR *d = opendir(dir);
+	cr_assert_not_null(d, "cannot open %s", dir);
+	struct dirent *e;
+	unsigned sets = 0, dels = 0, bad = 0, torn = 0, corrupt = 0;
+	static uint8_t buf[1 << 20];
+	while ((e = readdir(d)) != NULL) {
+		const char *name = e->d_name;
+		if (name[0] == '.' || strcmp(name, "with_header") == 0)
+			continue;
+		char path[1300];
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		FILE *f = fopen(path, "rb");
+		cr_assert_not_null(f);
+		size_t n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		size_t off = 0;
+		enum record_result rr;
+		struct record r;
+		unsigned ok = 0;
+		while ((rr = record_read(buf + off, n - off, &r)) == RECORD_OK) {
+			struct rec_retain out = {.expired = false};
+			struct msg *m = NULL;
+			int got = 0;
+			if (r.type == REC_RETAIN_SET) {
+				got = rec_retain_set_get(r.payload, r.payload_len, 5000000,
+				                         1700000000000ull, &out, &m);
+				sets += got == 0;
+			} else if (r.type == REC_RETAIN_DEL) {
+				got = rec_retain_del_get(r.payload, r.payload_len, &out);
+				dels += got == 0;
+			}
+			if (m)
+				msg_unref(m);
+			if (strncmp(name, "bad_", 4) == 0) {
+				cr_assert_eq(got, -1, "%s was accepted", name);
+				bad++;
+			} else {
+				cr_assert_eq(got, 0, "%s: record %u refused", name, ok);
+			}
+			if (strcmp(name, "set_expired") == 0)
+				cr_assert(out.expired && !m);
+			ok++;
+			off += r.total;
+		}
+		cr_assert_gt(ok, 0, "%s: not even one record", name);
+		if (strncmp(name, "torn", 4) == 0) {
+			cr_assert_eq(rr, RECORD_TORN, "%s", name);
+			torn++;
+		} else if (strcmp(name, "corrupt_crc") == 0 || strcmp(name, "zeros") == 0) {
+			cr_assert_eq(rr, RECORD_CORRUPT, "%s", name);
+			corrupt++;
+		} else {
+			cr_assert_eq(off, n, "%s: stopped at %zu of %zu bytes", name, off, n);
+		}
+	}
+	closedir(d);
+	cr_assert_geq(sets, 10);
+	cr_assert_geq(dels, 4);
+	cr_assert_geq(bad, 4);
+	cr_assert_eq(torn, 2);
+	cr_assert_eq(corrupt, 2);
+}
+
+/* ---- journal_scan -------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/starling-record-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+	DIR *d = opendir(tmpdir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[512];
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(tmpdir);
+}
+
+TestSuite(scan, .init = make_tmpdir, .fini = remove_tmpdir);
+
+/* A journal image in memory: header, then records of the sizes given. */
+struct image {
+	uint8_t *b;
+	size_t len;
+	size_t cap;
+	size_t off[4096]; /* where each record starts */
+	size_t n;
+};
+
+static void image_init(struct image *im)
+{
+	im->len = JOURNAL_HEADER_BYTES;
+	im->cap = 1 << 20;
+	im->b = malloc(im->cap);
+	im->n = 0;
+	struct journal_header h = some_header;
+	h.kind = JOURNAL_KIND_SEGMENT;
+	journal_header_put(im->b, &h);
+}
+
+static void image_add(struct image *im, size_t payload_len, uint8_t type, uint64_t lsn)
+{
+	uint8_t *rec = sealed(payload_len, type, lsn, NOW_WALL + lsn);
+	size_t total = record_size(payload_len);
+	while (im->len + total > im->cap)
+		im->b = realloc(im->b, im->cap *= 2);
+	memcpy(im->b + im->len, rec, total);
+	cr_assert_lt(im->n, 4096);
+	im->off[im->n++] = im->len;
+	im->len += total;
+	free(rec);
+}
+
+static const char *write_file(const char *name, const uint8_t *b, size_t len)
+{
+	static char path[128];
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(b, 1, len, f), len);
+	fclose(f);
+	return path;
+}
+
+/* What the callback saw. */
+struct seen {
+	uint64_t lsn[4096];
+	uint64_t off[4096];
+	size_t n;
+	long refuse_at;          /* refuse the record with this index (-1: none) */
+	struct scan_result *res; /* to write a reason into */
+	bool say_why;
+};
+
+static int see(void *ctx, const struct record *r, uint64_t offset)
+{
+	struct seen *s = ctx;
+	if ((long)s->n == s->refuse_at) {
+		if (s->say_why)
+			snprintf(s->res->err, sizeof(s->res->err), "record %zu: not for us", s->n);
+		return -1;
+	}
+	cr_assert_lt(s->n, 4096);
+	s->lsn[s->n] = r->lsn;
+	s->off[s->n] = offset;
+	s->n++;
+	return 0;
+}
+
+static struct seen *seen_new(void)
+{
+	struct seen *s = calloc(1, sizeof(*s));
+	s->refuse_at = -1;
+	return s;
+}
+
+Test(scan, a_clean_file_across_many_chunks_and_a_large_record)
+{
+	struct image im;
+	image_init(&im);
+	uint64_t lsn = 10;
+	for (int i = 0; i < 2000; i++) /* ~250 KiB: several 64 KiB reads */
+		image_add(&im, (size_t)(i * 7) % 200, (uint8_t)(1 + i % 3), lsn++);
+	image_add(&im, 300000, REC_RETAIN_SET, lsn++); /* larger than a read */
+	image_add(&im, 1, REC_RETAIN_DEL, lsn++);
+	image_add(&im, 70000, REC_RETAIN_SET, lsn += 5);
+	const char *path = write_file("clean", im.b, im.len);
+	struct scan_result res;
+	struct seen *s = seen_new();
+	cr_assert_eq(journal_scan(path, see, s, &res), 0, "%s", res.err);
+	cr_assert_eq(res.stop, RECORD_OK, "%s", res.err);
+	cr_assert_eq(res.records, im.n);
+	cr_assert_eq(res.good_end, im.len);
+	cr_assert_eq(res.file_size, im.len);
+	cr_assert_eq(res.last_lsn, lsn);
+	cr_assert_eq(res.header.writer, 3);
+	cr_assert_eq(res.header.kind, JOURNAL_KIND_SEGMENT);
+	cr_assert_eq(res.header.segment, some_header.segment);
+	cr_assert_str_empty(res.err);
+	cr_assert_eq(s->n, im.n);
+	for (size_t i = 0; i < im.n; i++)
+		cr_assert_eq(s->off[i], im.off[i], "record %zu", i);
+	cr_assert_eq(s->lsn[0], 10);
+	free(s);
+	free(im.b);
+}
+
+Test(scan, a_file_with_only_a_header)
+{
+	struct image im;
+	image_init(&im);
+	const char *path = write_file("empty", im.b, im.len);
+	struct scan_result res;
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), 0, "%s", res.err);
+	cr_assert_eq(res.stop, RECORD_OK);
+	cr_assert_eq(res.records, 0);
+	cr_assert_eq(res.good_end, JOURNAL_HEADER_BYTES);
+	free(im.b);
+}
+
+Test(scan, a_torn_tail_at_every_offset_of_the_last_record)
+{
+	struct image im;
+	image_init(&im);
+	for (uint64_t lsn = 1; lsn <= 5; lsn++)
+		image_add(&im, lsn == 5 ? 100 : 20 * lsn, REC_RETAIN_SET, lsn);
+	size_t last = im.off[4];
+	struct scan_result res;
+	const char *path = write_file("torn", im.b, last);
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), 0);
+	cr_assert_eq(res.stop, RECORD_OK, "cut between records: a clean end");
+	cr_assert_eq(res.records, 4);
+	for (size_t cut = last + 1; cut < im.len; cut++) {
+		path = write_file("torn", im.b, cut);
+		cr_assert_eq(journal_scan(path, NULL, NULL, &res), 0);
+		cr_assert_eq(res.stop, RECORD_TORN, "cut at %zu: %s", cut, res.err);
+		cr_assert_eq(res.records, 4, "cut at %zu", cut);
+		cr_assert_eq(res.good_end, last, "cut at %zu", cut);
+		cr_assert_eq(res.last_lsn, 4);
+		cr_assert_eq(res.file_size, cut);
+		cr_assert(strstr(res.err, path) && strstr(res.err, "torn"), "%s", res.err);
+	}
+	free(im.b);
+}
+
+Test(scan, a_flipped_bit_in_the_middle_stops_there)
+{
+	struct image im;
+	image_init(&im);
+	for (uint64_t lsn = 1; lsn <= 9; lsn++)
+		image_add(&im, 40, REC_RETAIN_DEL, lsn);
+	struct scan_result res;
+	for (size_t at = im.off[4]; at < im.off[5]; at += 3) {
+		im.b[at] ^= 0x08;
+		const char *path = write_file("flipped", im.b, im.len);
+		struct seen *s = seen_new();
+		cr_assert_eq(journal_scan(path, see, s, &res), 0);
+		cr_assert_neq(res.stop, RECORD_OK, "byte %zu", at);
+		cr_assert_eq(res.records, 4, "byte %zu", at);
+		cr_assert_eq(res.good_end, im.off[4]);
+		cr_assert_eq(s->n, 4, "no record after the damage reached the caller");
+		if (res.stop == RECORD_CORRUPT)
+			cr_assert(strstr(res.err, "corrupt record at offset"), "%s", res.err);
+		free(s);
+		im.b[at] ^= 0x08;
+	}
+	free(im.b);
+}
+
+Test(scan, a_zero_filled_tail_is_not_records)
+{
+	struct image im;
+	image_init(&im);
+	for (uint64_t lsn = 1; lsn <= 3; lsn++)
+		image_add(&im, 30, REC_RETAIN_SET, lsn);
+	size_t end = im.len;
+	cr_assert_leq(end + 8192, im.cap);
+	memset(im.b + end, 0, 8192);
+	const char *path = write_file("zeros", im.b, end + 8192);
+	struct scan_result res;
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), 0);
+	cr_assert_eq(res.stop, RECORD_CORRUPT);
+	cr_assert_eq(res.records, 3);
+	cr_assert_eq(res.good_end, end);
+	cr_assert(strstr(res.err, "length 0 out of bounds"), "%s", res.err);
+	free(im.b);
+}
+
+Test(scan, an_lsn_not_above_the_one_before_stops_there)
+{
+	static const uint64_t lsns[][4] = {{1, 2, 2, 3}, {5, 6, 4, 7}, {1, 3, 0, 4}};
+	for (int k = 0; k < 3; k++) {
+		struct image im;
+		image_init(&im);
+		for (int i = 0; i < 4; i++)
+			image_add(&im, 8, REC_RETAIN_SET, lsns[k][i]);
+		const char *path = write_file("lsn", im.b, im.len);
+		struct scan_result res;
+		cr_assert_eq(journal_scan(path, NULL, NULL, &res), 0);
+		cr_assert_eq(res.stop, RECORD_CORRUPT, "case %d", k);
+		cr_assert_eq(res.records, 2);
+		cr_assert_eq(res.good_end, im.off[2]);
+		cr_assert_eq(res.last_lsn, lsns[k][1]);
+		cr_assert(strstr(res.err, "not above"), "%s", res.err);
+		free(im.b);
+	}
+}
+
+Test(scan, the_caller_may_refuse_a_record)
+{
+	struct image im;
+	image_init(&im);
+	for (uint64_t lsn = 1; lsn <= 5; lsn++)
+		image_add(&im, 8, REC_RETAIN_SET, lsn);
+	const char *path = write_file("refused", im.b, im.len);
+	struct scan_result res;
+	struct seen *s = seen_new();
+	s->refuse_at = 3;
+	s->res = &res;
+	s->say_why = true;
+	cr_assert_eq(journal_scan(path, see, s, &res), 0);
+	cr_assert_eq(res.stop, RECORD_CORRUPT);
+	cr_assert_eq(res.records, 3);
+	cr_assert_eq(res.good_end, im.off[3]);
+	cr_assert_str_eq(res.err, "record 3: not for us");
+	/* Without a reason from the caller, the scan says which. */
+	free(s);
+	s = seen_new();
+	s->refuse_at = 0;
+	cr_assert_eq(journal_scan(path, see, s, &res), 0);
+	cr_assert_eq(res.records, 0);
+	cr_assert_eq(res.good_end, JOURNAL_HEADER_BYTES);
+	cr_assert(strstr(res.err, path) && strstr(res.err, "refused"), "%s", res.err);
+	free(s);
+	free(im.b);
+}
+
+Test(scan, a_bad_header_or_no_file_is_an_error_naming_the_path)
+{
+	struct image im;
+	image_init(&im);
+	image_add(&im, 8, REC_RETAIN_SET, 1);
+	struct scan_result res;
+	const char *path = write_file("short", im.b, JOURNAL_HEADER_BYTES - 1);
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), -1);
+	cr_assert(strstr(res.err, path) && strstr(res.err, "shorter than a journal header"), "%s",
+	          res.err);
+	path = write_file("nothing", im.b, 0);
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), -1);
+	cr_assert(strstr(res.err, path), "%s", res.err);
+	im.b[0] = 'X';
+	path = write_file("magic", im.b, im.len);
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), -1);
+	cr_assert(strstr(res.err, path) && strstr(res.err, "magic"), "%s", res.err);
+	im.b[0] = 'S';
+	im.b[20] ^= 1;
+	path = write_file("crc", im.b, im.len);
+	cr_assert_eq(journal_scan(path, NULL, NULL, &res), -1);
+	cr_assert(strstr(res.err, path) && strstr(res.err, "bad journal header"), "%s", res.err);
+	char missing[128];
+	snprintf(missing, sizeof(missing), "%s/missing", tmpdir);
+	cr_assert_eq(journal_scan(missing, NULL, NULL, &res), -1);
+	cr_assert(strstr(res.err, missing) && strstr(res.err, "cannot open"), "%s", res.err);
+	free(im.b);
+}
