@@ -20,27 +20,30 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/passwd.h"
 #include "base/config.h"
 #include "base/log.h"
-#include "ops/ops.h"
-#include "auth/passwd.h"
-#include "transport/tls.h"
-#include "loop/worker.h"
 #include "cluster.h" /* cluster/ */
+#include "loop/worker.h"
+#include "ops/ops.h"
+#include "persist/persist_cmd.h"
+#include "transport/tls.h"
 
 extern char **environ;
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
-	        "       starling passwd [-c | -D] [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
-	        "       starling --check-config FILE [--KEY=VALUE ...]\n"
-	        "       starling --config-reference | --version | --help\n"
-	        "With no arguments it runs on embedded defaults: MQTT on 127.0.0.1:1883 and\n"
-	        "[::1]:1883, metrics on 127.0.0.1:9100 (this host only); --listen=0.0.0.0:1883\n"
-	        "serves other hosts.\n"
-	        "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
+	fprintf(
+	    out,
+	    "usage: starling [-c FILE] [--KEY=VALUE ...]\n"
+	    "       starling passwd [-c | -D] [-b] [-I ITERATIONS] FILE USER [PASSWORD]\n"
+	    "       starling backup DIR | export FILE | import FILE [-c FILE] [--KEY=VALUE ...]\n"
+	    "       starling --check-config FILE [--KEY=VALUE ...]\n"
+	    "       starling --config-reference | --version | --help\n"
+	    "With no arguments it runs on embedded defaults: MQTT on 127.0.0.1:1883 and\n"
+	    "[::1]:1883, metrics on 127.0.0.1:9100 (this host only); --listen=0.0.0.0:1883\n"
+	    "serves other hosts.\n"
+	    "Every key of docs/config.md may be given as --key=value or STARLING_KEY.\n");
 }
 
 /* Can this host bind [::1]? Not where IPv6 is off (a container without
@@ -294,6 +297,45 @@ static bool join_within(struct broker *b, uint64_t ms)
 	return true;
 }
 
+/* starling backup DIR | export FILE | import FILE, with the node's
+ * configuration sources (its data_dir): persist_cmd.h. */
+static int persist_main(int argc, char **argv)
+{
+	static struct config cfg;
+	char err[512];
+	const char *file = NULL, *arg = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "starling %s: %s needs a file\n", argv[0], argv[i]);
+				return 2;
+			}
+			file = argv[++i];
+		} else if (strncmp(argv[i], "--", 2) == 0 && strchr(argv[i], '=')) {
+			continue; /* a key: load_config takes it */
+		} else if (!arg) {
+			arg = argv[i];
+		} else {
+			fprintf(stderr, "starling %s: unexpected argument \"%s\"\n", argv[0],
+			        argv[i]);
+			return 2;
+		}
+	}
+	if (!arg) {
+		fprintf(stderr, "starling %s: needs a %s\n", argv[0],
+		        strcmp(argv[0], "backup") ? "file (- for the standard output or input)"
+		                                  : "directory");
+		usage(stderr);
+		return 2;
+	}
+	if (load_config(&cfg, file, argc, argv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "starling: %s\n", err);
+		return 1;
+	}
+	log_init(LOG_WARN, false);
+	return persist_cmd(argv[0], &cfg, arg);
+}
+
 int main(int argc, char **argv)
 {
 	static struct config cfg;
@@ -302,6 +344,9 @@ int main(int argc, char **argv)
 	bool check = false;
 	if (argc > 1 && !strcmp(argv[1], "passwd"))
 		return passwd_main(argc - 1, argv + 1);
+	if (argc > 1 && (!strcmp(argv[1], "backup") || !strcmp(argv[1], "export") ||
+	                 !strcmp(argv[1], "import")))
+		return persist_main(argc - 1, argv + 1);
 
 	/* First pass: which file, which mode. Flags apply after the file and
 	 * the environment, so they win. */
@@ -378,7 +423,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	static struct broker b;
-	struct cluster_link *link = clustered ? cluster_link_new(&cfg, &cid, &b.cluster_view) : NULL;
+	struct cluster_link *link =
+	    clustered ? cluster_link_new(&cfg, &cid, &b.cluster_view) : NULL;
 	if (clustered && !link) {
 		LOG_ERROR("cannot start: cluster: out of memory");
 		return 1;

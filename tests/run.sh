@@ -9,7 +9,8 @@
 #   3b. a test build: 8 receive buffers per worker (the raw scenarios, TLS and
 #      WebSocket tests with the provided-buffer pool running dry all the time,
 #      -ENOBUFS re-arms) and the test-only fault hooks (-Dtest_hooks=true: the
-#      cluster's lost-route-delta repair, tests/cluster/gap_test.py)
+#      cluster's lost-route-delta repair, tests/cluster/gap_test.py; the
+#      journal's delayed flush, integration/persist_hooks)
 #   4. clang libFuzzer build: each fuzz target for FUZZ_SECONDS (default 30;
 #      longer runs are made outside CI and their results committed in
 #      tests/fuzz/README.md)
@@ -124,6 +125,7 @@ TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1" \
 # The pool running dry matters where bytes come in: the raw scenarios and
 # the TLS and WebSocket layers (the other suites add time, not paths).
 build_and_test tinybuf "integration/scenarios_w1 integration/scenarios_w4 integration/tls_w4 \
+	integration/persist_hooks \
 	integration/ws_w4 cluster/cluster_gap" --werror -Dtests=enabled -Dtest_hooks=true \
 	-Dc_args=-DSTARLING_RECV_BUFFERS=8
 

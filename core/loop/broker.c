@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "io/net.h"
 #include "loop/worker.h"
+#include "persist/persist_cmd.h"
 #include "persist/recover.h"
 #include "transport/tls.h"
 
@@ -49,6 +50,10 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 	struct recover_result r;
 	char dir[CONFIG_PATH_MAX + 16];
 	if (journal_dir(cfg, dir, sizeof(dir), err, err_len) != 0)
+		return -1;
+	/* One node per directory: a second one would interleave segments. */
+	b->data_lock = persist_lock(cfg->data_dir, err, err_len);
+	if (b->data_lock < 0)
 		return -1;
 	if (recover_run(cfg, clock_now_ms(), recovered_retained, b, &r, err, err_len) != 0)
 		return -1;
@@ -247,6 +252,8 @@ void broker_free(struct broker *b)
 		}
 	}
 	compact_node_fini(&b->compact); /* its thread, if one runs */
+	if (b->cfg && b->cfg->persistence && b->data_lock > 0)
+		close(b->data_lock);
 	for (unsigned i = 0; b->workers && i < b->worker_count; i++)
 		worker_free(b->workers[i]); /* its overflow too (mail_fini) */
 	free(b->workers);

@@ -95,6 +95,7 @@ struct broker {
 	struct worker_ext ext;            /* the workers' extension; zero: none */
 	struct recover_result recovered;  /* what the journal gave back at start */
 	struct compact_node compact;      /* persistence: compaction's shared part */
+	int data_lock;                    /* persistence: data_dir/LOCK, held (persist_cmd.h) */
 	_Atomic uint64_t retain_stamp;    /* persistence: the node-wide order of retained
 	                                   * writes (persist/retained.h) */
 };

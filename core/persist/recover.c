@@ -168,8 +168,8 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                struct recover_result *res, char *err, size_t err_len)
+static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
+                   struct recover_result *res, bool cut, char *err, size_t err_len)
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = clock_now_ns();
@@ -240,7 +240,10 @@ int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn p
 		res->files++;
 		res->records += sr.records;
 		res->bytes += sr.file_size;
-		if (sr.stop != RECORD_OK) {
+		if (sr.stop != RECORD_OK && !cut) {
+			res->cut++; /* reported only: a running node may be writing it */
+			res->cut_bytes += sr.file_size - sr.good_end;
+		} else if (sr.stop != RECORD_OK) {
 			LOG_WARN(
 			    "journal %s: %s at byte %llu of %llu: cut there (%llu good records "
 			    "before it are kept)",
@@ -284,4 +287,16 @@ int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn p
 	res->next_stamp = s.max_stamp + 1;
 	res->ms = (clock_now_ns() - t0) / 1000000u;
 	return rc;
+}
+
+int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
+                struct recover_result *res, char *err, size_t err_len)
+{
+	return recover(cfg, now_ms, put, ctx, res, true, err, err_len);
+}
+
+int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
+                 struct recover_result *res, char *err, size_t err_len)
+{
+	return recover(cfg, now_ms, put, ctx, res, false, err, err_len);
 }

@@ -43,5 +43,9 @@ typedef void (*recover_retained_fn)(void *ctx, struct msg *m);
  */
 int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
                 struct recover_result *res, char *err, size_t err_len);
+/* The same without cutting anything (a running node's directory: backup,
+ * export): a damaged tail is only reported. */
+int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
+                 struct recover_result *res, char *err, size_t err_len);
 
 #endif

@@ -1,0 +1,653 @@
+/*
+ * persist_cmd.c — `starling backup DIR`, `starling export FILE`, `starling
+ * import FILE` (core/persist/README.md "Backups, export and import"), and
+ * the lock a running node holds on its data_dir.
+ *
+ * backup: a copy of a running node's journal, made without stopping it.
+ *   Every file is append-only or written whole before older ones are
+ *   deleted, and recovery merges files by stamp and cuts a torn tail, so
+ *   copying each file up to its size at that moment gives a journal that
+ *   recovers to a state the node had (each value one it held). A file
+ *   that vanishes between the listing and its copy (a compaction deleted
+ *   it, its snapshot being newer than the listing) restarts the copy.
+ * export: the state as JSON lines, one object per line (the format below),
+ *   readable by any tool and by any later version: MQTT's own encoding for
+ *   each message body, base64 in JSON.
+ * import: an export into the data_dir of a node that is not running, as a
+ *   snapshot file its next start recovers; imported values are newer than
+ *   anything already there.
+ *
+ * Export format, version 1 (one JSON object per line, UTF-8):
+ *   {"format":"starling-export","version":1,"exported_at_ms":N}
+ *   {"kind":"retained","topic":"a/b","protocol":5,"qos":1,"published_ms":N,
+ *    "expires_at_ms":N,"body":"BASE64"}
+ * protocol: 3, 4 or 5 (MQTT 3.1, 3.1.1, 5.0); body: the PUBLISH packet's
+ * variable header and payload as that protocol encodes them at that qos
+ * (topic name, a packet identifier when qos > 0, for 5.0 the properties,
+ * then the payload), as the publisher sent it; expires_at_ms: wall-clock
+ * ms, 0 = never. Unknown keys are ignored; lines of unknown kinds are
+ * skipped and counted.
+ */
+#include "persist/persist_cmd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "persist/journal.h"
+#include "persist/record.h"
+#include "persist/recover.h"
+
+#define BACKUP_TRIES    10
+#define EXPORT_LINE_MAX (400u << 20) /* a line: base64 of the largest body and change */
+
+static uint64_t wall_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the lock ------------------------------------------------------------ */
+
+int persist_lock(const char *data_dir, char *err, size_t err_len)
+{
+	char path[CONFIG_PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/LOCK", data_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		snprintf(err, err_len, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		snprintf(err, err_len, "data_dir %s is in use by another starling%s%s%s", data_dir,
+		         pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		close(fd);
+		return -1;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* the pid is a courtesy for the message above; the lock holds */
+	}
+	return fd;
+}
+
+/* ---- backup -------------------------------------------------------------- */
+
+static bool journal_file(const char *name)
+{
+	unsigned w;
+	unsigned long long seg;
+	char ext[8];
+	int used = 0;
+	return sscanf(name, "w%u-%llx.%5[a-z]%n", &w, &seg, ext, &used) == 3 &&
+	       name[used] == '\0' && (!strcmp(ext, "log") || !strcmp(ext, "snap"));
+}
+
+/* Copy from's first size bytes (as it is now) to to. 0, 1 when from is
+ * gone, -1 on an error (err). */
+static int copy_file(const char *from, const char *to, uint64_t *bytes, char *err, size_t err_len)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0 && errno == ENOENT)
+		return 1;
+	if (in < 0) {
+		snprintf(err, err_len, "cannot read %s: %s", from, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (out < 0 || fstat(in, &st) != 0) {
+		snprintf(err, err_len, "cannot write %s: %s", to, strerror(errno));
+		close(in);
+		if (out >= 0)
+			close(out);
+		return -1;
+	}
+	static char buf[1 << 20];
+	uint64_t left = (uint64_t)st.st_size;
+	int rc = 0;
+	while (left > 0) {
+		ssize_t n = read(in, buf, left < sizeof(buf) ? left : sizeof(buf));
+		if (n <= 0)
+			break; /* shorter than it was: the copy is what there was */
+		if (write(out, buf, (size_t)n) != n) {
+			snprintf(err, err_len, "cannot write %s: %s", to, strerror(errno));
+			rc = -1;
+			break;
+		}
+		left -= (uint64_t)n;
+		*bytes += (uint64_t)n;
+	}
+	if (rc == 0 && fsync(out) != 0) {
+		snprintf(err, err_len, "cannot flush %s: %s", to, strerror(errno));
+		rc = -1;
+	}
+	close(in);
+	close(out);
+	return rc;
+}
+
+static void count_put(void *ctx, struct msg *m)
+{
+	(*(uint64_t *)ctx)++;
+	msg_unref(m);
+}
+
+static int backup(const struct config *cfg, const char *dir)
+{
+	char err[512];
+	char src[CONFIG_PATH_MAX + 16], dst[CONFIG_PATH_MAX + 16];
+	snprintf(src, sizeof(src), "%s/journal", cfg->data_dir);
+	snprintf(dst, sizeof(dst), "%s/journal", dir);
+	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		fprintf(stderr, "starling backup: cannot create %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	if (mkdir(dst, 0750) != 0) {
+		fprintf(stderr, "starling backup: cannot create %s: %s%s\n", dst, strerror(errno),
+		        errno == EEXIST ? " (back up into a new directory)" : "");
+		return 1;
+	}
+	uint64_t files = 0, bytes = 0;
+	for (int attempt = 1;; attempt++) {
+		DIR *d = opendir(src);
+		if (!d) {
+			fprintf(stderr, "starling backup: cannot read %s: %s\n", src,
+			        strerror(errno));
+			return 1;
+		}
+		struct dirent *de;
+		bool vanished = false;
+		files = bytes = 0;
+		int rc = 0;
+		while (rc == 0 && (de = readdir(d))) {
+			if (!journal_file(de->d_name))
+				continue;
+			char from[sizeof(src) + 300], to[sizeof(dst) + 300];
+			snprintf(from, sizeof(from), "%s/%s", src, de->d_name);
+			snprintf(to, sizeof(to), "%s/%s", dst, de->d_name);
+			rc = copy_file(from, to, &bytes, err, sizeof(err));
+			if (rc == 1) {
+				vanished = true;
+				rc = 0;
+			} else if (rc == 0) {
+				files++;
+			}
+		}
+		closedir(d);
+		if (rc != 0) {
+			fprintf(stderr, "starling backup: %s\n", err);
+			return 1;
+		}
+		if (!vanished)
+			break;
+		if (attempt == BACKUP_TRIES) {
+			fprintf(stderr,
+			        "starling backup: files kept vanishing under the copy (a "
+			        "compaction every moment?); tried %d times\n",
+			        attempt);
+			return 1;
+		}
+		/* A compaction removed a file we listed: start again, clean. */
+		DIR *x = opendir(dst);
+		while (x && (de = readdir(x)))
+			if (journal_file(de->d_name))
+				unlinkat(dirfd(x), de->d_name, 0);
+		if (x)
+			closedir(x);
+	}
+	int dfd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	/* Read the copy as a start would (cutting what a write in progress
+	 * left torn): it must recover. */
+	struct config b = *cfg;
+	snprintf(b.data_dir, sizeof(b.data_dir), "%s", dir);
+	struct recover_result r;
+	uint64_t retained = 0;
+	if (recover_run(&b, clock_now_ms(), count_put, &retained, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "starling backup: the copy does not read back: %s\n", err);
+		return 1;
+	}
+	printf("backup of %s in %s: %llu files, %llu bytes; it holds %llu retained messages. "
+	       "Start a node on it with --data-dir=%s (or copy %s into a data_dir).\n",
+	       src, dst, (unsigned long long)files, (unsigned long long)bytes,
+	       (unsigned long long)retained, dir, dst);
+	return 0;
+}
+
+/* ---- export -------------------------------------------------------------- */
+
+struct exporter {
+	FILE *out;
+	uint64_t now_ms, now_wall, count;
+	bool failed;
+};
+
+static void json_string(FILE *f, const uint8_t *p, size_t n)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void export_one(void *ctx, struct msg *m)
+{
+	struct exporter *e = ctx;
+	/* The body was copied whole behind the topic (msg.c). */
+	const uint8_t *body = m->data + m->pub.topic.len;
+	size_t body_len = m->size_bytes - sizeof(*m) - m->pub.topic.len;
+	char *b64 = malloc(4 * ((body_len + 2) / 3) + 1);
+	if (!b64) {
+		e->failed = true;
+		msg_unref(m);
+		return;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, body, (int)body_len);
+	uint64_t expires = 0;
+	if (m->expires_at_ms)
+		expires =
+		    e->now_wall + (m->expires_at_ms > e->now_ms ? m->expires_at_ms - e->now_ms : 0);
+	fputs("{\"kind\":\"retained\",\"topic\":", e->out);
+	json_string(e->out, m->pub.topic.ptr, m->pub.topic.len);
+	fprintf(e->out,
+	        ",\"protocol\":%u,\"qos\":%u,\"published_ms\":%llu,\"expires_at_ms\":%llu,"
+	        "\"body\":\"%s\"}\n",
+	        m->version, m->pub.qos, (unsigned long long)m->wall_ms, (unsigned long long)expires,
+	        b64);
+	e->count++;
+	free(b64);
+	msg_unref(m);
+}
+
+static int export_state(const struct config *cfg, const char *file)
+{
+	char err[512];
+	FILE *out = strcmp(file, "-") ? fopen(file, "wx") : stdout;
+	if (!out) {
+		fprintf(stderr, "starling export: cannot create %s: %s%s\n", file, strerror(errno),
+		        errno == EEXIST ? " (it exists: export into a new file)" : "");
+		return 1;
+	}
+	struct exporter e = {.out = out, .now_ms = clock_now_ms(), .now_wall = wall_now_ms()};
+	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
+	        (unsigned long long)e.now_wall);
+	struct recover_result r;
+	int rc = recover_read(cfg, e.now_ms, export_one, &e, &r, err, sizeof(err));
+	if (rc != 0 || e.failed || fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0)) {
+		fprintf(stderr, "starling export: %s\n",
+		        rc ? err : "out of memory or cannot write");
+		if (out != stdout)
+			fclose(out);
+		return 1;
+	}
+	if (out != stdout)
+		fclose(out);
+	fprintf(stderr, "starling export: %llu retained messages from %s/journal to %s\n",
+	        (unsigned long long)e.count, cfg->data_dir, file);
+	return 0;
+}
+
+/* ---- import -------------------------------------------------------------- */
+
+/* A flat JSON object's members, strings unescaped in place. */
+struct member {
+	const char *key;
+	char *str; /* a string value, NUL-terminated; NULL for a number */
+	size_t str_len;
+	unsigned long long num;
+};
+
+#define MEMBERS_MAX 16
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+	                              : -1;
+}
+
+/* Unescape the string at *p (after its opening quote) in place; *p moves
+ * past the closing quote. NULL when malformed. */
+static char *json_unescape(char **p, size_t *len)
+{
+	char *s = *p, *w = *p;
+	for (;;) {
+		char c = *s++;
+		if (c == '\0')
+			return NULL;
+		if (c == '"')
+			break;
+		if (c != '\\') {
+			*w++ = c;
+			continue;
+		}
+		c = *s++;
+		if (c == 'u') {
+			int v = 0;
+			for (int i = 0; i < 4; i++) {
+				int h = hexval(s[i]);
+				if (h < 0)
+					return NULL;
+				v = v * 16 + h;
+			}
+			s += 4;
+			if (v >= 0x80)
+				return NULL; /* our exports escape only control characters */
+			*w++ = (char)v;
+		} else if (c == '"' || c == '\\' || c == '/') {
+			*w++ = c;
+		} else if (c == 'n' || c == 't' || c == 'r' || c == 'b' || c == 'f') {
+			*w++ = c == 'n'   ? '\n'
+			       : c == 't' ? '\t'
+			       : c == 'r' ? '\r'
+			       : c == 'b' ? '\b'
+			                  : '\f';
+		} else {
+			return NULL;
+		}
+	}
+	char *start = *p;
+	*len = (size_t)(w - start);
+	*w = '\0';
+	*p = s;
+	return start;
+}
+
+static void skip_ws(char **p)
+{
+	while (**p == ' ' || **p == '\t' || **p == '\r' || **p == '\n')
+		(*p)++;
+}
+
+/* Parse one line's object. The number of members, or -1. */
+static int parse_line(char *p, struct member *m)
+{
+	int n = 0;
+	skip_ws(&p);
+	if (*p++ != '{')
+		return -1;
+	skip_ws(&p);
+	if (*p == '}')
+		return 0;
+	for (;;) {
+		skip_ws(&p);
+		if (*p++ != '"' || n == MEMBERS_MAX)
+			return -1;
+		size_t kl;
+		char *key = json_unescape(&p, &kl);
+		if (!key)
+			return -1;
+		skip_ws(&p);
+		if (*p++ != ':')
+			return -1;
+		skip_ws(&p);
+		m[n].key = key;
+		m[n].str = NULL;
+		if (*p == '"') {
+			p++;
+			m[n].str = json_unescape(&p, &m[n].str_len);
+			if (!m[n].str)
+				return -1;
+		} else if (*p >= '0' && *p <= '9') {
+			char *end;
+			errno = 0;
+			m[n].num = strtoull(p, &end, 10);
+			if (errno)
+				return -1;
+			p = end;
+		} else {
+			return -1;
+		}
+		n++;
+		skip_ws(&p);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p != '}')
+			return -1;
+		p++;
+		skip_ws(&p);
+		return *p == '\0' ? n : -1;
+	}
+}
+
+static const struct member *get(const struct member *m, int n, const char *key)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(m[i].key, key))
+			return &m[i];
+	return NULL;
+}
+
+struct snapfile {
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t lsn;
+};
+
+static int snap_add(struct snapfile *s, const struct msg *m, uint64_t stamp, uint64_t now_ms,
+                    uint64_t wall)
+{
+	size_t plen = rec_retain_set_size(m);
+	size_t total = record_size(plen);
+	if (s->len + total > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+		while (cap < s->len + total)
+			cap *= 2;
+		uint8_t *p = realloc(s->buf, cap);
+		if (!p)
+			return -1;
+		s->buf = p;
+		s->cap = cap;
+	}
+	uint8_t *rec = s->buf + s->len;
+	rec_retain_set_put(record_payload(rec), m, stamp, now_ms, wall);
+	record_seal(rec, total, REC_RETAIN_SET, ++s->lsn, wall);
+	s->len += total;
+	return 0;
+}
+
+static void discard_put(void *ctx, struct msg *m)
+{
+	(void)ctx;
+	msg_unref(m);
+}
+
+static int import_state(const struct config *cfg, const char *file)
+{
+	char err[512];
+	char dir[CONFIG_PATH_MAX + 16];
+	if (journal_dir(cfg, dir, sizeof(dir), err, sizeof(err)) != 0) {
+		fprintf(stderr, "starling import: %s\n", err);
+		return 1;
+	}
+	int lock = persist_lock(cfg->data_dir, err, sizeof(err));
+	if (lock < 0) {
+		fprintf(stderr, "starling import: %s: stop the node first\n", err);
+		return 1;
+	}
+	/* What is there already: imported values must come after it. */
+	struct recover_result r;
+	uint64_t now_ms = clock_now_ms(), wall = wall_now_ms();
+	if (recover_run(cfg, now_ms, discard_put, NULL, &r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "starling import: %s\n", err);
+		close(lock);
+		return 1;
+	}
+	FILE *in = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!in) {
+		fprintf(stderr, "starling import: cannot read %s: %s\n", file, strerror(errno));
+		close(lock);
+		return 1;
+	}
+	struct snapfile s = {0};
+	struct journal_header h = {.version = JOURNAL_VERSION,
+	                           .kind = JOURNAL_KIND_SNAPSHOT,
+	                           .segment = r.next_segment,
+	                           .created_wall_ms = wall};
+	s.cap = 1 << 16;
+	s.buf = malloc(s.cap);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	uint64_t lineno = 0, count = 0, skipped = 0, expired = 0, stamp = r.next_stamp;
+	int rc = s.buf ? 0 : 1;
+	if (s.buf) {
+		journal_header_put(s.buf, &h);
+		s.len = JOURNAL_HEADER_BYTES;
+	}
+	while (rc == 0 && (got = getline(&line, &cap, in)) > 0) {
+		lineno++;
+		if ((size_t)got > EXPORT_LINE_MAX) {
+			fprintf(stderr, "starling import: %s:%llu: line too long\n", file,
+			        (unsigned long long)lineno);
+			rc = 1;
+			break;
+		}
+		struct member m[MEMBERS_MAX];
+		int n = parse_line(line, m);
+		const struct member *kind = n > 0 ? get(m, n, "kind") : NULL;
+		if (lineno == 1) {
+			const struct member *f = n > 0 ? get(m, n, "format") : NULL;
+			const struct member *v = n > 0 ? get(m, n, "version") : NULL;
+			if (!f || !f->str || strcmp(f->str, "starling-export") || !v || v->str ||
+			    v->num != 1) {
+				fprintf(stderr,
+				        "starling import: %s:1: not a starling export of version "
+				        "1\n",
+				        file);
+				rc = 1;
+			}
+			continue;
+		}
+		if (n < 0 || !kind || !kind->str) {
+			fprintf(stderr, "starling import: %s:%llu: not a JSON object with a kind\n",
+			        file, (unsigned long long)lineno);
+			rc = 1;
+			break;
+		}
+		if (strcmp(kind->str, "retained")) {
+			skipped++; /* a later version's kind */
+			continue;
+		}
+		const struct member *topic = get(m, n, "topic"), *proto = get(m, n, "protocol"),
+		                    *qos = get(m, n, "qos"), *pub = get(m, n, "published_ms"),
+		                    *exp = get(m, n, "expires_at_ms"), *body = get(m, n, "body");
+		unsigned char *raw = NULL;
+		struct msg *msg = NULL;
+		if (topic && topic->str && proto && !proto->str && qos && !qos->str &&
+		    qos->num <= 2 && body && body->str && topic->str_len > 0 &&
+		    topic->str_len <= UINT16_MAX) {
+			raw = malloc(body->str_len / 4 * 3 + 3);
+			int len = raw ? EVP_DecodeBlock(raw, (unsigned char *)body->str,
+			                                (int)body->str_len)
+			              : -1;
+			/* EVP_DecodeBlock counts the padding's zero bytes in */
+			if (len >= 0 && body->str_len >= 1 && body->str[body->str_len - 1] == '=')
+				len--;
+			if (len >= 0 && body->str_len >= 2 && body->str[body->str_len - 2] == '=')
+				len--;
+			if (len >= 0)
+				msg = msg_from_body(raw, (size_t)len, (uint8_t)proto->num,
+				                    (uint8_t)qos->num, true,
+				                    (struct mqtt_view){(const uint8_t *)topic->str,
+				                                       (uint32_t)topic->str_len},
+				                    now_ms);
+		}
+		free(raw);
+		if (!msg) {
+			fprintf(stderr,
+			        "starling import: %s:%llu: not a retained message this build "
+			        "reads (topic, protocol, qos, body)\n",
+			        file, (unsigned long long)lineno);
+			rc = 1;
+			break;
+		}
+		msg->wall_ms = pub && !pub->str ? pub->num : wall;
+		if (exp && !exp->str && exp->num) {
+			if (exp->num <= wall) {
+				expired++;
+				msg_unref(msg);
+				continue;
+			}
+			msg->expires_at_ms = now_ms + (exp->num - wall);
+		}
+		if (snap_add(&s, msg, stamp++, now_ms, wall) != 0)
+			rc = 1;
+		msg_unref(msg);
+		count++;
+	}
+	free(line);
+	if (in != stdin)
+		fclose(in);
+	if (rc == 0 && lineno == 0) {
+		fprintf(stderr, "starling import: %s is empty\n", file);
+		rc = 1;
+	}
+	char path[sizeof(dir) + 48];
+	snprintf(path, sizeof(path), "%s/w000-%016llx.snap", dir,
+	         (unsigned long long)r.next_segment);
+	if (rc == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || write(fd, s.buf, s.len) != (ssize_t)s.len || fsync(fd) != 0 ||
+		    dfd < 0 || fsync(dfd) != 0) {
+			fprintf(stderr, "starling import: cannot write %s: %s\n", path,
+			        strerror(errno));
+			rc = 1;
+			if (fd >= 0)
+				unlink(path);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (dfd >= 0)
+			close(dfd);
+	}
+	free(s.buf);
+	close(lock);
+	if (rc == 0)
+		fprintf(stderr,
+		        "starling import: %llu retained messages from %s into %s (%llu expired "
+		        "left out, %llu lines of other kinds skipped); the node recovers them at "
+		        "its next start\n",
+		        (unsigned long long)count, file, path, (unsigned long long)expired,
+		        (unsigned long long)skipped);
+	return rc;
+}
+
+int persist_cmd(const char *cmd, const struct config *cfg, const char *arg)
+{
+	if (!strcmp(cmd, "backup"))
+		return backup(cfg, arg);
+	if (!strcmp(cmd, "export"))
+		return export_state(cfg, arg);
+	return import_state(cfg, arg);
+}
