@@ -74,8 +74,8 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 		    "the journal holds %llu records of a kind this build does not know (a newer "
 		    "version wrote them): kept, and no file is compacted away",
 		    (unsigned long long)r.unknown);
-	if (compact_node_init(&b->compact, cfg, b->worker_count, r.next_segment + 1, r.unknown > 0,
-	                      r.files > 0) != 0) {
+	if (compact_node_init(&b->compact, cfg, b->worker_count, r.next_segment + 1,
+	                      r.unknown + r.rejected > 0, r.files > 0) != 0) {
 		snprintf(err, err_len, "out of memory");
 		return -1;
 	}

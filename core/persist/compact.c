@@ -302,31 +302,52 @@ void compact_done(struct compact *c, int32_t res, uint32_t slot)
 
 /* ---- worker 0: starting a round, and its end ----------------------------- */
 
-/* w<id>-<segment>.log or .snap: the segment, or 0. */
-static uint64_t file_segment(const char *name)
+/* Make the mark of round gen (journal.h): the names of its snapshots, then
+ * the file and the directory flushed. 0, or -1. */
+static int write_mark(struct compact_node *n, int dfd, uint64_t gen)
 {
-	unsigned w;
-	unsigned long long seg;
-	char ext[8];
-	int used = 0;
-	if (sscanf(name, "w%u-%llx.%5[a-z]%n", &w, &seg, ext, &used) != 3 || name[used] != '\0' ||
-	    (strcmp(ext, "log") != 0 && strcmp(ext, "snap") != 0))
-		return 0;
-	return seg;
+	char name[32];
+	snprintf(name, sizeof(name), "c-%016llx.done", (unsigned long long)gen);
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	bool ok = true;
+	for (unsigned i = 0; ok && i < n->workers; i++) {
+		char line[48];
+		int len = snprintf(line, sizeof(line), "w%03u-%016llx.snap\n", i,
+		                   (unsigned long long)gen);
+		ok = write(fd, line, (size_t)len) == len;
+	}
+	ok = ok && fsync(fd) == 0;
+	close(fd);
+	return ok && fsync(dfd) == 0 ? 0 : -1;
 }
 
-/* The deleting thread: every file of a segment below gen, then the
- * directory flushed. */
+/* The deleting thread: the round's mark first (from then on recovery
+ * ignores what is older, so a crash in the middle of the deletions cannot
+ * bring back a value whose delete was in a file already gone), then every
+ * file of an older segment, then the directory flushed. */
 static void *cleanup(void *arg)
 {
 	struct compact_node *n = arg;
 	uint64_t gen = atomic_load(&n->gen);
 	uint64_t files = 0, bytes = 0;
 	DIR *d = opendir(n->dir);
+	if (!d || write_mark(n, dirfd(d), gen) != 0) {
+		LOG_WARN("compaction %llu: cannot write its mark in %s: %s; older files kept",
+		         (unsigned long long)gen, n->dir, strerror(errno));
+		if (d)
+			closedir(d);
+		atomic_store(&n->gen, 0);
+		atomic_store(&n->cleaning, false);
+		return NULL;
+	}
 	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		uint64_t seg = file_segment(de->d_name);
-		if (seg == 0 || seg >= gen)
+	while ((de = readdir(d))) {
+		unsigned w;
+		uint64_t seg;
+		enum journal_file kind;
+		if (journal_name_parse(de->d_name, &w, &seg, &kind) != 0 || seg >= gen)
 			continue;
 		struct stat st;
 		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0)
@@ -337,12 +358,8 @@ static void *cleanup(void *arg)
 			LOG_WARN("compaction: cannot remove %s/%s: %s", n->dir, de->d_name,
 			         strerror(errno));
 	}
-	if (d) {
-		fsync(dirfd(d));
-		closedir(d);
-	} else {
-		LOG_WARN("compaction: cannot read %s: %s", n->dir, strerror(errno));
-	}
+	fsync(dirfd(d));
+	closedir(d);
 	LOG_INFO("compaction %llu: snapshots of %llu records by %u workers; %llu older files "
 	         "removed (%llu bytes)",
 	         (unsigned long long)gen, (unsigned long long)atomic_load(&n->snap_records),

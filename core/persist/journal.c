@@ -62,6 +62,51 @@ static int make_dir(const char *path, char *err, size_t err_len)
 	return -1;
 }
 
+static int hex16(const char *p, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (int i = 0; i < 16; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return -1;
+		x = x << 4 | (uint64_t)d;
+	}
+	*v = x;
+	return 0;
+}
+
+int journal_name_parse(const char *name, unsigned *writer, uint64_t *segment,
+                       enum journal_file *kind)
+{
+	if (name[0] == 'c' && name[1] == '-') {
+		if (hex16(name + 2, segment) != 0 || strcmp(name + 18, ".done") != 0)
+			return -1;
+		*writer = 0;
+		*kind = JFILE_MARK;
+		return 0;
+	}
+	if (name[0] != 'w')
+		return -1;
+	unsigned w = 0, digits = 0;
+	const char *p = name + 1;
+	while (*p >= '0' && *p <= '9' && digits < 6) {
+		w = w * 10 + (unsigned)(*p++ - '0');
+		digits++;
+	}
+	if (digits < 3 || *p++ != '-' || hex16(p, segment) != 0)
+		return -1;
+	p += 16;
+	if (!strcmp(p, ".log"))
+		*kind = JFILE_SEGMENT;
+	else if (!strcmp(p, ".snap"))
+		*kind = JFILE_SNAPSHOT;
+	else
+		return -1;
+	*writer = w;
+	return 0;
+}
+
 int journal_dir(const struct config *cfg, char *out, size_t len, char *err, size_t err_len)
 {
 	if (make_dir(cfg->data_dir, err, err_len) != 0)

@@ -93,6 +93,17 @@ struct journal {
 	char new_name[40]; /* relative to dir_fd, for the ring's openat */
 };
 
+/* The journal directory's files (and nothing else in it is ours):
+ *   w<writer, 3+ digits>-<segment, 16 hex>.log   a worker's segment
+ *   w<writer>-<segment>.snap                     a worker's snapshot (compact.h)
+ *   c-<segment, 16 hex>.done                     a compaction's mark: every
+ *       snapshot of that segment (named inside, one per line) was durable
+ *       before it was made; older files no longer count */
+enum journal_file { JFILE_SEGMENT, JFILE_SNAPSHOT, JFILE_MARK };
+/* Parse a name of exactly those forms: 0, or -1 for anything else. */
+int journal_name_parse(const char *name, unsigned *writer, uint64_t *segment,
+                       enum journal_file *kind);
+
 /* DATA_DIR/journal into out, both made if missing. 0, or -1 with err. */
 int journal_dir(const struct config *cfg, char *out, size_t len, char *err, size_t err_len);
 /* Main thread, before the worker starts: create DATA_DIR/journal if needed

@@ -91,11 +91,9 @@ int persist_lock(const char *data_dir, char *err, size_t err_len)
 static bool journal_file(const char *name)
 {
 	unsigned w;
-	unsigned long long seg;
-	char ext[8];
-	int used = 0;
-	return sscanf(name, "w%u-%llx.%5[a-z]%n", &w, &seg, ext, &used) == 3 &&
-	       name[used] == '\0' && (!strcmp(ext, "log") || !strcmp(ext, "snap"));
+	uint64_t seg;
+	enum journal_file k;
+	return journal_name_parse(name, &w, &seg, &k) == 0; /* segments, snapshots, marks */
 }
 
 /* Copy from's first size bytes (as it is now) to to. 0, 1 when from is

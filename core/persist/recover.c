@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "persist/journal.h"
 #include "persist/record.h"
 
 /* The last write of one topic: a message, or a delete (m NULL). */
@@ -23,6 +25,7 @@ struct rentry {
 	uint64_t hash;
 	uint64_t stamp, rank, wall;
 	struct msg *m;
+	bool expired; /* the last write was a message that has expired since */
 };
 
 struct rtable {
@@ -34,7 +37,7 @@ struct state {
 	struct rtable rt;
 	uint64_t now_ms, now_wall_ms;
 	uint64_t max_stamp;
-	uint64_t unknown, expired;
+	uint64_t unknown, rejected;
 	int oom;
 };
 
@@ -111,14 +114,18 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	switch (r->type) {
 	case REC_RETAIN_SET:
 		if (rec_retain_set_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rr,
-		                       &m) != 0)
-			return errno == ENOMEM ? (s->oom = 1, -1) : -1;
-		if (rr.expired)
-			s->expired++;
+		                       &m) != 0) {
+			if (errno == ENOMEM)
+				return s->oom = 1, -1;
+			s->rejected++; /* its checksum holds: not damage, so not a cut */
+			return 0;
+		}
 		break;
 	case REC_RETAIN_DEL:
-		if (rec_retain_del_get(r->payload, r->payload_len, &rr) != 0)
-			return -1;
+		if (rec_retain_del_get(r->payload, r->payload_len, &rr) != 0) {
+			s->rejected++;
+			return 0;
+		}
 		break;
 	default:
 		s->unknown++; /* a later build's record: not ours to judge */
@@ -141,6 +148,7 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	if (e->m)
 		msg_unref(e->m);
 	e->m = m; /* NULL: deleted, or expired */
+	e->expired = r->type == REC_RETAIN_SET && !m;
 	e->stamp = rr.stamp;
 	e->rank = rr.origin_rank;
 	e->wall = rr.wall_ms;
@@ -149,23 +157,40 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	return 0;
 }
 
-/* w<writer>-<segment>.log (a segment) or .snap (a snapshot): the segment
- * number, or -1. */
-static int64_t segment_of(const char *name)
-{
-	unsigned w;
-	unsigned long long seg;
-	char ext[8];
-	int used = 0;
-	if (sscanf(name, "w%u-%llx.%5[a-z]%n", &w, &seg, ext, &used) != 3 || name[used] != '\0' ||
-	    (strcmp(ext, "log") != 0 && strcmp(ext, "snap") != 0))
-		return -1;
-	return (int64_t)seg;
-}
+#define RECOVER_READ_TRIES 10
 
 static int by_name(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool listed(char **names, size_t n, const char *name)
+{
+	return bsearch(&name, names, n, sizeof(*names), by_name) != NULL;
+}
+
+/* A compaction's mark counts when every snapshot it names is there (it
+ * was made after they were durable; a copy may lack them). */
+static bool mark_complete(const char *dir, const char *mark, char **names, size_t n)
+{
+	char path[CONFIG_PATH_MAX + 64], line[64];
+	snprintf(path, sizeof(path), "%s/%s", dir, mark);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	unsigned snapshots = 0;
+	bool ok = true;
+	while (ok && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		unsigned w;
+		uint64_t seg;
+		enum journal_file k;
+		ok = journal_name_parse(line, &w, &seg, &k) == 0 && k == JFILE_SNAPSHOT &&
+		     listed(names, n, line);
+		snapshots++;
+	}
+	fclose(f);
+	return ok && snapshots > 0;
 }
 
 static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
@@ -196,11 +221,13 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 	uint64_t max_seg = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		int64_t seg = segment_of(de->d_name);
-		if (seg < 0)
+		unsigned w;
+		uint64_t seg;
+		enum journal_file k;
+		if (journal_name_parse(de->d_name, &w, &seg, &k) != 0)
 			continue;
-		if ((uint64_t)seg > max_seg)
-			max_seg = (uint64_t)seg;
+		if (seg > max_seg)
+			max_seg = seg;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			char **x = realloc(names, cap * sizeof(*x));
@@ -222,13 +249,77 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 	if (n > 1)
 		qsort(names, n, sizeof(*names), by_name);
 
+	/* The newest complete compaction: files of older segments are
+	 * superseded (a crash in the middle of its deletions left them; a
+	 * delete they lack would bring old values back). */
+	uint64_t base = 0;
+	for (size_t i = n; rc == 0 && i-- > 0;) {
+		unsigned w;
+		uint64_t seg;
+		enum journal_file k;
+		journal_name_parse(names[i], &w, &seg, &k);
+		if (k == JFILE_MARK && seg > base && mark_complete(dir, names[i], names, n))
+			base = seg;
+	}
+	uint64_t superseded = 0;
+	bool vanished = false;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
+		unsigned w;
+		uint64_t seg;
+		enum journal_file k;
+		journal_name_parse(names[i], &w, &seg, &k);
+		if (seg >= base && k != JFILE_MARK)
+			continue;
+		if (seg < base) {
+			superseded++;
+			if (cut) {
+				char path[CONFIG_PATH_MAX + 300];
+				snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+				unlink(path); /* the compaction's own work, finished */
+			}
+		}
+		names[i][0] = '\0'; /* not read */
+	}
+	if (superseded)
+		LOG_INFO("journal %s: %llu files older than the compaction of segment %llu %s", dir,
+		         (unsigned long long)superseded, (unsigned long long)base,
+		         cut ? "removed (its deletions had not finished)" : "left out");
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!names[i][0])
+			continue;
 		char path[CONFIG_PATH_MAX + 300];
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		struct stat st;
+		int got = stat(path, &st);
+		if (got != 0 && errno == ENOENT && !cut) {
+			vanished = true; /* a running node's compaction removed it: again */
+			break;
+		}
+		if (got != 0 && errno != ENOENT) {
+			/* Data there that cannot be read: not a start without it. */
+			snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+			rc = -1;
+			break;
+		}
+		if (got != 0 || !S_ISREG(st.st_mode)) {
+			LOG_WARN("journal %s: not a regular file; skipped", path);
+			continue;
+		}
 		struct scan_result sr;
 		if (journal_scan(path, on_record, &s, &sr) != 0) {
+			if (!cut && access(path, F_OK) != 0 && errno == ENOENT) {
+				vanished = true;
+				break;
+			}
+			if (access(path, R_OK) != 0) {
+				snprintf(err, err_len, "cannot read %s: %s", path, strerror(errno));
+				rc = -1;
+				break;
+			}
 			/* A file whose header never made it (a crash while it was
-			 * created) holds nothing: say so and go on. */
+			 * created) holds nothing; a damaged header hides what it
+			 * holds: say so loudly and go on. */
 			LOG_WARN("journal %s: %s; skipped", path, sr.err);
 			continue;
 		}
@@ -272,7 +363,9 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		struct rentry *e = &s.rt.e[i];
 		if (!e->topic)
 			continue;
-		if (e->m && rc == 0) {
+		if (e->expired)
+			res->retained_expired++;
+		if (e->m && rc == 0 && !vanished) {
 			res->retained++;
 			put(ctx, e->m);
 		} else if (e->m) {
@@ -282,11 +375,15 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 	}
 	free(s.rt.e);
 	res->unknown = s.unknown;
-	res->retained_expired = s.expired;
+	res->rejected = s.rejected;
+	if (s.rejected)
+		LOG_WARN("journal %s: %llu records whose checksum holds but whose contents this "
+		         "build refuses were skipped",
+		         dir, (unsigned long long)s.rejected);
 	res->next_segment = max_seg + 1;
 	res->next_stamp = s.max_stamp + 1;
 	res->ms = (clock_now_ns() - t0) / 1000000u;
-	return rc;
+	return vanished && rc == 0 ? 1 : rc;
 }
 
 int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
@@ -298,5 +395,14 @@ int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn p
 int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
                  struct recover_result *res, char *err, size_t err_len)
 {
-	return recover(cfg, now_ms, put, ctx, res, false, err, err_len);
+	/* A running node's compaction may remove a file between the listing
+	 * and its reading (its snapshot, newer, is then there): read again. */
+	for (int attempt = 1; attempt <= RECOVER_READ_TRIES; attempt++) {
+		int rc = recover(cfg, now_ms, put, ctx, res, false, err, err_len);
+		if (rc != 1)
+			return rc;
+	}
+	snprintf(err, err_len, "files kept vanishing under the reading (%d tries)",
+	         RECOVER_READ_TRIES);
+	return -1;
 }

@@ -25,8 +25,10 @@ struct recover_result {
 	uint64_t cut;              /* files whose tail was cut (torn or corrupt) */
 	uint64_t cut_bytes;        /* bytes cut */
 	uint64_t unknown;          /* records of a type this build does not know (skipped) */
+	uint64_t rejected;         /* records whose checksum holds but whose contents this build
+	                            * refuses (skipped, not cut: not damage) */
 	uint64_t retained;         /* retained messages recovered */
-	uint64_t retained_expired; /* dropped: their Message Expiry passed */
+	uint64_t retained_expired; /* topics whose last value expired meanwhile (dropped) */
 	uint64_t next_segment;     /* the number the new segments take */
 	uint64_t next_stamp;       /* where the node-wide retained order goes on */
 	uint64_t ms;               /* time taken */

@@ -603,7 +603,7 @@ def main():
     a = tap.parse_args()
     print("TAP version 13")
     todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
-    tap.finish(*tap.run(todo, lambda: Ctx(a.binary, a.workers)))
+    tap.finish(*tap.run(todo, lambda: Ctx(a.binary, a.workers), tail=12))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1156 @@
+/*
+ * recover_test.c — the node's state back from its journal
+ * (core/persist/recover.c), on journal directories written here byte by
+ * byte with record.h's encoders: every record kind replayed across
+ * writers whose stamps interleave, against a model applied in stamp order;
+ * a compacted journal (a snapshot per owner plus a tail) recovers the same
+ * state as the segments it replaces; a tail cut at every offset and a bit
+ * flipped at every offset give the state of exactly the records before the
+ * damage, and the file is cut there on disk; a missing directory, files
+ * with bad headers and names that are not journal files.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "codec.h"
+#include "persist/record.h"
+#include "persist/recover.h"
+#include "rng.h"
+#include "route/msg.h"
+
+/* Criterion's workers end without LeakSanitizer's check at exit, so each
+ * test asks for it when its last reference is given back. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_LSAN 1
+#endif
+#endif
+#ifdef HAVE_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+#define NOW 1000000u /* monotonic ms, writing and recovering */
+
+static uint64_t wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/starling-recover-test-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tree(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char sub[512];
+		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+		struct stat st;
+		if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+			remove_tree(sub);
+		else
+			unlink(sub);
+	}
+	closedir(d);
+	rmdir(path);
+}
+
+static void remove_tmpdir(void)
+{
+	remove_tree(tmpdir);
+}
+
+/* No message (nor anything else) left unreachable: every reference recovery
+ * handed over, and every one it dropped, was given back. */
+static void no_leaks(void)
+{
+#ifdef HAVE_LSAN
+	cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "leaks: see above");
+#endif
+}
+
+TestSuite(recover, .init = make_tmpdir, .fini = remove_tmpdir);
+
+/* A data directory under tmpdir (name "" = tmpdir itself) with its journal
+ * directory made; its path into out. */
+static void data_dir(char *out, size_t cap, const char *name)
+{
+	if (name[0]) {
+		snprintf(out, cap, "%s/%s", tmpdir, name);
+		cr_assert_eq(mkdir(out, 0700), 0, "%s: %s", out, strerror(errno));
+	} else {
+		snprintf(out, cap, "%s", tmpdir);
+	}
+	char j[300];
+	snprintf(j, sizeof(j), "%s/journal", out);
+	cr_assert_eq(mkdir(j, 0700), 0, "%s: %s", j, strerror(errno));
+}
+
+static void file_path(char *out, size_t cap, const char *dir, const char *name)
+{
+	snprintf(out, cap, "%s/journal/%s", dir, name);
+}
+
+static void write_bytes(const char *dir, const char *name, const uint8_t *b, size_t len)
+{
+	char path[400];
+	file_path(path, sizeof(path), dir, name);
+	FILE *f = fopen(path, "wb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	cr_assert_eq(fwrite(b, 1, len, f), len);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* The whole file, malloc'd; its size into *len. */
+static uint8_t *read_bytes(const char *dir, const char *name, size_t *len)
+{
+	char path[400];
+	file_path(path, sizeof(path), dir, name);
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	uint8_t *b = malloc(1 << 20);
+	cr_assert_not_null(b);
+	*len = fread(b, 1, 1 << 20, f);
+	fclose(f);
+	return b;
+}
+
+static uint64_t size_of(const char *dir, const char *name)
+{
+	char path[400];
+	file_path(path, sizeof(path), dir, name);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+	return (uint64_t)st.st_size;
+}
+
+/* w<writer>-<segment, 16 hex digits>.<ext> */
+static const char *journal_name(unsigned writer, uint64_t segment, const char *ext)
+{
+	static char name[64];
+	snprintf(name, sizeof(name), "w%03u-%016llx.%s", writer, (unsigned long long)segment, ext);
+	return name;
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* As record_test.c makes one: a retained PUBLISH, encoded, decoded, copied.
+ * A single node: origin_rank 0. */
+static struct msg *make(const char *topic, const char *payload, uint8_t qos, uint32_t expiry_s,
+                        uint8_t version)
+{
+	uint8_t wire[512];
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	p.publish.topic = mqtt_view_str(topic);
+	p.publish.payload = mqtt_view_str(payload);
+	p.publish.qos = qos;
+	p.publish.retain = true;
+	p.publish.packet_id = qos ? 7 : 0;
+	if (version == MQTT_V5) {
+		if (expiry_s) {
+			p.publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+			p.publish.props.message_expiry_s = expiry_s;
+		}
+		p.publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE);
+		p.publish.props.content_type = mqtt_view_str("text/plain");
+	}
+	size_t n = mqtt_encode(&p, version, wire, sizeof(wire));
+	cr_assert_gt(n, 0);
+	struct mqtt_packet d;
+	cr_assert_eq(mqtt_decode_buf(wire, n, version, &d, NULL), MQTT_RC_SUCCESS);
+	struct msg *m =
+	    msg_new(&d.publish, version, d.publish.topic, (struct sess_id){3, 4, 1}, NOW);
+	cr_assert_not_null(m);
+	m->wall_ms = 1700000000000ull;
+	m->origin_rank = 0;
+	return m;
+}
+
+/* ---- the history: operations, and the model of their result -------------- */
+
+enum op_kind {
+	OP_SET,     /* a retained message */
+	OP_DEL,     /* REC_RETAIN_DEL */
+	OP_EXPIRED, /* a set whose Message Expiry passed before recovery */
+	OP_UNKNOWN, /* a record of type 200: framing only */
+};
+
+struct op {
+	uint8_t kind;
+	uint64_t stamp; /* 0 for OP_UNKNOWN */
+	char topic[24];
+	char payload[24];
+	uint8_t version, qos;
+	uint32_t expiry_s; /* OP_SET, 5.0: an expiry still to come */
+};
+
+static struct op op_set(uint64_t stamp, const char *topic, const char *payload, uint8_t version,
+                        uint8_t qos, uint32_t expiry_s)
+{
+	struct op o = {.kind = OP_SET, .stamp = stamp, .version = version, .qos = qos};
+	snprintf(o.topic, sizeof(o.topic), "%s", topic);
+	snprintf(o.payload, sizeof(o.payload), "%s", payload);
+	o.expiry_s = version == MQTT_V5 ? expiry_s : 0;
+	return o;
+}
+
+static struct op op_del(uint64_t stamp, const char *topic)
+{
+	struct op o = {.kind = OP_DEL, .stamp = stamp};
+	snprintf(o.topic, sizeof(o.topic), "%s", topic);
+	return o;
+}
+
+static struct op op_expired(uint64_t stamp, const char *topic)
+{
+	struct op o = op_set(stamp, topic, "gone", MQTT_V5, 1, 1);
+	o.kind = OP_EXPIRED;
+	return o;
+}
+
+static struct op op_unknown(void)
+{
+	return (struct op){.kind = OP_UNKNOWN};
+}
+
+/* One topic's retained message. */
+struct entry {
+	char topic[24];
+	char payload[24];
+	size_t payload_len;
+	uint64_t stamp;
+	uint8_t version, qos;
+	bool expires;  /* with a Message Expiry still to come */
+	struct msg *m; /* recovered, kept (state.keep) */
+};
+
+#define ENTRIES_MAX 128
+
+struct state {
+	struct entry e[ENTRIES_MAX];
+	size_t n;
+	bool keep; /* keep the recovered messages (else unref'd at once) */
+};
+
+static struct state *state_new(void)
+{
+	struct state *s = calloc(1, sizeof(*s));
+	cr_assert_not_null(s);
+	return s;
+}
+
+static void state_free(struct state *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->e[i].m)
+			msg_unref(s->e[i].m);
+	free(s);
+}
+
+static long state_find(const struct state *s, const char *topic)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->e[i].topic, topic) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int by_topic(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->topic, ((const struct entry *)b)->topic);
+}
+
+static void state_sort(struct state *s)
+{
+	qsort(s->e, s->n, sizeof(s->e[0]), by_topic);
+}
+
+/* Apply one operation, as the live store would. */
+static void model_apply(struct state *s, const struct op *o)
+{
+	if (o->kind == OP_UNKNOWN)
+		return;
+	long i = state_find(s, o->topic);
+	if (o->kind != OP_SET) {
+		if (i >= 0)
+			s->e[i] = s->e[--s->n];
+		return;
+	}
+	if (i < 0) {
+		cr_assert_lt(s->n, ENTRIES_MAX);
+		i = (long)s->n++;
+	}
+	struct entry *e = &s->e[i];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->topic, sizeof(e->topic), "%s", o->topic);
+	snprintf(e->payload, sizeof(e->payload), "%s", o->payload);
+	e->payload_len = strlen(o->payload);
+	e->stamp = o->stamp;
+	e->version = o->version;
+	e->qos = o->qos;
+	e->expires = o->expiry_s != 0;
+}
+
+static int by_stamp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct op *)a)->stamp, y = ((const struct op *)b)->stamp;
+	return x < y ? -1 : x > y;
+}
+
+/* The state n operations leave, applied in stamp order (not the order
+ * given: that is the files'). */
+static struct state *model_of(const struct op *ops, size_t n)
+{
+	struct op *sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	cr_assert_not_null(sorted);
+	memcpy(sorted, ops, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), by_stamp);
+	struct state *s = state_new();
+	for (size_t i = 0; i < n; i++)
+		model_apply(s, &sorted[i]);
+	free(sorted);
+	state_sort(s);
+	return s;
+}
+
+static void state_expect(const struct state *got, const struct state *want, const char *what)
+{
+	cr_assert_eq(got->n, want->n, "%s: %zu retained messages, want %zu", what, got->n, want->n);
+	for (size_t i = 0; i < got->n; i++) {
+		const struct entry *g = &got->e[i], *w = &want->e[i];
+		cr_assert_str_eq(g->topic, w->topic, "%s: entry %zu", what, i);
+		cr_assert_eq(g->payload_len, w->payload_len, "%s: %s", what, g->topic);
+		cr_assert_eq(memcmp(g->payload, w->payload, g->payload_len), 0,
+		             "%s: %s: %.*s, want %s", what, g->topic, (int)g->payload_len,
+		             g->payload, w->payload);
+		cr_assert_eq(g->stamp, w->stamp, "%s: %s: stamp %llu, want %llu", what, g->topic,
+		             (unsigned long long)g->stamp, (unsigned long long)w->stamp);
+		cr_assert_eq(g->version, w->version, "%s: %s", what, g->topic);
+		cr_assert_eq(g->qos, w->qos, "%s: %s", what, g->topic);
+		cr_assert_eq(g->expires, w->expires, "%s: %s", what, g->topic);
+	}
+}
+
+static bool state_same(const struct state *a, const struct state *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct entry *x = &a->e[i], *y = &b->e[i];
+		if (strcmp(x->topic, y->topic) != 0 || x->payload_len != y->payload_len ||
+		    memcmp(x->payload, y->payload, x->payload_len) != 0 || x->stamp != y->stamp ||
+		    x->version != y->version || x->qos != y->qos || x->expires != y->expires)
+			return false;
+	}
+	return true;
+}
+
+/* ---- journal files ------------------------------------------------------- */
+
+/* A file being written in memory: header, then sealed records. */
+struct jfile {
+	uint8_t *b;
+	size_t len, cap;
+	uint64_t lsn;
+	size_t *end; /* where each record ends */
+	size_t n, end_cap;
+};
+
+static void jf_init(struct jfile *f, uint16_t writer, uint16_t kind, uint64_t segment)
+{
+	memset(f, 0, sizeof(*f));
+	f->cap = 4096;
+	f->b = malloc(f->cap);
+	cr_assert_not_null(f->b);
+	struct journal_header h = {
+	    .version = JOURNAL_VERSION,
+	    .writer = writer,
+	    .kind = kind,
+	    .segment = segment,
+	    .created_wall_ms = wall_now(),
+	};
+	journal_header_put(f->b, &h);
+	f->len = JOURNAL_HEADER_BYTES;
+	f->lsn = 100 + segment;
+}
+
+static void jf_free(struct jfile *f)
+{
+	free(f->b);
+	free(f->end);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Room for a record of total bytes at the end: where it starts (valid
+ * until the next jf_room). */
+static uint8_t *jf_room(struct jfile *f, size_t total)
+{
+	while (f->len + total > f->cap) {
+		f->cap *= 2;
+		f->b = realloc(f->b, f->cap);
+		cr_assert_not_null(f->b);
+	}
+	return f->b + f->len;
+}
+
+/* Seal the record jf_room gave, its payload in place: the next lsn (gaps
+ * of 1 to 3: strictly increasing, not always by one). */
+static void jf_seal(struct jfile *f, size_t total, uint8_t type)
+{
+	f->lsn += 1 + f->lsn % 3;
+	record_seal(f->b + f->len, total, type, f->lsn, wall_now());
+	f->len += total;
+	if (f->n == f->end_cap) {
+		f->end_cap = f->end_cap ? f->end_cap * 2 : 64;
+		f->end = realloc(f->end, f->end_cap * sizeof(*f->end));
+		cr_assert_not_null(f->end);
+	}
+	f->end[f->n++] = f->len;
+}
+
+/* A REC_RETAIN_SET of m, written at (now_ms, now_wall_ms). */
+static void jf_put_msg(struct jfile *f, const struct msg *m, uint64_t stamp, uint64_t now_ms,
+                       uint64_t now_wall_ms)
+{
+	size_t total = record_size(rec_retain_set_size(m));
+	uint8_t *rec = jf_room(f, total);
+	rec_retain_set_put(record_payload(rec), m, stamp, now_ms, now_wall_ms);
+	jf_seal(f, total, REC_RETAIN_SET);
+}
+
+static void jf_op(struct jfile *f, const struct op *o)
+{
+	switch (o->kind) {
+	case OP_SET: {
+		struct msg *m = make(o->topic, o->payload, o->qos, o->expiry_s, o->version);
+		jf_put_msg(f, m, o->stamp, NOW, wall_now());
+		msg_unref(m);
+		break;
+	}
+	case OP_EXPIRED: {
+		/* 1 s of expiry, written 5 s later by the monotonic clock: its
+		 * time (a second ago by the wall clock) has passed. */
+		struct msg *m = make(o->topic, o->payload, o->qos, 1, MQTT_V5);
+		jf_put_msg(f, m, o->stamp, NOW + 5000, wall_now() - 1000);
+		msg_unref(m);
+		break;
+	}
+	case OP_DEL: {
+		size_t tl = strlen(o->topic);
+		size_t total = record_size(rec_retain_del_size(tl));
+		uint8_t *rec = jf_room(f, total);
+		rec_retain_del_put(record_payload(rec), (const uint8_t *)o->topic, tl, o->stamp, 0,
+		                   wall_now());
+		jf_seal(f, total, REC_RETAIN_DEL);
+		break;
+	}
+	default: {
+		size_t total = record_size(5);
+		uint8_t *rec = jf_room(f, total);
+		memcpy(record_payload(rec), "later", 5);
+		jf_seal(f, total, 200);
+		break;
+	}
+	}
+}
+
+/* ---- recovery ------------------------------------------------------------ */
+
+static void collect(void *ctx, struct msg *m)
+{
+	struct state *s = ctx;
+	cr_assert_lt(s->n, ENTRIES_MAX);
+	struct entry *e = &s->e[s->n];
+	memset(e, 0, sizeof(*e));
+	cr_assert_lt(m->pub.topic.len, sizeof(e->topic));
+	memcpy(e->topic, m->pub.topic.ptr, m->pub.topic.len);
+	cr_assert_eq(state_find(s, e->topic), -1, "%s handed over twice", e->topic);
+	cr_assert_leq(m->pub.payload.len, sizeof(e->payload));
+	memcpy(e->payload, m->pub.payload.ptr, m->pub.payload.len);
+	e->payload_len = m->pub.payload.len;
+	e->stamp = m->retain_stamp;
+	e->version = m->version;
+	e->qos = m->pub.qos;
+	e->expires = m->expires_at_ms != 0;
+	cr_assert(m->pub.retain, "%s: a retained message", e->topic);
+	cr_assert_eq(m->origin_rank, 0);
+	cr_assert_eq(m->wall_ms, 1700000000000ull, "%s: its publish time kept", e->topic);
+	if (e->expires)
+		cr_assert_gt(m->expires_at_ms, NOW, "%s: not expired", e->topic);
+	if (s->keep)
+		e->m = m;
+	else
+		msg_unref(m);
+	s->n++;
+}
+
+static void config_for(struct config *c, const char *dir)
+{
+	config_defaults(c);
+	c->persistence = true;
+	cr_assert_lt(strlen(dir), sizeof(c->data_dir));
+	snprintf(c->data_dir, sizeof(c->data_dir), "%s", dir);
+}
+
+/* recover_run on dir, which must succeed: the state, sorted. */
+static struct state *recover_dir(const char *dir, bool keep, struct recover_result *res)
+{
+	static struct config c; /* large: not on the stack */
+	config_for(&c, dir);
+	struct state *s = state_new();
+	s->keep = keep;
+	char err[256] = "";
+	cr_assert_eq(recover_run(&c, NOW, collect, s, res, err, sizeof(err)), 0, "%s", err);
+	state_sort(s);
+	cr_assert_eq(res->retained, s->n, "retained counts what was handed over");
+	return s;
+}
+
+/* ---- 1: every record kind ------------------------------------------------ */
+
+Test(recover, every_record_kind_replays)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	/* Two writers' files; stamps interleave between them, so the order
+	 * the files are read in (by name) is not the order of the writes. */
+	const struct op a[] = {
+	    op_set(1, "a", "a1", MQTT_V311, 1, 0),
+	    op_set(3, "b", "b3", MQTT_V5, 2, 3600),
+	    op_set(4, "a", "a4", MQTT_V31, 0, 0),
+	    op_del(6, "b"),
+	    op_unknown(),
+	    op_expired(8, "c"), /* later than c5 in the other file: c is gone */
+	    op_set(10, "d", "d10", MQTT_V311, 2, 0),
+	    op_set(13, "g", "g13", MQTT_V5, 0, 0), /* beats g12, read after it */
+	};
+	const struct op b[] = {
+	    op_set(2, "b", "b2", MQTT_V311, 0, 0), /* older than b3, read after it */
+	    op_set(5, "c", "c5", MQTT_V5, 1, 0),
+	    op_set(7, "a", "a7", MQTT_V5, 1, 600),
+	    op_set(9, "e", "e9", MQTT_V31, 1, 0),
+	    op_del(11, "d"),
+	    op_set(12, "g", "g12", MQTT_V311, 1, 0),
+	    op_set(14, "h", "h14", MQTT_V5, 2, 0),
+	    op_del(15, "x/never/set"),
+	    op_set(16, "b", "b16", MQTT_V311, 1, 0), /* set again after its delete */
+	};
+	size_t na = sizeof(a) / sizeof(a[0]), nb = sizeof(b) / sizeof(b[0]);
+	struct jfile fa, fb;
+	jf_init(&fa, 0, JOURNAL_KIND_SEGMENT, 3);
+	for (size_t i = 0; i < na; i++)
+		jf_op(&fa, &a[i]);
+	jf_init(&fb, 1, JOURNAL_KIND_SEGMENT, 5);
+	for (size_t i = 0; i < nb; i++)
+		jf_op(&fb, &b[i]);
+	write_bytes(dir, journal_name(0, 3, "log"), fa.b, fa.len);
+	write_bytes(dir, journal_name(1, 5, "log"), fb.b, fb.len);
+
+	struct op all[32];
+	memcpy(all, a, sizeof(a));
+	memcpy(all + na, b, sizeof(b));
+	struct state *want = model_of(all, na + nb);
+	/* The model itself, by hand: a7, b16, e9, g13, h14. */
+	cr_assert_eq(want->n, 5);
+	cr_assert_str_eq(want->e[0].payload, "a7");
+	cr_assert_str_eq(want->e[1].payload, "b16");
+	cr_assert_str_eq(want->e[2].payload, "e9");
+	cr_assert_str_eq(want->e[3].payload, "g13");
+	cr_assert_str_eq(want->e[4].payload, "h14");
+
+	struct recover_result res;
+	struct state *got = recover_dir(dir, false, &res);
+	state_expect(got, want, "recovered");
+	cr_assert_eq(res.files, 2);
+	cr_assert_eq(res.records, na + nb, "every good record, the unknown one too");
+	cr_assert_eq(res.bytes, fa.len + fb.len);
+	cr_assert_eq(res.cut, 0);
+	cr_assert_eq(res.cut_bytes, 0);
+	cr_assert_eq(res.unknown, 1);
+	cr_assert_eq(res.retained, 5);
+	cr_assert_eq(res.retained_expired, 1);
+	cr_assert_eq(res.next_segment, 6, "the largest segment + 1");
+	cr_assert_eq(res.next_stamp, 17, "the largest stamp + 1");
+	cr_assert_eq(size_of(dir, journal_name(0, 3, "log")), fa.len, "nothing cut");
+	cr_assert_eq(size_of(dir, journal_name(1, 5, "log")), fb.len, "nothing cut");
+
+	/* Read again: the same (recovery changes nothing that is whole). */
+	struct recover_result again;
+	struct state *got2 = recover_dir(dir, false, &again);
+	state_expect(got2, want, "recovered twice");
+	cr_assert_eq(again.records, res.records);
+	cr_assert_eq(again.next_stamp, res.next_stamp);
+
+	state_free(got2);
+	state_free(got);
+	state_free(want);
+	jf_free(&fa);
+	jf_free(&fb);
+	no_leaks();
+}
+
+/* ---- 2: compaction ------------------------------------------------------- */
+
+#define TOPICS  50
+#define WRITERS 3
+
+static void random_op(struct rng *r, struct op *o, uint64_t stamp)
+{
+	char topic[24], payload[24];
+	snprintf(topic, sizeof(topic), "t/%u", rng_below(r, TOPICS));
+	snprintf(payload, sizeof(payload), "p%llu", (unsigned long long)stamp);
+	uint8_t version = (uint8_t)(MQTT_V31 + rng_below(r, 3));
+	uint8_t qos = (uint8_t)rng_below(r, 3);
+	uint32_t k = rng_below(r, 100);
+	if (k < 55)
+		*o = op_set(stamp, topic, payload, version, qos, 0);
+	else if (k < 80)
+		*o = op_del(stamp, topic);
+	else if (k < 88)
+		*o = op_expired(stamp, topic);
+	else
+		*o = op_set(stamp, topic, payload, MQTT_V5, qos, 3600);
+}
+
+/* n random operations from stamp first on, by random writers, into the
+ * files of segment seg of every writer (written into each dir given). */
+static void write_tail(struct rng *r, struct op *ops, size_t n, uint64_t first, uint64_t seg,
+                       const char *dir1, const char *dir2)
+{
+	struct jfile f[WRITERS];
+	for (unsigned w = 0; w < WRITERS; w++)
+		jf_init(&f[w], (uint16_t)w, JOURNAL_KIND_SEGMENT, seg);
+	for (size_t i = 0; i < n; i++) {
+		random_op(r, &ops[i], first + i);
+		jf_op(&f[rng_below(r, WRITERS)], &ops[i]);
+	}
+	for (unsigned w = 0; w < WRITERS; w++) {
+		write_bytes(dir1, journal_name(w, seg, "log"), f[w].b, f[w].len);
+		write_bytes(dir2, journal_name(w, seg, "log"), f[w].b, f[w].len);
+		jf_free(&f[w]);
+	}
+}
+
+static void compaction_run(uint64_t seed)
+{
+	struct rng r;
+	rng_seed(&r, seed);
+	char full[300], compact[300], name[64];
+	snprintf(name, sizeof(name), "full-%llu", (unsigned long long)seed);
+	data_dir(full, sizeof(full), name);
+	snprintf(name, sizeof(name), "compact-%llu", (unsigned long long)seed);
+	data_dir(compact, sizeof(compact), name);
+
+	/* The history: each writer's records in segments of random length
+	 * (numbers that skip, and differ between writers). */
+	enum { HISTORY = 2000, TAIL = 300 };
+	struct op *ops = calloc(HISTORY + TAIL, sizeof(*ops));
+	cr_assert_not_null(ops);
+	struct jfile cur[WRITERS];
+	uint64_t seg[WRITERS], max_seg = 0;
+	size_t files = 0;
+	for (unsigned w = 0; w < WRITERS; w++) {
+		seg[w] = 1 + rng_below(&r, 3);
+		jf_init(&cur[w], (uint16_t)w, JOURNAL_KIND_SEGMENT, seg[w]);
+	}
+	for (size_t i = 0; i < HISTORY; i++) {
+		unsigned w = rng_below(&r, WRITERS);
+		if (rng_below(&r, 100) < 2) {
+			write_bytes(full, journal_name(w, seg[w], "log"), cur[w].b, cur[w].len);
+			files++;
+			jf_free(&cur[w]);
+			seg[w] += 1 + rng_below(&r, 2);
+			jf_init(&cur[w], (uint16_t)w, JOURNAL_KIND_SEGMENT, seg[w]);
+		}
+		random_op(&r, &ops[i], i + 1);
+		jf_op(&cur[w], &ops[i]);
+	}
+	for (unsigned w = 0; w < WRITERS; w++) {
+		write_bytes(full, journal_name(w, seg[w], "log"), cur[w].b, cur[w].len);
+		files++;
+		jf_free(&cur[w]);
+		if (seg[w] > max_seg)
+			max_seg = seg[w];
+	}
+
+	/* State A: what the segments hold. */
+	struct recover_result ra;
+	struct state *a = recover_dir(full, true, &ra);
+	struct state *want_a = model_of(ops, HISTORY);
+	state_expect(a, want_a, "the segments");
+	cr_assert_eq(ra.files, files);
+	cr_assert_eq(ra.records, HISTORY);
+	cr_assert_eq(ra.next_segment, max_seg + 1);
+	cr_assert_eq(ra.next_stamp, HISTORY + 1);
+	cr_assert_gt(a->n, 5, "seed %llu: a state worth compacting", (unsigned long long)seed);
+
+	/* The compacted form: state A split between two owners' snapshots
+	 * (each message with the stamp its winning write had), in segment
+	 * gen, and nothing of the old segments. */
+	uint64_t gen = max_seg + 1;
+	struct jfile snap[2];
+	for (unsigned k = 0; k < 2; k++)
+		jf_init(&snap[k], (uint16_t)k, JOURNAL_KIND_SNAPSHOT, gen);
+	for (size_t i = 0; i < a->n; i++)
+		jf_put_msg(&snap[rng_below(&r, 2)], a->e[i].m, a->e[i].stamp, NOW, wall_now());
+	for (unsigned k = 0; k < 2; k++) {
+		write_bytes(compact, journal_name(k, gen, "snap"), snap[k].b, snap[k].len);
+		jf_free(&snap[k]);
+	}
+
+	/* The same tail after both. */
+	write_tail(&r, ops + HISTORY, TAIL, HISTORY + 1, gen, full, compact);
+
+	struct recover_result rf, rc;
+	struct state *f = recover_dir(full, false, &rf);
+	struct state *c = recover_dir(compact, false, &rc);
+	struct state *want = model_of(ops, HISTORY + TAIL);
+	char what[64];
+	snprintf(what, sizeof(what), "seed %llu: segments + tail", (unsigned long long)seed);
+	state_expect(f, want, what);
+	snprintf(what, sizeof(what), "seed %llu: snapshots + tail", (unsigned long long)seed);
+	state_expect(c, f, what);
+	cr_assert_eq(rc.retained, rf.retained);
+	cr_assert_eq(rc.next_stamp, rf.next_stamp);
+	cr_assert_eq(rc.next_stamp, HISTORY + TAIL + 1);
+	cr_assert_eq(rc.next_segment, gen + 1);
+	cr_assert_eq(rf.next_segment, gen + 1);
+	cr_assert_eq(rc.files, 2 + WRITERS);
+	cr_assert_eq(rc.records, a->n + TAIL);
+	cr_assert_eq(rc.cut + rf.cut, 0);
+	cr_assert_eq(rc.unknown + rf.unknown, 0);
+
+	state_free(want);
+	state_free(c);
+	state_free(f);
+	state_free(want_a);
+	state_free(a);
+	free(ops);
+}
+
+Test(recover, compaction_equivalence, .timeout = 120)
+{
+	rng_run_seeds(6, compaction_run);
+	no_leaks();
+}
+
+/* ---- 3, 4: damage -------------------------------------------------------- */
+
+/* A small journal: sets and deletes on 4 topics, every record changing
+ * the state (so every prefix leaves a state of its own). */
+#define SMALL 12
+
+static void small_journal(struct jfile *f, struct op ops[SMALL])
+{
+	const struct op h[SMALL] = {
+	    op_set(1, "a", "a1", MQTT_V311, 1, 0),
+	    op_set(2, "b", "b2", MQTT_V5, 0, 0),
+	    op_set(3, "c", "c3", MQTT_V31, 2, 0),
+	    op_del(4, "a"),
+	    op_set(5, "d", "d5", MQTT_V5, 1, 3600),
+	    op_set(6, "a", "a6", MQTT_V311, 0, 0),
+	    op_del(7, "c"),
+	    op_set(8, "b", "b8", MQTT_V5, 2, 0),
+	    op_del(9, "d"),
+	    op_set(10, "c", "c10", MQTT_V311, 2, 0),
+	    op_del(11, "b"),
+	    op_set(12, "a", "a12", MQTT_V5, 1, 0),
+	};
+	memcpy(ops, h, sizeof(h));
+	jf_init(f, 0, JOURNAL_KIND_SEGMENT, 1);
+	for (size_t i = 0; i < SMALL; i++)
+		jf_op(f, &ops[i]);
+}
+
+/* Records wholly within the first len bytes. */
+static size_t records_within(const struct jfile *f, size_t len)
+{
+	size_t k = 0;
+	while (k < f->n && f->end[k] <= len)
+		k++;
+	return k;
+}
+
+/* Where the first k records end. */
+static size_t boundary(const struct jfile *f, size_t k)
+{
+	return k ? f->end[k - 1] : JOURNAL_HEADER_BYTES;
+}
+
+Test(recover, torn_tail_at_every_offset)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	struct jfile f;
+	struct op ops[SMALL];
+	small_journal(&f, ops);
+	struct state *models[SMALL + 1];
+	for (size_t k = 0; k <= SMALL; k++)
+		models[k] = model_of(ops, k);
+	for (size_t k = 1; k <= SMALL; k++)
+		cr_assert(!state_same(models[k], models[k - 1]), "record %zu changes the state", k);
+	const char *name = journal_name(0, 1, "log");
+
+	for (size_t cut = JOURNAL_HEADER_BYTES; cut <= f.len; cut++) {
+		write_bytes(dir, name, f.b, cut);
+		size_t k = records_within(&f, cut);
+		size_t good = boundary(&f, k);
+		char what[64];
+		snprintf(what, sizeof(what), "cut at %zu (%zu records before)", cut, k);
+		struct recover_result res;
+		struct state *s = recover_dir(dir, false, &res);
+		state_expect(s, models[k], what);
+		cr_assert_eq(res.files, 1, "%s", what);
+		cr_assert_eq(res.records, k, "%s", what);
+		cr_assert_eq(res.bytes, cut, "%s", what);
+		cr_assert_eq(res.cut, cut == good ? 0 : 1, "%s", what);
+		cr_assert_eq(res.cut_bytes, cut - good, "%s", what);
+		cr_assert_eq(res.next_stamp, k + 1, "%s", what);
+		cr_assert_eq(res.next_segment, 2, "%s", what);
+		cr_assert_eq(size_of(dir, name), good, "%s: the file cut at the last good record",
+		             what);
+		state_free(s);
+
+		/* Once cut, the file reads clean, to the same state. */
+		s = recover_dir(dir, false, &res);
+		state_expect(s, models[k], what);
+		cr_assert_eq(res.cut, 0, "%s: cut once", what);
+		cr_assert_eq(res.records, k, "%s", what);
+		state_free(s);
+	}
+	for (size_t k = 0; k <= SMALL; k++)
+		state_free(models[k]);
+	jf_free(&f);
+	no_leaks();
+}
+
+Test(recover, flipped_bit_at_every_offset, .timeout = 120)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	struct jfile f;
+	struct op ops[SMALL];
+	small_journal(&f, ops);
+	struct state *models[SMALL + 1];
+	for (size_t k = 0; k <= SMALL; k++)
+		models[k] = model_of(ops, k);
+	const char *name = journal_name(0, 1, "log");
+	uint8_t *b = malloc(f.len);
+	cr_assert_not_null(b);
+
+	for (size_t at = JOURNAL_HEADER_BYTES; at < f.len; at++) {
+		size_t damaged = records_within(&f, at); /* the record holding byte at */
+		for (unsigned bit = 0; bit < 8; bit++) {
+			memcpy(b, f.b, f.len);
+			b[at] ^= (uint8_t)(1u << bit);
+			write_bytes(dir, name, b, f.len);
+			char what[80];
+			snprintf(what, sizeof(what), "bit %u of byte %zu (record %zu)", bit, at,
+			         damaged);
+			struct recover_result res;
+			struct state *s = recover_dir(dir, false, &res);
+			size_t k = res.records;
+			/* The state of a prefix no longer than the records before
+			 * the damage, and of the prefix recovery says it kept. */
+			cr_assert_leq(k, damaged, "%s: %zu records kept", what, k);
+			state_expect(s, models[k], what);
+			/* CRC-32C catches every single-bit error (the length is
+			 * inside the checksum): that prefix is all of them. */
+			cr_assert_eq(k, damaged, "%s: %zu records kept", what, k);
+			cr_assert_eq(res.cut, 1, "%s", what);
+			cr_assert_eq(res.cut_bytes, f.len - boundary(&f, k), "%s", what);
+			cr_assert_eq(size_of(dir, name), boundary(&f, k), "%s: cut on disk", what);
+			cr_assert_eq(res.next_stamp, k + 1, "%s", what);
+			state_free(s);
+		}
+	}
+	free(b);
+	for (size_t k = 0; k <= SMALL; k++)
+		state_free(models[k]);
+	jf_free(&f);
+	no_leaks();
+}
+
+/* ---- 5, 6: no journal, bad headers, other names --------------------------- */
+
+Test(recover, missing_directory_is_empty)
+{
+	/* A data directory without journal/, and one that is not there. */
+	char nothing[300];
+	snprintf(nothing, sizeof(nothing), "%s/not-there", tmpdir);
+	const char *dirs[] = {tmpdir, nothing};
+	for (size_t i = 0; i < 2; i++) {
+		static struct config c;
+		config_for(&c, dirs[i]);
+		struct state *s = state_new();
+		struct recover_result res;
+		memset(&res, 0xAB, sizeof(res));
+		char err[256] = "";
+		cr_assert_eq(recover_run(&c, NOW, collect, s, &res, err, sizeof(err)), 0, "%s",
+		             err);
+		cr_assert_eq(s->n, 0);
+		cr_assert_eq(res.files, 0);
+		cr_assert_eq(res.records, 0);
+		cr_assert_eq(res.bytes, 0);
+		cr_assert_eq(res.cut, 0);
+		cr_assert_eq(res.unknown, 0);
+		cr_assert_eq(res.retained, 0);
+		cr_assert_eq(res.retained_expired, 0);
+		cr_assert_eq(res.next_segment, 1);
+		cr_assert_eq(res.next_stamp, 1);
+		state_free(s);
+	}
+	/* An empty journal directory: the same. */
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	struct recover_result res;
+	struct state *s = recover_dir(dir, false, &res);
+	cr_assert_eq(s->n, 0);
+	cr_assert_eq(res.files, 0);
+	cr_assert_eq(res.next_segment, 1);
+	cr_assert_eq(res.next_stamp, 1);
+	state_free(s);
+	no_leaks();
+}
+
+/* A whole file whose records would change the state if it were read:
+ * "stray" set, and the good file's topics overwritten (later stamps). */
+static void stray_file(struct jfile *f, uint16_t writer, uint64_t segment)
+{
+	jf_init(f, writer, JOURNAL_KIND_SEGMENT, segment);
+	struct op o = op_set(100, "stray", "stray", MQTT_V311, 0, 0);
+	jf_op(f, &o);
+	o = op_del(101, "a");
+	jf_op(f, &o);
+	o = op_set(102, "b", "stray-b", MQTT_V311, 0, 0);
+	jf_op(f, &o);
+}
+
+static const struct op good_ops[] = {
+    {.kind = OP_SET, .stamp = 1, .topic = "a", .payload = "a1", .version = MQTT_V311},
+    {.kind = OP_SET, .stamp = 2, .topic = "b", .payload = "b2", .version = MQTT_V5, .qos = 1},
+    {.kind = OP_SET, .stamp = 3, .topic = "c", .payload = "c3", .version = MQTT_V31, .qos = 2},
+};
+#define GOOD_OPS (sizeof(good_ops) / sizeof(good_ops[0]))
+
+static void good_file(const char *dir, const char *name, size_t *len)
+{
+	struct jfile f;
+	jf_init(&f, 0, JOURNAL_KIND_SEGMENT, 2);
+	for (size_t i = 0; i < GOOD_OPS; i++)
+		jf_op(&f, &good_ops[i]);
+	write_bytes(dir, name, f.b, f.len);
+	*len = f.len;
+	jf_free(&f);
+}
+
+Test(recover, a_file_with_a_bad_header_is_skipped)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	size_t good_len;
+	good_file(dir, journal_name(0, 2, "log"), &good_len);
+
+	struct jfile f;
+	stray_file(&f, 1, 9);
+	struct {
+		const char *name;
+		uint8_t *b;
+		size_t len;
+	} bad[6];
+	size_t nbad = 0;
+	/* a header checksum that does not hold */
+	bad[nbad].name = strdup(journal_name(1, 9, "log"));
+	bad[nbad].b = malloc(f.len);
+	memcpy(bad[nbad].b, f.b, f.len);
+	bad[nbad].b[20] ^= 0x01; /* the segment number */
+	bad[nbad++].len = f.len;
+	/* another magic */
+	bad[nbad].name = strdup(journal_name(2, 4, "snap"));
+	bad[nbad].b = malloc(f.len);
+	memcpy(bad[nbad].b, f.b, f.len);
+	bad[nbad].b[0] = 'X';
+	bad[nbad++].len = f.len;
+	/* a version this build does not read, its checksum right */
+	struct journal_header h2 = {.version = 2, .writer = 3, .segment = 4};
+	bad[nbad].name = strdup(journal_name(3, 4, "log"));
+	bad[nbad].b = malloc(f.len);
+	memcpy(bad[nbad].b, f.b, f.len);
+	journal_header_put(bad[nbad].b, &h2);
+	bad[nbad++].len = f.len;
+	/* shorter than a header */
+	bad[nbad].name = strdup(journal_name(4, 4, "log"));
+	bad[nbad].b = malloc(f.len);
+	memcpy(bad[nbad].b, f.b, f.len);
+	bad[nbad++].len = JOURNAL_HEADER_BYTES - 1;
+	/* empty: a crash right after the file was made */
+	bad[nbad].name = strdup(journal_name(5, 4, "log"));
+	bad[nbad].b = malloc(1);
+	bad[nbad++].len = 0;
+	/* zeros */
+	bad[nbad].name = strdup(journal_name(6, 4, "log"));
+	bad[nbad].b = calloc(1, f.len);
+	bad[nbad++].len = f.len;
+	for (size_t i = 0; i < nbad; i++)
+		write_bytes(dir, bad[i].name, bad[i].b, bad[i].len);
+
+	struct recover_result res;
+	struct state *s = recover_dir(dir, false, &res);
+	struct state *want = model_of(good_ops, GOOD_OPS);
+	state_expect(s, want, "the good file alone");
+	cr_assert_eq(res.files, 1, "the bad files are not counted as read");
+	cr_assert_eq(res.records, GOOD_OPS);
+	cr_assert_eq(res.bytes, good_len);
+	cr_assert_eq(res.cut, 0, "a bad header is not a cut tail");
+	cr_assert_eq(res.next_stamp, 4, "no stamp from a file not read");
+	cr_assert_eq(res.next_segment, 10, "a new segment does not take a name that is there");
+	for (size_t i = 0; i < nbad; i++) {
+		size_t len;
+		uint8_t *now = read_bytes(dir, bad[i].name, &len);
+		cr_assert_eq(len, bad[i].len, "%s left as it was", bad[i].name);
+		cr_assert_eq(memcmp(now, bad[i].b, len), 0, "%s left as it was", bad[i].name);
+		free(now);
+		free(bad[i].b);
+		free((char *)bad[i].name);
+	}
+	state_free(want);
+	state_free(s);
+	jf_free(&f);
+	no_leaks();
+}
+
+Test(recover, names_that_do_not_match_are_ignored)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	size_t good_len;
+	good_file(dir, journal_name(0, 2, "log"), &good_len);
+	struct jfile f;
+	stray_file(&f, 0, 0x63);
+	static const char *const names[] = {
+	    "notes.txt",
+	    "w000-zz.log",
+	    "w000-0000000000000063",
+	    "w000-0000000000000063.log.tmp",
+	    "w000-0000000000000063.logs",
+	    "w000-0000000000000063.snapshot",
+	    "w000-0000000000000063.LOG",
+	    "w000-0000000000000063.txt",
+	    "W000-0000000000000063.log",
+	    "w000_0000000000000063.log",
+	    "x000-0000000000000063.log",
+	    ".w000-0000000000000063.log",
+	    "w000-0000000000000063.log~",
+	};
+	size_t n = sizeof(names) / sizeof(names[0]);
+	for (size_t i = 0; i < n; i++)
+		write_bytes(dir, names[i], f.b, f.len);
+	/* and a directory: not looked into */
+	char sub[400];
+	snprintf(sub, sizeof(sub), "%s/journal/old", dir);
+	cr_assert_eq(mkdir(sub, 0700), 0);
+	write_bytes(dir, "old/w000-0000000000000063.log", f.b, f.len);
+
+	struct recover_result res;
+	struct state *s = recover_dir(dir, false, &res);
+	struct state *want = model_of(good_ops, GOOD_OPS);
+	state_expect(s, want, "the journal file alone");
+	cr_assert_eq(res.files, 1);
+	cr_assert_eq(res.records, GOOD_OPS);
+	cr_assert_eq(res.bytes, good_len);
+	cr_assert_eq(res.next_segment, 3, "no segment number from another name");
+	cr_assert_eq(res.next_stamp, 4);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(size_of(dir, names[i]), f.len, "%s left alone", names[i]);
+
+	/* The control: the same bytes under a journal name are read. */
+	write_bytes(dir, journal_name(0, 0x63, "log"), f.b, f.len);
+	struct recover_result res2;
+	struct state *s2 = recover_dir(dir, false, &res2);
+	cr_assert_eq(res2.files, 2);
+	cr_assert_eq(res2.next_segment, 0x64);
+	cr_assert_eq(res2.next_stamp, 103);
+	cr_assert_neq(state_find(s2, "stray"), -1);
+	cr_assert_eq(state_find(s2, "a"), -1);
+
+	state_free(s2);
+	state_free(want);
+	state_free(s);
+	jf_free(&f);
+	no_leaks();
+}
+
+/* ---- 8: a compaction's mark ---------------------------------------------- */
+
+/* A round whose deletions a crash interrupted: the segment with the delete
+ * of "t" is gone, an older one with its set is still there. The mark says
+ * the round's snapshots were durable: what is older no longer counts, so
+ * "t" stays deleted, and the leftover is removed. A mark naming a snapshot
+ * that is not there (a partial copy) counts for nothing. */
+Test(recover, a_complete_mark_supersedes_older_files)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	struct jfile old, snap;
+	jf_init(&old, 0, JOURNAL_KIND_SEGMENT, 1);
+	struct op set_t = op_set(3, "t", "t3", MQTT_V311, 1, 0);
+	struct op set_u = op_set(4, "u", "u4", MQTT_V311, 1, 0);
+	jf_op(&old, &set_t);
+	jf_op(&old, &set_u);
+	write_bytes(dir, journal_name(0, 1, "log"), old.b, old.len);
+	/* (segment 2, with "t"'s delete at stamp 5, was deleted) */
+	jf_init(&snap, 0, JOURNAL_KIND_SNAPSHOT, 5);
+	jf_op(&snap, &set_u); /* the snapshot holds the state: u only */
+	write_bytes(dir, journal_name(0, 5, "snap"), snap.b, snap.len);
+
+	/* Without a mark, the leftover brings "t" back: the hazard. */
+	struct recover_result res;
+	struct state *got = recover_dir(dir, true, &res);
+	cr_assert_eq(got->n, 2, "no mark: every file counts");
+	state_free(got);
+
+	/* A mark naming a snapshot that is not there counts for nothing. */
+	const char *bad = "w000-0000000000000005.snap\nw001-0000000000000005.snap\n";
+	write_bytes(dir, "c-0000000000000005.done", (const uint8_t *)bad, strlen(bad));
+	got = recover_dir(dir, true, &res);
+	cr_assert_eq(got->n, 2, "an incomplete mark: every file still counts");
+	state_free(got);
+	cr_assert_gt(size_of(dir, journal_name(0, 1, "log")), 0);
+
+	const char *good = "w000-0000000000000005.snap\n";
+	write_bytes(dir, "c-0000000000000005.done", (const uint8_t *)good, strlen(good));
+	got = recover_dir(dir, true, &res);
+	cr_assert_eq(got->n, 1, "the mark: only the snapshot and what is newer count");
+	cr_assert_str_eq(got->e[0].topic, "u");
+	cr_assert_eq(res.next_segment, 6);
+	state_free(got);
+	char path[400];
+	file_path(path, sizeof(path), dir, journal_name(0, 1, "log"));
+	cr_assert_neq(access(path, F_OK), 0, "the interrupted deletion was finished");
+	jf_free(&old);
+	jf_free(&snap);
+}
