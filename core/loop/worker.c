@@ -381,7 +381,10 @@ void *worker_main(void *arg)
 		if (atomic_load_explicit(&w->stopping, memory_order_relaxed) &&
 		    w->stop_phase == STOP_NONE)
 			stop_begin(w);
-		if (w->stop_phase == STOP_CLOSING && w->tp.conn_live == 0) {
+		/* The journal's writes in flight read its buffers: the loop ends
+		 * once they completed (journal_close writes what is left). */
+		if (w->stop_phase == STOP_CLOSING && w->tp.conn_live == 0 &&
+		    journal_idle(&w->journal) && !compact_writing(&w->compact)) {
 			publish_stats(w);
 			LOG_INFO("worker %u: %llu loop turns, %llu PUBLISH out in %llu sends",
 			         w->id, (unsigned long long)w->st.loop_turns,

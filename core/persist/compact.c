@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/check.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "io/op.h"
 #include "persist/record.h"
@@ -36,13 +37,6 @@ enum {
 struct mail_compact {
 	uint64_t gen;
 };
-
-static uint64_t wall_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 int compact_node_init(struct compact_node *n, const struct config *cfg, unsigned workers,
                       uint64_t next_segment, bool keep_old, bool start_wanted)
@@ -217,7 +211,7 @@ static void snapshot_failed(struct compact *c, const char *what, int err)
 
 static void snapshot_start(struct compact *c)
 {
-	struct encode e = {.c = c, .now_ms = *c->now_ms, .wall = wall_now_ms(), .cap = 64 * 1024};
+	struct encode e = {.c = c, .now_ms = *c->now_ms, .wall = clock_wall_ms(), .cap = 64 * 1024};
 	e.buf = malloc(e.cap);
 	c->retry_at_ms = 0;
 	if (!e.buf) {

@@ -91,6 +91,11 @@ void compact_start(struct compact *c, struct ring *ring);
 void compact_fini(struct compact *c);
 /* Once a turn (before the journal's step). */
 void compact_turn(struct compact *c);
+/* A snapshot's write is in the kernel (its buffer must live). */
+static inline bool compact_writing(const struct compact *c)
+{
+	return c->writing;
+}
 /* A completion of kind OP_JOURNAL with slot >= JOURNAL_SLOT_SNAPSHOT. */
 void compact_done(struct compact *c, int32_t res, uint32_t slot);
 

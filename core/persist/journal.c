@@ -41,13 +41,6 @@ static uint32_t fsync_delay_ms(void)
 #endif
 }
 
-static uint64_t wall_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* mkdir -p for one or two levels: data_dir and data_dir/journal. */
 static int make_dir(const char *path, char *err, size_t err_len)
 {
@@ -137,7 +130,7 @@ int journal_open(struct journal *j, const struct config *cfg, uint16_t id, uint6
 	                           .writer = id,
 	                           .kind = JOURNAL_KIND_SEGMENT,
 	                           .segment = segment,
-	                           .created_wall_ms = wall_now_ms()};
+	                           .created_wall_ms = clock_wall_ms()};
 	journal_header_put(head, &h);
 	/* At start, on the main thread: plain blocking calls. The file's name
 	 * must be durable too, or a power loss forgets the whole file. */
@@ -366,7 +359,7 @@ void journal_rotate(struct journal *j, uint64_t segment)
 	                           .writer = j->id,
 	                           .kind = JOURNAL_KIND_SEGMENT,
 	                           .segment = segment,
-	                           .created_wall_ms = wall_now_ms()};
+	                           .created_wall_ms = clock_wall_ms()};
 	journal_header_put(head, &h);
 	if (j->fill_len == 0)
 		j->fill_since_ms = *j->now_ms;

@@ -133,6 +133,13 @@ static inline bool journal_rotating(const struct journal *j)
 	return j->rot_segment != 0;
 }
 
+/* Nothing of the journal is in the kernel (a failing one counts as idle:
+ * journal_close writes what it holds). */
+static inline bool journal_idle(const struct journal *j)
+{
+	return !j->in_flight || j->failing;
+}
+
 /* May new persistent work come in? */
 static inline bool journal_accepting(const struct journal *j)
 {

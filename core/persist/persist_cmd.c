@@ -50,13 +50,6 @@
 #define BACKUP_TRIES    10
 #define EXPORT_LINE_MAX (400u << 20) /* a line: base64 of the largest body and change */
 
-static uint64_t wall_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- the lock ------------------------------------------------------------ */
 
 int persist_lock(const char *data_dir, char *err, size_t err_len)
@@ -148,7 +141,7 @@ static void count_put(void *ctx, struct msg *m)
 
 static int backup(const struct config *cfg, const char *dir)
 {
-	char err[512];
+	char err[1200]; /* two paths and a reason */
 	char src[CONFIG_PATH_MAX + 16], dst[CONFIG_PATH_MAX + 16];
 	snprintf(src, sizeof(src), "%s/journal", cfg->data_dir);
 	snprintf(dst, sizeof(dst), "%s/journal", dir);
@@ -285,14 +278,14 @@ static void export_one(void *ctx, struct msg *m)
 
 static int export_state(const struct config *cfg, const char *file)
 {
-	char err[512];
+	char err[1200]; /* two paths and a reason */
 	FILE *out = strcmp(file, "-") ? fopen(file, "wx") : stdout;
 	if (!out) {
 		fprintf(stderr, "starling export: cannot create %s: %s%s\n", file, strerror(errno),
 		        errno == EEXIST ? " (it exists: export into a new file)" : "");
 		return 1;
 	}
-	struct exporter e = {.out = out, .now_ms = clock_now_ms(), .now_wall = wall_now_ms()};
+	struct exporter e = {.out = out, .now_ms = clock_now_ms(), .now_wall = clock_wall_ms()};
 	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
 	        (unsigned long long)e.now_wall);
 	struct recover_result r;
@@ -481,7 +474,7 @@ static void discard_put(void *ctx, struct msg *m)
 
 static int import_state(const struct config *cfg, const char *file)
 {
-	char err[512];
+	char err[1200]; /* two paths and a reason */
 	char dir[CONFIG_PATH_MAX + 16];
 	if (journal_dir(cfg, dir, sizeof(dir), err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling import: %s\n", err);
@@ -494,7 +487,7 @@ static int import_state(const struct config *cfg, const char *file)
 	}
 	/* What is there already: imported values must come after it. */
 	struct recover_result r;
-	uint64_t now_ms = clock_now_ms(), wall = wall_now_ms();
+	uint64_t now_ms = clock_now_ms(), wall = clock_wall_ms();
 	if (recover_run(cfg, now_ms, discard_put, NULL, &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling import: %s\n", err);
 		close(lock);

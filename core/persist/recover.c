@@ -199,9 +199,7 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = clock_now_ns();
 	struct state s = {.now_ms = now_ms};
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	s.now_wall_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	s.now_wall_ms = clock_wall_ms();
 
 	char dir[CONFIG_PATH_MAX + 16];
 	snprintf(dir, sizeof(dir), "%s/journal", cfg->data_dir);

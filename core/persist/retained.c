@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "persist/record.h"
 
 bool persist_retained(struct journal *j, struct msg *m, _Atomic uint64_t *stamps, uint64_t now_ms)
@@ -15,9 +16,7 @@ bool persist_retained(struct journal *j, struct msg *m, _Atomic uint64_t *stamps
 	if (m->pub.topic.len >= 4 && memcmp(m->pub.topic.ptr, "$SYS", 4) == 0)
 		return true;
 	m->retain_stamp = atomic_fetch_add_explicit(stamps, 1, memory_order_relaxed) + 1;
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	uint64_t wall = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	uint64_t wall = clock_wall_ms();
 	bool del = m->pub.payload.len == 0;
 	size_t len = del ? rec_retain_del_size(m->pub.topic.len) : rec_retain_set_size(m);
 	uint8_t *p = journal_reserve(j, len);
