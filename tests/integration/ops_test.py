@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
 from broker import Broker  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from cluster import free_udp_port  # noqa: E402  (free for UDP and TCP: the cluster's port)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTS = []
@@ -379,11 +381,17 @@ def t02_dashboard_uses_only_exported_metrics(ctx):
     _, _, body = http_get(ctx.broker.metrics_port, "/metrics")
     families = set(re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M))
     # The cluster's families appear on a node with cluster_listen: one alone.
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    u.bind(("127.0.0.1", 0))
-    port = u.getsockname()[1]
-    u.close()
-    b = Broker(ctx.binary, ctx.workers, [f"--cluster-listen=127.0.0.1:{port}", "--node-name=solo"])
+    # Its one port must be free for UDP and TCP, and another test may take
+    # it between the check and the start (CI runs two at once): again then.
+    for attempt in range(5):
+        port = free_udp_port()
+        try:
+            b = Broker(ctx.binary, ctx.workers,
+                       [f"--cluster-listen=127.0.0.1:{port}", "--node-name=solo"])
+            break
+        except RuntimeError as e:
+            if "Address already in use" not in str(e) or attempt == 4:
+                raise
     try:
         _, _, body = http_get(b.metrics_port, "/metrics")
     finally:
