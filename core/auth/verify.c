@@ -253,8 +253,9 @@ void verify_set_db(struct verify_pool *p, struct passwd_db *db)
 	passwd_free(old);
 }
 
-/* The lane of a user name: FNV-1a from a random seed, with a final mix. */
-static unsigned lane_of(const struct verify_pool *p, const uint8_t *user, size_t len)
+/* Where a user name's hash points: FNV-1a from a random seed, with a final
+ * mix. */
+static unsigned lane_hash(const struct verify_pool *p, const uint8_t *user, size_t len)
 {
 	uint64_t h = 14695981039346656037u ^ p->seed;
 	for (size_t i = 0; i < len; i++)
@@ -265,6 +266,33 @@ static unsigned lane_of(const struct verify_pool *p, const uint8_t *user, size_t
 	return (unsigned)(h % VERIFY_LANES);
 }
 
+/* The lane of a user name, of one kind (lanes: that kind's VERIFY_LANES),
+ * under p->lock: the lane its waiting checks are in, else the first empty
+ * one from where its hash points, else (every lane busy with other names)
+ * the one it points to. Hashing alone put two names in one lane once in
+ * VERIFY_LANES, and a client whose name shared the attacked name's lane
+ * waited behind the whole attack (a flaky test showed it). All lanes are
+ * looked at, not only up to the first empty one, so that a name never has
+ * two lanes and two turns in a round. */
+static unsigned lane_of(const struct verify_pool *p, const struct lane *lanes,
+                        const uint8_t *user, size_t len)
+{
+	unsigned start = lane_hash(p, user, len), empty = VERIFY_LANES;
+	for (unsigned i = 0; i < VERIFY_LANES; i++) {
+		unsigned n = (start + i) % VERIFY_LANES;
+		const struct lane *l = &lanes[n];
+		if (l->len == 0) {
+			if (empty == VERIFY_LANES)
+				empty = n;
+			continue;
+		}
+		const struct request *h = l->ring[l->head];
+		if (h->user_len == len && memcmp(h->cred, user, len) == 0)
+			return n;
+	}
+	return empty < VERIFY_LANES ? empty : start;
+}
+
 bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32_t gen,
                    const uint8_t *user, size_t user_len, const uint8_t *password,
                    size_t password_len, bool later)
@@ -272,7 +300,6 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 	struct request *r = malloc(sizeof(*r));
 	if (!r)
 		return false;
-	unsigned lane = lane_of(p, user, user_len) + (later ? VERIFY_LANES : 0);
 	r->queued_ms = clock_now_ms();
 	r->worker = worker;
 	r->slot = slot;
@@ -290,7 +317,8 @@ bool verify_submit(struct verify_pool *p, uint16_t worker, uint32_t slot, uint32
 	if (password_len)
 		memcpy(r->cred + user_len, password, password_len);
 	pthread_mutex_lock(&p->lock);
-	struct lane *l = &p->lanes[lane];
+	struct lane *lanes = p->lanes + (later ? VERIFY_LANES : 0);
+	struct lane *l = &lanes[lane_of(p, lanes, r->cred, r->user_len)];
 	bool queued = l->len < VERIFY_LANE_MAX && p->len < VERIFY_QUEUE_MAX && !p->stopping;
 	if (queued) {
 		l->ring[(l->head + l->len) % VERIFY_LANE_MAX] = r;

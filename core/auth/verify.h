@@ -12,9 +12,10 @@
  * armed. A verdict for a connection that went away meanwhile no longer
  * matches its slot's generation and is ignored.
  *
- * Order: the waiting checks are kept in VERIFY_LANES lanes by a keyed hash of
- * the user name, and the threads take one check from each waiting lane in
- * turn. A brute force on one user name, from however many addresses, fills
+ * Order: the waiting checks are kept in VERIFY_LANES lanes, one user name
+ * per lane while lanes are free (a keyed hash of the name says where to
+ * look first; names share a lane only when every lane is busy), and the
+ * threads take one check from each waiting lane in turn. A brute force on one user name, from however many addresses, fills
  * its own lane and takes one turn in N, so a client with another user name
  * is checked after at most one check per busy lane, not after the whole
  * attack (first come first served made it wait behind every guess). Checks
