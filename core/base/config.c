@@ -291,9 +291,10 @@ static const struct directive directives[] = {
 
     /* Persistence */
     BOOL(persistence, "false",
-         "journal retained messages in data_dir, so that what was acknowledged survives a "
-         "restart, kill -9 and (with persistence_sync = fsync) power loss; sessions and their "
-         "queued messages are not journaled yet (core/persist/README.md)"),
+         "journal retained messages and persistent sessions (with their subscriptions, will "
+         "and expiry) in data_dir, so that what was acknowledged survives a restart, kill -9 "
+         "and (with persistence_sync = fsync) power loss; the messages queued for a session "
+         "are not journaled yet (core/persist/README.md)"),
     PATH(data_dir, "/var/lib/starling",
          "the directory of the journal (created if missing; one node per directory)"),
     ENUM(persistence_sync, sync_names, "write",
@@ -1337,7 +1338,7 @@ void config_exposure(const struct config *c, unsigned workers, char *buf, size_t
 		    "none: a crash may lose the last ms of acknowledged work",
 		    "write: acknowledged work survives kill -9",
 		    "fsync: acknowledged work survives power loss"};
-		append(buf, len, &used, "; persistence in %s (retained messages; sync %s)",
+		append(buf, len, &used, "; persistence in %s (sessions and retained messages; sync %s)",
 		       c->data_dir, how[c->persistence_sync]);
 	} else {
 		append(buf, len, &used,

@@ -42,6 +42,72 @@ static void recovered_retained(void *ctx, struct msg *m)
 	msg_unref(m);
 }
 
+/* Recovery places a persistent session on a worker by its client id, with
+ * its subscriptions in every worker's index; its times count on from its
+ * record (a session online then lost its connection with the process: it
+ * went offline now, and its will is due as after any lost connection). */
+static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
+                             size_t len, uint64_t wall_ms)
+{
+	struct broker *b = ctx;
+	uint64_t now_ms = clock_now_ms(), now_wall = clock_wall_ms();
+	uint64_t gone_ms = now_wall > wall_ms ? now_wall - wall_ms : 0;
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < cid_len; i++)
+		h = (h ^ cid[i]) * 1099511628211ull;
+	struct worker *w = b->workers[h % b->worker_count];
+	struct sess_id id = sess_reserve(&w->sessions);
+	if (id.gen == 0) {
+		LOG_WARN("the node holds its maximum of %u sessions (max_sessions): a restored "
+		         "session is dropped",
+		         b->cfg->max_sessions);
+		return -1;
+	}
+	struct session *s = session_decode(enc, len, id, now_ms);
+	if (!s || s->client_id_len != cid_len || memcmp(s->client_id, cid, cid_len) != 0) {
+		LOG_WARN("a journaled session could not be rebuilt (%s)",
+		         s ? "its client id disagrees with its record" : "malformed, or no memory");
+		session_free(s);
+		sess_release_slot(&w->sessions, id);
+		return -1;
+	}
+	if (s->expires_at_ms == 0) { /* online when recorded */
+		s->expires_at_ms = now_ms + (uint64_t)s->expiry_s * 1000;
+		if (s->will)
+			s->will_at_ms = now_ms + (uint64_t)s->will_delay_s * 1000;
+	} else if (s->expires_at_ms <= now_ms + gone_ms && !s->will) {
+		/* It expired while the node was down: nothing of it is due. */
+		session_free(s);
+		sess_release_slot(&w->sessions, id);
+		return 1;
+	} else {
+		/* Expired with a will: the first sweep publishes it and ends it. */
+		s->expires_at_ms = s->expires_at_ms > now_ms + gone_ms ? s->expires_at_ms - gone_ms
+		                                                      : now_ms;
+		if (s->will_at_ms)
+			s->will_at_ms = s->will_at_ms > now_ms + gone_ms ? s->will_at_ms - gone_ms
+			                                                : now_ms;
+	}
+	sess_install(&w->sessions, s, id);
+	sess_set_journaled(&w->sessions, id, true);
+	struct sess_id prev;
+	if (registry_claim(b->registry, s->client_id, s->client_id_len, id, &prev) != 0) {
+		LOG_WARN("no memory to restore the session of \"%s\"", s->client_id);
+		sess_release_slot(&w->sessions, id);
+		session_free(s);
+		return -1;
+	}
+	for (uint32_t i = 0; i < s->sub_count; i++) {
+		struct mqtt_view f = {(const uint8_t *)s->subs[i].filter, s->subs[i].filter_len};
+		struct sub_entry e = {id, s->subs[i].opts};
+		for (unsigned k = 0; k < b->worker_count; k++)
+			if (!route_restore(&b->workers[k]->route, f, &e))
+				LOG_WARN("no memory to restore the subscription of \"%s\" to \"%s\"",
+				         s->client_id, s->subs[i].filter);
+	}
+	return 0;
+}
+
 /* Persistence on: the journal's state back into the workers, then a new
  * segment for each (core/persist/README.md). */
 static int persistence_start(struct broker *b, char *err, size_t err_len)
@@ -55,12 +121,16 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 	b->data_lock = persist_lock(cfg->data_dir, err, err_len);
 	if (b->data_lock < 0)
 		return -1;
-	if (recover_run(cfg, clock_now_ms(), recovered_retained, b, &r, err, err_len) != 0)
+	if (recover_run(cfg, clock_now_ms(), recovered_retained, recovered_session, b, &r, err,
+	                err_len) != 0)
 		return -1;
 	if (r.files)
-		LOG_INFO("recovered from %s/journal in %llu ms: %llu retained messages (%llu "
-		         "expired, dropped); %llu records in %llu files, %llu bytes%s",
-		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.retained,
+		LOG_INFO("recovered from %s/journal in %llu ms: %llu sessions (%llu expired, "
+		         "dropped), %llu retained messages (%llu expired, dropped); %llu records "
+		         "in %llu files, %llu bytes%s",
+		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.sessions,
+		         (unsigned long long)r.sessions_expired,
+		         (unsigned long long)r.retained,
 		         (unsigned long long)r.retained_expired, (unsigned long long)r.records,
 		         (unsigned long long)r.files, (unsigned long long)r.bytes,
 		         r.cut ? "; damaged tails cut (see above)" : "");
@@ -68,6 +138,7 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 		LOG_INFO("persistence: %s/journal holds nothing yet: starting empty",
 		         cfg->data_dir);
 	atomic_store(&b->retain_stamp, r.next_stamp - 1);
+	atomic_store(&b->sess_stamp, r.next_sess_stamp - 1);
 	b->recovered = r;
 	if (r.unknown)
 		LOG_WARN(
@@ -85,6 +156,8 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 			return -1;
 		compact_init(&w->compact, &b->compact, (uint16_t)i, &w->journal, w->route.retained,
 		             &w->mail, &w->now_ms);
+		w->compact.sessions = &w->sessions;
+		w->compact.sess_stamps = &b->sess_stamp;
 	}
 	return 0;
 }

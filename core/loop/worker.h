@@ -98,6 +98,8 @@ struct broker {
 	int data_lock;                    /* persistence: data_dir/LOCK, held (persist_cmd.h) */
 	_Atomic uint64_t retain_stamp;    /* persistence: the node-wide order of retained
 	                                   * writes (persist/retained.h) */
+	_Atomic uint64_t sess_stamp;      /* persistence: the node-wide order of session
+	                                   * records (persist/session_journal.h) */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published

@@ -203,6 +203,16 @@ void session_unindex_free(struct worker *w, struct session *s);
 bool connack_fit(const struct client *cl, struct mqtt_packet *a);
 /* A new ACL: remove the subscriptions it no longer allows. */
 void mqtt_acl_recheck(struct worker *w);
+/* Persistence: the journal is to hold s's state (a persistent session on a
+ * node with persistence on). */
+bool session_journal_wanted(const struct worker *w, const struct session *s);
+/* Persistence: s's state changed (created or resumed, subscriptions, gone
+ * offline, will published): its record into the journal, or its end when
+ * it is no longer persistent but the journal held it (resumed: it may have
+ * been journaled on another worker before its takeover). Output sent after
+ * this waits for the record (persist/barrier.h). false: the journal
+ * refused it (logged). */
+bool session_journal(struct worker *w, struct session *s, bool resumed);
 
 /* takeover.c */
 /* Take the session of client id `prev` over for cl (fresh set up, clean

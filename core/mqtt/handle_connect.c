@@ -216,6 +216,16 @@ void handle_connect(struct worker *w, struct client *cl, struct mqtt_packet *p, 
 		cl->expiry_capped = false; /* 3.1.1 has no way to say so */
 	cl->clean_start = k->clean_start;
 
+	if (w->journal.on && expiry > 0 && !journal_accepting(&w->journal)) {
+		/* Its CONNACK would wait for a record the journal cannot take
+		 * (disk full, a failed write): refused rather than kept in memory
+		 * alone. Clean sessions still connect. */
+		LOG_WARN_RL(LOG_CLIENT_RL,
+		            "refused %s: a persistent session while the journal refuses records",
+		            conn_peer(&cl->c));
+		refuse(w, cl, k->version, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
 	struct sess_id id = sess_reserve(&w->sessions);
 	if (id.gen == 0) {
 		LOG_WARN_RL(LOG_CLIENT_RL, "refused %s: the node holds its maximum of %u sessions",

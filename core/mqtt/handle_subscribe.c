@@ -38,6 +38,11 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 		return;
 	}
 
+	/* A persistent session's subscriptions are journaled before the SUBACK:
+	 * while the journal refuses records, new ones are refused too. */
+	bool journaled = session_journal_wanted(w, s);
+	bool refuse_new = journaled && !journal_accepting(&w->journal);
+	bool changed = false;
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
 	size_t ulen;
 	const char *user = session_username(s, &ulen);
@@ -76,7 +81,8 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 			                        .rap = e.retain_as_published};
 			int added = route_congested(&w->route)
 			                ? -1 /* the index cannot take more now (mail.h) */
-			                : session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
+			            : refuse_new ? -1
+			                         : session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
 			struct sub_entry se = {s->id, opts};
 			if (added >= 0 && !route_subscribe(&w->route, e.filter, &se)) {
 				/* No memory for the change: as if over a quota. */
@@ -87,6 +93,7 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 			if (added < 0) {
 				rc = MQTT_RC_QUOTA_EXCEEDED;
 			} else {
+				changed = true;
 				rc = (enum mqtt_rc)qos;
 				/* Retained messages [MQTT-3.3.1-9..11]: never for
 				 * a shared subscription [MQTT-4.8.2-?]. */
@@ -98,6 +105,8 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 		rcs[i++] = cl->version == MQTT_V5 ? (uint8_t)rc : mqtt_rc_to_v3_suback(rc);
 	}
 
+	if (changed && journaled)
+		session_journal(w, s, false); /* the SUBACK waits for it */
 	struct mqtt_packet a = {.type = MQTT_SUBACK};
 	a.suback.packet_id = sub->packet_id;
 	a.suback.rcs = (struct mqtt_view){rcs, i};
@@ -132,13 +141,17 @@ void handle_unsubscribe(struct worker *w, struct client *cl, struct mqtt_unsubsc
 	struct mqtt_entry_iter it;
 	struct mqtt_view f;
 	uint32_t i = 0;
+	bool changed = false;
 	mqtt_unsub_iter_init(&it, u);
 	while (mqtt_unsub_iter_next(&it, &f) && i < u->count) {
 		bool existed = session_sub_remove(s, f);
 		if (existed)
 			route_unsubscribe(&w->route, f, s->id);
 		rcs[i++] = existed ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		changed |= existed;
 	}
+	if (changed && session_journal_wanted(w, s))
+		session_journal(w, s, false); /* the UNSUBACK waits for it */
 	struct mqtt_packet a = {.type = MQTT_UNSUBACK};
 	a.suback.packet_id = u->packet_id;
 	a.suback.rcs = (struct mqtt_view){rcs, i};

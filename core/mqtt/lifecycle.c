@@ -12,6 +12,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "persist/session_journal.h"
 #include "session/session.h"
 
 /*
@@ -95,6 +96,9 @@ void client_attach(struct worker *w, struct client *cl, struct session *s, bool 
 			SET(MQTT_PROP_SESSION_EXPIRY, session_expiry_s, s->expiry_s);
 #undef SET
 	}
+	/* The CONNACK of a persistent session waits for its record (the
+	 * barrier holds what is sent after it). */
+	session_journal(w, s, present);
 	if (!connack_fit(cl, &a)) {
 		LOG_INFO_RL(LOG_CLIENT_RL,
 		            "closing %s on %s: its Maximum Packet Size of %u bytes leaves no room "
@@ -146,8 +150,41 @@ static void unsubscribe_all(struct worker *w, struct session *s)
 	}
 }
 
+bool session_journal_wanted(const struct worker *w, const struct session *s)
+{
+	return w->journal.on && s->expiry_s > 0;
+}
+
+bool session_journal(struct worker *w, struct session *s, bool resumed)
+{
+	if (!w->journal.on)
+		return true;
+	bool ok = true;
+	if (s->expiry_s > 0) {
+		ok = persist_session_put(&w->journal, s, &w->b->sess_stamp, w->now_ms);
+		if (ok)
+			sess_set_journaled(&w->sessions, s->id, true);
+	} else if (resumed || sess_journaled(&w->sessions, s->id)) {
+		ok = persist_session_end(&w->journal, s->client_id, s->client_id_len,
+		                         &w->b->sess_stamp);
+		sess_set_journaled(&w->sessions, s->id, false);
+	}
+	if (!ok)
+		LOG_WARN_RL(1,
+		            "worker %u: the journal refused the state of session \"%s\" (failing "
+		            "or behind): a restart may not find it as it is now",
+		            w->id, s->client_id);
+	return ok;
+}
+
 void session_end(struct worker *w, struct session *s)
 {
+	if (sess_journaled(&w->sessions, s->id) &&
+	    !persist_session_end(&w->journal, s->client_id, s->client_id_len, &w->b->sess_stamp))
+		LOG_WARN_RL(1,
+		            "worker %u: the journal refused the end of session \"%s\" (failing or "
+		            "behind): a restart may bring it back",
+		            w->id, s->client_id);
 	unsubscribe_all(w, s);
 	shared_handoff(w, s); /* after: the group must not pick this session */
 	registry_release(w->b->registry, s->client_id, s->client_id_len, s->id);
@@ -172,12 +209,15 @@ void client_detach(struct worker *w, struct client *cl, bool will)
 		session_will_publish(w, s);
 	if (after & SESSION_ENDS)
 		session_end(w, s);
+	else if (sess_journaled(&w->sessions, s->id))
+		session_journal(w, s, false); /* offline: its expiry runs, a will it keeps */
 }
 
 void mqtt_acl_recheck(struct worker *w)
 {
 	uint64_t removed = 0;
 	struct sessions *t = &w->sessions;
+	uint64_t removed_before;
 	for (uint32_t i = 0; i < t->cap; i++) {
 		struct session *s = t->sess[i];
 		if (!s)
@@ -185,6 +225,7 @@ void mqtt_acl_recheck(struct worker *w)
 		size_t ulen;
 		const char *user = session_username(s, &ulen);
 		struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
+		removed_before = removed;
 		for (uint32_t k = 0; k < s->sub_count;) {
 			struct mqtt_view f = {(const uint8_t *)s->subs[k].filter,
 			                      s->subs[k].filter_len};
@@ -197,6 +238,8 @@ void mqtt_acl_recheck(struct worker *w)
 			session_sub_remove(s, f);
 			removed++;
 		}
+		if (removed > removed_before && sess_journaled(t, s->id))
+			session_journal(w, s, false);
 	}
 	if (removed)
 		LOG_INFO("worker %u: the new ACL removed %llu subscriptions", w->id,
@@ -211,8 +254,13 @@ void mqtt_publish_wills(struct worker *w)
 	 * their window could not take. */
 	struct sessions *t = &w->sessions;
 	for (uint32_t i = 0; i < t->cap; i++)
-		if (t->sess[i] && t->sess[i]->will)
+		if (t->sess[i] && t->sess[i]->will && (t->sess[i]->online || !t->journaled[i]))
 			session_will_publish(w, t->sess[i]);
+	/* With persistence the journal keeps an offline persistent session,
+	 * its will and the will's delay: it does not end with the process, so
+	 * its will goes when the delay or the session's expiry ends, counted
+	 * across the restart. An online session's connection closes now: its
+	 * will goes now, as without persistence. */
 }
 
 bool mqtt_client_settled(const struct worker *w, const struct client *cl)

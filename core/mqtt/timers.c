@@ -60,14 +60,18 @@ void mqtt_sweep(struct worker *w)
 			continue;
 		}
 		offline++;
-		if (s->will_at_ms && w->now_ms >= s->will_at_ms)
+		bool will_due = s->will_at_ms && w->now_ms >= s->will_at_ms;
+		if (will_due)
 			session_will_publish(w, s);
 		if (s->expires_at_ms && w->now_ms >= s->expires_at_ms) {
 			if (s->will)
 				session_will_publish(w, s); /* the session ends before the delay */
 			session_end(w, s);
-		} else if (s->q_len > 0) {
-			w->st.drops_expired += session_drop_expired(s, w->now_ms);
+		} else {
+			if (will_due && sess_journaled(t, s->id))
+				session_journal(w, s, false); /* its will went: not again after a restart */
+			if (s->q_len > 0)
+				w->st.drops_expired += session_drop_expired(s, w->now_ms);
 		}
 	}
 	w->st.sessions_online = online;

@@ -137,6 +137,8 @@ static void journal_families(struct out *o, const struct metrics_input *in,
 	                 "fdatasync).");
 	family(o, "starling_persistence_recovered", "gauge",
 	       "What the journal gave back at start, by kind.");
+	put(o, "starling_persistence_recovered{kind=\"sessions\"} %llu\n",
+	    (unsigned long long)in->recovered_sessions);
 	put(o, "starling_persistence_recovered{kind=\"retained\"} %llu\n",
 	    (unsigned long long)in->recovered_retained);
 	put(o, "starling_persistence_recovered{kind=\"files\"} %llu\n",

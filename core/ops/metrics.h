@@ -66,6 +66,7 @@ struct metrics_input {
 
 	bool have_persistence;       /* persistence is on: the journal's families */
 	uint64_t recovered_retained; /* at start, from the journal */
+	uint64_t recovered_sessions;
 	uint64_t recovered_files;
 	uint64_t recovered_cut_bytes;
 	double recovery_seconds;

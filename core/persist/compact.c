@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "io/op.h"
 #include "persist/record.h"
+#include "persist/session_journal.h"
 
 enum {
 	MAIL_COMPACT_BEGIN = MAIL_KIND_JOURNAL, /* worker 0 to all: start segment gen */
@@ -169,13 +170,11 @@ struct encode {
 	bool oom;
 };
 
-static void encode_one(void *ctx, struct msg *m)
+/* Room for total more bytes in the snapshot's buffer. */
+static bool room(struct encode *e, size_t total)
 {
-	struct encode *e = ctx;
-	if (e->oom || (m->pub.topic.len >= 4 && memcmp(m->pub.topic.ptr, "$SYS", 4) == 0))
-		return; /* $SYS is published again after a start */
-	size_t plen = rec_retain_set_size(m);
-	size_t total = record_size(plen);
+	if (e->oom)
+		return false;
 	if (e->len + total > e->cap) {
 		size_t cap = e->cap * 2;
 		while (cap < e->len + total)
@@ -183,15 +182,55 @@ static void encode_one(void *ctx, struct msg *m)
 		uint8_t *p = realloc(e->buf, cap);
 		if (!p) {
 			e->oom = true;
-			return;
+			return false;
 		}
 		e->buf = p;
 		e->cap = cap;
 	}
+	return true;
+}
+
+static void encode_one(void *ctx, struct msg *m)
+{
+	struct encode *e = ctx;
+	if (e->oom || (m->pub.topic.len >= 4 && memcmp(m->pub.topic.ptr, "$SYS", 4) == 0))
+		return; /* $SYS is published again after a start */
+	size_t plen = rec_retain_set_size(m);
+	size_t total = record_size(plen);
+	if (!room(e, total))
+		return;
 	uint8_t *rec = e->buf + e->len;
 	rec_retain_set_put(record_payload(rec), m, m->retain_stamp, e->now_ms, e->wall);
 	record_seal(rec, total, REC_RETAIN_SET, ++e->lsn, e->wall);
 	e->len += total;
+}
+
+/* The worker's journaled sessions (sessions.h: those whose state the
+ * journal holds), each as a REC_SESS_PUT with a new stamp: the snapshot is
+ * their state now, later than any record of them so far, and a change
+ * after it is stamped later still. A session on its way to another worker
+ * is in neither table: its new worker journals it when it arrives, after
+ * this worker's ROTATED (compact.h: mail is FIFO per pair). */
+static void encode_sessions(struct compact *c, struct encode *e)
+{
+	const struct sessions *t = c->sessions;
+	for (uint32_t i = 0; t && i < t->cap && !e->oom; i++) {
+		const struct session *s = t->sess[i];
+		if (!s || !t->journaled[i])
+			continue;
+		uint64_t stamp = atomic_fetch_add_explicit(c->sess_stamps, 1, memory_order_relaxed) + 1;
+		uint8_t *rec;
+		size_t total = persist_session_record(s, stamp, e->lsn + 1, e->now_ms, e->wall, &rec);
+		if (!total || !room(e, total)) {
+			free(total ? rec : NULL);
+			e->oom = true;
+			return;
+		}
+		memcpy(e->buf + e->len, rec, total);
+		free(rec);
+		e->len += total;
+		e->lsn++;
+	}
 }
 
 static void snapshot_failed(struct compact *c, const char *what, int err)
@@ -226,6 +265,7 @@ static void snapshot_start(struct compact *c)
 	journal_header_put(e.buf, &h);
 	e.len = JOURNAL_HEADER_BYTES;
 	retain_each(c->shard, encode_one, &e);
+	encode_sessions(c, &e);
 	if (e.oom) {
 		free(e.buf);
 		LOG_ERROR("worker %u: compaction: out of memory for the snapshot (tried again in "

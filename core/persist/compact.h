@@ -31,6 +31,7 @@
 #include "io/mail.h"
 #include "persist/journal.h"
 #include "route/retain.h"
+#include "session/sessions.h"
 
 #define JOURNAL_SLOT_SNAPSHOT 8  /* OP_JOURNAL slots from here are compact.c's */
 #define MAIL_KIND_JOURNAL     28 /* io/mail.h's MAIL_KIND_NEXT range: 28..29 */
@@ -59,6 +60,8 @@ struct compact {
 	struct compact_node *node;
 	struct journal *j;
 	struct retain *shard;
+	const struct sessions *sessions; /* the worker's: journaled ones go in the snapshot */
+	_Atomic uint64_t *sess_stamps;   /* the node-wide order of session records */
 	struct mail *mail;
 	struct ring *ring;
 	const uint64_t *now_ms;

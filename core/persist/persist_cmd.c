@@ -213,7 +213,7 @@ static int backup(const struct config *cfg, const char *dir)
 	snprintf(b.data_dir, sizeof(b.data_dir), "%s", dir);
 	struct recover_result r;
 	uint64_t retained = 0;
-	if (recover_run(&b, clock_now_ms(), count_put, &retained, &r, err, sizeof(err)) != 0) {
+	if (recover_run(&b, clock_now_ms(), count_put, NULL, &retained, &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling backup: the copy does not read back: %s\n", err);
 		return 1;
 	}
@@ -289,7 +289,7 @@ static int export_state(const struct config *cfg, const char *file)
 	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
 	        (unsigned long long)e.now_wall);
 	struct recover_result r;
-	int rc = recover_read(cfg, e.now_ms, export_one, &e, &r, err, sizeof(err));
+	int rc = recover_read(cfg, e.now_ms, export_one, NULL, &e, &r, err, sizeof(err));
 	if (rc != 0 || e.failed || fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0)) {
 		fprintf(stderr, "starling export: %s\n",
 		        rc ? err : "out of memory or cannot write");
@@ -488,7 +488,7 @@ static int import_state(const struct config *cfg, const char *file)
 	/* What is there already: imported values must come after it. */
 	struct recover_result r;
 	uint64_t now_ms = clock_now_ms(), wall = clock_wall_ms();
-	if (recover_run(cfg, now_ms, discard_put, NULL, &r, err, sizeof(err)) != 0) {
+	if (recover_run(cfg, now_ms, discard_put, NULL, NULL, &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling import: %s\n", err);
 		close(lock);
 		return 1;

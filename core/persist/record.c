@@ -248,3 +248,43 @@ int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *ou
 	out->expired = false;
 	return 0;
 }
+
+/* ---- session payloads ---------------------------------------------------- */
+
+#define SESS_FIXED 10 /* stamp, client id length */
+
+size_t rec_sess_size(size_t client_id_len, size_t enc_len)
+{
+	return SESS_FIXED + client_id_len + enc_len;
+}
+
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
+                  size_t client_id_len, const uint8_t *enc, size_t enc_len)
+{
+	CHECK(client_id_len <= UINT16_MAX);
+	put_be(payload, stamp, 8);
+	put_be(payload + 8, client_id_len, 2);
+	if (client_id_len)
+		memcpy(payload + SESS_FIXED, client_id, client_id_len);
+	if (enc_len)
+		memcpy(payload + SESS_FIXED + client_id_len, enc, enc_len);
+}
+
+int rec_sess_get(const uint8_t *payload, size_t len, bool end, struct rec_sess *out)
+{
+	errno = EINVAL;
+	if (len < SESS_FIXED)
+		return -1;
+	uint16_t cid_len = (uint16_t)get_be(payload + 8, 2);
+	if (cid_len == 0 || len - SESS_FIXED < cid_len)
+		return -1;
+	size_t enc_len = len - SESS_FIXED - cid_len;
+	if (end ? enc_len != 0 : enc_len == 0)
+		return -1;
+	out->stamp = get_be(payload, 8);
+	out->client_id = payload + SESS_FIXED;
+	out->client_id_len = cid_len;
+	out->enc = enc_len ? payload + SESS_FIXED + cid_len : NULL;
+	out->enc_len = enc_len;
+	return 0;
+}

@@ -75,8 +75,10 @@ enum record_type {
 	REC_NONE = 0, /* never written */
 	REC_RETAIN_SET = 1,
 	REC_RETAIN_DEL = 2,
-	/* The session records (session put and end, subscription, message,
-	 * queue, ack, QoS 2 state, will) come next and take the following
+	REC_SESS_PUT = 3, /* a persistent session's state, without its messages */
+	REC_SESS_END = 4, /* it ended */
+	/* The message records (a message queued for persistent sessions, its
+	 * acknowledgement, QoS 2 state) come next and take the following
 	 * numbers. A record of a type >= REC_TYPES is valid framing
 	 * (record_read says RECORD_OK), so that an older build's reader can
 	 * skip what a newer one wrote: what to do with it is the caller's
@@ -190,6 +192,37 @@ int rec_retain_set_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint
 /* Decode a REC_RETAIN_DEL payload: 0, or -1 when malformed (a length, a
  * topic that is not a topic name, trailing bytes). */
 int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *out);
+
+/* ---- session payloads ---------------------------------------------------- */
+
+/*
+ * REC_SESS_PUT:
+ *   u64 stamp (the node-wide order of session records: the last one of a
+ *       client id is its state)
+ *   u16 client id length, client id
+ *   the encoded session (session/codec.c: session_encode_state, no messages
+ *   in flight or queued and no inbound QoS 2 ids), to the end of the payload
+ * REC_SESS_END:
+ *   u64 stamp  u16 client id length, client id
+ */
+size_t rec_sess_size(size_t client_id_len, size_t enc_len);
+/* Write one (enc NULL, enc_len 0: an END). client_id_len <= 65535 (CHECK). */
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
+                  size_t client_id_len, const uint8_t *enc, size_t enc_len);
+
+struct rec_sess {
+	uint64_t stamp;
+	const uint8_t *client_id; /* into the payload */
+	uint16_t client_id_len;   /* bytes, > 0 */
+	const uint8_t *enc;       /* the encoded session (PUT), NULL (END) */
+	size_t enc_len;
+};
+
+/* Decode a REC_SESS_PUT (end false) or REC_SESS_END payload: 0, or -1 when
+ * malformed (an empty client id, lengths that do not add up, a PUT without
+ * a session or an END with bytes after the id). The encoded session is
+ * judged by session_decode, not here. */
+int rec_sess_get(const uint8_t *payload, size_t len, bool end, struct rec_sess *out);
 
 /* ---- reading a file ------------------------------------------------------ */
 

@@ -26,6 +26,11 @@ struct rentry {
 	uint64_t stamp, rank, wall;
 	struct msg *m;
 	bool expired; /* the last write was a message that has expired since */
+	/* In the sessions' table (keyed by client id): the last REC_SESS_PUT's
+	 * encoded session (own copy) and its record's wall-clock ms; NULL
+	 * after a REC_SESS_END. */
+	uint8_t *enc;
+	size_t enc_len;
 };
 
 struct rtable {
@@ -35,6 +40,8 @@ struct rtable {
 
 struct state {
 	struct rtable rt;
+	struct rtable st; /* sessions */
+	uint64_t max_sess_stamp;
 	uint64_t now_ms, now_wall_ms;
 	uint64_t max_stamp;
 	uint64_t unknown, rejected;
@@ -105,6 +112,36 @@ static bool later(const struct rentry *e, uint64_t stamp, uint64_t rank, uint64_
 	return stamp > e->stamp;
 }
 
+/* A session record: the last one of its client id (by stamp) stays. */
+static int on_session(struct state *s, const struct record *r)
+{
+	struct rec_sess rs;
+	if (rec_sess_get(r->payload, r->payload_len, r->type == REC_SESS_END, &rs) != 0) {
+		s->rejected++;
+		return 0;
+	}
+	if (rs.stamp > s->max_sess_stamp)
+		s->max_sess_stamp = rs.stamp;
+	struct rentry *e = rt_get(&s->st, rs.client_id, rs.client_id_len);
+	if (!e)
+		return s->oom = 1, -1;
+	if (e->stamp != 0 && rs.stamp <= e->stamp)
+		return 0;
+	uint8_t *copy = NULL;
+	if (rs.enc) {
+		copy = malloc(rs.enc_len);
+		if (!copy)
+			return s->oom = 1, -1;
+		memcpy(copy, rs.enc, rs.enc_len);
+	}
+	free(e->enc);
+	e->enc = copy;
+	e->enc_len = rs.enc_len;
+	e->stamp = rs.stamp;
+	e->wall = r->wall_ms;
+	return 0;
+}
+
 static int on_record(void *ctx, const struct record *r, uint64_t offset)
 {
 	(void)offset;
@@ -112,6 +149,9 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	struct rec_retain rr;
 	struct msg *m = NULL;
 	switch (r->type) {
+	case REC_SESS_PUT:
+	case REC_SESS_END:
+		return on_session(s, r);
 	case REC_RETAIN_SET:
 		if (rec_retain_set_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rr,
 		                       &m) != 0) {
@@ -193,8 +233,9 @@ static bool mark_complete(const char *dir, const char *mark, char **names, size_
 	return ok && snapshots > 0;
 }
 
-static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                   struct recover_result *res, bool cut, char *err, size_t err_len)
+static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
+                   recover_session_fn sess, void *ctx, struct recover_result *res, bool cut,
+                   char *err, size_t err_len)
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = clock_now_ns();
@@ -208,6 +249,7 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		if (errno == ENOENT) {
 			res->next_segment = 1;
 			res->next_stamp = 1;
+			res->next_sess_stamp = 1;
 			return 0;
 		}
 		snprintf(err, err_len, "cannot read %s: %s", dir, strerror(errno));
@@ -372,6 +414,27 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		free(e->topic);
 	}
 	free(s.rt.e);
+	for (size_t i = 0; i < s.st.cap; i++) {
+		struct rentry *e = &s.st.e[i];
+		if (!e->topic)
+			continue;
+		if (e->enc && rc == 0 && !vanished) {
+			int r = sess ? sess(ctx, e->topic, e->topic_len, e->enc, e->enc_len, e->wall) : 0;
+			if (r == 0) {
+				res->sessions++;
+			} else if (r == 1) {
+				res->sessions_expired++;
+			} else {
+				res->sessions_refused++;
+				LOG_WARN("journal %s: the session of client id \"%.*s\" could not be "
+				         "restored (see above)",
+				         dir, (int)e->topic_len, (const char *)e->topic);
+			}
+		}
+		free(e->enc);
+		free(e->topic);
+	}
+	free(s.st.e);
 	res->unknown = s.unknown;
 	res->rejected = s.rejected;
 	if (s.rejected)
@@ -380,23 +443,26 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		         dir, (unsigned long long)s.rejected);
 	res->next_segment = max_seg + 1;
 	res->next_stamp = s.max_stamp + 1;
+	res->next_sess_stamp = s.max_sess_stamp + 1;
 	res->ms = (clock_now_ns() - t0) / 1000000u;
 	return vanished && rc == 0 ? 1 : rc;
 }
 
-int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                struct recover_result *res, char *err, size_t err_len)
+int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
+                recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
+                size_t err_len)
 {
-	return recover(cfg, now_ms, put, ctx, res, true, err, err_len);
+	return recover(cfg, now_ms, put, sess, ctx, res, true, err, err_len);
 }
 
-int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                 struct recover_result *res, char *err, size_t err_len)
+int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
+                 recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
+                 size_t err_len)
 {
 	/* A running node's compaction may remove a file between the listing
 	 * and its reading (its snapshot, newer, is then there): read again. */
 	for (int attempt = 1; attempt <= RECOVER_READ_TRIES; attempt++) {
-		int rc = recover(cfg, now_ms, put, ctx, res, false, err, err_len);
+		int rc = recover(cfg, now_ms, put, sess, ctx, res, false, err, err_len);
 		if (rc != 1)
 			return rc;
 	}

@@ -9,6 +9,8 @@
  * Retained messages: the last write of each topic by the order the live
  * store keeps (route/retain.c: the node-wide stamp; in a cluster the
  * publish time and origin first), deletes included; expired ones dropped.
+ * Sessions: the last record of each client id by the node-wide order of
+ * session records (persist/session_journal.h); an END leaves nothing.
  */
 #ifndef STARLING_CORE_RECOVER_H
 #define STARLING_CORE_RECOVER_H
@@ -31,23 +33,36 @@ struct recover_result {
 	uint64_t retained_expired; /* topics whose last value expired meanwhile (dropped) */
 	uint64_t next_segment;     /* the number the new segments take */
 	uint64_t next_stamp;       /* where the node-wide retained order goes on */
+	uint64_t sessions;         /* persistent sessions restored */
+	uint64_t sessions_refused; /* sessions the callback could not restore */
+	uint64_t sessions_expired; /* sessions that expired while the node was down */
+	uint64_t next_sess_stamp;  /* where the order of session records goes on */
 	uint64_t ms;               /* time taken */
 };
 
 /* Called for each recovered retained message (one reference, the callee's). */
 typedef void (*recover_retained_fn)(void *ctx, struct msg *m);
+/* Called for each recovered session: its client id, its encoded form
+ * (session/codec.c: session_encode_state) and the wall-clock ms of its
+ * record, all valid during the call. 0 restored, 1 it expired while the
+ * node was down (dropped), -1 not restored (logged by the callee). */
+typedef int (*recover_session_fn)(void *ctx, const uint8_t *client_id, size_t client_id_len,
+                                  const uint8_t *enc, size_t len, uint64_t wall_ms);
 
 /*
  * Read cfg->data_dir's journal and hand over what it holds. A missing
  * directory is an empty journal. 0, or -1 with err when the directory
  * cannot be read or a file cannot be opened (not for a damaged tail: that
- * is cut and logged). now_ms: the monotonic clock.
+ * is cut and logged). now_ms: the monotonic clock. sess may be NULL
+ * (sessions are then only counted).
  */
-int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                struct recover_result *res, char *err, size_t err_len);
+int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
+                recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
+                size_t err_len);
 /* The same without cutting anything (a running node's directory: backup,
  * export): a damaged tail is only reported. */
-int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put, void *ctx,
-                 struct recover_result *res, char *err, size_t err_len);
+int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
+                 recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
+                 size_t err_len);
 
 #endif

@@ -145,6 +145,16 @@ bool route_subscribe(struct router *r, struct mqtt_view filter, const struct sub
 	return true;
 }
 
+bool route_restore(struct router *r, struct mqtt_view filter, const struct sub_entry *e)
+{
+	struct route_delta *d = route_delta_new(DELTA_ADD, filter, e, (struct sess_id){0, 0, 0});
+	if (!d)
+		return false;
+	delta_apply_here(r, d);
+	route_delta_unref(d);
+	return true;
+}
+
 void route_unsubscribe(struct router *r, struct mqtt_view filter, struct sess_id who)
 {
 	struct sub_entry e = {who, {0}};

@@ -107,6 +107,10 @@ void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_
  * false: not made (out of memory). */
 bool route_subscribe(struct router *r, struct mqtt_view filter, const struct sub_entry *e);
 void route_unsubscribe(struct router *r, struct mqtt_view filter, struct sess_id who);
+/* Recovery, on the main thread before the workers run: a restored
+ * session's subscription into this worker's copy alone (the caller does
+ * every worker's; worker 0's effect hook hears of it as of any other). */
+bool route_restore(struct router *r, struct mqtt_view filter, const struct sub_entry *e);
 /* A moving session's subscription: the entry of `was` becomes e, in one step
  * on every worker, so no publish in between finds neither. */
 void route_move(struct router *r, struct mqtt_view filter, const struct sub_entry *e,

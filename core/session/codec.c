@@ -106,7 +106,9 @@ static void put_msg(struct wbuf *w, const struct msg *m, uint64_t now_ms)
 	put_bytes(w, body, body_len);
 }
 
-uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len)
+/* messages false: the state alone (no messages in flight or queued, no
+ * inbound QoS 2 ids), as the journal's session record keeps it. */
+static uint8_t *encode(const struct session *s, uint64_t now_ms, size_t *len, bool messages)
 {
 	struct wbuf w = {0};
 	put_be(&w, FORMAT_VERSION, 1);
@@ -139,6 +141,12 @@ uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len)
 		put_be(&w, (uint64_t)((sub->opts.no_local ? 1 : 0) | (sub->opts.rap ? 2 : 0)), 1);
 	}
 
+	if (!messages) {
+		put_be(&w, 0, 4); /* in flight */
+		put_be(&w, 0, 4); /* queued */
+		put_be(&w, 0, 4); /* inbound QoS 2 */
+		goto done;
+	}
 	put_be(&w, s->infl_count, 4);
 	uint32_t seq = s->infl_head, n = 0;
 	struct inflight *f;
@@ -169,13 +177,23 @@ uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len)
 	put_be(&w, s->rx_qos2_count, 4);
 	for (uint32_t i = 0; i < s->rx_qos2_count; i++)
 		put_be(&w, s->rx_qos2[i], 2);
-
+done:
 	if (w.oom) {
 		free(w.p);
 		return NULL;
 	}
 	*len = w.len;
 	return w.p;
+}
+
+uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len)
+{
+	return encode(s, now_ms, len, true);
+}
+
+uint8_t *session_encode_state(const struct session *s, uint64_t now_ms, size_t *len)
+{
+	return encode(s, now_ms, len, false);
 }
 
 /* ---- reading ------------------------------------------------------------ */

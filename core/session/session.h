@@ -213,6 +213,10 @@ unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_
  * remaining times back into deadlines.
  */
 uint8_t *session_encode(const struct session *s, uint64_t now_ms, size_t *len);
+/* The same format without the messages: zero in flight, zero queued, zero
+ * inbound QoS 2 ids (what the journal's session record keeps; the
+ * messages have records of their own). */
+uint8_t *session_encode_state(const struct session *s, uint64_t now_ms, size_t *len);
 struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id, uint64_t now_ms);
 
 /*

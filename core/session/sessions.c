@@ -27,6 +27,7 @@ void sessions_fini(struct sessions *t)
 	free(t->sess);
 	free(t->moved);
 	free(t->gens);
+	free(t->journaled);
 	free(t->free);
 	memset(t, 0, sizeof(*t));
 }
@@ -54,7 +55,10 @@ struct sess_id sess_reserve(struct sessions *t)
 		struct sess_moved *mv = realloc(t->moved, cap * sizeof(*mv));
 		if (mv)
 			t->moved = mv;
-		if (!s || !g || !f || !mv) {
+		bool *jr = realloc(t->journaled, cap * sizeof(*jr));
+		if (jr)
+			t->journaled = jr;
+		if (!s || !g || !f || !mv || !jr) {
 			atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
 			return id; /* gen 0: no slot */
 		}
@@ -62,6 +66,7 @@ struct sess_id sess_reserve(struct sessions *t)
 			t->sess[i] = NULL;
 			t->gens[i] = 1;
 			t->moved[i] = (struct sess_moved){0};
+			t->journaled[i] = false;
 		}
 		for (uint32_t i = cap; i > t->cap; i--)
 			t->free[t->free_len++] = i - 1;
@@ -79,6 +84,7 @@ void sess_install(struct sessions *t, struct session *s, struct sess_id id)
 	CHECK(t->sess[id.slot] == NULL);
 	session_set_id(s, id);
 	t->sess[id.slot] = s;
+	t->journaled[id.slot] = false;
 }
 
 /* A new generation for the slot, and back to the free list. */
@@ -94,6 +100,7 @@ void sess_release_slot(struct sessions *t, struct sess_id id)
 	CHECK(id.worker == t->id && id.slot < t->cap && t->gens[id.slot] == id.gen);
 	atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
 	t->sess[id.slot] = NULL;
+	t->journaled[id.slot] = false;
 	slot_recycle(t, id.slot);
 }
 
@@ -103,6 +110,7 @@ void sess_mark_moved(struct sessions *t, struct session *s, struct sess_id to)
 	CHECK(sess_get(t, from) == s);
 	atomic_fetch_sub_explicit(t->node_count, 1, memory_order_relaxed);
 	t->sess[from.slot] = NULL;
+	t->journaled[from.slot] = false;
 	t->moved[from.slot] = (struct sess_moved){to, *t->now_ms + SESS_MOVED_MS};
 	session_moved(s, to); /* what its index entries name from now on */
 }

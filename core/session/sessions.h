@@ -40,6 +40,8 @@ struct sessions {
 	struct session **sess;     /* slot -> session or NULL */
 	struct sess_moved *moved;  /* slot -> where its session moved lately */
 	uint32_t *gens;            /* slot -> current generation */
+	bool *journaled;           /* slot -> the journal holds its session's state (persistence:
+	                            * mqtt/lifecycle.c sets it, leaving the slot clears it) */
 	uint32_t *free;            /* free slots, a stack */
 	uint32_t free_len;
 	uint32_t cap;              /* slots */
@@ -69,6 +71,16 @@ void sess_release_slot(struct sessions *t, struct sess_id id);
 /* s leaves this worker's table for the id `to` (a takeover): its slot
  * passes mail for the old id on to `to` for SESS_MOVED_MS. */
 void sess_mark_moved(struct sessions *t, struct session *s, struct sess_id to);
+/* The journal holds the state of the session in slot id (persistence). */
+static inline bool sess_journaled(const struct sessions *t, struct sess_id id)
+{
+	return sess_get(t, id) != NULL && t->journaled[id.slot];
+}
+static inline void sess_set_journaled(struct sessions *t, struct sess_id id, bool on)
+{
+	if (sess_get(t, id))
+		t->journaled[id.slot] = on;
+}
 /* Where the session `id` moved, when it did so lately. */
 bool sess_moved_to(const struct sessions *t, struct sess_id id, struct sess_id *to);
 /* Recycle an empty slot whose moved session's forwarding time is over

@@ -15,8 +15,9 @@
  * crash; a decoded retained set writes again to the same bytes (but for an
  * expiry beyond what MQTT can express, which is capped) and reads back to
  * the same topic, QoS, body and order fields; a decoded delete writes
- * again to the same bytes; every message reference is given back (ASan's
- * leak check).
+ * again to the same bytes; so does a session record, and the session in a
+ * REC_SESS_PUT goes through session_decode; every message reference is
+ * given back (ASan's leak check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #include "persist/record.h"
 #include "route/msg.h"
+#include "session/session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -139,6 +141,31 @@ static void retain_del(const struct record *r)
 	free(again);
 }
 
+/* A session record: a decoded one writes again to the same bytes, and
+ * the session it carries goes through session_decode as recovery's does
+ * (never a crash; its client id compared with the record's). */
+static void sess(const struct record *r)
+{
+	struct rec_sess a;
+	bool end = r->type == REC_SESS_END;
+	if (rec_sess_get(r->payload, r->payload_len, end, &a) != 0)
+		return;
+	size_t n = rec_sess_size(a.client_id_len, a.enc_len);
+	FUZZ_CHECK(n == r->payload_len, "the session record's size is %zu, the payload's %zu", n,
+	           r->payload_len);
+	uint8_t *again = malloc(n);
+	FUZZ_CHECK(again, "out of memory");
+	rec_sess_put(again, a.stamp, a.client_id, a.client_id_len, a.enc, a.enc_len);
+	FUZZ_CHECK(memcmp(again, r->payload, n) == 0, "a decoded session record writes to other bytes");
+	free(again);
+	if (end)
+		return;
+	struct session *s = session_decode(a.enc, a.enc_len, (struct sess_id){1, 1, 0}, NOW_MS);
+	if (s)
+		FUZZ_CHECK(s->client_id_len > 0, "a session without a client id");
+	session_free(s);
+}
+
 /* Read records from the n bytes at data until one is not OK. */
 static void tail(const uint8_t *data, size_t size)
 {
@@ -175,6 +202,8 @@ static void tail(const uint8_t *data, size_t size)
 			retain_set(&r);
 		else if (r.type == REC_RETAIN_DEL)
 			retain_del(&r);
+		else if (r.type == REC_SESS_PUT || r.type == REC_SESS_END)
+			sess(&r);
 		off += r.total;
 	}
 }

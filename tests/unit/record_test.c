@@ -1036,3 +1036,42 @@ Test(scan, a_bad_header_or_no_file_is_an_error_naming_the_path)
 	cr_assert(strstr(res.err, missing) && strstr(res.err, "cannot open"), "%s", res.err);
 	free(im.b);
 }
+
+/* ---- session payloads ----------------------------------------------------- */
+
+Test(sess_record, put_and_end_round_trip)
+{
+	const uint8_t enc[] = {1, 2, 3, 4, 5};
+	uint8_t p[64];
+	size_t n = rec_sess_size(3, sizeof(enc));
+	cr_assert_eq(n, 10 + 3 + sizeof(enc));
+	rec_sess_put(p, 0x0102030405060708ull, (const uint8_t *)"abc", 3, enc, sizeof(enc));
+	struct rec_sess r;
+	cr_assert_eq(rec_sess_get(p, n, false, &r), 0);
+	cr_assert_eq(r.stamp, 0x0102030405060708ull);
+	cr_assert_eq(r.client_id_len, 3);
+	cr_assert_eq(memcmp(r.client_id, "abc", 3), 0);
+	cr_assert_eq(r.enc_len, sizeof(enc));
+	cr_assert_eq(memcmp(r.enc, enc, sizeof(enc)), 0);
+	cr_assert_eq(rec_sess_get(p, n, true, &r), -1, "an END has nothing after the id");
+
+	size_t e = rec_sess_size(3, 0);
+	rec_sess_put(p, 9, (const uint8_t *)"abc", 3, NULL, 0);
+	cr_assert_eq(rec_sess_get(p, e, true, &r), 0);
+	cr_assert_eq(r.stamp, 9);
+	cr_assert_null(r.enc);
+	cr_assert_eq(rec_sess_get(p, e, false, &r), -1, "a PUT needs a session");
+}
+
+Test(sess_record, every_truncation_and_an_empty_id_are_refused)
+{
+	const uint8_t enc[] = {7};
+	uint8_t p[64];
+	size_t n = rec_sess_size(2, 1);
+	rec_sess_put(p, 1, (const uint8_t *)"id", 2, enc, 1);
+	struct rec_sess r;
+	for (size_t len = 0; len < n; len++)
+		cr_assert_eq(rec_sess_get(p, len, false, &r), -1, "%zu bytes", len);
+	rec_sess_put(p, 1, (const uint8_t *)"", 0, enc, 1);
+	cr_assert_eq(rec_sess_get(p, rec_sess_size(0, 1), false, &r), -1);
+}

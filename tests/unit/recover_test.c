@@ -25,6 +25,7 @@
 #include "persist/recover.h"
 #include "rng.h"
 #include "route/msg.h"
+#include "session/session.h"
 
 /* Criterion's workers end without LeakSanitizer's check at exit, so each
  * test asks for it when its last reference is given back. */
@@ -524,7 +525,7 @@ static struct state *recover_dir(const char *dir, bool keep, struct recover_resu
 	struct state *s = state_new();
 	s->keep = keep;
 	char err[256] = "";
-	cr_assert_eq(recover_run(&c, NOW, collect, s, res, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(recover_run(&c, NOW, collect, NULL, s, res, err, sizeof(err)), 0, "%s", err);
 	state_sort(s);
 	cr_assert_eq(res->retained, s->n, "retained counts what was handed over");
 	return s;
@@ -910,7 +911,7 @@ Test(recover, missing_directory_is_empty)
 		struct recover_result res;
 		memset(&res, 0xAB, sizeof(res));
 		char err[256] = "";
-		cr_assert_eq(recover_run(&c, NOW, collect, s, &res, err, sizeof(err)), 0, "%s",
+		cr_assert_eq(recover_run(&c, NOW, collect, NULL, s, &res, err, sizeof(err)), 0, "%s",
 		             err);
 		cr_assert_eq(s->n, 0);
 		cr_assert_eq(res.files, 0);
@@ -1153,4 +1154,122 @@ Test(recover, a_complete_mark_supersedes_older_files)
 	cr_assert_neq(access(path, F_OK), 0, "the interrupted deletion was finished");
 	jf_free(&old);
 	jf_free(&snap);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+/* A REC_SESS_PUT of a session for cid whose expiry (a marker of the
+ * version written) is expiry_s, subscribed to one filter; or, expiry_s 0,
+ * a REC_SESS_END. */
+static void jf_sess(struct jfile *f, uint64_t stamp, const char *cid, uint32_t expiry_s,
+                    const char *filter)
+{
+	size_t cid_len = strlen(cid), enc_len = 0;
+	uint8_t *enc = NULL;
+	if (expiry_s) {
+		struct session *s = session_new((const uint8_t *)cid, (uint16_t)cid_len,
+		                                (struct sess_id){1, 1, 0});
+		cr_assert_not_null(s);
+		session_set_expiry(s, expiry_s);
+		s->version = MQTT_V5; /* as the CONNECT set it */
+		struct sub_opts o = {.qos = 1, .sub_id = expiry_s};
+		cr_assert_eq(session_sub_add(s, mqtt_view_str(filter), o, 10), 1);
+		s->expires_at_ms = NOW + 5000; /* offline, 5 s to go */
+		enc = session_encode_state(s, NOW, &enc_len);
+		cr_assert_not_null(enc);
+		session_free(s);
+	}
+	size_t total = record_size(rec_sess_size(cid_len, enc_len));
+	uint8_t *rec = jf_room(f, total);
+	rec_sess_put(record_payload(rec), stamp, (const uint8_t *)cid, cid_len, enc, enc_len);
+	jf_seal(f, total, expiry_s ? REC_SESS_PUT : REC_SESS_END);
+	free(enc);
+}
+
+struct sess_got {
+	char cid[16][16];
+	uint32_t expiry[16];
+	char filter[16][16];
+	unsigned n;
+};
+
+static int collect_sess(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
+                        size_t len, uint64_t wall_ms)
+{
+	struct sess_got *g = ctx;
+	cr_assert_lt(g->n, 16);
+	cr_assert_gt(wall_ms, 0);
+	struct session *s = session_decode(enc, len, (struct sess_id){1, 1, 0}, NOW);
+	cr_assert_not_null(s, "a recovered session decodes");
+	cr_assert_eq(s->client_id_len, cid_len);
+	cr_assert_eq(memcmp(s->client_id, cid, cid_len), 0);
+	cr_assert_eq(s->sub_count, 1);
+	cr_assert_eq(s->infl_count + s->q_len + s->rx_qos2_count, 0, "no messages in the state");
+	snprintf(g->cid[g->n], sizeof(g->cid[0]), "%.*s", (int)cid_len, (const char *)cid);
+	snprintf(g->filter[g->n], sizeof(g->filter[0]), "%s", s->subs[0].filter);
+	g->expiry[g->n++] = s->expiry_s;
+	cr_assert_eq(s->subs[0].opts.sub_id, s->expiry_s, "options kept");
+	session_free(s);
+	return 0;
+}
+
+static long got_find(const struct sess_got *g, const char *cid)
+{
+	for (unsigned i = 0; i < g->n; i++)
+		if (strcmp(g->cid[i], cid) == 0)
+			return i;
+	return -1;
+}
+
+Test(recover, sessions_the_last_record_of_a_client_id_wins)
+{
+	char dir[300];
+	data_dir(dir, sizeof(dir), "");
+	/* Two writers (a session moves between workers on takeover): the
+	 * stamps, not the files' order, say which record is the last. */
+	struct jfile a, b;
+	jf_init(&a, 0, JOURNAL_KIND_SEGMENT, 1);
+	jf_init(&b, 1, JOURNAL_KIND_SEGMENT, 1);
+	jf_sess(&a, 1, "p", 100, "p/1");  /* p: put, moved to b (put 4), ended there (6) */
+	jf_sess(&b, 4, "p", 101, "p/2");
+	jf_sess(&b, 6, "p", 0, NULL);
+	jf_sess(&a, 2, "q", 200, "q/1");  /* q: ended (3), then a new one (9) */
+	jf_sess(&a, 3, "q", 0, NULL);
+	jf_sess(&b, 9, "q", 201, "q/2");
+	jf_sess(&b, 5, "r", 300, "r/1");  /* r: its later put is in the file read first */
+	jf_sess(&a, 8, "r", 301, "r/2");
+	jf_sess(&a, 7, "s", 400, "s/1");  /* s: one put */
+	jf_sess(&b, 11, "t", 0, NULL);    /* t: an end with no put: nothing */
+	/* A malformed session record, its checksum good: skipped, counted. */
+	size_t total = record_size(12);
+	uint8_t *rec = jf_room(&a, total);
+	memset(record_payload(rec), 0, 12); /* client id length 0 */
+	jf_seal(&a, total, REC_SESS_PUT);
+	write_bytes(dir, journal_name(0, 1, "log"), a.b, a.len);
+	write_bytes(dir, journal_name(1, 1, "log"), b.b, b.len);
+	jf_free(&a);
+	jf_free(&b);
+
+	static struct config c;
+	config_for(&c, dir);
+	struct sess_got g = {0};
+	struct recover_result res;
+	char err[256] = "";
+	cr_assert_eq(recover_run(&c, NOW, NULL, collect_sess, &g, &res, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_assert_eq(res.sessions, 3);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(got_find(&g, "p"), -1, "p ended");
+	cr_assert_eq(got_find(&g, "t"), -1, "t never was");
+	long q = got_find(&g, "q"), r = got_find(&g, "r"), s = got_find(&g, "s");
+	cr_assert(q >= 0 && r >= 0 && s >= 0);
+	cr_assert_eq(g.expiry[q], 201);
+	cr_assert_str_eq(g.filter[q], "q/2");
+	cr_assert_eq(g.expiry[r], 301);
+	cr_assert_str_eq(g.filter[r], "r/2");
+	cr_assert_eq(g.expiry[s], 400);
+	cr_assert_eq(res.rejected, 1);
+	cr_assert_eq(res.next_sess_stamp, 12);
+	cr_assert_eq(res.next_stamp, 1, "the retained order is its own");
+	no_leaks();
 }
