@@ -25,8 +25,14 @@
  * variable header and payload as that protocol encodes them at that qos
  * (topic name, a packet identifier when qos > 0, for 5.0 the properties,
  * then the payload), as the publisher sent it; expires_at_ms: wall-clock
- * ms, 0 = never. Unknown keys are ignored; lines of unknown kinds are
- * skipped and counted.
+ * ms, 0 = never.
+ *   {"kind":"session","client_id":"c1","recorded_ms":N,"state":"BASE64"}
+ * A persistent session: state is its encoded form (session/codec.c, whose
+ * first byte is that format's version: client id, user name, protocol
+ * level, expiry, will, subscriptions with their options, packet id
+ * counter; no messages), its remaining times (expiry, will delay) counted
+ * from recorded_ms, wall-clock. Unknown keys are ignored; lines of unknown
+ * kinds are skipped and counted.
  */
 #include "persist/persist_cmd.h"
 
@@ -46,6 +52,7 @@
 #include "persist/journal.h"
 #include "persist/record.h"
 #include "persist/recover.h"
+#include "session/session.h"
 
 #define BACKUP_TRIES    10
 #define EXPORT_LINE_MAX (400u << 20) /* a line: base64 of the largest body and change */
@@ -228,7 +235,7 @@ static int backup(const struct config *cfg, const char *dir)
 
 struct exporter {
 	FILE *out;
-	uint64_t now_ms, now_wall, count;
+	uint64_t now_ms, now_wall, count, sessions;
 	bool failed;
 };
 
@@ -276,6 +283,25 @@ static void export_one(void *ctx, struct msg *m)
 	msg_unref(m);
 }
 
+static int export_session(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
+                          size_t len, uint64_t wall_ms)
+{
+	struct exporter *e = ctx;
+	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+	if (!b64) {
+		e->failed = true;
+		return -1;
+	}
+	EVP_EncodeBlock((unsigned char *)b64, enc, (int)len);
+	fputs("{\"kind\":\"session\",\"client_id\":", e->out);
+	json_string(e->out, cid, cid_len);
+	fprintf(e->out, ",\"recorded_ms\":%llu,\"state\":\"%s\"}\n", (unsigned long long)wall_ms,
+	        b64);
+	free(b64);
+	e->sessions++;
+	return 0;
+}
+
 static int export_state(const struct config *cfg, const char *file)
 {
 	char err[1200]; /* two paths and a reason */
@@ -289,7 +315,7 @@ static int export_state(const struct config *cfg, const char *file)
 	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
 	        (unsigned long long)e.now_wall);
 	struct recover_result r;
-	int rc = recover_read(cfg, e.now_ms, export_one, NULL, &e, &r, err, sizeof(err));
+	int rc = recover_read(cfg, e.now_ms, export_one, export_session, &e, &r, err, sizeof(err));
 	if (rc != 0 || e.failed || fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0)) {
 		fprintf(stderr, "starling export: %s\n",
 		        rc ? err : "out of memory or cannot write");
@@ -299,8 +325,9 @@ static int export_state(const struct config *cfg, const char *file)
 	}
 	if (out != stdout)
 		fclose(out);
-	fprintf(stderr, "starling export: %llu retained messages from %s/journal to %s\n",
-	        (unsigned long long)e.count, cfg->data_dir, file);
+	fprintf(stderr,
+	        "starling export: %llu sessions and %llu retained messages from %s/journal to %s\n",
+	        (unsigned long long)e.sessions, (unsigned long long)e.count, cfg->data_dir, file);
 	return 0;
 }
 
@@ -444,26 +471,91 @@ struct snapfile {
 	uint64_t lsn;
 };
 
+static int snap_room(struct snapfile *s, size_t total);
+
 static int snap_add(struct snapfile *s, const struct msg *m, uint64_t stamp, uint64_t now_ms,
                     uint64_t wall)
 {
-	size_t plen = rec_retain_set_size(m);
-	size_t total = record_size(plen);
-	if (s->len + total > s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 1 << 16;
-		while (cap < s->len + total)
-			cap *= 2;
-		uint8_t *p = realloc(s->buf, cap);
-		if (!p)
-			return -1;
-		s->buf = p;
-		s->cap = cap;
-	}
+	size_t total = record_size(rec_retain_set_size(m));
+	if (snap_room(s, total) != 0)
+		return -1;
 	uint8_t *rec = s->buf + s->len;
 	rec_retain_set_put(record_payload(rec), m, stamp, now_ms, wall);
 	record_seal(rec, total, REC_RETAIN_SET, ++s->lsn, wall);
 	s->len += total;
 	return 0;
+}
+
+/* Room for total more bytes. */
+static int snap_room(struct snapfile *s, size_t total)
+{
+	if (s->len + total <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap * 2 : 1 << 16;
+	while (cap < s->len + total)
+		cap *= 2;
+	uint8_t *p = realloc(s->buf, cap);
+	if (!p)
+		return -1;
+	s->buf = p;
+	s->cap = cap;
+	return 0;
+}
+
+static int snap_add_session(struct snapfile *s, const uint8_t *cid, size_t cid_len,
+                            const uint8_t *enc, size_t enc_len, uint64_t stamp, uint64_t wall)
+{
+	size_t total = record_size(rec_sess_size(cid_len, enc_len));
+	if (snap_room(s, total) != 0)
+		return -1;
+	uint8_t *rec = s->buf + s->len;
+	rec_sess_put(record_payload(rec), stamp, cid, cid_len, enc, enc_len);
+	record_seal(rec, total, REC_SESS_PUT, ++s->lsn, wall);
+	s->len += total;
+	return 0;
+}
+
+/* base64 into a malloc'd buffer; its length into *len, or NULL. */
+static unsigned char *unbase64(const char *str, size_t str_len, size_t *len)
+{
+	unsigned char *raw = malloc(str_len / 4 * 3 + 3);
+	int n = raw ? EVP_DecodeBlock(raw, (const unsigned char *)str, (int)str_len) : -1;
+	/* EVP_DecodeBlock counts the padding's zero bytes in */
+	if (n >= 0 && str_len >= 1 && str[str_len - 1] == '=')
+		n--;
+	if (n >= 0 && str_len >= 2 && str[str_len - 2] == '=')
+		n--;
+	if (n < 0) {
+		free(raw);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return raw;
+}
+
+/* One "session" line: checked by decoding it as a start would. 0, or -1. */
+static int import_session(struct snapfile *s, const struct member *m, int n, uint64_t stamp,
+                          uint64_t now_ms)
+{
+	const struct member *cid = get(m, n, "client_id"), *at = get(m, n, "recorded_ms"),
+	                    *state = get(m, n, "state");
+	if (!cid || !cid->str || cid->str_len == 0 || cid->str_len > UINT16_MAX || !at ||
+	    at->str || !state || !state->str)
+		return -1;
+	size_t len;
+	unsigned char *raw = unbase64(state->str, state->str_len, &len);
+	if (!raw)
+		return -1;
+	struct session *sess = session_decode(raw, len, (struct sess_id){1, 1, 0}, now_ms);
+	bool ok = sess && sess->client_id_len == cid->str_len &&
+	          memcmp(sess->client_id, cid->str, cid->str_len) == 0 && sess->infl_count == 0 &&
+	          sess->q_len == 0 && sess->rx_qos2_count == 0;
+	session_free(sess);
+	int rc = ok ? snap_add_session(s, (const uint8_t *)cid->str, cid->str_len, raw, len, stamp,
+	                               at->num)
+	            : -1;
+	free(raw);
+	return rc;
 }
 
 static void discard_put(void *ctx, struct msg *m)
@@ -510,6 +602,7 @@ static int import_state(const struct config *cfg, const char *file)
 	size_t cap = 0;
 	ssize_t got;
 	uint64_t lineno = 0, count = 0, skipped = 0, expired = 0, stamp = r.next_stamp;
+	uint64_t sessions = 0, sess_stamp = r.next_sess_stamp;
 	int rc = s.buf ? 0 : 1;
 	if (s.buf) {
 		journal_header_put(s.buf, &h);
@@ -545,6 +638,18 @@ static int import_state(const struct config *cfg, const char *file)
 			rc = 1;
 			break;
 		}
+		if (!strcmp(kind->str, "session")) {
+			if (import_session(&s, m, n, sess_stamp++, now_ms) != 0) {
+				fprintf(stderr,
+				        "starling import: %s:%llu: not a session this build reads "
+				        "(client_id, recorded_ms, state)\n",
+				        file, (unsigned long long)lineno);
+				rc = 1;
+				break;
+			}
+			sessions++;
+			continue;
+		}
 		if (strcmp(kind->str, "retained")) {
 			skipped++; /* a later version's kind */
 			continue;
@@ -554,20 +659,13 @@ static int import_state(const struct config *cfg, const char *file)
 		                    *exp = get(m, n, "expires_at_ms"), *body = get(m, n, "body");
 		unsigned char *raw = NULL;
 		struct msg *msg = NULL;
+		size_t len;
 		if (topic && topic->str && proto && !proto->str && qos && !qos->str &&
 		    qos->num <= 2 && body && body->str && topic->str_len > 0 &&
 		    topic->str_len <= UINT16_MAX) {
-			raw = malloc(body->str_len / 4 * 3 + 3);
-			int len = raw ? EVP_DecodeBlock(raw, (unsigned char *)body->str,
-			                                (int)body->str_len)
-			              : -1;
-			/* EVP_DecodeBlock counts the padding's zero bytes in */
-			if (len >= 0 && body->str_len >= 1 && body->str[body->str_len - 1] == '=')
-				len--;
-			if (len >= 0 && body->str_len >= 2 && body->str[body->str_len - 2] == '=')
-				len--;
-			if (len >= 0)
-				msg = msg_from_body(raw, (size_t)len, (uint8_t)proto->num,
+			raw = unbase64(body->str, body->str_len, &len);
+			if (raw)
+				msg = msg_from_body(raw, len, (uint8_t)proto->num,
 				                    (uint8_t)qos->num, true,
 				                    (struct mqtt_view){(const uint8_t *)topic->str,
 				                                       (uint32_t)topic->str_len},
@@ -626,10 +724,11 @@ static int import_state(const struct config *cfg, const char *file)
 	close(lock);
 	if (rc == 0)
 		fprintf(stderr,
-		        "starling import: %llu retained messages from %s into %s (%llu expired "
-		        "left out, %llu lines of other kinds skipped); the node recovers them at "
-		        "its next start\n",
-		        (unsigned long long)count, file, path, (unsigned long long)expired,
+		        "starling import: %llu sessions and %llu retained messages from %s into "
+		        "%s (%llu expired left out, %llu lines of other kinds skipped); the node "
+		        "recovers them at its next start\n",
+		        (unsigned long long)sessions, (unsigned long long)count, file, path,
+		        (unsigned long long)expired,
 		        (unsigned long long)skipped);
 	return rc;
 }
