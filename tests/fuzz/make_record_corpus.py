@@ -25,6 +25,8 @@ NOW_WALL_MS = 1700000000000
 
 REC_RETAIN_SET = 1
 REC_RETAIN_DEL = 2
+REC_SESS_PUT = 3
+REC_SESS_END = 4
 
 
 def crc32c(data, crc=0):
@@ -112,6 +114,30 @@ def retain_del(stamp, origin_rank, wall_ms, topic):
     return u64(stamp) + u64(origin_rank) + u64(wall_ms) + mqtt_str(topic)
 
 
+def sess_put(stamp, client_id, state):
+    """REC_SESS_PUT: stamp, client id, then the encoded session (state)."""
+    return u64(stamp) + mqtt_str(client_id) + state
+
+
+def sess_end(stamp, client_id):
+    return u64(stamp) + mqtt_str(client_id)
+
+
+def session_state(client_id, expiry=3600, version=5, subs=(), will=b"", will_delay=0,
+                  expires_in=0, user=None):
+    """The encoded session as session/codec.c writes it (format version 1)
+    without messages: zero in flight, zero queued, zero inbound QoS 2 ids
+    (tests/fuzz/make_session_corpus.py writes the whole format)."""
+    out = u8(1) + mqtt_str(client_id)
+    out += u8(1) + mqtt_str(user) if user is not None else u8(0)
+    out += u32(expiry) + u8(version) + u16(1) + u64(expires_in)
+    out += u32(len(will)) + will + u32(will_delay) + u64(0)
+    out += u32(len(subs))
+    for f, sub_id, qos, flags in subs:
+        out += mqtt_str(f) + u32(sub_id) + u8(qos) + u8(flags)
+    return out + u32(0) + u32(0) + u32(0)
+
+
 def prop_expiry(s):
     return u8(0x02) + u32(s)
 
@@ -143,6 +169,15 @@ NONE = record(0, 9, W - 200, b"")
 BIG = record(REC_RETAIN_SET, 10, W - 100,
              retain_set(10, 0, W - 100, 4, 1, b"big/blob", bytes(range(256)) * 280))
 
+SESS = record(REC_SESS_PUT, 15, W - 90,
+              sess_put(3, b"dev-1", session_state(b"dev-1", subs=[(b"a/+/c", 7, 1, 1),
+                                                                   (b"$share/g/x", 0, 2, 2)],
+                                                  user=b"alice", expires_in=60000)))
+SESS_311 = record(REC_SESS_PUT, 16, W - 80,
+                  sess_put(4, b"old", session_state(b"old", expiry=0xFFFFFFFF, version=4,
+                                                    subs=[(b"#", 0, 0, 0)])))
+SESS_END = record(REC_SESS_END, 17, W - 70, sess_end(5, b"dev-1"))
+
 SEEDS = {
     "set_311_qos0": SET_311,
     "set_5_qos1_props": SET_5,
@@ -168,6 +203,13 @@ SEEDS = {
     "bad_qos": record(REC_RETAIN_SET, 12, W, retain_set(1, 0, W, 4, 0, b"t", b"x", flags=3)),
     "bad_topic": record(REC_RETAIN_SET, 13, W, retain_set(1, 0, W, 4, 0, b"a/+", b"x")),
     "bad_trailing": record(REC_RETAIN_DEL, 14, W, retain_del(1, 0, W, b"t") + b"!"),
+    # Sessions: a put, a 3.1.1 one, an end.
+    "sess_put": SESS,
+    "sess_311": SESS_311,
+    "sess_end": SESS_END,
+    "sess_tail": SESS + SESS_311 + SET_311 + SESS_END,
+    "bad_sess_empty_id": record(REC_SESS_PUT, 18, W, sess_put(1, b"", session_state(b""))),
+    "bad_sess_end_trailing": record(REC_SESS_END, 19, W, sess_end(1, b"x") + b"!"),
 }
 
 # Fixtures for tests/unit/record_test.c ("the_python_writer_agrees"): the C
@@ -181,6 +223,9 @@ FIXTURES = {
                                     props=prop_expiry(60) + prop_content_type(b"text/plain"))),
     "retain_del": record(REC_RETAIN_DEL, 77, 1700000000999,
                          retain_del(43, 5, 1700000000998, b"sensors/t1")),
+    "sess_put": record(REC_SESS_PUT, 78, 1700000001000,
+                       sess_put(44, b"c1", bytes([1, 2, 3]))),
+    "sess_end": record(REC_SESS_END, 79, 1700000001001, sess_end(45, b"c1")),
 }
 
 
