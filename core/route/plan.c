@@ -111,7 +111,10 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 	                                                  : SUBIDX_GROUPS_NONE;
 	struct collect c = {p, false};
 	subidx_match_groups(ix, m->pub.topic, groups, collect, &c);
-	if (p->scratch_len > 1)
+	/* Sorting brings a session's overlapping subscriptions (and a peer
+	 * node's filters) together to merge them; from one list nothing
+	 * overlaps, and fan-out spent ~8% of its time sorting that list. */
+	if (p->scratch_len > 1 && subidx_match_lists(ix) > 1)
 		qsort(p->scratch, p->scratch_len, sizeof(*p->scratch), by_session);
 
 	uint32_t i = 0;
@@ -119,7 +122,8 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 		struct sess_id who = p->scratch[i].e.who;
 		if (who.worker == SESS_WORKER_NODE) {
 			/* A peer node's filters: the message goes there once (sorted
-			 * last, by node), with a note when a group chose it. */
+			 * last, by node, when several lists matched), with a note
+			 * when a group chose it. */
 			bool shared = false;
 			for (; i < p->scratch_len && p->scratch[i].e.who.worker == SESS_WORKER_NODE &&
 			       p->scratch[i].e.who.slot == who.slot;

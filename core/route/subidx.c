@@ -112,6 +112,7 @@ struct subidx {
 	size_t node_count;     /* nodes including the root */
 	size_t mem_bytes;      /* bytes requested from malloc, for tests and metrics */
 	bool matching;         /* inside subidx_match: no reentry */
+	uint32_t match_lists;  /* lists the last match reported from (subidx_match_lists) */
 };
 
 /* ---- the child table (leveltab.h) -------------------------------------- */
@@ -674,11 +675,14 @@ bool subidx_shared_pick(struct subidx *ix, struct mqtt_view filter, struct sub_e
 	return true;
 }
 
-/* Report every subscription stored at n; returns the calls made. */
-static size_t report(const struct node *n, enum subidx_groups groups, subidx_fn fn, void *ctx)
+/* Report every subscription stored at n; returns the calls made. Each
+ * list that reports counts in ix->match_lists (a group's one member too). */
+static size_t report(struct subidx *ix, const struct node *n, enum subidx_groups groups,
+                     subidx_fn fn, void *ctx)
 {
 	size_t calls = 0;
-	if (n->subs) {
+	if (n->subs && n->subs->n) {
+		ix->match_lists++;
 		for (uint32_t k = 0; k < n->subs->n; k++) {
 			struct sub_entry e = unpack(&n->subs->e[k]);
 			fn(ctx, &e, false);
@@ -695,6 +699,7 @@ static size_t report(const struct node *n, enum subidx_groups groups, subidx_fn 
 		} while (groups == SUBIDX_GROUPS_LOCAL && e.who.worker == SESS_WORKER_NODE);
 		fn(ctx, &e, true);
 		calls++;
+		ix->match_lists++;
 	}
 	return calls;
 }
@@ -709,6 +714,7 @@ size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subid
 {
 	assert(!ix->matching);
 	ix->matching = true;
+	ix->match_lists = 0;
 	/* [MQTT-4.7.2-1]: a leading wildcard does not match a '$' topic. */
 	bool dollar = topic.len > 0 && topic.ptr[0] == '$';
 	size_t calls = 0;
@@ -728,10 +734,10 @@ size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subid
 		bool wild_ok = !(dollar && f.n == ix->root);
 		/* '#' matches the rest, including nothing: "a/#" matches "a". */
 		if (f.n->hash && wild_ok)
-			calls += report(f.n->hash, groups, fn, ctx);
+			calls += report(ix, f.n->hash, groups, fn, ctx);
 		struct mqtt_view l;
 		if (!mqtt_level_iter_next(&f.it, &l)) {
-			calls += report(f.n, groups, fn, ctx);
+			calls += report(ix, f.n, groups, fn, ctx);
 			continue;
 		}
 		/* At most one frame per depth waits below the top two, and depth
@@ -749,6 +755,11 @@ size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subid
 	}
 	ix->matching = false;
 	return calls;
+}
+
+uint32_t subidx_match_lists(const struct subidx *ix)
+{
+	return ix->match_lists;
 }
 
 size_t subidx_count(const struct subidx *ix)

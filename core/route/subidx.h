@@ -75,6 +75,11 @@ enum subidx_groups {
 };
 size_t subidx_match_groups(struct subidx *ix, struct mqtt_view topic, enum subidx_groups groups,
                            subidx_fn fn, void *ctx);
+/* How many lists the last match reported from: one filter's subscribers
+ * count as one, each shared group's member as one. With one, no session
+ * was reported twice (a session holds one subscription per filter), so
+ * there is nothing to merge. */
+uint32_t subidx_match_lists(const struct subidx *ix);
 
 /*
  * The member of the shared group named by filter ("$share/g/f", exactly as

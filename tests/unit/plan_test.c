@@ -163,19 +163,39 @@ Test(plan, shared_groups_give_one_member_in_turn)
 	subidx_free(ix);
 }
 
-Test(plan, targets_come_by_worker)
+Test(plan, one_list_gives_each_session_once_unsorted_several_lists_by_worker)
 {
 	struct subidx *ix = subidx_new();
 	struct sess_id ids[] = {{5, 1, 3}, {1, 1, 0}, {9, 1, 2}, {2, 1, 0}, {4, 1, 3}, {1, 1, 1}};
-	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+	size_t n = sizeof(ids) / sizeof(ids[0]);
+	for (size_t i = 0; i < n; i++)
 		sub(ix, "w", ids[i], 0, 0, false, false);
 	struct plan p;
 	plan_init(&p);
+	/* One filter's list: no sort, every session exactly once. */
 	struct msg *m = publish("w", 0, false, D);
 	plan_make(&p, ix, m);
-	cr_assert_eq(p.len, 6);
+	cr_assert_eq(subidx_match_lists(ix), 1);
+	cr_assert_eq(p.len, n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned seen = 0;
+		for (uint32_t k = 0; k < p.len; k++)
+			seen += sess_id_eq(p.t[k].who, ids[i]);
+		cr_assert_eq(seen, 1, "session %zu seen %u times", i, seen);
+	}
+	msg_unref(m);
+	/* Two lists (a wildcard too): merged, so sorted by worker. */
+	sub(ix, "#", ids[0], 1, 0, false, false);
+	sub(ix, "#", (struct sess_id){7, 1, 0}, 0, 0, false, false);
+	m = publish("w", 1, false, D);
+	plan_make(&p, ix, m);
+	cr_assert_eq(subidx_match_lists(ix), 2);
+	cr_assert_eq(p.len, n + 1, "ids[0] once for both of its filters");
 	for (uint32_t i = 1; i < p.len; i++)
 		cr_assert_leq(p.t[i - 1].who.worker, p.t[i].who.worker);
+	for (uint32_t k = 0; k < p.len; k++)
+		if (sess_id_eq(p.t[k].who, ids[0]))
+			cr_assert_eq(p.t[k].qos, 1, "the higher of its two subscriptions");
 	msg_unref(m);
 	plan_fini(&p);
 	subidx_free(ix);
