@@ -274,8 +274,8 @@ static unsigned lane_hash(const struct verify_pool *p, const uint8_t *user, size
  * waited behind the whole attack (a flaky test showed it). All lanes are
  * looked at, not only up to the first empty one, so that a name never has
  * two lanes and two turns in a round. */
-static unsigned lane_of(const struct verify_pool *p, const struct lane *lanes,
-                        const uint8_t *user, size_t len)
+static unsigned lane_of(const struct verify_pool *p, const struct lane *lanes, const uint8_t *user,
+                        size_t len)
 {
 	unsigned start = lane_hash(p, user, len), empty = VERIFY_LANES;
 	for (unsigned i = 0; i < VERIFY_LANES; i++) {

@@ -15,13 +15,14 @@
  * Order: the waiting checks are kept in VERIFY_LANES lanes, one user name
  * per lane while lanes are free (a keyed hash of the name says where to
  * look first; names share a lane only when every lane is busy), and the
- * threads take one check from each waiting lane in turn. A brute force on one user name, from however many addresses, fills
- * its own lane and takes one turn in N, so a client with another user name
- * is checked after at most one check per busy lane, not after the whole
- * attack (first come first served made it wait behind every guess). Checks
- * submitted as `later` (their address failed recently: auth.c) have lanes
- * of their own, served only while no other check waits, so a guesser's
- * second guess waits behind every client that has not failed.
+ * threads take one check from each waiting lane in turn. A brute force on
+ * one user name, from however many addresses, fills its own lane and takes
+ * one turn in N, so a client with another user name is checked after at
+ * most one check per busy lane, not after the whole attack (first come
+ * first served made it wait behind every guess). Checks submitted as
+ * `later` (their address failed recently: auth.c) have lanes of their own,
+ * served only while no other check waits, so a guesser's second guess
+ * waits behind every client that has not failed.
  *
  * Limits: VERIFY_LANE_MAX checks waiting per lane, VERIFY_QUEUE_MAX in all
  * (a full lane refuses the CONNECT with "server busy" rather than queueing

@@ -82,11 +82,11 @@ static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, cons
 		return 1;
 	} else {
 		/* Expired with a will: the first sweep publishes it and ends it. */
-		s->expires_at_ms = s->expires_at_ms > now_ms + gone_ms ? s->expires_at_ms - gone_ms
-		                                                      : now_ms;
+		s->expires_at_ms =
+		    s->expires_at_ms > now_ms + gone_ms ? s->expires_at_ms - gone_ms : now_ms;
 		if (s->will_at_ms)
-			s->will_at_ms = s->will_at_ms > now_ms + gone_ms ? s->will_at_ms - gone_ms
-			                                                : now_ms;
+			s->will_at_ms =
+			    s->will_at_ms > now_ms + gone_ms ? s->will_at_ms - gone_ms : now_ms;
 	}
 	sess_install(&w->sessions, s, id);
 	sess_set_journaled(&w->sessions, id, true);
@@ -102,8 +102,9 @@ static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, cons
 		struct sub_entry e = {id, s->subs[i].opts};
 		for (unsigned k = 0; k < b->worker_count; k++)
 			if (!route_restore(&b->workers[k]->route, f, &e))
-				LOG_WARN("no memory to restore the subscription of \"%s\" to \"%s\"",
-				         s->client_id, s->subs[i].filter);
+				LOG_WARN(
+				    "no memory to restore the subscription of \"%s\" to \"%s\"",
+				    s->client_id, s->subs[i].filter);
 	}
 	return 0;
 }
@@ -129,8 +130,7 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 		         "dropped), %llu retained messages (%llu expired, dropped); %llu records "
 		         "in %llu files, %llu bytes%s",
 		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.sessions,
-		         (unsigned long long)r.sessions_expired,
-		         (unsigned long long)r.retained,
+		         (unsigned long long)r.sessions_expired, (unsigned long long)r.retained,
 		         (unsigned long long)r.retained_expired, (unsigned long long)r.records,
 		         (unsigned long long)r.files, (unsigned long long)r.bytes,
 		         r.cut ? "; damaged tails cut (see above)" : "");

@@ -79,10 +79,12 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 			                        .qos = qos,
 			                        .no_local = e.no_local,
 			                        .rap = e.retain_as_published};
-			int added = route_congested(&w->route)
-			                ? -1 /* the index cannot take more now (mail.h) */
-			            : refuse_new ? -1
-			                         : session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
+			/* -1: the index cannot take more now (mail.h), or the
+			 * journal cannot keep it. */
+			int added =
+			    route_congested(&w->route) || refuse_new
+			        ? -1
+			        : session_sub_add(s, e.filter, opts, cfg->subscriptions_max);
 			struct sub_entry se = {s->id, opts};
 			if (added >= 0 && !route_subscribe(&w->route, e.filter, &se)) {
 				/* No memory for the change: as if over a quota. */

@@ -217,7 +217,6 @@ void mqtt_acl_recheck(struct worker *w)
 {
 	uint64_t removed = 0;
 	struct sessions *t = &w->sessions;
-	uint64_t removed_before;
 	for (uint32_t i = 0; i < t->cap; i++) {
 		struct session *s = t->sess[i];
 		if (!s)
@@ -225,7 +224,7 @@ void mqtt_acl_recheck(struct worker *w)
 		size_t ulen;
 		const char *user = session_username(s, &ulen);
 		struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
-		removed_before = removed;
+		uint64_t removed_before = removed;
 		for (uint32_t k = 0; k < s->sub_count;) {
 			struct mqtt_view f = {(const uint8_t *)s->subs[k].filter,
 			                      s->subs[k].filter_len};

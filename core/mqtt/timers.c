@@ -68,8 +68,9 @@ void mqtt_sweep(struct worker *w)
 				session_will_publish(w, s); /* the session ends before the delay */
 			session_end(w, s);
 		} else {
+			/* Its will went: not again after a restart. */
 			if (will_due && sess_journaled(t, s->id))
-				session_journal(w, s, false); /* its will went: not again after a restart */
+				session_journal(w, s, false);
 			if (s->q_len > 0)
 				w->st.drops_expired += session_drop_expired(s, w->now_ms);
 		}

@@ -218,9 +218,11 @@ static void encode_sessions(struct compact *c, struct encode *e)
 		const struct session *s = t->sess[i];
 		if (!s || !t->journaled[i])
 			continue;
-		uint64_t stamp = atomic_fetch_add_explicit(c->sess_stamps, 1, memory_order_relaxed) + 1;
+		uint64_t stamp =
+		    atomic_fetch_add_explicit(c->sess_stamps, 1, memory_order_relaxed) + 1;
 		uint8_t *rec;
-		size_t total = persist_session_record(s, stamp, e->lsn + 1, e->now_ms, e->wall, &rec);
+		size_t total =
+		    persist_session_record(s, stamp, e->lsn + 1, e->now_ms, e->wall, &rec);
 		if (!total || !room(e, total)) {
 			free(total ? rec : NULL);
 			e->oom = true;

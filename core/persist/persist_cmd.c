@@ -220,7 +220,8 @@ static int backup(const struct config *cfg, const char *dir)
 	snprintf(b.data_dir, sizeof(b.data_dir), "%s", dir);
 	struct recover_result r;
 	uint64_t retained = 0;
-	if (recover_run(&b, clock_now_ms(), count_put, NULL, &retained, &r, err, sizeof(err)) != 0) {
+	if (recover_run(&b, clock_now_ms(), count_put, NULL, &retained, &r, err, sizeof(err)) !=
+	    0) {
 		fprintf(stderr, "starling backup: the copy does not read back: %s\n", err);
 		return 1;
 	}
@@ -539,8 +540,8 @@ static int import_session(struct snapfile *s, const struct member *m, int n, uin
 {
 	const struct member *cid = get(m, n, "client_id"), *at = get(m, n, "recorded_ms"),
 	                    *state = get(m, n, "state");
-	if (!cid || !cid->str || cid->str_len == 0 || cid->str_len > UINT16_MAX || !at ||
-	    at->str || !state || !state->str)
+	if (!cid || !cid->str || cid->str_len == 0 || cid->str_len > UINT16_MAX || !at || at->str ||
+	    !state || !state->str)
 		return -1;
 	size_t len;
 	unsigned char *raw = unbase64(state->str, state->str_len, &len);
@@ -728,8 +729,7 @@ static int import_state(const struct config *cfg, const char *file)
 		        "%s (%llu expired left out, %llu lines of other kinds skipped); the node "
 		        "recovers them at its next start\n",
 		        (unsigned long long)sessions, (unsigned long long)count, file, path,
-		        (unsigned long long)expired,
-		        (unsigned long long)skipped);
+		        (unsigned long long)expired, (unsigned long long)skipped);
 	return rc;
 }
 

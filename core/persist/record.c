@@ -258,8 +258,8 @@ size_t rec_sess_size(size_t client_id_len, size_t enc_len)
 	return SESS_FIXED + client_id_len + enc_len;
 }
 
-void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
-                  size_t client_id_len, const uint8_t *enc, size_t enc_len)
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id, size_t client_id_len,
+                  const uint8_t *enc, size_t enc_len)
 {
 	CHECK(client_id_len <= UINT16_MAX);
 	put_be(payload, stamp, 8);

@@ -207,8 +207,8 @@ int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *ou
  */
 size_t rec_sess_size(size_t client_id_len, size_t enc_len);
 /* Write one (enc NULL, enc_len 0: an END). client_id_len <= 65535 (CHECK). */
-void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
-                  size_t client_id_len, const uint8_t *enc, size_t enc_len);
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id, size_t client_id_len,
+                  const uint8_t *enc, size_t enc_len);
 
 struct rec_sess {
 	uint64_t stamp;

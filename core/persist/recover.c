@@ -419,16 +419,19 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		if (!e->topic)
 			continue;
 		if (e->enc && rc == 0 && !vanished) {
-			int r = sess ? sess(ctx, e->topic, e->topic_len, e->enc, e->enc_len, e->wall) : 0;
+			int r = sess
+			            ? sess(ctx, e->topic, e->topic_len, e->enc, e->enc_len, e->wall)
+			            : 0;
 			if (r == 0) {
 				res->sessions++;
 			} else if (r == 1) {
 				res->sessions_expired++;
 			} else {
 				res->sessions_refused++;
-				LOG_WARN("journal %s: the session of client id \"%.*s\" could not be "
-				         "restored (see above)",
-				         dir, (int)e->topic_len, (const char *)e->topic);
+				LOG_WARN(
+				    "journal %s: the session of client id \"%.*s\" could not be "
+				    "restored (see above)",
+				    dir, (int)e->topic_len, (const char *)e->topic);
 			}
 		}
 		free(e->enc);

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
 from broker import Broker  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
+from persist_test import metric  # noqa: E402
 
 TESTS = []
 EXPIRY = 3600   # a 5.0 persistent session's Session Expiry Interval
@@ -217,19 +218,6 @@ def deliveries(want, quiet=QUIET):
         c.wait_for(n)
     time.sleep(quiet)
     return {name: c.take(0.002) for name, (c, _) in want.items()}
-
-
-def metric(b, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{b.metrics_port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    total = 0.0
-    seen = False
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-            seen = True
-    assert seen, f"{name} not in /metrics"
-    return total
 
 
 def wait_metric(b, name, pred, timeout=5.0):
