@@ -22,6 +22,7 @@
 #include "loop/worker.h"
 #include "persist/persist_cmd.h"
 #include "persist/recover.h"
+#include "persist/session_journal.h"
 #include "transport/tls.h"
 
 unsigned broker_worker_count(const struct config *cfg)
@@ -47,7 +48,7 @@ static void recovered_retained(void *ctx, struct msg *m)
  * record (a session online then lost its connection with the process: it
  * went offline now, and its will is due as after any lost connection). */
 static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
-                             size_t len, uint64_t wall_ms)
+                             size_t len, uint64_t wall_ms, struct sess_id *where)
 {
 	struct broker *b = ctx;
 	uint64_t now_ms = clock_now_ms(), now_wall = clock_wall_ms();
@@ -106,6 +107,75 @@ static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, cons
 				    "no memory to restore the subscription of \"%s\" to \"%s\"",
 				    s->client_id, s->subs[i].filter);
 	}
+	*where = id;
+	return 0;
+}
+
+/* A restored session's message back in its queue, journaled as it was (its
+ * REC_MSG names the session's place before the restart; its done record,
+ * when it comes, names its stamp). Within the queue limits, as any. */
+static void recovered_message(void *ctx, struct sess_id where, struct msg *m, uint8_t qos,
+                              uint8_t flags, uint32_t sub_id)
+{
+	struct broker *b = ctx;
+	const struct config *cfg = b->cfg;
+	struct worker *w = b->workers[where.worker];
+	struct session *s = sess_get(&w->sessions, where);
+	if (s)
+		w->st.drops_queue += session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
+		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
+		                                     cfg->queue_overflow);
+	msg_unref(m);
+}
+
+/* The restored sessions live at new places: each gets a REC_SESS_PLACED
+ * there before any client can publish, or a message journaled for it from
+ * now on would name a place no record resolves after the next crash. */
+static int journal_restored(struct broker *b, char *err, size_t err_len)
+{
+	uint64_t now_ms = clock_now_ms(), wall = clock_wall_ms();
+	for (unsigned i = 0; i < b->worker_count; i++) {
+		struct worker *w = b->workers[i];
+		struct sessions *t = &w->sessions;
+		uint8_t *buf = NULL;
+		size_t len = 0, cap = 0;
+		for (uint32_t k = 0; k < t->cap; k++) {
+			if (!t->sess[k] || !t->journaled[k])
+				continue;
+			uint64_t stamp = atomic_fetch_add(&b->sess_stamp, 1) + 1;
+			uint8_t *rec;
+			size_t n = persist_session_record(
+			    t->sess[k], b->run, stamp, w->barrier.appended + 1, now_ms, wall, &rec);
+			if (n && len + n > cap) {
+				size_t c = cap ? cap * 2 : 64 * 1024;
+				while (c < len + n)
+					c *= 2;
+				uint8_t *x = realloc(buf, c);
+				if (!x) {
+					free(rec);
+					n = 0;
+				} else {
+					buf = x;
+					cap = c;
+				}
+			}
+			if (!n) {
+				free(buf);
+				snprintf(err, err_len,
+				         "out of memory journaling the restored sessions");
+				return -1;
+			}
+			barrier_append(&w->barrier);
+			memcpy(buf + len, rec, n);
+			free(rec);
+			len += n;
+		}
+		int rc = len ? journal_write_at_start(&w->journal, buf, len, err, err_len) : 0;
+		free(buf);
+		if (rc != 0)
+			return -1;
+		w->barrier.durable = w->barrier.appended;
+	}
 	return 0;
 }
 
@@ -122,15 +192,18 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 	b->data_lock = persist_lock(cfg->data_dir, err, err_len);
 	if (b->data_lock < 0)
 		return -1;
-	if (recover_run(cfg, clock_now_ms(), recovered_retained, recovered_session, b, &r, err,
-	                err_len) != 0)
+	if (recover_run(cfg, clock_now_ms(), recovered_retained, recovered_session,
+	                recovered_message, b, &r, err, err_len) != 0)
 		return -1;
 	if (r.files)
 		LOG_INFO("recovered from %s/journal in %llu ms: %llu sessions (%llu expired, "
+		         "dropped), %llu queued messages (%llu expired, %llu of ended sessions, "
 		         "dropped), %llu retained messages (%llu expired, dropped); %llu records "
 		         "in %llu files, %llu bytes%s",
 		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.sessions,
-		         (unsigned long long)r.sessions_expired, (unsigned long long)r.retained,
+		         (unsigned long long)r.sessions_expired, (unsigned long long)r.messages,
+		         (unsigned long long)r.messages_expired,
+		         (unsigned long long)r.messages_orphaned, (unsigned long long)r.retained,
 		         (unsigned long long)r.retained_expired, (unsigned long long)r.records,
 		         (unsigned long long)r.files, (unsigned long long)r.bytes,
 		         r.cut ? "; damaged tails cut (see above)" : "");
@@ -139,6 +212,7 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 		         cfg->data_dir);
 	atomic_store(&b->retain_stamp, r.next_stamp - 1);
 	atomic_store(&b->sess_stamp, r.next_sess_stamp - 1);
+	b->run = r.next_run;
 	b->recovered = r;
 	if (r.unknown)
 		LOG_WARN(
@@ -158,8 +232,9 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 		             &w->mail, &w->now_ms);
 		w->compact.sessions = &w->sessions;
 		w->compact.sess_stamps = &b->sess_stamp;
+		w->journal.run = b->run;
 	}
-	return 0;
+	return journal_restored(b, err, err_len);
 }
 
 int broker_start(struct broker *b, const struct config *cfg, const struct worker_ext *ext,

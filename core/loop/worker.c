@@ -44,6 +44,7 @@
 #include "base/log.h"
 #include "io/op.h"
 #include "ops/sys_publish.h"
+#include "persist/msg_journal.h"
 #include "persist/retained.h"
 #include "session/session.h"
 #include "transport/tls.h"
@@ -272,6 +273,12 @@ static void journal_retained(void *ctx, struct msg *m)
 	persist_retained(&w->journal, m, &w->b->retain_stamp, w->now_ms);
 }
 
+static bool journal_msg(void *ctx, struct msg *m, const struct plan *p)
+{
+	struct worker *w = ctx;
+	return persist_message(&w->journal, m, p, &w->b->sess_stamp, w->now_ms);
+}
+
 /* true: the reap left work for the next turn (do not sleep). */
 static bool step_reap(struct worker *w)
 {
@@ -360,6 +367,7 @@ void *worker_main(void *arg)
 		compact_start(&w->compact, &w->ring);
 		transport_set_barrier(&w->tp, &w->barrier);
 		w->route.journal_retained = journal_retained;
+		w->route.journal_msg = journal_msg;
 		w->route.journal_ctx = w;
 	}
 	if (w->b->ext.start)

@@ -100,6 +100,7 @@ struct broker {
 	                                   * writes (persist/retained.h) */
 	_Atomic uint64_t sess_stamp;      /* persistence: the node-wide order of session
 	                                   * records (persist/session_journal.h) */
+	uint64_t run; /* persistence: this start's number (record.h: rec_place) */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published

@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "loop/worker.h"
+#include "persist/msg_journal.h"
 #include "session/session.h"
 
 /* Would this PUBLISH be larger than the client accepts [MQTT-3.1.2-24]? */
@@ -187,10 +188,8 @@ void session_pump(struct worker *w, struct session *s)
 			else
 				alias_sent(cl, fresh, q.m);
 		} else {
-			uint8_t flags = (uint8_t)((q.retain ? DELIV_RETAIN : 0) |
-			                          (q.shared ? DELIV_SHARED : 0));
 			p.publish.packet_id =
-			    session_infl_add(s, q.m, q.qos, flags, q.sub_id, window);
+			    session_infl_add(s, q.m, q.qos, queued_flags(&q), q.sub_id, window);
 			if (client_send(w, cl, &p))
 				alias_sent(cl, fresh, q.m);
 		}
@@ -223,6 +222,9 @@ void session_resend(struct worker *w, struct session *s)
 				 * did: drop it as if sent and acknowledged
 				 * [MQTT-3.1.2-25], or it holds a window slot for good. */
 				w->st.drops_oversize++;
+				if (f->journaled)
+					persist_message_done(&w->journal, f->m->jstamp,
+					                     s->client_id, s->client_id_len);
 				session_infl_ack(s, f->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
 				                 f->pid);
 				if (f->qos == 2)

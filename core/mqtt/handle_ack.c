@@ -13,6 +13,7 @@
  */
 #include "base/log.h"
 #include "loop/worker.h"
+#include "persist/msg_journal.h"
 #include "session/session.h"
 
 static void reply(struct worker *w, struct client *cl, uint8_t type, uint16_t pid, uint8_t rc)
@@ -54,6 +55,12 @@ void handle_puback(struct worker *w, struct client *cl, uint8_t type, struct mqt
 	if (type == MQTT_PUBREC && f->state == INFL_WAIT_COMP) {
 		reply(w, cl, MQTT_PUBREL, a->packet_id, 0); /* our PUBREL was lost? again */
 		return;
+	}
+	if (f->journaled) {
+		/* Done with it: PUBACK, or PUBREC (the message is the
+		 * client's from here; what remains is PUBREL/PUBCOMP). */
+		persist_message_done(&w->journal, f->m->jstamp, s->client_id, s->client_id_len);
+		f->journaled = false;
 	}
 	session_infl_ack(s, type, a->packet_id);
 	if (type == MQTT_PUBREC) {

@@ -51,6 +51,22 @@ static enum mqtt_rc resolve_alias(struct worker *w, struct client *cl, struct mq
 	return MQTT_RC_SUCCESS;
 }
 
+/* The journal cannot take what this PUBLISH needs kept (disk full, behind):
+ * refused rather than acknowledged and lost; 3.1.1 has no code for it. */
+static void refuse_unjournaled(struct worker *w, struct client *cl, const struct mqtt_publish *p,
+                               struct mqtt_view topic, const char *what)
+{
+	w->st.journal_refused++;
+	LOG_WARN_RL(1,
+	            "refused a %sPUBLISH from client \"%s\" to \"%.*s\": the journal cannot write",
+	            what, cl->sess->client_id, (int)topic.len, (const char *)topic.ptr);
+	if (p->qos > 0 && cl->version == MQTT_V5)
+		ack(w, cl, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+		    MQTT_RC_QUOTA_EXCEEDED);
+	else if (p->qos > 0)
+		client_close(w, cl, MQTT_RC_QUOTA_EXCEEDED, true);
+}
+
 void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 {
 	const struct config *cfg = w->cfg;
@@ -103,18 +119,7 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 	}
 
 	if (p->retain && w->journal.on && !journal_accepting(&w->journal)) {
-		/* The journal cannot take it (disk full, behind): refused rather
-		 * than acknowledged and lost; 3.1.1 has no code for it. */
-		w->st.journal_refused++;
-		LOG_WARN_RL(1,
-		            "refused a retained PUBLISH from client \"%s\" to \"%.*s\": the "
-		            "journal cannot write",
-		            s->client_id, (int)topic.len, (const char *)topic.ptr);
-		if (p->qos > 0 && cl->version == MQTT_V5)
-			ack(w, cl, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
-			    MQTT_RC_QUOTA_EXCEEDED);
-		else if (p->qos > 0)
-			client_close(w, cl, MQTT_RC_QUOTA_EXCEEDED, true);
+		refuse_unjournaled(w, cl, p, topic, "retained ");
 		return;
 	}
 
@@ -138,7 +143,16 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 		return;
 	}
 	bool retain = p->retain;
-	if (route_publish(&w->route, m) == 0 && !retain)
+	int n = route_publish_client(&w->route, m);
+	if (n < 0) {
+		/* It reached persistent sessions and the journal cannot keep it:
+		 * delivered nowhere, so the publisher may send it again. */
+		if (p->qos == 2)
+			session_rx_qos2_remove(s, p->packet_id);
+		refuse_unjournaled(w, cl, p, topic, "");
+		return;
+	}
+	if (n == 0 && !retain)
 		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
 	if (p->qos == 1)
 		ack(w, cl, MQTT_PUBACK, p->packet_id, 0);

@@ -78,7 +78,8 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 			struct sub_opts opts = {.sub_id = sub_id,
 			                        .qos = qos,
 			                        .no_local = e.no_local,
-			                        .rap = e.retain_as_published};
+			                        .rap = e.retain_as_published,
+			                        .journaled = journaled};
 			/* -1: the index cannot take more now (mail.h), or the
 			 * journal cannot keep it. */
 			int added =

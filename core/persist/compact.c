@@ -205,24 +205,46 @@ static void encode_one(void *ctx, struct msg *m)
 	e->len += total;
 }
 
+/* One journaled message of s as a REC_MSG naming s alone, with its stamp. */
+static void encode_message(struct encode *e, const struct session *s, const struct msg *m,
+                           uint8_t qos, uint8_t flags, uint32_t sub_id)
+{
+	struct rec_msg_target t = {.id = s->id,
+	                           .sub_id = sub_id,
+	                           .qos = qos,
+	                           .flags = flags & (DELIV_RETAIN | DELIV_SHARED)};
+	size_t total = record_size(rec_msg_size(m, 1));
+	if (!room(e, total))
+		return;
+	uint8_t *rec = e->buf + e->len;
+	rec_msg_put(record_payload(rec), m, m->jstamp, e->c->j->run, &t, 1, e->now_ms, e->wall);
+	record_seal(rec, total, REC_MSG, ++e->lsn, e->wall);
+	e->len += total;
+}
+
 /* The worker's journaled sessions (sessions.h: those whose state the
- * journal holds), each as a REC_SESS_PUT with a new stamp: the snapshot is
- * their state now, later than any record of them so far, and a change
- * after it is stamped later still. A session on its way to another worker
- * is in neither table: its new worker journals it when it arrives, after
- * this worker's ROTATED (compact.h: mail is FIFO per pair). */
+ * journal holds), each as a REC_SESS_PLACED with a new stamp: the snapshot
+ * is their state now, later than any record of them so far, and a change
+ * after it is stamped later still. Then the messages the journal holds for
+ * each (in flight awaiting PUBACK/PUBREC, queued), each with its own stamp,
+ * so that a REC_MSG_DONE written after the rotation still finds it. A
+ * message that reached the session by mail was journaled before that mail
+ * left its publisher's worker, so before that worker's ROTATED: it is here.
+ * A session on its way to another worker is in neither table: its new
+ * worker journals it when it arrives, after this worker's ROTATED
+ * (compact.h: mail is FIFO per pair). */
 static void encode_sessions(struct compact *c, struct encode *e)
 {
 	const struct sessions *t = c->sessions;
 	for (uint32_t i = 0; t && i < t->cap && !e->oom; i++) {
-		const struct session *s = t->sess[i];
+		struct session *s = t->sess[i];
 		if (!s || !t->journaled[i])
 			continue;
 		uint64_t stamp =
 		    atomic_fetch_add_explicit(c->sess_stamps, 1, memory_order_relaxed) + 1;
 		uint8_t *rec;
-		size_t total =
-		    persist_session_record(s, stamp, e->lsn + 1, e->now_ms, e->wall, &rec);
+		size_t total = persist_session_record(s, c->j->run, stamp, e->lsn + 1, e->now_ms,
+		                                      e->wall, &rec);
 		if (!total || !room(e, total)) {
 			free(total ? rec : NULL);
 			e->oom = true;
@@ -232,6 +254,16 @@ static void encode_sessions(struct compact *c, struct encode *e)
 		free(rec);
 		e->len += total;
 		e->lsn++;
+		uint32_t seq = s->infl_head;
+		struct inflight *f;
+		while ((f = session_infl_next(s, &seq)) != NULL)
+			if (f->journaled && f->m)
+				encode_message(e, s, f->m, f->qos, infl_flags(f), f->sub_id);
+		for (uint32_t k = 0; k < s->q_len; k++) {
+			const struct queued *q = &s->q[(s->q_head + k) & (s->q_cap - 1)];
+			if (q->journaled)
+				encode_message(e, s, q->m, q->qos, queued_flags(q), q->sub_id);
+		}
 	}
 }
 

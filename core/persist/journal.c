@@ -158,6 +158,30 @@ int journal_open(struct journal *j, const struct config *cfg, uint16_t id, uint6
 	return 0;
 }
 
+int journal_write_at_start(struct journal *j, const uint8_t *buf, size_t len, char *err,
+                           size_t err_len)
+{
+	/* Main thread, before the worker runs: plain blocking calls, flushed
+	 * whatever persistence_sync says (what follows depends on it). */
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = pwrite(j->fd, buf + done, len - done, (off_t)(j->seg_off + done));
+		if (n <= 0) {
+			snprintf(err, err_len, "cannot write %s: %s", j->path,
+			         n == 0 ? strerror(ENOSPC) : strerror(errno));
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	if (fdatasync(j->fd) != 0) {
+		snprintf(err, err_len, "cannot write %s: %s", j->path, strerror(errno));
+		return -1;
+	}
+	j->seg_off += len;
+	j->written += len;
+	return 0;
+}
+
 void journal_start(struct journal *j, struct ring *ring, struct ack_barrier *b,
                    struct worker_stats *st, const uint64_t *now_ms, void (*advanced)(void *ctx),
                    void *ctx)

@@ -41,6 +41,7 @@
 struct journal {
 	bool on; /* persistence is on: everything below is set up */
 	uint16_t id;
+	uint64_t run; /* this start of the node (record.h: struct rec_place), set at open */
 	enum persistence_sync sync;
 	int fd;            /* the open segment */
 	uint64_t segment;  /* its number */
@@ -112,6 +113,11 @@ int journal_dir(const struct config *cfg, char *out, size_t len, char *err, size
  * err saying what (path and errno). */
 int journal_open(struct journal *j, const struct config *cfg, uint16_t id, uint64_t segment,
                  char *err, size_t err_len);
+/* Main thread, after journal_open and before the worker starts: append
+ * len bytes of whole records (sealed by the caller with the numbers its
+ * barrier hands out) and flush them. 0, or -1 with err. */
+int journal_write_at_start(struct journal *j, const uint8_t *buf, size_t len, char *err,
+                           size_t err_len);
 /* On the worker's thread, once its ring exists. */
 void journal_start(struct journal *j, struct ring *ring, struct ack_barrier *b,
                    struct worker_stats *st, const uint64_t *now_ms, void (*advanced)(void *ctx),

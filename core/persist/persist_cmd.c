@@ -220,8 +220,8 @@ static int backup(const struct config *cfg, const char *dir)
 	snprintf(b.data_dir, sizeof(b.data_dir), "%s", dir);
 	struct recover_result r;
 	uint64_t retained = 0;
-	if (recover_run(&b, clock_now_ms(), count_put, NULL, &retained, &r, err, sizeof(err)) !=
-	    0) {
+	if (recover_run(&b, clock_now_ms(), count_put, NULL, NULL, &retained, &r, err,
+	                sizeof(err)) != 0) {
 		fprintf(stderr, "starling backup: the copy does not read back: %s\n", err);
 		return 1;
 	}
@@ -285,8 +285,9 @@ static void export_one(void *ctx, struct msg *m)
 }
 
 static int export_session(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
-                          size_t len, uint64_t wall_ms)
+                          size_t len, uint64_t wall_ms, struct sess_id *where)
 {
+	(void)where;
 	struct exporter *e = ctx;
 	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
 	if (!b64) {
@@ -316,7 +317,8 @@ static int export_state(const struct config *cfg, const char *file)
 	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
 	        (unsigned long long)e.now_wall);
 	struct recover_result r;
-	int rc = recover_read(cfg, e.now_ms, export_one, export_session, &e, &r, err, sizeof(err));
+	int rc =
+	    recover_read(cfg, e.now_ms, export_one, export_session, NULL, &e, &r, err, sizeof(err));
 	if (rc != 0 || e.failed || fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0)) {
 		fprintf(stderr, "starling export: %s\n",
 		        rc ? err : "out of memory or cannot write");
@@ -506,11 +508,11 @@ static int snap_room(struct snapfile *s, size_t total)
 static int snap_add_session(struct snapfile *s, const uint8_t *cid, size_t cid_len,
                             const uint8_t *enc, size_t enc_len, uint64_t stamp, uint64_t wall)
 {
-	size_t total = record_size(rec_sess_size(cid_len, enc_len));
+	size_t total = record_size(rec_sess_size(cid_len, enc_len, false));
 	if (snap_room(s, total) != 0)
 		return -1;
 	uint8_t *rec = s->buf + s->len;
-	rec_sess_put(record_payload(rec), stamp, cid, cid_len, enc, enc_len);
+	rec_sess_put(record_payload(rec), stamp, NULL, cid, cid_len, enc, enc_len);
 	record_seal(rec, total, REC_SESS_PUT, ++s->lsn, wall);
 	s->len += total;
 	return 0;
@@ -581,7 +583,7 @@ static int import_state(const struct config *cfg, const char *file)
 	/* What is there already: imported values must come after it. */
 	struct recover_result r;
 	uint64_t now_ms = clock_now_ms(), wall = clock_wall_ms();
-	if (recover_run(cfg, now_ms, discard_put, NULL, NULL, &r, err, sizeof(err)) != 0) {
+	if (recover_run(cfg, now_ms, discard_put, NULL, NULL, NULL, &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "starling import: %s\n", err);
 		close(lock);
 		return 1;

@@ -125,7 +125,6 @@ enum record_result record_read(const uint8_t *p, size_t n, struct record *out)
 
 #define SET_FIXED      40 /* stamp, rank, wall, level, flags, expires, topic len, body len */
 #define DEL_FIXED      26 /* stamp, rank, wall, topic len */
-#define AT_SET_EXPIRES 26
 
 /* The longest Message Expiry Interval, 2^32-1 s [MQTT-3.3.2.3.3]. */
 #define EXPIRY_MAX_MS ((uint64_t)UINT32_MAX * 1000)
@@ -141,8 +140,18 @@ size_t rec_retain_set_size(const struct msg *m)
 	return SET_FIXED + m->pub.topic.len + body_len_of(m);
 }
 
-void rec_retain_set_put(uint8_t *payload, const struct msg *m, uint64_t stamp, uint64_t now_ms,
-                        uint64_t now_wall_ms)
+static size_t msg_part_size(const struct msg *m);
+
+/* A message as REC_RETAIN_SET and REC_MSG write it: u8 level, u8 flags,
+ * u64 expires at (wall), u16 topic length, topic, u32 body length, body. */
+#define MSG_FIXED 16
+
+static size_t msg_part_size(const struct msg *m)
+{
+	return MSG_FIXED + m->pub.topic.len + body_len_of(m);
+}
+
+static uint8_t *msg_part_put(uint8_t *p, const struct msg *m, uint64_t now_ms, uint64_t now_wall_ms)
 {
 	size_t topic_len = m->pub.topic.len, body_len = body_len_of(m);
 	CHECK(topic_len <= UINT16_MAX && body_len <= UINT32_MAX);
@@ -150,20 +159,77 @@ void rec_retain_set_put(uint8_t *payload, const struct msg *m, uint64_t stamp, u
 	if (m->expires_at_ms != 0)
 		at = m->expires_at_ms > now_ms ? now_wall_ms + (m->expires_at_ms - now_ms)
 		                               : now_wall_ms;
-	uint8_t *p = payload;
-	put_be(p, stamp, 8);
-	put_be(p + 8, m->origin_rank, 8);
-	put_be(p + 16, m->wall_ms, 8);
-	p[24] = m->version;
-	p[25] = (uint8_t)(m->pub.qos | (m->pub.retain ? 4 : 0));
-	put_be(p + AT_SET_EXPIRES, at, 8);
-	put_be(p + 34, topic_len, 2);
-	p += 36;
+	p[0] = m->version;
+	p[1] = (uint8_t)(m->pub.qos | (m->pub.retain ? 4 : 0));
+	put_be(p + 2, at, 8);
+	put_be(p + 10, topic_len, 2);
+	p += 12;
 	memcpy(p, m->pub.topic.ptr, topic_len);
 	p += topic_len;
 	put_be(p, body_len, 4);
 	if (body_len)
 		memcpy(p + 4, m->data + topic_len, body_len);
+	return p + 4 + body_len;
+}
+
+struct msg_part {
+	const uint8_t *topic;
+	uint16_t topic_len;
+	size_t used;  /* bytes of the part */
+	bool expired; /* no message made */
+};
+
+/* Read the message at p (at most len bytes, maybe followed by more): 0 with
+ * *m (NULL when expired), or -1 (errno EINVAL or ENOMEM). */
+static int msg_part_get(const uint8_t *p, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                        struct msg_part *out, struct msg **m)
+{
+	*m = NULL;
+	errno = EINVAL;
+	if (len < MSG_FIXED)
+		return -1;
+	uint8_t version = p[0], flags = p[1], qos = flags & 3;
+	uint64_t at = get_be(p + 2, 8);
+	uint16_t topic_len = (uint16_t)get_be(p + 10, 2);
+	/* topic, then the body's 4-byte length: both within len */
+	if (len - MSG_FIXED < topic_len)
+		return -1;
+	const uint8_t *topic = p + 12;
+	uint32_t body_len = (uint32_t)get_be(topic + topic_len, 4);
+	const uint8_t *body = topic + topic_len + 4;
+	if (len - MSG_FIXED - topic_len < body_len)
+		return -1;
+	struct mqtt_view tv = {topic, topic_len};
+	if ((version != MQTT_V31 && version != MQTT_V311 && version != MQTT_V5) || qos > 2 ||
+	    (flags & ~7u) || !mqtt_topic_name_valid(tv))
+		return -1;
+	struct msg *msg = msg_from_body(body, body_len, version, qos, (flags & 4) != 0, tv, now_ms);
+	if (!msg)
+		return -1; /* errno: EINVAL or ENOMEM */
+	out->topic = topic;
+	out->topic_len = topic_len;
+	out->used = MSG_FIXED + (size_t)topic_len + body_len;
+	out->expired = at != 0 && at <= now_wall_ms;
+	if (out->expired) {
+		msg_unref(msg);
+		return 0;
+	}
+	msg->expires_at_ms = 0;
+	if (at != 0) {
+		uint64_t left_ms = at - now_wall_ms;
+		msg->expires_at_ms = now_ms + (left_ms < EXPIRY_MAX_MS ? left_ms : EXPIRY_MAX_MS);
+	}
+	*m = msg;
+	return 0;
+}
+
+void rec_retain_set_put(uint8_t *payload, const struct msg *m, uint64_t stamp, uint64_t now_ms,
+                        uint64_t now_wall_ms)
+{
+	put_be(payload, stamp, 8);
+	put_be(payload + 8, m->origin_rank, 8);
+	put_be(payload + 16, m->wall_ms, 8);
+	msg_part_put(payload + 24, m, now_ms, now_wall_ms);
 }
 
 size_t rec_retain_del_size(size_t topic_len)
@@ -190,41 +256,25 @@ int rec_retain_set_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint
 	errno = EINVAL;
 	if (len < SET_FIXED)
 		return -1;
-	const uint8_t *p = payload;
-	uint8_t version = p[24], flags = p[25], qos = flags & 3;
-	uint64_t at = get_be(p + AT_SET_EXPIRES, 8);
-	uint16_t topic_len = (uint16_t)get_be(p + 34, 2);
-	/* topic, then the body's 4-byte length: both within len */
-	if (len - SET_FIXED < topic_len)
+	struct msg_part part;
+	struct msg *msg;
+	if (msg_part_get(payload + 24, len - 24, now_ms, now_wall_ms, &part, &msg) != 0)
 		return -1;
-	const uint8_t *topic = p + 36;
-	uint32_t body_len = (uint32_t)get_be(topic + topic_len, 4);
-	const uint8_t *body = topic + topic_len + 4;
-	if (len - SET_FIXED - topic_len != body_len)
-		return -1; /* short, or trailing bytes */
-	struct mqtt_view tv = {topic, topic_len};
-	if ((version != MQTT_V31 && version != MQTT_V311 && version != MQTT_V5) || qos > 2 ||
-	    (flags & ~7u) || !mqtt_topic_name_valid(tv))
+	if (part.used != len - 24) { /* trailing bytes */
+		if (msg)
+			msg_unref(msg);
+		errno = EINVAL;
 		return -1;
-	struct msg *msg = msg_from_body(body, body_len, version, qos, (flags & 4) != 0, tv, now_ms);
-	if (!msg)
-		return -1; /* errno: EINVAL or ENOMEM */
-	out->stamp = get_be(p, 8);
-	out->origin_rank = get_be(p + 8, 8);
-	out->wall_ms = get_be(p + 16, 8);
-	out->topic = topic;
-	out->topic_len = topic_len;
-	out->expired = at != 0 && at <= now_wall_ms;
-	if (out->expired) {
-		msg_unref(msg);
-		return 0;
 	}
-	msg->wall_ms = out->wall_ms;
-	msg->origin_rank = out->origin_rank;
-	msg->expires_at_ms = 0;
-	if (at != 0) {
-		uint64_t left_ms = at - now_wall_ms;
-		msg->expires_at_ms = now_ms + (left_ms < EXPIRY_MAX_MS ? left_ms : EXPIRY_MAX_MS);
+	out->stamp = get_be(payload, 8);
+	out->origin_rank = get_be(payload + 8, 8);
+	out->wall_ms = get_be(payload + 16, 8);
+	out->topic = part.topic;
+	out->topic_len = part.topic_len;
+	out->expired = part.expired;
+	if (msg) {
+		msg->wall_ms = out->wall_ms;
+		msg->origin_rank = out->origin_rank;
 	}
 	*m = msg;
 	return 0;
@@ -251,40 +301,169 @@ int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *ou
 
 /* ---- session payloads ---------------------------------------------------- */
 
-#define SESS_FIXED 10 /* stamp, client id length */
+#define SESS_FIXED   10 /* stamp, client id length */
+#define PLACED_FIXED 28 /* stamp, run, worker, slot, generation, client id length */
 
-size_t rec_sess_size(size_t client_id_len, size_t enc_len)
+size_t rec_sess_size(size_t client_id_len, size_t enc_len, bool placed)
 {
-	return SESS_FIXED + client_id_len + enc_len;
+	return (placed ? PLACED_FIXED : SESS_FIXED) + client_id_len + enc_len;
 }
 
-void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id, size_t client_id_len,
-                  const uint8_t *enc, size_t enc_len)
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const struct rec_place *place,
+                  const uint8_t *client_id, size_t client_id_len, const uint8_t *enc,
+                  size_t enc_len)
+{
+	CHECK(client_id_len <= UINT16_MAX);
+	uint8_t *p = payload;
+	put_be(p, stamp, 8);
+	p += 8;
+	if (place) {
+		put_be(p, place->run, 8);
+		put_be(p + 8, place->id.worker, 2);
+		put_be(p + 10, place->id.slot, 4);
+		put_be(p + 14, place->id.gen, 4);
+		p += 18;
+	}
+	put_be(p, client_id_len, 2);
+	if (client_id_len)
+		memcpy(p + 2, client_id, client_id_len);
+	if (enc_len)
+		memcpy(p + 2 + client_id_len, enc, enc_len);
+}
+
+int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_sess *out)
+{
+	errno = EINVAL;
+	bool placed = type == REC_SESS_PLACED, end = type == REC_SESS_END;
+	size_t fixed = placed ? PLACED_FIXED : SESS_FIXED;
+	if (len < fixed)
+		return -1;
+	out->stamp = get_be(payload, 8);
+	out->place = (struct rec_place){0};
+	if (placed) {
+		out->place.run = get_be(payload + 8, 8);
+		out->place.id.worker = (uint16_t)get_be(payload + 16, 2);
+		out->place.id.slot = (uint32_t)get_be(payload + 18, 4);
+		out->place.id.gen = (uint32_t)get_be(payload + 22, 4);
+		if (out->place.run == 0 || out->place.id.gen == 0 ||
+		    out->place.id.worker == SESS_WORKER_NODE)
+			return -1;
+	}
+	uint16_t cid_len = (uint16_t)get_be(payload + fixed - 2, 2);
+	if (cid_len == 0 || len - fixed < cid_len)
+		return -1;
+	size_t enc_len = len - fixed - cid_len;
+	if (end ? enc_len != 0 : enc_len == 0)
+		return -1;
+	out->client_id = payload + fixed;
+	out->client_id_len = cid_len;
+	out->enc = enc_len ? payload + fixed + cid_len : NULL;
+	out->enc_len = enc_len;
+	return 0;
+}
+
+/* ---- message payloads ---------------------------------------------------- */
+
+#define MSGREC_FIXED 18 /* stamp, run, the target count */
+
+size_t rec_msg_size(const struct msg *m, size_t n)
+{
+	return MSGREC_FIXED + msg_part_size(m) + n * REC_MSG_TARGET_BYTES;
+}
+
+void rec_msg_put(uint8_t *payload, const struct msg *m, uint64_t stamp, uint64_t run,
+                 const struct rec_msg_target *t, size_t n, uint64_t now_ms, uint64_t now_wall_ms)
+{
+	CHECK(n <= REC_MSG_TARGETS_MAX);
+	put_be(payload, stamp, 8);
+	put_be(payload + 8, run, 8);
+	uint8_t *p = msg_part_put(payload + 16, m, now_ms, now_wall_ms);
+	put_be(p, n, 2);
+	p += 2;
+	for (size_t i = 0; i < n; i++, p += REC_MSG_TARGET_BYTES) {
+		put_be(p, t[i].id.worker, 2);
+		put_be(p + 2, t[i].id.slot, 4);
+		put_be(p + 6, t[i].id.gen, 4);
+		p[10] = t[i].qos;
+		p[11] = t[i].flags;
+		put_be(p + 12, t[i].sub_id, 4);
+	}
+}
+
+void rec_msg_target(const struct rec_msg *r, uint16_t i, struct rec_msg_target *t)
+{
+	const uint8_t *p = r->targets + (size_t)i * REC_MSG_TARGET_BYTES;
+	t->id.worker = (uint16_t)get_be(p, 2);
+	t->id.slot = (uint32_t)get_be(p + 2, 4);
+	t->id.gen = (uint32_t)get_be(p + 6, 4);
+	t->qos = p[10];
+	t->flags = p[11];
+	t->sub_id = (uint32_t)get_be(p + 12, 4);
+}
+
+int rec_msg_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                struct rec_msg *out, struct msg **m)
+{
+	*m = NULL;
+	errno = EINVAL;
+	if (len < MSGREC_FIXED)
+		return -1;
+	struct msg_part part;
+	struct msg *msg;
+	if (msg_part_get(payload + 16, len - 16, now_ms, now_wall_ms, &part, &msg) != 0)
+		return -1;
+	size_t left = len - 16 - part.used;
+	const uint8_t *p = payload + 16 + part.used;
+	uint16_t n = left >= 2 ? (uint16_t)get_be(p, 2) : 0;
+	bool ok = left >= 2 && n > 0 && n <= REC_MSG_TARGETS_MAX &&
+	          left - 2 == (size_t)n * REC_MSG_TARGET_BYTES;
+	out->stamp = get_be(payload, 8);
+	out->run = get_be(payload + 8, 8);
+	out->targets = p + 2;
+	out->n = n;
+	out->expired = part.expired;
+	for (uint16_t i = 0; ok && i < n; i++) {
+		struct rec_msg_target t;
+		rec_msg_target(out, i, &t);
+		ok = t.qos >= 1 && t.qos <= 2 && !(t.flags & ~3u) && t.id.gen != 0 &&
+		     t.id.worker != SESS_WORKER_NODE;
+	}
+	if (!ok || out->stamp == 0 || out->run == 0) {
+		if (msg)
+			msg_unref(msg);
+		errno = EINVAL;
+		return -1;
+	}
+	*m = msg;
+	return 0;
+}
+
+#define DONE_FIXED 10 /* stamp, client id length */
+
+size_t rec_msg_done_size(size_t client_id_len)
+{
+	return DONE_FIXED + client_id_len;
+}
+
+void rec_msg_done_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
+                      size_t client_id_len)
 {
 	CHECK(client_id_len <= UINT16_MAX);
 	put_be(payload, stamp, 8);
 	put_be(payload + 8, client_id_len, 2);
-	if (client_id_len)
-		memcpy(payload + SESS_FIXED, client_id, client_id_len);
-	if (enc_len)
-		memcpy(payload + SESS_FIXED + client_id_len, enc, enc_len);
+	memcpy(payload + DONE_FIXED, client_id, client_id_len);
 }
 
-int rec_sess_get(const uint8_t *payload, size_t len, bool end, struct rec_sess *out)
+int rec_msg_done_get(const uint8_t *payload, size_t len, struct rec_msg_done *out)
 {
 	errno = EINVAL;
-	if (len < SESS_FIXED)
+	if (len < DONE_FIXED)
 		return -1;
 	uint16_t cid_len = (uint16_t)get_be(payload + 8, 2);
-	if (cid_len == 0 || len - SESS_FIXED < cid_len)
-		return -1;
-	size_t enc_len = len - SESS_FIXED - cid_len;
-	if (end ? enc_len != 0 : enc_len == 0)
+	if (cid_len == 0 || len - DONE_FIXED != cid_len)
 		return -1;
 	out->stamp = get_be(payload, 8);
-	out->client_id = payload + SESS_FIXED;
+	out->client_id = payload + DONE_FIXED;
 	out->client_id_len = cid_len;
-	out->enc = enc_len ? payload + SESS_FIXED + cid_len : NULL;
-	out->enc_len = enc_len;
 	return 0;
 }

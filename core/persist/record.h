@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "session/sess_id.h"
+
 /* ---- a file's header ----------------------------------------------------- */
 
 /*
@@ -75,11 +77,13 @@ enum record_type {
 	REC_NONE = 0, /* never written */
 	REC_RETAIN_SET = 1,
 	REC_RETAIN_DEL = 2,
-	REC_SESS_PUT = 3, /* a persistent session's state, without its messages */
-	REC_SESS_END = 4, /* it ended */
-	/* The message records (a message queued for persistent sessions, its
-	 * acknowledgement, QoS 2 state) come next and take the following
-	 * numbers. A record of a type >= REC_TYPES is valid framing
+	REC_SESS_PUT = 3,    /* a persistent session's state, without its messages */
+	REC_SESS_END = 4,    /* it ended */
+	REC_MSG = 5,         /* a QoS 1/2 message that reached persistent sessions */
+	REC_MSG_DONE = 6,    /* one session is done with one of those messages */
+	REC_SESS_PLACED = 7, /* REC_SESS_PUT with where the session lives: what
+	                      * REC_MSG names it by (3 is still read) */
+	/* A record of a type >= REC_TYPES is valid framing
 	 * (record_read says RECORD_OK), so that an older build's reader can
 	 * skip what a newer one wrote: what to do with it is the caller's
 	 * decision. */
@@ -196,33 +200,106 @@ int rec_retain_del_get(const uint8_t *payload, size_t len, struct rec_retain *ou
 /* ---- session payloads ---------------------------------------------------- */
 
 /*
- * REC_SESS_PUT:
- *   u64 stamp (the node-wide order of session records: the last one of a
- *       client id is its state)
+ * REC_SESS_PLACED (written since messages are journaled):
+ *   u64 stamp (the node-wide order of session and message records: the
+ *       last session record of a client id is its state)
+ *   u64 run (this start of the node: ids are unique within a run)
+ *   u16 worker  u32 slot  u32 generation (the session's sess_id in that run)
  *   u16 client id length, client id
  *   the encoded session (session/codec.c: session_encode_state, no messages
  *   in flight or queued and no inbound QoS 2 ids), to the end of the payload
+ * REC_SESS_PUT (an older writer's, still read): the same without run and
+ *   place: u64 stamp, u16 client id length, client id, encoded session
  * REC_SESS_END:
  *   u64 stamp  u16 client id length, client id
  */
-size_t rec_sess_size(size_t client_id_len, size_t enc_len);
-/* Write one (enc NULL, enc_len 0: an END). client_id_len <= 65535 (CHECK). */
-void rec_sess_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id, size_t client_id_len,
-                  const uint8_t *enc, size_t enc_len);
+struct rec_place {
+	uint64_t run;      /* 0: none (REC_SESS_PUT, REC_SESS_END) */
+	struct sess_id id; /* the session's id in that run */
+};
+
+size_t rec_sess_size(size_t client_id_len, size_t enc_len, bool placed);
+/* Write one: place NULL and enc NULL, enc_len 0: an END; place NULL with enc:
+ * a REC_SESS_PUT (tests of the older format); else REC_SESS_PLACED.
+ * client_id_len <= 65535 (CHECK). */
+void rec_sess_put(uint8_t *payload, uint64_t stamp, const struct rec_place *place,
+                  const uint8_t *client_id, size_t client_id_len, const uint8_t *enc,
+                  size_t enc_len);
 
 struct rec_sess {
 	uint64_t stamp;
+	struct rec_place place;   /* run 0 unless REC_SESS_PLACED */
 	const uint8_t *client_id; /* into the payload */
 	uint16_t client_id_len;   /* bytes, > 0 */
 	const uint8_t *enc;       /* the encoded session (PUT), NULL (END) */
 	size_t enc_len;
 };
 
-/* Decode a REC_SESS_PUT (end false) or REC_SESS_END payload: 0, or -1 when
- * malformed (an empty client id, lengths that do not add up, a PUT without
- * a session or an END with bytes after the id). The encoded session is
- * judged by session_decode, not here. */
-int rec_sess_get(const uint8_t *payload, size_t len, bool end, struct rec_sess *out);
+/* Decode a REC_SESS_PUT, REC_SESS_PLACED or REC_SESS_END payload (type):
+ * 0, or -1 when malformed (an empty client id, lengths that do not add up,
+ * a PUT without a session or an END with bytes after the id). The encoded
+ * session is judged by session_decode, not here. */
+int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_sess *out);
+
+/* ---- message payloads ---------------------------------------------------- */
+
+/*
+ * REC_MSG, written by the publisher's worker before the message is routed
+ * (its PUBACK/PUBREC waits for the record), naming the persistent sessions
+ * the route plan reached by their place in this run:
+ *   u64 stamp (the node-wide order shared with session records)
+ *   u64 run
+ *   u8  protocol level   u8 flags: QoS in bits 0-1, 0x04 retain
+ *   u64 expires at (wall-clock ms, absolute; 0 = never)
+ *   u16 topic length, topic    u32 body length, body (as REC_RETAIN_SET)
+ *   u16 targets; each (15 bytes): u16 worker, u32 slot, u32 generation,
+ *       u8 QoS to deliver with, u8 flags (1 retain, 2 shared), u32
+ *       subscription id
+ * REC_MSG_DONE, written by the subscriber's worker when a session is done
+ * with a message (PUBACK of QoS 1, PUBREC of QoS 2, or dropped):
+ *   u64 the message's stamp   u16 client id length, client id
+ */
+#define REC_MSG_TARGET_BYTES 15
+#define REC_MSG_TARGETS_MAX  4096 /* per record; more targets: several records */
+
+struct rec_msg_target {
+	struct sess_id id;
+	uint32_t sub_id;
+	uint8_t qos;
+	uint8_t flags;
+};
+
+/* Bytes of a REC_MSG payload for m with n targets. */
+size_t rec_msg_size(const struct msg *m, size_t n);
+/* Write it; expiry as rec_retain_set_put. n <= REC_MSG_TARGETS_MAX (CHECK). */
+void rec_msg_put(uint8_t *payload, const struct msg *m, uint64_t stamp, uint64_t run,
+                 const struct rec_msg_target *t, size_t n, uint64_t now_ms, uint64_t now_wall_ms);
+
+struct rec_msg {
+	uint64_t stamp, run;
+	const uint8_t *targets; /* n x REC_MSG_TARGET_BYTES, into the payload */
+	uint16_t n;
+	bool expired; /* no message made */
+};
+
+/* Decode a REC_MSG payload: *m as rec_retain_set_get makes it (NULL when
+ * it expired: out->expired). 0, or -1 with *m NULL and errno EINVAL
+ * (malformed: as REC_RETAIN_SET, a target count that disagrees with the
+ * bytes, a target's QoS over 2 or unknown flags) or ENOMEM. */
+int rec_msg_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                struct rec_msg *out, struct msg **m);
+/* Target i of a decoded REC_MSG (i < out->n). */
+void rec_msg_target(const struct rec_msg *r, uint16_t i, struct rec_msg_target *t);
+
+size_t rec_msg_done_size(size_t client_id_len);
+void rec_msg_done_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
+                      size_t client_id_len);
+struct rec_msg_done {
+	uint64_t stamp;
+	const uint8_t *client_id;
+	uint16_t client_id_len;
+};
+int rec_msg_done_get(const uint8_t *payload, size_t len, struct rec_msg_done *out);
 
 /* ---- reading a file ------------------------------------------------------ */
 

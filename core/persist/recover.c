@@ -31,6 +31,39 @@ struct rentry {
 	 * after a REC_SESS_END. */
 	uint8_t *enc;
 	size_t enc_len;
+	uint64_t end_stamp;   /* the highest REC_SESS_END's stamp (0: none) */
+	struct sess_id where; /* restored there (restored) */
+	bool restored;
+};
+
+/* A place in a run (record.h: struct rec_place): whose session lived there,
+ * and the stamp of the last record that said so. */
+struct place {
+	uint64_t run; /* 0: an empty slot */
+	struct sess_id id;
+	uint64_t hash;
+	uint8_t *cid; /* own copy */
+	uint16_t cid_len;
+	uint64_t last_put;
+};
+
+struct ptable {
+	struct place *e;
+	size_t cap, len;
+};
+
+/* A REC_MSG: the message (NULL: expired) and the places it names. */
+struct jmsg {
+	uint64_t stamp, run;
+	struct msg *m;
+	struct rec_msg_target *t;
+	uint16_t n;
+};
+
+/* (message stamp, client id hash) pairs; stamp 0 is an empty slot. */
+struct pairs {
+	uint64_t (*e)[2];
+	size_t cap, len;
 };
 
 struct rtable {
@@ -41,6 +74,12 @@ struct rtable {
 struct state {
 	struct rtable rt;
 	struct rtable st; /* sessions */
+	struct ptable places;
+	struct jmsg *msgs;
+	size_t msgs_len, msgs_cap;
+	struct pairs done;  /* REC_MSG_DONE */
+	struct pairs given; /* what recovery gave back (each message once per session) */
+	uint64_t max_run;
 	uint64_t max_sess_stamp;
 	uint64_t now_ms, now_wall_ms;
 	uint64_t max_stamp;
@@ -100,6 +139,105 @@ static struct rentry *rt_get(struct rtable *t, const uint8_t *topic, uint16_t le
 	return x;
 }
 
+static struct rentry *rt_find(const struct rtable *t, const uint8_t *key, uint16_t len)
+{
+	if (!t->cap)
+		return NULL;
+	uint64_t h = hash_bytes(key, len);
+	for (size_t at = h & (t->cap - 1); t->e[at].topic; at = (at + 1) & (t->cap - 1)) {
+		const struct rentry *x = &t->e[at];
+		if (x->hash == h && x->topic_len == len && memcmp(x->topic, key, len) == 0)
+			return (struct rentry *)x;
+	}
+	return NULL;
+}
+
+static uint64_t place_hash(uint64_t run, struct sess_id id)
+{
+	uint64_t h = run * 0x9E3779B97F4A7C15ull;
+	h ^= ((uint64_t)id.worker << 48 | (uint64_t)id.slot) * 0xC2B2AE3D27D4EB4Full;
+	h ^= (uint64_t)id.gen * 0x165667B19E3779F9ull;
+	return h ^ (h >> 29);
+}
+
+/* The place (run, id), made when missing (cid NULL) with make; NULL when
+ * missing, or out of memory (make). */
+static struct place *place_get(struct ptable *t, uint64_t run, struct sess_id id, bool make)
+{
+	if (make && (t->len + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		struct place *e = calloc(cap, sizeof(*e));
+		if (!e)
+			return NULL;
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->e[i].run)
+				continue;
+			size_t at = t->e[i].hash & (cap - 1);
+			while (e[at].run)
+				at = (at + 1) & (cap - 1);
+			e[at] = t->e[i];
+		}
+		free(t->e);
+		t->e = e;
+		t->cap = cap;
+	}
+	if (!t->cap)
+		return NULL;
+	uint64_t h = place_hash(run, id);
+	size_t at = h & (t->cap - 1);
+	for (; t->e[at].run; at = (at + 1) & (t->cap - 1)) {
+		struct place *x = &t->e[at];
+		if (x->hash == h && x->run == run && sess_id_eq(x->id, id))
+			return x;
+	}
+	if (!make)
+		return NULL;
+	t->e[at] = (struct place){.run = run, .id = id, .hash = h};
+	t->len++;
+	return &t->e[at];
+}
+
+/* Add (stamp, h) to p: 1 added, 0 already there, -1 out of memory. */
+static int pairs_add(struct pairs *p, uint64_t stamp, uint64_t h)
+{
+	if ((p->len + 1) * 2 > p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 1024;
+		uint64_t(*e)[2] = calloc(cap, sizeof(*e));
+		if (!e)
+			return -1;
+		for (size_t i = 0; i < p->cap; i++) {
+			if (!p->e[i][0])
+				continue;
+			size_t at = place_hash(p->e[i][0], (struct sess_id){0}) ^ p->e[i][1];
+			while (e[at & (cap - 1)][0])
+				at++;
+			memcpy(e[at & (cap - 1)], p->e[i], sizeof(*e));
+		}
+		free(p->e);
+		p->e = e;
+		p->cap = cap;
+	}
+	size_t at = place_hash(stamp, (struct sess_id){0}) ^ h;
+	for (; p->e[at & (p->cap - 1)][0]; at++)
+		if (p->e[at & (p->cap - 1)][0] == stamp && p->e[at & (p->cap - 1)][1] == h)
+			return 0;
+	p->e[at & (p->cap - 1)][0] = stamp;
+	p->e[at & (p->cap - 1)][1] = h;
+	p->len++;
+	return 1;
+}
+
+static bool pairs_has(const struct pairs *p, uint64_t stamp, uint64_t h)
+{
+	if (!p->cap)
+		return false;
+	for (size_t at = place_hash(stamp, (struct sess_id){0}) ^ h; p->e[at & (p->cap - 1)][0];
+	     at++)
+		if (p->e[at & (p->cap - 1)][0] == stamp && p->e[at & (p->cap - 1)][1] == h)
+			return true;
+	return false;
+}
+
 /* Is (stamp, rank, wall) later than what e holds? The live store's order
  * (route/retain.c): in a cluster (ranks set) the publish time and origin
  * first, ties and a single node by the node-wide stamp. */
@@ -116,7 +254,7 @@ static bool later(const struct rentry *e, uint64_t stamp, uint64_t rank, uint64_
 static int on_session(struct state *s, const struct record *r)
 {
 	struct rec_sess rs;
-	if (rec_sess_get(r->payload, r->payload_len, r->type == REC_SESS_END, &rs) != 0) {
+	if (rec_sess_get(r->payload, r->payload_len, r->type, &rs) != 0) {
 		s->rejected++;
 		return 0;
 	}
@@ -125,6 +263,23 @@ static int on_session(struct state *s, const struct record *r)
 	struct rentry *e = rt_get(&s->st, rs.client_id, rs.client_id_len);
 	if (!e)
 		return s->oom = 1, -1;
+	if (r->type == REC_SESS_END && rs.stamp > e->end_stamp)
+		e->end_stamp = rs.stamp;
+	if (rs.place.run) {
+		if (rs.place.run > s->max_run)
+			s->max_run = rs.place.run;
+		struct place *pl = place_get(&s->places, rs.place.run, rs.place.id, true);
+		if (!pl)
+			return s->oom = 1, -1;
+		if (!pl->cid) {
+			if (!(pl->cid = malloc(rs.client_id_len)))
+				return s->oom = 1, -1;
+			memcpy(pl->cid, rs.client_id, rs.client_id_len);
+			pl->cid_len = rs.client_id_len;
+		}
+		if (rs.stamp > pl->last_put)
+			pl->last_put = rs.stamp;
+	}
 	if (e->stamp != 0 && rs.stamp <= e->stamp)
 		return 0;
 	uint8_t *copy = NULL;
@@ -142,6 +297,58 @@ static int on_session(struct state *s, const struct record *r)
 	return 0;
 }
 
+/* A message record: kept with its targets until every session is known. */
+static int on_message(struct state *s, const struct record *r)
+{
+	struct rec_msg rm;
+	struct msg *m;
+	if (rec_msg_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rm, &m) != 0) {
+		if (errno == ENOMEM)
+			return s->oom = 1, -1;
+		s->rejected++;
+		return 0;
+	}
+	if (rm.stamp > s->max_sess_stamp)
+		s->max_sess_stamp = rm.stamp;
+	if (rm.run > s->max_run)
+		s->max_run = rm.run;
+	if (s->msgs_len == s->msgs_cap) {
+		size_t cap = s->msgs_cap ? s->msgs_cap * 2 : 1024;
+		struct jmsg *x = realloc(s->msgs, cap * sizeof(*x));
+		if (!x)
+			goto oom;
+		s->msgs = x;
+		s->msgs_cap = cap;
+	}
+	struct rec_msg_target *t = malloc(rm.n * sizeof(*t));
+	if (!t)
+		goto oom;
+	for (uint16_t i = 0; i < rm.n; i++)
+		rec_msg_target(&rm, i, &t[i]);
+	if (m)
+		m->jstamp = rm.stamp;
+	s->msgs[s->msgs_len++] = (struct jmsg){rm.stamp, rm.run, m, t, rm.n};
+	return 0;
+oom:
+	if (m)
+		msg_unref(m);
+	return s->oom = 1, -1;
+}
+
+static int on_done(struct state *s, const struct record *r)
+{
+	struct rec_msg_done d;
+	if (rec_msg_done_get(r->payload, r->payload_len, &d) != 0) {
+		s->rejected++;
+		return 0;
+	}
+	if (d.stamp > s->max_sess_stamp)
+		s->max_sess_stamp = d.stamp;
+	if (pairs_add(&s->done, d.stamp, hash_bytes(d.client_id, d.client_id_len)) < 0)
+		return s->oom = 1, -1;
+	return 0;
+}
+
 static int on_record(void *ctx, const struct record *r, uint64_t offset)
 {
 	(void)offset;
@@ -151,7 +358,12 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	switch (r->type) {
 	case REC_SESS_PUT:
 	case REC_SESS_END:
+	case REC_SESS_PLACED:
 		return on_session(s, r);
+	case REC_MSG:
+		return on_message(s, r);
+	case REC_MSG_DONE:
+		return on_done(s, r);
 	case REC_RETAIN_SET:
 		if (rec_retain_set_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rr,
 		                       &m) != 0) {
@@ -233,9 +445,66 @@ static bool mark_complete(const char *dir, const char *mark, char **names, size_
 	return ok && snapshots > 0;
 }
 
+static int by_stamp(const void *a, const void *b)
+{
+	uint64_t x = ((const struct jmsg *)a)->stamp, y = ((const struct jmsg *)b)->stamp;
+	return x < y ? -1 : x > y;
+}
+
+/* Give each restored session the messages it had not done with, in stamp
+ * order (recover.h), and free them. */
+static int give_messages(struct state *s, recover_message_fn msg, void *ctx, bool give,
+                         struct recover_result *res)
+{
+	int rc = 0;
+	if (s->msgs_len > 1)
+		qsort(s->msgs, s->msgs_len, sizeof(*s->msgs), by_stamp);
+	for (size_t i = 0; i < s->msgs_len; i++) {
+		struct jmsg *j = &s->msgs[i];
+		for (uint16_t k = 0; give && rc == 0 && k < j->n; k++) {
+			const struct rec_msg_target *t = &j->t[k];
+			struct place *pl = place_get(&s->places, j->run, t->id, false);
+			struct rentry *e =
+			    pl && pl->cid ? rt_find(&s->st, pl->cid, pl->cid_len) : NULL;
+			if (!e || !e->restored || e->end_stamp > pl->last_put) {
+				res->messages_orphaned++;
+				continue;
+			}
+			uint64_t h = hash_bytes(pl->cid, pl->cid_len);
+			if (pairs_has(&s->done, j->stamp, h))
+				continue;
+			int added = pairs_add(&s->given, j->stamp, h);
+			if (added < 0) {
+				rc = -1;
+				break;
+			}
+			if (added == 0)
+				continue; /* a snapshot's copy and the original: once */
+			if (!j->m) {
+				res->messages_expired++;
+				continue;
+			}
+			res->messages++;
+			if (msg)
+				msg(ctx, e->where, msg_ref(j->m), t->qos, t->flags, t->sub_id);
+		}
+		if (j->m)
+			msg_unref(j->m);
+		free(j->t);
+	}
+	free(s->msgs);
+	s->msgs = NULL;
+	for (size_t i = 0; i < s->places.cap; i++)
+		free(s->places.e[i].cid);
+	free(s->places.e);
+	free(s->done.e);
+	free(s->given.e);
+	return rc;
+}
+
 static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
-                   recover_session_fn sess, void *ctx, struct recover_result *res, bool cut,
-                   char *err, size_t err_len)
+                   recover_session_fn sess, recover_message_fn msg, void *ctx,
+                   struct recover_result *res, bool cut, char *err, size_t err_len)
 {
 	memset(res, 0, sizeof(*res));
 	uint64_t t0 = clock_now_ns();
@@ -250,6 +519,7 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 			res->next_segment = 1;
 			res->next_stamp = 1;
 			res->next_sess_stamp = 1;
+			res->next_run = 1;
 			return 0;
 		}
 		snprintf(err, err_len, "cannot read %s: %s", dir, strerror(errno));
@@ -419,11 +689,12 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 		if (!e->topic)
 			continue;
 		if (e->enc && rc == 0 && !vanished) {
-			int r = sess
-			            ? sess(ctx, e->topic, e->topic_len, e->enc, e->enc_len, e->wall)
-			            : 0;
+			int r = sess ? sess(ctx, e->topic, e->topic_len, e->enc, e->enc_len,
+			                    e->wall, &e->where)
+			             : 0;
 			if (r == 0) {
 				res->sessions++;
+				e->restored = true;
 			} else if (r == 1) {
 				res->sessions_expired++;
 			} else {
@@ -435,8 +706,14 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 			}
 		}
 		free(e->enc);
-		free(e->topic);
+		e->enc = NULL;
 	}
+	if (give_messages(&s, msg, ctx, rc == 0 && !vanished, res) != 0 && rc == 0) {
+		snprintf(err, err_len, "out of memory giving back the sessions' messages");
+		rc = -1;
+	}
+	for (size_t i = 0; i < s.st.cap; i++)
+		free(s.st.e[i].topic);
 	free(s.st.e);
 	res->unknown = s.unknown;
 	res->rejected = s.rejected;
@@ -447,25 +724,26 @@ static int recover(const struct config *cfg, uint64_t now_ms, recover_retained_f
 	res->next_segment = max_seg + 1;
 	res->next_stamp = s.max_stamp + 1;
 	res->next_sess_stamp = s.max_sess_stamp + 1;
+	res->next_run = s.max_run + 1;
 	res->ms = (clock_now_ns() - t0) / 1000000u;
 	return vanished && rc == 0 ? 1 : rc;
 }
 
 int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
-                recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
-                size_t err_len)
+                recover_session_fn sess, recover_message_fn msg, void *ctx,
+                struct recover_result *res, char *err, size_t err_len)
 {
-	return recover(cfg, now_ms, put, sess, ctx, res, true, err, err_len);
+	return recover(cfg, now_ms, put, sess, msg, ctx, res, true, err, err_len);
 }
 
 int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
-                 recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
-                 size_t err_len)
+                 recover_session_fn sess, recover_message_fn msg, void *ctx,
+                 struct recover_result *res, char *err, size_t err_len)
 {
 	/* A running node's compaction may remove a file between the listing
 	 * and its reading (its snapshot, newer, is then there): read again. */
 	for (int attempt = 1; attempt <= RECOVER_READ_TRIES; attempt++) {
-		int rc = recover(cfg, now_ms, put, sess, ctx, res, false, err, err_len);
+		int rc = recover(cfg, now_ms, put, sess, msg, ctx, res, false, err, err_len);
 		if (rc != 1)
 			return rc;
 	}

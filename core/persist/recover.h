@@ -11,6 +11,12 @@
  * publish time and origin first), deletes included; expired ones dropped.
  * Sessions: the last record of each client id by the node-wide order of
  * session records (persist/session_journal.h); an END leaves nothing.
+ * Messages (persist/msg_journal.h): each REC_MSG target names a session by
+ * its place in a run; the REC_SESS_PLACED records of that place say whose
+ * it was. A target gets the message when that client id's session is the
+ * one restored (no END of it after its last record at that place), it had
+ * not said it was done with it (REC_MSG_DONE), and it has not expired; per
+ * session in stamp order, each message once.
  */
 #ifndef STARLING_CORE_RECOVER_H
 #define STARLING_CORE_RECOVER_H
@@ -19,6 +25,7 @@
 
 #include "base/config.h"
 #include "route/msg.h"
+#include "session/sess_id.h"
 
 struct recover_result {
 	uint64_t files;            /* journal files read */
@@ -36,7 +43,12 @@ struct recover_result {
 	uint64_t sessions;         /* persistent sessions restored */
 	uint64_t sessions_refused; /* sessions the callback could not restore */
 	uint64_t sessions_expired; /* sessions that expired while the node was down */
-	uint64_t next_sess_stamp;  /* where the order of session records goes on */
+	uint64_t next_sess_stamp;  /* where the order of session (and message) records goes on */
+	uint64_t next_run;         /* the number this start takes (above every run recorded) */
+	uint64_t messages;         /* messages given back to restored sessions (one per session) */
+	uint64_t messages_expired; /* deliveries whose message expired while the node was down */
+	uint64_t messages_orphaned; /* deliveries to a session that ended, was not restored or
+	                             * whose place no session record names (dropped) */
 	uint64_t ms;               /* time taken */
 };
 
@@ -44,25 +56,33 @@ struct recover_result {
 typedef void (*recover_retained_fn)(void *ctx, struct msg *m);
 /* Called for each recovered session: its client id, its encoded form
  * (session/codec.c: session_encode_state) and the wall-clock ms of its
- * record, all valid during the call. 0 restored, 1 it expired while the
- * node was down (dropped), -1 not restored (logged by the callee). */
+ * record, all valid during the call. 0 restored (*where: its new id, for
+ * its messages), 1 it expired while the node was down (dropped), -1 not
+ * restored (logged by the callee). */
 typedef int (*recover_session_fn)(void *ctx, const uint8_t *client_id, size_t client_id_len,
-                                  const uint8_t *enc, size_t len, uint64_t wall_ms);
+                                  const uint8_t *enc, size_t len, uint64_t wall_ms,
+                                  struct sess_id *where);
+/* Called, after every session, for each message a restored session gets
+ * back, per session in the order they were published: m is the callee's
+ * (one reference) and m->jstamp its stamp; qos, flags (DELIV_RETAIN,
+ * DELIV_SHARED) and sub_id as the route plan gave them. */
+typedef void (*recover_message_fn)(void *ctx, struct sess_id where, struct msg *m, uint8_t qos,
+                                   uint8_t flags, uint32_t sub_id);
 
 /*
  * Read cfg->data_dir's journal and hand over what it holds. A missing
  * directory is an empty journal. 0, or -1 with err when the directory
  * cannot be read or a file cannot be opened (not for a damaged tail: that
  * is cut and logged). now_ms: the monotonic clock. sess may be NULL
- * (sessions are then only counted).
+ * (sessions are then only counted), and msg (messages only counted).
  */
 int recover_run(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
-                recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
-                size_t err_len);
+                recover_session_fn sess, recover_message_fn msg, void *ctx,
+                struct recover_result *res, char *err, size_t err_len);
 /* The same without cutting anything (a running node's directory: backup,
  * export): a damaged tail is only reported. */
 int recover_read(const struct config *cfg, uint64_t now_ms, recover_retained_fn put,
-                 recover_session_fn sess, void *ctx, struct recover_result *res, char *err,
-                 size_t err_len);
+                 recover_session_fn sess, recover_message_fn msg, void *ctx,
+                 struct recover_result *res, char *err, size_t err_len);
 
 #endif

@@ -18,7 +18,8 @@
 #include "persist/journal.h"
 #include "session/session.h"
 
-/* Append s's state (session_encode_state) as REC_SESS_PUT. false when the
+/* Append s's state (session_encode_state) as REC_SESS_PLACED (with j->run
+ * and s->id). false when the
  * journal refused it (failing or behind; counted in journal_refused) or
  * memory ran out. now_ms: the worker's clock (remaining times). */
 bool persist_session_put(struct journal *j, const struct session *s, _Atomic uint64_t *stamps,
@@ -26,9 +27,10 @@ bool persist_session_put(struct journal *j, const struct session *s, _Atomic uin
 /* Append REC_SESS_END for the client id. false as above. */
 bool persist_session_end(struct journal *j, const char *client_id, uint16_t len,
                          _Atomic uint64_t *stamps);
-/* The same REC_SESS_PUT into a caller's buffer (a snapshot): the bytes of
- * the whole record at *out (malloc'd), or 0 out of memory. */
-size_t persist_session_record(const struct session *s, uint64_t stamp, uint64_t lsn,
+/* The same record, of run `run`, into a caller's buffer (a snapshot, a
+ * start): the bytes of the whole record at *out (malloc'd), or 0 out of
+ * memory. */
+size_t persist_session_record(const struct session *s, uint64_t run, uint64_t stamp, uint64_t lsn,
                               uint64_t now_ms, uint64_t wall_ms, uint8_t **out);
 
 #endif

@@ -68,6 +68,7 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	m->forwarded_shared = false;
 	m->origin_rank = 0;
 	m->retain_stamp = 0;
+	m->jstamp = 0;
 	m->expires_at_ms = 0;
 	if (pr->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
 		m->expires_at_ms = now_ms + (uint64_t)pr->message_expiry_s * 1000;

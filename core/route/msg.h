@@ -37,6 +37,9 @@ struct msg {
 	                          * (last writer wins); 0 on a single node */
 	uint64_t retain_stamp;   /* retain-flagged, persistence on: the node-wide order of
 	                          * retained writes (the journal's too); 0 otherwise */
+	uint64_t jstamp;         /* persistence on, QoS 1/2 reaching a journaled
+	                          * subscription: its REC_MSG's stamp (set before it is
+	                          * shared); 0 otherwise */
 	uint8_t version;         /* protocol level of the publisher */
 	struct mqtt_publish pub; /* views into data[]; pub.topic is the real
 	                          * topic even when the publisher used an alias;

@@ -99,6 +99,7 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 {
 	shrink(p); /* the last plan was executed: its targets are done with */
 	p->len = 0;
+	p->journaled = 0;
 	p->scratch_len = 0;
 	p->node_count = 0;
 	p->nodes_shared = 0;
@@ -138,7 +139,7 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 		}
 		uint32_t sub_id = p->scratch[i].e.opts.sub_id;
 		int qos = -1;
-		bool rap = false, shared = true;
+		bool rap = false, shared = true, journaled = false;
 		for (; i < p->scratch_len && sess_id_eq(p->scratch[i].e.who, who) &&
 		       p->scratch[i].e.opts.sub_id == sub_id;
 		     i++) {
@@ -148,6 +149,7 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 			if (o->qos > qos)
 				qos = o->qos;
 			rap |= o->rap;
+			journaled |= o->journaled;
 			shared &= p->scratch[i].shared; /* any own subscription: it is theirs */
 		}
 		if (qos < 0)
@@ -159,6 +161,10 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 		    .flags = (uint8_t)((rap && m->pub.retain ? PLAN_RETAIN : 0) |
 		                       (shared ? PLAN_SHARED : 0)),
 		};
+		if (journaled && t.qos > 0) {
+			t.flags |= PLAN_JOURNALED;
+			p->journaled++;
+		}
 		if (!target_add(p, &t))
 			return -1;
 	}

@@ -49,17 +49,21 @@ struct plan_target {
 	struct sess_id who; /* the session */
 	uint32_t sub_id;    /* subscription identifier to send, 0 = none */
 	uint8_t qos;        /* QoS to deliver with */
-	uint8_t flags;      /* DELIV_RETAIN, DELIV_SHARED (session.h) */
+	uint8_t flags;      /* DELIV_RETAIN, DELIV_SHARED, DELIV_JOURNALED (session.h) */
 };
 
 #define PLAN_RETAIN 0x01 /* = DELIV_RETAIN */
 #define PLAN_SHARED 0x02 /* = DELIV_SHARED */
+#define PLAN_JOURNALED                                                                             \
+	0x04 /* = DELIV_JOURNALED: a journaled subscription (subidx.h)                             \
+	      * matched, at QoS 1 or 2 */
 
 struct plan_match; /* plan.c's scratch entry */
 
 struct plan {
 	struct plan_target *t;      /* the deliveries, by worker then session */
 	uint32_t len;               /* targets in t */
+	uint32_t journaled;         /* of them, with PLAN_JOURNALED */
 	uint32_t cap;               /* allocated */
 	struct plan_match *scratch; /* matches before merging */
 	uint32_t scratch_len;

@@ -82,27 +82,44 @@ void route_retain(struct router *r, struct msg *m)
 	retained_store(r, m);
 }
 
-unsigned route_publish(struct router *r, struct msg *m)
+/* refusable: a publisher's message whose acknowledgement can carry a
+ * refusal (-1: the journal cannot keep it, nothing was delivered). */
+static int publish(struct router *r, struct msg *m, bool refusable)
 {
-	if (m->pub.retain) {
-		if (!m->forwarded)
-			m->origin_rank =
-			    r->node_rank; /* still ours alone: set before it is shared */
-		retained_store(r, msg_ref(m));
-	}
 	if (plan_make(&r->plan, r->subs, m) < 0)
 		LOG_WARN_RL(1,
 		            "worker %u: out of memory routing a message to \"%.*s\": some "
 		            "subscribers missed it",
 		            r->id, (int)m->pub.topic.len, (const char *)m->pub.topic.ptr);
 	const struct plan *p = &r->plan;
+	/* Before anyone else sees m: the journal stamps it (m->jstamp). */
+	if (p->journaled && r->journal_msg && !r->journal_msg(r->journal_ctx, m, p) && refusable) {
+		msg_unref(m);
+		return -1;
+	}
+	if (m->pub.retain) {
+		if (!m->forwarded)
+			m->origin_rank =
+			    r->node_rank; /* still ours alone: set before it is shared */
+		retained_store(r, msg_ref(m));
+	}
 	if (r->forward && (p->node_count || (m->pub.retain && !m->forwarded)))
 		r->forward(r->forward_ctx, m, p);
 	for (uint32_t i = 0; i < p->len; i++)
 		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags, p->t[i].sub_id);
 	unsigned n = p->len;
 	msg_unref(m);
-	return n;
+	return (int)n;
+}
+
+unsigned route_publish(struct router *r, struct msg *m)
+{
+	return (unsigned)publish(r, m, false);
+}
+
+int route_publish_client(struct router *r, struct msg *m)
+{
+	return publish(r, m, true);
 }
 
 /* ---- the index --------------------------------------------------------- */

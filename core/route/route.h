@@ -83,6 +83,11 @@ struct router {
 	 * it and stamps m->retain_stamp (the node-wide order). NULL: off. */
 	void (*journal_retained)(void *ctx, struct msg *m);
 	void *journal_ctx;
+	/* Persistence on: called for a QoS 1/2 message whose plan reached
+	 * journaled subscriptions (plan.journaled), before anything of it is
+	 * delivered: the journal writes its REC_MSG and stamps m->jstamp.
+	 * false: the journal refused it (counted by the callee). */
+	bool (*journal_msg)(void *ctx, struct msg *m, const struct plan *p);
 };
 
 /* 0, or -1 when out of memory. Registers the route's mail kinds. */
@@ -93,8 +98,14 @@ void router_fini(struct router *r);
 void route_mail_discard(const struct mbox_msg *m);
 
 /* Route a message (takes m's reference): retained messages to their shard,
- * then to every matching session. Returns the sessions it went to. */
+ * then to every matching session. Returns the sessions it went to. A
+ * message the journal refuses goes all the same (a will, $SYS: nobody to
+ * tell), not kept across a crash. */
 unsigned route_publish(struct router *r, struct msg *m);
+/* The same for a client's PUBLISH: -1 when it reached journaled
+ * subscriptions and the journal refused it (nothing delivered; the
+ * publisher is told 0x97). */
+int route_publish_client(struct router *r, struct msg *m);
 /* Keep m in its topic's retained store, and nothing else (a replica from
  * another node; takes m's reference). */
 void route_retain(struct router *r, struct msg *m);

@@ -60,7 +60,10 @@ struct pentry {
 	uint32_t gen;
 	uint32_t idq; /* sub_id | qos << 28 | no_local << 30 | rap << 31 */
 	uint16_t worker;
+	bool journaled; /* in the padding: still 16 bytes */
 };
+
+_Static_assert(sizeof(struct pentry) == 16, "an index entry is 16 bytes");
 
 /* The non-shared subscriptions of one node. */
 struct subs {
@@ -222,6 +225,7 @@ static struct pentry pack(const struct sub_entry *e)
 	    .idq = e->opts.sub_id | (uint32_t)e->opts.qos << 28 | (uint32_t)e->opts.no_local << 30 |
 	           (uint32_t)e->opts.rap << 31,
 	    .worker = e->who.worker,
+	    .journaled = e->opts.journaled,
 	};
 	return p;
 }
@@ -236,6 +240,7 @@ static struct sub_entry unpack(const struct pentry *p)
 	            .qos = (uint8_t)((p->idq >> 28) & 3),
 	            .no_local = (p->idq >> 30) & 1,
 	            .rap = (p->idq >> 31) & 1,
+	            .journaled = p->journaled,
 	        },
 	};
 	return e;

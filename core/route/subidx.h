@@ -30,6 +30,8 @@ struct sub_opts {
 	uint8_t qos;     /* maximum QoS granted, 0..2 */
 	bool no_local;   /* not to the publishing session itself */
 	bool rap;        /* Retain As Published */
+	bool journaled;  /* a persistent session's, journaled (persist/msg_journal.h): the
+	                  * QoS 1/2 messages it matches are written to the journal */
 };
 
 struct sub_entry {

@@ -14,12 +14,16 @@
  *   u32 will length (0 = no will), bytes (an encoded 5.0 PUBLISH)
  *   u32 will delay (s)                   u64 will due in (ms; 0 = not pending)
  *   u32 subscriptions; each:  u16 filter length, bytes, u32 subscription id,
- *                             u8 QoS, u8 flags (1 no-local, 2 retain as published)
+ *                             u8 QoS, u8 flags (1 no-local, 2 retain as published,
+ *                             4 journaled: route/subidx.h)
  *   u32 in flight; each:      u16 packet id, u8 QoS, u8 state (1 awaiting
  *                             PUBACK/PUBREC, 2 awaiting PUBCOMP), u8 flags
- *                             (1 retain, 2 shared), u32 subscription id,
- *                             then a message when state is 1
- *   u32 queued; each:         u8 QoS, u8 flags, u32 subscription id, message
+ *                             (1 retain, 2 shared, 4 journaled), u32
+ *                             subscription id, then a message when state
+ *                             is 1, then with flag 4 (only in state 1) the
+ *                             u64 journal stamp of the message
+ *   u32 queued; each:         u8 QoS, u8 flags, u32 subscription id, message,
+ *                             with flag 4 its u64 journal stamp
  *   u32 inbound QoS 2 ids; each u16
  *
  *   message: u8 protocol level, u8 flags (QoS in bits 0-1, 4 retain),
@@ -138,7 +142,10 @@ static uint8_t *encode(const struct session *s, uint64_t now_ms, size_t *len, bo
 		put_bytes(&w, sub->filter, sub->filter_len);
 		put_be(&w, sub->opts.sub_id, 4);
 		put_be(&w, sub->opts.qos, 1);
-		put_be(&w, (uint64_t)((sub->opts.no_local ? 1 : 0) | (sub->opts.rap ? 2 : 0)), 1);
+		put_be(&w,
+		       (uint64_t)((sub->opts.no_local ? 1 : 0) | (sub->opts.rap ? 2 : 0) |
+		                  (sub->opts.journaled ? 4 : 0)),
+		       1);
 	}
 
 	if (!messages) {
@@ -154,11 +161,15 @@ static uint8_t *encode(const struct session *s, uint64_t now_ms, size_t *len, bo
 		put_be(&w, f->pid, 2);
 		put_be(&w, f->qos, 1);
 		put_be(&w, f->state, 1);
-		put_be(&w, (uint64_t)((f->retain ? DELIV_RETAIN : 0) | (f->shared ? DELIV_SHARED : 0)),
-		       1);
+		uint8_t fl = infl_flags(f);
+		if (f->state != INFL_WAIT_ACK)
+			fl &= (uint8_t)~DELIV_JOURNALED; /* done with at PUBREC */
+		put_be(&w, fl, 1);
 		put_be(&w, f->sub_id, 4);
 		if (f->state == INFL_WAIT_ACK)
 			put_msg(&w, f->m, now_ms);
+		if (fl & DELIV_JOURNALED)
+			put_be(&w, f->m->jstamp, 8);
 		n++;
 	}
 	if (n != s->infl_count) /* the count written first must be the truth */
@@ -168,10 +179,11 @@ static uint8_t *encode(const struct session *s, uint64_t now_ms, size_t *len, bo
 	for (uint32_t i = 0; i < s->q_len; i++) {
 		const struct queued *q = &s->q[(s->q_head + i) & (s->q_cap - 1)];
 		put_be(&w, q->qos, 1);
-		put_be(&w, (uint64_t)((q->retain ? DELIV_RETAIN : 0) | (q->shared ? DELIV_SHARED : 0)),
-		       1);
+		put_be(&w, queued_flags(q), 1);
 		put_be(&w, q->sub_id, 4);
 		put_msg(&w, q->m, now_ms);
+		if (q->journaled)
+			put_be(&w, q->m->jstamp, 8);
 	}
 
 	put_be(&w, s->rx_qos2_count, 4);
@@ -316,8 +328,9 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 		uint8_t fl = (uint8_t)get_be(&r, 1);
 		o.no_local = fl & 1;
 		o.rap = (fl & 2) != 0;
+		o.journaled = (fl & 4) != 0;
 		struct mqtt_view fv = {f, flen};
-		if (r.bad || o.qos > 2 || (fl & ~3u) || o.sub_id > 0x0FFFFFFFu ||
+		if (r.bad || o.qos > 2 || (fl & ~7u) || o.sub_id > 0x0FFFFFFFu ||
 		    mqtt_topic_filter_check(fv) != MQTT_RC_SUCCESS ||
 		    session_sub_add(s, fv, o, UINT32_MAX) != 1)
 			goto fail;
@@ -330,11 +343,17 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 		uint8_t state = (uint8_t)get_be(&r, 1);
 		uint8_t fl = (uint8_t)get_be(&r, 1);
 		uint32_t sub_id = (uint32_t)get_be(&r, 4);
-		if (r.bad || (fl & ~(DELIV_RETAIN | DELIV_SHARED)))
+		if (r.bad || (fl & ~DELIV_ALL) ||
+		    (state != INFL_WAIT_ACK && (fl & DELIV_JOURNALED)))
 			goto fail;
 		struct msg *m = state == INFL_WAIT_ACK ? get_msg(&r, now_ms) : NULL;
-		if (r.bad || (state == INFL_WAIT_ACK && !m))
+		if (m && (fl & DELIV_JOURNALED))
+			m->jstamp = get_be(&r, 8);
+		if (r.bad || (state == INFL_WAIT_ACK && !m)) {
+			if (m)
+				msg_unref(m);
 			goto fail;
+		}
 		bool ok = session_infl_restore(s, m, pid, qos, state, fl, sub_id);
 		if (m)
 			msg_unref(m);
@@ -348,7 +367,9 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 		uint8_t fl = (uint8_t)get_be(&r, 1);
 		uint32_t sub_id = (uint32_t)get_be(&r, 4);
 		struct msg *m = get_msg(&r, now_ms);
-		if (!m || qos > 2 || (fl & ~(DELIV_RETAIN | DELIV_SHARED))) {
+		if (m && (fl & DELIV_JOURNALED))
+			m->jstamp = get_be(&r, 8);
+		if (!m || r.bad || qos > 2 || (fl & ~DELIV_ALL)) {
 			if (m)
 				msg_unref(m);
 			goto fail;

@@ -250,7 +250,8 @@ uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t
 	                                .qos = qos,
 	                                .state = INFL_WAIT_ACK,
 	                                .retain = flags & DELIV_RETAIN,
-	                                .shared = flags & DELIV_SHARED};
+	                                .shared = flags & DELIV_SHARED,
+	                                .journaled = flags & DELIV_JOURNALED};
 	ix_of(s)[ix_slot(s, pid)] = (struct infl_ix){pid, seq};
 	s->infl_count++;
 	return pid;
@@ -316,7 +317,8 @@ unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t 
 	                    .sub_id = sub_id,
 	                    .qos = qos,
 	                    .retain = flags & DELIV_RETAIN,
-	                    .shared = flags & DELIV_SHARED};
+	                    .shared = flags & DELIV_SHARED,
+	                    .journaled = flags & DELIV_JOURNALED};
 	s->q_len++;
 	s->q_bytes += m->size_bytes;
 	CHECK(s->q_len <= s->q_cap);
@@ -620,10 +622,8 @@ unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_
 	unsigned dropped = 0;
 	struct queued e;
 	while (session_dequeue(&early, &e)) {
-		uint8_t flags =
-		    (uint8_t)((e.retain ? DELIV_RETAIN : 0) | (e.shared ? DELIV_SHARED : 0));
-		dropped += session_enqueue(fresh, e.m, e.qos, flags, e.sub_id, max_messages,
-		                           max_bytes, policy);
+		dropped += session_enqueue(fresh, e.m, e.qos, queued_flags(&e), e.sub_id,
+		                           max_messages, max_bytes, policy);
 		msg_unref(e.m);
 	}
 	free(early.q);
@@ -653,7 +653,8 @@ bool session_infl_restore(struct session *s, struct msg *m, uint16_t pid, uint8_
 	                                .qos = qos,
 	                                .state = state,
 	                                .retain = flags & DELIV_RETAIN,
-	                                .shared = flags & DELIV_SHARED};
+	                                .shared = flags & DELIV_SHARED,
+	                                .journaled = flags & DELIV_JOURNALED};
 	ix_of(s)[ix_slot(s, pid)] = (struct infl_ix){pid, seq};
 	s->infl_count++;
 	return true;

@@ -38,6 +38,8 @@ struct inflight {
 	bool retain;     /* retain flag as sent */
 	bool shared;     /* came through a shared subscription: if the session
 	                  * ends unacknowledged, the group gets it back */
+	bool journaled;  /* the journal holds it for this session (m->jstamp):
+	                  * when the session is done with it, it says so */
 };
 
 /* A message waiting for room in the window, or for the client to return. */
@@ -46,12 +48,27 @@ struct queued {
 	uint32_t sub_id;
 	uint8_t qos;
 	bool retain;
-	bool shared; /* as in struct inflight */
+	bool shared;    /* as in struct inflight */
+	bool journaled; /* as in struct inflight */
 };
 
 /* How a message is delivered (the flags of session_infl_add/enqueue). */
 #define DELIV_RETAIN 0x01 /* with the retain flag */
 #define DELIV_SHARED 0x02 /* through a shared subscription */
+#define DELIV_JOURNALED 0x04 /* the journal holds it for this session (persist/msg_journal.h) */
+#define DELIV_ALL       0x07
+
+static inline uint8_t infl_flags(const struct inflight *f)
+{
+	return (uint8_t)((f->retain ? DELIV_RETAIN : 0) | (f->shared ? DELIV_SHARED : 0) |
+	                 (f->journaled ? DELIV_JOURNALED : 0));
+}
+
+static inline uint8_t queued_flags(const struct queued *q)
+{
+	return (uint8_t)((q->retain ? DELIV_RETAIN : 0) | (q->shared ? DELIV_SHARED : 0) |
+	                 (q->journaled ? DELIV_JOURNALED : 0));
+}
 
 /* A subscription as the session remembers it (to remove or move it). */
 struct sess_sub {

@@ -141,21 +141,84 @@ static void retain_del(const struct record *r)
 	free(again);
 }
 
+/* A message record: a decoded one writes again to the same bytes (but for
+ * an expiry past the longest interval, capped), with its targets. */
+#define AT_MSG_EXPIRES 18 /* the expiry's offset in a REC_MSG payload */
+
+static void msg_rec(const struct record *r)
+{
+	struct rec_msg a;
+	struct msg *m = (struct msg *)1;
+	if (rec_msg_get(r->payload, r->payload_len, NOW_MS, NOW_WALL_MS, &a, &m) != 0) {
+		FUZZ_CHECK(m == NULL, "a refused message record left a message");
+		return;
+	}
+	FUZZ_CHECK(a.n > 0 && a.n <= REC_MSG_TARGETS_MAX, "%u targets", a.n);
+	FUZZ_CHECK(a.targets + (size_t)a.n * REC_MSG_TARGET_BYTES == r->payload + r->payload_len,
+	           "the targets do not end the payload");
+	if (a.expired) {
+		FUZZ_CHECK(m == NULL, "an expired message record made a message");
+		return;
+	}
+	FUZZ_CHECK(m != NULL, "an accepted message record made no message");
+	struct rec_msg_target *t = malloc(a.n * sizeof(*t));
+	FUZZ_CHECK(t, "out of memory");
+	for (uint16_t i = 0; i < a.n; i++) {
+		rec_msg_target(&a, i, &t[i]);
+		FUZZ_CHECK(t[i].qos >= 1 && t[i].qos <= 2 && t[i].id.gen != 0,
+		           "a target the reader should refuse");
+	}
+	size_t n = rec_msg_size(m, a.n);
+	FUZZ_CHECK(n == r->payload_len, "the message record's size is %zu, the payload's %zu", n,
+	           r->payload_len);
+	uint8_t *again = malloc(n);
+	FUZZ_CHECK(again, "out of memory");
+	rec_msg_put(again, m, a.stamp, a.run, t, a.n, NOW_MS, NOW_WALL_MS);
+	uint64_t at = be64(r->payload + AT_MSG_EXPIRES), at2 = be64(again + AT_MSG_EXPIRES);
+	FUZZ_CHECK(at2 == at || (at - NOW_WALL_MS > (uint64_t)UINT32_MAX * 1000 && at2 < at),
+	           "expiry %llu written again as %llu", (unsigned long long)at,
+	           (unsigned long long)at2);
+	FUZZ_CHECK(memcmp(again, r->payload, AT_MSG_EXPIRES) == 0 &&
+	               memcmp(again + AT_MSG_EXPIRES + 8, r->payload + AT_MSG_EXPIRES + 8,
+	                      n - AT_MSG_EXPIRES - 8) == 0,
+	           "a decoded message record writes to other bytes");
+	free(again);
+	free(t);
+	msg_unref(m);
+}
+
+static void msg_done(const struct record *r)
+{
+	struct rec_msg_done a;
+	if (rec_msg_done_get(r->payload, r->payload_len, &a) != 0)
+		return;
+	size_t n = rec_msg_done_size(a.client_id_len);
+	FUZZ_CHECK(n == r->payload_len, "a done record's size is %zu, the payload's %zu", n,
+	           r->payload_len);
+	uint8_t *again = malloc(n);
+	FUZZ_CHECK(again, "out of memory");
+	rec_msg_done_put(again, a.stamp, a.client_id, a.client_id_len);
+	FUZZ_CHECK(memcmp(again, r->payload, n) == 0,
+	           "a decoded done record writes to other bytes");
+	free(again);
+}
+
 /* A session record: a decoded one writes again to the same bytes, and
  * the session it carries goes through session_decode as recovery's does
  * (never a crash; its client id compared with the record's). */
 static void sess(const struct record *r)
 {
 	struct rec_sess a;
-	bool end = r->type == REC_SESS_END;
-	if (rec_sess_get(r->payload, r->payload_len, end, &a) != 0)
+	bool end = r->type == REC_SESS_END, placed = r->type == REC_SESS_PLACED;
+	if (rec_sess_get(r->payload, r->payload_len, r->type, &a) != 0)
 		return;
-	size_t n = rec_sess_size(a.client_id_len, a.enc_len);
+	size_t n = rec_sess_size(a.client_id_len, a.enc_len, placed);
 	FUZZ_CHECK(n == r->payload_len, "the session record's size is %zu, the payload's %zu", n,
 	           r->payload_len);
 	uint8_t *again = malloc(n);
 	FUZZ_CHECK(again, "out of memory");
-	rec_sess_put(again, a.stamp, a.client_id, a.client_id_len, a.enc, a.enc_len);
+	rec_sess_put(again, a.stamp, placed ? &a.place : NULL, a.client_id, a.client_id_len, a.enc,
+	             a.enc_len);
 	FUZZ_CHECK(memcmp(again, r->payload, n) == 0, "a decoded session record writes to other bytes");
 	free(again);
 	if (end)
@@ -202,8 +265,13 @@ static void tail(const uint8_t *data, size_t size)
 			retain_set(&r);
 		else if (r.type == REC_RETAIN_DEL)
 			retain_del(&r);
-		else if (r.type == REC_SESS_PUT || r.type == REC_SESS_END)
+		else if (r.type == REC_SESS_PUT || r.type == REC_SESS_END ||
+		         r.type == REC_SESS_PLACED)
 			sess(&r);
+		else if (r.type == REC_MSG)
+			msg_rec(&r);
+		else if (r.type == REC_MSG_DONE)
+			msg_done(&r);
 		off += r.total;
 	}
 }

@@ -673,18 +673,18 @@ Test(python, the_second_implementation_writes_the_same_bytes)
 	free(rec);
 
 	const uint8_t state[] = {1, 2, 3};
-	total = record_size(rec_sess_size(2, sizeof(state)));
+	total = record_size(rec_sess_size(2, sizeof(state), false));
 	rec = malloc(total);
-	rec_sess_put(record_payload(rec), 44, (const uint8_t *)"c1", 2, state, sizeof(state));
+	rec_sess_put(record_payload(rec), 44, NULL, (const uint8_t *)"c1", 2, state, sizeof(state));
 	record_seal(rec, total, REC_SESS_PUT, 78, 1700000001000ull);
 	n = unhex(py_sess_put, want, sizeof(want));
 	cr_assert_eq(n, total);
 	cr_assert_eq(memcmp(rec, want, n), 0, "session put");
 	free(rec);
 
-	total = record_size(rec_sess_size(2, 0));
+	total = record_size(rec_sess_size(2, 0, false));
 	rec = malloc(total);
-	rec_sess_put(record_payload(rec), 45, (const uint8_t *)"c1", 2, NULL, 0);
+	rec_sess_put(record_payload(rec), 45, NULL, (const uint8_t *)"c1", 2, NULL, 0);
 	record_seal(rec, total, REC_SESS_END, 79, 1700000001001ull);
 	n = unhex(py_sess_end, want, sizeof(want));
 	cr_assert_eq(n, total);
@@ -735,8 +735,7 @@ Test(python, the_seeds_read_as_named)
 				dels += got == 0;
 			} else if (r.type == REC_SESS_PUT || r.type == REC_SESS_END) {
 				struct rec_sess rs;
-				got = rec_sess_get(r.payload, r.payload_len, r.type == REC_SESS_END,
-				                   &rs);
+				got = rec_sess_get(r.payload, r.payload_len, r.type, &rs);
 				if (got == 0 && rs.enc) {
 					/* The session inside decodes as recovery decodes it. */
 					struct session *sess = session_decode(
@@ -1080,35 +1079,35 @@ Test(sess_record, put_and_end_round_trip)
 {
 	const uint8_t enc[] = {1, 2, 3, 4, 5};
 	uint8_t p[64];
-	size_t n = rec_sess_size(3, sizeof(enc));
+	size_t n = rec_sess_size(3, sizeof(enc), false);
 	cr_assert_eq(n, 10 + 3 + sizeof(enc));
-	rec_sess_put(p, 0x0102030405060708ull, (const uint8_t *)"abc", 3, enc, sizeof(enc));
+	rec_sess_put(p, 0x0102030405060708ull, NULL, (const uint8_t *)"abc", 3, enc, sizeof(enc));
 	struct rec_sess r;
-	cr_assert_eq(rec_sess_get(p, n, false, &r), 0);
+	cr_assert_eq(rec_sess_get(p, n, REC_SESS_PUT, &r), 0);
 	cr_assert_eq(r.stamp, 0x0102030405060708ull);
 	cr_assert_eq(r.client_id_len, 3);
 	cr_assert_eq(memcmp(r.client_id, "abc", 3), 0);
 	cr_assert_eq(r.enc_len, sizeof(enc));
 	cr_assert_eq(memcmp(r.enc, enc, sizeof(enc)), 0);
-	cr_assert_eq(rec_sess_get(p, n, true, &r), -1, "an END has nothing after the id");
+	cr_assert_eq(rec_sess_get(p, n, REC_SESS_END, &r), -1, "an END has nothing after the id");
 
-	size_t e = rec_sess_size(3, 0);
-	rec_sess_put(p, 9, (const uint8_t *)"abc", 3, NULL, 0);
-	cr_assert_eq(rec_sess_get(p, e, true, &r), 0);
+	size_t e = rec_sess_size(3, 0, false);
+	rec_sess_put(p, 9, NULL, (const uint8_t *)"abc", 3, NULL, 0);
+	cr_assert_eq(rec_sess_get(p, e, REC_SESS_END, &r), 0);
 	cr_assert_eq(r.stamp, 9);
 	cr_assert_null(r.enc);
-	cr_assert_eq(rec_sess_get(p, e, false, &r), -1, "a PUT needs a session");
+	cr_assert_eq(rec_sess_get(p, e, REC_SESS_PUT, &r), -1, "a PUT needs a session");
 }
 
 Test(sess_record, every_truncation_and_an_empty_id_are_refused)
 {
 	const uint8_t enc[] = {7};
 	uint8_t p[64];
-	size_t n = rec_sess_size(2, 1);
-	rec_sess_put(p, 1, (const uint8_t *)"id", 2, enc, 1);
+	size_t n = rec_sess_size(2, 1, false);
+	rec_sess_put(p, 1, NULL, (const uint8_t *)"id", 2, enc, 1);
 	struct rec_sess r;
 	for (size_t len = 0; len < n; len++)
-		cr_assert_eq(rec_sess_get(p, len, false, &r), -1, "%zu bytes", len);
-	rec_sess_put(p, 1, (const uint8_t *)"", 0, enc, 1);
-	cr_assert_eq(rec_sess_get(p, rec_sess_size(0, 1), false, &r), -1);
+		cr_assert_eq(rec_sess_get(p, len, REC_SESS_PUT, &r), -1, "%zu bytes", len);
+	rec_sess_put(p, 1, NULL, (const uint8_t *)"", 0, enc, 1);
+	cr_assert_eq(rec_sess_get(p, rec_sess_size(0, 1, false), REC_SESS_PUT, &r), -1);
 }

@@ -525,7 +525,8 @@ static struct state *recover_dir(const char *dir, bool keep, struct recover_resu
 	struct state *s = state_new();
 	s->keep = keep;
 	char err[256] = "";
-	cr_assert_eq(recover_run(&c, NOW, collect, NULL, s, res, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(recover_run(&c, NOW, collect, NULL, NULL, s, res, err, sizeof(err)), 0, "%s",
+	             err);
 	state_sort(s);
 	cr_assert_eq(res->retained, s->n, "retained counts what was handed over");
 	return s;
@@ -911,8 +912,8 @@ Test(recover, missing_directory_is_empty)
 		struct recover_result res;
 		memset(&res, 0xAB, sizeof(res));
 		char err[256] = "";
-		cr_assert_eq(recover_run(&c, NOW, collect, NULL, s, &res, err, sizeof(err)), 0, "%s",
-		             err);
+		cr_assert_eq(recover_run(&c, NOW, collect, NULL, NULL, s, &res, err, sizeof(err)),
+		             0, "%s", err);
 		cr_assert_eq(s->n, 0);
 		cr_assert_eq(res.files, 0);
 		cr_assert_eq(res.records, 0);
@@ -1179,9 +1180,9 @@ static void jf_sess(struct jfile *f, uint64_t stamp, const char *cid, uint32_t e
 		cr_assert_not_null(enc);
 		session_free(s);
 	}
-	size_t total = record_size(rec_sess_size(cid_len, enc_len));
+	size_t total = record_size(rec_sess_size(cid_len, enc_len, false));
 	uint8_t *rec = jf_room(f, total);
-	rec_sess_put(record_payload(rec), stamp, (const uint8_t *)cid, cid_len, enc, enc_len);
+	rec_sess_put(record_payload(rec), stamp, NULL, (const uint8_t *)cid, cid_len, enc, enc_len);
 	jf_seal(f, total, expiry_s ? REC_SESS_PUT : REC_SESS_END);
 	free(enc);
 }
@@ -1194,9 +1195,10 @@ struct sess_got {
 };
 
 static int collect_sess(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
-                        size_t len, uint64_t wall_ms)
+                        size_t len, uint64_t wall_ms, struct sess_id *where)
 {
 	struct sess_got *g = ctx;
+	*where = (struct sess_id){(uint32_t)g->n + 1, 1, 0};
 	cr_assert_lt(g->n, 16);
 	cr_assert_gt(wall_ms, 0);
 	struct session *s = session_decode(enc, len, (struct sess_id){1, 1, 0}, NOW);
@@ -1255,8 +1257,8 @@ Test(recover, sessions_the_last_record_of_a_client_id_wins)
 	struct sess_got g = {0};
 	struct recover_result res;
 	char err[256] = "";
-	cr_assert_eq(recover_run(&c, NOW, NULL, collect_sess, &g, &res, err, sizeof(err)), 0, "%s",
-	             err);
+	cr_assert_eq(recover_run(&c, NOW, NULL, collect_sess, NULL, &g, &res, err, sizeof(err)), 0,
+	             "%s", err);
 	cr_assert_eq(res.sessions, 3);
 	cr_assert_eq(g.n, 3);
 	cr_assert_eq(got_find(&g, "p"), -1, "p ended");

@@ -1,0 +1,66 @@
+/*
+ * msg_journal.c — the messages of persistent sessions into the journal
+ * (see msg_journal.h).
+ */
+#include "persist/msg_journal.h"
+
+#include <stdlib.h>
+
+#include "base/clock.h"
+#include "persist/record.h"
+
+#define TARGETS_ON_STACK 64
+
+bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
+                     _Atomic uint64_t *stamps, uint64_t now_ms)
+{
+	struct rec_msg_target local[TARGETS_ON_STACK], *t = local;
+	if (p->journaled > TARGETS_ON_STACK && !(t = malloc(p->journaled * sizeof(*t)))) {
+		j->st->journal_refused++;
+		return false;
+	}
+	size_t n = 0;
+	for (uint32_t i = 0; i < p->len && n < p->journaled; i++) {
+		const struct plan_target *pt = &p->t[i];
+		if (pt->flags & PLAN_JOURNALED)
+			t[n++] = (struct rec_msg_target){.id = pt->who,
+			                                 .sub_id = pt->sub_id,
+			                                 .qos = pt->qos,
+			                                 .flags = pt->flags &
+			                                          (PLAN_RETAIN | PLAN_SHARED)};
+	}
+	uint64_t stamp = atomic_fetch_add_explicit(stamps, 1, memory_order_relaxed) + 1;
+	uint64_t wall = clock_wall_ms();
+	bool ok = true;
+	for (size_t at = 0; ok && at < n; at += REC_MSG_TARGETS_MAX) {
+		size_t k = n - at < REC_MSG_TARGETS_MAX ? n - at : REC_MSG_TARGETS_MAX;
+		uint8_t *rec = journal_reserve(j, rec_msg_size(m, k));
+		if (!rec) {
+			/* Records of this stamp already appended name sessions
+			 * that then never get it: recovery gives them a message
+			 * the live node refused (at least once, never lost). */
+			j->st->journal_refused++;
+			ok = false;
+			break;
+		}
+		rec_msg_put(rec, m, stamp, j->run, t + at, k, now_ms, wall);
+		journal_commit(j, REC_MSG, wall);
+	}
+	if (t != local)
+		free(t);
+	if (ok)
+		m->jstamp = stamp;
+	return ok;
+}
+
+bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_id, uint16_t len)
+{
+	uint8_t *rec = journal_reserve(j, rec_msg_done_size(len));
+	if (!rec) {
+		j->st->journal_refused++;
+		return false;
+	}
+	rec_msg_done_put(rec, stamp, (const uint8_t *)client_id, len);
+	journal_commit(j, REC_MSG_DONE, clock_wall_ms());
+	return true;
+}

@@ -1,0 +1,38 @@
+/*
+ * msg_journal.h — the messages of persistent sessions into the journal
+ * (core/persist/README.md "Messages"): a QoS 1/2 message whose route plan
+ * reached journaled subscriptions is written once, by the publisher's
+ * worker, before it is delivered (REC_MSG: the body and the sessions it
+ * reached, named by their place in this run, whose REC_SESS_PLACED records
+ * say which client id lived there); the worker that owns a session writes
+ * REC_MSG_DONE when the session is done with one (PUBACK of QoS 1, PUBREC
+ * of QoS 2). Recovery gives each session the messages that name it and it
+ * was not done with.
+ *
+ * Stamps come from the node-wide order of session records: a message's
+ * stamp orders it among them, and one publisher's messages are stamped in
+ * the order it sent them.
+ */
+#ifndef STARLING_CORE_PERSIST_MSG_JOURNAL_H
+#define STARLING_CORE_PERSIST_MSG_JOURNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "persist/journal.h"
+#include "route/plan.h"
+
+/* Write m's REC_MSG (one per REC_MSG_TARGETS_MAX targets, all with one
+ * stamp) naming p's targets with PLAN_JOURNALED, and stamp m->jstamp.
+ * false when the journal refused it (counted in journal_refused) or memory
+ * ran out; m is then not stamped. */
+bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
+                     _Atomic uint64_t *stamps, uint64_t now_ms);
+
+/* A session (client id) is done with the message of stamp `stamp`. false
+ * when the journal refused it (counted): the message may come again after
+ * a crash, as an unacknowledged one does. */
+bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_id, uint16_t len);
+
+#endif
