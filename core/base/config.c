@@ -1338,9 +1338,10 @@ void config_exposure(const struct config *c, unsigned workers, char *buf, size_t
 		    "none: a crash may lose the last ms of acknowledged work",
 		    "write: acknowledged work survives kill -9",
 		    "fsync: acknowledged work survives power loss"};
-		append(buf, len, &used,
-		       "; persistence in %s (sessions and retained messages; sync %s)", c->data_dir,
-		       how[c->persistence_sync]);
+		append(
+		    buf, len, &used,
+		    "; persistence in %s (sessions, their messages and retained messages; sync %s)",
+		    c->data_dir, how[c->persistence_sync]);
 	} else {
 		append(buf, len, &used,
 		       "; persistence off (a restart loses sessions, queued and "

@@ -115,12 +115,30 @@ static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, cons
  * REC_MSG names the session's place before the restart; its done record,
  * when it comes, names its stamp). Within the queue limits, as any. */
 static void recovered_message(void *ctx, struct sess_id where, struct msg *m, uint8_t qos,
-                              uint8_t flags, uint32_t sub_id)
+                              uint8_t flags, uint32_t sub_id, uint16_t pid)
 {
 	struct broker *b = ctx;
 	const struct config *cfg = b->cfg;
 	struct worker *w = b->workers[where.worker];
 	struct session *s = sess_get(&w->sessions, where);
+	if (!m) {
+		if (!s)
+			return;
+		/* A PUBREL owed (sent again when the client returns), or an
+		 * inbound QoS 2 id awaiting PUBREL (a resend is not routed). */
+		bool ok =
+		    qos == 2 ? session_owe_pubrel(s, pid) : session_rx_qos2_add(s, pid, UINT32_MAX);
+		if (!ok)
+			LOG_WARN("the QoS 2 state of packet id %u of \"%s\" could not be restored",
+			         pid, s->client_id);
+		return;
+	}
+	/* A QoS 2 delivery that went out: again under its id (a receiver
+	 * that had it knows it); else, or when that id is taken, queued. */
+	if (s && pid && session_resend_inflight(s, m, pid, qos, flags | DELIV_JOURNALED, sub_id)) {
+		msg_unref(m);
+		return;
+	}
 	if (s)
 		w->st.drops_queue += session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
 		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
@@ -198,12 +216,14 @@ static int persistence_start(struct broker *b, char *err, size_t err_len)
 	if (r.files)
 		LOG_INFO("recovered from %s/journal in %llu ms: %llu sessions (%llu expired, "
 		         "dropped), %llu queued messages (%llu expired, %llu of ended sessions, "
-		         "dropped), %llu retained messages (%llu expired, dropped); %llu records "
+		         "dropped), %llu QoS 2 releases owed, %llu inbound QoS 2 ids awaiting "
+		         "PUBREL, %llu retained messages (%llu expired, dropped); %llu records "
 		         "in %llu files, %llu bytes%s",
 		         cfg->data_dir, (unsigned long long)r.ms, (unsigned long long)r.sessions,
 		         (unsigned long long)r.sessions_expired, (unsigned long long)r.messages,
 		         (unsigned long long)r.messages_expired,
-		         (unsigned long long)r.messages_orphaned, (unsigned long long)r.retained,
+		         (unsigned long long)r.messages_orphaned, (unsigned long long)r.releases,
+		         (unsigned long long)r.inbound, (unsigned long long)r.retained,
 		         (unsigned long long)r.retained_expired, (unsigned long long)r.records,
 		         (unsigned long long)r.files, (unsigned long long)r.bytes,
 		         r.cut ? "; damaged tails cut (see above)" : "");

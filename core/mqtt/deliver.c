@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "loop/worker.h"
 #include "persist/msg_journal.h"
+#include "persist/record.h"
 #include "session/session.h"
 
 /* Would this PUBLISH be larger than the client accepts [MQTT-3.1.2-24]? */
@@ -69,7 +70,9 @@ static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *
 	p->publish.qos = qos;
 	p->publish.packet_id = pid;
 	p->publish.retain = retain;
-	p->publish.dup = dup;
+	/* "might be re-delivery of an earlier attempt" (§3.3.1.1): what came
+	 * back from the journal may have been sent before the restart. */
+	p->publish.dup = dup || (qos > 0 && m->recovered);
 	if (*sub_id) {
 		p->publish.props.has |= MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
 		p->publish.props.sub_ids = sub_id;
@@ -93,6 +96,17 @@ static uint32_t window_of(const struct worker *w, const struct client *cl)
 {
 	return w->cfg->inflight_max < cl->client_receive_max ? w->cfg->inflight_max
 	                                                     : cl->client_receive_max;
+}
+
+/* A journaled QoS 2 delivery goes out under pid: the journal says so first
+ * (the gate holds the PUBLISH behind it), so that after a crash it goes
+ * again under the same id and a receiver that had it knows it. */
+static void journal_sent(struct worker *w, const struct session *s, const struct msg *m,
+                         uint8_t qos, uint8_t flags, uint16_t pid)
+{
+	if (qos == 2 && (flags & DELIV_JOURNALED))
+		persist_packet_id(&w->journal, &w->b->sess_stamp, REC_MSG_SENT, m->jstamp, pid,
+		                  s->client_id, s->client_id_len);
 }
 
 void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
@@ -146,6 +160,7 @@ void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uin
 				uint16_t pid =
 				    session_infl_add(s, m, qos, flags, sub_id, window_of(w, cl));
 				if (pid) {
+					journal_sent(w, s, m, qos, flags, pid);
 					p.publish.packet_id = pid;
 					if (client_send(w, cl, &p))
 						alias_sent(cl, fresh, m);
@@ -182,6 +197,9 @@ void session_pump(struct worker *w, struct session *s)
 		uint16_t fresh = alias_apply(cl, &p);
 		if (too_big(cl, &p)) {
 			w->st.drops_oversize++;
+			if (q.journaled) /* done with it, as if sent [MQTT-3.1.2-25] */
+				persist_message_done(&w->journal, q.m->jstamp, s->client_id,
+				                     s->client_id_len);
 		} else if (q.qos == 0) {
 			if (!client_send(w, cl, &p))
 				w->st.drops_outbox++;
@@ -190,6 +208,7 @@ void session_pump(struct worker *w, struct session *s)
 		} else {
 			p.publish.packet_id =
 			    session_infl_add(s, q.m, q.qos, queued_flags(&q), q.sub_id, window);
+			journal_sent(w, s, q.m, q.qos, queued_flags(&q), p.publish.packet_id);
 			if (client_send(w, cl, &p))
 				alias_sent(cl, fresh, q.m);
 		}

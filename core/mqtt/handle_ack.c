@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "loop/worker.h"
 #include "persist/msg_journal.h"
+#include "persist/record.h"
 #include "session/session.h"
 
 static void reply(struct worker *w, struct client *cl, uint8_t type, uint16_t pid, uint8_t rc)
@@ -33,6 +34,23 @@ static bool fits(const struct inflight *f, uint8_t type)
 	if (f->state == INFL_WAIT_ACK)
 		return type == MQTT_PUBREC;
 	return type == MQTT_PUBCOMP || type == MQTT_PUBREC;
+}
+
+/* A journaled delivery's acknowledgement into the journal (persist/
+ * msg_journal.h): PUBACK ends it; PUBREC ends the message and owes PUBREL
+ * (a refusing one ends it all); PUBCOMP ends the PUBREL. */
+static void journal_ack(struct worker *w, struct session *s, struct inflight *f, uint8_t type,
+                        uint8_t rc)
+{
+	if (type == MQTT_PUBACK || (type == MQTT_PUBREC && rc >= 0x80)) {
+		persist_message_done(&w->journal, f->m->jstamp, s->client_id, s->client_id_len);
+		f->journaled = false;
+	} else {
+		persist_packet_id(&w->journal, &w->b->sess_stamp,
+		                  type == MQTT_PUBREC ? REC_MSG_REL : REC_MSG_COMP,
+		                  type == MQTT_PUBREC ? f->m->jstamp : 0, f->pid, s->client_id,
+		                  s->client_id_len);
+	}
 }
 
 void handle_puback(struct worker *w, struct client *cl, uint8_t type, struct mqtt_ack *a)
@@ -56,12 +74,8 @@ void handle_puback(struct worker *w, struct client *cl, uint8_t type, struct mqt
 		reply(w, cl, MQTT_PUBREL, a->packet_id, 0); /* our PUBREL was lost? again */
 		return;
 	}
-	if (f->journaled) {
-		/* Done with it: PUBACK, or PUBREC (the message is the
-		 * client's from here; what remains is PUBREL/PUBCOMP). */
-		persist_message_done(&w->journal, f->m->jstamp, s->client_id, s->client_id_len);
-		f->journaled = false;
-	}
+	if (f->journaled)
+		journal_ack(w, s, f, type, a->rc);
 	session_infl_ack(s, type, a->packet_id);
 	if (type == MQTT_PUBREC) {
 		if (a->rc >= 0x80)
@@ -78,6 +92,10 @@ void handle_pubrel(struct worker *w, struct client *cl, struct mqtt_ack *a)
 	/* Unknown id: PUBCOMP all the same, so the client's flow ends; 5.0
 	 * says 0x92 (§3.7.2.1). It is what a PUBREL resent after
 	 * a reconnect looks like when the PUBCOMP was lost. */
-	bool known = session_rx_qos2_remove(cl->sess, a->packet_id);
+	struct session *s = cl->sess;
+	bool known = session_rx_qos2_remove(s, a->packet_id);
+	if (known && session_journal_wanted(w, s)) /* before the PUBCOMP (the gate) */
+		persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_REL, 0, a->packet_id,
+		                  s->client_id, s->client_id_len);
 	reply(w, cl, MQTT_PUBCOMP, a->packet_id, known ? 0 : MQTT_RC_PACKET_ID_NOT_FOUND);
 }

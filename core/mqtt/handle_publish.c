@@ -9,6 +9,8 @@
 #include "auth/auth.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "persist/msg_journal.h"
+#include "persist/record.h"
 #include "session/session.h"
 
 static void ack(struct worker *w, struct client *cl, uint8_t type, uint16_t pid, uint8_t rc)
@@ -154,6 +156,11 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 	}
 	if (n == 0 && !retain)
 		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
+	if (p->qos == 2 && session_journal_wanted(w, s))
+		/* Exactly once across a crash: the id stays known (a resend is
+		 * not routed again) until its PUBREL; the PUBREC waits for it. */
+		persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_QOS2, 0, p->packet_id,
+		                  s->client_id, s->client_id_len);
 	if (p->qos == 1)
 		ack(w, cl, MQTT_PUBACK, p->packet_id, 0);
 	else if (p->qos == 2)

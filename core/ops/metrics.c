@@ -139,6 +139,10 @@ static void journal_families(struct out *o, const struct metrics_input *in,
 	       "What the journal gave back at start, by kind.");
 	put(o, "starling_persistence_recovered{kind=\"sessions\"} %llu\n",
 	    (unsigned long long)in->recovered_sessions);
+	put(o, "starling_persistence_recovered{kind=\"messages\"} %llu\n",
+	    (unsigned long long)in->recovered_messages);
+	put(o, "starling_persistence_recovered{kind=\"releases\"} %llu\n",
+	    (unsigned long long)in->recovered_releases);
 	put(o, "starling_persistence_recovered{kind=\"retained\"} %llu\n",
 	    (unsigned long long)in->recovered_retained);
 	put(o, "starling_persistence_recovered{kind=\"files\"} %llu\n",

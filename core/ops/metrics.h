@@ -67,6 +67,8 @@ struct metrics_input {
 	bool have_persistence;       /* persistence is on: the journal's families */
 	uint64_t recovered_retained; /* at start, from the journal */
 	uint64_t recovered_sessions;
+	uint64_t recovered_messages; /* queued messages given back to sessions */
+	uint64_t recovered_releases; /* QoS 2 PUBRELs owed, given back */
 	uint64_t recovered_files;
 	uint64_t recovered_cut_bytes;
 	double recovery_seconds;

@@ -469,6 +469,8 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 		in.have_persistence = b->cfg->persistence;
 		in.recovered_retained = b->recovered.retained;
 		in.recovered_sessions = b->recovered.sessions;
+		in.recovered_messages = b->recovered.messages;
+		in.recovered_releases = b->recovered.releases;
 		in.recovered_files = b->recovered.files;
 		in.recovered_cut_bytes = b->recovered.cut_bytes;
 		in.recovery_seconds = (double)b->recovered.ms / 1000.0;

@@ -222,11 +222,36 @@ static void encode_message(struct encode *e, const struct session *s, const stru
 	e->len += total;
 }
 
+/* A packet id's state as a record of `type` with a new stamp (later than
+ * the records it replaces): a PUBREL s owes (REC_MSG_REL, naming no
+ * message), a QoS 2 delivery sent under pid (REC_MSG_SENT), an inbound QoS
+ * 2 id awaiting PUBREL (REC_IN_QOS2). */
+static void encode_packet_id(struct encode *e, const struct session *s, uint8_t type,
+                             uint64_t msg_stamp, uint16_t pid)
+{
+	struct rec_release r = {
+	    .stamp = atomic_fetch_add_explicit(e->c->sess_stamps, 1, memory_order_relaxed) + 1,
+	    .msg_stamp = msg_stamp,
+	    .pid = pid,
+	    .client_id = (const uint8_t *)s->client_id,
+	    .client_id_len = s->client_id_len};
+	bool with_msg = rec_release_with_msg(type);
+	size_t total = record_size(rec_release_size(s->client_id_len, with_msg));
+	if (!room(e, total))
+		return;
+	uint8_t *rec = e->buf + e->len;
+	rec_release_put(record_payload(rec), &r, with_msg);
+	record_seal(rec, total, type, ++e->lsn, e->wall);
+	e->len += total;
+}
+
 /* The worker's journaled sessions (sessions.h: those whose state the
  * journal holds), each as a REC_SESS_PLACED with a new stamp: the snapshot
  * is their state now, later than any record of them so far, and a change
  * after it is stamped later still. Then the messages the journal holds for
  * each (in flight awaiting PUBACK/PUBREC, queued), each with its own stamp,
+ * the packet ids its QoS 2 deliveries went out under, the PUBRELs it owes
+ * and the inbound QoS 2 ids awaiting PUBREL,
  * so that a REC_MSG_DONE written after the rotation still finds it. A
  * message that reached the session by mail was journaled before that mail
  * left its publisher's worker, so before that worker's ROTATED: it is here.
@@ -256,9 +281,17 @@ static void encode_sessions(struct compact *c, struct encode *e)
 		e->lsn++;
 		uint32_t seq = s->infl_head;
 		struct inflight *f;
-		while ((f = session_infl_next(s, &seq)) != NULL)
-			if (f->journaled && f->m)
+		while ((f = session_infl_next(s, &seq)) != NULL) {
+			if (f->journaled && f->m) {
 				encode_message(e, s, f->m, f->qos, infl_flags(f), f->sub_id);
+				if (f->qos == 2)
+					encode_packet_id(e, s, REC_MSG_SENT, f->m->jstamp, f->pid);
+			} else if (f->journaled) {
+				encode_packet_id(e, s, REC_MSG_REL, 0, f->pid);
+			}
+		}
+		for (uint32_t k = 0; k < s->rx_qos2_count; k++)
+			encode_packet_id(e, s, REC_IN_QOS2, 0, s->rx_qos2[k]);
 		for (uint32_t k = 0; k < s->q_len; k++) {
 			const struct queued *q = &s->q[(s->q_head + k) & (s->q_cap - 1)];
 			if (q->journaled)

@@ -64,3 +64,24 @@ bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_
 	journal_commit(j, REC_MSG_DONE, clock_wall_ms());
 	return true;
 }
+
+bool persist_packet_id(struct journal *j, _Atomic uint64_t *stamps, uint8_t type,
+                       uint64_t msg_stamp, uint16_t pid, const char *client_id, uint16_t len)
+{
+	bool with_msg = rec_release_with_msg(type);
+	uint8_t *rec = journal_reserve(j, rec_release_size(len, with_msg));
+	if (!rec) {
+		j->st->journal_refused++;
+		return false;
+	}
+	struct rec_release r = {
+	    .stamp = atomic_fetch_add_explicit(stamps, 1, memory_order_relaxed) + 1,
+	    .msg_stamp = with_msg ? msg_stamp : 0,
+	    .pid = pid,
+	    .client_id = (const uint8_t *)client_id,
+	    .client_id_len = len,
+	};
+	rec_release_put(rec, &r, with_msg);
+	journal_commit(j, type, clock_wall_ms());
+	return true;
+}

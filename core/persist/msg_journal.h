@@ -5,9 +5,10 @@
  * worker, before it is delivered (REC_MSG: the body and the sessions it
  * reached, named by their place in this run, whose REC_SESS_PLACED records
  * say which client id lived there); the worker that owns a session writes
- * REC_MSG_DONE when the session is done with one (PUBACK of QoS 1, PUBREC
- * of QoS 2). Recovery gives each session the messages that name it and it
- * was not done with.
+ * REC_MSG_DONE when the session is done with one (PUBACK of QoS 1), and for
+ * QoS 2 REC_MSG_REL at PUBREC (done with the message, PUBREL owed) and
+ * REC_MSG_COMP at PUBCOMP. Recovery gives each session the messages that
+ * name it and it was not done with, and the PUBRELs it still owes.
  *
  * Stamps come from the node-wide order of session records: a message's
  * stamp orders it among them, and one publisher's messages are stamped in
@@ -34,5 +35,15 @@ bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
  * when the journal refused it (counted): the message may come again after
  * a crash, as an unacknowledged one does. */
 bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_id, uint16_t len);
+
+/* A packet id's step, `type` one of REC_MSG_REL (a QoS 2 delivery's
+ * PUBREC came: done with the message of msg_stamp, PUBREL of pid owed),
+ * REC_MSG_COMP (its PUBCOMP came), REC_MSG_SENT (the PUBLISH of the message
+ * of msg_stamp goes out under pid), REC_IN_QOS2 (a QoS 2 PUBLISH of pid
+ * came from the session's client), REC_IN_REL (its PUBREL came); msg_stamp
+ * only for REL and SENT. Stamped from stamps (the later record of a packet
+ * id holds). false when the journal refused it (counted). */
+bool persist_packet_id(struct journal *j, _Atomic uint64_t *stamps, uint8_t type,
+                       uint64_t msg_stamp, uint16_t pid, const char *client_id, uint16_t len);
 
 #endif

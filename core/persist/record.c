@@ -467,3 +467,41 @@ int rec_msg_done_get(const uint8_t *payload, size_t len, struct rec_msg_done *ou
 	out->client_id_len = cid_len;
 	return 0;
 }
+
+size_t rec_release_size(size_t client_id_len, bool with_msg)
+{
+	return (with_msg ? 20 : 12) + client_id_len;
+}
+
+void rec_release_put(uint8_t *payload, const struct rec_release *r, bool with_msg)
+{
+	CHECK(r->client_id_len > 0 && r->pid > 0);
+	uint8_t *p = payload;
+	put_be(p, r->stamp, 8);
+	p += 8;
+	if (with_msg) {
+		put_be(p, r->msg_stamp, 8);
+		p += 8;
+	}
+	put_be(p, r->pid, 2);
+	put_be(p + 2, r->client_id_len, 2);
+	memcpy(p + 4, r->client_id, r->client_id_len);
+}
+
+int rec_release_get(const uint8_t *payload, size_t len, bool with_msg, struct rec_release *out)
+{
+	errno = EINVAL;
+	size_t fixed = with_msg ? 20 : 12;
+	if (len < fixed)
+		return -1;
+	const uint8_t *p = payload + fixed - 4;
+	out->stamp = get_be(payload, 8);
+	out->msg_stamp = with_msg ? get_be(payload + 8, 8) : 0;
+	out->pid = (uint16_t)get_be(p, 2);
+	out->client_id_len = (uint16_t)get_be(p + 2, 2);
+	out->client_id = payload + fixed;
+	if (out->stamp == 0 || out->pid == 0 || out->client_id_len == 0 ||
+	    len - fixed != out->client_id_len)
+		return -1;
+	return 0;
+}

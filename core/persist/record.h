@@ -83,6 +83,11 @@ enum record_type {
 	REC_MSG_DONE = 6,    /* one session is done with one of those messages */
 	REC_SESS_PLACED = 7, /* REC_SESS_PUT with where the session lives: what
 	                      * REC_MSG names it by (3 is still read) */
+	REC_MSG_REL = 8,     /* a QoS 2 delivery's PUBREC came: PUBREL owed */
+	REC_MSG_COMP = 9,    /* and its PUBCOMP came */
+	REC_MSG_SENT = 10,   /* a QoS 2 delivery went out under a packet id */
+	REC_IN_QOS2 = 11,    /* a persistent session's QoS 2 PUBLISH came: PUBREL awaited */
+	REC_IN_REL = 12,     /* and its PUBREL came */
 	/* A record of a type >= REC_TYPES is valid framing
 	 * (record_read says RECORD_OK), so that an older build's reader can
 	 * skip what a newer one wrote: what to do with it is the caller's
@@ -256,8 +261,19 @@ int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_se
  *       u8 QoS to deliver with, u8 flags (1 retain, 2 shared), u32
  *       subscription id
  * REC_MSG_DONE, written by the subscriber's worker when a session is done
- * with a message (PUBACK of QoS 1, PUBREC of QoS 2, or dropped):
+ * with a message (PUBACK of QoS 1, a refusing PUBREC of QoS 2, or dropped):
  *   u64 the message's stamp   u16 client id length, client id
+ * REC_MSG_REL, when a QoS 2 delivery's PUBREC came (done with the message;
+ * the PUBREL of its packet id is owed until PUBCOMP), and REC_MSG_COMP when
+ * the PUBCOMP came; per (client id, packet id) the later by stamp holds:
+ *   REL:  u64 stamp (node-wide)  u64 the message's stamp (0: none, a
+ *         snapshot's)  u16 packet id  u16 client id length, client id
+ *   COMP: u64 stamp  u16 packet id  u16 client id length, client id
+ * REC_MSG_SENT (REL's layout), before a journaled QoS 2 delivery's PUBLISH
+ * leaves (the gate holds it): recovery sends it again under that packet id.
+ * REC_IN_QOS2 and REC_IN_REL (COMP's layout): a persistent session's
+ * inbound QoS 2 packet id, received (before its PUBREC leaves) and
+ * released (before its PUBCOMP leaves); the later by stamp holds.
  */
 #define REC_MSG_TARGET_BYTES 15
 #define REC_MSG_TARGETS_MAX  4096 /* per record; more targets: several records */
@@ -300,6 +316,23 @@ struct rec_msg_done {
 	uint16_t client_id_len;
 };
 int rec_msg_done_get(const uint8_t *payload, size_t len, struct rec_msg_done *out);
+
+struct rec_release {
+	uint64_t stamp;
+	uint64_t msg_stamp; /* REL and SENT only; 0: none */
+	uint16_t pid;       /* > 0 */
+	const uint8_t *client_id;
+	uint16_t client_id_len;
+};
+/* with_msg: the layout with the message's stamp (REC_MSG_REL,
+ * REC_MSG_SENT), else without (REC_MSG_COMP, REC_IN_QOS2, REC_IN_REL). */
+static inline bool rec_release_with_msg(uint8_t type)
+{
+	return type == REC_MSG_REL || type == REC_MSG_SENT;
+}
+size_t rec_release_size(size_t client_id_len, bool with_msg);
+void rec_release_put(uint8_t *payload, const struct rec_release *r, bool with_msg);
+int rec_release_get(const uint8_t *payload, size_t len, bool with_msg, struct rec_release *out);
 
 /* ---- reading a file ------------------------------------------------------ */
 

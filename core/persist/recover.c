@@ -60,9 +60,26 @@ struct jmsg {
 	uint16_t n;
 };
 
-/* (message stamp, client id hash) pairs; stamp 0 is an empty slot. */
+/* The last REC_MSG_REL or REC_MSG_COMP of one (client id, packet id). */
+struct rel {
+	uint64_t hash; /* of the client id; 0: an empty slot */
+	uint64_t stamp;
+	uint8_t *cid; /* own copy */
+	uint16_t cid_len;
+	uint16_t pid;
+	bool inbound; /* REC_IN_QOS2 / REC_IN_REL (else REC_MSG_REL / REC_MSG_COMP) */
+	bool owed;    /* the last was a REL (inbound: an IN_QOS2) */
+};
+
+struct reltable {
+	struct rel *e;
+	size_t cap, len;
+};
+
+/* (message stamp, client id hash) pairs with a value; stamp 0 is an
+ * empty slot. */
 struct pairs {
-	uint64_t (*e)[2];
+	uint64_t (*e)[3];
 	size_t cap, len;
 };
 
@@ -79,6 +96,8 @@ struct state {
 	size_t msgs_len, msgs_cap;
 	struct pairs done;  /* REC_MSG_DONE */
 	struct pairs given; /* what recovery gave back (each message once per session) */
+	struct reltable rels;
+	struct pairs sent; /* REC_MSG_SENT: (message, client id) -> stamp << 16 | packet id */
 	uint64_t max_run;
 	uint64_t max_sess_stamp;
 	uint64_t now_ms, now_wall_ms;
@@ -197,45 +216,62 @@ static struct place *place_get(struct ptable *t, uint64_t run, struct sess_id id
 	return &t->e[at];
 }
 
-/* Add (stamp, h) to p: 1 added, 0 already there, -1 out of memory. */
-static int pairs_add(struct pairs *p, uint64_t stamp, uint64_t h)
+/* The slot of (stamp, h) in p, or of the empty slot where it would go. */
+static uint64_t *pairs_slot(const struct pairs *p, uint64_t stamp, uint64_t h)
+{
+	size_t at = place_hash(stamp, (struct sess_id){0}) ^ h;
+	for (;; at++) {
+		uint64_t *x = p->e[at & (p->cap - 1)];
+		if (!x[0] || (x[0] == stamp && x[1] == h))
+			return x;
+	}
+}
+
+/* Add (stamp, h) to p: 1 added (*value 0), 0 already there, -1 out of
+ * memory; *value (may be NULL) is its value. */
+static int pairs_add_v(struct pairs *p, uint64_t stamp, uint64_t h, uint64_t **value)
 {
 	if ((p->len + 1) * 2 > p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 1024;
-		uint64_t(*e)[2] = calloc(cap, sizeof(*e));
-		if (!e)
+		struct pairs n = {calloc(p->cap ? p->cap * 2 : 1024, sizeof(*p->e)),
+		                  p->cap ? p->cap * 2 : 1024, p->len};
+		if (!n.e)
 			return -1;
-		for (size_t i = 0; i < p->cap; i++) {
-			if (!p->e[i][0])
-				continue;
-			size_t at = place_hash(p->e[i][0], (struct sess_id){0}) ^ p->e[i][1];
-			while (e[at & (cap - 1)][0])
-				at++;
-			memcpy(e[at & (cap - 1)], p->e[i], sizeof(*e));
-		}
+		for (size_t i = 0; i < p->cap; i++)
+			if (p->e[i][0])
+				memcpy(pairs_slot(&n, p->e[i][0], p->e[i][1]), p->e[i],
+				       sizeof(*p->e));
 		free(p->e);
-		p->e = e;
-		p->cap = cap;
+		*p = n;
 	}
-	size_t at = place_hash(stamp, (struct sess_id){0}) ^ h;
-	for (; p->e[at & (p->cap - 1)][0]; at++)
-		if (p->e[at & (p->cap - 1)][0] == stamp && p->e[at & (p->cap - 1)][1] == h)
-			return 0;
-	p->e[at & (p->cap - 1)][0] = stamp;
-	p->e[at & (p->cap - 1)][1] = h;
+	uint64_t *x = pairs_slot(p, stamp, h);
+	if (value)
+		*value = &x[2];
+	if (x[0])
+		return 0;
+	x[0] = stamp;
+	x[1] = h;
+	x[2] = 0;
 	p->len++;
 	return 1;
 }
 
-static bool pairs_has(const struct pairs *p, uint64_t stamp, uint64_t h)
+static int pairs_add(struct pairs *p, uint64_t stamp, uint64_t h)
+{
+	return pairs_add_v(p, stamp, h, NULL);
+}
+
+/* The value of (stamp, h), or NULL when p does not hold it. */
+static const uint64_t *pairs_get(const struct pairs *p, uint64_t stamp, uint64_t h)
 {
 	if (!p->cap)
-		return false;
-	for (size_t at = place_hash(stamp, (struct sess_id){0}) ^ h; p->e[at & (p->cap - 1)][0];
-	     at++)
-		if (p->e[at & (p->cap - 1)][0] == stamp && p->e[at & (p->cap - 1)][1] == h)
-			return true;
-	return false;
+		return NULL;
+	const uint64_t *x = pairs_slot(p, stamp, h);
+	return x[0] ? &x[2] : NULL;
+}
+
+static bool pairs_has(const struct pairs *p, uint64_t stamp, uint64_t h)
+{
+	return pairs_get(p, stamp, h) != NULL;
 }
 
 /* Is (stamp, rank, wall) later than what e holds? The live store's order
@@ -325,8 +361,10 @@ static int on_message(struct state *s, const struct record *r)
 		goto oom;
 	for (uint16_t i = 0; i < rm.n; i++)
 		rec_msg_target(&rm, i, &t[i]);
-	if (m)
+	if (m) {
 		m->jstamp = rm.stamp;
+		m->recovered = true;
+	}
 	s->msgs[s->msgs_len++] = (struct jmsg){rm.stamp, rm.run, m, t, rm.n};
 	return 0;
 oom:
@@ -349,6 +387,77 @@ static int on_done(struct state *s, const struct record *r)
 	return 0;
 }
 
+static size_t rel_slot(const struct reltable *t, uint64_t h, uint16_t pid)
+{
+	return (size_t)((h ^ (uint64_t)pid * 0x9E3779B97F4A7C15ull) & (t->cap - 1));
+}
+
+static int on_release(struct state *s, const struct record *r)
+{
+	struct rec_release rr;
+	bool with_msg = rec_release_with_msg(r->type);
+	if (rec_release_get(r->payload, r->payload_len, with_msg, &rr) != 0) {
+		s->rejected++;
+		return 0;
+	}
+	if (rr.stamp > s->max_sess_stamp)
+		s->max_sess_stamp = rr.stamp;
+	uint64_t h = hash_bytes(rr.client_id, rr.client_id_len);
+	if (r->type == REC_MSG_SENT) {
+		uint64_t *v;
+		if (pairs_add_v(&s->sent, rr.msg_stamp, h, &v) < 0)
+			return s->oom = 1, -1;
+		if (rr.stamp > *v >> 16)
+			*v = rr.stamp << 16 | rr.pid; /* the later sending holds */
+		return 0;
+	}
+	if (r->type == REC_MSG_REL && rr.msg_stamp && pairs_add(&s->done, rr.msg_stamp, h) < 0)
+		return s->oom = 1, -1;
+	bool inbound = r->type == REC_IN_QOS2 || r->type == REC_IN_REL;
+	struct reltable *t = &s->rels;
+	if ((t->len + 1) * 2 > t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		struct rel *e = calloc(cap, sizeof(*e));
+		if (!e)
+			return s->oom = 1, -1;
+		struct reltable n = {e, cap, t->len};
+		for (size_t i = 0; i < t->cap; i++) {
+			if (!t->e[i].hash)
+				continue;
+			size_t at = rel_slot(&n, t->e[i].hash, t->e[i].pid);
+			while (e[at].hash)
+				at = (at + 1) & (cap - 1);
+			e[at] = t->e[i];
+		}
+		free(t->e);
+		*t = n;
+	}
+	size_t at = rel_slot(t, h, rr.pid);
+	for (; t->e[at].hash; at = (at + 1) & (t->cap - 1)) {
+		struct rel *x = &t->e[at];
+		if (x->hash == h && x->pid == rr.pid && x->inbound == inbound &&
+		    x->cid_len == rr.client_id_len &&
+		    memcmp(x->cid, rr.client_id, rr.client_id_len) == 0)
+			break;
+	}
+	struct rel *x = &t->e[at];
+	if (!x->hash) {
+		if (!(x->cid = malloc(rr.client_id_len)))
+			return s->oom = 1, -1;
+		memcpy(x->cid, rr.client_id, rr.client_id_len);
+		x->cid_len = rr.client_id_len;
+		x->hash = h;
+		x->pid = rr.pid;
+		x->inbound = inbound;
+		t->len++;
+	} else if (rr.stamp <= x->stamp) {
+		return 0;
+	}
+	x->stamp = rr.stamp;
+	x->owed = r->type == REC_MSG_REL || r->type == REC_IN_QOS2;
+	return 0;
+}
+
 static int on_record(void *ctx, const struct record *r, uint64_t offset)
 {
 	(void)offset;
@@ -364,6 +473,12 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 		return on_message(s, r);
 	case REC_MSG_DONE:
 		return on_done(s, r);
+	case REC_MSG_REL:
+	case REC_MSG_COMP:
+	case REC_MSG_SENT:
+	case REC_IN_QOS2:
+	case REC_IN_REL:
+		return on_release(s, r);
 	case REC_RETAIN_SET:
 		if (rec_retain_set_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rr,
 		                       &m) != 0) {
@@ -485,8 +600,12 @@ static int give_messages(struct state *s, recover_message_fn msg, void *ctx, boo
 				continue;
 			}
 			res->messages++;
+			/* A QoS 2 delivery that went out goes again under its id. */
+			const uint64_t *sent =
+			    t->qos == 2 ? pairs_get(&s->sent, j->stamp, h) : NULL;
+			uint16_t pid = sent ? (uint16_t)*sent : 0;
 			if (msg)
-				msg(ctx, e->where, msg_ref(j->m), t->qos, t->flags, t->sub_id);
+				msg(ctx, e->where, msg_ref(j->m), t->qos, t->flags, t->sub_id, pid);
 		}
 		if (j->m)
 			msg_unref(j->m);
@@ -494,11 +613,28 @@ static int give_messages(struct state *s, recover_message_fn msg, void *ctx, boo
 	}
 	free(s->msgs);
 	s->msgs = NULL;
+	for (size_t i = 0; i < s->rels.cap; i++) {
+		struct rel *x = &s->rels.e[i];
+		if (!x->hash)
+			continue;
+		struct rentry *e = rt_find(&s->st, x->cid, x->cid_len);
+		if (give && rc == 0 && x->owed && e && e->restored && x->stamp > e->end_stamp) {
+			if (x->inbound)
+				res->inbound++;
+			else
+				res->releases++;
+			if (msg)
+				msg(ctx, e->where, NULL, x->inbound ? 0 : 2, 0, 0, x->pid);
+		}
+		free(x->cid);
+	}
+	free(s->rels.e);
 	for (size_t i = 0; i < s->places.cap; i++)
 		free(s->places.e[i].cid);
 	free(s->places.e);
 	free(s->done.e);
 	free(s->given.e);
+	free(s->sent.e);
 	return rc;
 }
 

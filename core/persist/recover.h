@@ -47,6 +47,8 @@ struct recover_result {
 	uint64_t next_run;         /* the number this start takes (above every run recorded) */
 	uint64_t messages;         /* messages given back to restored sessions (one per session) */
 	uint64_t messages_expired; /* deliveries whose message expired while the node was down */
+	uint64_t releases;         /* PUBRELs owed by restored sessions */
+	uint64_t inbound;          /* inbound QoS 2 ids awaiting PUBREL, given back */
 	uint64_t messages_orphaned; /* deliveries to a session that ended, was not restored or
 	                             * whose place no session record names (dropped) */
 	uint64_t ms;               /* time taken */
@@ -65,9 +67,13 @@ typedef int (*recover_session_fn)(void *ctx, const uint8_t *client_id, size_t cl
 /* Called, after every session, for each message a restored session gets
  * back, per session in the order they were published: m is the callee's
  * (one reference) and m->jstamp its stamp; qos, flags (DELIV_RETAIN,
- * DELIV_SHARED) and sub_id as the route plan gave them. */
+ * DELIV_SHARED) and sub_id as the route plan gave them; pid 0, or for a
+ * QoS 2 delivery that went out (REC_MSG_SENT) its packet id: in flight
+ * again under it. Then, m NULL, for each PUBREL a restored session owes
+ * (qos 2, pid its packet id) and each inbound QoS 2 id of its client
+ * awaiting PUBREL (qos 0, pid that id). */
 typedef void (*recover_message_fn)(void *ctx, struct sess_id where, struct msg *m, uint8_t qos,
-                                   uint8_t flags, uint32_t sub_id);
+                                   uint8_t flags, uint32_t sub_id, uint16_t pid);
 
 /*
  * Read cfg->data_dir's journal and hand over what it holds. A missing

@@ -66,6 +66,7 @@ struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_v
 	m->origin_node = 0;
 	m->forwarded = false;
 	m->forwarded_shared = false;
+	m->recovered = false;
 	m->origin_rank = 0;
 	m->retain_stamp = 0;
 	m->jstamp = 0;

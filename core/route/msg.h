@@ -32,6 +32,8 @@ struct msg {
 	bool forwarded;          /* it came from another node: delivered here, never
 	                          * forwarded again */
 	bool forwarded_shared;   /* and that node chose this one for its shared groups */
+	bool recovered;          /* it came back from the journal after a restart: it may
+	                          * have been sent before, so it goes with DUP set */
 	uint64_t origin_rank;    /* retain-flagged only: a hash of the origin node's name, the
 	                          * same on every node; with wall_ms it orders retained values
 	                          * (last writer wins); 0 on a single node */

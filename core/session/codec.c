@@ -20,13 +20,15 @@
  *                             PUBACK/PUBREC, 2 awaiting PUBCOMP), u8 flags
  *                             (1 retain, 2 shared, 4 journaled), u32
  *                             subscription id, then a message when state
- *                             is 1, then with flag 4 (only in state 1) the
- *                             u64 journal stamp of the message
+ *                             is 1, then with flag 4 in state 1 the u64
+ *                             journal stamp of the message (flag 4 in state
+ *                             2: the journal holds the PUBREL owed)
  *   u32 queued; each:         u8 QoS, u8 flags, u32 subscription id, message,
  *                             with flag 4 its u64 journal stamp
  *   u32 inbound QoS 2 ids; each u16
  *
- *   message: u8 protocol level, u8 flags (QoS in bits 0-1, 4 retain),
+ *   message: u8 protocol level, u8 flags (QoS in bits 0-1, 4 retain, 8
+ *            recovered from the journal: msg.h),
  *            u64 expires in (ms; 0 = never), u16 topic length, bytes,
  *            u32 body length, bytes (the PUBLISH body as received, from the
  *            topic's length prefix to the end of the payload)
@@ -102,7 +104,7 @@ static void put_msg(struct wbuf *w, const struct msg *m, uint64_t now_ms)
 	const uint8_t *body = m->data + m->pub.topic.len;
 	size_t body_len = m->size_bytes - sizeof(*m) - m->pub.topic.len;
 	put_be(w, m->version, 1);
-	put_be(w, (uint64_t)(m->pub.qos | (m->pub.retain ? 4 : 0)), 1);
+	put_be(w, (uint64_t)(m->pub.qos | (m->pub.retain ? 4 : 0) | (m->recovered ? 8 : 0)), 1);
 	put_be(w, left_ms(m->expires_at_ms, now_ms), 8);
 	put_be(w, m->pub.topic.len, 2);
 	put_bytes(w, m->pub.topic.ptr, m->pub.topic.len);
@@ -161,14 +163,11 @@ static uint8_t *encode(const struct session *s, uint64_t now_ms, size_t *len, bo
 		put_be(&w, f->pid, 2);
 		put_be(&w, f->qos, 1);
 		put_be(&w, f->state, 1);
-		uint8_t fl = infl_flags(f);
-		if (f->state != INFL_WAIT_ACK)
-			fl &= (uint8_t)~DELIV_JOURNALED; /* done with at PUBREC */
-		put_be(&w, fl, 1);
+		put_be(&w, infl_flags(f), 1);
 		put_be(&w, f->sub_id, 4);
 		if (f->state == INFL_WAIT_ACK)
 			put_msg(&w, f->m, now_ms);
-		if (fl & DELIV_JOURNALED)
+		if (f->state == INFL_WAIT_ACK && f->journaled)
 			put_be(&w, f->m->jstamp, 8);
 		n++;
 	}
@@ -261,16 +260,17 @@ static struct msg *get_msg(struct rbuf *r, uint64_t now_ms)
 	const uint8_t *body = get_bytes(r, body_len);
 	uint8_t qos = flags & 3;
 	if (r->bad || (version != MQTT_V31 && version != MQTT_V311 && version != MQTT_V5) ||
-	    qos > 2 || (flags & ~7u) || body_len > 0x0FFFFFFFu ||
+	    qos > 2 || (flags & ~15u) || body_len > 0x0FFFFFFFu ||
 	    !mqtt_topic_name_valid((struct mqtt_view){topic, topic_len})) {
 		r->bad = true;
 		return NULL;
 	}
 	struct msg *m = msg_from_body(body, body_len, version, qos, (flags & 4) != 0,
 	                              (struct mqtt_view){topic, topic_len}, now_ms);
-	if (m)
+	if (m) {
 		m->expires_at_ms = expires_in ? now_ms + expires_in : 0;
-	else if (errno != ENOMEM)
+		m->recovered = (flags & 8) != 0;
+	} else if (errno != ENOMEM)
 		r->bad = true;
 	return m;
 }
@@ -343,8 +343,7 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 		uint8_t state = (uint8_t)get_be(&r, 1);
 		uint8_t fl = (uint8_t)get_be(&r, 1);
 		uint32_t sub_id = (uint32_t)get_be(&r, 4);
-		if (r.bad || (fl & ~DELIV_ALL) ||
-		    (state != INFL_WAIT_ACK && (fl & DELIV_JOURNALED)))
+		if (r.bad || (fl & ~DELIV_ALL))
 			goto fail;
 		struct msg *m = state == INFL_WAIT_ACK ? get_msg(&r, now_ms) : NULL;
 		if (m && (fl & DELIV_JOURNALED))

@@ -659,3 +659,14 @@ bool session_infl_restore(struct session *s, struct msg *m, uint16_t pid, uint8_
 	s->infl_count++;
 	return true;
 }
+
+bool session_owe_pubrel(struct session *s, uint16_t pid)
+{
+	return session_infl_restore(s, NULL, pid, 2, INFL_WAIT_COMP, DELIV_JOURNALED, 0);
+}
+
+bool session_resend_inflight(struct session *s, struct msg *m, uint16_t pid, uint8_t qos,
+                             uint8_t flags, uint32_t sub_id)
+{
+	return session_infl_restore(s, m, pid, qos, INFL_WAIT_ACK, flags, sub_id);
+}

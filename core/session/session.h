@@ -134,6 +134,16 @@ bool session_sub_remove(struct session *s, struct mqtt_view filter);
 uint16_t session_infl_add(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                           uint32_t sub_id, uint32_t window);
 
+/* Recovery (persist/recover.h): a journaled QoS 2 delivery whose PUBREC
+ * came before the restart: PUBREL of pid is owed (sent again on resume).
+ * false when pid is in flight already or memory ran out. */
+bool session_owe_pubrel(struct session *s, uint16_t pid);
+/* Recovery: a journaled QoS 2 delivery that went out under pid before the
+ * restart: in flight again under it (sent again with DUP on resume). false
+ * when pid is in flight already or memory ran out. Takes a reference. */
+bool session_resend_inflight(struct session *s, struct msg *m, uint16_t pid, uint8_t qos,
+                             uint8_t flags, uint32_t sub_id);
+
 /* Find the unfinished entry for a packet identifier, or NULL. O(1). */
 struct inflight *session_infl_find(struct session *s, uint16_t pid);
 

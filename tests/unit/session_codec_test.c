@@ -246,6 +246,55 @@ Test(session_codec, an_empty_session)
 	free(enc);
 }
 
+/* What the journal marks (persist/msg_journal.h) survives a takeover: the
+ * journaled bit of a subscription, of an entry in flight (with its
+ * message's stamp), of a released QoS 2 entry (a PUBREL owed, as recovery
+ * restores it) and of a queued one; a message that came back from the
+ * journal stays marked so (it goes with DUP). */
+Test(session_codec, journal_marks_survive)
+{
+	struct session *s = session_new((const uint8_t *)"j", 1, (struct sess_id){1, 1, 0});
+	session_set_expiry(s, 60);
+	session_attach(s, 1, 1, MQTT_V5);
+	struct sub_opts o = {.qos = 2, .journaled = true};
+	cr_assert_eq(session_sub_add(s, mqtt_view_str("j/#"), o, 10), 1);
+	struct msg *a = make("j/a", "in flight", 2, false, 0, MQTT_V5);
+	struct msg *b = make("j/b", "queued", 1, false, 0, MQTT_V5);
+	a->jstamp = 0x0102030405060708ull;
+	b->jstamp = 77;
+	b->recovered = true;
+	cr_assert(session_owe_pubrel(s, 9));
+	cr_assert(session_resend_inflight(s, a, 3, 2, DELIV_JOURNALED, 0));
+	cr_assert_eq(session_enqueue(s, b, 1, DELIV_JOURNALED | DELIV_SHARED, 0, 10, 1 << 20,
+	                             QUEUE_DROP_OLDEST),
+	             0);
+	size_t len;
+	uint8_t *enc = session_encode(s, NOW, &len);
+	struct session *d = session_decode(enc, len, (struct sess_id){2, 1, 0}, NOW);
+	cr_assert_not_null(d, "a session with journal marks decodes");
+	cr_assert(d->subs[0].opts.journaled);
+	struct inflight *rel = session_infl_find(d, 9), *fl = session_infl_find(d, 3);
+	cr_assert(rel && rel->state == INFL_WAIT_COMP && rel->journaled && !rel->m);
+	cr_assert(fl && fl->state == INFL_WAIT_ACK && fl->journaled);
+	cr_assert_eq(fl->m->jstamp, 0x0102030405060708ull);
+	cr_assert_not(fl->m->recovered);
+	cr_assert_eq(d->q_len, 1);
+	struct queued *q = &d->q[d->q_head];
+	cr_assert(q->journaled && q->shared);
+	cr_assert_eq(q->m->jstamp, 77);
+	cr_assert(q->m->recovered);
+	/* Every truncation of it is still refused. */
+	for (size_t n = 0; n < len; n++) {
+		struct session *t = session_decode(enc, n, (struct sess_id){2, 1, 0}, NOW);
+		cr_assert_null(t, "%zu of %zu bytes accepted", n, len);
+	}
+	session_free(d);
+	session_free(s);
+	free(enc);
+	msg_unref(a);
+	msg_unref(b);
+}
+
 Test(session_codec, every_truncation_is_refused)
 {
 	struct msg *msgs[4];

@@ -1,0 +1,808 @@
+#!/usr/bin/python3
+"""Persistent sessions' messages with the real binary (core/persist/): with
+persistence on, the QoS 1 and 2 messages that reach a persistent session
+(5.0 with Session Expiry > 0, 3.1/3.1.1 clean session 0) are journaled
+before the publisher's PUBACK/PUBREC leaves, and the subscriber's PUBACK or
+PUBCOMP writes an ack; after kill -9 (sync write and fsync), SIGTERM,
+another worker count or a compaction, every message acknowledged to its
+publisher and not yet acknowledged by the subscriber comes to the session
+again, in order per publisher, unless it expired while the node was down
+or the session ended. QoS 1 may come twice across a crash; QoS 2 is
+at-least-once across a crash in this step (duplicates are counted and
+printed, not refused). With persistence off, a restart loses them. Raw
+MQTT clients (mqttraw.py), Debian's python3-paho-mqtt, mosquitto_pub and
+mosquitto_sub. Prints TAP.
+
+PERSIST_MESSAGES_SEED=N repeats m04's random kill timings (its seed is
+printed).
+
+usage: persist_messages_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
+"""
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tap  # noqa: E402
+from mqttraw import *  # noqa: E402,F403
+from persist_sessions_test import (EXPIRY, QUIET, SETTLE, WAIT, Ctx, MosqSub,  # noqa: E402
+                                   Paho5, Sess, deliveries, make_many, persistent,
+                                   wait_metric)
+from persist_test import metric  # noqa: E402
+
+TESTS = []
+KILL_ROUNDS = {"write": 20, "fsync": 5}
+ROUND_MAX = 400  # messages a kill round publishes at most (the offline queue holds them)
+SEED = int(os.environ.get("PERSIST_MESSAGES_SEED") or random.SystemRandom().randrange(1 << 31))
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+class MSess(Sess):
+    """Sess that can hold its acknowledgements back (acking False: the
+    PUBLISHes and PUBRELs it gets are kept, nothing is answered), keeps the
+    packet ids of the PUBRELs it gets in rels, and publishes with 5.0
+    properties."""
+
+    def __init__(self, ctx, port, v=5):
+        super().__init__(ctx, port, v)
+        self.acking = True
+        self.rels = []
+        self.odd = []  # packets a reader thread got that were neither PUBLISH nor PUBREL
+
+    def pump(self, timeout, publish=False):
+        """Sess.pump, with acking and rels; publish: None after a PUBREL too."""
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.recv(max(0.001, deadline - time.monotonic()))
+            if p.type == PUBLISH:
+                self.inbox.append(p)
+                if self.acking and p.qos:
+                    self.send(ack(PUBACK if p.qos == 1 else PUBREC, p.pid))
+            elif p.type == PUBREL:
+                self.rels.append(p.pid)
+                if self.acking:
+                    self.send(ack(PUBCOMP, p.pid))
+            else:
+                return p
+            if publish:
+                return None
+
+    def pub(self, topic, payload, qos=1, retain=False, p=()):
+        """Sess.pub with PUBLISH properties p."""
+        pid = self.next_pid() if qos else 0
+        self.send(publish(self.v, topic, payload, qos=qos, pid=pid, retain=retain, p=p))
+        if qos == 1:
+            assert self.reply(PUBACK, pid).rc < 0x80
+        elif qos == 2:
+            assert self.reply(PUBREC, pid).rc < 0x80
+            self.send(ack(PUBREL, pid))
+            self.reply(PUBCOMP, pid)
+
+    def wait_rels(self, n, timeout=WAIT):
+        """Until n PUBRELs came (no failure here)."""
+        deadline = time.monotonic() + timeout
+        while len(self.rels) < n and time.monotonic() < deadline:
+            try:
+                p = self.pump(deadline - time.monotonic(), publish=True)
+            except TimeoutError:
+                break
+            assert p is None, f"unexpected packet {p!r}"
+
+
+def mpersistent(ctx, port, cid, v, first=False):
+    """persistent() with an MSess."""
+    c = MSess(ctx, port, v)
+    if v == 5:
+        return c, c.open(cid, clean=first, expiry=EXPIRY)
+    return c, c.open(cid, clean=False)
+
+
+def publisher(ctx, b, name, v=4):
+    o = MSess(ctx, b.port, v)
+    o.open(name, clean=True)
+    return o
+
+
+def body(tag, i):
+    """Payload i of a run: its number first, then binary bytes (zeros too)
+    of a length that varies."""
+    return f"{tag}-{i:04d}|".encode() + bytes((i * 7 + k) % 256 for k in range(i % 50))
+
+
+def publish_many(ctx, b, prefix, idx, k, tag):
+    """k QoS 1 messages to each topic prefix/i (i in idx), each acknowledged."""
+    o = publisher(ctx, b, f"pub-{prefix}-{tag}")
+    for j in range(k):
+        for i in idx:
+            o.pub(f"{prefix}/{i}", f"{tag}{j}", 1)
+    o.bye()
+
+
+def drain_many(ctx, b, prefix, want, label):
+    """Sessions prefix-i (5.0 even, 3.1.1 odd, as make_many made them)
+    reconnect: present 1, and session i gets exactly want[i] (payloads in
+    order) on its own topic; they go offline again."""
+    subs = {}
+    absent = []
+    for i in want:
+        subs[i], sp = persistent(ctx, b.port, f"{prefix}-{i}", 5 if i % 2 == 0 else 4)
+        if sp != 1:
+            absent.append(i)
+    assert not absent, f"{label}: {len(absent)} of {len(want)} sessions not present: {absent[:10]}"
+    # deliveries(), with one deadline for all (it waits WAIT for each in turn)
+    deadline = time.monotonic() + 2 * WAIT
+    for i, c in subs.items():
+        c.wait_for(len(want[i]), max(0.01, deadline - time.monotonic()))
+    time.sleep(QUIET)
+    got = {i: c.take(0.002) for i, c in subs.items()}
+    wrong = {i: g for i, g in got.items()
+             if g != [(f"{prefix}/{i}", w.encode(), 1) for w in want[i]]}
+    if wrong:
+        short = {i: [x[1].decode() for x in g] for i, g in list(wrong.items())[:4]}
+        raise AssertionError(f"{label}: {len(wrong)} of {len(want)} sessions got other messages "
+                             f"than their {[len(want[i]) for i in list(wrong)[:4]]}: {short}")
+    for c in subs.values():
+        c.bye()
+
+
+def recovered_line(b):
+    log = b.text().decode()
+    i = log.find("recovered from")
+    assert i >= 0, log[-1500:]
+    return log[i:].splitlines()[0]
+
+
+# ---------------------------------------------------------------- the tests
+
+@test
+def m01_v5_queued_qos1_survive_kill9(ctx):
+    """5.0, Session Expiry 3600, subscribed at QoS 1 and offline; a 5.0
+    publisher sends 100 QoS 1 messages (binary payloads, a user property
+    each), each acknowledged; kill -9 right after the last PUBACK; the
+    session reconnects with clean start 0: present 1, the 100 in order,
+    payloads and user properties exact, no duplicates."""
+    b = ctx.node()
+    s, sp = mpersistent(ctx, b.port, "m01-sub", 5, first=True)
+    assert sp == 0
+    s.sub(("m01/#", 1))
+    s.bye()
+    o = publisher(ctx, b, "m01-pub", 5)
+    for i in range(100):
+        o.pub("m01/a", body("m01", i), 1, p=[(0x26, ("n", str(i)))])
+    b = ctx.restart(b, "kill")
+    o.close()
+    s, sp = mpersistent(ctx, b.port, "m01-sub", 5)
+    assert sp == 1, "m01-sub: session present 0 after kill -9"
+    got = deliveries({"s": (s, 100)})["s"]
+    want = [("m01/a", body("m01", i), 1) for i in range(100)]
+    assert got == want, \
+        f"{len(got)} of 100 came; first wrong at {next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), len(got))}"
+    props = [p.all_props(0x26) for p in s.last]
+    assert props == [[(b"n", str(i).encode())] for i in range(100)], props[:3]
+    s.bye()
+
+
+@test
+def m02_v311_queued_qos2_survive_kill9_and_acks_hold(ctx):
+    """3.1.1, clean session 0, subscribed at QoS 2 and offline; 100 QoS 2
+    messages published (each flow completed); kill -9; reconnect: present
+    1, the 100 in order at QoS 2; their flows completed (PUBREC, PUBREL,
+    PUBCOMP); offline, kill -9 again: nothing comes again, no PUBLISH and
+    no PUBREL."""
+    b = ctx.node()
+    s, _ = mpersistent(ctx, b.port, "m02-sub", 4)
+    s.sub(("m02/#", 2))
+    s.bye()
+    o = publisher(ctx, b, "m02-pub", 4)
+    for i in range(100):
+        o.pub("m02/two", body("m02", i), 2)
+    b = ctx.restart(b, "kill")
+    o.close()
+    s, sp = mpersistent(ctx, b.port, "m02-sub", 4)
+    assert sp == 1, "m02-sub: session present 0 after kill -9"
+    s.wait_for(100)
+    s.wait_rels(100)
+    time.sleep(QUIET)
+    got = s.take(0.05)
+    seen = [int(g[1][4:8]) for g in got]
+    dups = len(seen) - len(set(seen))
+    tap.comment(f"after kill -9: {len(got)} PUBLISHes for 100 QoS 2 messages ({dups} duplicates), "
+                f"{len(s.rels)} PUBRELs")
+    assert got == [("m02/two", body("m02", i), 2) for i in range(100)], \
+        f"{len(got)} came (want the 100 in order): {seen[:20]}"
+    assert len(s.rels) == 100, f"{len(s.rels)} PUBRELs for 100 PUBRECs"
+    s.bye()
+    time.sleep(SETTLE)  # the PUBCOMPs' acks have no acknowledgement to wait for
+    b = ctx.restart(b, "kill")
+    s, sp = mpersistent(ctx, b.port, "m02-sub", 4)
+    assert sp == 1, "m02-sub: session present 0 after the second kill -9"
+    time.sleep(QUIET)
+    again = s.take(0.05)
+    assert again == [] and s.rels == [], \
+        f"after the flows completed and kill -9: {len(again)} PUBLISHes and " \
+        f"{len(s.rels)} PUBRELs came again"
+    s.bye()
+
+
+@test
+def m03_unacknowledged_in_flight_come_again(ctx):
+    """Online at the kill -9 and not acknowledging: a 5.0 session gets 20
+    QoS 1 PUBLISHes and sends no PUBACK; a 3.1.1 session gets 20 QoS 2
+    PUBLISHes, sends PUBREC for the first 10 (gets PUBREL) and no PUBCOMP.
+    After kill -9 and reconnect: the 20 QoS 1 come again in order; each of
+    the last 10 QoS 2 comes again as a PUBLISH, each of the first 10 as a
+    PUBREL or (at-least-once, counted) a PUBLISH. Everything acknowledged,
+    SIGTERM and a new start: nothing comes again."""
+    b = ctx.node()
+    q1, _ = mpersistent(ctx, b.port, "m03-q1", 5, first=True)
+    q1.sub(("m03/one", 1))
+    q2, _ = mpersistent(ctx, b.port, "m03-q2", 4)
+    q2.sub(("m03/two", 2))
+    q1.acking = q2.acking = False
+    o = publisher(ctx, b, "m03-pub", 4)
+    for i in range(20):
+        o.pub("m03/one", body("m03", i), 1)
+        o.pub("m03/two", body("m03", i), 2)
+    o.bye()
+    q1.wait_for(20)
+    q2.wait_for(20)
+    assert len(q1.inbox) == 20 and len(q2.inbox) == 20, (len(q1.inbox), len(q2.inbox))
+    pids2 = [p.pid for p in q2.inbox]
+    for pid in pids2[:10]:
+        q2.send(ack(PUBREC, pid))
+    q2.wait_rels(10)
+    assert sorted(q2.rels) == sorted(pids2[:10]), (q2.rels, pids2[:10])
+    time.sleep(SETTLE)  # the PUBRECs' records
+    b = ctx.restart(b, "kill")
+    q1, sp1 = mpersistent(ctx, b.port, "m03-q1", 5)
+    q2, sp2 = mpersistent(ctx, b.port, "m03-q2", 4)
+    assert (sp1, sp2) == (1, 1), f"session present {sp1}, {sp2} after kill -9"
+    # q2 answers nothing until it has seen all: a PUBREL now is of a flow
+    # from before the kill (the new connection's packet ids may be the old ones)
+    q2.acking = False
+    q1.wait_for(20)
+    q2.wait_for(10)
+    got = {2: q2.take(QUIET), 1: q1.take(0.05)}  # take() pumps for its whole wait
+    dup1 = sum(p.dup for p in q1.last)
+    resumed, q2.rels = q2.rels, []
+    for p in q2.last:
+        q2.send(ack(PUBREC, p.pid))
+    for pid in resumed:
+        q2.send(ack(PUBCOMP, pid))
+    q2.acking = True
+    q2.wait_rels(len(got[2]))
+    assert len(q2.rels) == len(got[2]), f"{len(q2.rels)} PUBRELs for {len(got[2])} PUBRECs"
+    tap.comment(f"QoS 1 again: {len(got[1])} PUBLISHes ({dup1} with DUP); QoS 2 again: "
+                f"{len(got[2])} PUBLISHes, {len(resumed)} PUBRELs of flows from before the kill")
+    assert got[1] == [("m03/one", body("m03", i), 1) for i in range(20)], \
+        f"QoS 1: {len(got[1])} of the 20 unacknowledged came again: {[g[1][4:8] for g in got[1]]}"
+    again = [int(g[1][4:8]) for g in got[2]]
+    assert all(g[2] == 2 for g in got[2]), got[2]
+    late = [i for i in range(10, 20) if i not in again]
+    assert not late, f"QoS 2: never PUBRECed, not delivered again: {late}"
+    early = [i for i in range(10) if i not in again and pids2[i] not in resumed]
+    assert not early, f"QoS 2: PUBRECed before the kill, not PUBCOMPed, neither PUBREL " \
+                      f"nor PUBLISH after it: {early} (PUBLISHes came for {again})"
+    assert again == sorted(again), f"QoS 2 out of order: {again}"
+    dup2 = len([i for i in again if i < 10])
+    tap.comment(f"QoS 2 across kill -9: {dup2} of the 10 PUBRECed came again as PUBLISH, "
+                f"{len(resumed)} as PUBREL")
+    # The PUBRECs' records were written before the kill (SETTLE): the
+    # released ones come back as PUBREL only, and what comes again may have
+    # been sent before, so it carries DUP.
+    assert dup2 == 0 and sorted(resumed) == sorted(pids2[:10]), \
+        f"PUBRECed before the kill: {dup2} came again as PUBLISH, PUBRELs {resumed}"
+    assert dup1 == 20, f"only {dup1} of the 20 QoS 1 sent again carry DUP"
+    assert all(p.dup for p in q2.last), "a QoS 2 PUBLISH sent again without DUP"
+    # everything was acknowledged and completed by the pumps above
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "term", online=[q1, q2])
+    q1, _ = mpersistent(ctx, b.port, "m03-q1", 5)
+    q2, _ = mpersistent(ctx, b.port, "m03-q2", 4)
+    got = deliveries({1: (q1, 0), 2: (q2, 0)})
+    assert got == {1: [], 2: []} and q2.rels == [], \
+        f"after acknowledging all and SIGTERM: {got}, PUBRELs {q2.rels}"
+    q1.bye()
+    q2.bye()
+
+
+def read_until_closed(c):
+    """A reader thread: the client's pump (acking) until the broker is gone."""
+    try:
+        while True:
+            c.odd.append(c.pump(60))
+    except (ConnectionError, OSError):
+        pass
+
+
+def kill_rounds(ctx, sync):
+    """Rounds of: a QoS 1 publisher streams into 3 persistent sessions (a
+    5.0 one offline, a 5.0 and a 3.1.1 one online and acknowledging on
+    threads of their own), kill -9 at a random moment (up to 20 in flight),
+    a new start; the sessions reconnect (present 1) and drain. Every
+    message the publisher had a PUBACK for comes to every session at least
+    once across the rounds, in order within each connection; duplicates are
+    counted."""
+    rounds = KILL_ROUNDS[sync]
+    rng = random.Random(f"{SEED}-{sync}")
+    tap.comment(f"seed {SEED} (PERSIST_MESSAGES_SEED={SEED} repeats it)")
+    args = ["--queue-messages-max=100000"]  # no drop_oldest in a long round
+    kinds = {"off": 5, "on5": 5, "on4": 4}
+    b = ctx.node(*args, sync=sync)
+    subs = {}
+    for n, v in kinds.items():
+        subs[n], sp = mpersistent(ctx, b.port, f"kr-{n}", v, first=True)
+        assert sp == 0
+        subs[n].sub(("kr/#", 1))
+    subs.pop("off").bye()
+    received = {n: set() for n in kinds}
+    dups = {n: 0 for n in kinds}
+    disorder = []
+    acked = set()
+    seq = 0
+    t_start = time.monotonic()
+
+    def note(n, packets, where):
+        last = 0
+        for p in packets:
+            s = int(p.payload)
+            if s in received[n]:
+                dups[n] += 1
+            if s <= last:
+                disorder.append(f"{where}: {n} got {s} after {last}")
+            last = s
+            received[n].add(s)
+
+    for rnd in range(rounds):
+        readers = [threading.Thread(target=read_until_closed, args=(subs[n],), daemon=True)
+                   for n in ("on5", "on4")]
+        for t in readers:
+            t.start()
+        c = Client(b.port, 4)
+        c.connect(f"kr-pub-{sync}-{rnd}")
+        inflight = {}
+        pid = 0
+        deadline = time.monotonic() + rng.uniform(0.02, 0.2)
+        most = rng.randint(30, ROUND_MAX)
+        while time.monotonic() < deadline and pid < most:
+            pid += 1
+            seq += 1
+            c.send(publish(4, "kr/x", str(seq).encode(), qos=1, pid=pid))
+            inflight[pid] = seq
+            if len(inflight) >= 20:
+                p = c.expect(PUBACK)
+                acked.add(inflight.pop(p.pid))
+        if rng.random() < 0.2:
+            time.sleep(rng.uniform(0, 0.02))  # sometimes with less or nothing in flight
+        ctx.kill(b)  # acknowledgements possibly on the wire
+        try:
+            while True:
+                p = c.recv(0.2)
+                if p.type == PUBACK and p.pid in inflight:
+                    acked.add(inflight.pop(p.pid))
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+        c.close()
+        for t in readers:
+            t.join(10)
+            assert not t.is_alive(), "a reader still runs after the kill -9"
+        for n in ("on5", "on4"):
+            assert not subs[n].odd, f"{n}: unexpected packets {subs[n].odd}"
+            note(n, subs[n].inbox, f"round {rnd} before the kill")
+            subs[n].close()
+        b = ctx.node(*args, sync=sync)
+        for n, v in kinds.items():
+            subs[n], sp = mpersistent(ctx, b.port, f"kr-{n}", v)
+            assert sp == 1, f"round {rnd}: kr-{n} not present after kill -9"
+        deadline = time.monotonic() + WAIT
+        for n, s in subs.items():
+            missing = acked - received[n]
+            seen = 0
+            while missing and time.monotonic() < deadline:
+                try:
+                    p = s.pump(deadline - time.monotonic(), publish=True)
+                except TimeoutError:
+                    break
+                assert p is None, f"{n}: unexpected packet {p!r}"
+                for q in s.inbox[seen:]:
+                    missing.discard(int(q.payload))
+                seen = len(s.inbox)
+        time.sleep(0.2)  # what else comes (duplicates, unacknowledged ones)
+        for n, s in subs.items():
+            s.take(0.01)
+            note(n, s.last, f"round {rnd} after the restart")
+        lost = {n: sorted(acked - received[n]) for n in kinds}
+        if any(lost.values()):
+            raise AssertionError(
+                f"sync={sync} round {rnd} (seed {SEED}): acknowledged to the publisher, never "
+                f"delivered: " + ", ".join(f"{n}: {len(x)} of {len(acked)} (first {x[:5]})"
+                                           for n, x in lost.items()))
+        subs.pop("off").bye()
+    unacked = {n: len(received[n] - acked) for n in kinds}
+    tap.comment(f"sync={sync}: {rounds} kill -9 rounds in {time.monotonic() - t_start:.1f} s, "
+                f"{seq} published, {len(acked)} acknowledged; duplicates per session {dups}; "
+                f"unacknowledged ones delivered {unacked}; order breaks {len(disorder)}")
+    assert not disorder, disorder[:5]
+    for s in subs.values():
+        s.bye()
+
+
+@test
+def m04_kill9_rounds_write(ctx):
+    kill_rounds(ctx, "write")
+
+
+@test
+def m04b_kill9_rounds_fsync(ctx):
+    kill_rounds(ctx, "fsync")
+
+
+@test
+def m05_message_expiry_counts_across_the_downtime(ctx):
+    """A 5.0 offline session gets a QoS 1 message with Message Expiry 2 s
+    and one with 3600 s; kill -9, a new start 2.5 s after they were
+    published: only the second comes, its expiry lowered by the downtime."""
+    b = ctx.node()
+    s, _ = mpersistent(ctx, b.port, "m05-sub", 5, first=True)
+    s.sub(("m05/#", 1))
+    s.bye()
+    o = publisher(ctx, b, "m05-pub", 5)
+    o.pub("m05/short", b"short", 1, p=[(0x02, 2)])
+    o.pub("m05/long", b"long", 1, p=[(0x02, 3600)])
+    t_sent = time.monotonic()
+    ctx.kill(b)
+    o.close()
+    time.sleep(max(0.0, t_sent + 2.5 - time.monotonic()))
+    b = ctx.node()
+    s, sp = mpersistent(ctx, b.port, "m05-sub", 5)
+    assert sp == 1
+    got = deliveries({"s": (s, 1)})["s"]
+    assert got == [("m05/long", b"long", 1)], \
+        f"{time.monotonic() - t_sent:.1f} s after publishing: {got}"
+    left = s.last[0].prop(0x02)
+    assert left is not None and 3500 <= left <= 3598, \
+        f"remaining Message Expiry {left} after {time.monotonic() - t_sent:.1f} s"
+    s.bye()
+
+
+@test
+def m06_restart_with_other_worker_counts(ctx):
+    """20 sessions (5.0 and 3.1.1) made on 2 workers, 10 QoS 1 messages
+    each queued; kill -9, start on 1 worker: the even sessions drain theirs;
+    10 more each; SIGTERM, start on 3 workers: the even ones get the 10
+    new, the odd ones all 20, in order."""
+    n = 20
+    b = ctx.node(workers=2)
+    make_many(ctx, b, "wm", n)
+    publish_many(ctx, b, "wm", range(n), 10, "a")
+    b = ctx.restart(b, "kill", workers=1)
+    drain_many(ctx, b, "wm", {i: [f"a{j}" for j in range(10)] for i in range(0, n, 2)},
+               "2 -> 1 workers (kill -9)")
+    publish_many(ctx, b, "wm", range(n), 10, "b")
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "term", workers=3)
+    drain_many(ctx, b, "wm", {i: ([] if i % 2 == 0 else [f"a{j}" for j in range(10)])
+                              + [f"b{j}" for j in range(10)] for i in range(n)},
+               "1 -> 3 workers (SIGTERM)")
+
+
+def force_compaction(ctx, b):
+    """Retained writes of 32 KiB until a compaction completes and removes
+    every segment there was before it (s08's way)."""
+    jdir = os.path.join(ctx.data, "journal")
+    before = sorted(x for x in os.listdir(jdir) if x.endswith(".log"))
+    done0 = metric(b, "starling_journal_compactions_total")
+    w = Sess(ctx, b.port, 4)
+    w.open("bulk", clean=True)
+    deadline = time.monotonic() + 20
+    k = 0
+    while metric(b, "starling_journal_compactions_total") <= done0:
+        assert time.monotonic() < deadline, f"no compaction after {k} retained writes of 32 KiB"
+        for _ in range(16):
+            w.pub(f"bulk/{k % 40}", b"%d." % k + b"." * 32768, 1, retain=True)
+            k += 1
+        time.sleep(0.1)
+    w.bye()
+    deadline = time.monotonic() + 5
+    while set(before) & set(os.listdir(jdir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = set(before) & set(os.listdir(jdir))
+    assert not left, f"segments {sorted(left)} still there after the compaction"
+    assert re.search(r"compaction \d+: snapshots of \d+ records", b.text().decode())
+    tap.comment(f"{k} retained writes of 32 KiB for a compaction; segments {before} removed")
+
+
+@test
+def m07_compaction_keeps_queued_messages(ctx):
+    """persistence_compact_bytes at its minimum: 10 offline sessions with
+    10 QoS 1 messages queued each (session 0 drains its 10 first), a
+    compaction that removes every segment that held them, 5 more each;
+    kill -9: session 0 gets the 5, the others all 15, in order."""
+    args = ["--persistence-compact-bytes=1048576"]
+    n = 10
+    b = ctx.node(*args)
+    make_many(ctx, b, "mc", n)
+    publish_many(ctx, b, "mc", range(n), 10, "a")
+    drain_many(ctx, b, "mc", {0: [f"a{j}" for j in range(10)]}, "before the compaction")
+    time.sleep(SETTLE)
+    force_compaction(ctx, b)
+    publish_many(ctx, b, "mc", range(n), 5, "b")
+    b = ctx.restart(b, "kill", *args)
+    drain_many(ctx, b, "mc", {i: ([] if i == 0 else [f"a{j}" for j in range(10)])
+                              + [f"b{j}" for j in range(5)] for i in range(n)},
+               "after the compaction and kill -9")
+
+
+@test
+def m08_ended_sessions_get_nothing(ctx):
+    """Offline sessions with 3 QoS 1 messages queued each; kill -9, a new
+    start 2.5 s later: a 5.0 session that reconnects with clean start 1, a
+    3.1.1 one with clean session 1 and a 5.0 one whose Session Expiry (2 s)
+    passed while the node was down get none of them (present 0). The
+    clean-started 5.0 session (expiry 3600) subscribes again, goes offline,
+    gets a new message; kill -9: only the new one comes to it. A control
+    session, offline through both kills, gets its 3."""
+    b = ctx.node()
+    for name, v, exp in (("xa", 5, EXPIRY), ("xb", 5, 2), ("xc", 4, None), ("xd", 5, EXPIRY)):
+        c = MSess(ctx, b.port, v)
+        c.open(name, clean=(v == 5), expiry=exp)
+        c.sub((f"m08/{name}", 1))
+        c.bye()
+    t_off = time.monotonic()
+    o = publisher(ctx, b, "m08-pub")
+    for j in range(3):
+        for name in ("xa", "xb", "xc", "xd"):
+            o.pub(f"m08/{name}", f"old{j}", 1)
+    b = ctx.restart(b, "kill")
+    o.close()
+    time.sleep(max(0.0, t_off + 2.5 - time.monotonic()))
+    subs = {"xa": MSess(ctx, b.port, 5), "xb": MSess(ctx, b.port, 5), "xc": MSess(ctx, b.port, 4)}
+    sp = {"xa": subs["xa"].open("xa", clean=True, expiry=EXPIRY),
+          "xb": subs["xb"].open("xb", clean=False, expiry=EXPIRY),
+          "xc": subs["xc"].open("xc", clean=True)}
+    assert sp == {"xa": 0, "xb": 0, "xc": 0}, f"session present {sp}"
+    subs["xa"].sub(("m08/xa", 1))
+    got = deliveries({n: (c, 0) for n, c in subs.items()})
+    assert got == {"xa": [], "xb": [], "xc": []}, f"ended sessions got messages: {got}"
+    for c in subs.values():
+        c.bye()
+    o = publisher(ctx, b, "m08-pub2")
+    o.pub("m08/xa", b"new", 1)
+    o.bye()
+    b = ctx.restart(b, "kill")
+    xa, sp_a = mpersistent(ctx, b.port, "xa", 5)
+    xd, sp_d = mpersistent(ctx, b.port, "xd", 5)
+    assert (sp_a, sp_d) == (1, 1), f"session present xa {sp_a}, xd {sp_d}"
+    got = deliveries({"xa": (xa, 1), "xd": (xd, 3)})
+    old = [g for g in got["xa"] if g[1].startswith(b"old")]
+    assert not old, f"the session started anew got the ended one's messages: {got['xa']}"
+    assert got["xa"] == [("m08/xa", b"new", 1)], \
+        f"the new session's own message after kill -9: {got['xa']}"
+    assert got["xd"] == [("m08/xd", f"old{j}".encode(), 1) for j in range(3)], \
+        f"control (offline through two kill -9): {got['xd']}"
+    xa.bye()
+    xd.bye()
+
+
+@test
+def m09_recovered_messages_in_log_and_metric(ctx):
+    """3 offline persistent sessions with 10 QoS 1 messages queued each; a
+    persistent session online that acknowledged its 5 and a clean one
+    online that acknowledged none of its 5: the start-up line says 30
+    queued messages and starling_persistence_recovered{kind="messages"} is
+    30; the 3 get their 10, the acknowledging one nothing."""
+    b = ctx.node()
+    kinds = [5, 4, 5]
+    for i, v in enumerate(kinds):
+        c, _ = mpersistent(ctx, b.port, f"q{i}", v, first=True)
+        c.sub((f"m09/q{i}", 1))
+        c.bye()
+    acked, _ = mpersistent(ctx, b.port, "acked", 5, first=True)
+    acked.sub(("m09/acked", 1))
+    clean = MSess(ctx, b.port, 4)
+    clean.open("clean", clean=True)
+    clean.sub(("m09/clean", 1))
+    clean.acking = False
+    o = publisher(ctx, b, "m09-pub")
+    for j in range(10):
+        for i in range(len(kinds)):
+            o.pub(f"m09/q{i}", f"m{j}", 1)
+        if j < 5:
+            o.pub("m09/acked", f"m{j}", 1)
+            o.pub("m09/clean", f"m{j}", 1)
+    o.bye()
+    acked.wait_for(5)
+    clean.wait_for(5)
+    assert (len(acked.inbox), len(clean.inbox)) == (5, 5)
+    time.sleep(SETTLE)  # the PUBACKs' acks
+    b = ctx.restart(b, "kill")
+    line = recovered_line(b)
+    m = re.search(r"(\d+) queued messages", line)
+    assert m, f"no queued message count in: {line}"
+    assert int(m.group(1)) == 30, line
+    wait_metric(b, 'starling_persistence_recovered{kind="messages"}', lambda v: v == 30)
+    subs = {}
+    for i, v in enumerate(kinds):
+        subs[i], sp = mpersistent(ctx, b.port, f"q{i}", v)
+        assert sp == 1
+    subs["acked"], _ = mpersistent(ctx, b.port, "acked", 5)
+    got = deliveries({**{i: (subs[i], 10) for i in range(len(kinds))}, "acked": (subs["acked"], 0)})
+    assert got == {**{i: [(f"m09/q{i}", f"m{j}".encode(), 1) for j in range(10)]
+                      for i in range(len(kinds))}, "acked": []}, got
+    for c in subs.values():
+        c.bye()
+
+
+@test
+def m10_paho_and_mosquitto_sessions_keep_messages_across_kill9(ctx):
+    """paho (5.0, Session Expiry 3600) and mosquitto_sub -c (3.1.1, clean
+    session 0) subscribe at QoS 1 and go offline; 10 mosquitto_pub -q 1 to
+    each; kill -9; paho reconnects with clean start 0 (present 1) and
+    mosquitto_sub -c with another topic only: each gets its 10, in order."""
+    b = ctx.node()
+    s = Paho5(ctx, b.port, "m10-paho")
+    assert s.connect(clean_start=True) == 0
+    s.subscribe("m10/paho", 1)
+    s.close()
+    m = MosqSub(ctx, b.port, "-c", "-i", "m10-mosq", "-q", "1", "-t", "m10/mosq")
+    m.wait_line(lambda ln: ln.startswith("Subscribed (mid"), "SUBACK")
+    m.p.kill()
+    m.finish()
+    time.sleep(SETTLE)
+    for i in range(10):
+        for t in ("paho", "mosq"):
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-V",
+                            "mqttv311", "-q", "1", "-t", f"m10/{t}", "-m", f"{t}-{i}"],
+                           check=True, timeout=10)
+    b = ctx.restart(b, "kill")
+    s = Paho5(ctx, b.port, "m10-paho")
+    assert s.connect(clean_start=False) == 1, "paho: session present 0 after kill -9"
+    m = MosqSub(ctx, b.port, "-c", "-i", "m10-mosq", "-q", "1", "-t", "m10/other",
+                "-C", "10", "-W", "5")
+    try:
+        s.wait(lambda: len(s.msgs) >= 10, "10 messages")
+    except AssertionError:
+        pass
+    time.sleep(QUIET)
+    got = [(x.topic, x.payload, x.qos) for x in s.msgs]
+    rc = m.finish()
+    assert got == [("m10/paho", f"paho-{i}".encode(), 1) for i in range(10)], f"paho got {got}"
+    assert rc == 0 and m.messages() == [f"m10/mosq|1|mosq-{i}" for i in range(10)], \
+        f"mosquitto_sub exited {rc} (27: -W timeout); printed {m.messages()}"
+    s.close()
+
+
+@test
+def m11_persistence_off_loses_queued_messages(ctx):
+    """Without --persistence: QoS 1 messages queued for two offline
+    sessions (5.0 and 3.1.1) reach one of them on a reconnect while the
+    node runs (control); 5 more each, kill -9 and a new start: both present
+    0, nothing comes."""
+    b = ctx.plain(f"--data-dir={ctx.data}")
+    for v in (5, 4):
+        c, _ = mpersistent(ctx, b.port, f"o{v}", v, first=True)
+        c.sub((f"off/{v}", 1))
+        c.bye()
+    o = publisher(ctx, b, "m11-pub")
+    for j in range(5):
+        o.pub("off/5", f"a{j}", 1)
+    c, sp = mpersistent(ctx, b.port, "o5", 5)
+    assert sp == 1
+    got = deliveries({"c": (c, 5)})["c"]
+    assert got == [("off/5", f"a{j}".encode(), 1) for j in range(5)], \
+        f"control, no restart: {got}"
+    c.bye()
+    for j in range(5):
+        for v in (5, 4):
+            o.pub(f"off/{v}", f"b{j}", 1)
+    o.bye()
+    ctx.kill(b)
+    b = ctx.plain(f"--data-dir={ctx.data}")
+    subs, sp = {}, {}
+    for v in (5, 4):
+        subs[v], sp[v] = mpersistent(ctx, b.port, f"o{v}", v)
+    assert sp == {5: 0, 4: 0}, f"persistence off, after kill -9: session present {sp}"
+    got = deliveries({v: (c, 0) for v, c in subs.items()})
+    assert got == {5: [], 4: []}, got
+    for c in subs.values():
+        c.bye()
+    assert "recovered from" not in b.text().decode()
+    assert not os.path.exists(ctx.data), os.listdir(ctx.data)
+
+
+@test
+def m12_qos2_exactly_once_across_kill9(ctx):
+    """QoS 2 stays exactly once across kill -9 on both sides. Subscriber
+    side: a 5.0 persistent session online gets a QoS 2 PUBLISH and answers
+    nothing; after kill -9 it is sent again under the same packet id, with
+    DUP (the receiver that had it knows it), and once the flow is completed
+    nothing comes again after a second kill. Publisher side: a persistent
+    3.1.1 publisher's QoS 2 PUBLISH is PUBRECed; it never sends PUBREL;
+    after kill -9 it sends the PUBLISH again (DUP) under the same id: PUBREC,
+    and the subscriber does not get it twice; its PUBREL gets PUBCOMP 0;
+    after another kill -9 a new message under the same id is routed."""
+    b = ctx.node()
+    s, _ = mpersistent(ctx, b.port, "m12-sub", 5, first=True)
+    s.sub(("m12/#", 2))
+    s.acking = False
+    o = publisher(ctx, b, "m12-pub0", 4)
+    o.pub("m12/a", b"first", 2)
+    o.bye()
+    s.wait_for(1)
+    first = s.inbox[0]
+    assert first.qos == 2 and not first.dup, first
+    time.sleep(SETTLE)  # its REC_MSG_SENT is before the PUBLISH anyway (the gate)
+    b = ctx.restart(b, "kill")
+    s, sp = mpersistent(ctx, b.port, "m12-sub", 5)
+    assert sp == 1
+    s.acking = False
+    s.wait_for(1)
+    again = s.inbox[0]
+    assert (again.pid, again.dup, again.payload) == (first.pid, True, b"first"), \
+        f"sent again as pid {again.pid} dup {again.dup} (first: pid {first.pid})"
+    s.inbox = []
+    s.send(ack(PUBREC, again.pid))
+    s.wait_rels(1)
+    assert s.rels == [again.pid], s.rels
+    s.send(ack(PUBCOMP, again.pid))
+    time.sleep(SETTLE)
+    s.acking = True
+    # Publisher side: a persistent publisher, PUBREC seen, no PUBREL.
+    pub, _ = mpersistent(ctx, b.port, "m12-pub", 4)
+    pub.send(publish(4, "m12/b", b"once", qos=2, pid=7))
+    assert pub.expect(PUBREC).pid == 7
+    s.wait_for(1)
+    assert [p.payload for p in s.inbox] == [b"once"], s.inbox
+    s.inbox = []
+    s.rels = []
+    s.wait_rels(1)  # the subscriber's own flow completes (PUBCOMP)
+    assert len(s.rels) == 1, s.rels
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill")
+    s, _ = mpersistent(ctx, b.port, "m12-sub", 5)
+    pub, sp = mpersistent(ctx, b.port, "m12-pub", 4)
+    assert sp == 1
+    pub.send(publish(4, "m12/b", b"once", qos=2, pid=7, dup=True))
+    assert pub.expect(PUBREC).pid == 7
+    pub.send(ack(PUBREL, 7))
+    comp = pub.expect(PUBCOMP)
+    assert comp.pid == 7
+    got = s.take(QUIET)
+    assert got == [], f"the publisher's resend was routed again: {got}"
+    # The id was released (journaled before the PUBCOMP): a new message
+    # under it after another kill -9 is a new message.
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill")
+    s, _ = mpersistent(ctx, b.port, "m12-sub", 5)
+    pub, _ = mpersistent(ctx, b.port, "m12-pub", 4)
+    pub.send(publish(4, "m12/b", b"second", qos=2, pid=7))
+    assert pub.expect(PUBREC).pid == 7
+    pub.send(ack(PUBREL, 7))
+    assert pub.expect(PUBCOMP).pid == 7
+    s.wait_for(1)
+    line = recovered_line(b)
+    assert [p.payload for p in s.inbox] == [b"second"], \
+        f"after a second kill: {[p.payload for p in s.inbox]} (nothing of before may come " \
+        f"again): {line}"
+    assert re.search(r"\b0 QoS 2 releases owed, 0 inbound QoS 2 ids", line), line
+    s.bye()
+    pub.bye()
+
+
+def main():
+    a = tap.parse_args()
+    print("TAP version 13")
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
+    tap.finish(*tap.run(todo, lambda: Ctx(a.binary, a.workers), tail=12))
+
+
+if __name__ == "__main__":
+    main()
