@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What kill -9 loses: N retained QoS 1 messages acknowledged to
 # mosquitto_pub, then kill -9, then a restart on the same data, then the
-# retained messages counted with mosquitto_sub. Debian's mosquitto with
+# retained messages counted with mosquitto_sub. Then the same for N QoS 1
+# messages queued for an offline persistent session (mosquitto_sub -c,
+# clean session 0), counted when it returns. Debian's mosquitto with
 # `persistence true` (its default autosave_interval, 1800 s) against
 # Starling with persistence_sync write and fsync, in one run.
 #
@@ -17,6 +19,34 @@ port=18895
 
 count() {
 	timeout 5 mosquitto_sub -p $port -t 'kc/#' -W 2 2>/dev/null | wc -l || true
+}
+
+# The offline persistent session's messages, when it returns.
+queued() {
+	timeout 8 mosquitto_sub -p $port -i kq-sub -c -q 1 -t 'kq/#' -W 3 2>/dev/null | wc -l || true
+}
+
+run_queued() { # name start-command...
+	local name=$1
+	shift
+	"$@" >"$dir/$name.q.log" 2>&1 &
+	local pid=$!
+	sleep 0.5
+	queued >/dev/null # the session and its subscription, then offline
+	for i in $(seq 1 "$n"); do
+		mosquitto_pub -p $port -t "kq/x" -m "q$i" -q 1 || echo "publish $i failed"
+	done
+	kill -9 $pid
+	wait $pid 2>/dev/null || true
+	"$@" >>"$dir/$name.q.log" 2>&1 &
+	pid=$!
+	sleep 0.5
+	local got
+	got=$(queued)
+	printf "%-22s acknowledged %6d   queued after kill -9    %6d   lost %6d\n" "$name" "$n" \
+		"$got" $((n - got))
+	kill $pid
+	wait $pid 2>/dev/null || true
 }
 
 run() { # name start-command...
@@ -51,5 +81,14 @@ mkdir -p "$dir/mosq"
 run "mosquitto (persistence)" /usr/sbin/mosquitto -c "$dir/mosquitto.conf"
 for sync in write fsync; do
 	run "starling ($sync)" "$starling" --listen=127.0.0.1:$port --metrics=false \
+		--persistence=true --data-dir="$dir/s-$sync" --persistence-sync=$sync
+done
+
+echo
+rm -rf "$dir/mosq" "$dir"/s-*
+mkdir -p "$dir/mosq"
+run_queued "mosquitto (persistence)" /usr/sbin/mosquitto -c "$dir/mosquitto.conf"
+for sync in write fsync; do
+	run_queued "starling ($sync)" "$starling" --listen=127.0.0.1:$port --metrics=false \
 		--persistence=true --data-dir="$dir/s-$sync" --persistence-sync=$sync
 done

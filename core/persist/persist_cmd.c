@@ -31,8 +31,21 @@
  * first byte is that format's version: client id, user name, protocol
  * level, expiry, will, subscriptions with their options, packet id
  * counter; no messages), its remaining times (expiry, will delay) counted
- * from recorded_ms, wall-clock. Unknown keys are ignored; lines of unknown
- * kinds are skipped and counted.
+ * from recorded_ms, wall-clock.
+ *   {"kind":"message","client_id":"c1","topic":"a/b","protocol":5,"qos":2,
+ *    "retain":0,"expires_at_ms":N,"deliver_qos":1,"deliver_flags":0,
+ *    "sub_id":0,"packet_id":0,"body":"BASE64"}
+ * A QoS 1/2 message the session of client_id (on a line before it) holds,
+ * in the order it gets them: protocol, qos, retain and body as the
+ * publisher sent it (as for "retained"); deliver_qos (1 or 2),
+ * deliver_flags (1 retain as published, 2 through a shared subscription)
+ * and sub_id as the session gets it; packet_id: for a QoS 2 delivery that
+ * went out, the id it went out under (0 otherwise).
+ *   {"kind":"pubrel","client_id":"c1","packet_id":N}
+ * A PUBREL the session owes (its client sent PUBREC, not yet PUBCOMP).
+ *   {"kind":"inbound_qos2","client_id":"c1","packet_id":N}
+ * A QoS 2 packet id of the session's client awaiting its PUBREL.
+ * Unknown keys are ignored; lines of unknown kinds are skipped and counted.
  */
 #include "persist/persist_cmd.h"
 
@@ -236,7 +249,9 @@ static int backup(const struct config *cfg, const char *dir)
 
 struct exporter {
 	FILE *out;
-	uint64_t now_ms, now_wall, count, sessions;
+	uint64_t now_ms, now_wall, count, sessions, messages;
+	char **cids; /* the exported sessions' client ids, by the slot their messages name */
+	size_t cids_len, cids_cap;
 	bool failed;
 };
 
@@ -255,23 +270,32 @@ static void json_string(FILE *f, const uint8_t *p, size_t n)
 	fputc('"', f);
 }
 
-static void export_one(void *ctx, struct msg *m)
+/* The message's body, base64, and its expiry on the wall clock (0: never). */
+static char *export_body(const struct exporter *e, const struct msg *m, uint64_t *expires)
 {
-	struct exporter *e = ctx;
 	/* The body was copied whole behind the topic (msg.c). */
 	const uint8_t *body = m->data + m->pub.topic.len;
 	size_t body_len = m->size_bytes - sizeof(*m) - m->pub.topic.len;
 	char *b64 = malloc(4 * ((body_len + 2) / 3) + 1);
+	if (b64)
+		EVP_EncodeBlock((unsigned char *)b64, body, (int)body_len);
+	*expires = 0;
+	if (m->expires_at_ms)
+		*expires =
+		    e->now_wall + (m->expires_at_ms > e->now_ms ? m->expires_at_ms - e->now_ms : 0);
+	return b64;
+}
+
+static void export_one(void *ctx, struct msg *m)
+{
+	struct exporter *e = ctx;
+	uint64_t expires;
+	char *b64 = export_body(e, m, &expires);
 	if (!b64) {
 		e->failed = true;
 		msg_unref(m);
 		return;
 	}
-	EVP_EncodeBlock((unsigned char *)b64, body, (int)body_len);
-	uint64_t expires = 0;
-	if (m->expires_at_ms)
-		expires =
-		    e->now_wall + (m->expires_at_ms > e->now_ms ? m->expires_at_ms - e->now_ms : 0);
 	fputs("{\"kind\":\"retained\",\"topic\":", e->out);
 	json_string(e->out, m->pub.topic.ptr, m->pub.topic.len);
 	fprintf(e->out,
@@ -284,16 +308,72 @@ static void export_one(void *ctx, struct msg *m)
 	msg_unref(m);
 }
 
+/* A session's message, a PUBREL it owes or an inbound QoS 2 id it awaits
+ * PUBREL for (recover.h: recover_message_fn), after its session's line. */
+static void export_message(void *ctx, struct sess_id where, struct msg *m, uint8_t qos,
+                           uint8_t flags, uint32_t sub_id, uint16_t pid)
+{
+	struct exporter *e = ctx;
+	if (where.slot >= e->cids_len) {
+		if (m)
+			msg_unref(m);
+		return;
+	}
+	const char *cid = e->cids[where.slot];
+	if (!m) {
+		fprintf(e->out,
+		        "{\"kind\":\"%s\",\"client_id\":", qos == 2 ? "pubrel" : "inbound_qos2");
+		json_string(e->out, (const uint8_t *)cid, strlen(cid));
+		fprintf(e->out, ",\"packet_id\":%u}\n", pid);
+		return;
+	}
+	uint64_t expires;
+	char *b64 = export_body(e, m, &expires);
+	if (!b64) {
+		e->failed = true;
+		msg_unref(m);
+		return;
+	}
+	fputs("{\"kind\":\"message\",\"client_id\":", e->out);
+	json_string(e->out, (const uint8_t *)cid, strlen(cid));
+	fputs(",\"topic\":", e->out);
+	json_string(e->out, m->pub.topic.ptr, m->pub.topic.len);
+	fprintf(e->out,
+	        ",\"protocol\":%u,\"qos\":%u,\"retain\":%u,\"expires_at_ms\":%llu,"
+	        "\"deliver_qos\":%u,\"deliver_flags\":%u,\"sub_id\":%u,\"packet_id\":%u,"
+	        "\"body\":\"%s\"}\n",
+	        m->version, m->pub.qos, m->pub.retain, (unsigned long long)expires, qos, flags,
+	        sub_id, pid, b64);
+	e->messages++;
+	free(b64);
+	msg_unref(m);
+}
+
 static int export_session(void *ctx, const uint8_t *cid, size_t cid_len, const uint8_t *enc,
                           size_t len, uint64_t wall_ms, struct sess_id *where)
 {
-	(void)where;
 	struct exporter *e = ctx;
+	if (e->cids_len == e->cids_cap) {
+		size_t cap = e->cids_cap ? e->cids_cap * 2 : 256;
+		char **x = realloc(e->cids, cap * sizeof(*x));
+		if (!x) {
+			e->failed = true;
+			return -1;
+		}
+		e->cids = x;
+		e->cids_cap = cap;
+	}
 	char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-	if (!b64) {
+	char *copy = strndup((const char *)cid, cid_len);
+	if (!b64 || !copy) {
+		free(b64);
+		free(copy);
 		e->failed = true;
 		return -1;
 	}
+	/* Its messages name it by this slot (export_message). */
+	*where = (struct sess_id){(uint32_t)e->cids_len, 1, 0};
+	e->cids[e->cids_len++] = copy;
 	EVP_EncodeBlock((unsigned char *)b64, enc, (int)len);
 	fputs("{\"kind\":\"session\",\"client_id\":", e->out);
 	json_string(e->out, cid, cid_len);
@@ -317,8 +397,11 @@ static int export_state(const struct config *cfg, const char *file)
 	fprintf(out, "{\"format\":\"starling-export\",\"version\":1,\"exported_at_ms\":%llu}\n",
 	        (unsigned long long)e.now_wall);
 	struct recover_result r;
-	int rc =
-	    recover_read(cfg, e.now_ms, export_one, export_session, NULL, &e, &r, err, sizeof(err));
+	int rc = recover_read(cfg, e.now_ms, export_one, export_session, export_message, &e, &r,
+	                      err, sizeof(err));
+	for (size_t i = 0; i < e.cids_len; i++)
+		free(e.cids[i]);
+	free(e.cids);
 	if (rc != 0 || e.failed || fflush(out) != 0 || (out != stdout && fsync(fileno(out)) != 0)) {
 		fprintf(stderr, "starling export: %s\n",
 		        rc ? err : "out of memory or cannot write");
@@ -329,8 +412,10 @@ static int export_state(const struct config *cfg, const char *file)
 	if (out != stdout)
 		fclose(out);
 	fprintf(stderr,
-	        "starling export: %llu sessions and %llu retained messages from %s/journal to %s\n",
-	        (unsigned long long)e.sessions, (unsigned long long)e.count, cfg->data_dir, file);
+	        "starling export: %llu sessions with %llu queued messages and %llu retained "
+	        "messages from %s/journal to %s\n",
+	        (unsigned long long)e.sessions, (unsigned long long)e.messages,
+	        (unsigned long long)e.count, cfg->data_dir, file);
 	return 0;
 }
 
@@ -505,17 +590,77 @@ static int snap_room(struct snapfile *s, size_t total)
 	return 0;
 }
 
+/* A session of the import: REC_SESS_PLACED at (run, worker 0, slot, 1), the
+ * place its messages name. */
 static int snap_add_session(struct snapfile *s, const uint8_t *cid, size_t cid_len,
-                            const uint8_t *enc, size_t enc_len, uint64_t stamp, uint64_t wall)
+                            const uint8_t *enc, size_t enc_len, uint64_t stamp, uint64_t wall,
+                            const struct rec_place *place)
 {
-	size_t total = record_size(rec_sess_size(cid_len, enc_len, false));
+	size_t total = record_size(rec_sess_size(cid_len, enc_len, true));
 	if (snap_room(s, total) != 0)
 		return -1;
 	uint8_t *rec = s->buf + s->len;
-	rec_sess_put(record_payload(rec), stamp, NULL, cid, cid_len, enc, enc_len);
-	record_seal(rec, total, REC_SESS_PUT, ++s->lsn, wall);
+	rec_sess_put(record_payload(rec), stamp, place, cid, cid_len, enc, enc_len);
+	record_seal(rec, total, REC_SESS_PLACED, ++s->lsn, wall);
 	s->len += total;
 	return 0;
+}
+
+/* The import's sessions by client id: the slot of their place. */
+struct cid_map {
+	struct cid_slot {
+		char *cid; /* own copy; NULL: empty */
+		uint32_t slot;
+	} * e;
+	size_t cap, len;
+};
+
+static size_t cid_at(const struct cid_map *t, const char *cid)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const char *p = cid; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ull;
+	size_t at = h & (t->cap - 1);
+	while (t->e[at].cid && strcmp(t->e[at].cid, cid) != 0)
+		at = (at + 1) & (t->cap - 1);
+	return at;
+}
+
+/* The slot of cid, or -1 when the import has no session of that id. */
+static long cid_find(const struct cid_map *t, const char *cid)
+{
+	if (!t->cap)
+		return -1;
+	size_t at = cid_at(t, cid);
+	return t->e[at].cid ? (long)t->e[at].slot : -1;
+}
+
+/* cid gets the next slot: 0, or -1 (a second session of one id, or no memory). */
+static int cid_add(struct cid_map *t, const char *cid, uint32_t *slot)
+{
+	if ((t->len + 1) * 2 > t->cap) {
+		struct cid_map n = {calloc(t->cap ? t->cap * 2 : 256, sizeof(*t->e)),
+		                    t->cap ? t->cap * 2 : 256, t->len};
+		if (!n.e)
+			return -1;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->e[i].cid)
+				n.e[cid_at(&n, t->e[i].cid)] = t->e[i];
+		free(t->e);
+		*t = n;
+	}
+	size_t at = cid_at(t, cid);
+	if (t->e[at].cid || !(t->e[at].cid = strdup(cid)))
+		return -1;
+	t->e[at].slot = *slot = (uint32_t)t->len++;
+	return 0;
+}
+
+static void cid_map_free(struct cid_map *t)
+{
+	for (size_t i = 0; i < t->cap; i++)
+		free(t->e[i].cid);
+	free(t->e);
 }
 
 /* base64 into a malloc'd buffer; its length into *len, or NULL. */
@@ -538,7 +683,7 @@ static unsigned char *unbase64(const char *str, size_t str_len, size_t *len)
 
 /* One "session" line: checked by decoding it as a start would. 0, or -1. */
 static int import_session(struct snapfile *s, const struct member *m, int n, uint64_t stamp,
-                          uint64_t now_ms)
+                          uint64_t now_ms, uint64_t run, struct cid_map *cids)
 {
 	const struct member *cid = get(m, n, "client_id"), *at = get(m, n, "recorded_ms"),
 	                    *state = get(m, n, "state");
@@ -554,10 +699,99 @@ static int import_session(struct snapfile *s, const struct member *m, int n, uin
 	          memcmp(sess->client_id, cid->str, cid->str_len) == 0 && sess->infl_count == 0 &&
 	          sess->q_len == 0 && sess->rx_qos2_count == 0;
 	session_free(sess);
+	uint32_t slot;
+	ok = ok && strlen(cid->str) == cid->str_len && cid_add(cids, cid->str, &slot) == 0;
+	struct rec_place place = {run, {ok ? slot : 0, 1, 0}};
 	int rc = ok ? snap_add_session(s, (const uint8_t *)cid->str, cid->str_len, raw, len, stamp,
-	                               at->num)
+	                               at->num, &place)
 	            : -1;
 	free(raw);
+	return rc;
+}
+
+/* A packet id's state as a record of `type` (msg_journal.h). */
+static int snap_add_packet_id(struct snapfile *s, uint8_t type, const struct rec_release *r,
+                              uint64_t wall)
+{
+	bool with_msg = rec_release_with_msg(type);
+	size_t total = record_size(rec_release_size(r->client_id_len, with_msg));
+	if (snap_room(s, total) != 0)
+		return -1;
+	uint8_t *rec = s->buf + s->len;
+	rec_release_put(record_payload(rec), r, with_msg);
+	record_seal(rec, total, type, ++s->lsn, wall);
+	s->len += total;
+	return 0;
+}
+
+/* One "message", "pubrel" or "inbound_qos2" line of a session imported
+ * before it: 0, 1 expired (left out), or -1. *stamps is the next stamp. */
+static int import_message(struct snapfile *s, const struct member *m, int n, const char *kind,
+                          uint64_t *stamps, uint64_t now_ms, uint64_t wall, uint64_t run,
+                          const struct cid_map *cids)
+{
+	const struct member *cid = get(m, n, "client_id"), *pid = get(m, n, "packet_id");
+	long slot =
+	    cid && cid->str && strlen(cid->str) == cid->str_len ? cid_find(cids, cid->str) : -1;
+	if (slot < 0 || !pid || pid->str || pid->num > UINT16_MAX)
+		return -1;
+	struct rec_release r = {.pid = (uint16_t)pid->num,
+	                        .client_id = (const uint8_t *)cid->str,
+	                        .client_id_len = (uint16_t)cid->str_len};
+	if (strcmp(kind, "message") != 0) {
+		if (r.pid == 0)
+			return -1;
+		r.stamp = (*stamps)++;
+		return snap_add_packet_id(s, !strcmp(kind, "pubrel") ? REC_MSG_REL : REC_IN_QOS2,
+		                          &r, wall);
+	}
+	const struct member *topic = get(m, n, "topic"), *proto = get(m, n, "protocol"),
+	                    *qos = get(m, n, "qos"), *retain = get(m, n, "retain"),
+	                    *exp = get(m, n, "expires_at_ms"), *dq = get(m, n, "deliver_qos"),
+	                    *df = get(m, n, "deliver_flags"), *sub = get(m, n, "sub_id"),
+	                    *body = get(m, n, "body");
+	if (!topic || !topic->str || topic->str_len == 0 || topic->str_len > UINT16_MAX || !proto ||
+	    proto->str || !qos || qos->str || qos->num > 2 || !retain || retain->str || !dq ||
+	    dq->str || dq->num < 1 || dq->num > 2 || !df || df->str || (df->num & ~3ull) || !sub ||
+	    sub->str || sub->num > 0x0FFFFFFF || !body || !body->str)
+		return -1;
+	size_t len;
+	unsigned char *raw = unbase64(body->str, body->str_len, &len);
+	struct msg *msg =
+	    raw ? msg_from_body(
+	              raw, len, (uint8_t)proto->num, (uint8_t)qos->num, retain->num != 0,
+	              (struct mqtt_view){(const uint8_t *)topic->str, (uint32_t)topic->str_len},
+	              now_ms)
+	        : NULL;
+	free(raw);
+	if (!msg)
+		return -1;
+	if (exp && !exp->str && exp->num) {
+		if (exp->num <= wall) {
+			msg_unref(msg);
+			return 1;
+		}
+		msg->expires_at_ms = now_ms + (exp->num - wall);
+	}
+	struct rec_msg_target t = {.id = {(uint32_t)slot, 1, 0},
+	                           .sub_id = (uint32_t)sub->num,
+	                           .qos = (uint8_t)dq->num,
+	                           .flags = (uint8_t)df->num};
+	uint64_t stamp = (*stamps)++;
+	size_t total = record_size(rec_msg_size(msg, 1));
+	int rc = snap_room(s, total);
+	if (rc == 0) {
+		uint8_t *rec = s->buf + s->len;
+		rec_msg_put(record_payload(rec), msg, stamp, run, &t, 1, now_ms, wall);
+		record_seal(rec, total, REC_MSG, ++s->lsn, wall);
+		s->len += total;
+	}
+	msg_unref(msg);
+	if (rc == 0 && r.pid && t.qos == 2) { /* it went out under that id: again so */
+		r.stamp = (*stamps)++;
+		r.msg_stamp = stamp;
+		rc = snap_add_packet_id(s, REC_MSG_SENT, &r, wall);
+	}
 	return rc;
 }
 
@@ -605,7 +839,8 @@ static int import_state(const struct config *cfg, const char *file)
 	size_t cap = 0;
 	ssize_t got;
 	uint64_t lineno = 0, count = 0, skipped = 0, expired = 0, stamp = r.next_stamp;
-	uint64_t sessions = 0, sess_stamp = r.next_sess_stamp;
+	uint64_t sessions = 0, messages = 0, sess_stamp = r.next_sess_stamp;
+	struct cid_map cids = {0};
 	int rc = s.buf ? 0 : 1;
 	if (s.buf) {
 		journal_header_put(s.buf, &h);
@@ -641,11 +876,29 @@ static int import_state(const struct config *cfg, const char *file)
 			rc = 1;
 			break;
 		}
+		if (!strcmp(kind->str, "message") || !strcmp(kind->str, "pubrel") ||
+		    !strcmp(kind->str, "inbound_qos2")) {
+			int done = import_message(&s, m, n, kind->str, &sess_stamp, now_ms, wall,
+			                          r.next_run, &cids);
+			if (done < 0) {
+				fprintf(
+				    stderr,
+				    "starling import: %s:%llu: not a %s this build reads (after "
+				    "its session's line)\n",
+				    file, (unsigned long long)lineno, kind->str);
+				rc = 1;
+				break;
+			}
+			expired += done == 1;
+			messages += done == 0 && !strcmp(kind->str, "message");
+			continue;
+		}
 		if (!strcmp(kind->str, "session")) {
-			if (import_session(&s, m, n, sess_stamp++, now_ms) != 0) {
+			if (import_session(&s, m, n, sess_stamp++, now_ms, r.next_run, &cids) !=
+			    0) {
 				fprintf(stderr,
 				        "starling import: %s:%llu: not a session this build reads "
-				        "(client_id, recorded_ms, state)\n",
+				        "(client_id, recorded_ms, state; one per client id)\n",
 				        file, (unsigned long long)lineno);
 				rc = 1;
 				break;
@@ -724,14 +977,17 @@ static int import_state(const struct config *cfg, const char *file)
 			close(dfd);
 	}
 	free(s.buf);
+	cid_map_free(&cids);
 	close(lock);
 	if (rc == 0)
-		fprintf(stderr,
-		        "starling import: %llu sessions and %llu retained messages from %s into "
-		        "%s (%llu expired left out, %llu lines of other kinds skipped); the node "
-		        "recovers them at its next start\n",
-		        (unsigned long long)sessions, (unsigned long long)count, file, path,
-		        (unsigned long long)expired, (unsigned long long)skipped);
+		fprintf(
+		    stderr,
+		    "starling import: %llu sessions with %llu queued messages and %llu retained "
+		    "messages from %s into %s (%llu expired left out, %llu lines of other kinds "
+		    "skipped); the node recovers them at its next start\n",
+		    (unsigned long long)sessions, (unsigned long long)messages,
+		    (unsigned long long)count, file, path, (unsigned long long)expired,
+		    (unsigned long long)skipped);
 	return rc;
 }
 

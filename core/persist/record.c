@@ -366,6 +366,9 @@ int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_se
 
 #define MSGREC_FIXED 18 /* stamp, run, the target count */
 
+_Static_assert(REC_MSG_TARGET_BYTES == 2 + 4 + 4 + 1 + 1 + 4,
+               "a target is worker, slot, generation, QoS, flags, subscription id");
+
 size_t rec_msg_size(const struct msg *m, size_t n)
 {
 	return MSGREC_FIXED + msg_part_size(m) + n * REC_MSG_TARGET_BYTES;
@@ -448,7 +451,7 @@ size_t rec_msg_done_size(size_t client_id_len)
 void rec_msg_done_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,
                       size_t client_id_len)
 {
-	CHECK(client_id_len <= UINT16_MAX);
+	CHECK(client_id_len > 0 && client_id_len <= UINT16_MAX);
 	put_be(payload, stamp, 8);
 	put_be(payload + 8, client_id_len, 2);
 	memcpy(payload + DONE_FIXED, client_id, client_id_len);
@@ -460,7 +463,7 @@ int rec_msg_done_get(const uint8_t *payload, size_t len, struct rec_msg_done *ou
 	if (len < DONE_FIXED)
 		return -1;
 	uint16_t cid_len = (uint16_t)get_be(payload + 8, 2);
-	if (cid_len == 0 || len - DONE_FIXED != cid_len)
+	if (cid_len == 0 || len - DONE_FIXED != cid_len || get_be(payload, 8) == 0)
 		return -1;
 	out->stamp = get_be(payload, 8);
 	out->client_id = payload + DONE_FIXED;

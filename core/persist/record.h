@@ -257,7 +257,7 @@ int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_se
  *   u8  protocol level   u8 flags: QoS in bits 0-1, 0x04 retain
  *   u64 expires at (wall-clock ms, absolute; 0 = never)
  *   u16 topic length, topic    u32 body length, body (as REC_RETAIN_SET)
- *   u16 targets; each (15 bytes): u16 worker, u32 slot, u32 generation,
+ *   u16 targets; each (16 bytes): u16 worker, u32 slot, u32 generation,
  *       u8 QoS to deliver with, u8 flags (1 retain, 2 shared), u32
  *       subscription id
  * REC_MSG_DONE, written by the subscriber's worker when a session is done
@@ -275,7 +275,7 @@ int rec_sess_get(const uint8_t *payload, size_t len, uint8_t type, struct rec_se
  * inbound QoS 2 packet id, received (before its PUBREC leaves) and
  * released (before its PUBCOMP leaves); the later by stamp holds.
  */
-#define REC_MSG_TARGET_BYTES 15
+#define REC_MSG_TARGET_BYTES 16
 #define REC_MSG_TARGETS_MAX  4096 /* per record; more targets: several records */
 
 struct rec_msg_target {

@@ -15,9 +15,15 @@
  * crash; a decoded retained set writes again to the same bytes (but for an
  * expiry beyond what MQTT can express, which is capped) and reads back to
  * the same topic, QoS, body and order fields; a decoded delete writes
- * again to the same bytes; so does a session record, and the session in a
- * REC_SESS_PUT goes through session_decode; every message reference is
- * given back (ASan's leak check).
+ * again to the same bytes; so does a session record (REC_SESS_PUT, _END
+ * and REC_SESS_PLACED with its run and place), and the session in a PUT or
+ * PLACED goes through session_decode; a decoded REC_MSG has 1 to
+ * REC_MSG_TARGETS_MAX targets ending the payload, each of QoS 1 or 2 and a
+ * generation other than 0, makes a message unless it expired, and writes
+ * again to the same bytes with its targets (but for a capped expiry, as a
+ * set); a decoded REC_MSG_DONE writes again to the same bytes, and so does
+ * a packet id's record (REC_MSG_REL, _COMP, _SENT, REC_IN_QOS2, _IN_REL).
+ * Every message reference is given back (ASan's leak check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +209,26 @@ static void msg_done(const struct record *r)
 	free(again);
 }
 
+/* A packet id's record (REL, COMP, SENT, IN_QOS2, IN_REL): a decoded one
+ * writes again to the same bytes. */
+static void packet_id(const struct record *r)
+{
+	struct rec_release a;
+	bool with_msg = rec_release_with_msg(r->type);
+	if (rec_release_get(r->payload, r->payload_len, with_msg, &a) != 0)
+		return;
+	FUZZ_CHECK(a.pid > 0 && a.client_id_len > 0 && a.stamp > 0, "a field the reader refuses");
+	size_t n = rec_release_size(a.client_id_len, with_msg);
+	FUZZ_CHECK(n == r->payload_len, "a packet id record's size is %zu, the payload's %zu", n,
+	           r->payload_len);
+	uint8_t *again = malloc(n);
+	FUZZ_CHECK(again, "out of memory");
+	rec_release_put(again, &a, with_msg);
+	FUZZ_CHECK(memcmp(again, r->payload, n) == 0,
+	           "a decoded packet id record writes to other bytes");
+	free(again);
+}
+
 /* A session record: a decoded one writes again to the same bytes, and
  * the session it carries goes through session_decode as recovery's does
  * (never a crash; its client id compared with the record's). */
@@ -272,6 +298,9 @@ static void tail(const uint8_t *data, size_t size)
 			msg_rec(&r);
 		else if (r.type == REC_MSG_DONE)
 			msg_done(&r);
+		else if (r.type == REC_MSG_REL || r.type == REC_MSG_COMP ||
+		         r.type == REC_MSG_SENT || r.type == REC_IN_QOS2 || r.type == REC_IN_REL)
+			packet_id(&r);
 		off += r.total;
 	}
 }

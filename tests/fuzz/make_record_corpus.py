@@ -27,6 +27,13 @@ REC_RETAIN_SET = 1
 REC_RETAIN_DEL = 2
 REC_SESS_PUT = 3
 REC_SESS_END = 4
+REC_MSG = 5
+REC_MSG_DONE = 6
+REC_SESS_PLACED = 7
+REC_MSG_REL = 8
+REC_MSG_COMP = 9
+
+REC_MSG_TARGETS_MAX = 4096
 
 
 def crc32c(data, crc=0):
@@ -123,6 +130,48 @@ def sess_end(stamp, client_id):
     return u64(stamp) + mqtt_str(client_id)
 
 
+def sess_placed(stamp, run, worker, slot, gen, client_id, state):
+    """REC_SESS_PLACED: stamp, run, the place (worker, slot, generation),
+    client id, then the encoded session (state)."""
+    return (u64(stamp) + u64(run) + u16(worker) + u32(slot) + u32(gen) + mqtt_str(client_id) +
+            state)
+
+
+def target(worker, slot, gen, qos, flags=0, sub_id=0):
+    """One of a REC_MSG's targets (15 bytes): the session's place, the QoS to
+    deliver with, flags (1 retain, 2 shared) and the subscription id."""
+    return u16(worker) + u32(slot) + u32(gen) + u8(qos) + u8(flags) + u32(sub_id)
+
+
+def message(stamp, run, version, qos, topic, payload, targets, expires_at=0, props=b"",
+            retain=False, flags=None, count=None):
+    """REC_MSG: stamp, run, level, flags, expires at (wall ms), topic, body
+    (as REC_RETAIN_SET), then the target count and the targets. count: a
+    count other than the targets given (for the refused seeds)."""
+    body = publish_body(topic, payload, qos, version, props)
+    if flags is None:
+        flags = qos | (4 if retain else 0)
+    if count is None:
+        count = len(targets)
+    return (u64(stamp) + u64(run) + u8(version) + u8(flags) + u64(expires_at) + mqtt_str(topic) +
+            u32(len(body)) + body + u16(count) + b"".join(targets))
+
+
+def msg_done(msg_stamp, client_id):
+    """REC_MSG_DONE: the message's stamp, the client id."""
+    return u64(msg_stamp) + mqtt_str(client_id)
+
+
+def msg_rel(stamp, msg_stamp, pid, client_id):
+    """REC_MSG_REL: its stamp, the message's (0: none), packet id, client id."""
+    return u64(stamp) + u64(msg_stamp) + u16(pid) + mqtt_str(client_id)
+
+
+def msg_comp(stamp, pid, client_id):
+    """REC_MSG_COMP: its stamp, packet id, client id."""
+    return u64(stamp) + u16(pid) + mqtt_str(client_id)
+
+
 def session_state(client_id, expiry=3600, version=5, subs=(), will=b"", will_delay=0,
                   expires_in=0, user=None):
     """The encoded session as session/codec.c writes it (format version 1)
@@ -178,6 +227,36 @@ SESS_311 = record(REC_SESS_PUT, 16, W - 80,
                                                     subs=[(b"#", 0, 0, 0)])))
 SESS_END = record(REC_SESS_END, 17, W - 70, sess_end(5, b"dev-1"))
 
+# Messages of persistent sessions: a session placed in run 3, messages
+# naming places, and what their subscribers' workers write back.
+PLACED = record(REC_SESS_PLACED, 20, W - 60,
+                sess_placed(6, 3, 1, 17, 2, b"dev-2",
+                            session_state(b"dev-2", subs=[(b"m/#", 5, 2, 0)],
+                                          expires_in=30000)))
+MSG_5 = record(REC_MSG, 21, W - 50,
+               message(7, 3, 5, 1, b"m/temp", b"22.0",
+                       [target(1, 17, 2, 1, 0, 5), target(0, 3, 9, 1, 2, 0),
+                        target(0xFFFE, 0xFFFFFFFF, 0xFFFFFFFF, 1, 3, 0x0FFFFFFF)],
+                       expires_at=W + 120000,
+                       props=prop_expiry(125) + prop_content_type(b"text/plain")))
+MSG_311 = record(REC_MSG, 22, W - 40,
+                 message(8, 3, 4, 2, b"m/state", b"on", [target(1, 17, 2, 2, 1, 0)],
+                         retain=True))
+MSG_31 = record(REC_MSG, 23, W - 35,
+                message(9, 3, 3, 1, b"m/old", b"", [target(0, 0, 1, 1)]))
+MSG_EXPIRED = record(REC_MSG, 24, W - 30,
+                     message(10, 3, 5, 2, b"m/gone", b"x", [target(1, 17, 2, 2)],
+                             expires_at=W - 1, props=prop_expiry(1)))
+MSG_MAX = record(REC_MSG, 25, W - 25,
+                 message(11, 3, 4, 1, b"m/all", b"everyone",
+                         [target(i % 7, i, 1 + i // 7, 1 + i % 2, i % 4, i)
+                          for i in range(REC_MSG_TARGETS_MAX)]))
+DONE = record(REC_MSG_DONE, 26, W - 20, msg_done(7, b"dev-2"))
+REL = record(REC_MSG_REL, 27, W - 15, msg_rel(12, 8, 1, b"dev-2"))
+REL_SNAP = record(REC_MSG_REL, 28, W - 12, msg_rel(13, 0, 0xFFFF, b"dev-2"))
+COMP = record(REC_MSG_COMP, 29, W - 10, msg_comp(14, 1, b"dev-2"))
+PLACED_END = record(REC_SESS_END, 30, W - 5, sess_end(15, b"dev-2"))
+
 SEEDS = {
     "set_311_qos0": SET_311,
     "set_5_qos1_props": SET_5,
@@ -210,6 +289,76 @@ SEEDS = {
     "sess_tail": SESS + SESS_311 + SET_311 + SESS_END,
     "bad_sess_empty_id": record(REC_SESS_PUT, 18, W, sess_put(1, b"", session_state(b""))),
     "bad_sess_end_trailing": record(REC_SESS_END, 19, W, sess_end(1, b"x") + b"!"),
+    # Messages of persistent sessions: a session at its place, messages to
+    # places (each level, the most targets a record holds, one expired),
+    # done, PUBREL owed (for a message, and a snapshot's naming none),
+    # PUBCOMP; a tail of them all; the same tail torn in the targets.
+    "sess_placed": PLACED,
+    "msg_5_qos1": MSG_5,
+    "msg_311_qos2_retain": MSG_311,
+    "msg_31_empty_payload": MSG_31,
+    "msg_expired": MSG_EXPIRED,
+    "msg_most_targets": MSG_MAX,
+    "msg_done": DONE,
+    "msg_rel": REL,
+    "msg_rel_snapshot": REL_SNAP,
+    "msg_comp": COMP,
+    "msg_tail": PLACED + MSG_5 + MSG_311 + SET_311 + MSG_EXPIRED + DONE + REL + REL_SNAP +
+                COMP + MSG_31 + PLACED_END + UNKNOWN,
+    "torn_msg": PLACED + MSG_5[:len(MSG_5) - 20],
+    # Good framing around message records the decoders must refuse.
+    "bad_placed_run0": record(REC_SESS_PLACED, 31, W,
+                              sess_placed(1, 0, 1, 2, 3, b"x", session_state(b"x"))),
+    "bad_placed_gen0": record(REC_SESS_PLACED, 32, W,
+                              sess_placed(1, 1, 1, 2, 0, b"x", session_state(b"x"))),
+    "bad_placed_node": record(REC_SESS_PLACED, 33, W,
+                              sess_placed(1, 1, 0xFFFF, 2, 1, b"x", session_state(b"x"))),
+    "bad_placed_no_session": record(REC_SESS_PLACED, 34, W, sess_placed(1, 1, 1, 2, 3, b"x", b"")),
+    "bad_placed_empty_id": record(REC_SESS_PLACED, 35, W,
+                                  sess_placed(1, 1, 1, 2, 3, b"", session_state(b""))),
+    "bad_msg_no_targets": record(REC_MSG, 36, W, message(1, 1, 4, 1, b"t", b"x", [])),
+    "bad_msg_target_qos0": record(REC_MSG, 37, W,
+                                  message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 0)])),
+    "bad_msg_target_qos3": record(REC_MSG, 38, W,
+                                  message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 3)])),
+    "bad_msg_target_flags": record(REC_MSG, 39, W,
+                                   message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1, 4)])),
+    "bad_msg_target_gen0": record(REC_MSG, 40, W,
+                                  message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 0, 1)])),
+    "bad_msg_target_node": record(REC_MSG, 41, W,
+                                  message(1, 1, 4, 1, b"t", b"x", [target(0xFFFF, 1, 1, 1)])),
+    "bad_msg_count_over": record(REC_MSG, 42, W,
+                                 message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1)], count=2)),
+    "bad_msg_count_under": record(REC_MSG, 43, W,
+                                  message(1, 1, 4, 1, b"t", b"x",
+                                          [target(0, 1, 1, 1), target(0, 2, 1, 1)], count=1)),
+    "bad_msg_too_many_targets": record(REC_MSG, 44, W,
+                                       message(1, 1, 4, 1, b"t", b"x",
+                                               [target(0, i, 1, 1)
+                                                for i in range(REC_MSG_TARGETS_MAX + 1)])),
+    "bad_msg_trailing": record(REC_MSG, 45, W,
+                               message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1)]) + b"!"),
+    "bad_msg_stamp0": record(REC_MSG, 46, W, message(0, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1)])),
+    "bad_msg_run0": record(REC_MSG, 47, W, message(1, 0, 4, 1, b"t", b"x", [target(0, 1, 1, 1)])),
+    "bad_msg_qos3": record(REC_MSG, 48, W,
+                           message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1)], flags=3)),
+    "bad_msg_flags": record(REC_MSG, 49, W,
+                            message(1, 1, 4, 1, b"t", b"x", [target(0, 1, 1, 1)], flags=1 | 8)),
+    "bad_msg_level": record(REC_MSG, 50, W, message(1, 1, 6, 1, b"t", b"x", [target(0, 1, 1, 1)])),
+    "bad_msg_topic": record(REC_MSG, 51, W,
+                            message(1, 1, 4, 1, b"t/#", b"x", [target(0, 1, 1, 1)])),
+    "bad_msg_expired_target_qos0": record(REC_MSG, 52, W,
+                                          message(1, 1, 5, 1, b"t", b"x", [target(0, 1, 1, 0)],
+                                                  expires_at=W - 1)),
+    "bad_done_empty_id": record(REC_MSG_DONE, 53, W, msg_done(1, b"")),
+    "bad_done_trailing": record(REC_MSG_DONE, 54, W, msg_done(1, b"x") + b"!"),
+    "bad_rel_pid0": record(REC_MSG_REL, 55, W, msg_rel(2, 1, 0, b"x")),
+    "bad_rel_stamp0": record(REC_MSG_REL, 56, W, msg_rel(0, 1, 1, b"x")),
+    "bad_rel_empty_id": record(REC_MSG_REL, 57, W, msg_rel(2, 1, 1, b"")),
+    "bad_rel_trailing": record(REC_MSG_REL, 58, W, msg_rel(2, 1, 1, b"x") + b"!"),
+    "bad_comp_pid0": record(REC_MSG_COMP, 59, W, msg_comp(2, 0, b"x")),
+    "bad_comp_stamp0": record(REC_MSG_COMP, 60, W, msg_comp(0, 1, b"x")),
+    "bad_comp_short_id": record(REC_MSG_COMP, 61, W, msg_comp(2, 1, b"xy")[:-1]),
 }
 
 # Fixtures for tests/unit/record_test.c ("the_python_writer_agrees"): the C
@@ -226,6 +375,23 @@ FIXTURES = {
     "sess_put": record(REC_SESS_PUT, 78, 1700000001000,
                        sess_put(44, b"c1", bytes([1, 2, 3]))),
     "sess_end": record(REC_SESS_END, 79, 1700000001001, sess_end(45, b"c1")),
+    "sess_placed": record(REC_SESS_PLACED, 80, 1700000001002,
+                          sess_placed(46, 3, 2, 0x01020304, 7, b"c1", bytes([1, 2, 3]))),
+    # record_test.c's make("sensors/t1", "21.5", 1, 60, MQTT_V5): retained,
+    # packet id 7, 60 s of expiry from NOW = NOW_WALL + 60000.
+    "msg": record(REC_MSG, 81, 1700000001003,
+                  message(47, 3, 5, 1, b"sensors/t1", b"21.5",
+                          [target(2, 0x01020304, 7, 1, 0, 9),
+                           target(0xFFFE, 5, 0xFFFFFFFF, 1, 3, 0x0FFFFFFF)],
+                          expires_at=1700000060123,
+                          props=prop_expiry(60) + prop_content_type(b"text/plain"),
+                          retain=True)),
+    # make_msg("a/b", "on", 2, 0, MQTT_V311, retain false): no expiry.
+    "msg_311": record(REC_MSG, 82, 1700000001004,
+                      message(48, 1, 4, 2, b"a/b", b"on", [target(0, 1, 1, 2, 2, 0)])),
+    "msg_done": record(REC_MSG_DONE, 83, 1700000001005, msg_done(47, b"c1")),
+    "msg_rel": record(REC_MSG_REL, 84, 1700000001006, msg_rel(49, 47, 0xBEEF, b"c1")),
+    "msg_comp": record(REC_MSG_COMP, 85, 1700000001007, msg_comp(50, 0xBEEF, b"c1")),
 }
 
 
