@@ -257,6 +257,8 @@ static void step_post(struct worker *w)
 static void step_journal_and_send(struct worker *w)
 {
 	compact_turn(&w->compact);
+	if (w->journal.on)
+		route_held_seal(&w->route); /* before the turn's records go to the kernel */
 	journal_step(&w->journal);
 	transport_flush_all(&w->tp);
 }
@@ -264,6 +266,7 @@ static void step_journal_and_send(struct worker *w)
 static void journal_advanced(void *ctx)
 {
 	struct worker *w = ctx;
+	route_held_release(&w->route);
 	transport_ungate(&w->tp);
 }
 
@@ -369,6 +372,8 @@ void *worker_main(void *arg)
 		w->route.journal_retained = journal_retained;
 		w->route.journal_msg = journal_msg;
 		w->route.journal_ctx = w;
+		w->route.journal_appended = &w->barrier.appended;
+		w->route.journal_durable = &w->barrier.durable;
 	}
 	if (w->b->ext.start)
 		w->b->ext.start(w->b->ext.ctx, w);

@@ -145,22 +145,27 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 		return;
 	}
 	bool retain = p->retain;
+	/* Exactly once across a crash: the id stays known (a resend is not
+	 * routed again) until its PUBREL; the PUBREC waits for the record. It
+	 * goes before the message's own records, so that none of them (nor a
+	 * delivery they let go, route/held.h) is durable without it. */
+	bool in_journaled = p->qos == 2 && session_journal_wanted(w, s) &&
+	                    persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_QOS2, 0,
+	                                      p->packet_id, s->client_id, s->client_id_len);
 	int n = route_publish_client(&w->route, m);
 	if (n < 0) {
 		/* It reached persistent sessions and the journal cannot keep it:
 		 * delivered nowhere, so the publisher may send it again. */
 		if (p->qos == 2)
 			session_rx_qos2_remove(s, p->packet_id);
+		if (in_journaled)
+			persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_REL, 0,
+			                  p->packet_id, s->client_id, s->client_id_len);
 		refuse_unjournaled(w, cl, p, topic, "");
 		return;
 	}
 	if (n == 0 && !retain)
 		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
-	if (p->qos == 2 && session_journal_wanted(w, s))
-		/* Exactly once across a crash: the id stays known (a resend is
-		 * not routed again) until its PUBREL; the PUBREC waits for it. */
-		persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_QOS2, 0, p->packet_id,
-		                  s->client_id, s->client_id_len);
 	if (p->qos == 1)
 		ack(w, cl, MQTT_PUBACK, p->packet_id, 0);
 	else if (p->qos == 2)

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "io/mail.h"
 #include "ops/stats.h"
+#include "route/held.h"
 #include "route/mail.h"
 
 /* A worker whose copy of the index could not take a change would route
@@ -27,6 +28,19 @@ static void must(bool ok, const char *what)
 }
 
 /* ---- messages to sessions ---------------------------------------------- */
+
+/* d (its message reference included) into worker to's mailbox. */
+static void send_delivery(struct router *r, uint16_t to, const struct mail_deliver *d)
+{
+	struct mbox_msg mb = {.kind = MAIL_DELIVER,
+	                      .cls = d->qos == 0 ? MBOX_DROPPABLE : MBOX_DELIVERY,
+	                      .bytes = d->m->size_bytes};
+	memcpy(mb.body, d, sizeof(*d));
+	if (mail_send(r->mail, to, &mb) == MAIL_REFUSED) {
+		msg_unref(d->m); /* that worker is behind: counted, not kept */
+		r->st->drops_transit++;
+	}
+}
 
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id)
@@ -50,13 +64,33 @@ void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_
 	CHECK(to.worker < r->count);
 	struct mail_deliver d = {
 	    .m = msg_ref(m), .to = to, .sub_id = sub_id, .qos = qos, .flags = flags};
-	struct mbox_msg mb = {.kind = MAIL_DELIVER,
-	                      .cls = qos == 0 ? MBOX_DROPPABLE : MBOX_DELIVERY,
-	                      .bytes = m->size_bytes};
-	memcpy(mb.body, &d, sizeof(d));
-	if (mail_send(r->mail, to.worker, &mb) == MAIL_REFUSED) {
-		msg_unref(m); /* that worker is behind: counted, not kept */
-		r->st->drops_transit++;
+	/* A journaled QoS 2 message waits for this worker's journal (held.h),
+	 * and whatever follows a held delivery waits behind it. */
+	if (r->journal_durable &&
+	    (r->held.len > 0 || ((flags & PLAN_JOURNALED) && qos == 2 &&
+	                         *r->journal_appended > *r->journal_durable)) &&
+	    held_push(&r->held,
+	              &(struct held_delivery){
+	                  .m = d.m, .to = to, .sub_id = sub_id, .qos = qos, .flags = flags}))
+		return;
+	send_delivery(r, to.worker, &d);
+}
+
+void route_held_seal(struct router *r)
+{
+	if (r->held.unsealed)
+		held_seal(&r->held, *r->journal_appended);
+	route_held_release(r);
+}
+
+void route_held_release(struct router *r)
+{
+	const struct held_delivery *x;
+	while (r->journal_durable && (x = held_ready(&r->held, *r->journal_durable)) != NULL) {
+		struct mail_deliver d = {
+		    .m = x->m, .to = x->to, .sub_id = x->sub_id, .qos = x->qos, .flags = x->flags};
+		held_pop(&r->held);
+		send_delivery(r, d.to.worker, &d);
 	}
 }
 
@@ -413,6 +447,13 @@ int router_init(struct router *r, uint16_t id, unsigned count, const uint64_t *n
 
 void router_fini(struct router *r)
 {
+	if (r->held.unsealed)
+		held_seal(&r->held, 0);
+	while (r->held.len > 0) { /* the node stops: what was held is in the journal */
+		msg_unref(r->held.e[r->held.head].m);
+		held_pop(&r->held);
+	}
+	held_fini(&r->held);
 	for (uint32_t i = 0; i < r->rq_len; i++)
 		free(r->rq[i]);
 	free(r->rq);

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "route/delta.h"
+#include "route/held.h"
 #include "route/msg.h"
 #include "route/plan.h"
 #include "route/retain.h"
@@ -88,7 +89,18 @@ struct router {
 	 * delivered: the journal writes its REC_MSG and stamps m->jstamp.
 	 * false: the journal refused it (counted by the callee). */
 	bool (*journal_msg)(void *ctx, struct msg *m, const struct plan *p);
+	/* Persistence on: this worker's journal position (persist/barrier.h:
+	 * records appended, and durable); deliveries that must wait for it
+	 * (held.h). NULL: off. */
+	const uint64_t *journal_appended, *journal_durable;
+	struct held held;
 };
+
+/* The turn's end: deliveries held this turn wait for what the journal has
+ * appended so far (held.h); those already durable go. */
+void route_held_seal(struct router *r);
+/* The journal is durable further: the held deliveries it covers go, in order. */
+void route_held_release(struct router *r);
 
 /* 0, or -1 when out of memory. Registers the route's mail kinds. */
 int router_init(struct router *r, uint16_t id, unsigned count, const uint64_t *now_ms,

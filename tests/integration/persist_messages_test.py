@@ -7,17 +7,19 @@ PUBCOMP writes an ack; after kill -9 (sync write and fsync), SIGTERM,
 another worker count or a compaction, every message acknowledged to its
 publisher and not yet acknowledged by the subscriber comes to the session
 again, in order per publisher, unless it expired while the node was down
-or the session ended. QoS 1 may come twice across a crash; QoS 2 is
-at-least-once across a crash in this step (duplicates are counted and
-printed, not refused). With persistence off, a restart loses them. Raw
-MQTT clients (mqttraw.py), Debian's python3-paho-mqtt, mosquitto_pub and
-mosquitto_sub. Prints TAP.
+or the session ended. QoS 1 may come twice across a crash; QoS 2 stays
+exactly once across it on both sides (m12; m13: kill -9 rounds between
+QoS 2 publishers and subscribers that keep their own session state, and a
+duplicate or a loss fails). With persistence off, a restart loses them.
+Raw MQTT clients (mqttraw.py), Debian's python3-paho-mqtt, mosquitto_pub
+and mosquitto_sub. Prints TAP.
 
-PERSIST_MESSAGES_SEED=N repeats m04's random kill timings (its seed is
-printed).
+PERSIST_MESSAGES_SEED=N repeats m04's and m13's random kill timings (the
+seed is printed).
 
 usage: persist_messages_test.py STARLING_BINARY [--workers N] [--only SUBSTRING]
 """
+import json
 import os
 import random
 import re
@@ -28,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
+from broker import Broker  # noqa: E402
 from mqttraw import *  # noqa: E402,F403
 from persist_sessions_test import (EXPIRY, QUIET, SETTLE, WAIT, Ctx, MosqSub,  # noqa: E402
                                    Paho5, Sess, deliveries, make_many, persistent,
@@ -795,6 +798,526 @@ def m12_qos2_exactly_once_across_kill9(ctx):
     assert re.search(r"\b0 QoS 2 releases owed, 0 inbound QoS 2 ids", line), line
     s.bye()
     pub.bye()
+
+
+# ------------------------------------------------ QoS 2 exactly once, kill -9 rounds
+
+Q2_ROUNDS = {"write": 40, "fsync": 10}
+Q2_BUDGET = 300  # messages one publisher sends at most in a round
+Q2_WINDOW = 20   # a publisher's QoS 2 flows open at once (not PUBCOMPed)
+
+
+class Q2Pub:
+    """A QoS 2 sender with a persistent session (5.0 Session Expiry EXPIRY,
+    3.1.1 clean session 0) whose own session state survives its reconnects
+    (MQTT 4.4): pending holds, in the order first sent, every flow not
+    completed as pid -> [seq, released]; after a reconnect each one not
+    PUBRECed goes again as PUBLISH with DUP under its packet id, each
+    PUBRECed one as PUBREL [MQTT-4.4.0-1]. A message is acknowledged at its
+    PUBREC. Payloads are "name:seq", seq from 1 up. One thread per
+    connection (run) sends what budget allows and answers until the
+    connection ends or stop is set; after stall_at new messages it stops
+    processing what comes (as a client that hangs: the bytes are read and
+    never looked at), so that the PUBRECs and PUBCOMPs the broker sent
+    before the kill are lost to it and it resends what the broker already
+    has."""
+
+    def __init__(self, ctx, name, v):
+        self.ctx, self.name, self.v = ctx, name, v
+        self.topic = f"kq/{name}"
+        self.pending = {}
+        self.seq = 0
+        self.acked = set()
+        self.pid = 0
+        self.budget = 0
+        self.stall_at = None
+        self.stalled = False
+        self.sent = 0  # new messages sent (the round sets it to 0)
+        self.stop = False
+        self.c = None
+        self.thread = None
+        self.window = Q2_WINDOW
+        self.odd = []  # what a correct broker never sends this client
+        self.n = {"resent PUBLISH": 0, "resent PUBLISH, routed before": 0, "resent PUBREL": 0,
+                  "PUBREC again": 0, "PUBCOMP 0x92": 0, "stray PUBCOMP": 0}
+
+    def payload(self, seq):
+        return f"{self.name}:{seq}".encode()
+
+    def next_pid(self):
+        while True:
+            self.pid = self.pid % 65535 + 1
+            if self.pid not in self.pending:
+                return self.pid
+
+    def connect(self, port, first=False):
+        """CONNECT, the session state's resends (in the order first sent),
+        the thread; returns session present."""
+        c = Client(port, self.v)
+        self.ctx.clients.append(c)
+        p = [(0x11, EXPIRY)] if self.v == 5 else []
+        a = c.connect(f"kq-{self.name}", clean=first and self.v == 5, p=p)
+        assert a.rc == 0, f"{self.name}: CONNACK {a.rc:#x}"
+        if self.v == 5:
+            self.window = min(Q2_WINDOW, a.prop(0x21, 65535))
+        for pid, (seq, rel) in sorted(self.pending.items(), key=lambda x: x[1][0]):
+            if rel:
+                c.send(ack(PUBREL, pid))
+                self.n["resent PUBREL"] += 1
+            else:
+                c.send(publish(self.v, self.topic, self.payload(seq), qos=2, pid=pid, dup=True))
+                self.n["resent PUBLISH"] += 1
+        self.c, self.stop, self.stalled = c, False, False
+        self.thread = threading.Thread(target=self.run, args=(c,), daemon=True)
+        self.thread.start()
+        return int(a.session_present)
+
+    def run(self, c):
+        try:
+            while not self.stop:
+                if self.stall_at is not None and self.sent >= self.stall_at:
+                    self.stalled = True
+                    try:
+                        c._fill(time.monotonic() + 0.1)  # until the connection ends
+                    except TimeoutError:
+                        pass
+                    continue
+                if self.budget > 0 and len(self.pending) < self.window:
+                    self.budget -= 1
+                    self.seq += 1
+                    pid = self.next_pid()
+                    self.pending[pid] = [self.seq, False]
+                    self.sent += 1
+                    c.send(publish(self.v, self.topic, self.payload(self.seq), qos=2, pid=pid))
+                    continue
+                try:
+                    p = c.recv(0.1)
+                except TimeoutError:
+                    continue
+                self.handle(c, p)
+        except (ConnectionError, OSError):
+            pass
+
+    def handle(self, c, p):
+        f = self.pending.get(getattr(p, "pid", None))
+        if p.type == PUBREC:
+            if f is None:
+                self.odd.append(f"PUBREC for packet id {p.pid}, no flow open under it")
+            elif p.rc >= 0x80:
+                self.odd.append(f"PUBREC {p.rc:#x} (refused) for {f[0]} (packet id {p.pid})")
+                del self.pending[p.pid]
+            else:
+                if f[1]:
+                    self.n["PUBREC again"] += 1
+                f[1] = True
+                self.acked.add(f[0])
+                c.send(ack(PUBREL, p.pid))
+        elif p.type == PUBCOMP:
+            if f is None:
+                self.n["stray PUBCOMP"] += 1
+            elif not f[1]:
+                self.odd.append(f"PUBCOMP before PUBREC for {f[0]} (packet id {p.pid})")
+            else:
+                del self.pending[p.pid]
+                if p.rc == 0x92:
+                    self.n["PUBCOMP 0x92"] += 1
+        else:
+            self.odd.append(repr(p))
+
+    def end(self):
+        """The thread ends (the connection ended: a kill)."""
+        if self.thread:
+            self.thread.join(10)
+            assert not self.thread.is_alive(), f"{self.name}: its thread still runs"
+        self.thread = None
+        if self.c:
+            self.c.close()
+        self.c = None
+
+    def bye(self):
+        self.stop = True
+        self.thread.join(10)
+        self.thread = None
+        self.c.send(disconnect(self.v))
+        self.c.closed()
+        self.c.close()
+        self.c = None
+
+
+class Q2Sub:
+    """A QoS 2 receiver (method B, §4.3.3) with a persistent session whose
+    own state survives its reconnects: a QoS 2 PUBLISH under a packet id it
+    does not hold is delivered to the application (app, per publisher) and
+    its id stored (held); one under a held id is the same message again
+    and is not delivered; either is answered PUBREC. A PUBREL discards the
+    id and is answered PUBCOMP. One reader thread per connection; what
+    happened is kept for the report (events: (publisher, seq) -> every
+    PUBLISH of it, delivered or not)."""
+
+    def __init__(self, ctx, name, v):
+        self.ctx, self.name, self.v = ctx, name, v
+        self.held = {}   # pid -> (publisher, seq, connection number)
+        self.app = {}    # publisher -> [seq] as delivered
+        self.events = {}  # (publisher, seq) -> [(phase, conn, pid, dup, delivered)]
+        self.phase = "setup"
+        self.conns = 0
+        self.lock = threading.Lock()
+        self.closing = False
+        self.c = None
+        self.thread = None
+        self.publishes = 0
+        self.odd = []
+        self.again_nodup = []  # a held id's message again without DUP
+        self.mismatch = []     # a held id with another message
+        self.n = {"again (held id, DUP)": 0, "new id with DUP": 0, "PUBREL resumed": 0,
+                  "PUBREL unknown id": 0}
+
+    def connect(self, port, first=False):
+        """CONNECT (SUBSCRIBE kq/# at QoS 2 when first), the reader thread;
+        returns session present."""
+        c = Client(port, self.v)
+        self.ctx.clients.append(c)
+        p = [(0x11, EXPIRY)] if self.v == 5 else []
+        a = c.connect(f"kq-{self.name}", clean=first and self.v == 5, p=p)
+        assert a.rc == 0, f"{self.name}: CONNACK {a.rc:#x}"
+        if first:
+            c.send(subscribe(self.v, 1, [("kq/#", 2)]))
+            s = c.expect(SUBACK)
+            assert s.rcs == [2], s.rcs
+        self.conns += 1
+        self.c, self.closing = c, False
+        self.thread = threading.Thread(target=self.read, args=(c, self.conns), daemon=True)
+        self.thread.start()
+        return int(a.session_present)
+
+    def read(self, c, conn):
+        try:
+            while True:
+                try:
+                    p = c.recv(60)
+                except TimeoutError:
+                    continue
+                with self.lock:
+                    if not self.closing:  # nothing is read after our DISCONNECT
+                        self.handle(c, p, conn)
+        except (ConnectionError, OSError):
+            pass
+
+    def handle(self, c, p, conn):
+        if p.type == PUBLISH:
+            self.publishes += 1
+            if p.qos != 2:
+                self.odd.append(repr(p))
+                return
+            pub, seq = p.payload.decode().split(":")
+            key = (pub, int(seq))
+            h = self.held.get(p.pid)
+            ev = self.events.setdefault(key, [])
+            if h is None:
+                self.held[p.pid] = (*key, conn)
+                self.app.setdefault(pub, []).append(key[1])
+                ev.append((self.phase, conn, p.pid, p.dup, True))
+                if p.dup:
+                    self.n["new id with DUP"] += 1
+            else:
+                ev.append((self.phase, conn, p.pid, p.dup, False))
+                if h[:2] != key:
+                    self.mismatch.append(f"{self.phase}: packet id {p.pid} held for {h[:2]} "
+                                         f"(connection {h[2]}) came with {key} (DUP {p.dup})")
+                elif p.dup:
+                    self.n["again (held id, DUP)"] += 1
+                else:
+                    self.again_nodup.append(f"{self.phase}: {key} again under held packet "
+                                            f"id {p.pid} without DUP")
+            c.send(ack(PUBREC, p.pid))
+        elif p.type == PUBREL:
+            h = self.held.pop(p.pid, None)
+            if h is None:
+                self.n["PUBREL unknown id"] += 1
+            elif h[2] != conn:
+                self.n["PUBREL resumed"] += 1
+            c.send(ack(PUBCOMP, p.pid))
+        else:
+            self.odd.append(repr(p))
+
+    def end(self):
+        """The reader ends (the connection ended: a kill)."""
+        if self.thread:
+            self.thread.join(10)
+            assert not self.thread.is_alive(), f"{self.name}: its reader still runs"
+        self.thread = None
+        if self.c:
+            self.c.close()
+        self.c = None
+
+    def bye(self):
+        with self.lock:
+            self.closing = True
+            self.c.send(disconnect(self.v))
+        self.end()
+
+
+def q2_check(label, pubs, subs, logs):
+    """Every message each publisher got PUBREC for reached every
+    subscriber's application exactly once and in order; nothing odd
+    happened on either side. On a failure the events and the broker logs
+    around the first duplicate are printed (logs: each broker run's log,
+    the running one's last)."""
+    bad = []
+    first = None
+    for s in subs.values():
+        if s.odd or s.mismatch or s.again_nodup:
+            bad.append(f"{s.name}: odd {s.odd[:3]}, held id with another message "
+                       f"{s.mismatch[:3]}, held id's message again without DUP "
+                       f"{s.again_nodup[:3]}")
+        for p in pubs:
+            got = s.app.get(p.name, [])
+            seen = set(got)
+            lost = sorted(p.acked - seen)
+            dups = sorted({x for x in got if got.count(x) > 1}) if len(seen) < len(got) else []
+            order = [(a, b) for a, b in zip(got, got[1:]) if b <= a and b not in dups]
+            if lost or dups or order:
+                bad.append(f"{s.name} from {p.name}: {len(got)} delivered for {len(p.acked)} "
+                           f"acknowledged; lost {len(lost)} {lost[:5]}, delivered twice "
+                           f"{len(dups)} {dups[:5]}, out of order {order[:3]}")
+                for x in dups[:3]:
+                    tap.comment(f"{s.name} {p.name}:{x}: {s.events.get((p.name, x))} "
+                                f"(phase, connection, packet id, DUP, delivered)")
+                if first is None and dups:
+                    first = s.events[(p.name, dups[0])]
+    for p in pubs:
+        if p.odd:
+            bad.append(f"{p.name}: {p.odd[:3]}")
+    if bad:
+        if first is not None:
+            runs = sorted({int(e[0].split()[1]) for e in first if e[0].startswith("run ")})
+            for r in runs[-1:]:
+                if 0 < r < len(logs):
+                    tap.comment(f"broker run {r - 1} (killed), its log's end:\n" + "\n".join(
+                        logs[r - 1].decode(errors="replace").splitlines()[-12:]))
+                    tap.comment(f"broker run {r}, its start:\n" + "\n".join(
+                        logs[r].decode(errors="replace").splitlines()[1:12]))
+        raise AssertionError(f"{label}: " + "; ".join(bad))
+
+
+def q2_kill_rounds(ctx, sync):
+    """Rounds of: two QoS 2 publishers with persistent sessions (3.1.1 and
+    5.0) stream numbered messages into three persistent subscriber sessions
+    (5.0, 3.1.1, 5.0; one of them, drawn each round, offline), every client
+    a correct QoS 2 endpoint whose session state survives its reconnects
+    (Q2Pub, Q2Sub); kill -9 at a random moment; a new start, everyone
+    reconnects (present 1; in a drawn order) and resends what its session
+    holds, and the flows drain. After each round every message PUBRECed to
+    its publisher reached every subscriber's application exactly once and
+    in order (the publishers resend until PUBREC, so that is all of them).
+    At the end, everything completed: kill -9 once more, and nothing comes
+    again."""
+    rounds = Q2_ROUNDS[sync]
+    rng = random.Random(f"{SEED}-q2-{sync}")
+    tap.comment(f"seed {SEED} (PERSIST_MESSAGES_SEED={SEED} repeats it)")
+    args = ["--queue-messages-max=100000"]
+    logs = []  # each broker run's log, kept at its kill
+    run = 0
+
+    def kill(b):
+        b.proc.kill()
+        b.proc.wait()
+        logs.append(b.text())
+        ctx.kill(b)
+
+    b = ctx.node(*args, sync=sync)
+    pubs = [Q2Pub(ctx, "p4", 4), Q2Pub(ctx, "p5", 5)]
+    subs = {n: Q2Sub(ctx, n, v) for n, v in (("a5", 5), ("b4", 4), ("c5", 5))}
+    for s in subs.values():
+        assert s.connect(b.port, first=True) == 0
+    for p in pubs:
+        p.connect(b.port, first=True)
+    t_start = time.monotonic()
+    kinds = {"mid-stream": 0, "after the stream": 0, "publisher stalls": 0}
+    at_kill = {"publisher flows": 0, "subscriber ids held": 0}
+    for rnd in range(rounds):
+        off = rng.choice(sorted(subs))
+        subs[off].bye()
+        for s in subs.values():
+            s.phase = f"run {run} round {rnd} before the kill"
+        for p in pubs:
+            p.sent = 0
+            p.budget = rng.randint(30, Q2_BUDGET)
+            if rng.random() < 0.3:
+                p.stall_at = rng.randint(1, p.budget)
+                kinds["publisher stalls"] += 1
+        t0 = time.monotonic()
+        if rng.random() < 0.25:
+            kinds["after the stream"] += 1
+            while any(p.budget and not p.stalled for p in pubs) and time.monotonic() < t0 + 3:
+                time.sleep(0.002)
+            time.sleep(rng.uniform(0, 0.02))  # the last flows and deliveries on the wire
+        else:
+            kinds["mid-stream"] += 1
+            q = rng.choice(pubs)
+            target = rng.randint(1, q.budget)
+            while q.sent < target and not q.stalled and time.monotonic() < t0 + 3:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.003))
+        kill(b)
+        run += 1
+        for x in [*pubs, *subs.values()]:
+            x.end()
+        for p in pubs:
+            p.budget, p.stall_at = 0, None
+            # what the kill left open; resends of what the broker had routed
+            routed = set().union(*(s.app.get(p.name, ()) for s in subs.values()))
+            at_kill["publisher flows"] += len(p.pending)
+            p.n["resent PUBLISH, routed before"] += sum(
+                1 for seq, rel in p.pending.values() if not rel and seq in routed)
+        at_kill["subscriber ids held"] += sum(len(s.held) for s in subs.values())
+        b = ctx.node(*args, sync=sync)
+        for s in subs.values():
+            s.phase = f"run {run} round {rnd} after the restart"
+        clients = [*pubs, *subs.values()]
+        rng.shuffle(clients)
+        for x in clients:
+            sp = x.connect(b.port)
+            assert sp == 1, f"round {rnd}: {x.name} not present after kill -9"
+        deadline = time.monotonic() + 2 * WAIT
+        while time.monotonic() < deadline:
+            if not any(p.pending for p in pubs) and not any(s.held for s in subs.values()) \
+                    and all(p.acked <= set(s.app.get(p.name, ()))
+                            for p in pubs for s in subs.values()):
+                break
+            time.sleep(0.01)
+        time.sleep(0.2)  # what else comes (a duplicate would)
+        left = {p.name: len(p.pending) for p in pubs if p.pending}
+        held = {s.name: sorted(s.held) for s in subs.values() if s.held}
+        q2_check(f"sync={sync} round {rnd} (seed {SEED}, broker runs {run - 1}/{run}"
+                 + (f"; flows still open: publishers {left}, subscribers' held ids {held}"
+                    if left or held else "") + ")", pubs, subs, logs + [b.text()])
+        assert not left and not held, f"round {rnd}: flows still open: publishers {left}, " \
+                                      f"subscribers' held ids {held}"
+    elapsed = time.monotonic() - t_start
+    tap.comment(f"sync={sync}: {rounds} kill -9 rounds in {elapsed:.1f} s ({kinds}); open at "
+                f"the kills, summed: {at_kill}; published "
+                + ", ".join(f"{p.name} {p.seq} (all PUBRECed: {len(p.acked) == p.seq})"
+                            for p in pubs))
+    for p in pubs:
+        tap.comment(f"publisher {p.name} (v{p.v}): {p.n}")
+    for s in subs.values():
+        tap.comment(f"subscriber {s.name} (v{s.v}): delivered "
+                    f"{sum(len(x) for x in s.app.values())} once each, {s.publishes} PUBLISHes; "
+                    f"{s.n}")
+    # All completed: nothing comes again after one more kill -9.
+    time.sleep(SETTLE)
+    before = {s.name: s.publishes for s in subs.values()}
+    rels = {s.name: s.n["PUBREL unknown id"] for s in subs.values()}
+    kill(b)
+    run += 1
+    for x in [*pubs, *subs.values()]:
+        x.end()
+    b = ctx.node(*args, sync=sync)
+    for s in subs.values():
+        s.phase = f"run {run} after the last round"
+    for x in [*subs.values(), *pubs]:
+        assert x.connect(b.port) == 1, f"{x.name} not present after the last kill -9"
+    time.sleep(QUIET)
+    again = {s.name: s.publishes - before[s.name] for s in subs.values()}
+    rels = {s.name: s.n["PUBREL unknown id"] - rels[s.name] for s in subs.values()}
+    q2_check(f"sync={sync} after the last kill -9", pubs, subs, logs + [b.text()])
+    assert not any(again.values()), f"after every flow completed and kill -9: PUBLISHes {again}"
+    assert not any(rels.values()), f"after every flow completed and kill -9: PUBRELs {rels}"
+    for x in [*pubs, *subs.values()]:
+        x.bye()
+
+
+@test
+def m13_kill9_rounds_qos2_exactly_once(ctx):
+    q2_kill_rounds(ctx, "write")
+
+
+@test
+def m13b_kill9_rounds_qos2_exactly_once_fsync(ctx):
+    q2_kill_rounds(ctx, "fsync")
+
+
+@test
+def m14_export_and_import_carry_messages(ctx):
+    """A node's sessions with their queued messages, a QoS 2 delivery in
+    flight, a PUBREL owed and a publisher's inbound QoS 2 id, exported from
+    the running node (JSON lines), imported into a new data_dir, started
+    there on another worker count: everything comes back (the QoS 2
+    delivery under its packet id with DUP, the PUBREL again, the
+    publisher's resend not routed); a message line naming a session no
+    line before it made is refused with its line number."""
+    b = ctx.node(workers=2)
+    q, _ = mpersistent(ctx, b.port, "m14-q", 5, first=True)  # offline: queued
+    q.sub(("m14/q", 1))
+    q.bye()
+    f, _ = mpersistent(ctx, b.port, "m14-f", 5, first=True)  # online, answers nothing
+    f.sub(("m14/f", 2))
+    f.acking = False
+    o = publisher(ctx, b, "m14-o", 5)
+    for i in range(5):
+        o.pub("m14/q", body("m14", i), 1)
+    o.pub("m14/f", b"in flight", 2)
+    o.pub("m14/f", b"released", 2)
+    o.bye()
+    f.wait_for(2)
+    held = {p.payload: p.pid for p in f.inbox}
+    f.send(ack(PUBREC, held[b"released"]))
+    f.wait_rels(1)
+    pub, _ = mpersistent(ctx, b.port, "m14-pub", 4)
+    pub.send(publish(4, "m14/none", b"awaiting PUBREL", qos=2, pid=9))
+    assert pub.expect(PUBREC).pid == 9
+    time.sleep(SETTLE)
+    exp = os.path.join(ctx.dir, "m14.jsonl")
+    r = subprocess.run([ctx.binary, "export", exp, f"--data-dir={ctx.data}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "with 6 queued messages" in r.stderr, r.stderr
+    lines = open(exp).read().splitlines()
+    kinds = [json.loads(x)["kind"] for x in lines[1:]]
+    assert kinds.count("message") == 6 and kinds.count("pubrel") == 1 \
+        and kinds.count("inbound_qos2") == 1, kinds
+    f.close()
+    pub.close()
+    ctx.kill(b)
+    fresh = os.path.join(ctx.dir, "m14-fresh")
+    r = subprocess.run([ctx.binary, "import", exp, f"--data-dir={fresh}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "with 6 queued messages" in r.stderr, r.stderr
+    n = Broker(ctx.binary, 3, ["--persistence=true", f"--data-dir={fresh}"], log_level="info")
+    ctx.brokers.append(n)
+    q, sp = mpersistent(ctx, n.port, "m14-q", 5)
+    assert sp == 1
+    q.wait_for(5)
+    assert q.take(QUIET) == [("m14/q", body("m14", i), 1) for i in range(5)]
+    f, sp = mpersistent(ctx, n.port, "m14-f", 5)
+    assert sp == 1
+    f.acking = False
+    f.wait_for(1)
+    f.wait_rels(1)
+    again = f.inbox[0]
+    assert (again.payload, again.pid, again.dup) == (b"in flight", held[b"in flight"], True), \
+        (again.payload, again.pid, again.dup, held)
+    assert f.rels == [held[b"released"]], (f.rels, held)
+    pub, sp = mpersistent(ctx, n.port, "m14-pub", 4)
+    assert sp == 1
+    watch, _ = mpersistent(ctx, n.port, "m14-watch", 5, first=True)
+    watch.sub(("m14/none", 2))
+    pub.send(publish(4, "m14/none", b"awaiting PUBREL", qos=2, pid=9, dup=True))
+    assert pub.expect(PUBREC).pid == 9
+    pub.send(ack(PUBREL, 9))
+    assert pub.expect(PUBCOMP).pid == 9
+    assert watch.take(QUIET) == [], "the publisher's resend was routed again"
+    for c in (q, f, pub, watch):
+        c.close()
+    # A message whose session no line before it made: refused, line named.
+    bad = os.path.join(ctx.dir, "m14-bad.jsonl")
+    msg_line = next(x for x in lines if '"kind":"message"' in x)
+    with open(bad, "w") as out:
+        out.write(lines[0] + "\n" + msg_line + "\n")
+    r = subprocess.run([ctx.binary, "import", bad,
+                        f"--data-dir={os.path.join(ctx.dir, 'm14-b2')}"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and ":2: not a message" in r.stderr, r.stderr
 
 
 def main():
