@@ -346,36 +346,47 @@ def p06_unusable_data_dir_is_one_clear_line(ctx):
     assert r.returncode != 0 and "persistence_sync" in r.stderr, r.stderr
 
 
+def small_disk_broker(ctx, name="small"):
+    """A broker (one worker: the disk is full for every worker, but only one
+    that wrote knows it; with one the test knows which) whose data_dir,
+    DIR/data, is on a 1 MiB tmpfs in its own mount namespace, 900 KiB of it
+    taken by DIR/filler (free space with os.unlink of
+    /proc/PID/root/DIR/filler). Returns (broker, DIR)."""
+    d = os.path.join(ctx.dir, name)
+    os.makedirs(d)
+    shell = (f"mount -t tmpfs -o size=1m tmpfs {d} && "
+             f"dd if=/dev/zero of={d}/filler bs=1k count=900 status=none && exec \"$@\"")
+    b = Broker(ctx.binary, 1,
+               ["--persistence=true", f"--data-dir={d}/data", "--persistence-sync=write"],
+               log_level="info", prefix=("unshare", "-m", "sh", "-c", shell, "sh"))
+    ctx.brokers.append(b)
+    return b, d
+
+
+def fill_until_held(c, topic, retain=False):
+    """QoS 1 publishes of 4000 bytes to topic(i) from the 5.0 client c, each
+    acknowledged, until one's PUBACK does not come (the write that hit the
+    full disk holds it until it succeeds): its packet id."""
+    for pid in range(1, 401):
+        c.send(publish(5, topic(pid), b"z" * 4000, qos=1, pid=pid, retain=retain))
+        try:
+            p = c.expect(PUBACK, timeout=2)
+        except TimeoutError:
+            return pid
+        assert p.rc == 0, p.rc
+    raise AssertionError("the disk never filled")
+
+
 @test
 def p07_disk_full_refuses_and_recovers(ctx):
     """A 1 MiB tmpfs in the broker's own mount namespace, mostly filled:
     retained writes fail, 5.0 gets 0x97, /readyz says 503, and once space
     is freed (through /proc/PID/root) it writes again."""
-    d = os.path.join(ctx.dir, "small")
-    os.makedirs(d)
-    shell = (f"mount -t tmpfs -o size=1m tmpfs {d} && "
-             f"dd if=/dev/zero of={d}/filler bs=1k count=900 status=none && exec \"$@\"")
-    # One worker: the disk is full for every worker, but only one that
-    # wrote knows it; with one the test knows which.
-    b = Broker(ctx.binary, 1,
-               ["--persistence=true", f"--data-dir={d}/data", "--persistence-sync=write"],
-               log_level="info", prefix=("unshare", "-m", "sh", "-c", shell, "sh"))
-    ctx.brokers.append(b)
+    b, d = small_disk_broker(ctx)
     c = Client(b.port, 5)
     c.connect("filler")
-    pid = 0
-    stuck = None
-    for i in range(400):
-        pid += 1
-        c.send(publish(5, f"big/{i}", b"z" * 4000, qos=1, pid=pid, retain=True))
-        try:
-            p = c.expect(PUBACK, timeout=2)
-        except TimeoutError:
-            # the write that hit the full disk holds this ack until it succeeds
-            stuck = pid
-            break
-        assert p.rc == 0, p.rc
-    assert stuck, "the disk never filled"
+    stuck = fill_until_held(c, lambda i: f"big/{i}", retain=True)
+    pid = stuck
     deadline = time.monotonic() + 5
     while readyz(b) != 503 and time.monotonic() < deadline:
         time.sleep(0.05)
