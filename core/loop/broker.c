@@ -17,6 +17,7 @@
 
 #include "auth/auth.h"
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "io/net.h"
 #include "loop/worker.h"
@@ -53,10 +54,7 @@ static int recovered_session(void *ctx, const uint8_t *cid, size_t cid_len, cons
 	struct broker *b = ctx;
 	uint64_t now_ms = clock_now_ms(), now_wall = clock_wall_ms();
 	uint64_t gone_ms = now_wall > wall_ms ? now_wall - wall_ms : 0;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < cid_len; i++)
-		h = (h ^ cid[i]) * 1099511628211ull;
-	struct worker *w = b->workers[h % b->worker_count];
+	struct worker *w = b->workers[hash_bytes(cid, cid_len) % b->worker_count];
 	struct sess_id id = sess_reserve(&w->sessions);
 	if (id.gen == 0) {
 		LOG_WARN("the node holds its maximum of %u sessions (max_sessions): a restored "

@@ -62,6 +62,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "persist/journal.h"
 #include "persist/record.h"
 #include "persist/recover.h"
@@ -617,10 +618,7 @@ struct cid_map {
 
 static size_t cid_at(const struct cid_map *t, const char *cid)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = cid; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ull;
-	size_t at = h & (t->cap - 1);
+	size_t at = hash_bytes(cid, strlen(cid)) & (t->cap - 1);
 	while (t->e[at].cid && strcmp(t->e[at].cid, cid) != 0)
 		at = (at + 1) & (t->cap - 1);
 	return at;
@@ -679,6 +677,42 @@ static unsigned char *unbase64(const char *str, size_t str_len, size_t *len)
 	}
 	*len = (size_t)n;
 	return raw;
+}
+
+/* The message of a "retained" or "message" line: its topic, protocol, qos
+ * and body (base64 of the PUBLISH body as sent) rebuilt as the broker
+ * decodes a PUBLISH, its expires_at_ms (wall clock) turned monotonic. 0 with
+ * *out, 1 it expired (nothing made), -1 not a message this build reads. */
+static int import_msg(const struct member *m, int n, bool retain, uint64_t now_ms, uint64_t wall,
+                      struct msg **out)
+{
+	const struct member *topic = get(m, n, "topic"), *proto = get(m, n, "protocol"),
+	                    *qos = get(m, n, "qos"), *exp = get(m, n, "expires_at_ms"),
+	                    *body = get(m, n, "body");
+	*out = NULL;
+	if (!topic || !topic->str || topic->str_len == 0 || topic->str_len > UINT16_MAX || !proto ||
+	    proto->str || !qos || qos->str || qos->num > 2 || !body || !body->str)
+		return -1;
+	size_t len;
+	unsigned char *raw = unbase64(body->str, body->str_len, &len);
+	struct msg *msg =
+	    raw ? msg_from_body(
+	              raw, len, (uint8_t)proto->num, (uint8_t)qos->num, retain,
+	              (struct mqtt_view){(const uint8_t *)topic->str, (uint32_t)topic->str_len},
+	              now_ms)
+	        : NULL;
+	free(raw);
+	if (!msg)
+		return -1;
+	if (exp && !exp->str && exp->num) {
+		if (exp->num <= wall) {
+			msg_unref(msg);
+			return 1;
+		}
+		msg->expires_at_ms = now_ms + (exp->num - wall);
+	}
+	*out = msg;
+	return 0;
 }
 
 /* One "session" line: checked by decoding it as a start would. 0, or -1. */
@@ -745,34 +779,15 @@ static int import_message(struct snapfile *s, const struct member *m, int n, con
 		return snap_add_packet_id(s, !strcmp(kind, "pubrel") ? REC_MSG_REL : REC_IN_QOS2,
 		                          &r, wall);
 	}
-	const struct member *topic = get(m, n, "topic"), *proto = get(m, n, "protocol"),
-	                    *qos = get(m, n, "qos"), *retain = get(m, n, "retain"),
-	                    *exp = get(m, n, "expires_at_ms"), *dq = get(m, n, "deliver_qos"),
-	                    *df = get(m, n, "deliver_flags"), *sub = get(m, n, "sub_id"),
-	                    *body = get(m, n, "body");
-	if (!topic || !topic->str || topic->str_len == 0 || topic->str_len > UINT16_MAX || !proto ||
-	    proto->str || !qos || qos->str || qos->num > 2 || !retain || retain->str || !dq ||
-	    dq->str || dq->num < 1 || dq->num > 2 || !df || df->str || (df->num & ~3ull) || !sub ||
-	    sub->str || sub->num > 0x0FFFFFFF || !body || !body->str)
+	const struct member *retain = get(m, n, "retain"), *dq = get(m, n, "deliver_qos"),
+	                    *df = get(m, n, "deliver_flags"), *sub = get(m, n, "sub_id");
+	if (!retain || retain->str || !dq || dq->str || dq->num < 1 || dq->num > 2 || !df ||
+	    df->str || (df->num & ~3ull) || !sub || sub->str || sub->num > 0x0FFFFFFF)
 		return -1;
-	size_t len;
-	unsigned char *raw = unbase64(body->str, body->str_len, &len);
-	struct msg *msg =
-	    raw ? msg_from_body(
-	              raw, len, (uint8_t)proto->num, (uint8_t)qos->num, retain->num != 0,
-	              (struct mqtt_view){(const uint8_t *)topic->str, (uint32_t)topic->str_len},
-	              now_ms)
-	        : NULL;
-	free(raw);
-	if (!msg)
-		return -1;
-	if (exp && !exp->str && exp->num) {
-		if (exp->num <= wall) {
-			msg_unref(msg);
-			return 1;
-		}
-		msg->expires_at_ms = now_ms + (exp->num - wall);
-	}
+	struct msg *msg;
+	int got = import_msg(m, n, retain->num != 0, now_ms, wall, &msg);
+	if (got != 0)
+		return got;
 	struct rec_msg_target t = {.id = {(uint32_t)slot, 1, 0},
 	                           .sub_id = (uint32_t)sub->num,
 	                           .qos = (uint8_t)dq->num,
@@ -910,25 +925,9 @@ static int import_state(const struct config *cfg, const char *file)
 			skipped++; /* a later version's kind */
 			continue;
 		}
-		const struct member *topic = get(m, n, "topic"), *proto = get(m, n, "protocol"),
-		                    *qos = get(m, n, "qos"), *pub = get(m, n, "published_ms"),
-		                    *exp = get(m, n, "expires_at_ms"), *body = get(m, n, "body");
-		unsigned char *raw = NULL;
-		struct msg *msg = NULL;
-		size_t len;
-		if (topic && topic->str && proto && !proto->str && qos && !qos->str &&
-		    qos->num <= 2 && body && body->str && topic->str_len > 0 &&
-		    topic->str_len <= UINT16_MAX) {
-			raw = unbase64(body->str, body->str_len, &len);
-			if (raw)
-				msg = msg_from_body(raw, len, (uint8_t)proto->num,
-				                    (uint8_t)qos->num, true,
-				                    (struct mqtt_view){(const uint8_t *)topic->str,
-				                                       (uint32_t)topic->str_len},
-				                    now_ms);
-		}
-		free(raw);
-		if (!msg) {
+		struct msg *msg;
+		int made = import_msg(m, n, true, now_ms, wall, &msg);
+		if (made < 0) {
 			fprintf(stderr,
 			        "starling import: %s:%llu: not a retained message this build "
 			        "reads (topic, protocol, qos, body)\n",
@@ -936,15 +935,12 @@ static int import_state(const struct config *cfg, const char *file)
 			rc = 1;
 			break;
 		}
-		msg->wall_ms = pub && !pub->str ? pub->num : wall;
-		if (exp && !exp->str && exp->num) {
-			if (exp->num <= wall) {
-				expired++;
-				msg_unref(msg);
-				continue;
-			}
-			msg->expires_at_ms = now_ms + (exp->num - wall);
+		if (made == 1) {
+			expired++;
+			continue;
 		}
+		const struct member *pub = get(m, n, "published_ms");
+		msg->wall_ms = pub && !pub->str ? pub->num : wall;
 		if (snap_add(&s, msg, stamp++, now_ms, wall) != 0)
 			rc = 1;
 		msg_unref(msg);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "persist/journal.h"
 #include "persist/record.h"
@@ -106,12 +107,10 @@ struct state {
 	int oom;
 };
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* Never 0 (an empty slot of the tables below). */
+static uint64_t key_hash(const uint8_t *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h | 1;
+	return hash_bytes(p, n) | 1;
 }
 
 static int rt_grow(struct rtable *t)
@@ -138,7 +137,7 @@ static struct rentry *rt_get(struct rtable *t, const uint8_t *topic, uint16_t le
 {
 	if ((t->len + 1) * 2 > t->cap && rt_grow(t) != 0)
 		return NULL;
-	uint64_t h = hash_bytes(topic, len);
+	uint64_t h = key_hash(topic, len);
 	size_t at = h & (t->cap - 1);
 	while (t->e[at].topic) {
 		struct rentry *x = &t->e[at];
@@ -162,7 +161,7 @@ static struct rentry *rt_find(const struct rtable *t, const uint8_t *key, uint16
 {
 	if (!t->cap)
 		return NULL;
-	uint64_t h = hash_bytes(key, len);
+	uint64_t h = key_hash(key, len);
 	for (size_t at = h & (t->cap - 1); t->e[at].topic; at = (at + 1) & (t->cap - 1)) {
 		const struct rentry *x = &t->e[at];
 		if (x->hash == h && x->topic_len == len && memcmp(x->topic, key, len) == 0)
@@ -382,7 +381,7 @@ static int on_done(struct state *s, const struct record *r)
 	}
 	if (d.stamp > s->max_sess_stamp)
 		s->max_sess_stamp = d.stamp;
-	if (pairs_add(&s->done, d.stamp, hash_bytes(d.client_id, d.client_id_len)) < 0)
+	if (pairs_add(&s->done, d.stamp, key_hash(d.client_id, d.client_id_len)) < 0)
 		return s->oom = 1, -1;
 	return 0;
 }
@@ -402,7 +401,7 @@ static int on_release(struct state *s, const struct record *r)
 	}
 	if (rr.stamp > s->max_sess_stamp)
 		s->max_sess_stamp = rr.stamp;
-	uint64_t h = hash_bytes(rr.client_id, rr.client_id_len);
+	uint64_t h = key_hash(rr.client_id, rr.client_id_len);
 	if (r->type == REC_MSG_SENT) {
 		uint64_t *v;
 		if (pairs_add_v(&s->sent, rr.msg_stamp, h, &v) < 0)
@@ -585,7 +584,7 @@ static int give_messages(struct state *s, recover_message_fn msg, void *ctx, boo
 				res->messages_orphaned++;
 				continue;
 			}
-			uint64_t h = hash_bytes(pl->cid, pl->cid_len);
+			uint64_t h = key_hash(pl->cid, pl->cid_len);
 			if (pairs_has(&s->done, j->stamp, h))
 				continue;
 			int added = pairs_add(&s->given, j->stamp, h);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
+
 struct reg_entry {
 	struct reg_entry *next;
 	struct sess_id id;
@@ -25,10 +27,7 @@ struct registry {
 
 static uint64_t hash_key(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return h;
+	return hash_bytes(s, len);
 }
 
 struct registry *registry_new(void)
