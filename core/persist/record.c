@@ -123,8 +123,8 @@ enum record_result record_read(const uint8_t *p, size_t n, struct record *out)
 
 /* ---- retained-store payloads --------------------------------------------- */
 
-#define SET_FIXED      40 /* stamp, rank, wall, level, flags, expires, topic len, body len */
-#define DEL_FIXED      26 /* stamp, rank, wall, topic len */
+#define SET_FIXED 40 /* stamp, rank, wall, level, flags, expires, topic len, body len */
+#define DEL_FIXED 26 /* stamp, rank, wall, topic len */
 
 /* The longest Message Expiry Interval, 2^32-1 s [MQTT-3.3.2.3.3]. */
 #define EXPIRY_MAX_MS ((uint64_t)UINT32_MAX * 1000)

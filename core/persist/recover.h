@@ -28,30 +28,30 @@
 #include "session/sess_id.h"
 
 struct recover_result {
-	uint64_t files;            /* journal files read */
-	uint64_t records;          /* good records in them */
-	uint64_t bytes;            /* of those files */
-	uint64_t cut;              /* files whose tail was cut (torn or corrupt) */
-	uint64_t cut_bytes;        /* bytes cut */
-	uint64_t unknown;          /* records of a type this build does not know (skipped) */
-	uint64_t rejected;         /* records whose checksum holds but whose contents this build
-	                            * refuses (skipped, not cut: not damage) */
-	uint64_t retained;         /* retained messages recovered */
-	uint64_t retained_expired; /* topics whose last value expired meanwhile (dropped) */
-	uint64_t next_segment;     /* the number the new segments take */
-	uint64_t next_stamp;       /* where the node-wide retained order goes on */
-	uint64_t sessions;         /* persistent sessions restored */
-	uint64_t sessions_refused; /* sessions the callback could not restore */
-	uint64_t sessions_expired; /* sessions that expired while the node was down */
-	uint64_t next_sess_stamp;  /* where the order of session (and message) records goes on */
-	uint64_t next_run;         /* the number this start takes (above every run recorded) */
-	uint64_t messages;         /* messages given back to restored sessions (one per session) */
-	uint64_t messages_expired; /* deliveries whose message expired while the node was down */
-	uint64_t releases;         /* PUBRELs owed by restored sessions */
-	uint64_t inbound;          /* inbound QoS 2 ids awaiting PUBREL, given back */
+	uint64_t files;             /* journal files read */
+	uint64_t records;           /* good records in them */
+	uint64_t bytes;             /* of those files */
+	uint64_t cut;               /* files whose tail was cut (torn or corrupt) */
+	uint64_t cut_bytes;         /* bytes cut */
+	uint64_t unknown;           /* records of a type this build does not know (skipped) */
+	uint64_t rejected;          /* records whose checksum holds but whose contents this build
+	                             * refuses (skipped, not cut: not damage) */
+	uint64_t retained;          /* retained messages recovered */
+	uint64_t retained_expired;  /* topics whose last value expired meanwhile (dropped) */
+	uint64_t next_segment;      /* the number the new segments take */
+	uint64_t next_stamp;        /* where the node-wide retained order goes on */
+	uint64_t sessions;          /* persistent sessions restored */
+	uint64_t sessions_refused;  /* sessions the callback could not restore */
+	uint64_t sessions_expired;  /* sessions that expired while the node was down */
+	uint64_t next_sess_stamp;   /* where the order of session (and message) records goes on */
+	uint64_t next_run;          /* the number this start takes (above every run recorded) */
+	uint64_t messages;          /* messages given back to restored sessions (one per session) */
+	uint64_t messages_expired;  /* deliveries whose message expired while the node was down */
+	uint64_t releases;          /* PUBRELs owed by restored sessions */
+	uint64_t inbound;           /* inbound QoS 2 ids awaiting PUBREL, given back */
 	uint64_t messages_orphaned; /* deliveries to a session that ended, was not restored or
 	                             * whose place no session record names (dropped) */
-	uint64_t ms;               /* time taken */
+	uint64_t ms;                /* time taken */
 };
 
 /* Called for each recovered retained message (one reference, the callee's). */

@@ -107,7 +107,7 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 	 * further: every node matched it once, at its ingress, and chose there
 	 * which node serves each shared group. */
 	p->local_only = m->forwarded;
-	enum subidx_groups groups = !m->forwarded       ? SUBIDX_GROUPS_ALL
+	enum subidx_groups groups = !m->forwarded         ? SUBIDX_GROUPS_ALL
 	                            : m->forwarded_shared ? SUBIDX_GROUPS_LOCAL
 	                                                  : SUBIDX_GROUPS_NONE;
 	struct collect c = {p, false};
@@ -126,8 +126,9 @@ int plan_make(struct plan *p, struct subidx *ix, const struct msg *m)
 			 * last, by node, when several lists matched), with a note
 			 * when a group chose it. */
 			bool shared = false;
-			for (; i < p->scratch_len && p->scratch[i].e.who.worker == SESS_WORKER_NODE &&
-			       p->scratch[i].e.who.slot == who.slot;
+			for (;
+			     i < p->scratch_len && p->scratch[i].e.who.worker == SESS_WORKER_NODE &&
+			     p->scratch[i].e.who.slot == who.slot;
 			     i++)
 				shared |= p->scratch[i].shared;
 			if (p->local_only || who.slot == 0 || who.slot >= PLAN_NODES_MAX)

@@ -41,8 +41,9 @@
 #include "route/msg.h"
 #include "route/subidx.h"
 
-#define PLAN_NODES_MAX 64 /* peer nodes one message can be forwarded to; node
-                            * numbers are 1..PLAN_NODES_MAX - 1 */
+/* Peer nodes one message can be forwarded to; node numbers are
+ * 1..PLAN_NODES_MAX - 1. */
+#define PLAN_NODES_MAX 64
 
 /* One delivery. */
 struct plan_target {
@@ -71,7 +72,7 @@ struct plan {
 	uint16_t nodes[PLAN_NODES_MAX]; /* peer nodes to forward to, once each */
 	uint32_t node_count;
 	uint64_t nodes_shared; /* bit n: node n was chosen for a shared group */
-	bool local_only; /* made for a forwarded message: never forward again */
+	bool local_only;       /* made for a forwarded message: never forward again */
 };
 
 void plan_init(struct plan *p);

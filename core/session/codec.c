@@ -373,8 +373,8 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 				msg_unref(m);
 			goto fail;
 		}
-		unsigned dropped =
-		    session_enqueue(s, m, qos, fl, sub_id, UINT32_MAX, UINT64_MAX, QUEUE_DROP_NEWEST);
+		unsigned dropped = session_enqueue(s, m, qos, fl, sub_id, UINT32_MAX, UINT64_MAX,
+		                                   QUEUE_DROP_NEWEST);
 		msg_unref(m);
 		if (dropped)
 			goto fail; /* no memory */

@@ -20,8 +20,8 @@
 
 #include "base/config.h"
 #include "route/msg.h"
-#include "session/sess_id.h"
 #include "route/subidx.h"
+#include "session/sess_id.h"
 
 enum infl_state {
 	INFL_WAIT_ACK = 1,  /* PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2) */
@@ -53,8 +53,8 @@ struct queued {
 };
 
 /* How a message is delivered (the flags of session_infl_add/enqueue). */
-#define DELIV_RETAIN 0x01 /* with the retain flag */
-#define DELIV_SHARED 0x02 /* through a shared subscription */
+#define DELIV_RETAIN    0x01 /* with the retain flag */
+#define DELIV_SHARED    0x02 /* through a shared subscription */
 #define DELIV_JOURNALED 0x04 /* the journal holds it for this session (persist/msg_journal.h) */
 #define DELIV_ALL       0x07
 
@@ -201,9 +201,9 @@ uint8_t *session_take_will(struct session *s, uint32_t *len);
 
 /* What the caller does after session_detach. */
 enum session_after {
-	SESSION_KEPT = 0,       /* offline until it expires (or returns) */
-	SESSION_ENDS = 1,       /* Session Expiry 0: it ends with its connection */
-	SESSION_WILL_NOW = 2,   /* publish its will now (with SESSION_ENDS: then end it) */
+	SESSION_KEPT = 0,     /* offline until it expires (or returns) */
+	SESSION_ENDS = 1,     /* Session Expiry 0: it ends with its connection */
+	SESSION_WILL_NOW = 2, /* publish its will now (with SESSION_ENDS: then end it) */
 };
 /* The connection went (§4.1, §3.1.2.11.2): offline from now_ms; keep_will
  * false deletes the will (a normal DISCONNECT [MQTT-3.1.2-10]). A delayed

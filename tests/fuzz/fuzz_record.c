@@ -245,7 +245,8 @@ static void sess(const struct record *r)
 	FUZZ_CHECK(again, "out of memory");
 	rec_sess_put(again, a.stamp, placed ? &a.place : NULL, a.client_id, a.client_id_len, a.enc,
 	             a.enc_len);
-	FUZZ_CHECK(memcmp(again, r->payload, n) == 0, "a decoded session record writes to other bytes");
+	FUZZ_CHECK(memcmp(again, r->payload, n) == 0,
+	           "a decoded session record writes to other bytes");
 	free(again);
 	if (end)
 		return;

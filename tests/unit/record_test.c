@@ -22,9 +22,9 @@
 #include "codec.h"
 #include "persist/crc32c.h"
 #include "persist/record.h"
-#include "session/session.h"
 #include "rng.h"
 #include "route/msg.h"
+#include "session/session.h"
 
 #define NOW      1000000u         /* monotonic ms */
 #define NOW_WALL 1700000000123ull /* wall-clock ms */

@@ -1241,16 +1241,16 @@ Test(recover, sessions_the_last_record_of_a_client_id_wins)
 	struct jfile a, b;
 	jf_init(&a, 0, JOURNAL_KIND_SEGMENT, 1);
 	jf_init(&b, 1, JOURNAL_KIND_SEGMENT, 1);
-	jf_sess(&a, 1, "p", 100, "p/1");  /* p: put, moved to b (put 4), ended there (6) */
+	jf_sess(&a, 1, "p", 100, "p/1"); /* p: put, moved to b (put 4), ended there (6) */
 	jf_sess(&b, 4, "p", 101, "p/2");
 	jf_sess(&b, 6, "p", 0, NULL);
-	jf_sess(&a, 2, "q", 200, "q/1");  /* q: ended (3), then a new one (9) */
+	jf_sess(&a, 2, "q", 200, "q/1"); /* q: ended (3), then a new one (9) */
 	jf_sess(&a, 3, "q", 0, NULL);
 	jf_sess(&b, 9, "q", 201, "q/2");
-	jf_sess(&b, 5, "r", 300, "r/1");  /* r: its later put is in the file read first */
+	jf_sess(&b, 5, "r", 300, "r/1"); /* r: its later put is in the file read first */
 	jf_sess(&a, 8, "r", 301, "r/2");
-	jf_sess(&a, 7, "s", 400, "s/1");  /* s: one put */
-	jf_sess(&b, 11, "t", 0, NULL);    /* t: an end with no put: nothing */
+	jf_sess(&a, 7, "s", 400, "s/1"); /* s: one put */
+	jf_sess(&b, 11, "t", 0, NULL);   /* t: an end with no put: nothing */
 	/* A malformed session record, its checksum good: skipped, counted. */
 	size_t total = record_size(12);
 	uint8_t *rec = jf_room(&a, total);

@@ -39,7 +39,8 @@ static struct msg *make(const char *topic, const char *payload, uint8_t qos, boo
 	cr_assert_gt(n, 0);
 	struct mqtt_packet d;
 	cr_assert_eq(mqtt_decode_buf(wire, n, version, &d, NULL), MQTT_RC_SUCCESS);
-	struct msg *m = msg_new(&d.publish, version, d.publish.topic, (struct sess_id){3, 4, 1}, NOW);
+	struct msg *m =
+	    msg_new(&d.publish, version, d.publish.topic, (struct sess_id){3, 4, 1}, NOW);
 	cr_assert_not_null(m);
 	return m;
 }
@@ -80,11 +81,10 @@ static struct session *rich(uint8_t version, struct msg *msgs[4])
 	uint16_t p1 = session_infl_add(s, msgs[1], 2, DELIV_RETAIN, 42, 10);
 	uint16_t p2 = session_infl_add(s, msgs[2], 2, 0, 42, 10);
 	cr_assert(p0 && p1 && p2);
-	cr_assert(session_infl_ack(s, MQTT_PUBACK, p0));  /* finished: not encoded */
-	cr_assert(session_infl_ack(s, MQTT_PUBREC, p2));  /* awaiting PUBCOMP */
-	cr_assert_eq(session_enqueue(s, msgs[3], 1, DELIV_SHARED, 0, 10, 1 << 20,
-	                             QUEUE_DROP_OLDEST),
-	             0);
+	cr_assert(session_infl_ack(s, MQTT_PUBACK, p0)); /* finished: not encoded */
+	cr_assert(session_infl_ack(s, MQTT_PUBREC, p2)); /* awaiting PUBCOMP */
+	cr_assert_eq(
+	    session_enqueue(s, msgs[3], 1, DELIV_SHARED, 0, 10, 1 << 20, QUEUE_DROP_OLDEST), 0);
 	cr_assert_eq(session_enqueue(s, msgs[0], 0, 0, 0, 10, 1 << 20, QUEUE_DROP_OLDEST), 0);
 	cr_assert(session_rx_qos2_add(s, 17, 10));
 	cr_assert(session_rx_qos2_add(s, 65535, 10));
@@ -196,7 +196,8 @@ ParameterizedTest(uint8_t *version, session_codec, round_trip)
 	/* The session holds what it keeps (the decoded one its own copies):
 	 * the message released at PUBREC only by us. */
 	cr_assert_eq(atomic_load(&msgs[2]->refs), 1);
-	cr_assert_eq(atomic_load(&msgs[0]->refs), 2, "queued (its in-flight entry was acknowledged)");
+	cr_assert_eq(atomic_load(&msgs[0]->refs), 2,
+	             "queued (its in-flight entry was acknowledged)");
 	cr_assert_eq(atomic_load(&msgs[1]->refs), 2);
 	cr_assert_eq(atomic_load(&msgs[3]->refs), 2);
 	session_free(s);
@@ -329,7 +330,8 @@ Test(session_codec, flipped_bits_give_a_valid_session_or_none)
 	for (size_t i = 0; i < len; i++) {
 		for (unsigned bit = 0; bit < 8; bit++) {
 			enc[i] ^= (uint8_t)(1u << bit);
-			struct session *d = session_decode(enc, len, (struct sess_id){1, 1, 0}, NOW);
+			struct session *d =
+			    session_decode(enc, len, (struct sess_id){1, 1, 0}, NOW);
 			if (d) {
 				/* Whatever it accepted, it can write again and read back. */
 				size_t l2;
@@ -337,7 +339,8 @@ Test(session_codec, flipped_bits_give_a_valid_session_or_none)
 				cr_assert_not_null(e2);
 				struct session *d2 =
 				    session_decode(e2, l2, (struct sess_id){1, 1, 0}, NOW);
-				cr_assert_not_null(d2, "byte %zu bit %u: accepted, then not", i, bit);
+				cr_assert_not_null(d2, "byte %zu bit %u: accepted, then not", i,
+				                   bit);
 				session_free(d2);
 				free(e2);
 				session_free(d);
