@@ -96,8 +96,21 @@ make_sessions() { # prefix count
 	done
 }
 
-recovery_ms() {
+# kill -9 the node, start it on the same data (queue limit for $per
+# messages a session), and say how long recovery took and what it holds.
+kill_and_recover() {
+	sleep 1
+	echo "journal: $(du -sh "$data/journal" | cut -f1)"
+	kill -9 $pid
+	wait $pid 2>/dev/null || true
+	start write --queue-messages-max=$((per + 10))
+	for i in $(seq 1 600); do
+		grep -q 'recovered from' "$data.log" && break
+		sleep 0.1
+	done
 	grep -o 'recovered from [^:]* in [0-9]* ms: .*' "$data.log" | tail -1
+	echo "broker RSS after recovery: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$pid/status)"
+	stop
 }
 
 echo
@@ -107,18 +120,7 @@ per=$((queued / sessions))
 start write --queue-messages-max=$((per + 10))
 make_sessions q "$sessions"
 "$bench" pub -p $port -c 1 -q 1 --topic-prefix q -n "$per" -s 100 --quiet >/dev/null 2>&1
-sleep 1
-echo "journal: $(du -sh "$data/journal" | cut -f1)"
-kill -9 $pid
-wait $pid 2>/dev/null || true
-start write --queue-messages-max=$((per + 10))
-for i in $(seq 1 600); do
-	grep -q 'recovered from' "$data.log" && break
-	sleep 0.1
-done
-recovery_ms
-echo "broker RSS after recovery: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$pid/status)"
-stop
+kill_and_recover
 
 echo
 few=$((sessions / 100))
@@ -132,15 +134,4 @@ start write --queue-messages-max=$((per + 10))
 "$bench" pairs -p $port -c "$few" -q 1 --persistent --session-expiry 3600 --topic-prefix r \
 	--id-prefix r -n 1 -s 100 --quiet >/dev/null 2>&1
 "$bench" pub -p $port -c "$few" -q 1 --topic-prefix r --id-prefix rp -n "$per" -s 100 --quiet >/dev/null 2>&1
-sleep 1
-echo "journal: $(du -sh "$data/journal" | cut -f1)"
-kill -9 $pid
-wait $pid 2>/dev/null || true
-start write --queue-messages-max=$((per + 10))
-for i in $(seq 1 600); do
-	grep -q 'recovered from' "$data.log" && break
-	sleep 0.1
-done
-recovery_ms
-echo "broker RSS after recovery: $(awk '/VmRSS/ {print $2 " kB"}' /proc/$pid/status)"
-stop
+kill_and_recover
