@@ -292,9 +292,9 @@ static const struct directive directives[] = {
     /* Persistence */
     BOOL(persistence, "false",
          "journal retained messages and persistent sessions (with their subscriptions, will "
-         "and expiry) in data_dir, so that what was acknowledged survives a restart, kill -9 "
-         "and (with persistence_sync = fsync) power loss; the messages queued for a session "
-         "are not journaled yet (core/persist/README.md)"),
+         "and expiry) in data_dir, and the QoS 1/2 messages queued or in flight for those "
+         "sessions, so that what was acknowledged survives a restart, kill -9 and (with "
+         "persistence_sync = fsync) power loss (docs/operations.md \"Persistence\")"),
     PATH(data_dir, "/var/lib/starling",
          "the directory of the journal (created if missing; one node per directory)"),
     ENUM(persistence_sync, sync_names, "write",

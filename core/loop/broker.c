@@ -137,10 +137,13 @@ static void recovered_message(void *ctx, struct sess_id where, struct msg *m, ui
 		msg_unref(m);
 		return;
 	}
+	/* One the limits drop here is not in the snapshot the compaction
+	 * after every recovering start writes; a crash before that gives it
+	 * back once more (at least once). */
 	if (s)
 		w->st.drops_queue += session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
 		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
-		                                     cfg->queue_overflow);
+		                                     cfg->queue_overflow, NULL);
 	msg_unref(m);
 }
 

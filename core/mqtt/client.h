@@ -226,6 +226,9 @@ void takeover_init(struct worker *w);
 /* route_local_fn: deliver m to session `to` of this worker (ctx: worker). */
 void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
                    uint32_t sub_id);
+/* drop_sink: a journaled message a queue limit dropped from s is done
+ * with (ctx: worker); recovery would give it back otherwise. */
+void queue_dropped(void *ctx, const struct session *s, const struct msg *m);
 /* Send what fits of s's queue into its window. */
 void session_pump(struct worker *w, struct session *s);
 /* Resend s's unacknowledged messages (DUP) and PUBRELs on a new connection. */

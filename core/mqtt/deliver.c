@@ -109,12 +109,13 @@ static void journal_sent(struct worker *w, const struct session *s, const struct
 		                  s->client_id, s->client_id_len);
 }
 
+static void deliver_session(struct worker *w, struct session *s, struct msg *m, uint8_t qos,
+                            uint8_t flags, uint32_t sub_id);
+
 void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
                    uint32_t sub_id)
 {
 	struct worker *w = ctx;
-	bool retain = flags & DELIV_RETAIN;
-	const struct config *cfg = w->cfg;
 	struct session *s = sess_get(&w->sessions, to);
 	if (!s) {
 		/* Moved by a takeover since the match: on to where it went
@@ -139,6 +140,35 @@ void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uin
 		w->st.drops_expired++;
 		return;
 	}
+	if (qos > 0 && !(flags & DELIV_JOURNALED) && w->journal.on &&
+	    w->sessions.journaled[to.slot]) {
+		/* A QoS 1/2 message that reached a persistent session by a
+		 * way that did not journal it for this session: a retained
+		 * message at SUBSCRIBE, a shared group's handoff, a will.
+		 * Journaled here, on a copy (m is shared and its stamp is
+		 * another delivery's), before it goes out (the gate holds the
+		 * PUBLISH behind the record); when the journal refuses, it
+		 * goes unjournaled, as before. */
+		struct msg *c = msg_copy(m);
+		if (c && persist_message_to(&w->journal, c, to, qos, flags, sub_id,
+		                            &w->b->sess_stamp, w->now_ms)) {
+			deliver_session(w, s, c, qos, flags | DELIV_JOURNALED, sub_id);
+			msg_unref(c);
+			return;
+		}
+		if (c)
+			msg_unref(c);
+	}
+	deliver_session(w, s, m, qos, flags, sub_id);
+}
+
+/* m to session s (on this worker): out now when its client is online and
+ * the window has room, else queued. */
+static void deliver_session(struct worker *w, struct session *s, struct msg *m, uint8_t qos,
+                            uint8_t flags, uint32_t sub_id)
+{
+	bool retain = flags & DELIV_RETAIN;
+	const struct config *cfg = w->cfg;
 	if (s->online) {
 		struct client *cl = session_client(w, s);
 		if (cl) {
@@ -171,8 +201,15 @@ void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uin
 	} else if (qos == 0 && !cfg->queue_qos0) {
 		return; /* QoS 0 is not kept for offline sessions unless asked */
 	}
+	struct drop_sink sink = {queue_dropped, w};
 	w->st.drops_queue += session_enqueue(s, m, qos, flags, sub_id, cfg->queue_messages_max,
-	                                     cfg->queue_bytes_max, cfg->queue_overflow);
+	                                     cfg->queue_bytes_max, cfg->queue_overflow, &sink);
+}
+
+void queue_dropped(void *ctx, const struct session *s, const struct msg *m)
+{
+	struct worker *w = ctx;
+	persist_message_done(&w->journal, m->jstamp, s->client_id, s->client_id_len);
 }
 
 void session_pump(struct worker *w, struct session *s)

@@ -64,9 +64,12 @@ static void handover(struct worker *w, struct session *old, uint32_t conn_slot, 
 		return;
 	}
 	struct session *fresh = cl->pending;
-	if (old)
-		w->st.drops_queue += session_adopt(fresh, old, w->cfg->queue_messages_max,
-		                                   w->cfg->queue_bytes_max, w->cfg->queue_overflow);
+	if (old) {
+		struct drop_sink sink = {queue_dropped, w};
+		w->st.drops_queue +=
+		    session_adopt(fresh, old, w->cfg->queue_messages_max, w->cfg->queue_bytes_max,
+		                  w->cfg->queue_overflow, &sink);
+	}
 	client_attach(w, cl, fresh, old != NULL);
 	/* Packets that arrived while we waited: at the loop's resume step.
 	 * When the old session was on this worker we are inside the parse of

@@ -11,6 +11,31 @@
 
 #define TARGETS_ON_STACK 64
 
+/* m's REC_MSG records (REC_MSG_TARGETS_MAX targets each, one stamp; t not
+ * const: GCC 12 takes a const pointer to a partly filled array for a read);
+ * stamps m->jstamp when all were appended. */
+static bool write_msg(struct journal *j, struct msg *m, struct rec_msg_target *t, size_t n,
+                      _Atomic uint64_t *stamps, uint64_t now_ms)
+{
+	uint64_t stamp = atomic_fetch_add_explicit(stamps, 1, memory_order_relaxed) + 1;
+	uint64_t wall = clock_wall_ms();
+	for (size_t at = 0; at < n; at += REC_MSG_TARGETS_MAX) {
+		size_t k = n - at < REC_MSG_TARGETS_MAX ? n - at : REC_MSG_TARGETS_MAX;
+		uint8_t *rec = journal_reserve(j, rec_msg_size(m, k));
+		if (!rec) {
+			/* Records of this stamp already appended name sessions
+			 * that then never get it: recovery gives them a message
+			 * the live node refused (at least once, never lost). */
+			j->st->journal_refused++;
+			return false;
+		}
+		rec_msg_put(rec, m, stamp, j->run, t + at, k, now_ms, wall);
+		journal_commit(j, REC_MSG, wall);
+	}
+	m->jstamp = stamp;
+	return true;
+}
+
 bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
                      _Atomic uint64_t *stamps, uint64_t now_ms)
 {
@@ -29,28 +54,18 @@ bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
 			                                 .flags = pt->flags &
 			                                          (PLAN_RETAIN | PLAN_SHARED)};
 	}
-	uint64_t stamp = atomic_fetch_add_explicit(stamps, 1, memory_order_relaxed) + 1;
-	uint64_t wall = clock_wall_ms();
-	bool ok = true;
-	for (size_t at = 0; ok && at < n; at += REC_MSG_TARGETS_MAX) {
-		size_t k = n - at < REC_MSG_TARGETS_MAX ? n - at : REC_MSG_TARGETS_MAX;
-		uint8_t *rec = journal_reserve(j, rec_msg_size(m, k));
-		if (!rec) {
-			/* Records of this stamp already appended name sessions
-			 * that then never get it: recovery gives them a message
-			 * the live node refused (at least once, never lost). */
-			j->st->journal_refused++;
-			ok = false;
-			break;
-		}
-		rec_msg_put(rec, m, stamp, j->run, t + at, k, now_ms, wall);
-		journal_commit(j, REC_MSG, wall);
-	}
+	bool ok = write_msg(j, m, t, n, stamps, now_ms);
 	if (t != local)
 		free(t);
-	if (ok)
-		m->jstamp = stamp;
 	return ok;
+}
+
+bool persist_message_to(struct journal *j, struct msg *m, struct sess_id to, uint8_t qos,
+                        uint8_t flags, uint32_t sub_id, _Atomic uint64_t *stamps, uint64_t now_ms)
+{
+	struct rec_msg_target t = {
+	    .id = to, .sub_id = sub_id, .qos = qos, .flags = flags & (PLAN_RETAIN | PLAN_SHARED)};
+	return write_msg(j, m, &t, 1, stamps, now_ms);
 }
 
 bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_id, uint16_t len)

@@ -31,6 +31,15 @@
 bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
                      _Atomic uint64_t *stamps, uint64_t now_ms);
 
+/* Write m's REC_MSG naming one target (to, at qos, with the delivery's
+ * retain and shared flags) and stamp m->jstamp: a message that reached a
+ * journaled session by a way that did not journal it for that session
+ * (a retained message at SUBSCRIBE, a shared group's handoff, a will),
+ * written by the session's own worker on arrival, on a copy of its own
+ * (msg_copy). false as persist_message. */
+bool persist_message_to(struct journal *j, struct msg *m, struct sess_id to, uint8_t qos,
+                        uint8_t flags, uint32_t sub_id, _Atomic uint64_t *stamps, uint64_t now_ms);
+
 /* A session (client id) is done with the message of stamp `stamp`. false
  * when the journal refused it (counted): the message may come again after
  * a crash, as an unacknowledged one does. */

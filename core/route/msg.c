@@ -117,6 +117,27 @@ struct msg *msg_from_body(const uint8_t *body, size_t body_len, uint8_t version,
 	return m;
 }
 
+struct msg *msg_copy(const struct msg *m)
+{
+	struct msg *c = malloc(m->size_bytes);
+	if (!c)
+		return NULL;
+	memcpy(c, m, m->size_bytes);
+	atomic_init(&c->refs, 1);
+	/* Every view of pub points into data[] (msg_new): the same offsets in
+	 * the copy. */
+	size_t len = m->size_bytes - sizeof(*m);
+	relocate(&c->pub.topic, m->data, len, c->data);
+	relocate(&c->pub.payload, m->data, len, c->data);
+	struct mqtt_props *pr = &c->pub.props;
+	relocate(&pr->raw, m->data, len, c->data);
+	relocate(&pr->content_type, m->data, len, c->data);
+	relocate(&pr->response_topic, m->data, len, c->data);
+	relocate(&pr->correlation_data, m->data, len, c->data);
+	c->jstamp = 0;
+	return c;
+}
+
 void msg_unref(struct msg *m)
 {
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)

@@ -58,6 +58,14 @@ struct msg {
 struct msg *msg_new(const struct mqtt_publish *p, uint8_t version, struct mqtt_view topic,
                     struct sess_id origin, uint64_t now_ms);
 
+/*
+ * A private copy of m with one reference and no journal stamp (jstamp 0):
+ * for a delivery that is journaled on its own (persist/msg_journal.h),
+ * since m's fields other than refs must not change once it is shared.
+ * NULL when out of memory.
+ */
+struct msg *msg_copy(const struct msg *m);
+
 static inline struct msg *msg_ref(struct msg *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);

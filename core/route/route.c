@@ -127,9 +127,13 @@ static int publish(struct router *r, struct msg *m, bool refusable)
 		            r->id, (int)m->pub.topic.len, (const char *)m->pub.topic.ptr);
 	const struct plan *p = &r->plan;
 	/* Before anyone else sees m: the journal stamps it (m->jstamp). */
-	if (p->journaled && r->journal_msg && !r->journal_msg(r->journal_ctx, m, p) && refusable) {
-		msg_unref(m);
-		return -1;
+	uint8_t keep = 0xFF;
+	if (p->journaled && r->journal_msg && !r->journal_msg(r->journal_ctx, m, p)) {
+		if (refusable) {
+			msg_unref(m);
+			return -1;
+		}
+		keep = (uint8_t)~PLAN_JOURNALED; /* a will, a forwarded one: it goes, unjournaled */
 	}
 	if (m->pub.retain) {
 		if (!m->forwarded)
@@ -140,7 +144,8 @@ static int publish(struct router *r, struct msg *m, bool refusable)
 	if (r->forward && (p->node_count || (m->pub.retain && !m->forwarded)))
 		r->forward(r->forward_ctx, m, p);
 	for (uint32_t i = 0; i < p->len; i++)
-		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags, p->t[i].sub_id);
+		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags & keep,
+		                 p->t[i].sub_id);
 	unsigned n = p->len;
 	msg_unref(m);
 	return (int)n;

@@ -374,7 +374,7 @@ struct session *session_decode(const uint8_t *buf, size_t len, struct sess_id id
 			goto fail;
 		}
 		unsigned dropped = session_enqueue(s, m, qos, fl, sub_id, UINT32_MAX, UINT64_MAX,
-		                                   QUEUE_DROP_NEWEST);
+		                                   QUEUE_DROP_NEWEST, NULL);
 		msg_unref(m);
 		if (dropped)
 			goto fail; /* no memory */

@@ -284,27 +284,37 @@ bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid)
 	return true;
 }
 
+/* m is dropped: the sink hears of it when the journal holds it. */
+static unsigned drop(const struct session *s, const struct msg *m, bool journaled,
+                     const struct drop_sink *sink)
+{
+	if (journaled && sink)
+		sink->dropped(sink->ctx, s, m);
+	return 1;
+}
+
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                          uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
-                         enum queue_overflow policy)
+                         enum queue_overflow policy, const struct drop_sink *sink)
 {
+	bool journaled = flags & DELIV_JOURNALED;
 	unsigned dropped = 0;
 	while (s->q_len > 0 &&
 	       (s->q_len >= max_messages || s->q_bytes + m->size_bytes > max_bytes)) {
 		if (policy == QUEUE_DROP_NEWEST)
-			return 1;
+			return drop(s, m, journaled, sink);
 		struct queued old;
 		session_dequeue(s, &old);
+		dropped += drop(s, old.m, old.journaled, sink);
 		msg_unref(old.m);
-		dropped++;
 	}
 	if (max_messages == 0 || m->size_bytes > max_bytes)
-		return dropped + 1;
+		return dropped + drop(s, m, journaled, sink);
 	if (s->q_len == s->q_cap) {
 		uint32_t cap = s->q_cap ? s->q_cap * 2 : 8;
 		struct queued *n = malloc(cap * sizeof(*n));
 		if (!n)
-			return dropped + 1;
+			return dropped + drop(s, m, journaled, sink);
 		for (uint32_t i = 0; i < s->q_len; i++)
 			n[i] = s->q[(s->q_head + i) & (s->q_cap - 1)];
 		free(s->q);
@@ -581,7 +591,7 @@ unsigned session_detach(struct session *s, uint64_t now_ms, bool keep_will)
 }
 
 unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_messages,
-                       uint64_t max_bytes, enum queue_overflow policy)
+                       uint64_t max_bytes, enum queue_overflow policy, const struct drop_sink *sink)
 {
 	struct session early = {0}; /* fresh's queue: mail that arrived first */
 #define TAKE(f)                                                                                    \
@@ -623,7 +633,7 @@ unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_
 	struct queued e;
 	while (session_dequeue(&early, &e)) {
 		dropped += session_enqueue(fresh, e.m, e.qos, queued_flags(&e), e.sub_id,
-		                           max_messages, max_bytes, policy);
+		                           max_messages, max_bytes, policy, sink);
 		msg_unref(e.m);
 	}
 	free(early.q);

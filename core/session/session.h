@@ -157,14 +157,23 @@ struct inflight *session_infl_next(struct session *s, uint32_t *seq);
  */
 bool session_infl_ack(struct session *s, uint8_t packet_type, uint16_t pid);
 
+/* Told of each message the journal holds for the session (DELIV_JOURNALED)
+ * that a queue limit dropped: persistence writes that the session is done
+ * with it, or it would come back after a restart. */
+struct drop_sink {
+	void (*dropped)(void *ctx, const struct session *s, const struct msg *m);
+	void *ctx;
+};
+
 /*
  * Queue a message (takes a reference when kept). At a limit the policy
  * decides: drop the oldest queued message or this one. Returns the number of
- * messages dropped (0, 1 or, with a limit of 0, 2).
+ * messages dropped (0, 1 or, with a limit of 0, 2); the journaled ones go
+ * to sink too (NULL: nobody).
  */
 unsigned session_enqueue(struct session *s, struct msg *m, uint8_t qos, uint8_t flags,
                          uint32_t sub_id, uint32_t max_messages, uint64_t max_bytes,
-                         enum queue_overflow policy);
+                         enum queue_overflow policy, const struct drop_sink *sink);
 
 /* Take the oldest queued message (its reference passes to the caller). */
 bool session_dequeue(struct session *s, struct queued *out);
@@ -220,7 +229,8 @@ unsigned session_detach(struct session *s, uint64_t now_ms, bool keep_will);
  * limits dropped.
  */
 unsigned session_adopt(struct session *fresh, struct session *old, uint32_t max_messages,
-                       uint64_t max_bytes, enum queue_overflow policy);
+                       uint64_t max_bytes, enum queue_overflow policy,
+                       const struct drop_sink *sink);
 
 /*
  * The session's stable binary form (the encoded session): what takeover

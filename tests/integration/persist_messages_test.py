@@ -1393,6 +1393,138 @@ def m15_disk_full_refuses_messages_for_persistent_sessions(ctx):
     ps.bye()
 
 
+@test
+def m16_retained_at_subscribe_survives_kill9(ctx):
+    """A retained QoS 1 and a retained QoS 2 message are there when a
+    persistent session (5.0, then 3.1.1) subscribes; it gets them and
+    acknowledges neither (QoS 2: no PUBREC). After kill -9 and reconnect
+    (present 1) each comes again, with DUP, retain set; acknowledged, and
+    kill -9 once more: nothing comes again. (They are journaled for the
+    session by its worker when they reach it: core/persist/README.md.)"""
+    b = ctx.node()
+    o = publisher(ctx, b, "m16-pub", 5)
+    o.pub("m16/one", b"kept-1", 1, retain=True)
+    o.pub("m16/two", b"kept-2", 2, retain=True)
+    o.bye()
+    subs = {}
+    for v in (5, 4):
+        s, _ = mpersistent(ctx, b.port, f"m16-sub{v}", v, first=True)
+        s.acking = False
+        s.sub(("m16/#", 2))
+        s.wait_for(2)
+        got = sorted((p.topic.decode(), p.payload, p.qos, p.retain) for p in s.inbox)
+        assert got == [("m16/one", b"kept-1", 1, True), ("m16/two", b"kept-2", 2, True)], got
+        subs[v] = s
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill")
+    for v in (5, 4):
+        s, sp = mpersistent(ctx, b.port, f"m16-sub{v}", v)
+        assert sp == 1, f"m16-sub{v}: session present 0 after kill -9"
+        s.wait_for(2)
+        got = sorted((p.topic.decode(), p.payload, p.qos, p.retain, p.dup) for p in s.inbox)
+        s.take(QUIET)
+        assert got == [("m16/one", b"kept-1", 1, True, True),
+                       ("m16/two", b"kept-2", 2, True, True)], \
+            f"v{v}: unacknowledged retained deliveries after kill -9: {got}"
+        s.wait_rels(1)
+        s.bye()
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill")
+    for v in (5, 4):
+        s, sp = mpersistent(ctx, b.port, f"m16-sub{v}", v)
+        assert sp == 1
+        again = s.take(QUIET)
+        assert again == [] and s.rels == [], f"v{v}: acknowledged, yet after kill -9: {again}"
+        s.bye()
+
+
+@test
+def m17_shared_handoff_to_a_persistent_member_survives_kill9(ctx):
+    """A shared group of a clean 5.0 member (online, not acknowledging)
+    and a persistent 5.0 member (offline). Two QoS 1 messages reach the
+    group; whatever went to the clean member goes to the persistent one
+    when the clean one leaves [MQTT 5.0 4.8.2]; kill -9: after the restart
+    the persistent member has both, in order."""
+    b = ctx.node()
+    keep, _ = mpersistent(ctx, b.port, "m17-keep", 5, first=True)
+    keep.sub(("$share/g/m17/#", 1))
+    keep.bye()
+    gone = MSess(ctx, b.port, 5)
+    gone.open("m17-gone", clean=True)
+    gone.sub(("$share/g/m17/#", 1))
+    gone.acking = False
+    o = publisher(ctx, b, "m17-pub", 5)
+    for i in range(2):
+        o.pub("m17/t", body("m17", i), 1)
+    o.bye()
+    gone.wait_for(2, timeout=QUIET)
+    tap.comment(f"the clean member got {len(gone.inbox)} of 2 (the rest were queued "
+                "for the persistent one)")
+    gone.bye()
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill")
+    keep, sp = mpersistent(ctx, b.port, "m17-keep", 5)
+    assert sp == 1
+    got = deliveries({"k": (keep, 2)})["k"]
+    assert got == [("m17/t", body("m17", i), 1) for i in range(2)], \
+        f"after the handoff and kill -9 the persistent member got {[g[1][:8] for g in got]}"
+    keep.bye()
+
+
+@test
+def m18_queue_drops_do_not_come_back(ctx):
+    """A persistent session offline, its queue limited to 5 (drop_oldest):
+    8 QoS 1 messages are published, the first 3 dropped. It reconnects,
+    gets and acknowledges the last 5; kill -9: nothing comes again (the
+    drops were journaled as done). Then 8 more while offline under a limit
+    of 10; kill -9 and a start with a limit of 5: the last 5 come (recovery
+    drops the first 3; the compaction after the start leaves them out);
+    acknowledged, kill -9 and a start with a limit of 10: nothing comes
+    again."""
+    b = ctx.node("--queue-messages-max=5")
+    s, _ = mpersistent(ctx, b.port, "m18-sub", 5, first=True)
+    s.sub(("m18/#", 1))
+    s.bye()
+    o = publisher(ctx, b, "m18-pub", 5)
+    for i in range(8):
+        o.pub("m18/t", body("m18", i), 1)
+    o.bye()
+    s, sp = mpersistent(ctx, b.port, "m18-sub", 5)
+    got = deliveries({"s": (s, 5)})["s"]
+    assert got == [("m18/t", body("m18", i), 1) for i in range(3, 8)], got
+    s.bye()
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill", "--queue-messages-max=5")
+    s, sp = mpersistent(ctx, b.port, "m18-sub", 5)
+    assert sp == 1
+    again = s.take(QUIET)
+    assert again == [], f"dropped by the queue limit, yet after kill -9: {again}"
+    s.bye()
+
+    b = ctx.restart(b, "kill", "--queue-messages-max=10")
+    o = publisher(ctx, b, "m18-pub", 5)
+    for i in range(10, 18):
+        o.pub("m18/t", body("m18", i), 1)
+    o.bye()
+    b = ctx.restart(b, "kill", "--queue-messages-max=5")
+    tap.comment(recovered_line(b))
+    s, sp = mpersistent(ctx, b.port, "m18-sub", 5)
+    assert sp == 1
+    got = deliveries({"s": (s, 5)})["s"]
+    assert got == [("m18/t", body("m18", i), 1) for i in range(13, 18)], \
+        f"under a smaller limit after kill -9: {[g[1][:8] for g in got]}"
+    s.bye()
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill", "--queue-messages-max=10")
+    tap.comment(recovered_line(b))
+    s, sp = mpersistent(ctx, b.port, "m18-sub", 5)
+    assert sp == 1
+    again = s.take(QUIET)
+    assert again == [], \
+        f"dropped by the limit at the start before, yet after kill -9: {[g[1][:8] for g in again]}"
+    s.bye()
+
+
 def main():
     a = tap.parse_args()
     print("TAP version 13")

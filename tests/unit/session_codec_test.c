@@ -84,8 +84,9 @@ static struct session *rich(uint8_t version, struct msg *msgs[4])
 	cr_assert(session_infl_ack(s, MQTT_PUBACK, p0)); /* finished: not encoded */
 	cr_assert(session_infl_ack(s, MQTT_PUBREC, p2)); /* awaiting PUBCOMP */
 	cr_assert_eq(
-	    session_enqueue(s, msgs[3], 1, DELIV_SHARED, 0, 10, 1 << 20, QUEUE_DROP_OLDEST), 0);
-	cr_assert_eq(session_enqueue(s, msgs[0], 0, 0, 0, 10, 1 << 20, QUEUE_DROP_OLDEST), 0);
+	    session_enqueue(s, msgs[3], 1, DELIV_SHARED, 0, 10, 1 << 20, QUEUE_DROP_OLDEST, NULL),
+	    0);
+	cr_assert_eq(session_enqueue(s, msgs[0], 0, 0, 0, 10, 1 << 20, QUEUE_DROP_OLDEST, NULL), 0);
 	cr_assert(session_rx_qos2_add(s, 17, 10));
 	cr_assert(session_rx_qos2_add(s, 65535, 10));
 	uint32_t wl;
@@ -267,7 +268,7 @@ Test(session_codec, journal_marks_survive)
 	cr_assert(session_owe_pubrel(s, 9));
 	cr_assert(session_resend_inflight(s, a, 3, 2, DELIV_JOURNALED, 0));
 	cr_assert_eq(session_enqueue(s, b, 1, DELIV_JOURNALED | DELIV_SHARED, 0, 10, 1 << 20,
-	                             QUEUE_DROP_OLDEST),
+	                             QUEUE_DROP_OLDEST, NULL),
 	             0);
 	size_t len;
 	uint8_t *enc = session_encode(s, NOW, &len);

@@ -119,7 +119,7 @@ Test(session, queue_drop_oldest)
 	}
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(
-		    session_enqueue(s, ms[i], 1, false, 0, 3, UINT64_MAX, QUEUE_DROP_OLDEST),
+		    session_enqueue(s, ms[i], 1, false, 0, 3, UINT64_MAX, QUEUE_DROP_OLDEST, NULL),
 		    i < 3 ? 0u : 1u);
 	cr_assert_eq(s->q_len, 3);
 	cr_assert_eq(refs(ms[0]), 1, "dropped messages are released");
@@ -138,19 +138,67 @@ Test(session, queue_drop_oldest)
 	}
 }
 
+struct heard {
+	const struct msg *m[8];
+	int n;
+};
+
+static void heard_drop(void *ctx, const struct session *s, const struct msg *m)
+{
+	struct heard *h = ctx;
+	(void)s;
+	cr_assert_lt(h->n, 8);
+	h->m[h->n++] = m;
+}
+
+Test(session, queue_drops_of_journaled_messages_are_told)
+{
+	/* The sink hears of each journaled message a limit drops (oldest,
+	 * newest, a limit of 0), and of no other. */
+	struct session *s = new_session();
+	struct msg *a = make("a", 0, 0), *b = make("b", 0, 0), *c = make("c", 0, 0);
+	struct heard h = {0};
+	struct drop_sink sink = {heard_drop, &h};
+	cr_assert_eq(
+	    session_enqueue(s, a, 1, DELIV_JOURNALED, 0, 1, UINT64_MAX, QUEUE_DROP_OLDEST, &sink),
+	    0);
+	cr_assert_eq(h.n, 0);
+	cr_assert_eq(session_enqueue(s, b, 1, 0, 0, 1, UINT64_MAX, QUEUE_DROP_OLDEST, &sink), 1);
+	cr_assert_eq(h.n, 1, "the journaled oldest was dropped");
+	cr_assert_eq(h.m[0], a);
+	cr_assert_eq(session_enqueue(s, c, 1, 0, 0, 1, UINT64_MAX, QUEUE_DROP_OLDEST, &sink), 1);
+	cr_assert_eq(h.n, 1, "b was not journaled: nothing to tell");
+	cr_assert_eq(
+	    session_enqueue(s, a, 1, DELIV_JOURNALED, 0, 1, UINT64_MAX, QUEUE_DROP_NEWEST, &sink),
+	    1);
+	cr_assert_eq(h.n, 2, "the journaled newest was refused");
+	cr_assert_eq(h.m[1], a);
+	cr_assert_eq(
+	    session_enqueue(s, b, 1, DELIV_JOURNALED, 0, 0, UINT64_MAX, QUEUE_DROP_OLDEST, &sink),
+	    2);
+	cr_assert_eq(h.n, 3, "a limit of 0: c (not journaled) and b (journaled) go");
+	cr_assert_eq(h.m[2], b);
+	cr_assert_eq(s->q_len, 0);
+	session_free(s);
+	cr_assert_eq(refs(a) + refs(b) + refs(c), 3);
+	msg_unref(a);
+	msg_unref(b);
+	msg_unref(c);
+}
+
 Test(session, queue_drop_newest_and_bytes_limit)
 {
 	struct session *s = new_session();
 	struct msg *a = make("a", 0, 0), *b = make("b", 0, 0);
 	uint64_t one = a->size_bytes;
-	cr_assert_eq(session_enqueue(s, a, 1, false, 0, 100, one, QUEUE_DROP_NEWEST), 0);
-	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 100, one, QUEUE_DROP_NEWEST), 1,
+	cr_assert_eq(session_enqueue(s, a, 1, false, 0, 100, one, QUEUE_DROP_NEWEST, NULL), 0);
+	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 100, one, QUEUE_DROP_NEWEST, NULL), 1,
 	             "over the byte limit: the new one goes");
 	cr_assert_eq(s->q_len, 1);
 	cr_assert_eq(s->q[s->q_head].m, a);
 	cr_assert_eq(s->q_bytes, one);
 	cr_assert_eq(refs(b), 1);
-	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 0, UINT64_MAX, QUEUE_DROP_OLDEST), 2,
+	cr_assert_eq(session_enqueue(s, b, 1, false, 0, 0, UINT64_MAX, QUEUE_DROP_OLDEST, NULL), 2,
 	             "a limit of 0 keeps nothing: the queued one and the new one go");
 	cr_assert_eq(s->q_len, 0);
 	cr_assert_eq(refs(a), 1);
@@ -166,8 +214,8 @@ Test(session, queue_grows_past_its_first_allocation_in_order)
 	for (int i = 0; i < 40; i++) {
 		m[i] = make("x", 0, 0);
 		/* Interleave dequeues so the ring wraps before it grows. */
-		session_enqueue(s, m[i], 1, false, (uint32_t)i, 1000, UINT64_MAX,
-		                QUEUE_DROP_OLDEST);
+		session_enqueue(s, m[i], 1, false, (uint32_t)i, 1000, UINT64_MAX, QUEUE_DROP_OLDEST,
+		                NULL);
 		if (i % 3 == 0) {
 			struct queued q;
 			cr_assert(session_dequeue(s, &q));
@@ -192,9 +240,9 @@ Test(session, expired_queued_messages_are_dropped_in_place)
 {
 	struct session *s = new_session();
 	struct msg *short_ = make("s", 1, 0), *long_ = make("l", 100, 0), *never = make("n", 0, 0);
-	session_enqueue(s, short_, 1, false, 1, 10, UINT64_MAX, QUEUE_DROP_OLDEST);
-	session_enqueue(s, long_, 1, false, 2, 10, UINT64_MAX, QUEUE_DROP_OLDEST);
-	session_enqueue(s, never, 1, false, 3, 10, UINT64_MAX, QUEUE_DROP_OLDEST);
+	session_enqueue(s, short_, 1, false, 1, 10, UINT64_MAX, QUEUE_DROP_OLDEST, NULL);
+	session_enqueue(s, long_, 1, false, 2, 10, UINT64_MAX, QUEUE_DROP_OLDEST, NULL);
+	session_enqueue(s, never, 1, false, 3, 10, UINT64_MAX, QUEUE_DROP_OLDEST, NULL);
 	cr_assert_eq(session_drop_expired(s, 500), 0);
 	cr_assert_eq(session_drop_expired(s, 1000), 1);
 	struct queued q;
@@ -246,7 +294,7 @@ Test(session, clear_messages_keeps_subscriptions)
 	struct msg *m = make("z", 0, 0);
 	session_sub_add(s, mqtt_view_str("keep"), (struct sub_opts){.qos = 1}, 10);
 	session_infl_add(s, m, 1, false, 0, 10);
-	session_enqueue(s, m, 1, false, 0, 10, UINT64_MAX, QUEUE_DROP_OLDEST);
+	session_enqueue(s, m, 1, false, 0, 10, UINT64_MAX, QUEUE_DROP_OLDEST, NULL);
 	session_rx_qos2_add(s, 3, 10);
 	cr_assert_eq(refs(m), 3);
 	session_clear_messages(s);
