@@ -307,7 +307,22 @@ static void shared_reroute(struct worker *w, const struct session *s, struct msg
 		if (!route_shared_pick(&w->route, f, &e))
 			continue; /* the group is empty now: nobody to give it to */
 		uint8_t q = e.opts.qos < qos ? e.opts.qos : qos;
-		route_deliver_to(&w->route, e.who, m, q, DELIV_SHARED, e.opts.sub_id);
+		uint8_t flags = DELIV_SHARED;
+		struct msg *c = NULL;
+		if (q > 0 && e.opts.journaled && w->journal.on &&
+		    e.who.worker != SESS_WORKER_NODE && (c = msg_copy(m)) != NULL &&
+		    persist_message_to(&w->journal, c, e.who, q, flags, e.opts.sub_id,
+		                       &w->b->sess_stamp, w->now_ms)) {
+			/* Journaled for the member here, before the ending
+			 * session's REC_SESS_END (session_end): no crash can
+			 * keep the end and lose the handoff. route_deliver_to
+			 * holds a QoS 2 one until it is durable. */
+			m = c;
+			flags |= DELIV_JOURNALED;
+		}
+		route_deliver_to(&w->route, e.who, m, q, flags, e.opts.sub_id);
+		if (c)
+			msg_unref(c);
 		return;
 	}
 }

@@ -179,14 +179,16 @@ bool session_journal(struct worker *w, struct session *s, bool resumed)
 
 void session_end(struct worker *w, struct session *s)
 {
+	unsubscribe_all(w, s);
+	shared_handoff(w, s); /* after: the group must not pick this session */
+	/* After the handoff's records (deliver.c): a crash that keeps the end
+	 * keeps them too (one journal, in order). */
 	if (sess_journaled(&w->sessions, s->id) &&
 	    !persist_session_end(&w->journal, s->client_id, s->client_id_len, &w->b->sess_stamp))
 		LOG_WARN_RL(1,
 		            "worker %u: the journal refused the end of session \"%s\" (failing or "
 		            "behind): a restart may bring it back",
 		            w->id, s->client_id);
-	unsubscribe_all(w, s);
-	shared_handoff(w, s); /* after: the group must not pick this session */
 	registry_release(w->b->registry, s->client_id, s->client_id_len, s->id);
 	sess_release_slot(&w->sessions, s->id);
 	LOG_DEBUG("session \"%s\" ended", s->client_id);

@@ -25,6 +25,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "persist/msg_journal.h"
 #include "session/session.h"
 
 enum takeover_mail_kind {
@@ -46,13 +47,16 @@ struct mail_handover {
 	uint32_t len;         /* bytes */
 	uint32_t conn_slot, conn_gen;
 	struct sess_id fresh; /* the id it moved to: what its index entries name */
+	bool again;           /* sent while a compaction round was open: journal its
+	                       * messages again on arrival (handover) */
 };
 
 _Static_assert(sizeof(struct mail_takeover) <= MBOX_BODY_BYTES, "fits a mailbox message");
 _Static_assert(sizeof(struct mail_handover) <= MBOX_BODY_BYTES, "fits a mailbox message");
 
 /* The new connection's side, once the old session (or none) is here. */
-static void handover(struct worker *w, struct session *old, uint32_t conn_slot, uint32_t conn_gen)
+static void handover(struct worker *w, struct session *old, uint32_t conn_slot, uint32_t conn_gen,
+                     bool again)
 {
 	struct conn *c = conn_get(&w->tp, conn_slot, conn_gen);
 	struct client *cl = c ? client_of(c) : NULL;
@@ -70,6 +74,17 @@ static void handover(struct worker *w, struct session *old, uint32_t conn_slot, 
 		    session_adopt(fresh, old, w->cfg->queue_messages_max, w->cfg->queue_bytes_max,
 		                  w->cfg->queue_overflow, &sink);
 	}
+	/* A session that left its worker while a compaction round was open
+	 * may be in neither worker's snapshot, and the segments holding its
+	 * messages' records go when the round ends: they are journaled again
+	 * here, naming its place now, before its CONNACK (client_attach
+	 * journals the session itself). */
+	if (old && again && session_journal_wanted(w, fresh) &&
+	    !persist_session_messages(&w->journal, fresh, &w->b->sess_stamp, w->now_ms))
+		LOG_WARN_RL(1,
+		            "worker %u: the journal refused the messages of \"%s\", moved during a "
+		            "compaction: a crash after it may lose them",
+		            w->id, fresh->client_id);
 	client_attach(w, cl, fresh, old != NULL);
 	/* Packets that arrived while we waited: at the loop's resume step.
 	 * When the old session was on this worker we are inside the parse of
@@ -117,11 +132,17 @@ static void takeover(struct worker *w, const struct mail_takeover *t, uint16_t f
 		session_move(w, old, (struct sess_id){t->fresh_slot, t->fresh_gen, from});
 	}
 	if (from == w->id) {
-		handover(w, old, t->conn_slot, t->conn_gen);
+		handover(w, old, t->conn_slot, t->conn_gen, false); /* it stays in the table */
 		return;
 	}
-	struct mail_handover h = {NULL, 0, t->conn_slot, t->conn_gen,
-	                          (struct sess_id){t->fresh_slot, t->fresh_gen, from}};
+	struct mail_handover h = {
+	    NULL, 0, t->conn_slot, t->conn_gen, (struct sess_id){t->fresh_slot, t->fresh_gen, from},
+	    false};
+	/* In flight between the tables while a round's snapshots are made:
+	 * compact.c's encode_sessions sees it in neither. A round that begins
+	 * after this reaches the new worker's table behind this mail (FIFO per
+	 * pair of workers, before this worker's ROTATED). */
+	h.again = w->journal.on && atomic_load(&w->b->compact.gen) != 0;
 	if (old) {
 		size_t len;
 		h.encoded = session_encode(old, w->now_ms, &len);
@@ -177,7 +198,7 @@ static void mail_handover(void *ctx, const struct mbox_msg *mb)
 			          "memory): it resumes empty", w->id);
 		free(h.encoded);
 	}
-	handover(w, old, h.conn_slot, h.conn_gen);
+	handover(w, old, h.conn_slot, h.conn_gen, h.again);
 }
 
 static void mail_handover_discard(const struct mbox_msg *mb)

@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "io/op.h"
+#include "persist/msg_journal.h"
 #include "persist/record.h"
 #include "persist/session_journal.h"
 
@@ -205,10 +206,12 @@ static void encode_one(void *ctx, struct msg *m)
 	e->len += total;
 }
 
-/* One journaled message of s as a REC_MSG naming s alone, with its stamp. */
-static void encode_message(struct encode *e, const struct session *s, const struct msg *m,
-                           uint8_t qos, uint8_t flags, uint32_t sub_id)
+/* One journaled message of s as a REC_MSG naming s alone, with its stamp
+ * (session_journaled_walk's message). */
+static void encode_message(void *ctx, const struct session *s, const struct msg *m, uint8_t qos,
+                           uint8_t flags, uint32_t sub_id)
 {
+	struct encode *e = ctx;
 	struct rec_msg_target t = {.id = s->id,
 	                           .sub_id = sub_id,
 	                           .qos = qos,
@@ -223,12 +226,11 @@ static void encode_message(struct encode *e, const struct session *s, const stru
 }
 
 /* A packet id's state as a record of `type` with a new stamp (later than
- * the records it replaces): a PUBREL s owes (REC_MSG_REL, naming no
- * message), a QoS 2 delivery sent under pid (REC_MSG_SENT), an inbound QoS
- * 2 id awaiting PUBREL (REC_IN_QOS2). */
-static void encode_packet_id(struct encode *e, const struct session *s, uint8_t type,
-                             uint64_t msg_stamp, uint16_t pid)
+ * the records it replaces; session_journaled_walk's packet_id). */
+static void encode_packet_id(void *ctx, const struct session *s, uint8_t type, uint64_t msg_stamp,
+                             uint16_t pid)
 {
+	struct encode *e = ctx;
 	struct rec_release r = {
 	    .stamp = atomic_fetch_add_explicit(e->c->sess_stamps, 1, memory_order_relaxed) + 1,
 	    .msg_stamp = msg_stamp,
@@ -279,24 +281,8 @@ static void encode_sessions(struct compact *c, struct encode *e)
 		free(rec);
 		e->len += total;
 		e->lsn++;
-		uint32_t seq = s->infl_head;
-		struct inflight *f;
-		while ((f = session_infl_next(s, &seq)) != NULL) {
-			if (f->journaled && f->m) {
-				encode_message(e, s, f->m, f->qos, infl_flags(f), f->sub_id);
-				if (f->qos == 2)
-					encode_packet_id(e, s, REC_MSG_SENT, f->m->jstamp, f->pid);
-			} else if (f->journaled) {
-				encode_packet_id(e, s, REC_MSG_REL, 0, f->pid);
-			}
-		}
-		for (uint32_t k = 0; k < s->rx_qos2_count; k++)
-			encode_packet_id(e, s, REC_IN_QOS2, 0, s->rx_qos2[k]);
-		for (uint32_t k = 0; k < s->q_len; k++) {
-			const struct queued *q = &s->q[(s->q_head + k) & (s->q_cap - 1)];
-			if (q->journaled)
-				encode_message(e, s, q->m, q->qos, queued_flags(q), q->sub_id);
-		}
+		static const struct journaled_walk fn = {encode_message, encode_packet_id};
+		session_journaled_walk(s, &fn, e);
 	}
 }
 

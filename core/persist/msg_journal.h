@@ -23,6 +23,7 @@
 
 #include "persist/journal.h"
 #include "route/plan.h"
+#include "session/session.h"
 
 /* Write m's REC_MSG (one per REC_MSG_TARGETS_MAX targets, all with one
  * stamp) naming p's targets with PLAN_JOURNALED, and stamp m->jstamp.
@@ -54,5 +55,29 @@ bool persist_message_done(struct journal *j, uint64_t stamp, const char *client_
  * id holds). false when the journal refused it (counted). */
 bool persist_packet_id(struct journal *j, _Atomic uint64_t *stamps, uint8_t type,
                        uint64_t msg_stamp, uint16_t pid, const char *client_id, uint16_t len);
+
+/* What the journal holds for a session, as the records that say it again
+ * (a snapshot, compact.c; a session that moved while one was made): each
+ * journaled message in flight awaiting PUBACK/PUBREC or queued (message),
+ * the packet id of each journaled QoS 2 delivery in flight (packet_id,
+ * REC_MSG_SENT with the message's stamp), each PUBREL it owes
+ * (REC_MSG_REL, no message) and each inbound QoS 2 id awaiting PUBREL
+ * (REC_IN_QOS2), in that order per entry, in flight before queued. */
+struct journaled_walk {
+	void (*message)(void *ctx, const struct session *s, const struct msg *m, uint8_t qos,
+	                uint8_t flags, uint32_t sub_id);
+	void (*packet_id)(void *ctx, const struct session *s, uint8_t type, uint64_t msg_stamp,
+	                  uint16_t pid);
+};
+void session_journaled_walk(const struct session *s, const struct journaled_walk *fn, void *ctx);
+
+/* Append what the journal holds for s again, naming s's place now (each
+ * message under its own stamp, the packet ids under new ones): a session
+ * that moved to this worker while a compaction round was open may be in
+ * neither worker's snapshot, and the older segments that hold its
+ * messages are then deleted. false when the journal refused a record
+ * (counted). */
+bool persist_session_messages(struct journal *j, const struct session *s, _Atomic uint64_t *stamps,
+                              uint64_t now_ms);
 
 #endif

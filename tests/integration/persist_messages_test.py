@@ -1444,7 +1444,10 @@ def m17_shared_handoff_to_a_persistent_member_survives_kill9(ctx):
     and a persistent 5.0 member (offline). Two QoS 1 messages reach the
     group; whatever went to the clean member goes to the persistent one
     when the clean one leaves [MQTT 5.0 4.8.2]; kill -9: after the restart
-    the persistent member has both, in order."""
+    the persistent member has both, in order. Then a persistent member
+    gets some of 4 more (not acknowledged) and ends (clean start 1 on its
+    next connection); kill -9 right after: the other has all 4, each once
+    (what was handed off comes after what it had)."""
     b = ctx.node()
     keep, _ = mpersistent(ctx, b.port, "m17-keep", 5, first=True)
     keep.sub(("$share/g/m17/#", 1))
@@ -1468,6 +1471,32 @@ def m17_shared_handoff_to_a_persistent_member_survives_kill9(ctx):
     got = deliveries({"k": (keep, 2)})["k"]
     assert got == [("m17/t", body("m17", i), 1) for i in range(2)], \
         f"after the handoff and kill -9 the persistent member got {[g[1][:8] for g in got]}"
+    keep.bye()
+
+    # A persistent member ends (it connects again with clean start 1): its
+    # journaled messages go to the other persistent member, journaled for
+    # it before the ending one's REC_SESS_END.
+    ending, _ = mpersistent(ctx, b.port, "m17-ending", 5, first=True)
+    ending.sub(("$share/g/m17/#", 1))
+    ending.acking = False
+    o = publisher(ctx, b, "m17-pub", 5)
+    for i in range(2, 6):
+        o.pub("m17/t", body("m17", i), 1)
+    o.bye()
+    ending.wait_for(4, timeout=QUIET)
+    tap.comment(f"the persistent member that ends got {len(ending.inbox)} of 4")
+    ending.close()
+    again = MSess(ctx, b.port, 5)
+    again.open("m17-ending", clean=True)
+    again.bye()
+    b = ctx.restart(b, "kill")
+    keep, sp = mpersistent(ctx, b.port, "m17-keep", 5)
+    assert sp == 1
+    got = deliveries({"k": (keep, 4)})["k"]
+    # A handed-off message goes behind what the member already had (no
+    # order across members of a shared group): the set, each once.
+    assert sorted(got) == [("m17/t", body("m17", i), 1) for i in range(2, 6)], \
+        f"after a persistent member ended and kill -9 the other got {[g[1][:8] for g in got]}"
     keep.bye()
 
 
@@ -1523,6 +1552,75 @@ def m18_queue_drops_do_not_come_back(ctx):
     assert again == [], \
         f"dropped by the limit at the start before, yet after kill -9: {[g[1][:8] for g in again]}"
     s.bye()
+
+
+@test
+def m19_sessions_moving_through_compactions_keep_messages(ctx):
+    """persistence_compact_bytes at its minimum and a writer of 32 KiB
+    retained messages keeping compaction rounds going, while 6 persistent
+    sessions, each holding 20 QoS 1 messages it never acknowledges,
+    reconnect again and again (each time resumed by the worker that takes
+    the new connection: the session moves between workers, and some moves
+    happen while a round's snapshots are made). After at least 3 rounds,
+    kill -9: each session gets its 20 again, in order. (The moves that
+    cross a round's snapshots are rare; this keeps the path exercised, it
+    does not force it.)"""
+    args = ["--persistence-compact-bytes=1048576"]
+    n = 6
+    b = ctx.node(*args)
+    for i in range(n):
+        s, _ = mpersistent(ctx, b.port, f"mv-{i}", 5 if i % 2 == 0 else 4, first=True)
+        s.sub((f"m19/{i}", 1))
+        s.bye()
+    o = publisher(ctx, b, "m19-pub", 5)
+    for j in range(20):
+        for i in range(n):
+            o.pub(f"m19/{i}", body("m19", j), 1)
+    o.bye()
+    done0 = metric(b, "starling_journal_compactions_total")
+    stop = threading.Event()
+    written = [0]
+
+    def writer():
+        w = Sess(ctx, b.port, 4)
+        w.open("m19-bulk", clean=True)
+        while not stop.is_set():
+            w.pub(f"bulk/{written[0] % 40}", b"." * 32768, 1, retain=True)
+            written[0] += 1
+        w.bye()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    moves = 0
+    deadline = time.monotonic() + 30
+    try:
+        while (metric(b, "starling_journal_compactions_total") < done0 + 3
+               or moves < 60) and time.monotonic() < deadline:
+            i = moves % n
+            s, sp = mpersistent(ctx, b.port, f"mv-{i}", 5 if i % 2 == 0 else 4)
+            assert sp == 1, f"mv-{i}: present 0 on its move {moves}"
+            s.acking = False
+            s.wait_for(20)
+            assert len(s.inbox) == 20, f"mv-{i}: {len(s.inbox)} of its 20 on move {moves}"
+            s.bye()
+            moves += 1
+    finally:
+        stop.set()
+        t.join(10)
+    rounds = metric(b, "starling_journal_compactions_total") - done0
+    tap.comment(f"{moves} moves, {rounds} compaction rounds, {written[0]} retained writes of 32 KiB")
+    assert rounds >= 3, f"only {rounds} compaction rounds in 30 s"
+    time.sleep(SETTLE)
+    b = ctx.restart(b, "kill", *args)
+    for i in range(n):
+        s, sp = mpersistent(ctx, b.port, f"mv-{i}", 5 if i % 2 == 0 else 4)
+        assert sp == 1, f"mv-{i}: present 0 after kill -9"
+        s.wait_for(20)
+        got = s.take(QUIET)
+        assert got == [(f"m19/{i}", body("m19", j), 1) for j in range(20)], \
+            f"mv-{i}: after moves through compactions and kill -9: " \
+            f"{[g[1][:8] for g in got]}"
+        s.bye()
 
 
 def main():
