@@ -122,7 +122,7 @@ void deliver_local(void *ctx, struct sess_id to, struct msg *m, uint8_t qos, uin
 		 * (sessions.h). Otherwise it ended: a stale entry. */
 		struct sess_id moved;
 		if (sess_moved_to(&w->sessions, to, &moved))
-			route_deliver_to(&w->route, moved, m, qos, flags, sub_id);
+			route_pass_on(&w->route, moved, m, qos, flags, sub_id);
 		return;
 	}
 	if (w->mq.acl) {

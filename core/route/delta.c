@@ -21,6 +21,7 @@ struct route_delta *route_delta_new(enum delta_op op, struct mqtt_view filter,
 	d->seq = 0;
 	d->e = *e;
 	d->was = was;
+	d->at_ms = 0;
 	d->filter_len = (uint16_t)filter.len;
 	memcpy(d->filter, filter.ptr, filter.len);
 	d->filter[filter.len] = '\0';

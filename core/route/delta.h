@@ -45,6 +45,7 @@ struct route_delta {
 	uint64_t seq;         /* the change's number at its origin (0: not numbered) */
 	struct sub_entry e;   /* ADD, MOVE: the entry; REMOVE: e.who */
 	struct sess_id was;   /* MOVE: the entry it replaces */
+	uint64_t at_ms;       /* MOVE: when it moved (the old worker's clock; route/moving.h) */
 	uint16_t filter_len;  /* bytes */
 	char filter[];        /* NUL-terminated, as subscribed */
 };

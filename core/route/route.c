@@ -15,6 +15,7 @@
 #include "ops/stats.h"
 #include "route/held.h"
 #include "route/mail.h"
+#include "route/moving.h"
 
 /* A worker whose copy of the index could not take a change would route
  * unlike the others from then on, unseen: out of memory for the index is
@@ -42,8 +43,23 @@ static void send_delivery(struct router *r, uint16_t to, const struct mail_deliv
 	}
 }
 
+static void deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
+                       uint8_t flags, uint32_t sub_id, bool passed_on);
+
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id)
+{
+	deliver_to(r, to, m, qos, flags, sub_id, false);
+}
+
+void route_pass_on(struct router *r, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
+                   uint32_t sub_id)
+{
+	deliver_to(r, to, m, qos, flags, sub_id, true);
+}
+
+static void deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
+                       uint8_t flags, uint32_t sub_id, bool passed_on)
 {
 	if (to.worker == SESS_WORKER_NODE) {
 		/* A shared group's member on another node (a departed member's
@@ -57,6 +73,11 @@ void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_
 		}
 		return;
 	}
+	/* Behind what is on its way to the old id (moving.h). Mail passed on
+	 * from an old id is on that way already: sent back it would circle. */
+	const struct moving_entry *via;
+	if (!passed_on && r->moving.len && (via = moving_via(&r->moving, to, *r->now_ms)) != NULL)
+		to = via->was;
 	if (to.worker == r->id) {
 		r->local(r->local_ctx, to, m, qos, flags, sub_id);
 		return;
@@ -163,12 +184,45 @@ int route_publish_client(struct router *r, struct msg *m)
 
 /* ---- the index --------------------------------------------------------- */
 
+/* A session moved (d): mail from here to its new id goes the way mail to
+ * its old id went, for a while (moving.h): through the old worker, or
+ * along the path an earlier move still sends it. */
+static void moved(struct router *r, const struct route_delta *d)
+{
+	struct sess_id via = d->was;
+	uint64_t until = d->at_ms + MOVING_MS;
+	uint32_t hops = 1;
+	const struct moving_entry *chain = moving_via(&r->moving, d->was, *r->now_ms);
+	if (chain && chain->hops >= MOVING_HOPS_MAX)
+		chain = NULL; /* a new chain (moving.h) */
+	if (chain) {
+		via = chain->was;
+		hops = chain->hops + 1;
+		if (chain->until_ms < until)
+			until = chain->until_ms; /* the old id passes mail on no longer */
+	}
+	/* Without a chain, mail to an old id on this worker was delivered at
+	 * once, and mail to the new id's own worker goes behind what went to
+	 * the old one there: no detour. Along a chain, mail to the old id
+	 * travels hop by hop (each old worker passes it to the next id), so
+	 * the new id's mail takes the same road. */
+	if (!chain && (via.worker == r->id || via.worker == d->e.who.worker))
+		return;
+	if (!moving_add(&r->moving, d->e.who, via, until, hops, *r->now_ms))
+		LOG_WARN_RL(1,
+		            "worker %u: %u sessions moving at once: a delivery to one may overtake "
+		            "an earlier one on its way",
+		            r->id, r->moving.len);
+}
+
 /* Apply d to this worker's copy; report what it did to the node's own
  * routes to the effect hook, if this worker has one. */
 static void delta_apply_here(struct router *r, const struct route_delta *d)
 {
 	enum delta_effect e = route_delta_apply(r->subs, d);
 	must(e != DELTA_FAILED, "subscription index");
+	if (d->op == DELTA_MOVE && d->origin_node == 0)
+		moved(r, d);
 	if ((e == DELTA_FIRST || e == DELTA_LAST) && r->effect && d->origin_node == 0)
 		r->effect(r->effect_ctx, d, e);
 }
@@ -225,6 +279,7 @@ void route_move(struct router *r, struct mqtt_view filter, const struct sub_entr
 {
 	struct route_delta *d = route_delta_new(DELTA_MOVE, filter, e, was);
 	must(d != NULL, "subscription delta");
+	d->at_ms = *r->now_ms;
 	delta_everywhere(r, d);
 }
 
@@ -459,6 +514,7 @@ void router_fini(struct router *r)
 		held_pop(&r->held);
 	}
 	held_fini(&r->held);
+	moving_fini(&r->moving);
 	for (uint32_t i = 0; i < r->rq_len; i++)
 		free(r->rq[i]);
 	free(r->rq);

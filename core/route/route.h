@@ -27,6 +27,7 @@
 
 #include "route/delta.h"
 #include "route/held.h"
+#include "route/moving.h"
 #include "route/msg.h"
 #include "route/plan.h"
 #include "route/retain.h"
@@ -94,6 +95,7 @@ struct router {
 	 * (held.h). NULL: off. */
 	const uint64_t *journal_appended, *journal_durable;
 	struct held held;
+	struct moving moving; /* sessions that just moved: via their old worker */
 };
 
 /* The turn's end: deliveries held this turn wait for what the journal has
@@ -125,6 +127,11 @@ void route_retain(struct router *r, struct msg *m);
  * peer node (a shared group's member there: forwarded for its group). */
 void route_deliver_to(struct router *r, struct sess_id to, struct msg *m, uint8_t qos,
                       uint8_t flags, uint32_t sub_id);
+/* The same for mail passed on from a session's old id to where it moved
+ * (sessions.h): it goes straight there, never back the way moving.h sends
+ * new mail, which would circle. */
+void route_pass_on(struct router *r, struct sess_id to, struct msg *m, uint8_t qos, uint8_t flags,
+                   uint32_t sub_id);
 
 /* Index changes: this worker's copy, then every other worker's, in order.
  * false: not made (out of memory). */
