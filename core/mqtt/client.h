@@ -61,19 +61,19 @@ struct client {
 	struct session *pending;        /* CLIENT_WAIT_TAKEOVER: the session being set up */
 	uint32_t rx_len;
 	uint32_t rx_cap;
-	uint32_t rx_since_ms;           /* low 32 bits of now_ms when rx's incomplete packet
-	                                 * began (or a packet last completed) */
-	uint32_t client_max_packet;     /* the client's Maximum Packet Size; 0 = no limit */
-	uint16_t keepalive_s;           /* negotiated; 0 = none */
-	uint16_t client_receive_max;    /* the client's Receive Maximum (5.0), else 65535 */
-	uint16_t server_keepalive_s;    /* 5.0 Server Keep Alive to send; 0 = none */
-	uint8_t state;                  /* enum client_state */
-	uint8_t version;                /* protocol level; 0 until CONNECT */
-	uint8_t auth;                   /* enum client_auth: the password check's verdict */
-	bool on_resume_list : 1;        /* buffered input waits for the loop's resume step */
-	bool assigned_id : 1;           /* we chose the client id (5.0: tell the client) */
-	bool expiry_capped : 1;         /* we lowered the session expiry (5.0: tell it) */
-	bool clean_start : 1;           /* as the CONNECT asked */
+	uint32_t rx_since_ms;        /* low 32 bits of now_ms when rx's incomplete packet
+	                              * began (or a packet last completed) */
+	uint32_t client_max_packet;  /* the client's Maximum Packet Size; 0 = no limit */
+	uint16_t keepalive_s;        /* negotiated; 0 = none */
+	uint16_t client_receive_max; /* the client's Receive Maximum (5.0), else 65535 */
+	uint16_t server_keepalive_s; /* 5.0 Server Keep Alive to send; 0 = none */
+	uint8_t state;               /* enum client_state */
+	uint8_t version;             /* protocol level; 0 until CONNECT */
+	uint8_t auth;                /* enum client_auth: the password check's verdict */
+	bool on_resume_list : 1;     /* buffered input waits for the loop's resume step */
+	bool assigned_id : 1;        /* we chose the client id (5.0: tell the client) */
+	bool expiry_capped : 1;      /* we lowered the session expiry (5.0: tell it) */
+	bool clean_start : 1;        /* as the CONNECT asked */
 };
 
 _Static_assert(sizeof(struct client) <= 160, "a connection stays in jemalloc's 160-byte class");
@@ -85,14 +85,14 @@ static inline struct client *client_of(struct conn *c)
 
 /* The mqtt room's part of a worker. */
 struct mqtt_worker {
-	const struct acl *acl;      /* this turn's ACL (auth_acl_acquire); NULL = none */
-	uint64_t acl_gen;           /* its generation */
-	struct client *in_process;  /* the client whose input is being parsed: never nested */
-	struct slot_ref *resume;    /* clients whose buffered input is read again at the
-	                             * resume step (a password verdict or a session arrived) */
+	const struct acl *acl;     /* this turn's ACL (auth_acl_acquire); NULL = none */
+	uint64_t acl_gen;          /* its generation */
+	struct client *in_process; /* the client whose input is being parsed: never nested */
+	struct slot_ref *resume;   /* clients whose buffered input is read again at the
+	                            * resume step (a password verdict or a session arrived) */
 	uint32_t resume_len;
 	uint32_t resume_cap;
-	int verify_fd;              /* eventfd: password verdicts wait (auth.h); -1: none */
+	int verify_fd; /* eventfd: password verdicts wait (auth.h); -1: none */
 	uint64_t verify_buf;
 };
 
@@ -217,8 +217,8 @@ bool session_journal(struct worker *w, struct session *s, bool resumed);
 /* takeover.c */
 /* Take the session of client id `prev` over for cl (fresh set up, clean
  * start as asked): through the worker that owns it. */
-void takeover_begin(struct worker *w, struct client *cl, struct session *fresh,
-                    struct sess_id prev, bool clean_start);
+void takeover_begin(struct worker *w, struct client *cl, struct session *fresh, struct sess_id prev,
+                    bool clean_start);
 /* Register the takeover's mail kinds. */
 void takeover_init(struct worker *w);
 

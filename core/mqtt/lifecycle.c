@@ -91,7 +91,8 @@ void client_attach(struct worker *w, struct client *cl, struct session *s, bool 
 			SET(MQTT_PROP_ASSIGNED_CLIENT_ID, assigned_client_id,
 			    ((struct mqtt_view){(const uint8_t *)s->client_id, s->client_id_len}));
 		if (cl->server_keepalive_s)
-			SET(MQTT_PROP_SERVER_KEEP_ALIVE, server_keepalive_s, cl->server_keepalive_s);
+			SET(MQTT_PROP_SERVER_KEEP_ALIVE, server_keepalive_s,
+			    cl->server_keepalive_s);
 		if (cl->expiry_capped)
 			SET(MQTT_PROP_SESSION_EXPIRY, session_expiry_s, s->expiry_s);
 #undef SET
@@ -103,7 +104,8 @@ void client_attach(struct worker *w, struct client *cl, struct session *s, bool 
 		LOG_INFO_RL(LOG_CLIENT_RL,
 		            "closing %s on %s: its Maximum Packet Size of %u bytes leaves no room "
 		            "for a CONNACK",
-		            conn_peer(&cl->c), conn_listener(&w->tp, &cl->c), cl->client_max_packet);
+		            conn_peer(&cl->c), conn_listener(&w->tp, &cl->c),
+		            cl->client_max_packet);
 		w->st.connack[stats_connack_slot(MQTT_RC_PACKET_TOO_LARGE)]++;
 		cl->c.close_reason = CLOSE_LIMIT;
 		client_close(w, cl, MQTT_RC_SUCCESS, false); /* nothing may go before a CONNACK */

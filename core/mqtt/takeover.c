@@ -34,7 +34,7 @@ enum takeover_mail_kind {
 };
 
 struct mail_takeover {
-	struct sess_id old; /* the session to take over */
+	struct sess_id old;             /* the session to take over */
 	uint32_t fresh_slot, fresh_gen; /* the fresh session, on the sender's worker */
 	uint32_t conn_slot, conn_gen;   /* the new connection, there too */
 	bool clean;                     /* clean start: the old session ends */
@@ -43,8 +43,8 @@ struct mail_takeover {
 /* The old session, if any, in its encoded form: the bytes are the
  * receiver's to free. */
 struct mail_handover {
-	uint8_t *encoded;     /* session_encode(), or NULL: no session */
-	uint32_t len;         /* bytes */
+	uint8_t *encoded; /* session_encode(), or NULL: no session */
+	uint32_t len;     /* bytes */
 	uint32_t conn_slot, conn_gen;
 	struct sess_id fresh; /* the id it moved to: what its index entries name */
 	bool again;           /* sent while a compaction round was open: journal its
@@ -149,7 +149,8 @@ static void takeover(struct worker *w, const struct mail_takeover *t, uint16_t f
 		h.len = (uint32_t)len;
 		if (!h.encoded)
 			LOG_ERROR("worker %u: out of memory handing over the session of \"%s\": it "
-			          "resumes empty", w->id, old->client_id);
+			          "resumes empty",
+			          w->id, old->client_id);
 		session_free(old);
 	}
 	struct mbox_msg mb = {.kind = MAIL_HANDOVER, .cls = MBOX_CONTROL};
@@ -157,8 +158,8 @@ static void takeover(struct worker *w, const struct mail_takeover *t, uint16_t f
 	mail_send(&w->mail, from, &mb);
 }
 
-void takeover_begin(struct worker *w, struct client *cl, struct session *fresh,
-                    struct sess_id prev, bool clean_start)
+void takeover_begin(struct worker *w, struct client *cl, struct session *fresh, struct sess_id prev,
+                    bool clean_start)
 {
 	cl->pending = fresh;
 	cl->state = CLIENT_WAIT_TAKEOVER;
@@ -195,7 +196,8 @@ static void mail_handover(void *ctx, const struct mbox_msg *mb)
 		old = session_decode(h.encoded, h.len, h.fresh, w->now_ms);
 		if (!old)
 			LOG_ERROR("worker %u: a handed-over session could not be rebuilt (out of "
-			          "memory): it resumes empty", w->id);
+			          "memory): it resumes empty",
+			          w->id);
 		free(h.encoded);
 	}
 	handover(w, old, h.conn_slot, h.conn_gen, h.again);
