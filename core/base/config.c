@@ -21,41 +21,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/config_int.h"
 #include "base/errmsg.h"
 
 #define LINE_MAX_BYTES 4096 /* longer lines are an error, never truncated */
-#define WHY_MAX        256  /* a setter's reason, before source and key are added */
-
-enum dir_type {
-	DIR_U8,
-	DIR_U16,
-	DIR_U32,
-	DIR_U64,
-	DIR_BOOL,
-	DIR_ENUM,          /* stored as an int-sized enum; names[i] is value i */
-	DIR_ADDR,          /* struct config_addr */
-	DIR_ADDR_LIST,     /* struct config_addr[CONFIG_LISTEN_MAX] + unsigned count, 1 or more */
-	DIR_ADDR_LIST_OPT, /* the same, and "" is the empty list (a listener kind that is off) */
-	DIR_PATH,          /* char[CONFIG_PATH_MAX]: a file name, "" = none */
-	DIR_TEXT,          /* char[CONFIG_PATH_MAX]: free text such as a cipher list, "" = none */
-	DIR_ADDR_OPT,      /* struct config_addr + bool f##_set: "" = not set */
-	DIR_NAME,          /* char[CONFIG_NAME_MAX]: letters, digits, '.', '_', '-'; "" = none */
-	DIR_PEERS,         /* char[CONFIG_PEERS_MAX]: host:port list, hosts may be names */
-};
-
-struct directive {
-	const char *name;         /* key in files = field name; STARLING_<NAME> in env */
-	size_t offset;            /* of the field in struct config */
-	size_t size;              /* of the field, checked against the type */
-	enum dir_type type;       /* picks the generic setter and printer */
-	size_t count_offset;      /* DIR_ADDR_LIST only: of its element count */
-	const char *def;          /* default, parsed by the setter like any value */
-	uint64_t min, max;        /* integers only, inclusive */
-	const char *unit;         /* integers: "bytes", "ms", "s" or NULL */
-	const char *const *names; /* DIR_ENUM only: NULL-terminated */
-	const char *help;         /* one line for the reference and the printer */
-};
-
 /* The enum setter writes an int; make sure the enums really are int-sized. */
 _Static_assert(sizeof(enum queue_overflow) == sizeof(int), "enum queue_overflow size");
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level size");
@@ -351,7 +320,7 @@ static size_t min3(size_t a, size_t b, size_t c)
 }
 
 /* Levenshtein distance; keys are short (< 32 bytes), longer input is "far". */
-static size_t edit_distance(const char *a, const char *b)
+size_t config_edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
 	if (la > 63 || lb > 63)
@@ -384,7 +353,7 @@ static const char *suggest(const char *key)
 	const char *best = NULL;
 	size_t best_d = 3;
 	for (size_t i = 0; i < N_DIRECTIVES; i++) {
-		size_t d = edit_distance(key, directives[i].name);
+		size_t d = config_edit_distance(key, directives[i].name);
 		if (d < best_d) {
 			best_d = d;
 			best = directives[i].name;
@@ -797,10 +766,9 @@ static int set_peers(void *field, const char *v, char *why, size_t why_len)
 	return 0;
 }
 
-static int apply(const struct directive *d, struct config *c, const char *v, char *why,
-                 size_t why_len)
+int config_apply(const struct directive *d, void *base, const char *v, char *why, size_t why_len)
 {
-	void *field = (char *)c + d->offset;
+	void *field = (char *)base + d->offset;
 	switch (d->type) {
 	case DIR_U8:
 	case DIR_U16:
@@ -834,7 +802,7 @@ static int apply(const struct directive *d, struct config *c, const char *v, cha
 /* Public setters */
 
 /* The field size each type's setter writes. */
-static size_t type_size(enum dir_type t)
+size_t config_type_size(enum dir_type t)
 {
 	switch (t) {
 	case DIR_U8:
@@ -871,10 +839,10 @@ void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	for (size_t i = 0; i < N_DIRECTIVES; i++) {
-		assert(directives[i].size == type_size(directives[i].type) &&
+		assert(directives[i].size == config_type_size(directives[i].type) &&
 		       "directive type matches its field");
 		char why[WHY_MAX];
-		int rc = apply(&directives[i], c, directives[i].def, why, sizeof(why));
+		int rc = config_apply(&directives[i], c, directives[i].def, why, sizeof(why));
 		if (rc != 0)
 			fprintf(stderr, "config: default of %s: %s\n", directives[i].name, why);
 		assert(rc == 0 && "every default passes its own setter");
@@ -895,12 +863,14 @@ int config_set(struct config *c, const char *source, const char *key, const char
                size_t err_len)
 {
 	const struct directive *d = find(key);
+	if (d == NULL && config_bridge_key(key))
+		return config_bridge_set(c, source, key, value, err, err_len);
 	if (d == NULL) {
 		unknown_key(source, key, err, err_len);
 		return -1;
 	}
 	char why[WHY_MAX];
-	if (apply(d, c, value, why, sizeof(why)) != 0) {
+	if (config_apply(d, c, value, why, sizeof(why)) != 0) {
 		seterr(err, err_len, "%s: %s: %s", source, key, why);
 		return -1;
 	}
@@ -909,6 +879,12 @@ int config_set(struct config *c, const char *source, const char *key, const char
 
 /* ------------------------------------------------------------------------ */
 /* Files */
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
 
 /*
  * Split one line (newline and CR already removed) into key and value, in
@@ -968,7 +944,10 @@ static int split_line(char *line, char **key, char **value, const char **why)
 	}
 
 	*value = p;
-	char *end = strchr(p, '#');
+	/* A bridge's topic rule runs to the end of the line, as mosquitto's
+	 * do: its '#' is the wildcard ("sensors/# out 1"), not a comment. */
+	bool rule = config_bridge_key(*key) && ends_with(*key, ".topic");
+	char *end = rule ? NULL : strchr(p, '#');
 	if (end == NULL)
 		end = p + strlen(p);
 	while (end > p && is_space(end[-1]))
@@ -977,12 +956,20 @@ static int split_line(char *line, char **key, char **value, const char **why)
 	return 1;
 }
 
+/* Bridge keys a file's duplicate check remembers: beyond, not checked. */
+#define BRIDGE_SEEN_MAX (CONFIG_BRIDGES_MAX * 32)
+
 int config_load_file(struct config *c, const char *path, char *err, size_t err_len)
 {
 	int rc = -1;
 	char *line = NULL;
 	size_t cap = 0;
 	unsigned seen_at[N_DIRECTIVES] = {0}; /* line of each key's first setting */
+	struct {
+		char key[96];
+		unsigned line;
+	} bridge_seen[BRIDGE_SEEN_MAX]; /* the same for bridges' keys */
+	unsigned bridge_seen_len = 0;
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
 		seterr(err, err_len, "%s: cannot open: %s", path, strerror(errno));
@@ -1044,6 +1031,21 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_l
 				goto fail;
 			}
 			seen_at[i] = lineno;
+		} else if (config_bridge_key(key) && !ends_with(key, ".topic")) {
+			/* The same for a bridge's keys; its topic lines repeat. */
+			unsigned j = 0;
+			while (j < bridge_seen_len && strcmp(bridge_seen[j].key, key) != 0)
+				j++;
+			if (j < bridge_seen_len) {
+				seterr(err, err_len, "%s: %s: already set on line %u", source, key,
+				       bridge_seen[j].line);
+				goto fail;
+			}
+			if (j < BRIDGE_SEEN_MAX && strlen(key) < sizeof(bridge_seen[j].key)) {
+				snprintf(bridge_seen[j].key, sizeof(bridge_seen[j].key), "%s", key);
+				bridge_seen[j].line = lineno;
+				bridge_seen_len++;
+			}
 		}
 		if (config_set(c, source, key, value, err, err_len) != 0)
 			goto fail;
@@ -1071,7 +1073,7 @@ int config_load_env(struct config *c, char *const *envp, char *err, size_t err_l
 		if (eq == NULL)
 			continue;
 		size_t name_len = (size_t)(eq - var);
-		char key[64];
+		char key[128];
 		size_t key_len = name_len - plen;
 		const struct directive *d = NULL;
 		if (key_len < sizeof(key)) {
@@ -1082,10 +1084,19 @@ int config_load_env(struct config *c, char *const *envp, char *err, size_t err_l
 			key[key_len] = '\0';
 			d = find(key);
 		}
+		char bridge_key[sizeof(key) + 8];
+		if (d == NULL && key_len < sizeof(key) &&
+		    config_bridge_env_key(key, bridge_key, sizeof(bridge_key))) {
+			char source[sizeof(key) + 32];
+			snprintf(source, sizeof(source), "environment %.*s", (int)name_len, var);
+			if (config_set(c, source, bridge_key, eq + 1, err, err_len) != 0)
+				return -1;
+			continue;
+		}
 		if (d == NULL) {
 			const char *hint = key_len < sizeof(key) ? suggest(key) : NULL;
 			if (hint != NULL) {
-				char upper[64];
+				char upper[128];
 				size_t i = 0;
 				for (; hint[i] != '\0'; i++)
 					upper[i] = (hint[i] >= 'a' && hint[i] <= 'z')
@@ -1222,7 +1233,7 @@ int config_validate(const struct config *c, char *err, size_t err_len)
 		       (unsigned long long)c->outbox_bytes_max, c->max_packet_size);
 		return -1;
 	}
-	return 0;
+	return config_bridges_validate(c, err, err_len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1355,9 +1366,9 @@ void config_exposure(const struct config *c, unsigned workers, char *buf, size_t
 /* Printing */
 
 /* The value of one directive in file format; buf holds a full address list. */
-static void format_value(const struct directive *d, const struct config *c, char *buf, size_t len)
+void config_format_value(const struct directive *d, const void *base, char *buf, size_t len)
 {
-	const void *field = (const char *)c + d->offset;
+	const void *field = (const char *)base + d->offset;
 	switch (d->type) {
 	case DIR_U8:
 		snprintf(buf, len, "%u", *(const uint8_t *)field);
@@ -1387,7 +1398,7 @@ static void format_value(const struct directive *d, const struct config *c, char
 		format_addr(field, buf, len);
 		return;
 	case DIR_ADDR_OPT:
-		if (!*(const bool *)((const char *)c + d->count_offset))
+		if (!*(const bool *)((const char *)base + d->count_offset))
 			snprintf(buf, len, "\"\"");
 		else
 			format_addr(field, buf, len);
@@ -1395,7 +1406,7 @@ static void format_value(const struct directive *d, const struct config *c, char
 	case DIR_ADDR_LIST:
 	case DIR_ADDR_LIST_OPT: {
 		const struct config_addr *list = field;
-		unsigned count = *(const unsigned *)((const char *)c + d->count_offset);
+		unsigned count = *(const unsigned *)((const char *)base + d->count_offset);
 		buf[0] = '\0';
 		if (count == 0) {
 			snprintf(buf, len, "\"\""); /* reads back as the empty list */
@@ -1437,13 +1448,14 @@ void config_print(const struct config *c, FILE *out)
 	fprintf(out, "# Starling effective configuration; every key, in file format.\n");
 	for (size_t i = 0; i < N_DIRECTIVES; i++) {
 		char value[VALUE_MAX];
-		format_value(&directives[i], c, value, sizeof(value));
+		config_format_value(&directives[i], c, value, sizeof(value));
 		fprintf(out, "%s = %s\n", directives[i].name, value);
 	}
+	config_bridges_print(c, out);
 }
 
 /* The "values" column: what the setter accepts. */
-static void format_range(const struct directive *d, char *buf, size_t len)
+void config_format_range(const struct directive *d, char *buf, size_t len)
 {
 	switch (d->type) {
 	case DIR_U8:
@@ -1501,8 +1513,8 @@ void config_print_reference(FILE *out)
 	for (size_t i = 0; i < N_DIRECTIVES; i++) {
 		const struct directive *d = &directives[i];
 		char value[VALUE_MAX], range[128];
-		format_value(d, &def, value, sizeof(value));
-		format_range(d, range, sizeof(range));
+		config_format_value(d, &def, value, sizeof(value));
+		config_format_range(d, range, sizeof(range));
 		fprintf(out, "| `%s` | `%s` | %s | %s |\n", d->name, value, range, d->help);
 	}
 	fprintf(out,
@@ -1524,4 +1536,5 @@ void config_print_reference(FILE *out)
 	        "  `STARLING_MAX_PACKET_SIZE=65536`) and as `--<key>=<value>` on the command\n"
 	        "  line. Later sources win: defaults, file, environment, command line.\n",
 	        CONFIG_LISTEN_MAX, LINE_MAX_BYTES);
+	config_bridges_reference(out);
 }

@@ -72,6 +72,64 @@ enum allow_anonymous {
 	ANON_FALSE = 2, /* "false" */
 };
 
+/* Bridges (docs/config.md "Bridges"): keys bridge.NAME.KEY. */
+#define CONFIG_BRIDGES_MAX        8
+#define CONFIG_BRIDGE_NAME_MAX    33  /* 32 bytes and the NUL: a-z, 0-9, '_' */
+#define CONFIG_BRIDGE_TOPICS_MAX  32  /* topic rules per bridge */
+#define CONFIG_BRIDGE_PATTERN_MAX 256 /* bytes of a rule's pattern, and the NUL */
+#define CONFIG_BRIDGE_PREFIX_MAX  128 /* bytes of a rule's prefix, and the NUL */
+
+/* Which way a topic rule carries messages. */
+enum bridge_dir {
+	BRIDGE_OUT = 1,  /* "out": local publishes go to the remote */
+	BRIDGE_IN = 2,   /* "in": the remote's publishes come here */
+	BRIDGE_BOTH = 3, /* "both" (BRIDGE_OUT | BRIDGE_IN) */
+};
+
+enum bridge_version {
+	BRIDGE_V5 = 0,   /* "5.0" */
+	BRIDGE_V311 = 1, /* "3.1.1" */
+};
+
+/* One `topic` rule, "PATTERN [out|in|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]"
+ * as mosquitto reads it: the local filter or topic is local_prefix +
+ * pattern, the remote one remote_prefix + pattern. */
+struct config_bridge_topic {
+	char pattern[CONFIG_BRIDGE_PATTERN_MAX]; /* a filter; "" only with prefixes */
+	char local_prefix[CONFIG_BRIDGE_PREFIX_MAX];
+	char remote_prefix[CONFIG_BRIDGE_PREFIX_MAX];
+	uint8_t dir; /* enum bridge_dir */
+	uint8_t qos; /* 0..2: of the subscription made for the rule */
+};
+
+/* One bridge: a connection this node keeps to another broker. */
+struct config_bridge {
+	char name[CONFIG_BRIDGE_NAME_MAX];
+	char address[CONFIG_PEERS_MAX]; /* host:port list, tried in turn (failover) */
+	enum bridge_version version;
+	char client_id[CONFIG_PATH_MAX]; /* "" = "<node name or host name>.<bridge name>" */
+	bool clean_start;                /* false: a persistent remote session */
+	uint32_t session_expiry_s;       /* 5.0: the remote session's expiry */
+	char username[CONFIG_PATH_MAX];  /* "" = none */
+	char password[CONFIG_PATH_MAX];  /* "" = none */
+	bool tls;
+	char cafile[CONFIG_PATH_MAX];   /* "" = the system's CAs */
+	char certfile[CONFIG_PATH_MAX]; /* client certificate; "" = none */
+	char keyfile[CONFIG_PATH_MAX];
+	char sni[CONFIG_PATH_MAX]; /* server name to send and verify; "" = the address's host */
+	bool verify;               /* verify the remote's certificate and name */
+	uint16_t keepalive_s;
+	uint16_t inflight_max;       /* QoS 1/2 sent and not acknowledged */
+	uint32_t queue_messages_max; /* waiting for the link, QoS 1/2 (QoS 0 is not kept) */
+	uint64_t queue_bytes_max;
+	enum queue_overflow queue_overflow;
+	uint32_t reconnect_min_ms; /* back-off: the first wait, doubling up to the max */
+	uint32_t reconnect_max_ms;
+	bool try_private; /* 3.1.1: announce a bridge (protocol level | 0x80) to stop echoes */
+	struct config_bridge_topic topics[CONFIG_BRIDGE_TOPICS_MAX];
+	unsigned topic_count;
+};
+
 struct config {
 	/* Listeners and threads */
 	struct config_addr listen[CONFIG_LISTEN_MAX]; /* "listen": MQTT over TCP */
@@ -175,6 +233,10 @@ struct config {
 	/* Logging */
 	enum log_level log_level;
 	bool log_json;
+
+	/* Bridges, in the order their names first appeared */
+	struct config_bridge bridges[CONFIG_BRIDGES_MAX];
+	unsigned bridge_count;
 };
 
 /* Embedded defaults: MQTT on the loopback addresses only (127.0.0.1:1883
@@ -233,6 +295,9 @@ void config_print(const struct config *c, FILE *out);
 
 /* Markdown reference of every key: name, type, default, range, help. */
 void config_print_reference(FILE *out);
+
+/* The bridge named name, or NULL. */
+const struct config_bridge *config_bridge_find(const struct config *c, const char *name);
 
 /* Parse "host:port", "[v6]:port" or ":port" into an address. 0 or -1. */
 int config_parse_addr(const char *s, struct config_addr *out);

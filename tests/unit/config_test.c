@@ -1056,7 +1056,7 @@ Test(config, reference_documents_every_key)
 	char *ref = reference_to_string();
 	size_t rows = 0;
 	for (const char *p = ref; (p = strstr(p, "\n| `")) != NULL; p++)
-		rows++;
+		rows += strncmp(p, "\n| `bridge.", 10) != 0; /* bridge keys: config_bridge_test.c */
 	cr_assert_eq(rows, N_KEYS, "one table row per key, and no others");
 	for (size_t i = 0; i < N_KEYS; i++) {
 		char want[64];
