@@ -394,16 +394,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	if (cfg.bridge_count > 0) {
-		/* The keys are read and checked (--check-config shows them); the
-		 * bridge's connection is the next step of docs/bridges.md. A node
-		 * must not start as if it carried what it does not. */
-		fprintf(stderr,
-		        "starling: bridge.%s: this build reads bridge keys but does not run "
-		        "bridges yet (docs/bridges.md)\n",
-		        cfg.bridges[0].name);
-		return 1;
-	}
 	log_init(cfg.log_level, cfg.log_json);
 	if (file)
 		LOG_INFO("starling %s starting with %s: %s", STARLING_VERSION, file, exposure);

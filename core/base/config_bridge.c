@@ -84,7 +84,8 @@ static const struct directive keys[] = {
         "maximum lowers it)"),
     U32(queue_messages_max, "100000", 1, 100000000, NULL,
         "QoS 1/2 messages for the remote held while the link is down or the window is full; "
-        "beyond, queue_overflow decides and the drop is counted (QoS 0 is never held)"),
+        "beyond, queue_overflow decides and the drop is counted (QoS 0 is held only with "
+        "queue_qos0, as for every session)"),
     U64(queue_bytes_max, "67108864", 1024, 1099511627776ull, "bytes",
         "the same bound in payload and topic bytes"),
     ENUM(queue_overflow, overflow_names, "drop_oldest",

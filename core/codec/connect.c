@@ -21,6 +21,13 @@ enum mqtt_rc connect_decode(struct rd *r, struct mqtt_connect *out)
 	    !rd_u16(r, &out->keepalive_s))
 		return MQTT_RC_MALFORMED_PACKET;
 
+	/* mosquitto's bridge bit (try_private): 0x80 on a 3.1 or 3.1.1 level
+	 * says the client is another broker's bridge, which wants none of its
+	 * own messages back. */
+	if ((level & 0x80) && ((level & 0x7F) == MQTT_V31 || (level & 0x7F) == MQTT_V311)) {
+		out->bridge = true;
+		level &= 0x7F;
+	}
 	bool is_mqtt = mqtt_view_eq(name, name_mqtt);
 	if (!is_mqtt && !mqtt_view_eq(name, name_mqisdp))
 		return MQTT_RC_PROTOCOL_ERROR; /* not MQTT at all: close, no CONNACK */
@@ -85,7 +92,7 @@ uint8_t connect_encode(struct wr *w, const struct mqtt_connect *c)
 	CODEC_ASSERT(c->will_qos <= 2 && (c->will || (c->will_qos == 0 && !c->will_retain)));
 	CODEC_ASSERT(v == MQTT_V5 || !c->has_password || c->has_username);
 	wr_binary(w, v == MQTT_V31 ? name_mqisdp : name_mqtt);
-	wr_u8(w, v);
+	wr_u8(w, (uint8_t)(v | (c->bridge && v != MQTT_V5 ? 0x80 : 0)));
 	wr_u8(w, (uint8_t)((c->clean_start ? 0x02 : 0) | (c->will ? 0x04 : 0) | c->will_qos << 3 |
 	                   (c->will_retain ? 0x20 : 0) | (c->has_password ? 0x40 : 0) |
 	                   (c->has_username ? 0x80 : 0)));

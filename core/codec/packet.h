@@ -109,6 +109,7 @@ bool mqtt_props_next_sub_id(struct mqtt_prop_iter *it, uint32_t *out);
 /* CONNECT (§3.1). */
 struct mqtt_connect {
 	uint8_t version;      /* enum mqtt_version, from the variable header */
+	bool bridge;          /* 3.1/3.1.1: the level had mosquitto's bridge bit 0x80 */
 	bool clean_start;     /* Clean Session in 3.1.1 */
 	uint16_t keepalive_s; /* 0: no keep alive */
 	struct mqtt_props props;

@@ -140,10 +140,12 @@ static void recovered_message(void *ctx, struct sess_id where, struct msg *m, ui
 	/* One the limits drop here is not in the snapshot the compaction
 	 * after every recovering start writes; a crash before that gives it
 	 * back once more (at least once). */
-	if (s)
+	struct queue_limits lim;
+	if (s) {
+		queue_limits_of(cfg, s, &lim);
 		w->st.drops_queue += session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
-		                                     cfg->queue_messages_max, cfg->queue_bytes_max,
-		                                     cfg->queue_overflow, NULL);
+		                                     lim.messages, lim.bytes, lim.policy, NULL);
+	}
 	msg_unref(m);
 }
 
@@ -276,7 +278,7 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 	atomic_init(&b->stop_wills_out, 0);
 	b->registry = registry_new();
 	b->auth = auth_new(cfg, n, err, err_len);
-	if (!b->auth)
+	if (!b->auth || bridges_resolve(b, err, err_len) != 0)
 		return -1;
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));
@@ -362,6 +364,16 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 		ln->upper = b->ext.upper;
 		snprintf(ln->name, sizeof(ln->name), "link out");
 	}
+	/* One pseudo-listener per bridge: its connections are MQTT's (upper
+	 * 0), dialled by the bridge's worker (mqtt/bridge.c), and the index
+	 * says which bridge a connection is. */
+	b->bridge_listener0 = b->tnode.listener_count;
+	for (unsigned i = 0; i < cfg->bridge_count; i++) {
+		struct listener *ln = &b->tnode.listeners[b->tnode.listener_count++];
+		ln->kind = LISTENER_BRIDGE;
+		ln->upper = 0;
+		snprintf(ln->name, sizeof(ln->name), "bridge %s", cfg->bridges[i].name);
+	}
 
 	pthread_barrier_init(&b->start_barrier, NULL, n + 1);
 	for (unsigned i = 0; i < n; i++) {
@@ -426,6 +438,7 @@ void broker_free(struct broker *b)
 	for (unsigned i = 0; b->workers && i < b->worker_count; i++)
 		worker_free(b->workers[i]); /* its overflow too (mail_fini) */
 	free(b->workers);
+	free(b->bridge_addrs);
 	free(b->mboxes);
 	free(b->ring_fds);
 	registry_free(b->registry);

@@ -377,6 +377,7 @@ void *worker_main(void *arg)
 	}
 	if (w->b->ext.start)
 		w->b->ext.start(w->b->ext.ctx, w);
+	bridges_start(w); /* once the journal runs: a bridge's session is journaled */
 	uint64_t woke_ns = clock_now_ns(); /* when the last wait returned */
 	static _Thread_local struct completion cqes[CQE_TURN_MAX];
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "mqtt/bridge.h"
 #include "ops/stats.h"
 #include "route/msg.h"
 #include "session/sess_id.h"
@@ -74,6 +75,8 @@ struct client {
 	bool assigned_id : 1;        /* we chose the client id (5.0: tell the client) */
 	bool expiry_capped : 1;      /* we lowered the session expiry (5.0: tell it) */
 	bool clean_start : 1;        /* as the CONNECT asked */
+	bool bridge_peer : 1;        /* its CONNECT had the bridge bit: all its subscriptions
+	                              * are no-local (bridge.h) */
 };
 
 _Static_assert(sizeof(struct client) <= 160, "a connection stays in jemalloc's 160-byte class");
@@ -94,6 +97,8 @@ struct mqtt_worker {
 	uint32_t resume_cap;
 	int verify_fd; /* eventfd: password verdicts wait (auth.h); -1: none */
 	uint64_t verify_buf;
+	struct bridge *bridges; /* the bridges this worker runs (bridge.h) */
+	unsigned bridge_count;
 };
 
 /* Set up the room's part of w and what it registers with the transport and

@@ -62,11 +62,18 @@ static void alias_sent(struct client *cl, uint16_t fresh, const struct msg *m)
 		alias_out_add(cl->aliases->out, m->pub.topic);
 }
 
-static void publish_packet(struct worker *w, struct mqtt_packet *p, struct msg *m, uint8_t qos,
-                           uint16_t pid, bool retain, bool dup, const uint32_t *sub_id)
+static void publish_packet(struct worker *w, const struct client *cl, struct mqtt_packet *p,
+                           struct msg *m, uint8_t qos, uint16_t pid, bool retain, bool dup,
+                           const uint32_t *sub_id)
 {
 	p->type = MQTT_PUBLISH;
 	p->publish = m->pub;
+	if (client_is_bridge(w, cl)) {
+		/* The remote's name for it; the packet is encoded before the next
+		 * one is built, so one buffer per thread is enough. */
+		static _Thread_local char topic[CONFIG_BRIDGE_PREFIX_MAX + 65536];
+		p->publish.topic = bridge_topic_out(w, cl, m->pub.topic, topic, sizeof(topic));
+	}
 	p->publish.qos = qos;
 	p->publish.packet_id = pid;
 	p->publish.retain = retain;
@@ -173,7 +180,7 @@ static void deliver_session(struct worker *w, struct session *s, struct msg *m, 
 		struct client *cl = session_client(w, s);
 		if (cl) {
 			struct mqtt_packet p;
-			publish_packet(w, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
+			publish_packet(w, cl, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
 			uint16_t fresh = alias_apply(cl, &p);
 			if (too_big(cl, &p)) {
 				w->st.drops_oversize++; /* skipped for this client, counted */
@@ -202,8 +209,10 @@ static void deliver_session(struct worker *w, struct session *s, struct msg *m, 
 		return; /* QoS 0 is not kept for offline sessions unless asked */
 	}
 	struct drop_sink sink = {queue_dropped, w};
-	w->st.drops_queue += session_enqueue(s, m, qos, flags, sub_id, cfg->queue_messages_max,
-	                                     cfg->queue_bytes_max, cfg->queue_overflow, &sink);
+	struct queue_limits lim;
+	queue_limits_of(cfg, s, &lim);
+	w->st.drops_queue +=
+	    session_enqueue(s, m, qos, flags, sub_id, lim.messages, lim.bytes, lim.policy, &sink);
 }
 
 void queue_dropped(void *ctx, const struct session *s, const struct msg *m)
@@ -230,7 +239,7 @@ void session_pump(struct worker *w, struct session *s)
 			continue;
 		}
 		struct mqtt_packet p;
-		publish_packet(w, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
+		publish_packet(w, cl, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
 		uint16_t fresh = alias_apply(cl, &p);
 		if (too_big(cl, &p)) {
 			w->st.drops_oversize++;
@@ -272,7 +281,8 @@ void session_resend(struct worker *w, struct session *s)
 			p = (struct mqtt_packet){.type = MQTT_PUBREL};
 			p.ack.packet_id = f->pid;
 		} else {
-			publish_packet(w, &p, f->m, f->qos, f->pid, f->retain, true, &f->sub_id);
+			publish_packet(w, cl, &p, f->m, f->qos, f->pid, f->retain, true,
+			               &f->sub_id);
 			if (too_big(cl, &p)) {
 				/* The new connection takes less than the old one
 				 * did: drop it as if sent and acknowledged

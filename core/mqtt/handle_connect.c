@@ -178,6 +178,16 @@ void handle_connect(struct worker *w, struct client *cl, struct mqtt_packet *p, 
 		cl->assigned_id = true;
 	}
 
+	if (cid.len >= sizeof(BRIDGE_ID_PREFIX) - 1 &&
+	    !memcmp(cid.ptr, BRIDGE_ID_PREFIX, sizeof(BRIDGE_ID_PREFIX) - 1)) {
+		/* The node's own bridges' sessions: a client taking one over
+		 * would take the bridge's queue. */
+		LOG_INFO_RL(LOG_CLIENT_RL, "refused %s: client id \"%.*s\" is reserved for bridges",
+		            conn_peer(&cl->c), (int)cid.len, (const char *)cid.ptr);
+		refuse(w, cl, k->version, MQTT_RC_CLIENT_ID_NOT_VALID);
+		return;
+	}
+	cl->bridge_peer = k->bridge;
 	cl->keepalive_s = k->keepalive_s;
 	cl->server_keepalive_s = 0;
 	if (k->version == MQTT_V5 && k->keepalive_s > cfg->keepalive_max_s) {

@@ -103,7 +103,20 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 	struct mqtt_view cid = {(const uint8_t *)s->client_id, s->client_id_len};
 	size_t ulen;
 	const char *user = session_username(s, &ulen);
-	if (!auth_publish(w->mq.acl, user, ulen, cid, topic)) {
+	static _Thread_local char local[CONFIG_BRIDGE_PREFIX_MAX + 65536];
+	bool bridged = client_is_bridge(w, cl);
+	if (bridged && !bridge_topic_in(w, cl, topic, local, sizeof(local), &topic)) {
+		/* From the remote, on no in rule of ours (a subscription it kept
+		 * from an older configuration): acknowledged, not routed. */
+		w->st.drops_denied++;
+		if (p->qos == 1)
+			ack(w, cl, MQTT_PUBACK, p->packet_id, 0);
+		else if (p->qos == 2 && session_rx_qos2_add(s, p->packet_id, cfg->receive_maximum))
+			ack(w, cl, MQTT_PUBREC, p->packet_id, 0);
+		return;
+	}
+	/* A bridge's rules are the operator's: the ACL is for clients. */
+	if (!bridged && !auth_publish(w->mq.acl, user, ulen, cid, topic)) {
 		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it,
 		 * so the log is where the operator (and the client's owner)
 		 * learns of it. */

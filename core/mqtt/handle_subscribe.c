@@ -77,7 +77,7 @@ void handle_subscribe(struct worker *w, struct client *cl, struct mqtt_subscribe
 			uint8_t qos = e.qos < cfg->max_qos ? e.qos : cfg->max_qos;
 			struct sub_opts opts = {.sub_id = sub_id,
 			                        .qos = qos,
-			                        .no_local = e.no_local,
+			                        .no_local = e.no_local || cl->bridge_peer,
 			                        .rap = e.retain_as_published,
 			                        .journaled = journaled};
 			/* -1: the index cannot take more now (mail.h), or the

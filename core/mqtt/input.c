@@ -127,10 +127,22 @@ static void dispatch(struct worker *w, struct client *cl, struct mqtt_packet *p)
 		pingreq(w, cl);
 		break;
 	case MQTT_DISCONNECT:
-		handle_disconnect(w, cl, &p->reason);
+		if (client_is_bridge(w, cl))
+			bridge_server_packet(w, cl, p);
+		else
+			handle_disconnect(w, cl, &p->reason);
 		break;
 	case MQTT_CONNECT:
 		client_fail(w, cl, CE_SECOND_CONNECT, 0, NULL);
+		break;
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+	case MQTT_PINGRESP:
+		if (client_is_bridge(w, cl)) { /* a remote broker's answers */
+			bridge_server_packet(w, cl, p);
+			break;
+		}
+		client_fail(w, cl, CE_UNEXPECTED, 0, "%s", mqtt_type_name(p->type));
 		break;
 	case MQTT_AUTH: /* no enhanced authentication method was agreed */
 	default:        /* server-to-client packets from a client */
@@ -160,6 +172,10 @@ static uint32_t parse(struct worker *w, struct client *cl, const uint8_t *buf, u
 		if (f.type == MQTT_PUBLISH && rc == MQTT_RC_SUCCESS)
 			w->st.msgs_in[p.publish.qos]++;
 
+		if (cl->state == CLIENT_NEW && client_is_bridge(w, cl)) {
+			bridge_connack(w, cl, &p, rc); /* the remote's answer to our CONNECT */
+			continue;
+		}
 		if (cl->state == CLIENT_NEW) {
 			if (f.type != MQTT_CONNECT) {
 				/* [MQTT-3.1.0-1]: close, no answer. */

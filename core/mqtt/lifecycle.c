@@ -62,6 +62,17 @@ void client_attach(struct worker *w, struct client *cl, struct session *s, bool 
 	cl->pending = NULL;
 	session_attach(s, cl->c.slot, cl->c.gen, cl->version);
 	cl->state = CLIENT_ACTIVE;
+	if (client_is_bridge(w, cl)) {
+		/* The remote sent the CONNACK; ours would make no sense. */
+		session_journal(w, s, present);
+		bridge_attached(w, cl);
+		if (present && !client_closing(cl)) {
+			session_resend(w, s);
+			if (!client_closing(cl))
+				session_pump(w, s);
+		}
+		return;
+	}
 
 	struct mqtt_packet a = {.type = MQTT_CONNACK};
 	a.connack.session_present = present;

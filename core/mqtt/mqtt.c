@@ -29,6 +29,8 @@ static void opened(void *ctx, struct conn *c)
 	cl->state = CLIENT_NEW;
 	cl->client_receive_max = 65535;
 	cl->deadline_ms = w->now_ms + w->cfg->connect_timeout_ms;
+	if (client_is_bridge(w, cl))
+		bridge_opened(w, cl); /* we dialled it: our CONNECT goes first */
 }
 
 static void input(void *ctx, struct conn *c, const uint8_t *data, uint32_t len)
@@ -40,6 +42,8 @@ static void reaped(void *ctx, struct conn *c)
 {
 	struct worker *w = ctx;
 	struct client *cl = client_of(c);
+	if (client_is_bridge(w, cl))
+		bridge_conn_gone(w, cl);
 	client_rx_release(w, cl);
 	if (cl->aliases) {
 		alias_out_free(cl->aliases->out);
@@ -66,12 +70,13 @@ int mqtt_init(struct worker *w)
 	struct verify_pool *vp = auth_verifier(w->b->auth);
 	w->mq.verify_fd = vp ? verify_event_fd(vp, w->id) : -1; /* the pool owns it */
 	takeover_init(w);
-	return 0;
+	return bridges_init(w);
 }
 
 void mqtt_fini(struct worker *w)
 {
 	free(w->mq.resume);
+	bridges_fini(w);
 	memset(&w->mq, 0, sizeof(w->mq));
 }
 

@@ -70,9 +70,10 @@ static void handover(struct worker *w, struct session *old, uint32_t conn_slot, 
 	struct session *fresh = cl->pending;
 	if (old) {
 		struct drop_sink sink = {queue_dropped, w};
+		struct queue_limits lim;
+		queue_limits_of(w->cfg, old, &lim);
 		w->st.drops_queue +=
-		    session_adopt(fresh, old, w->cfg->queue_messages_max, w->cfg->queue_bytes_max,
-		                  w->cfg->queue_overflow, &sink);
+		    session_adopt(fresh, old, lim.messages, lim.bytes, lim.policy, &sink);
 	}
 	/* A session that left its worker while a compaction round was open
 	 * may be in neither worker's snapshot, and the segments holding its

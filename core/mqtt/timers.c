@@ -75,6 +75,7 @@ void mqtt_sweep(struct worker *w)
 				w->st.drops_expired += session_drop_expired(s, w->now_ms);
 		}
 	}
+	bridges_tick(w);
 	w->st.sessions_online = online;
 	w->st.sessions_offline = offline;
 	w->st.queued_msgs = queued;

@@ -90,16 +90,17 @@ static void grow(struct registry *r)
 	r->bucket_count = n;
 }
 
-int registry_claim(struct registry *r, const char *client_id, size_t len, struct sess_id id,
-                   struct sess_id *prev)
+/* registry_claim under the lock; take: a holder is replaced (else left). */
+static int claim_locked(struct registry *r, const char *client_id, size_t len, struct sess_id id,
+                        struct sess_id *prev, bool take)
 {
 	uint64_t h = hash_key(client_id, len);
 	int ret = 0;
-	pthread_mutex_lock(&r->lock);
 	struct reg_entry **p = find(r, client_id, len, h);
 	if (*p) {
 		*prev = (*p)->id;
-		(*p)->id = id;
+		if (take)
+			(*p)->id = id;
 		ret = 1;
 	} else {
 		struct reg_entry *e = malloc(sizeof(*e) + len);
@@ -116,6 +117,23 @@ int registry_claim(struct registry *r, const char *client_id, size_t len, struct
 				grow(r);
 		}
 	}
+	return ret;
+}
+
+int registry_claim(struct registry *r, const char *client_id, size_t len, struct sess_id id,
+                   struct sess_id *prev)
+{
+	pthread_mutex_lock(&r->lock);
+	int ret = claim_locked(r, client_id, len, id, prev, true);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+int registry_claim_free(struct registry *r, const char *client_id, size_t len, struct sess_id id,
+                        struct sess_id *prev)
+{
+	pthread_mutex_lock(&r->lock);
+	int ret = claim_locked(r, client_id, len, id, prev, false);
 	pthread_mutex_unlock(&r->lock);
 	return ret;
 }

@@ -31,6 +31,12 @@ void registry_free(struct registry *r);
 int registry_claim(struct registry *r, const char *client_id, size_t len, struct sess_id id,
                    struct sess_id *prev);
 
+/* Make id the owner of client_id only if nobody holds it: 0 when it did,
+ * 1 with *prev set when another session holds it (left as it is), -1 on
+ * no memory. (A bridge's own session: made once, found again after.) */
+int registry_claim_free(struct registry *r, const char *client_id, size_t len, struct sess_id id,
+                        struct sess_id *prev);
+
 /* Forget client_id if id still owns it (a newer claim is left alone). */
 void registry_release(struct registry *r, const char *client_id, size_t len, struct sess_id id);
 

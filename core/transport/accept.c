@@ -195,7 +195,8 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr,
                             uint32_t addr_len)
 {
-	CHECK(li < tp->node->listener_count && tp->node->listeners[li].kind == LISTENER_DIAL);
+	CHECK(li < tp->node->listener_count && (tp->node->listeners[li].kind == LISTENER_DIAL ||
+	                                        tp->node->listeners[li].kind == LISTENER_BRIDGE));
 	CHECK(addr_len <= sizeof(struct sockaddr_storage));
 	const struct sockaddr *sa = addr;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

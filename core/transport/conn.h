@@ -37,16 +37,18 @@ struct ssl_ctx_st;
 struct ws;
 
 #define LISTENERS_MAX                                                                              \
-	(4 * CONFIG_LISTEN_MAX + 2) /* listen, tls_listen, ws_listen, wss_listen;                  \
-	                             * the link and its dialling */
+	(4 * CONFIG_LISTEN_MAX + 2 + CONFIG_BRIDGES_MAX) /* listen, tls_listen, ws_listen,         \
+	                                                  * wss_listen; the link and its dialling; \
+	                                                  * one per bridge */
 
 enum listener_kind {
-	LISTENER_MQTT = 0,  /* MQTT over TCP (cfg->listen) */
-	LISTENER_MQTTS = 1, /* MQTT over TLS (cfg->tls_listen) */
-	LISTENER_WS = 2,    /* MQTT over WebSocket (cfg->ws_listen) */
-	LISTENER_WSS = 3,   /* MQTT over WebSocket over TLS (cfg->wss_listen) */
-	LISTENER_LINK = 4,  /* another node's link (cfg->cluster_listen, TCP) */
-	LISTENER_DIAL = 5,  /* not a socket: connections this node dialled */
+	LISTENER_MQTT = 0,   /* MQTT over TCP (cfg->listen) */
+	LISTENER_MQTTS = 1,  /* MQTT over TLS (cfg->tls_listen) */
+	LISTENER_WS = 2,     /* MQTT over WebSocket (cfg->ws_listen) */
+	LISTENER_WSS = 3,    /* MQTT over WebSocket over TLS (cfg->wss_listen) */
+	LISTENER_LINK = 4,   /* another node's link (cfg->cluster_listen, TCP) */
+	LISTENER_DIAL = 5,   /* not a socket: connections this node dialled */
+	LISTENER_BRIDGE = 6, /* not a socket: one bridge's connections (MQTT, dialled) */
 };
 
 /* Who handles a connection's bytes: the layer registered for its
@@ -238,7 +240,7 @@ static inline bool conn_is_mqtt(const struct transport *tp, const struct conn *c
 void transport_close_others(struct transport *tp);
 
 /* Dial addr (a struct sockaddr of addr_len bytes) for the layer of the
- * pseudo-listener `listener` (kind LISTENER_DIAL): the connection exists at
+ * pseudo-listener `listener` (kind LISTENER_DIAL or LISTENER_BRIDGE): the connection exists at
  * once, its layer's opened() runs when the connect completed, lost() when
  * it failed. NULL when no socket or memory (errno says which). */
 struct conn *transport_dial(struct transport *tp, unsigned listener, const void *addr,

@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""Bridges (docs/bridges.md): an edge Starling that carries topics to and
+from a remote broker — a second Starling or Debian's mosquitto — with paho
+clients (python3-paho-mqtt) on both sides.
+
+Out, in and both directions at QoS 0/1/2 with prefixes, MQTT 5.0 and 3.1.1
+to the remote; loop prevention with `both`; messages published while the
+remote is down reach it when it is back; a remote killed (kill -9) in the
+middle of a QoS 1 and a QoS 2 stream: nothing the edge acknowledged is
+lost, QoS 2 has no duplicate; the edge killed with kill -9 during an
+outage with persistence on: its queue still reaches the remote; the
+client ids of bridges are refused to clients; the 3.1.1 bridge bit makes a
+client's subscriptions no-local.
+
+Usage: bridge_test.py PATH/TO/starling [--workers N] [--only NAME]. TAP.
+"""
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tap  # noqa: E402
+from broker import Broker  # noqa: E402
+from persist_test import metric  # noqa: E402
+from mqttraw import Client as RawClient, connect as raw_connect, publish as raw_publish  # noqa: E402,E501
+from mqttraw import subscribe as raw_subscribe  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+
+TESTS = []
+WAIT = 10.0    # how long what must come is waited for
+QUIET = 1.0    # how long what must not come is watched for
+V5, V311 = mqtt.MQTTv5, mqtt.MQTTv311
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=WAIT, what="a condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Sub:
+    """A paho client that records what it receives, in order."""
+
+    def __init__(self, port, topics, qos=1, version=V5, client_id=None, clean=True):
+        self.got = []
+        self.lock = threading.Lock()
+        self.client_id = client_id or "sub-" + uuid.uuid4().hex[:8]
+        self.c = mqtt.Client(client_id=self.client_id, protocol=version,
+                             clean_session=None if version == V5 else clean)
+        self.c.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
+        props = None
+        if version == V5 and not clean:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.c.connect("127.0.0.1", port, keepalive=30,
+                       **({"clean_start": clean, "properties": props} if version == V5 else {}))
+        self.c.loop_start()
+        self.c.subscribe([(t, qos) for t in topics])
+        assert self.subscribed.wait(WAIT), "no SUBACK"
+
+    def _on_message(self, c, u, m):
+        with self.lock:
+            self.got.append((m.topic, m.payload.decode(), m.qos, m.retain))
+
+    def messages(self):
+        with self.lock:
+            return list(self.got)
+
+    def wait(self, n, timeout=WAIT):
+        wait_for(lambda: len(self.messages()) >= n, timeout, f"{n} messages ({self.messages()})")
+        return self.messages()
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+class Pub:
+    """A paho publisher whose QoS 1/2 publishes return once acknowledged."""
+
+    def __init__(self, port, version=V5):
+        self.c = mqtt.Client(client_id="pub-" + uuid.uuid4().hex[:8], protocol=version)
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+
+    def send(self, topic, payload, qos=1, retain=False):
+        info = self.c.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            info.wait_for_publish(WAIT)
+            assert info.is_published(), f"{topic} {payload} not acknowledged"
+        return info
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+class Ctx(tap.BrokerCtx):
+    def __init__(self, binary, workers):
+        super().__init__(binary, workers, "starling-bridge-")
+        self.clients = []
+        self.procs = []
+
+    def remote(self, port, *args, persist=False):
+        """A Starling as the remote broker, on a port that stays across
+        restarts (the edge's bridge dials it)."""
+        extra = [f"--listen=127.0.0.1:{port}", "--queue-messages-max=1000000"]
+        if persist:
+            extra += ["--persistence=true", f"--data-dir={self.dir}/remote"]
+        b = Broker(self.binary, self.workers, extra + list(args), log_level="info")
+        self.brokers.append(b)
+        return b
+
+    def edge(self, remote_port, rules, *args, version="5.0", persist=False):
+        extra = [f"--bridge.cloud.address=127.0.0.1:{remote_port}",
+                 f"--bridge.cloud.version={version}",
+                 "--bridge.cloud.reconnect-min-ms=50", "--bridge.cloud.reconnect-max-ms=300"]
+        extra += [f"--bridge.cloud.topic={r}" for r in rules]
+        if persist:
+            extra += ["--persistence=true", f"--data-dir={self.dir}/edge"]
+        b = Broker(self.binary, self.workers, extra + list(args), log_level="info")
+        self.brokers.append(b)
+        return b
+
+    def mosquitto(self, port):
+        conf = self.file("mosquitto.conf",
+                         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                         "persistence false\nlog_dest stderr\n")
+        log = open(os.path.join(self.dir, "mosquitto.log"), "wb")
+        p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=log, stderr=log)
+        self.procs.append(p)
+        wait_for(lambda: _listening(port), 5, "mosquitto to listen")
+        return p
+
+    def kill(self, b):
+        b.proc.kill()
+        b.proc.wait()
+        self.brokers.remove(b)
+        b.cleanup()
+
+    def sub(self, *a, **k):
+        s = Sub(*a, **k)
+        self.clients.append(s)
+        return s
+
+    def pub(self, *a, **k):
+        p = Pub(*a, **k)
+        self.clients.append(p)
+        return p
+
+    def _end_clients(self):
+        for c in self.clients:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - the broker may be gone already
+                pass
+        for p in self.procs:
+            p.terminate()
+            p.wait(5)
+
+    def close(self):
+        self._end_clients()
+        super().close()
+
+    def discard(self):
+        self._end_clients()
+        super().discard()
+
+
+def _listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_up(edge, n=1):
+    """The edge's bridge is up (its n-th time)."""
+    wait_for(lambda: edge.text().count(b"bridge cloud: up to") >= n, WAIT, "the bridge up")
+
+
+def carries_both_ways(ctx, remote_port, version):
+    edge = ctx.edge(remote_port, ["sensors/# out 2 site1/ edge/site1/",
+                                  "cmd/# in 2 site1/ edge/site1/"], version=version)
+    wait_up(edge)
+    on_remote = ctx.sub(remote_port, ["edge/#"], qos=2)
+    on_edge = ctx.sub(edge.port, ["site1/#"], qos=2)
+    p_edge = ctx.pub(edge.port)
+    p_remote = ctx.pub(remote_port)
+    for q in (0, 1, 2):
+        p_edge.send("site1/sensors/t", f"out{q}", qos=q)
+        p_remote.send("edge/site1/cmd/go", f"in{q}", qos=q)
+    got_r = on_remote.wait(6)
+    got_e = on_edge.wait(6)
+    time.sleep(QUIET)
+    want_out = [("edge/site1/sensors/t", f"out{q}", q) for q in (0, 1, 2)]
+    want_in = [("edge/site1/cmd/go", f"in{q}", q) for q in (0, 1, 2)]
+    # The remote subscriber sees the bridge's messages and its own
+    # publisher's; the edge sees its own publisher's and the bridge's.
+    assert sorted(m[:3] for m in on_remote.messages()) == sorted(want_out + want_in), got_r
+    assert sorted(m[:3] for m in on_edge.messages()) == sorted(
+        [("site1/sensors/t", f"out{q}", q) for q in (0, 1, 2)] +
+        [("site1/cmd/go", f"in{q}", q) for q in (0, 1, 2)]), got_e
+    return edge
+
+
+@test
+def b01_out_and_in_with_prefixes_to_a_starling_5(ctx):
+    port = free_port()
+    ctx.remote(port)
+    carries_both_ways(ctx, port, "5.0")
+
+
+@test
+def b02_out_and_in_with_prefixes_to_a_starling_311(ctx):
+    port = free_port()
+    ctx.remote(port)
+    carries_both_ways(ctx, port, "3.1.1")
+
+
+@test
+def b03_out_and_in_to_mosquitto_5_and_311(ctx):
+    port = free_port()
+    ctx.mosquitto(port)
+    edge = carries_both_ways(ctx, port, "5.0")
+    ctx.kill(edge)
+    carries_both_ways(ctx, port, "3.1.1")
+
+
+def no_echo(ctx, remote_port, version):
+    edge = ctx.edge(remote_port, ["loop/# both 1"], version=version)
+    wait_up(edge)
+    on_remote = ctx.sub(remote_port, ["loop/#"])
+    on_edge = ctx.sub(edge.port, ["loop/#"])
+    time.sleep(0.3)  # the remote's SUBACK to the bridge
+    ctx.pub(edge.port).send("loop/a", "from-edge")
+    ctx.pub(remote_port).send("loop/b", "from-remote")
+    on_remote.wait(2)
+    on_edge.wait(2)
+    time.sleep(QUIET)
+    assert sorted(on_remote.messages()) == [("loop/a", "from-edge", 1, False),
+                                            ("loop/b", "from-remote", 1, False)], \
+        on_remote.messages()
+    assert sorted(on_edge.messages()) == [("loop/a", "from-edge", 1, False),
+                                          ("loop/b", "from-remote", 1, False)], \
+        on_edge.messages()
+
+
+@test
+def b04_both_never_echoes_starling_5_and_311(ctx):
+    port = free_port()
+    ctx.remote(port)
+    no_echo(ctx, port, "5.0")
+    for b in list(ctx.brokers[1:]):
+        ctx.kill(b)
+    no_echo(ctx, port, "3.1.1")
+
+
+@test
+def b05_both_never_echoes_mosquitto_5_and_311(ctx):
+    port = free_port()
+    ctx.mosquitto(port)
+    no_echo(ctx, port, "5.0")
+    for b in list(ctx.brokers):
+        ctx.kill(b)
+    no_echo(ctx, port, "3.1.1")
+
+
+@test
+def b06_published_while_the_remote_is_down_arrives_when_it_is_back(ctx):
+    port = free_port()
+    edge = ctx.edge(port, ["data/# out 1"])  # nothing listens there yet
+    pub = ctx.pub(edge.port)
+    for i in range(200):
+        pub.send("data/x", f"m{i}")
+    remote = ctx.remote(port)
+    sub = ctx.sub(remote.port, ["data/#"], client_id="keeper", clean=False)
+    # The bridge may have delivered before the subscriber subscribed: what
+    # counts is what reached the remote, and the remote's own order. Make
+    # it certain with a second batch after the subscriber is there.
+    wait_up(edge)
+    for i in range(200, 300):
+        pub.send("data/x", f"m{i}")
+    got = [m[1] for m in sub.wait(100)]
+    wait_for(lambda: "m299" in [m[1] for m in sub.messages()], WAIT, "m299")
+    got = [m[1] for m in sub.messages()]
+    tail = got[got.index("m200"):]
+    assert tail == [f"m{i}" for i in range(200, 300)], tail[:20]
+    sent = edge.text().decode()
+    assert "bridge cloud: up to" in sent
+
+
+def stream_through_outage(ctx, qos, outage_s):
+    """A publisher on the edge sends a QoS stream while the remote (with
+    persistence, its subscriber's session persistent) is killed and comes
+    back after outage_s. Returns (acknowledged, received list)."""
+    port = free_port()
+    remote = ctx.remote(port, persist=True)
+    sub = Sub(port, ["s/#"], qos=qos, client_id="keeper", clean=False)
+    sub.close()  # offline: the remote queues for it across its restart
+    edge = ctx.edge(port, [f"s/# out {qos}"], "--queue-messages-max=100000")
+    wait_up(edge)
+    pub = ctx.pub(edge.port)
+    acked = []
+    stop = threading.Event()
+
+    def publish():
+        i = 0
+        while not stop.is_set() and i < 100000:
+            try:
+                pub.send("s/t", f"{i}", qos=qos)
+            except AssertionError:
+                break
+            acked.append(f"{i}")
+            i += 1
+            if i % 50 == 0:
+                time.sleep(0.005)
+
+    t = threading.Thread(target=publish)
+    t.start()
+    time.sleep(0.5)
+    ctx.kill(remote)
+    time.sleep(outage_s)
+    remote = ctx.remote(port, persist=True)
+    time.sleep(0.5)
+    stop.set()
+    t.join(30)
+    wait_up(edge, 2)
+    sub = ctx.sub(port, ["s/#"], qos=qos, client_id="keeper", clean=False)
+    last = acked[-1]
+    wait_for(lambda: last in [m[1] for m in sub.messages()], 30, f"message {last}")
+    time.sleep(QUIET)
+    return acked, [m[1] for m in sub.messages()]
+
+
+@test
+def b07_remote_killed_for_1s_during_a_qos1_stream_loses_nothing(ctx):
+    acked, got = stream_through_outage(ctx, 1, 1.0)
+    missing = set(acked) - set(got)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged lost: {sorted(missing)[:10]}"
+    tap.comment(f"QoS 1: {len(acked)} acknowledged, {len(got)} received, "
+                f"{len(got) - len(set(got))} duplicates (allowed for QoS 1)")
+
+
+@test
+def b08_remote_killed_for_1s_during_a_qos2_stream_no_loss_no_duplicate(ctx):
+    acked, got = stream_through_outage(ctx, 2, 1.0)
+    missing = set(acked) - set(got)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged lost: {sorted(missing)[:10]}"
+    dups = len(got) - len(set(got))
+    assert dups == 0, f"{dups} duplicates with QoS 2"
+    order = [int(x) for x in got]
+    assert order == sorted(order), "out of order"
+    tap.comment(f"QoS 2: {len(acked)} acknowledged, {len(got)} received, no duplicate")
+
+
+@test
+def b09_edge_killed_during_an_outage_keeps_its_queue_with_persistence(ctx):
+    port = free_port()
+    edge = ctx.edge(port, ["q/# out 1"], persist=True)
+    pub = ctx.pub(edge.port)
+    for i in range(100):
+        pub.send("q/x", f"m{i}")
+    time.sleep(0.2)
+    ctx.kill(edge)
+    ctx.clients.remove(pub)
+    remote = ctx.remote(port)
+    sub = ctx.sub(remote.port, ["q/#"], client_id="keeper", clean=False)
+    edge = ctx.edge(port, ["q/# out 1"], persist=True)
+    got = sub.wait(100)
+    time.sleep(QUIET)
+    got = [m[1] for m in sub.messages()]
+    assert got == [f"m{i}" for i in range(100)], got[:10]
+
+
+@test
+def b12_a_long_outage_keeps_the_queue_bound_and_counts_drops(ctx):
+    port = free_port()
+    remote = ctx.remote(port, persist=True)
+    Sub(port, ["d/#"], client_id="keeper", clean=False).close()  # kept across the outage
+    ctx.kill(remote)
+    edge = ctx.edge(port, ["d/# out 1"], "--bridge.cloud.queue-messages-max=50",
+                    "--bridge.cloud.queue-overflow=drop_oldest")
+    pub = ctx.pub(edge.port)
+    for i in range(200):
+        pub.send("d/x", f"m{i}")
+    wait_for(lambda: metric(edge, "starling_messages_dropped_total") >= 150, WAIT,
+             "150 drops counted")
+    ctx.remote(port, persist=True)
+    wait_up(edge)
+    sub = ctx.sub(port, ["d/#"], client_id="keeper", clean=False)
+    wait_for(lambda: "m199" in [m[1] for m in sub.messages()], WAIT, "m199")
+    time.sleep(QUIET)
+    got = [m[1] for m in sub.messages()]
+    assert got == [f"m{i}" for i in range(150, 200)], got
+    drops = metric(edge, "starling_messages_dropped_total")
+    assert drops == 150, drops
+
+
+@test
+def b10_bridge_client_ids_are_refused_to_clients(ctx):
+    b = ctx.start([])
+    c = mqtt.Client(client_id="$bridge/cloud", protocol=V5)
+    rc = []
+    c.on_connect = lambda cl, u, f, r, p=None: rc.append(r)
+    c.connect("127.0.0.1", b.port)
+    c.loop_start()
+    wait_for(lambda: rc, WAIT, "a CONNACK")
+    c.loop_stop()
+    assert getattr(rc[0], "value", rc[0]) == 0x85, rc  # Client Identifier not valid
+
+
+@test
+def b11_the_bridge_bit_makes_subscriptions_no_local(ctx):
+    b = ctx.start([])
+    for bridge_bit, want in ((True, 0), (False, 1)):
+        c = RawClient(b.port)
+        pkt = bytearray(raw_connect(4, client_id=f"peer{int(bridge_bit)}"))
+        if bridge_bit:
+            # The level byte follows the 2-byte length and "MQTT".
+            i = pkt.index(b"MQTT") + 4
+            pkt[i] |= 0x80
+        c.send(bytes(pkt))
+        assert c.recv().type == 2  # CONNACK
+        c.send(raw_subscribe(4, 1, [("nl/#", 1)]))
+        assert c.recv().type == 9  # SUBACK
+        c.send(raw_publish(4, "nl/x", b"self", qos=0))
+        if want:
+            assert c.recv(WAIT).type == 3, bridge_bit  # its own message
+        else:
+            c.nothing(QUIET)  # a bridge's own message does not come back
+        c.close()
+
+
+def main():
+    a = tap.parse_args()
+    print("TAP version 13")
+    todo = [(t.__name__, t) for t in TESTS if a.only in t.__name__]
+    tap.finish(*tap.run(todo, lambda: Ctx(a.binary, a.workers), tail=12))
+
+
+if __name__ == "__main__":
+    main()
