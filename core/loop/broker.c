@@ -438,7 +438,7 @@ void broker_free(struct broker *b)
 	for (unsigned i = 0; b->workers && i < b->worker_count; i++)
 		worker_free(b->workers[i]); /* its overflow too (mail_fini) */
 	free(b->workers);
-	free(b->bridge_addrs);
+	bridges_release(b);
 	free(b->mboxes);
 	free(b->ring_fds);
 	registry_free(b->registry);

@@ -40,16 +40,25 @@ struct session;
 
 #define BRIDGE_ID_PREFIX "$bridge/" /* local client ids of bridges; refused to clients */
 
-/* One bridge's remote addresses, resolved on the main thread at start. */
+struct ssl_ctx_st;
+
+#define BRIDGE_HOST_MAX 256 /* a host name of `address`, with its NUL */
+
+/* One bridge's remote addresses, resolved on the main thread at start, and
+ * its TLS client context (tls = true; shared by the worker's dials). */
 struct bridge_addrs {
 	unsigned count;
 	struct sockaddr_storage addr[CONFIG_PEERS_COUNT_MAX];
 	socklen_t len[CONFIG_PEERS_COUNT_MAX];
+	char host[CONFIG_PEERS_COUNT_MAX][BRIDGE_HOST_MAX]; /* as configured: SNI, checks */
+	struct ssl_ctx_st *ssl_ctx;                         /* NULL: plain TCP */
 };
 
 /* Main thread, before the workers start: resolve every bridge's addresses
  * into b->bridge_addrs. 0, or -1 with err naming the bridge and host. */
 int bridges_resolve(struct broker *b, char *err, size_t err_len);
+/* Main thread, at the end: what bridges_resolve made. */
+void bridges_release(struct broker *b);
 
 /* The worker that runs bridge i. */
 unsigned bridge_worker(const struct config *cfg, unsigned i, unsigned workers);

@@ -192,18 +192,24 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 	transport_recv_arm(tp, c);
 }
 
-struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr,
-                            uint32_t addr_len)
+/* transport_dial, with TLS when t (taken). */
+static struct conn *dial(struct transport *tp, unsigned li, const void *addr, uint32_t addr_len,
+                         struct tls_conn *t)
 {
 	CHECK(li < tp->node->listener_count && (tp->node->listeners[li].kind == LISTENER_DIAL ||
 	                                        tp->node->listeners[li].kind == LISTENER_BRIDGE));
 	CHECK(addr_len <= sizeof(struct sockaddr_storage));
 	const struct sockaddr *sa = addr;
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		int e = errno;
+		tls_conn_free(t);
+		errno = e;
 		return NULL;
+	}
 	struct conn *c = transport_conn_alloc(tp, tp->node->listeners[li].upper);
 	if (!c) {
+		tls_conn_free(t);
 		close(fd);
 		errno = ENOMEM;
 		return NULL;
@@ -218,12 +224,15 @@ struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr,
 		tp->conn_free[tp->conn_free_len++] = c->slot;
 		tp->conn_live--;
 		free(c);
+		tls_conn_free(t);
 		close(fd);
 		errno = ENOMEM;
 		return NULL;
 	}
 	memcpy(dst, addr, addr_len);
 	c->tx = (uint8_t *)dst;
+	if (t)
+		tp->tls[c->slot] = t; /* the table exists: transport_dial_tls */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Dialled connections count like accepted ones: the reap undoes it. */
@@ -248,6 +257,23 @@ struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr,
 	return c;
 }
 
+struct conn *transport_dial(struct transport *tp, unsigned li, const void *addr, uint32_t addr_len)
+{
+	return dial(tp, li, addr, addr_len, NULL);
+}
+
+struct conn *transport_dial_tls(struct transport *tp, unsigned li, const void *addr,
+                                uint32_t addr_len, struct tls_conn *t)
+{
+	CHECK(t);
+	if (!transport_tls_table(tp)) {
+		tls_conn_free(t);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return dial(tp, li, addr, addr_len, t);
+}
+
 void transport_dial_done(struct transport *tp, const struct completion *cqe)
 {
 	struct conn *c = conn_get(tp, op_slot(cqe->ud), op_gen(cqe->ud));
@@ -266,6 +292,12 @@ void transport_dial_done(struct transport *tp, const struct completion *cqe)
 	tp->st->conns_accepted++;
 	const struct transport_ops *ops = conn_ops(tp, c);
 	ops->opened(ops->ctx, c);
+	/* A TLS client speaks first: the ClientHello goes out with this
+	 * turn's flush, ahead of anything the layer wrote (which waits for the
+	 * handshake, layers_stage). After opened(): a failure reaches a layer
+	 * that has set up its part, as every later one does. */
+	if (!c->closing && conn_tls(tp, c) && !layers_tls_start(tp, c))
+		return;
 	if (!c->closing)
 		transport_recv_arm(tp, c);
 	if (c->out_len > 0)

@@ -194,6 +194,21 @@ struct conn *transport_conn_alloc(struct transport *tp, unsigned upper)
 	return c;
 }
 
+bool transport_tls_table(struct transport *tp)
+{
+	if (tp->has_tls)
+		return true;
+	/* Without a table yet the first growth makes it (has_tls). */
+	if (tp->conn_cap > 0) {
+		struct tls_conn **t = calloc(tp->conn_cap, sizeof(*t));
+		if (!t)
+			return false;
+		tp->tls = t;
+	}
+	tp->has_tls = true;
+	return true;
+}
+
 /* Give a slot back; its next user gets a new generation. */
 static void conn_reap(struct transport *tp, struct conn *c)
 {
@@ -337,8 +352,10 @@ void conn_close(struct transport *tp, struct conn *c)
 	if (c->closing)
 		return;
 	/* A handshake that ends without failing on its own (timeout, end of
-	 * stream, shutdown) is a failed handshake too. */
-	if (conn_tls_handshaking(tp, c) && c->close_reason != CLOSE_TLS_HANDSHAKE)
+	 * stream, shutdown) is a failed handshake too. Only on our listeners:
+	 * the metric's reasons describe our clients, not servers we dialled. */
+	if (conn_tls_handshaking(tp, c) && c->close_reason != CLOSE_TLS_HANDSHAKE &&
+	    conn_listener_kind(tp, c) != LISTENER_DIAL)
 		tp->st->tls_failures[c->close_reason == CLOSE_CONNECT_TIMEOUT ? TLS_FAIL_TIMEOUT
 		                                                              : TLS_FAIL_CLOSED]++;
 	c->closing = true;

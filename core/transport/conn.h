@@ -11,6 +11,8 @@
  * bytes it answers into the outbox (conn_out_*), decides when a connection
  * closes (conn_close) and is told when the transport lost one on its own
  * (end of stream, a socket, TLS or WebSocket error) and when its memory goes.
+ * Connections are accepted on listeners or dialled (plain TCP or TLS as a
+ * client: transport_dial, transport_dial_tls).
  *
  * Only the owning worker's thread calls these; struct transport_node is the
  * part every worker shares (listeners and node-wide connection counts).
@@ -166,7 +168,7 @@ struct transport {
 	const uint64_t *now_ms;      /* the worker's clock, read once per turn */
 	struct transport_ops uppers[TRANSPORT_UPPERS_MAX]; /* the layers above, by index */
 	struct ssl_ctx_st *ssl_ctx; /* this turn's TLS context (tls_ctx_acquire); NULL: no TLS */
-	bool has_tls;               /* the node has TLS listeners: keep a TLS table */
+	bool has_tls; /* TLS listeners, or a TLS connection was dialled: keep a TLS table */
 	bool has_ws;                /* the node has WebSocket listeners: keep a ws table */
 	bool stopping;              /* no new connections */
 
@@ -245,6 +247,13 @@ void transport_close_others(struct transport *tp);
  * it failed. NULL when no socket or memory (errno says which). */
 struct conn *transport_dial(struct transport *tp, unsigned listener, const void *addr,
                             uint32_t addr_len);
+/* The same over TLS, t from tls_conn_new_client (taken, also on failure).
+ * When the connect completed the ClientHello goes out (after opened());
+ * what the layer writes waits in the outbox until the handshake finished.
+ * A failed handshake is logged with tls_conn_error's words and reaches the
+ * layer through lost() with CLOSE_TLS_HANDSHAKE. */
+struct conn *transport_dial_tls(struct transport *tp, unsigned listener, const void *addr,
+                                uint32_t addr_len, struct tls_conn *t);
 void transport_dial_done(struct transport *tp, const struct completion *cqe);
 /* Close every socket and free every connection (after the loop ended). */
 void transport_fini(struct transport *tp);

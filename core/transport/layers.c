@@ -7,6 +7,10 @@
  * arrives is ciphertext, fed to the connection's SSL and read back as
  * plaintext; at flush the outbox is encrypted and the ciphertext becomes tx.
  * The handshake's own output is sent even when the outbox is empty.
+ * A connection we dialled with TLS (transport_dial_tls) is the client: its
+ * handshake starts when the connect completed, without input, and what the
+ * layer above writes meanwhile (MQTT's CONNECT) stays in the outbox until
+ * the handshake finished; a server's outbox is empty until then anyway.
  * Plaintext per receive is bounded by the ciphertext fed (one receive buffer
  * plus one incomplete record, tls.c), read in TLS_READ_CHUNK pieces.
  *
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "base/log.h"
 #include "transport/conn_int.h"
 #include "transport/tls.h"
@@ -156,14 +161,33 @@ bool conn_tls_handshaking(const struct transport *tp, const struct conn *c)
 }
 
 /* A handshake failed: one line saying why, counted by reason. The alert
- * OpenSSL queued goes out with the close. */
+ * OpenSSL queued goes out with the close. A connection we dialled is not
+ * counted (the metric's reasons describe clients of our listeners) and its
+ * line is a warning: an operator configured it, and a wrong CA file or
+ * server name shows here and nowhere else. */
 static void tls_refuse(struct transport *tp, struct conn *c, struct tls_conn *t)
 {
-	enum tls_fail f = tls_conn_fail_reason(t);
-	tp->st->tls_failures[f]++;
-	LOG_INFO_RL(LOG_CLIENT_RL, "TLS handshake failed with %s on %s: %s", conn_peer(c),
-	            conn_listener(tp, c), tls_conn_error(t));
+	if (conn_listener_kind(tp, c) == LISTENER_DIAL) {
+		LOG_WARN_RL(1, "TLS handshake failed with %s on %s: %s", conn_peer(c),
+		            conn_listener(tp, c), tls_conn_error(t));
+	} else {
+		tp->st->tls_failures[tls_conn_fail_reason(t)]++;
+		LOG_INFO_RL(LOG_CLIENT_RL, "TLS handshake failed with %s on %s: %s", conn_peer(c),
+		            conn_listener(tp, c), tls_conn_error(t));
+	}
 	conn_lost(tp, c, CLOSE_TLS_HANDSHAKE);
+}
+
+bool layers_tls_start(struct transport *tp, struct conn *c)
+{
+	struct tls_conn *t = conn_tls(tp, c);
+	CHECK(t && !tls_conn_established(t));
+	if (tls_conn_handshake(t) == TLS_ERROR) {
+		tls_refuse(tp, c, t);
+		return false;
+	}
+	conn_mark_flush(tp, c); /* the ClientHello */
+	return true;
 }
 
 void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, uint32_t len)
@@ -192,7 +216,10 @@ void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, 
 		}
 		if (r == TLS_AGAIN)
 			return;
-		tp->st->tls_handshakes++;
+		if (conn_listener_kind(tp, c) != LISTENER_DIAL)
+			tp->st->tls_handshakes++; /* on our listeners, as the metric says */
+		if (c->out_len > 0)
+			conn_mark_flush(tp, c); /* a client's output that waited for this */
 		size_t idlen;
 		const char *id = tls_conn_identity(t, &idlen);
 		LOG_DEBUG("TLS handshake with %s on %s: %s%s%.*s%s", conn_peer(c),
@@ -215,6 +242,8 @@ void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, 
 			break;
 		if (n == TLS_EOF) {
 			conn_lost(tp, c, CLOSE_PEER_CLOSED); /* close_notify: an end of stream */
+		} else if (tls_conn_failed_early(t)) {
+			tls_refuse(tp, c, t); /* a TLS 1.3 server refused our certificate */
 		} else {
 			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: TLS: %s", conn_peer(c),
 			            tls_conn_error(t));
@@ -226,26 +255,9 @@ void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, 
 		conn_mark_flush(tp, c); /* e.g. a key update's answer */
 }
 
-/* TLS: encrypt out and make the ciphertext tx. false: nothing to send. */
-static bool tls_stage(struct transport *tp, struct conn *c, struct tls_conn *t)
+/* The ciphertext TLS holds becomes tx. false: nothing to send. */
+static bool tls_take(struct transport *tp, struct conn *c, struct tls_conn *t)
 {
-	if (c->out_len > 0) {
-		/* Before the handshake finished there is no output to send
-		 * (nothing was read); whatever a close left there is dropped. */
-		if (tls_conn_established(t) && tls_conn_write(t, c->out, c->out_len) != TLS_OK &&
-		    !c->closing) {
-			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: TLS: %s", conn_peer(c),
-			            tls_conn_error(t));
-			conn_lost(tp, c, CLOSE_SOCKET_ERROR);
-		}
-		/* An idle connection keeps no send memory: the plaintext is
-		 * ciphertext now. */
-		free(c->out);
-		c->out = NULL;
-		c->out_len = c->out_cap = 0;
-	}
-	if (c->closing)
-		tls_conn_close_notify(t); /* after the last packet, once */
 	size_t n = tls_conn_pending(t);
 	if (n == 0)
 		return false;
@@ -266,6 +278,29 @@ static bool tls_stage(struct transport *tp, struct conn *c, struct tls_conn *t)
 	return true;
 }
 
+/* TLS: encrypt out and make the ciphertext tx. false: nothing to send. */
+static bool tls_stage(struct transport *tp, struct conn *c, struct tls_conn *t)
+{
+	if (c->out_len > 0) {
+		/* Unfinished handshakes wait in layers_stage unless closing:
+		 * what a close left in the outbox then is dropped. */
+		if (tls_conn_established(t) && tls_conn_write(t, c->out, c->out_len) != TLS_OK &&
+		    !c->closing) {
+			LOG_INFO_RL(LOG_CLIENT_RL, "closing %s: TLS: %s", conn_peer(c),
+			            tls_conn_error(t));
+			conn_lost(tp, c, CLOSE_SOCKET_ERROR);
+		}
+		/* An idle connection keeps no send memory: the plaintext is
+		 * ciphertext now. */
+		free(c->out);
+		c->out = NULL;
+		c->out_len = c->out_cap = 0;
+	}
+	if (c->closing)
+		tls_conn_close_notify(t); /* after the last packet, once */
+	return tls_take(tp, c, t);
+}
+
 static bool layers_stage_all(struct transport *tp, struct conn *c);
 
 /* Stage what the journal lets go: the outbox up to the first gate mark it
@@ -273,6 +308,11 @@ static bool layers_stage_all(struct transport *tp, struct conn *c);
  * connection waits on the gate list. */
 bool layers_stage(struct transport *tp, struct conn *c)
 {
+	/* Mid-handshake only the handshake's bytes go; the outbox (a dialled
+	 * connection's first packets) waits, with its gate marks, as it is. */
+	struct tls_conn *t = conn_tls(tp, c);
+	if (t && !tls_conn_established(t) && !c->closing)
+		return tls_take(tp, c, t);
 	struct out_gate *g = tp->gates ? &tp->gates[c->slot] : NULL;
 	if (!g || g->n == 0)
 		return layers_stage_all(tp, c);

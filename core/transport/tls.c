@@ -1,6 +1,7 @@
 /*
- * tls.c — the node's OpenSSL server context and each TLS connection's state
- * (see tls.h for threads and the replacement protocol).
+ * tls.c — the node's OpenSSL server context, client contexts for the
+ * connections the node dials, and each TLS connection's state (see tls.h
+ * for threads and the replacement protocol).
  *
  * A connection is an SSL over two memory BIOs: rbio holds ciphertext that
  * arrived and is not decrypted yet, wbio ciphertext produced and not yet
@@ -17,10 +18,18 @@
  *
  * Only TLS 1.2 and 1.3 are offered; renegotiation is off (TLS 1.2 clients
  * could otherwise make the server do handshake work at will, and a memory
- * BIO write could then want a read), so SSL_write always completes.
+ * BIO write could then want a read), so SSL_write always completes. The
+ * same holds for the client side.
+ *
+ * A client connection speaks first: tls_conn_handshake on a fresh one puts
+ * the ClientHello into wbio without anything having been fed. Its errors
+ * name the server it dialled, and a failed verification says why in
+ * X509_verify_cert_error_string's words, so that an operator with the wrong
+ * CA file reads the reason, not "handshake failure".
  */
 #include "transport/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -31,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "base/log.h"
 
 #define TLS_RBIO_MAX   (64u << 10) /* undecrypted bytes one connection may hold */
@@ -52,14 +62,17 @@ struct tls_conn {
 	SSL *ssl;
 	BIO *rbio;             /* network -> OpenSSL (owned by ssl) */
 	BIO *wbio;             /* OpenSSL -> network (owned by ssl) */
+	char *server_name;     /* client: the name dialled, for errors; NULL on a server */
 	bool established;      /* handshake finished */
 	bool failed;           /* a fatal error: no close_notify may follow */
 	bool notified;         /* close_notify queued */
-	bool has_cert;         /* the client's certificate was verified */
+	bool has_cert;         /* the peer's certificate was verified */
+	bool client;           /* we dialled: the peer is a server */
+	bool read_any;         /* application data arrived (tls_conn_failed_early) */
 	uint8_t identity_mode; /* enum tls_identity */
 	uint8_t fail;          /* enum tls_fail, after TLS_ERROR */
 	uint16_t identity_len; /* 0: no identity */
-	char error[200];       /* why, after TLS_ERROR */
+	char error[200];       /* why, after TLS_ERROR (a long server name is cut) */
 	char identity[TLS_IDENTITY_MAX + 1];
 };
 
@@ -99,6 +112,51 @@ static bool readable(const char *key, const char *path, char *err, size_t err_le
 	return true;
 }
 
+/* A certificate chain and its key into ctx, or false with one line in err
+ * naming the option (cert_opt, key_opt) and the file. */
+static bool load_cert_key(SSL_CTX *ctx, const char *cert_opt, const char *cert, const char *key_opt,
+                          const char *key, char *err, size_t err_len)
+{
+	char why[160];
+	if (!readable(cert_opt, cert, err, err_len))
+		return false;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, err_len, "%s %s: %s", cert_opt, cert, take_error(why, sizeof(why)));
+		return false;
+	}
+	if (!readable(key_opt, key, err, err_len))
+		return false;
+	bool encrypted = false;
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
+	bool loaded = SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) == 1;
+	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* &encrypted ends here */
+	if (!loaded && encrypted) {
+		ERR_clear_error();
+		snprintf(err, err_len,
+		         "%s %s: the key is encrypted, and encrypted keys are not "
+		         "supported (nobody could type its passphrase at a restart); decrypt it "
+		         "with `openssl pkey -in %s -out NEW_FILE` and keep that file mode 0600",
+		         key_opt, key, key);
+		return false;
+	}
+	unsigned long e = ERR_peek_error();
+	/* OpenSSL's "key values mismatch" does not say with what. */
+	bool mismatch = loaded ? SSL_CTX_check_private_key(ctx) != 1
+	                       : ERR_GET_LIB(e) == ERR_LIB_X509 &&
+	                             ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+	if (mismatch) {
+		ERR_clear_error();
+		snprintf(err, err_len, "%s %s: does not match the certificate in %s", key_opt, key,
+		         cert);
+		return false;
+	}
+	if (!loaded) {
+		snprintf(err, err_len, "%s %s: %s", key_opt, key, take_error(why, sizeof(why)));
+		return false;
+	}
+	return true;
+}
+
 struct ssl_ctx_st *tls_ctx_build(const struct config *cfg, char *err, size_t err_len)
 {
 	char why[160];
@@ -117,44 +175,9 @@ struct ssl_ctx_st *tls_ctx_build(const struct config *cfg, char *err, size_t err
 	 * client certificates are verified (OpenSSL refuses them otherwise). */
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"starling", 8);
 
-	if (!readable("tls_cert_file", cfg->tls_cert_file, err, err_len))
+	if (!load_cert_key(ctx, "tls_cert_file", cfg->tls_cert_file, "tls_key_file",
+	                   cfg->tls_key_file, err, err_len))
 		goto fail;
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
-		snprintf(err, err_len, "tls_cert_file %s: %s", cfg->tls_cert_file,
-		         take_error(why, sizeof(why)));
-		goto fail;
-	}
-	if (!readable("tls_key_file", cfg->tls_key_file, err, err_len))
-		goto fail;
-	bool encrypted = false;
-	SSL_CTX_set_default_passwd_cb_userdata(ctx, &encrypted);
-	bool loaded = SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) == 1;
-	SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL); /* &encrypted ends here */
-	if (!loaded && encrypted) {
-		ERR_clear_error();
-		snprintf(err, err_len,
-		         "tls_key_file %s: the key is encrypted, and encrypted keys are not "
-		         "supported (nobody could type its passphrase at a restart); decrypt it "
-		         "with `openssl pkey -in %s -out NEW_FILE` and keep that file mode 0600",
-		         cfg->tls_key_file, cfg->tls_key_file);
-		goto fail;
-	}
-	unsigned long e = ERR_peek_error();
-	/* OpenSSL's "key values mismatch" does not say with what. */
-	bool mismatch = loaded ? SSL_CTX_check_private_key(ctx) != 1
-	                       : ERR_GET_LIB(e) == ERR_LIB_X509 &&
-	                             ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
-	if (mismatch) {
-		ERR_clear_error();
-		snprintf(err, err_len, "tls_key_file %s: does not match the certificate in %s",
-		         cfg->tls_key_file, cfg->tls_cert_file);
-		goto fail;
-	}
-	if (!loaded) {
-		snprintf(err, err_len, "tls_key_file %s: %s", cfg->tls_key_file,
-		         take_error(why, sizeof(why)));
-		goto fail;
-	}
 	if (cfg->tls_ca_file[0]) {
 		if (!readable("tls_ca_file", cfg->tls_ca_file, err, err_len))
 			goto fail;
@@ -188,6 +211,53 @@ struct ssl_ctx_st *tls_ctx_build(const struct config *cfg, char *err, size_t err
 		         take_error(why, sizeof(why)));
 		goto fail;
 	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct ssl_ctx_st *tls_client_ctx_build(const struct tls_client_opts *o, char *err, size_t err_len)
+{
+	char why[160];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		snprintf(err, err_len, "TLS context: %s", take_error(why, sizeof(why)));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Renegotiation off for the reason the server has (the file's top). */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	/* The CAs are loaded even without verification: a file named in the
+	 * configuration that cannot be read is an error either way. */
+	if (o->cafile[0]) {
+		if (!readable("cafile", o->cafile, err, err_len))
+			goto fail;
+		if (SSL_CTX_load_verify_locations(ctx, o->cafile, NULL) != 1) {
+			snprintf(err, err_len, "cafile %s: %s", o->cafile,
+			         take_error(why, sizeof(why)));
+			goto fail;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		snprintf(err, err_len, "cafile \"\" (the system's CAs): %s",
+		         take_error(why, sizeof(why)));
+		goto fail;
+	}
+	if (!o->certfile[0] != !o->keyfile[0]) { /* one without the other */
+		if (o->certfile[0])
+			snprintf(err, err_len, "certfile %s: needs keyfile, its key", o->certfile);
+		else
+			snprintf(err, err_len, "keyfile %s: needs certfile, its certificate",
+			         o->keyfile);
+		goto fail;
+	}
+	if (o->certfile[0] &&
+	    !load_cert_key(ctx, "certfile", o->certfile, "keyfile", o->keyfile, err, err_len))
+		goto fail;
+	/* Each connection sets its own mode too (tls_conn_new_client). */
+	SSL_CTX_set_verify(ctx, o->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
@@ -275,12 +345,12 @@ struct ssl_ctx_st *tls_ctx_acquire(struct tls *t, uint16_t worker)
 	return ctx;
 }
 
-struct tls_conn *tls_conn_new(struct ssl_ctx_st *ctx, enum tls_identity identity)
+/* An SSL over two memory BIOs, in neither state yet. */
+static struct tls_conn *conn_new(SSL_CTX *ctx)
 {
 	struct tls_conn *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->identity_mode = (uint8_t)identity;
 	t->ssl = SSL_new(ctx);
 	t->rbio = BIO_new(BIO_s_mem());
 	t->wbio = BIO_new(BIO_s_mem());
@@ -295,7 +365,56 @@ struct tls_conn *tls_conn_new(struct ssl_ctx_st *ctx, enum tls_identity identity
 	/* An empty rbio means "more later", never end of stream. */
 	BIO_set_mem_eof_return(t->rbio, -1);
 	SSL_set_bio(t->ssl, t->rbio, t->wbio); /* the SSL owns both BIOs now */
+	return t;
+}
+
+struct tls_conn *tls_conn_new(struct ssl_ctx_st *ctx, enum tls_identity identity)
+{
+	struct tls_conn *t = conn_new(ctx);
+	if (!t)
+		return NULL;
+	t->identity_mode = (uint8_t)identity;
 	SSL_set_accept_state(t->ssl);
+	return t;
+}
+
+struct tls_conn *tls_conn_new_client(struct ssl_ctx_st *ctx, const char *server_name, bool verify)
+{
+	/* Verifying a certificate against no name would accept any name the
+	 * CA signed: a caller's mistake, not a configuration's. */
+	CHECK(server_name && (!verify || server_name[0]));
+	struct tls_conn *t = conn_new(ctx);
+	if (!t)
+		return NULL;
+	t->client = true;
+	t->server_name = strdup(server_name);
+	uint8_t ip[16];
+	bool numeric =
+	    inet_pton(AF_INET, server_name, ip) == 1 || inet_pton(AF_INET6, server_name, ip) == 1;
+	bool ok = t->server_name != NULL;
+	/* SNI carries host names only, never a literal address (RFC 6066 3). */
+	if (ok && server_name[0] && !numeric)
+		ok = SSL_set_tlsext_host_name(t->ssl, server_name) == 1;
+	if (ok && verify) {
+		SSL_set_verify(t->ssl, SSL_VERIFY_PEER, NULL);
+		/* An address is matched against the certificate's IP SANs, a name
+		 * against its DNS SANs (or CN without any), "*.x" whole labels only. */
+		X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
+		if (numeric) {
+			ok = X509_VERIFY_PARAM_set1_ip_asc(param, server_name) == 1;
+		} else {
+			SSL_set_hostflags(t->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+			ok = SSL_set1_host(t->ssl, server_name) == 1;
+		}
+	} else if (ok) {
+		SSL_set_verify(t->ssl, SSL_VERIFY_NONE, NULL);
+	}
+	if (!ok) {
+		ERR_clear_error();
+		tls_conn_free(t);
+		return NULL;
+	}
+	SSL_set_connect_state(t->ssl);
 	return t;
 }
 
@@ -304,6 +423,7 @@ void tls_conn_free(struct tls_conn *t)
 	if (!t)
 		return;
 	SSL_free(t->ssl);
+	free(t->server_name);
 	free(t);
 }
 
@@ -326,14 +446,16 @@ static enum tls_fail verify_fail(long v)
 	}
 }
 
-/* A failed SSL call: classify it for the metrics, word it for the log. */
+/* A failed SSL call: classify it for the metrics, word it for the log
+ * (naming the peer by its role: a client we serve, a server we dialled). */
 static enum tls_result failed(struct tls_conn *t, int r)
 {
 	int e = SSL_get_error(t->ssl, r);
+	const char *peer = t->client ? "server" : "client";
 	t->failed = true;
 	if (e == SSL_ERROR_ZERO_RETURN) {
 		t->fail = TLS_FAIL_CLOSED;
-		snprintf(t->error, sizeof(t->error), "the client closed the session");
+		snprintf(t->error, sizeof(t->error), "the %s closed the session", peer);
 		ERR_clear_error();
 		return TLS_ERROR;
 	}
@@ -355,10 +477,17 @@ static enum tls_result failed(struct tls_conn *t, int r)
 	case SSL_R_RECORD_LENGTH_MISMATCH:
 	case SSL_R_WRONG_SSL_VERSION:
 		/* Before the handshake these mean the bytes were not TLS at all
-		 * (plaintext MQTT sends 0x10 where a record type goes). */
+		 * (plaintext MQTT sends 0x10 where a record type goes; a plain
+		 * listener we dialled answers with 0x20 or nothing). */
 		if (!t->established) {
 			t->fail = TLS_FAIL_NOT_TLS;
-			snprintf(t->error, sizeof(t->error), "not a TLS client hello (%s)", why);
+			if (t->client)
+				snprintf(t->error, sizeof(t->error),
+				         "the server %s does not answer in TLS (%s)",
+				         t->server_name, why);
+			else
+				snprintf(t->error, sizeof(t->error), "not a TLS client hello (%s)",
+				         why);
 			return TLS_ERROR;
 		}
 		break;
@@ -375,22 +504,28 @@ static enum tls_result failed(struct tls_conn *t, int r)
 	case SSL_R_CERTIFICATE_VERIFY_FAILED: {
 		long v = SSL_get_verify_result(t->ssl);
 		t->fail = (uint8_t)verify_fail(v);
-		snprintf(t->error, sizeof(t->error), "client certificate refused: %s",
-		         X509_verify_cert_error_string(v));
+		if (t->client)
+			snprintf(t->error, sizeof(t->error),
+			         "certificate verify failed: %s (server %s)",
+			         X509_verify_cert_error_string(v), t->server_name);
+		else
+			snprintf(t->error, sizeof(t->error), "client certificate refused: %s",
+			         X509_verify_cert_error_string(v));
 		return TLS_ERROR;
 	}
 	case SSL_R_NO_SHARED_CIPHER:
 	case SSL_R_NO_SHARED_GROUPS:
 	case SSL_R_NO_SUITABLE_KEY_SHARE:
 		t->fail = TLS_FAIL_NO_SHARED_CIPHER;
-		snprintf(t->error, sizeof(t->error), "nothing in common with the client (%s)", why);
+		snprintf(t->error, sizeof(t->error), "nothing in common with the %s (%s)", peer,
+		         why);
 		return TLS_ERROR;
 	default:
 		break;
 	}
 	if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
 		t->fail = TLS_FAIL_PEER_ALERT;
-		snprintf(t->error, sizeof(t->error), "the client sent an alert: %s", why);
+		snprintf(t->error, sizeof(t->error), "the %s sent an alert: %s", peer, why);
 		return TLS_ERROR;
 	}
 	snprintf(t->error, sizeof(t->error), "%s", why);
@@ -516,8 +651,10 @@ int tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap)
 	if (t->failed)
 		return TLS_ERROR;
 	int r = SSL_read(t->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
-	if (r > 0)
+	if (r > 0) {
+		t->read_any = true;
 		return r;
+	}
 	int e = SSL_get_error(t->ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		trim(t, true); /* everything decrypted: the rbio is empty */
@@ -592,4 +729,9 @@ const char *tls_conn_identity(const struct tls_conn *t, size_t *len)
 bool tls_conn_has_cert(const struct tls_conn *t)
 {
 	return t->has_cert;
+}
+
+bool tls_conn_failed_early(const struct tls_conn *t)
+{
+	return t->client && t->failed && !t->read_any && t->fail == TLS_FAIL_PEER_ALERT;
 }

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tap  # noqa: E402
 from broker import Broker  # noqa: E402
 from persist_test import metric  # noqa: E402
+from tls_test import Pki  # noqa: E402
 from mqttraw import Client as RawClient, connect as raw_connect, publish as raw_publish  # noqa: E402,E501
 from mqttraw import subscribe as raw_subscribe  # noqa: E402
 
@@ -421,6 +422,51 @@ def b12_a_long_outage_keeps_the_queue_bound_and_counts_drops(ctx):
     assert got == [f"m{i}" for i in range(150, 200)], got
     drops = metric(edge, "starling_messages_dropped_total")
     assert drops == 150, drops
+
+
+@test
+def b13_tls_to_the_remote_verifies_its_certificate(ctx):
+    pki = Pki(ctx.dir)
+    port = free_port()
+    ctx.remote(free_port(), f"--tls-listen=127.0.0.1:{port}",
+               f"--tls-cert-file={pki.p('server.pem')}", f"--tls-key-file={pki.p('server.key')}")
+    # The right CA, the address's host checked against the certificate.
+    edge = ctx.edge(port, ["t/# out 1"], "--bridge.cloud.tls=true",
+                    f"--bridge.cloud.cafile={pki.p('ca.pem')}")
+    wait_up(edge)
+    sub = ctx.sub(ctx.brokers[0].port, ["t/#"])
+    time.sleep(0.2)
+    ctx.pub(edge.port).send("t/x", "over-tls")
+    assert sub.wait(1)[0][:2] == ("t/x", "over-tls")
+    ctx.kill(edge)
+    # Another CA: no connection, and the log says why.
+    edge = ctx.edge(port, ["t/# out 1"], "--bridge.cloud.tls=true",
+                    f"--bridge.cloud.cafile={pki.p('other-ca.pem')}")
+    wait_for(lambda: b"certificate verify failed" in edge.text(), WAIT, "the verify error")
+    assert b"bridge cloud: up to" not in edge.text()
+    ctx.kill(edge)
+    # A name the certificate does not hold, given as the SNI to check.
+    edge = ctx.edge(port, ["t/# out 1"], "--bridge.cloud.tls=true",
+                    f"--bridge.cloud.cafile={pki.p('ca.pem')}",
+                    "--bridge.cloud.sni=cloud.example")
+    wait_for(lambda: b"certificate verify failed" in edge.text(), WAIT, "the name error")
+    assert b"bridge cloud: up to" not in edge.text()
+    ctx.kill(edge)
+    # verify = false: connects to the wrong CA's server, with a warning.
+    edge = ctx.edge(port, ["t/# out 1"], "--bridge.cloud.tls=true",
+                    f"--bridge.cloud.cafile={pki.p('other-ca.pem')}",
+                    "--bridge.cloud.verify=false")
+    wait_up(edge)
+    assert b"without verifying the remote's certificate" in edge.text()
+    # A CA file that does not exist stops the start, naming key and file.
+    bad = subprocess.run([ctx.binary, "--listen=127.0.0.1:0", "--metrics=false",
+                          f"--bridge.cloud.address=127.0.0.1:{port}",
+                          "--bridge.cloud.topic=t/#", "--bridge.cloud.tls=true",
+                          "--bridge.cloud.cafile=/nonexistent/ca.pem"],
+                         capture_output=True, text=True, timeout=10)
+    assert bad.returncode != 0, bad
+    assert "bridge.cloud.cafile" in bad.stderr and "/nonexistent/ca.pem" in bad.stderr, \
+        bad.stderr
 
 
 @test
