@@ -143,8 +143,10 @@ static void recovered_message(void *ctx, struct sess_id where, struct msg *m, ui
 	struct queue_limits lim;
 	if (s) {
 		queue_limits_of(cfg, s, &lim);
-		w->st.drops_queue += session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
-		                                     lim.messages, lim.bytes, lim.policy, NULL);
+		unsigned dropped = session_enqueue(s, m, qos, flags | DELIV_JOURNALED, sub_id,
+		                                   lim.messages, lim.bytes, lim.policy, NULL);
+		w->st.drops_queue += dropped;
+		bridge_dropped(w, &lim, dropped);
 	}
 	msg_unref(m);
 }

@@ -21,14 +21,6 @@
 #include "session/session.h"
 #include "transport/tls.h"
 
-enum bridge_state {
-	BRIDGE_WAITING = 0, /* backing off until next_dial_ms */
-	BRIDGE_CONNECTING,  /* dialled, or CONNECT sent: waiting for the CONNACK */
-	BRIDGE_UP,          /* the remote accepted: the session is attached */
-};
-
-static const char *const state_names[] = {"backing off", "connecting", "up"};
-
 /* A connection that held this long resets the back-off to its minimum. */
 #define BRIDGE_STABLE_MS 10000
 
@@ -46,14 +38,16 @@ struct bridge {
 	uint64_t up_since_ms;  /* BRIDGE_UP: since when */
 	uint64_t last_ping_ms; /* the last PINGREQ we sent */
 	uint64_t rng;          /* the jitter's state */
-	uint64_t connects;     /* connections the remote accepted */
-	uint64_t dropped_in;   /* remote messages no in rule matched */
+	struct bridge_pub *pub; /* its figures for /metrics */
+	struct sess_id sid;     /* its session on this worker, once made or attached */
 	char local_id[sizeof(BRIDGE_ID_PREFIX) + CONFIG_BRIDGE_NAME_MAX];
 	char remote_id[CONFIG_PATH_MAX + CONFIG_NAME_MAX + CONFIG_BRIDGE_NAME_MAX];
 	/* Per rule: LOCAL_PREFIX + PATTERN and REMOTE_PREFIX + PATTERN. */
 	char (*local_filter)[CONFIG_BRIDGE_PREFIX_MAX + CONFIG_BRIDGE_PATTERN_MAX];
 	char (*remote_filter)[CONFIG_BRIDGE_PREFIX_MAX + CONFIG_BRIDGE_PATTERN_MAX];
 };
+
+static struct bridge *bridge_of(const struct worker *w, const struct client *cl);
 
 static uint64_t fnv1a(const char *s)
 {
@@ -77,7 +71,8 @@ int bridges_resolve(struct broker *b, char *err, size_t err_len)
 	if (cfg->bridge_count == 0)
 		return 0;
 	b->bridge_addrs = calloc(cfg->bridge_count, sizeof(*b->bridge_addrs));
-	if (!b->bridge_addrs) {
+	b->bridge_pub = calloc(cfg->bridge_count, sizeof(*b->bridge_pub));
+	if (!b->bridge_addrs || !b->bridge_pub) {
 		snprintf(err, err_len, "bridges: out of memory");
 		return -1;
 	}
@@ -141,10 +136,63 @@ void queue_limits_of(const struct config *cfg, const struct session *s, struct q
 	if (cfg->bridge_count && s->client_id_len > plen &&
 	    !memcmp(s->client_id, BRIDGE_ID_PREFIX, plen))
 		c = config_bridge_find(cfg, s->client_id + plen);
-	*out =
-	    c ? (struct queue_limits){c->queue_messages_max, c->queue_bytes_max, c->queue_overflow}
-	      : (struct queue_limits){cfg->queue_messages_max, cfg->queue_bytes_max,
-	                              cfg->queue_overflow};
+	if (c)
+		*out = (struct queue_limits){c->queue_messages_max, c->queue_bytes_max,
+		                             c->queue_overflow, (int)(c - cfg->bridges)};
+	else
+		*out = (struct queue_limits){cfg->queue_messages_max, cfg->queue_bytes_max,
+		                             cfg->queue_overflow, -1};
+}
+
+void bridge_dropped(struct worker *w, const struct queue_limits *lim, unsigned n)
+{
+	if (n && lim->bridge >= 0)
+		atomic_fetch_add_explicit(&w->b->bridge_pub[lim->bridge].dropped, n,
+		                          memory_order_relaxed);
+}
+
+void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes)
+{
+	struct bridge *b = bridge_of(w, cl);
+	if (!b)
+		return;
+	atomic_fetch_add_explicit(&b->pub->msgs[out], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->pub->bytes[out], payload_bytes, memory_order_relaxed);
+}
+
+/* $SYS/broker/bridge/NAME/state: 1 while the link is up, 0 otherwise,
+ * retained (mosquitto's $SYS/broker/connection/NAME/state), when the node
+ * publishes $SYS at all (sys_interval_s). */
+static void publish_state(struct worker *w, struct bridge *b, bool up)
+{
+	if (!w->cfg->sys_interval_s)
+		return;
+	char topic[64 + CONFIG_BRIDGE_NAME_MAX];
+	snprintf(topic, sizeof(topic), "$SYS/broker/bridge/%s/state", b->cfg->name);
+	struct mqtt_packet p = {.type = MQTT_PUBLISH};
+	p.publish.topic = mqtt_view_str(topic);
+	p.publish.payload = mqtt_view_str(up ? "1" : "0");
+	p.publish.retain = true;
+	/* msg_new takes a PUBLISH as it was on the wire: build that first. */
+	uint8_t wire[sizeof(topic) + 16];
+	size_t n = mqtt_encode(&p, MQTT_V5, wire, sizeof(wire));
+	struct mqtt_packet d;
+	struct msg *m = NULL;
+	if (n > 0 && mqtt_decode_buf(wire, n, MQTT_V5, &d, NULL) == MQTT_RC_SUCCESS) {
+		struct sess_id nobody = {0};
+		m = msg_new(&d.publish, MQTT_V5, d.publish.topic, nobody, w->now_ms);
+	}
+	if (m)
+		route_publish(&w->route, m);
+}
+
+static void set_state(struct worker *w, struct bridge *b, enum bridge_state st)
+{
+	bool was_up = b->state == BRIDGE_UP;
+	b->state = (uint8_t)st;
+	atomic_store_explicit(&b->pub->state, st, memory_order_relaxed);
+	if (was_up != (st == BRIDGE_UP))
+		publish_state(w, b, st == BRIDGE_UP);
 }
 
 void bridges_release(struct broker *b)
@@ -152,7 +200,9 @@ void bridges_release(struct broker *b)
 	for (unsigned i = 0; b->bridge_addrs && i < b->cfg->bridge_count; i++)
 		tls_ctx_discard(b->bridge_addrs[i].ssl_ctx);
 	free(b->bridge_addrs);
+	free(b->bridge_pub);
 	b->bridge_addrs = NULL;
+	b->bridge_pub = NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -283,10 +333,12 @@ void bridges_start(struct worker *w)
 	for (unsigned i = 0; i < w->mq.bridge_count; i++) {
 		struct bridge *b = &w->mq.bridges[i];
 		b->addrs = &w->b->bridge_addrs[b->index];
+		b->pub = &w->b->bridge_pub[b->index];
 		b->listener = w->b->bridge_listener0 + b->index;
 		b->rng = fnv1a(b->cfg->name) ^ w->now_ms ^ 0x9E3779B97F4A7C15ull;
 		b->next_dial_ms = w->now_ms; /* at once */
 		b->state = BRIDGE_WAITING;
+		publish_state(w, b, false); /* a retained 1 from before a restart is stale */
 		/* The session exists from the start, so what is published before
 		 * the first connection is kept for the remote too. After a
 		 * restart with persistence it came back from the journal: found,
@@ -315,6 +367,7 @@ void bridges_start(struct worker *w)
 			continue; /* restored: it is synced once attached */
 		}
 		sess_install(&w->sessions, s, id);
+		b->sid = id;
 		session_journal(w, s, false);
 		subs_sync(w, b, s);
 	}
@@ -337,7 +390,7 @@ static void plan_dial(struct worker *w, struct bridge *b, bool failed)
 	uint32_t span = b->backoff_ms - c->reconnect_min_ms;
 	uint32_t wait = c->reconnect_min_ms + (span ? (uint32_t)(b->rng % (span + 1)) : 0);
 	b->next_dial_ms = w->now_ms + wait;
-	b->state = BRIDGE_WAITING;
+	set_state(w, b, BRIDGE_WAITING);
 }
 
 static void dial(struct worker *w, struct bridge *b)
@@ -365,7 +418,7 @@ static void dial(struct worker *w, struct bridge *b)
 	b->has_conn = true;
 	b->slot = c->slot;
 	b->gen = c->gen;
-	b->state = BRIDGE_CONNECTING;
+	set_state(w, b, BRIDGE_CONNECTING);
 }
 
 void bridges_tick(struct worker *w)
@@ -373,6 +426,12 @@ void bridges_tick(struct worker *w)
 	bool stopping = w->tp.stopping;
 	for (unsigned i = 0; i < w->mq.bridge_count; i++) {
 		struct bridge *b = &w->mq.bridges[i];
+		const struct session *s = sess_get(&w->sessions, b->sid);
+		if (s) { /* else it is elsewhere (restored on another worker), for now */
+			atomic_store_explicit(&b->pub->queued, s->q_len, memory_order_relaxed);
+			atomic_store_explicit(&b->pub->inflight, s->infl_count,
+			                      memory_order_relaxed);
+		}
 		if (!b->has_conn) {
 			if (!stopping && b->state == BRIDGE_WAITING && w->now_ms >= b->next_dial_ms)
 				dial(w, b);
@@ -464,7 +523,8 @@ void bridge_connack(struct worker *w, struct client *cl, const struct mqtt_packe
 	if (cl->client_receive_max > c->inflight_max)
 		cl->client_receive_max = c->inflight_max;
 	cl->deadline_ms = cl->keepalive_s ? w->now_ms + (uint64_t)cl->keepalive_s * 1500 : 0;
-	if (!a->session_present && !c->clean_start && b->connects > 0)
+	if (!a->session_present && !c->clean_start &&
+	    atomic_load_explicit(&b->pub->connects, memory_order_relaxed) > 0)
 		LOG_WARN("bridge %s: the remote %s had lost the bridge's session; its "
 		         "subscriptions are made again",
 		         c->name, conn_peer(&cl->c));
@@ -505,10 +565,11 @@ void bridge_attached(struct worker *w, struct client *cl)
 	struct bridge *b = bridge_of(w, cl);
 	const struct config_bridge *c = b->cfg;
 	struct session *s = cl->sess;
-	b->state = BRIDGE_UP;
+	set_state(w, b, BRIDGE_UP);
+	b->sid = s->id;
 	b->up_since_ms = w->now_ms;
 	b->last_ping_ms = w->now_ms;
-	b->connects++;
+	atomic_fetch_add_explicit(&b->pub->connects, 1, memory_order_relaxed);
 	subs_sync(w, b, s);
 
 	/* The in rules' subscriptions at the remote: no-local on 5.0 (and
@@ -578,12 +639,13 @@ void bridge_conn_gone(struct worker *w, struct client *cl)
 	if (!b || !b->has_conn || b->slot != cl->c.slot || b->gen != cl->c.gen)
 		return;
 	b->has_conn = false;
+	if (b->state != BRIDGE_UP)
+		atomic_fetch_add_explicit(&b->pub->failures, 1, memory_order_relaxed);
 	bool held = b->state == BRIDGE_UP && w->now_ms - b->up_since_ms >= BRIDGE_STABLE_MS;
 	plan_dial(w, b, !held);
 	LOG_INFO("bridge %s: link down; %s in %llu ms", b->cfg->name,
 	         w->tp.stopping ? "stopping" : "next attempt",
 	         (unsigned long long)(b->next_dial_ms - w->now_ms));
-	(void)state_names;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -631,6 +693,5 @@ bool bridge_topic_in(const struct worker *w, const struct client *cl, struct mqt
 		*out = (struct mqtt_view){(const uint8_t *)buf, (uint32_t)(lp + topic.len - rp)};
 		return true;
 	}
-	b->dropped_in++;
 	return false;
 }

@@ -26,6 +26,7 @@
 #ifndef STARLING_CORE_BRIDGE_H
 #define STARLING_CORE_BRIDGE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -54,6 +55,27 @@ struct bridge_addrs {
 	struct ssl_ctx_st *ssl_ctx;                         /* NULL: plain TCP */
 };
 
+enum bridge_state {
+	BRIDGE_WAITING = 0, /* backing off until the next dial */
+	BRIDGE_CONNECTING,  /* dialled, or CONNECT sent: waiting for the CONNACK */
+	BRIDGE_UP,          /* the remote accepted: the session is attached */
+	BRIDGE_STATES
+};
+
+/* One bridge's figures for /metrics, written by its worker (and a queue
+ * drop by whichever worker holds its session), read by the ops thread:
+ * relaxed atomics, one writer per field but `dropped`. */
+struct bridge_pub {
+	_Atomic uint64_t state;    /* enum bridge_state */
+	_Atomic uint64_t connects; /* connections the remote accepted */
+	_Atomic uint64_t failures; /* dials, handshakes or CONNECTs that did not get there */
+	_Atomic uint64_t queued;   /* messages in the session's queue, at the last sweep */
+	_Atomic uint64_t inflight; /* sent and not acknowledged, at the last sweep */
+	_Atomic uint64_t dropped;  /* by the queue's bounds */
+	_Atomic uint64_t msgs[2];  /* [0] in from the remote, [1] out to it */
+	_Atomic uint64_t bytes[2]; /* their payload bytes */
+};
+
 /* Main thread, before the workers start: resolve every bridge's addresses
  * into b->bridge_addrs. 0, or -1 with err naming the bridge and host. */
 int bridges_resolve(struct broker *b, char *err, size_t err_len);
@@ -78,7 +100,10 @@ struct queue_limits {
 	uint32_t messages;
 	uint64_t bytes;
 	enum queue_overflow policy;
+	int bridge; /* the index of the bridge whose session it is; -1: a client's */
 };
+/* n messages of a bridge's session were dropped by its bounds (counted). */
+void bridge_dropped(struct worker *w, const struct queue_limits *lim, unsigned n);
 void queue_limits_of(const struct config *cfg, const struct session *s, struct queue_limits *out);
 
 /* Is cl a bridge's connection (to a remote we dialled)? */
@@ -98,6 +123,8 @@ void bridge_conn_gone(struct worker *w, struct client *cl);
  * the topic unchanged when no rule's prefix applies or it does not fit. */
 struct mqtt_view bridge_topic_out(const struct worker *w, const struct client *cl,
                                   struct mqtt_view topic, char *buf, size_t cap);
+/* A PUBLISH went to the remote (resends included), or came from it. */
+void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes);
 /* In: the local topic for one from the remote; false: no in rule matches
  * it (dropped, counted). */
 bool bridge_topic_in(const struct worker *w, const struct client *cl, struct mqtt_view topic,

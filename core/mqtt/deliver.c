@@ -73,6 +73,7 @@ static void publish_packet(struct worker *w, const struct client *cl, struct mqt
 		 * one is built, so one buffer per thread is enough. */
 		static _Thread_local char topic[CONFIG_BRIDGE_PREFIX_MAX + 65536];
 		p->publish.topic = bridge_topic_out(w, cl, m->pub.topic, topic, sizeof(topic));
+		bridge_count(w, cl, true, m->pub.payload.len);
 	}
 	p->publish.qos = qos;
 	p->publish.packet_id = pid;
@@ -211,8 +212,10 @@ static void deliver_session(struct worker *w, struct session *s, struct msg *m, 
 	struct drop_sink sink = {queue_dropped, w};
 	struct queue_limits lim;
 	queue_limits_of(cfg, s, &lim);
-	w->st.drops_queue +=
+	unsigned dropped =
 	    session_enqueue(s, m, qos, flags, sub_id, lim.messages, lim.bytes, lim.policy, &sink);
+	w->st.drops_queue += dropped;
+	bridge_dropped(w, &lim, dropped);
 }
 
 void queue_dropped(void *ctx, const struct session *s, const struct msg *m)

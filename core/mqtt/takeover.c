@@ -72,8 +72,10 @@ static void handover(struct worker *w, struct session *old, uint32_t conn_slot, 
 		struct drop_sink sink = {queue_dropped, w};
 		struct queue_limits lim;
 		queue_limits_of(w->cfg, old, &lim);
-		w->st.drops_queue +=
+		unsigned dropped =
 		    session_adopt(fresh, old, lim.messages, lim.bytes, lim.policy, &sink);
+		w->st.drops_queue += dropped;
+		bridge_dropped(w, &lim, dropped);
 	}
 	/* A session that left its worker while a compaction round was open
 	 * may be in neither worker's snapshot, and the segments holding its

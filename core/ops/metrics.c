@@ -48,6 +48,69 @@ __attribute__((format(printf, 2, 3))) static void put(struct out *o, const char 
 	}
 }
 
+static void family(struct out *o, const char *name, const char *type, const char *help);
+
+/* Bridges (docs/bridges.md), one label per bridge. */
+static void bridge_families(struct out *o, const struct metrics_input *in)
+{
+	static const char *const states[] = {"backing_off", "connecting", "up"};
+	family(o, "starling_bridge_up", "gauge", "1 while the bridge's link to its remote is up.");
+	for (unsigned i = 0; i < in->bridge_count; i++)
+		put(o, "starling_bridge_up{bridge=\"%s\"} %d\n", in->bridges[i].name,
+		    in->bridges[i].state == 2);
+	family(o, "starling_bridge_state", "gauge",
+	       "The bridge's state: backing_off (waiting to dial again), connecting, up.");
+	for (unsigned i = 0; i < in->bridge_count; i++)
+		for (unsigned s = 0; s < 3; s++)
+			put(o, "starling_bridge_state{bridge=\"%s\",state=\"%s\"} %d\n",
+			    in->bridges[i].name, states[s], in->bridges[i].state == s);
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} one[] = {
+	    {"starling_bridge_connects_total", "counter",
+	     "Connections the bridge's remote accepted (the first and every reconnect).",
+	     offsetof(struct bridge_figures, connects)},
+	    {"starling_bridge_connect_failures_total", "counter",
+	     "Dials, TLS handshakes or CONNECTs of the bridge that did not get a connection up.",
+	     offsetof(struct bridge_figures, failures)},
+	    {"starling_bridge_queued_messages", "gauge",
+	     "Messages waiting in the bridge's queue for the remote.",
+	     offsetof(struct bridge_figures, queued)},
+	    {"starling_bridge_inflight_messages", "gauge",
+	     "Messages sent to the remote and not acknowledged yet.",
+	     offsetof(struct bridge_figures, inflight)},
+	    {"starling_bridge_dropped_total", "counter",
+	     "Messages for the remote the bridge's queue bounds dropped.",
+	     offsetof(struct bridge_figures, dropped)},
+	};
+	for (size_t f = 0; f < sizeof(one) / sizeof(one[0]); f++) {
+		family(o, one[f].name, one[f].type, one[f].help);
+		for (unsigned i = 0; i < in->bridge_count; i++)
+			put(o, "%s{bridge=\"%s\"} %llu\n", one[f].name, in->bridges[i].name,
+			    (unsigned long long)*(const uint64_t *)((const char *)&in->bridges[i] +
+			                                            one[f].off));
+	}
+	static const char *const dirs[] = {"in", "out"};
+	family(o, "starling_bridge_messages_total", "counter",
+	       "PUBLISH packets between the bridge and its remote (out: resends included).");
+	for (unsigned i = 0; i < in->bridge_count; i++)
+		for (unsigned d = 0; d < 2; d++)
+			put(o,
+			    "starling_bridge_messages_total{bridge=\"%s\",direction=\"%s\"} %llu\n",
+			    in->bridges[i].name, dirs[d],
+			    (unsigned long long)in->bridges[i].msgs[d]);
+	family(o, "starling_bridge_payload_bytes_total", "counter",
+	       "Payload bytes of those PUBLISH packets.");
+	for (unsigned i = 0; i < in->bridge_count; i++)
+		for (unsigned d = 0; d < 2; d++)
+			put(o,
+			    "starling_bridge_payload_bytes_total{bridge=\"%s\",direction=\"%s\"} "
+			    "%llu\n",
+			    in->bridges[i].name, dirs[d],
+			    (unsigned long long)in->bridges[i].bytes[d]);
+}
+
 static void family(struct out *o, const char *name, const char *type, const char *help)
 {
 	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -528,6 +591,9 @@ char *metrics_render(const struct metrics_input *in, size_t *len)
 			put(&o, "starling_cluster_link_drops_total{reason=\"%s\"} %llu\n", why[r],
 			    (unsigned long long)c->link_drops[r]);
 	}
+
+	if (in->bridge_count > 0)
+		bridge_families(&o, in);
 
 	if (in->have_ops) {
 		family(&o, "starling_ops_connections", "gauge",

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/config.h"
 #include "ops/cluster_view.h"
 #include "ops/stats.h"
 
@@ -40,6 +41,14 @@ struct cluster_figures {
 	uint32_t routes[CLUSTER_PEERS_MAX];                     /* each peer's routes held here */
 	struct cluster_link_counts peer[CLUSTER_PEERS_MAX + 1]; /* by number; [0]: before Hello */
 	uint64_t route_lag_ms[CLUSTER_PEERS_MAX]; /* each peer's routes behind its digest for */
+};
+
+/* One bridge's figures (mqtt/bridge.h struct bridge_pub, as read). */
+struct bridge_figures {
+	char name[CONFIG_BRIDGE_NAME_MAX];
+	unsigned state; /* 0 backing off, 1 connecting, 2 up */
+	uint64_t connects, failures, queued, inflight, dropped;
+	uint64_t msgs[2], bytes[2]; /* [0] in from the remote, [1] out to it */
 };
 
 struct metrics_input {
@@ -77,6 +86,9 @@ struct metrics_input {
 
 	bool have_cluster; /* a cluster is configured */
 	struct cluster_figures cluster;
+
+	unsigned bridge_count; /* configured bridges */
+	struct bridge_figures bridges[CONFIG_BRIDGES_MAX];
 
 	bool have_ops;                 /* the ops listener's own figures (ops.c) */
 	uint64_t ops_connections;      /* open now, the one scraping included */

@@ -474,6 +474,24 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 		in.recovered_files = b->recovered.files;
 		in.recovered_cut_bytes = b->recovered.cut_bytes;
 		in.recovery_seconds = (double)b->recovered.ms / 1000.0;
+		in.bridge_count = b->cfg->bridge_count;
+		for (unsigned i = 0; i < in.bridge_count && b->bridge_pub; i++) {
+			const struct bridge_pub *p = &b->bridge_pub[i];
+			struct bridge_figures *f = &in.bridges[i];
+			snprintf(f->name, sizeof(f->name), "%s", b->cfg->bridges[i].name);
+			f->state = (unsigned)atomic_load_explicit(&p->state, memory_order_relaxed);
+			f->connects = atomic_load_explicit(&p->connects, memory_order_relaxed);
+			f->failures = atomic_load_explicit(&p->failures, memory_order_relaxed);
+			f->queued = atomic_load_explicit(&p->queued, memory_order_relaxed);
+			f->inflight = atomic_load_explicit(&p->inflight, memory_order_relaxed);
+			f->dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
+			for (unsigned d = 0; d < 2; d++) {
+				f->msgs[d] =
+				    atomic_load_explicit(&p->msgs[d], memory_order_relaxed);
+				f->bytes[d] =
+				    atomic_load_explicit(&p->bytes[d], memory_order_relaxed);
+			}
+		}
 		in.compactions = atomic_load(&b->compact.runs);
 		in.compacted_bytes = atomic_load(&b->compact.removed_bytes);
 		text = metrics_render(&in, &len);

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -317,6 +318,20 @@ def b06_published_while_the_remote_is_down_arrives_when_it_is_back(ctx):
     assert "bridge cloud: up to" in sent
 
 
+@test
+def b15_addresses_are_tried_in_turn(ctx):
+    dead, port = free_port(), free_port()
+    remote = ctx.remote(port)
+    edge = ctx.edge(port, ["f/# out 1"], f"--bridge.cloud.address=127.0.0.1:{dead},"
+                    f"127.0.0.1:{port}")
+    wait_up(edge)
+    assert f"up to 127.0.0.1:{port}".encode() in edge.text()
+    sub = ctx.sub(remote.port, ["f/#"])
+    time.sleep(0.2)
+    ctx.pub(edge.port).send("f/x", "failover")
+    assert sub.wait(1)[0][1] == "failover"
+
+
 def stream_through_outage(ctx, qos, outage_s):
     """A publisher on the edge sends a QoS stream while the remote (with
     persistence, its subscriber's session persistent) is killed and comes
@@ -467,6 +482,58 @@ def b13_tls_to_the_remote_verifies_its_certificate(ctx):
     assert bad.returncode != 0, bad
     assert "bridge.cloud.cafile" in bad.stderr and "/nonexistent/ca.pem" in bad.stderr, \
         bad.stderr
+
+
+def scrape(b):
+    with urllib.request.urlopen(f"http://127.0.0.1:{b.metrics_port}/metrics", timeout=5) as r:
+        return r.read()
+
+
+def value(text, line_start):
+    for line in text.decode().splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{line_start} not in /metrics")
+
+
+@test
+def b14_metrics_and_sys_state_follow_the_link(ctx):
+    port = free_port()
+    remote = ctx.remote(port)
+    edge = ctx.edge(port, ["m/# out 1", "c/# in 1"], "--sys-interval-s=1")
+    wait_up(edge)
+    state = ctx.sub(edge.port, ["$SYS/broker/bridge/cloud/state"])
+    wait_for(lambda: state.messages(), WAIT, "the retained state")
+    assert state.messages()[-1][1:] == ("1", 0, True), state.messages()
+    pub = ctx.pub(edge.port)
+    for i in range(5):
+        pub.send("m/x", "12345")
+    ctx.pub(remote.port).send("c/y", "abc")
+    up = 'starling_bridge_up{bridge="cloud"}'
+    out = 'starling_bridge_messages_total{bridge="cloud",direction="out"}'
+    wait_for(lambda: value(scrape(edge), out) >= 5, WAIT, "5 out")
+    text = scrape(edge)
+    assert value(text, up) == 1
+    assert value(text, 'starling_bridge_state{bridge="cloud",state="up"}') == 1
+    assert value(text, 'starling_bridge_connects_total{bridge="cloud"}') == 1
+    assert value(text, 'starling_bridge_payload_bytes_total{bridge="cloud",direction="out"}') \
+        == 25
+    wait_for(lambda: value(scrape(edge),
+                           'starling_bridge_messages_total{bridge="cloud",direction="in"}') == 1,
+             WAIT, "1 in")
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), \
+        r.stdout.decode() + r.stderr.decode()
+    ctx.kill(remote)
+    wait_for(lambda: value(scrape(edge), up) == 0, WAIT, "up 0")
+    wait_for(lambda: state.messages()[-1][1] == "0", WAIT, "state 0")
+    for i in range(3):
+        pub.send("m/x", "queued")
+    wait_for(lambda: value(scrape(edge), 'starling_bridge_queued_messages{bridge="cloud"}') == 3,
+             WAIT, "3 queued")
+    wait_for(lambda: value(scrape(edge),
+                           'starling_bridge_connect_failures_total{bridge="cloud"}') >= 1,
+             WAIT, "a failed reconnect counted")
 
 
 @test
