@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "loop/worker.h"
 #include "session/registry.h"
@@ -39,6 +40,8 @@ struct bridge {
 	uint64_t last_ping_ms; /* the last PINGREQ we sent */
 	uint64_t rng;          /* the jitter's state */
 	struct bridge_pub *pub; /* its figures for /metrics */
+	uint16_t sample_pid;    /* the PUBLISH being timed; 0: none */
+	uint64_t sample_ns;     /* when it went into the outbox */
 	struct sess_id sid;     /* its session on this worker, once made or attached */
 	char local_id[sizeof(BRIDGE_ID_PREFIX) + CONFIG_BRIDGE_NAME_MAX];
 	char remote_id[CONFIG_PATH_MAX + CONFIG_NAME_MAX + CONFIG_BRIDGE_NAME_MAX];
@@ -158,6 +161,27 @@ void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t 
 		return;
 	atomic_fetch_add_explicit(&b->pub->msgs[out], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&b->pub->bytes[out], payload_bytes, memory_order_relaxed);
+}
+
+void bridge_sent(struct worker *w, const struct client *cl, uint16_t pid)
+{
+	struct bridge *b = bridge_of(w, cl);
+	if (b && !b->sample_pid) {
+		b->sample_pid = pid;
+		b->sample_ns = clock_now_ns();
+	}
+}
+
+void bridge_acked(struct worker *w, const struct client *cl, uint8_t type, uint16_t pid)
+{
+	struct bridge *b = bridge_of(w, cl);
+	if (!b || !b->sample_pid || pid != b->sample_pid ||
+	    (type != MQTT_PUBACK && type != MQTT_PUBREC))
+		return;
+	uint64_t us = (clock_now_ns() - b->sample_ns) / 1000;
+	atomic_fetch_add_explicit(&b->pub->rtt_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&b->pub->rtt_n, 1, memory_order_relaxed);
+	b->sample_pid = 0;
 }
 
 /* $SYS/broker/bridge/NAME/state: 1 while the link is up, 0 otherwise,
@@ -519,6 +543,15 @@ void bridge_connack(struct worker *w, struct client *cl, const struct mqtt_packe
 			cl->client_max_packet = pr->max_packet_size;
 		if (pr->has & MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEP_ALIVE))
 			cl->keepalive_s = pr->server_keepalive_s;
+		uint8_t max_qos =
+		    (pr->has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS)) ? pr->max_qos : 2;
+		for (unsigned t = 0; t < c->topic_count; t++)
+			if ((c->topics[t].dir & BRIDGE_OUT) && c->topics[t].qos > max_qos)
+				/* It would refuse such a PUBLISH (0x9B) and close. */
+				LOG_WARN(
+				    "bridge %s: the remote takes QoS %u at most, rule \"%s\" asks "
+				    "for %u: lower the rule's QoS",
+				    c->name, max_qos, c->topics[t].pattern, c->topics[t].qos);
 	}
 	if (cl->client_receive_max > c->inflight_max)
 		cl->client_receive_max = c->inflight_max;
@@ -639,6 +672,7 @@ void bridge_conn_gone(struct worker *w, struct client *cl)
 	if (!b || !b->has_conn || b->slot != cl->c.slot || b->gen != cl->c.gen)
 		return;
 	b->has_conn = false;
+	b->sample_pid = 0; /* its acknowledgement will not come on this link */
 	if (b->state != BRIDGE_UP)
 		atomic_fetch_add_explicit(&b->pub->failures, 1, memory_order_relaxed);
 	bool held = b->state == BRIDGE_UP && w->now_ms - b->up_since_ms >= BRIDGE_STABLE_MS;

@@ -74,6 +74,8 @@ struct bridge_pub {
 	_Atomic uint64_t dropped;  /* by the queue's bounds */
 	_Atomic uint64_t msgs[2];  /* [0] in from the remote, [1] out to it */
 	_Atomic uint64_t bytes[2]; /* their payload bytes */
+	_Atomic uint64_t rtt_us;   /* sampled round trips of PUBLISH -> PUBACK/PUBREC: sum */
+	_Atomic uint64_t rtt_n;    /* and count */
 };
 
 /* Main thread, before the workers start: resolve every bridge's addresses
@@ -123,6 +125,11 @@ void bridge_conn_gone(struct worker *w, struct client *cl);
  * the topic unchanged when no rule's prefix applies or it does not fit. */
 struct mqtt_view bridge_topic_out(const struct worker *w, const struct client *cl,
                                   struct mqtt_view topic, char *buf, size_t cap);
+/* A QoS 1/2 PUBLISH went into the connection's outbox under pid, and the
+ * remote's PUBACK/PUBREC for a pid arrived: one is timed at a time (the
+ * round trip of acknowledgements, sampled as TCP samples its RTT). */
+void bridge_sent(struct worker *w, const struct client *cl, uint16_t pid);
+void bridge_acked(struct worker *w, const struct client *cl, uint8_t type, uint16_t pid);
 /* A PUBLISH went to the remote (resends included), or came from it. */
 void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes);
 /* In: the local topic for one from the remote; false: no in rule matches

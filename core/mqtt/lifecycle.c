@@ -293,6 +293,10 @@ void mqtt_close_all(struct worker *w, enum mqtt_rc rc)
 	for (uint32_t i = 0; i < tp->conn_cap; i++) {
 		struct conn *c = tp->conns[i];
 		if (c && !c->closing && conn_is_mqtt(tp, c))
-			client_close(w, client_of(c), rc, false);
+			/* A bridge is the client there: "server shutting down" is
+			 * not a client's reason code; its link just closes. */
+			client_close(w, client_of(c),
+			             client_is_bridge(w, client_of(c)) ? MQTT_RC_SUCCESS : rc,
+			             false);
 	}
 }

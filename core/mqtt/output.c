@@ -68,8 +68,11 @@ bool client_send(struct worker *w, struct client *cl, const struct mqtt_packet *
 	uint64_t soft = w->cfg->outbox_bytes_max;
 	uint64_t limit = !is_publish ? soft * 2 + 65536 : p->publish.qos == 0 ? soft : UINT64_MAX;
 	enum out_result r = out_append(w, cl, p, limit);
-	if (r == OUT_OK)
+	if (r == OUT_OK) {
+		if (is_publish && p->publish.qos && client_is_bridge(w, cl))
+			bridge_sent(w, cl, p->publish.packet_id);
 		return true;
+	}
 	if (r == OUT_TOO_BIG) {
 		/* A PUBLISH is the caller's to drop (deliver.c checks first and
 		 * counts it). Our answers carry no Reason String or User

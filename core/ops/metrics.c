@@ -100,6 +100,15 @@ static void bridge_families(struct out *o, const struct metrics_input *in)
 			    "starling_bridge_messages_total{bridge=\"%s\",direction=\"%s\"} %llu\n",
 			    in->bridges[i].name, dirs[d],
 			    (unsigned long long)in->bridges[i].msgs[d]);
+	family(o, "starling_bridge_ack_rtt_seconds", "summary",
+	       "Round trips from a QoS 1/2 PUBLISH into the bridge's connection to the remote's "
+	       "PUBACK or PUBREC, one timed at a time.");
+	for (unsigned i = 0; i < in->bridge_count; i++)
+		put(o,
+		    "starling_bridge_ack_rtt_seconds_sum{bridge=\"%s\"} %.6f\n"
+		    "starling_bridge_ack_rtt_seconds_count{bridge=\"%s\"} %llu\n",
+		    in->bridges[i].name, (double)in->bridges[i].rtt_us / 1e6, in->bridges[i].name,
+		    (unsigned long long)in->bridges[i].rtt_n);
 	family(o, "starling_bridge_payload_bytes_total", "counter",
 	       "Payload bytes of those PUBLISH packets.");
 	for (unsigned i = 0; i < in->bridge_count; i++)

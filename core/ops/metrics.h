@@ -49,6 +49,7 @@ struct bridge_figures {
 	unsigned state; /* 0 backing off, 1 connecting, 2 up */
 	uint64_t connects, failures, queued, inflight, dropped;
 	uint64_t msgs[2], bytes[2]; /* [0] in from the remote, [1] out to it */
+	uint64_t rtt_us, rtt_n;     /* sampled acknowledgement round trips: sum, count */
 };
 
 struct metrics_input {

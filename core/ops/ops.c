@@ -485,6 +485,8 @@ static void serve_metrics(struct ops *o, struct ops_client *cl, bool head_only)
 			f->queued = atomic_load_explicit(&p->queued, memory_order_relaxed);
 			f->inflight = atomic_load_explicit(&p->inflight, memory_order_relaxed);
 			f->dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
+			f->rtt_us = atomic_load_explicit(&p->rtt_us, memory_order_relaxed);
+			f->rtt_n = atomic_load_explicit(&p->rtt_n, memory_order_relaxed);
 			for (unsigned d = 0; d < 2; d++) {
 				f->msgs[d] =
 				    atomic_load_explicit(&p->msgs[d], memory_order_relaxed);

@@ -518,6 +518,8 @@ def b14_metrics_and_sys_state_follow_the_link(ctx):
     assert value(text, 'starling_bridge_connects_total{bridge="cloud"}') == 1
     assert value(text, 'starling_bridge_payload_bytes_total{bridge="cloud",direction="out"}') \
         == 25
+    assert value(text, 'starling_bridge_ack_rtt_seconds_count{bridge="cloud"}') >= 1
+    assert value(text, 'starling_bridge_ack_rtt_seconds_sum{bridge="cloud"}') > 0
     wait_for(lambda: value(scrape(edge),
                            'starling_bridge_messages_total{bridge="cloud",direction="in"}') == 1,
              WAIT, "1 in")

@@ -325,3 +325,31 @@ Test(roundtrip, empty_payload_and_empty_client_id)
 	cr_assert_eq(d.connect.client_id.len, 0);
 	cr_assert(d.connect.clean_start);
 }
+
+/* mosquitto's bridge bit (try_private): 0x80 on a 3.1/3.1.1 level, written
+ * by a bridge's CONNECT and read as that level plus bridge = true; a 5.0
+ * CONNECT never carries it (no-local does that job), and 0x85 is no level. */
+Test(roundtrip, bridge_bit_on_the_protocol_level)
+{
+	uint8_t buf[64];
+	for (uint8_t v = 3; v <= 5; v++) {
+		struct mqtt_packet c = {.type = MQTT_CONNECT};
+		c.connect.version = v;
+		c.connect.bridge = true;
+		c.connect.client_id = mqtt_view_str("edge.cloud");
+		size_t n = mqtt_encode(&c, v, buf, sizeof(buf));
+		cr_assert_gt(n, 0);
+		size_t level_at = 2 + 2 + (v == 3 ? 6 : 4); /* header, name length, name */
+		cr_assert_eq(buf[level_at], v == 5 ? 5 : (uint8_t)(v | 0x80), "level %u", v);
+		struct mqtt_packet d;
+		cr_assert_eq(mqtt_decode_buf(buf, n, 0, &d, NULL), MQTT_RC_SUCCESS, "level %u", v);
+		cr_assert_eq(d.connect.version, v);
+		cr_assert_eq(d.connect.bridge, v != 5, "level %u", v);
+	}
+	struct mqtt_packet c = {.type = MQTT_CONNECT};
+	c.connect.version = 5;
+	size_t n = mqtt_encode(&c, 5, buf, sizeof(buf));
+	buf[2 + 2 + 4] = 0x85; /* a 5.0 level with the bit: not a level we speak */
+	struct mqtt_packet d;
+	cr_assert_eq(mqtt_decode_buf(buf, n, 0, &d, NULL), MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
+}
