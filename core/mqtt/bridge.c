@@ -675,10 +675,17 @@ void bridge_conn_gone(struct worker *w, struct client *cl)
 	b->sample_pid = 0; /* its acknowledgement will not come on this link */
 	if (b->state != BRIDGE_UP)
 		atomic_fetch_add_explicit(&b->pub->failures, 1, memory_order_relaxed);
+	if (w->tp.stopping) {
+		/* No dial again, and no $SYS message now: the other workers may
+		 * be gone; the next start publishes 0 first. */
+		b->state = BRIDGE_WAITING;
+		atomic_store_explicit(&b->pub->state, BRIDGE_WAITING, memory_order_relaxed);
+		LOG_INFO("bridge %s: link closed (stopping)", b->cfg->name);
+		return;
+	}
 	bool held = b->state == BRIDGE_UP && w->now_ms - b->up_since_ms >= BRIDGE_STABLE_MS;
 	plan_dial(w, b, !held);
-	LOG_INFO("bridge %s: link down; %s in %llu ms", b->cfg->name,
-	         w->tp.stopping ? "stopping" : "next attempt",
+	LOG_INFO("bridge %s: link down; next attempt in %llu ms", b->cfg->name,
 	         (unsigned long long)(b->next_dial_ms - w->now_ms));
 }
 
