@@ -525,10 +525,14 @@ void bridge_connack(struct worker *w, struct client *cl, const struct mqtt_packe
 	}
 	const struct mqtt_connack *a = &p->connack;
 	if (a->rc != 0) {
+		static const char *const v3[] = {
+		    "accepted",          "unacceptable protocol version", "identifier rejected",
+		    "server unavailable", "bad user name or password",     "not authorized"};
 		LOG_WARN("bridge %s: the remote %s refused the connection: %s (0x%02X)", c->name,
 		         conn_peer(&cl->c),
 		         cl->version == MQTT_V5 ? mqtt_rc_name((enum mqtt_rc)a->rc)
-		                                : "a 3.1.1 return code",
+		         : a->rc < 6            ? v3[a->rc]
+		                                : "an unknown return code",
 		         a->rc);
 		cl->c.close_reason = CLOSE_CONNECT_REFUSED;
 		client_close(w, cl, MQTT_RC_SUCCESS, false);

@@ -6,11 +6,14 @@ clients (python3-paho-mqtt) on both sides.
 Out, in and both directions at QoS 0/1/2 with prefixes, MQTT 5.0 and 3.1.1
 to the remote; loop prevention with `both`; messages published while the
 remote is down reach it when it is back; a remote killed (kill -9) in the
-middle of a QoS 1 and a QoS 2 stream: nothing the edge acknowledged is
-lost, QoS 2 has no duplicate; the edge killed with kill -9 during an
-outage with persistence on: its queue still reaches the remote; the
-client ids of bridges are refused to clients; the 3.1.1 bridge bit makes a
-client's subscriptions no-local.
+middle of a QoS 1 and a QoS 2 stream for 1 s, and a QoS 2 stream for 30 s:
+nothing the edge acknowledged is lost, QoS 2 has no duplicate and keeps its
+order; the queue's bound during an outage, drops counted; the edge killed
+with kill -9 during an outage with persistence on: its queue still reaches
+the remote; TLS with a right and a wrong CA and name; credentials; failover
+across addresses; the metrics and the $SYS state; the client ids of
+bridges are refused to clients; the 3.1.1 bridge bit makes a client's
+subscriptions no-local.
 
 Usage: bridge_test.py PATH/TO/starling [--workers N] [--only NAME]. TAP.
 """
@@ -332,7 +335,7 @@ def b15_addresses_are_tried_in_turn(ctx):
     assert sub.wait(1)[0][1] == "failover"
 
 
-def stream_through_outage(ctx, qos, outage_s):
+def stream_through_outage(ctx, qos, outage_s, pace_s=0.0):
     """A publisher on the edge sends a QoS stream while the remote (with
     persistence, its subscriber's session persistent) is killed and comes
     back after outage_s. Returns (acknowledged, received list)."""
@@ -355,7 +358,9 @@ def stream_through_outage(ctx, qos, outage_s):
                 break
             acked.append(f"{i}")
             i += 1
-            if i % 50 == 0:
+            if pace_s:
+                time.sleep(pace_s)
+            elif i % 50 == 0:
                 time.sleep(0.005)
 
     t = threading.Thread(target=publish)
@@ -394,6 +399,18 @@ def b08_remote_killed_for_1s_during_a_qos2_stream_no_loss_no_duplicate(ctx):
     order = [int(x) for x in got]
     assert order == sorted(order), "out of order"
     tap.comment(f"QoS 2: {len(acked)} acknowledged, {len(got)} received, no duplicate")
+
+
+@test
+def b17_remote_down_30s_during_a_qos2_stream_no_loss_no_duplicate(ctx):
+    # A gateway's pace (~300 msg/s): 30 s of it waits in the bridge's queue.
+    acked, got = stream_through_outage(ctx, 2, 30.0, pace_s=0.003)
+    missing = set(acked) - set(got)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged lost: {sorted(missing)[:10]}"
+    assert len(got) == len(set(got)), f"{len(got) - len(set(got))} duplicates with QoS 2"
+    order = [int(x) for x in got]
+    assert order == sorted(order), "out of order"
+    tap.comment(f"QoS 2, 30 s outage: {len(acked)} acknowledged, {len(got)} received")
 
 
 @test
@@ -482,6 +499,29 @@ def b13_tls_to_the_remote_verifies_its_certificate(ctx):
     assert bad.returncode != 0, bad
     assert "bridge.cloud.cafile" in bad.stderr and "/nonexistent/ca.pem" in bad.stderr, \
         bad.stderr
+
+
+@test
+def b16_credentials_at_the_remote(ctx):
+    pw = os.path.join(ctx.dir, "passwd")
+    r = subprocess.run([ctx.binary, "passwd", "-c", "-b", "-I", "1000", pw, "edge1", "s3cret"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    ctx.remote(port, f"--password-file={pw}")
+    for version in ("5.0", "3.1.1"):
+        edge = ctx.edge(port, ["k/# out 1"], "--bridge.cloud.username=edge1",
+                        "--bridge.cloud.password=s3cret", version=version)
+        wait_up(edge)
+        ctx.kill(edge)
+        edge = ctx.edge(port, ["k/# out 1"], "--bridge.cloud.username=edge1",
+                        "--bridge.cloud.password=wrong", version=version)
+        wait_for(lambda: b"refused the connection" in edge.text(), WAIT, "the refusal")
+        assert b"bridge cloud: up to" not in edge.text()
+        text = edge.text().decode()
+        assert ("bad user name or password" in text.lower() or "0x86" in text
+                or "0x04" in text), text[-600:]
+        ctx.kill(edge)
 
 
 def scrape(b):
