@@ -355,7 +355,7 @@ void conn_close(struct transport *tp, struct conn *c)
 	 * stream, shutdown) is a failed handshake too. Only on our listeners:
 	 * the metric's reasons describe our clients, not servers we dialled. */
 	if (conn_tls_handshaking(tp, c) && c->close_reason != CLOSE_TLS_HANDSHAKE &&
-	    conn_listener_kind(tp, c) != LISTENER_DIAL)
+	    !conn_dialled(tp, c))
 		tp->st->tls_failures[c->close_reason == CLOSE_CONNECT_TIMEOUT ? TLS_FAIL_TIMEOUT
 		                                                              : TLS_FAIL_CLOSED]++;
 	c->closing = true;

@@ -301,6 +301,13 @@ const char *conn_listener(const struct transport *tp, const struct conn *c);
 /* The kind of that listener (enum listener_kind). */
 unsigned conn_listener_kind(const struct transport *tp, const struct conn *c);
 
+/* Did we dial c (the cluster's link, a bridge), rather than accept it? */
+static inline bool conn_dialled(const struct transport *tp, const struct conn *c)
+{
+	uint8_t k = tp->node->listeners[c->listener].kind;
+	return k == LISTENER_DIAL || k == LISTENER_BRIDGE;
+}
+
 /* c's TLS state, or NULL for a connection without TLS. */
 static inline struct tls_conn *conn_tls(const struct transport *tp, const struct conn *c)
 {

@@ -167,7 +167,7 @@ bool conn_tls_handshaking(const struct transport *tp, const struct conn *c)
  * server name shows here and nowhere else. */
 static void tls_refuse(struct transport *tp, struct conn *c, struct tls_conn *t)
 {
-	if (conn_listener_kind(tp, c) == LISTENER_DIAL) {
+	if (conn_dialled(tp, c)) {
 		LOG_WARN_RL(1, "TLS handshake failed with %s on %s: %s", conn_peer(c),
 		            conn_listener(tp, c), tls_conn_error(t));
 	} else {
@@ -216,7 +216,7 @@ void layers_received(struct transport *tp, struct conn *c, const uint8_t *data, 
 		}
 		if (r == TLS_AGAIN)
 			return;
-		if (conn_listener_kind(tp, c) != LISTENER_DIAL)
+		if (!conn_dialled(tp, c))
 			tp->st->tls_handshakes++; /* on our listeners, as the metric says */
 		if (c->out_len > 0)
 			conn_mark_flush(tp, c); /* a client's output that waited for this */
