@@ -33,12 +33,12 @@ struct bridge {
 	uint8_t state;     /* enum bridge_state */
 	bool has_conn;     /* a connection exists (slot, gen) */
 	uint32_t slot, gen;
-	unsigned next_addr;    /* the address to dial next (failover in turn) */
-	uint64_t next_dial_ms; /* BRIDGE_WAITING: when to dial */
-	uint32_t backoff_ms;   /* the last wait; doubles on failure */
-	uint64_t up_since_ms;  /* BRIDGE_UP: since when */
-	uint64_t last_ping_ms; /* the last PINGREQ we sent */
-	uint64_t rng;          /* the jitter's state */
+	unsigned next_addr;     /* the address to dial next (failover in turn) */
+	uint64_t next_dial_ms;  /* BRIDGE_WAITING: when to dial */
+	uint32_t backoff_ms;    /* the last wait; doubles on failure */
+	uint64_t up_since_ms;   /* BRIDGE_UP: since when */
+	uint64_t last_ping_ms;  /* the last PINGREQ we sent */
+	uint64_t rng;           /* the jitter's state */
 	struct bridge_pub *pub; /* its figures for /metrics */
 	uint16_t sample_pid;    /* the PUBLISH being timed; 0: none */
 	uint64_t sample_ns;     /* when it went into the outbox */
@@ -526,7 +526,7 @@ void bridge_connack(struct worker *w, struct client *cl, const struct mqtt_packe
 	const struct mqtt_connack *a = &p->connack;
 	if (a->rc != 0) {
 		static const char *const v3[] = {
-		    "accepted",          "unacceptable protocol version", "identifier rejected",
+		    "accepted",           "unacceptable protocol version", "identifier rejected",
 		    "server unavailable", "bad user name or password",     "not authorized"};
 		LOG_WARN("bridge %s: the remote %s refused the connection: %s (0x%02X)", c->name,
 		         conn_peer(&cl->c),

@@ -115,10 +115,10 @@ authorized:
 			LOG_INFO_RL(LOG_CLIENT_RL,
 			            "refused %s on %s (client \"%.*s\", %s%.*s%s): will topic "
 			            "\"%.*s\" not authorized",
-			            conn_peer(&cl->c), conn_listener(&w->tp, &cl->c), (int)k->client_id.len,
-			            (const char *)k->client_id.ptr, user ? "user \"" : "anonymous",
-			            user ? (int)k->username.len : 0, user ? user : "",
-			            user ? "\"" : "", (int)k->will_topic.len,
+			            conn_peer(&cl->c), conn_listener(&w->tp, &cl->c),
+			            (int)k->client_id.len, (const char *)k->client_id.ptr,
+			            user ? "user \"" : "anonymous", user ? (int)k->username.len : 0,
+			            user ? user : "", user ? "\"" : "", (int)k->will_topic.len,
 			            (const char *)k->will_topic.ptr);
 			refuse(w, cl, k->version, MQTT_RC_NOT_AUTHORIZED);
 			return false;

@@ -155,8 +155,7 @@ static const struct {
     [CE_BAD_PACKET] = {0, CLOSE_UNSET, true, true, LOG_INFO, "%s"},
     [CE_SECOND_CONNECT] = {MQTT_RC_PROTOCOL_ERROR, CLOSE_UNSET, true, true, LOG_INFO,
                            "second CONNECT"},
-    [CE_UNEXPECTED] = {MQTT_RC_PROTOCOL_ERROR, CLOSE_UNSET, true, true, LOG_INFO,
-                       "unexpected %s"},
+    [CE_UNEXPECTED] = {MQTT_RC_PROTOCOL_ERROR, CLOSE_UNSET, true, true, LOG_INFO, "unexpected %s"},
     [CE_INPUT_TOO_MUCH] = {MQTT_RC_PACKET_TOO_LARGE, CLOSE_UNSET, true, true, LOG_INFO,
                            "too much unparsed input"},
     [CE_INPUT_BUDGET] = {MQTT_RC_QUOTA_EXCEEDED, CLOSE_UNSET, true, true, LOG_WARN,
@@ -173,8 +172,7 @@ static const struct {
                     "its Maximum Packet Size leaves no room for a %s"},
     [CE_KEEP_ALIVE] = {MQTT_RC_KEEP_ALIVE_TIMEOUT, CLOSE_UNSET, true, true, LOG_INFO,
                        "keep alive timeout"},
-    [CE_NO_CONNECT] = {0, CLOSE_CONNECT_TIMEOUT, false, false, LOG_INFO,
-                       "no CONNECT within %s ms"},
+    [CE_NO_CONNECT] = {0, CLOSE_CONNECT_TIMEOUT, false, false, LOG_INFO, "no CONNECT within %s ms"},
     [CE_HANDSHAKE_TIMEOUT] = {0, CLOSE_CONNECT_TIMEOUT, false, false, LOG_INFO,
                               "TLS handshake not finished within %s ms"},
     [CE_PARTIAL_TIMEOUT] = {MQTT_RC_KEEP_ALIVE_TIMEOUT, CLOSE_UNSET, true, true, LOG_INFO,
@@ -209,7 +207,8 @@ void client_fail(struct worker *w, struct client *cl, enum client_error e, enum 
 		snprintf(text, sizeof(text), errors[e].text, detail);
 #pragma GCC diagnostic pop
 		if (errors[e].client)
-			log_msg(level, "closing %s (%s): %s", conn_peer(&cl->c), client_name(cl), text);
+			log_msg(level, "closing %s (%s): %s", conn_peer(&cl->c), client_name(cl),
+			        text);
 		else if (e == CE_HANDSHAKE_TIMEOUT)
 			log_msg(level, "closing %s on %s: %s", conn_peer(&cl->c),
 			        conn_listener(&w->tp, &cl->c), text);

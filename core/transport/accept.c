@@ -164,7 +164,8 @@ void transport_accept_done(struct transport *tp, const struct completion *cqe)
 	uint8_t kind = ln->kind;
 	bool tls = kind == LISTENER_MQTTS || kind == LISTENER_WSS;
 	bool ws = kind == LISTENER_WS || kind == LISTENER_WSS;
-	struct tls_conn *t = tls ? tls_conn_new(tp->ssl_ctx, tp->cfg->tls_identity_as_username) : NULL;
+	struct tls_conn *t =
+	    tls ? tls_conn_new(tp->ssl_ctx, tp->cfg->tls_identity_as_username) : NULL;
 	struct ws_conn *x = ws ? ws_conn_new(tp->cfg->ws_path, tp->cfg->max_packet_size) : NULL;
 	struct conn *c = NULL;
 	if ((tls && !t) || (ws && !x) || !(c = transport_conn_alloc(tp, ln->upper))) {

@@ -168,9 +168,9 @@ struct transport {
 	const uint64_t *now_ms;      /* the worker's clock, read once per turn */
 	struct transport_ops uppers[TRANSPORT_UPPERS_MAX]; /* the layers above, by index */
 	struct ssl_ctx_st *ssl_ctx; /* this turn's TLS context (tls_ctx_acquire); NULL: no TLS */
-	bool has_tls; /* TLS listeners, or a TLS connection was dialled: keep a TLS table */
-	bool has_ws;                /* the node has WebSocket listeners: keep a ws table */
-	bool stopping;              /* no new connections */
+	bool has_tls;  /* TLS listeners, or a TLS connection was dialled: keep a TLS table */
+	bool has_ws;   /* the node has WebSocket listeners: keep a ws table */
+	bool stopping; /* no new connections */
 
 	/* The table: slot -> connection, its generation, free slots. */
 	struct conn **conns; /* [conn_cap], NULL where free */
