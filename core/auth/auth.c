@@ -556,18 +556,40 @@ enum auth_step auth_connect(struct auth *a, const struct mqtt_connect *k, unsign
 	return failures > 0 ? AUTH_VERIFY_LATER : AUTH_VERIFY;
 }
 
+static bool has_prefix(struct mqtt_view v, const char *prefix, size_t len)
+{
+	return v.len >= len && memcmp(v.ptr, prefix, len) == 0;
+}
+
+/* $SYS/broker/connection/ID/state: where a bridge announces itself (1 at
+ * connect, 0 as its will). mosquitto's bridges publish it by default
+ * (notifications true), and mosquitto, as the remote, lets them; refusing
+ * it would refuse their CONNECT for the will. ID is one level. */
+static bool is_bridge_state(struct mqtt_view topic)
+{
+	static const char head[] = "$SYS/broker/connection/", tail[] = "/state";
+	const size_t hl = sizeof(head) - 1, tl = sizeof(tail) - 1;
+	if (topic.len <= hl + tl || !has_prefix(topic, head, hl) ||
+	    memcmp(topic.ptr + topic.len - tl, tail, tl) != 0)
+		return false;
+	const uint8_t *id = topic.ptr + hl;
+	size_t id_len = topic.len - hl - tl;
+	return memchr(id, '/', id_len) == NULL;
+}
+
 static bool is_sys(struct mqtt_view topic)
 {
 	static const char sys[] = "$SYS/";
-	return topic.len >= sizeof(sys) - 1 && memcmp(topic.ptr, sys, sizeof(sys) - 1) == 0;
+	return has_prefix(topic, sys, sizeof(sys) - 1);
 }
 
 bool auth_publish(const struct acl *acl, const char *user, size_t user_len,
                   struct mqtt_view client_id, struct mqtt_view topic)
 {
 	/* $SYS/ is the broker's own tree: a client publishing there would
-	 * forge its statistics (mosquitto refuses it too), whatever the ACL. */
-	if (is_sys(topic))
+	 * forge its statistics (mosquitto refuses it too), whatever the ACL;
+	 * bridges' state topics excepted (the ACL still applies to them). */
+	if (is_sys(topic) && !is_bridge_state(topic))
 		return false;
 	return !acl || acl_check(acl, user, user_len, (const char *)client_id.ptr, client_id.len,
 	                         ACL_PUBLISH, (const char *)topic.ptr, topic.len, NULL);

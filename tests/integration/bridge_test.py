@@ -152,11 +152,11 @@ class Ctx(tap.BrokerCtx):
         self.brokers.append(b)
         return b
 
-    def mosquitto(self, port):
-        conf = self.file("mosquitto.conf",
+    def mosquitto(self, port, extra="", name="mosquitto"):
+        conf = self.file(f"{name}.conf",
                          f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                         "persistence false\nlog_dest stderr\n")
-        log = open(os.path.join(self.dir, "mosquitto.log"), "wb")
+                         "persistence false\nlog_dest stderr\n" + extra)
+        log = open(os.path.join(self.dir, f"{name}.log"), "wb")
         p = subprocess.Popen(["/usr/sbin/mosquitto", "-c", conf], stdout=log, stderr=log)
         self.procs.append(p)
         wait_for(lambda: _listening(port), 5, "mosquitto to listen")
@@ -295,6 +295,54 @@ def b05_both_never_echoes_mosquitto_5_and_311(ctx):
     for b in list(ctx.brokers):
         ctx.kill(b)
     no_echo(ctx, port, "3.1.1")
+
+
+def mosquitto_edge(ctx, remote_port, version):
+    """Debian's mosquitto as the edge, its bridge (notifications on, as by
+    default) dialling Starling."""
+    port = free_port()
+    cid = f"mosq-edge-{version}"
+    p = ctx.mosquitto(port, f"connection cloud\naddress 127.0.0.1:{remote_port}\n"
+                            f"bridge_protocol_version {version}\nremote_clientid {cid}\n"
+                            "restart_timeout 1\ncleansession false\n"
+                            "topic sensors/# out 1 site1/ edge/site1/\n"
+                            "topic cmd/# in 1 site1/ edge/site1/\n"
+                            "topic loop/# both 1\n", name=f"edge-{version}")
+    return p, port, f"$SYS/broker/connection/{cid}/state"
+
+
+@test
+def b18_mosquitto_as_the_edge_bridges_to_starling(ctx):
+    remote = ctx.remote(free_port())
+    for version in ("mqttv311", "mqttv50"):
+        state = ctx.sub(remote.port, ["$SYS/broker/connection/#"])
+        p, port, topic = mosquitto_edge(ctx, remote.port, version)
+        # Its state, retained, then its will when it dies: Starling takes
+        # both (refusing the will refused mosquitto's bridge CONNECT).
+        wait_for(lambda: (topic, "1", 1, False) in state.messages()
+                 or (topic, "1", 0, False) in state.messages(), WAIT,
+                 f"the bridge's state 1 ({state.messages()})")
+        on_remote = ctx.sub(remote.port, ["edge/#", "loop/#"])
+        on_edge = ctx.sub(port, ["site1/#", "loop/#"], version=V311)
+        time.sleep(0.3)  # the bridge's SUBSCRIBE to Starling
+        ctx.pub(port, version=V311).send("site1/sensors/t", "out")
+        ctx.pub(remote.port).send("edge/site1/cmd/go", "in")
+        ctx.pub(port, version=V311).send("loop/a", "from-edge")
+        ctx.pub(remote.port).send("loop/b", "from-remote")
+        on_remote.wait(4)
+        on_edge.wait(4)
+        time.sleep(QUIET)
+        assert sorted(m[:2] for m in on_remote.messages()) == [
+            ("edge/site1/cmd/go", "in"), ("edge/site1/sensors/t", "out"),
+            ("loop/a", "from-edge"), ("loop/b", "from-remote")], (version, on_remote.messages())
+        assert sorted(m[:2] for m in on_edge.messages()) == [
+            ("loop/a", "from-edge"), ("loop/b", "from-remote"),
+            ("site1/cmd/go", "in"), ("site1/sensors/t", "out")], (version, on_edge.messages())
+        p.kill()
+        p.wait()
+        ctx.procs.remove(p)
+        wait_for(lambda: any(m[0] == topic and m[1] == "0" for m in state.messages()), WAIT,
+                 f"the bridge's will, state 0 ({state.messages()})")
 
 
 @test

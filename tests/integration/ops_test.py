@@ -203,6 +203,12 @@ def t01_drops_and_close_reasons_are_counted(ctx):
     assert c.expect(PUBACK).rc == 0
     c.send(publish(5, "$SYS/broker/forged", b"x", qos=1, pid=8))
     assert c.expect(PUBACK).rc == 0x87, "clients may not publish into $SYS/"
+    # A bridge's state (mosquitto's bridges send it, and their will on it):
+    # one level between connection/ and /state, nothing else under $SYS/.
+    c.send(publish(5, "$SYS/broker/connection/edge-1/state", b"1", qos=1, pid=9))
+    assert c.expect(PUBACK).rc == 0, "a bridge may publish its state"
+    c.send(publish(5, "$SYS/broker/connection/a/b/state", b"1", qos=1, pid=10))
+    assert c.expect(PUBACK).rc == 0x87, "only one level names the bridge"
     g = Client(b.port, 5)
     g.send(b"\x10\xff\xff\xff\xff\x7f")  # remaining length over 4 bytes
     g.closed()
@@ -214,8 +220,8 @@ def t01_drops_and_close_reasons_are_counted(ctx):
     def d(m, k):
         return m.get(k, 0) - before.get(k, 0)
 
-    wait_metric(port, lambda m: d(m, 'starling_messages_dropped_total{reason="no_subscribers"}') == 1
-                and d(m, 'starling_messages_dropped_total{reason="not_authorized"}') == 1
+    wait_metric(port, lambda m: d(m, 'starling_messages_dropped_total{reason="no_subscribers"}') == 2
+                and d(m, 'starling_messages_dropped_total{reason="not_authorized"}') == 2
                 and d(m, 'starling_connections_closed_total{reason="protocol_error"}') == 1
                 and d(m, 'starling_connections_closed_total{reason="connect_refused"}') == 1
                 and d(m, 'starling_connects_total{code="0x84",reason="unsupported protocol version"}') == 1,
