@@ -50,7 +50,8 @@ _Static_assert(sizeof(enum bridge_version) == sizeof(int), "enum bridge_version 
 static const struct directive keys[] = {
     PEERS(address, "",
           "the remote broker, host:port (a name, an IPv4 address or [IPv6]); several, "
-          "comma-separated, are tried in turn when one cannot be reached (required)"),
+          "comma-separated, are tried in turn when one cannot be reached (required); "
+          "names are resolved again after a failed attempt or a lost link"),
     ENUM(version, version_names, "5.0",
          "the MQTT version spoken to the remote; with 5.0 the bridge's subscriptions use "
          "no-local, with 3.1.1 try_private marks the connection as a bridge's"),

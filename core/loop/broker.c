@@ -280,7 +280,7 @@ int broker_start(struct broker *b, const struct config *cfg, const struct worker
 	atomic_init(&b->stop_wills_out, 0);
 	b->registry = registry_new();
 	b->auth = auth_new(cfg, n, err, err_len);
-	if (!b->auth || bridges_resolve(b, err, err_len) != 0)
+	if (!b->auth || bridges_prepare(b, err, err_len) != 0)
 		return -1;
 	b->workers = calloc(n, sizeof(*b->workers));
 	b->mboxes = calloc((size_t)n * n, sizeof(*b->mboxes));

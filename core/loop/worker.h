@@ -102,7 +102,7 @@ struct broker {
 	                                   * records (persist/session_journal.h) */
 	uint64_t run;              /* persistence: this start's number (record.h: rec_place) */
 	unsigned bridge_listener0; /* the pseudo-listener of cfg->bridges[0]; the rest follow */
-	struct bridge_addrs *bridge_addrs; /* [cfg->bridge_count]: resolved at start */
+	struct bridge_dns *bridge_dns;     /* the bridges' addresses (bridge_dns.h) */
 	struct bridge_pub *bridge_pub;     /* [cfg->bridge_count]: their figures (bridge.h) */
 };
 

@@ -3,13 +3,12 @@
  * or found at start, the dial and the back-off, the CONNECT we send and the
  * CONNACK we read, the subscriptions on both sides, pings, and the topic
  * rewriting at the edges. Runs on the bridge's worker only, except
- * bridges_resolve (main thread, before the workers start).
+ * bridges_prepare and bridges_release (main thread, before the workers
+ * start and after they stopped).
  */
 #include "mqtt/bridge.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "loop/worker.h"
+#include "mqtt/bridge_dns.h"
 #include "session/registry.h"
 #include "session/session.h"
 #include "transport/tls.h"
@@ -27,7 +27,7 @@
 
 struct bridge {
 	const struct config_bridge *cfg;
-	const struct bridge_addrs *addrs;
+	struct bridge_dns *dns; /* where it dials (bridge_dns.h) */
 	unsigned index;    /* in cfg->bridges */
 	unsigned listener; /* its pseudo-listener: which bridge a connection is */
 	uint8_t state;     /* enum bridge_state */
@@ -66,70 +66,20 @@ unsigned bridge_worker(const struct config *cfg, unsigned i, unsigned workers)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Main thread: addresses */
+/* Main thread: set-up and release */
 
-int bridges_resolve(struct broker *b, char *err, size_t err_len)
+int bridges_prepare(struct broker *b, char *err, size_t err_len)
 {
 	const struct config *cfg = b->cfg;
 	if (cfg->bridge_count == 0)
 		return 0;
-	b->bridge_addrs = calloc(cfg->bridge_count, sizeof(*b->bridge_addrs));
 	b->bridge_pub = calloc(cfg->bridge_count, sizeof(*b->bridge_pub));
-	if (!b->bridge_addrs || !b->bridge_pub) {
+	if (!b->bridge_pub) {
 		snprintf(err, err_len, "bridges: out of memory");
 		return -1;
 	}
-	for (unsigned i = 0; i < cfg->bridge_count; i++) {
-		const struct config_bridge *c = &cfg->bridges[i];
-		struct bridge_addrs *a = &b->bridge_addrs[i];
-		if (c->tls) {
-			/* Files read once, here: a bad one stops the start naming it. */
-			struct tls_client_opts o = {.cafile = c->cafile,
-			                            .certfile = c->certfile,
-			                            .keyfile = c->keyfile,
-			                            .verify = c->verify};
-			char why[256];
-			a->ssl_ctx = tls_client_ctx_build(&o, why, sizeof(why));
-			if (!a->ssl_ctx) {
-				snprintf(err, err_len, "bridge.%s.%s", c->name, why);
-				return -1;
-			}
-		}
-		char list[CONFIG_PEERS_MAX];
-		snprintf(list, sizeof(list), "%s", c->address);
-		char *save = NULL;
-		for (char *one = strtok_r(list, ",", &save); one;
-		     one = strtok_r(NULL, ",", &save)) {
-			char *colon = strrchr(one, ':');
-			if (!colon)
-				continue; /* the config's setter allows no such entry */
-			*colon = '\0';
-			char *host = one;
-			if (host[0] == '[') { /* [v6] */
-				host++;
-				host[strlen(host) - 1] = '\0';
-			}
-			struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-			int rc = getaddrinfo(host, colon + 1, &hints, &res);
-			if (rc != 0) {
-				snprintf(err, err_len, "bridge.%s.address: cannot resolve %s: %s",
-				         c->name, host, gai_strerror(rc));
-				return -1;
-			}
-			for (struct addrinfo *r = res; r && a->count < CONFIG_PEERS_COUNT_MAX;
-			     r = r->ai_next) {
-				memcpy(&a->addr[a->count], r->ai_addr, r->ai_addrlen);
-				snprintf(a->host[a->count], sizeof(a->host[0]), "%s", host);
-				a->len[a->count++] = r->ai_addrlen;
-			}
-			freeaddrinfo(res);
-		}
-		if (a->count == 0) {
-			snprintf(err, err_len, "bridge.%s.address: no address to dial", c->name);
-			return -1;
-		}
-	}
-	return 0;
+	b->bridge_dns = bridge_dns_start(cfg, err, err_len);
+	return b->bridge_dns ? 0 : -1;
 }
 
 void queue_limits_of(const struct config *cfg, const struct session *s, struct queue_limits *out)
@@ -154,20 +104,32 @@ void bridge_dropped(struct worker *w, const struct queue_limits *lim, unsigned n
 		                          memory_order_relaxed);
 }
 
+/* Only the bridge's worker writes its counters: a load and a store, not
+ * a locked add, on the path of every message it carries. */
+static void count(struct bridge *b, bool out, uint32_t payload_bytes)
+{
+	_Atomic uint64_t *m = &b->pub->msgs[out], *by = &b->pub->bytes[out];
+	atomic_store_explicit(m, atomic_load_explicit(m, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	atomic_store_explicit(by, atomic_load_explicit(by, memory_order_relaxed) + payload_bytes,
+	                      memory_order_relaxed);
+}
+
 void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes)
+{
+	struct bridge *b = bridge_of(w, cl);
+	if (b)
+		count(b, out, payload_bytes);
+}
+
+void bridge_sent(struct worker *w, const struct client *cl, const struct mqtt_publish *p)
 {
 	struct bridge *b = bridge_of(w, cl);
 	if (!b)
 		return;
-	atomic_fetch_add_explicit(&b->pub->msgs[out], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&b->pub->bytes[out], payload_bytes, memory_order_relaxed);
-}
-
-void bridge_sent(struct worker *w, const struct client *cl, uint16_t pid)
-{
-	struct bridge *b = bridge_of(w, cl);
-	if (b && !b->sample_pid) {
-		b->sample_pid = pid;
+	count(b, true, p->payload.len);
+	if (p->qos && !b->sample_pid) {
+		b->sample_pid = p->packet_id;
 		b->sample_ns = clock_now_ns();
 	}
 }
@@ -221,11 +183,9 @@ static void set_state(struct worker *w, struct bridge *b, enum bridge_state st)
 
 void bridges_release(struct broker *b)
 {
-	for (unsigned i = 0; b->bridge_addrs && i < b->cfg->bridge_count; i++)
-		tls_ctx_discard(b->bridge_addrs[i].ssl_ctx);
-	free(b->bridge_addrs);
+	bridge_dns_stop(b->bridge_dns);
 	free(b->bridge_pub);
-	b->bridge_addrs = NULL;
+	b->bridge_dns = NULL;
 	b->bridge_pub = NULL;
 }
 
@@ -243,11 +203,6 @@ static struct bridge *bridge_by_listener(const struct worker *w, unsigned listen
 static struct bridge *bridge_of(const struct worker *w, const struct client *cl)
 {
 	return bridge_by_listener(w, cl->c.listener);
-}
-
-bool client_is_bridge(const struct worker *w, const struct client *cl)
-{
-	return conn_listener_kind(&w->tp, &cl->c) == LISTENER_BRIDGE;
 }
 
 int bridges_init(struct worker *w)
@@ -307,11 +262,28 @@ void bridges_fini(struct worker *w)
 	w->mq.bridge_count = 0;
 }
 
+/* Has s a subscription to f with these options already? */
+static bool has_sub(const struct session *s, struct mqtt_view f, const struct sub_opts *o)
+{
+	for (uint32_t i = 0; i < s->sub_count; i++) {
+		const struct sub_opts *e = &s->subs[i].opts;
+		if (mqtt_view_eq(f, (struct mqtt_view){(const uint8_t *)s->subs[i].filter,
+		                                       s->subs[i].filter_len}))
+			return e->qos == o->qos && e->no_local == o->no_local && e->rap == o->rap &&
+			       e->journaled == o->journaled && e->sub_id == o->sub_id;
+	}
+	return false;
+}
+
 /* The session's local subscriptions are the out rules', each with
  * no-local (what came in through the bridge does not go back out) and
- * retain-as-published (the remote keeps a retained message retained);
- * any other is removed (a rule taken out of the configuration). */
-static void subs_sync(struct worker *w, struct bridge *b, struct session *s)
+ * retain-as-published (the remote keeps a retained message retained), at
+ * the rule's QoS or the remote's Maximum QoS (max_qos) if lower: a remote
+ * refuses a PUBLISH above it (0x9B) and closes the link, so a rule's QoS 2
+ * goes as QoS 1 to one that takes QoS 1 (AWS IoT Core, for one). Any other
+ * is removed (a rule taken out of the configuration). Journaled only when
+ * something changed. */
+static void subs_sync(struct worker *w, struct bridge *b, struct session *s, uint8_t max_qos)
 {
 	const struct config_bridge *c = b->cfg;
 	bool journaled = session_journal_wanted(w, s);
@@ -320,8 +292,13 @@ static void subs_sync(struct worker *w, struct bridge *b, struct session *s)
 		if (!(c->topics[t].dir & BRIDGE_OUT))
 			continue;
 		struct mqtt_view f = mqtt_view_str(b->local_filter[t]);
-		struct sub_opts opts = {
-		    .qos = c->topics[t].qos, .no_local = true, .rap = true, .journaled = journaled};
+		struct sub_opts opts = {.qos =
+		                            c->topics[t].qos < max_qos ? c->topics[t].qos : max_qos,
+		                        .no_local = true,
+		                        .rap = true,
+		                        .journaled = journaled};
+		if (has_sub(s, f, &opts))
+			continue;
 		int added = session_sub_add(s, f, opts, CONFIG_BRIDGE_TOPICS_MAX);
 		struct sub_entry se = {s->id, opts};
 		if (added < 0 || !route_subscribe(&w->route, f, &se)) {
@@ -356,7 +333,7 @@ void bridges_start(struct worker *w)
 {
 	for (unsigned i = 0; i < w->mq.bridge_count; i++) {
 		struct bridge *b = &w->mq.bridges[i];
-		b->addrs = &w->b->bridge_addrs[b->index];
+		b->dns = w->b->bridge_dns;
 		b->pub = &w->b->bridge_pub[b->index];
 		b->listener = w->b->bridge_listener0 + b->index;
 		b->rng = fnv1a(b->cfg->name) ^ w->now_ms ^ 0x9E3779B97F4A7C15ull;
@@ -393,7 +370,7 @@ void bridges_start(struct worker *w)
 		sess_install(&w->sessions, s, id);
 		b->sid = id;
 		session_journal(w, s, false);
-		subs_sync(w, b, s);
+		subs_sync(w, b, s, 2);
 	}
 }
 
@@ -419,26 +396,37 @@ static void plan_dial(struct worker *w, struct bridge *b, bool failed)
 
 static void dial(struct worker *w, struct bridge *b)
 {
-	const struct bridge_addrs *a = b->addrs;
-	unsigned k = b->next_addr++ % a->count;
+	struct sockaddr_storage addr;
+	socklen_t len;
+	char host[BRIDGE_HOST_MAX];
+	struct ssl_ctx_st *ssl_ctx;
+	if (!bridge_dns_pick(b->dns, b->index, b->next_addr++, &addr, &len, host, &ssl_ctx)) {
+		LOG_WARN_RL(1, "bridge %s: no address of \"%s\" resolves yet", b->cfg->name,
+		            b->cfg->address);
+		bridge_dns_refresh(b->dns, b->index);
+		atomic_fetch_add_explicit(&b->pub->failures, 1, memory_order_relaxed);
+		plan_dial(w, b, true);
+		return;
+	}
 	struct conn *c;
-	if (a->ssl_ctx) {
-		const char *name = b->cfg->sni[0] ? b->cfg->sni : a->host[k];
-		struct tls_conn *t = tls_conn_new_client(a->ssl_ctx, name, b->cfg->verify);
+	if (ssl_ctx) {
+		const char *name = b->cfg->sni[0] ? b->cfg->sni : host;
+		struct tls_conn *t = tls_conn_new_client(ssl_ctx, name, b->cfg->verify);
 		if (!b->cfg->verify)
 			LOG_WARN_RL(1,
 			            "bridge %s: TLS without verifying the remote's certificate "
 			            "(bridge.%s.verify = false)",
 			            b->cfg->name, b->cfg->name);
-		c = t ? transport_dial_tls(&w->tp, b->listener, &a->addr[k], a->len[k], t) : NULL;
+		c = t ? transport_dial_tls(&w->tp, b->listener, &addr, len, t) : NULL;
 	} else {
-		c = transport_dial(&w->tp, b->listener, &a->addr[k], a->len[k]);
+		c = transport_dial(&w->tp, b->listener, &addr, len);
 	}
 	if (!c) {
 		LOG_WARN_RL(1, "bridge %s: cannot dial: %s", b->cfg->name, strerror(errno));
 		plan_dial(w, b, true);
 		return;
 	}
+	client_of(c)->bridge = true;
 	b->has_conn = true;
 	b->slot = c->slot;
 	b->gen = c->gen;
@@ -549,13 +537,14 @@ void bridge_connack(struct worker *w, struct client *cl, const struct mqtt_packe
 			cl->keepalive_s = pr->server_keepalive_s;
 		uint8_t max_qos =
 		    (pr->has & MQTT_PROP_BIT(MQTT_PROP_MAXIMUM_QOS)) ? pr->max_qos : 2;
+		cl->peer_max_qos = max_qos > 2 ? 2 : max_qos;
 		for (unsigned t = 0; t < c->topic_count; t++)
 			if ((c->topics[t].dir & BRIDGE_OUT) && c->topics[t].qos > max_qos)
 				/* It would refuse such a PUBLISH (0x9B) and close. */
-				LOG_WARN(
-				    "bridge %s: the remote takes QoS %u at most, rule \"%s\" asks "
-				    "for %u: lower the rule's QoS",
-				    c->name, max_qos, c->topics[t].pattern, c->topics[t].qos);
+				LOG_WARN("bridge %s: the remote takes QoS %u at most, rule \"%s\" "
+				         "asks for %u: its messages go at QoS %u",
+				         c->name, max_qos, c->topics[t].pattern, c->topics[t].qos,
+				         max_qos);
 	}
 	if (cl->client_receive_max > c->inflight_max)
 		cl->client_receive_max = c->inflight_max;
@@ -607,7 +596,7 @@ void bridge_attached(struct worker *w, struct client *cl)
 	b->up_since_ms = w->now_ms;
 	b->last_ping_ms = w->now_ms;
 	atomic_fetch_add_explicit(&b->pub->connects, 1, memory_order_relaxed);
-	subs_sync(w, b, s);
+	subs_sync(w, b, s, cl->peer_max_qos);
 
 	/* The in rules' subscriptions at the remote: no-local on 5.0 (and
 	 * the bridge bit on 3.1.1) so what we publish there does not come
@@ -625,10 +614,13 @@ void bridge_attached(struct worker *w, struct client *cl)
 		                                 .retain_handling = 1};
 	}
 	if (n > 0) {
-		/* An id no PUBLISH of ours holds (they share the id space). */
-		uint16_t pid = 65535;
-		while (pid > 1 && session_infl_find(s, pid))
-			pid--;
+		/* An id no PUBLISH of ours holds (they share the id space), and
+		 * the one session_infl_add reaches last: it goes forward from
+		 * next_pid, so this id comes round again only after every other
+		 * free id was taken once, while the SUBACK is one round trip. */
+		uint16_t pid = s->next_pid == 1 ? 65535 : (uint16_t)(s->next_pid - 1);
+		for (unsigned i = 0; i < 65535 && session_infl_find(s, pid); i++)
+			pid = pid == 1 ? 65535 : (uint16_t)(pid - 1);
 		struct mqtt_packet p = {.type = MQTT_SUBSCRIBE};
 		p.subscribe.packet_id = pid;
 		p.subscribe.count = n;
@@ -688,6 +680,9 @@ void bridge_conn_gone(struct worker *w, struct client *cl)
 		return;
 	}
 	bool held = b->state == BRIDGE_UP && w->now_ms - b->up_since_ms >= BRIDGE_STABLE_MS;
+	/* The remote may have moved (its name has other addresses now): the
+	 * next attempts dial what the name is then. */
+	bridge_dns_refresh(b->dns, b->index);
 	plan_dial(w, b, !held);
 	LOG_INFO("bridge %s: link down; next attempt in %llu ms", b->cfg->name,
 	         (unsigned long long)(b->next_dial_ms - w->now_ms));

@@ -29,7 +29,6 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "base/config.h"
 #include "codec.h"
@@ -40,20 +39,6 @@ struct broker;
 struct session;
 
 #define BRIDGE_ID_PREFIX "$bridge/" /* local client ids of bridges; refused to clients */
-
-struct ssl_ctx_st;
-
-#define BRIDGE_HOST_MAX 256 /* a host name of `address`, with its NUL */
-
-/* One bridge's remote addresses, resolved on the main thread at start, and
- * its TLS client context (tls = true; shared by the worker's dials). */
-struct bridge_addrs {
-	unsigned count;
-	struct sockaddr_storage addr[CONFIG_PEERS_COUNT_MAX];
-	socklen_t len[CONFIG_PEERS_COUNT_MAX];
-	char host[CONFIG_PEERS_COUNT_MAX][BRIDGE_HOST_MAX]; /* as configured: SNI, checks */
-	struct ssl_ctx_st *ssl_ctx;                         /* NULL: plain TCP */
-};
 
 enum bridge_state {
 	BRIDGE_WAITING = 0, /* backing off until the next dial */
@@ -78,10 +63,11 @@ struct bridge_pub {
 	_Atomic uint64_t rtt_n;    /* and count */
 };
 
-/* Main thread, before the workers start: resolve every bridge's addresses
- * into b->bridge_addrs. 0, or -1 with err naming the bridge and host. */
-int bridges_resolve(struct broker *b, char *err, size_t err_len);
-/* Main thread, at the end: what bridges_resolve made. */
+/* Main thread, before the workers start: the bridges' figures, TLS
+ * contexts and addresses (bridge_dns.h). 0, or -1 with err naming the
+ * bridge and key. */
+int bridges_prepare(struct broker *b, char *err, size_t err_len);
+/* Main thread, after the workers stopped: what bridges_prepare made. */
 void bridges_release(struct broker *b);
 
 /* The worker that runs bridge i. */
@@ -108,8 +94,6 @@ struct queue_limits {
 void bridge_dropped(struct worker *w, const struct queue_limits *lim, unsigned n);
 void queue_limits_of(const struct config *cfg, const struct session *s, struct queue_limits *out);
 
-/* Is cl a bridge's connection (to a remote we dialled)? */
-bool client_is_bridge(const struct worker *w, const struct client *cl);
 /* Its connect completed (transport opened()): send CONNECT. */
 void bridge_opened(struct worker *w, struct client *cl);
 /* The remote's first packet (CONNACK, or anything else: a failure). */
@@ -125,12 +109,13 @@ void bridge_conn_gone(struct worker *w, struct client *cl);
  * the topic unchanged when no rule's prefix applies or it does not fit. */
 struct mqtt_view bridge_topic_out(const struct worker *w, const struct client *cl,
                                   struct mqtt_view topic, char *buf, size_t cap);
-/* A QoS 1/2 PUBLISH went into the connection's outbox under pid, and the
- * remote's PUBACK/PUBREC for a pid arrived: one is timed at a time (the
- * round trip of acknowledgements, sampled as TCP samples its RTT). */
-void bridge_sent(struct worker *w, const struct client *cl, uint16_t pid);
+/* A PUBLISH went into the connection's outbox (resends included:
+ * counted out), and the remote's PUBACK/PUBREC for a packet id arrived:
+ * one QoS 1/2 PUBLISH is timed at a time (the round trip of
+ * acknowledgements, sampled as TCP samples its RTT). */
+void bridge_sent(struct worker *w, const struct client *cl, const struct mqtt_publish *p);
 void bridge_acked(struct worker *w, const struct client *cl, uint8_t type, uint16_t pid);
-/* A PUBLISH went to the remote (resends included), or came from it. */
+/* A PUBLISH came from the remote (out = false); counted. */
 void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes);
 /* In: the local topic for one from the remote; false: no in rule matches
  * it (dropped, counted). */

@@ -77,6 +77,9 @@ struct client {
 	bool clean_start : 1;        /* as the CONNECT asked */
 	bool bridge_peer : 1;        /* its CONNECT had the bridge bit: all its subscriptions
 	                              * are no-local (bridge.h) */
+	bool bridge : 1;             /* a bridge's link, dialled by us (bridge.c sets it at
+	                              * dial): asked per PUBLISH, so a bit, not the listener */
+	uint8_t peer_max_qos : 2;    /* what it takes: 2, or a bridge remote's Maximum QoS */
 };
 
 _Static_assert(sizeof(struct client) <= 160, "a connection stays in jemalloc's 160-byte class");
@@ -84,6 +87,12 @@ _Static_assert(sizeof(struct client) <= 160, "a connection stays in jemalloc's 1
 static inline struct client *client_of(struct conn *c)
 {
 	return (struct client *)c; /* struct conn is the first member */
+}
+
+/* Is cl a bridge's connection (to a remote we dialled)? */
+static inline bool client_is_bridge(const struct client *cl)
+{
+	return cl->bridge;
 }
 
 /* The mqtt room's part of a worker. */

@@ -68,12 +68,11 @@ static void publish_packet(struct worker *w, const struct client *cl, struct mqt
 {
 	p->type = MQTT_PUBLISH;
 	p->publish = m->pub;
-	if (client_is_bridge(w, cl)) {
+	if (client_is_bridge(cl)) {
 		/* The remote's name for it; the packet is encoded before the next
 		 * one is built, so one buffer per thread is enough. */
 		static _Thread_local char topic[CONFIG_BRIDGE_PREFIX_MAX + 65536];
 		p->publish.topic = bridge_topic_out(w, cl, m->pub.topic, topic, sizeof(topic));
-		bridge_count(w, cl, true, m->pub.payload.len);
 	}
 	p->publish.qos = qos;
 	p->publish.packet_id = pid;
@@ -179,7 +178,11 @@ static void deliver_session(struct worker *w, struct session *s, struct msg *m, 
 	const struct config *cfg = w->cfg;
 	if (s->online) {
 		struct client *cl = session_client(w, s);
-		if (cl) {
+		if (cl && qos > cl->peer_max_qos)
+			qos = cl->peer_max_qos; /* a bridge's remote's Maximum QoS */
+		/* QoS 1/2 behind queued ones, or with the window full, waits in
+		 * the queue: no packet to build for it now. */
+		if (cl && (qos == 0 || (s->q_len == 0 && s->infl_count < window_of(w, cl)))) {
 			struct mqtt_packet p;
 			publish_packet(w, cl, &p, m, qos, qos ? 1 : 0, retain, false, &sub_id);
 			uint16_t fresh = alias_apply(cl, &p);
@@ -192,18 +195,18 @@ static void deliver_session(struct worker *w, struct session *s, struct msg *m, 
 					w->st.drops_outbox++;
 				else
 					alias_sent(cl, fresh, m);
+				if (flags & DELIV_JOURNALED) /* downgraded: as good as sent */
+					persist_message_done(&w->journal, m->jstamp, s->client_id,
+					                     s->client_id_len);
 				return;
 			}
-			if (s->q_len == 0) {
-				uint16_t pid =
-				    session_infl_add(s, m, qos, flags, sub_id, window_of(w, cl));
-				if (pid) {
-					journal_sent(w, s, m, qos, flags, pid);
-					p.publish.packet_id = pid;
-					if (client_send(w, cl, &p))
-						alias_sent(cl, fresh, m);
-					return;
-				}
+			uint16_t pid = session_infl_add(s, m, qos, flags, sub_id, window_of(w, cl));
+			if (pid) {
+				journal_sent(w, s, m, qos, flags, pid);
+				p.publish.packet_id = pid;
+				if (client_send(w, cl, &p))
+					alias_sent(cl, fresh, m);
+				return;
 			}
 		}
 	} else if (qos == 0 && !cfg->queue_qos0) {
@@ -241,6 +244,8 @@ void session_pump(struct worker *w, struct session *s)
 			msg_unref(q.m);
 			continue;
 		}
+		if (q.qos > cl->peer_max_qos) /* queued before a bridge's remote said */
+			q.qos = cl->peer_max_qos;
 		struct mqtt_packet p;
 		publish_packet(w, cl, &p, q.m, q.qos, q.qos ? 1 : 0, q.retain, false, &q.sub_id);
 		uint16_t fresh = alias_apply(cl, &p);
@@ -254,6 +259,9 @@ void session_pump(struct worker *w, struct session *s)
 				w->st.drops_outbox++;
 			else
 				alias_sent(cl, fresh, q.m);
+			if (q.journaled) /* a remote that takes QoS 0 only: as good as sent */
+				persist_message_done(&w->journal, q.m->jstamp, s->client_id,
+				                     s->client_id_len);
 		} else {
 			p.publish.packet_id =
 			    session_infl_add(s, q.m, q.qos, queued_flags(&q), q.sub_id, window);

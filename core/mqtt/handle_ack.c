@@ -56,7 +56,7 @@ static void journal_ack(struct worker *w, struct session *s, struct inflight *f,
 void handle_puback(struct worker *w, struct client *cl, uint8_t type, struct mqtt_ack *a)
 {
 	struct session *s = cl->sess;
-	if (client_is_bridge(w, cl))
+	if (client_is_bridge(cl))
 		bridge_acked(w, cl, type, a->packet_id);
 	struct inflight *f = session_infl_find(s, a->packet_id);
 	if (!f) {

@@ -104,7 +104,7 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 	size_t ulen;
 	const char *user = session_username(s, &ulen);
 	static _Thread_local char local[CONFIG_BRIDGE_PREFIX_MAX + 65536];
-	bool bridged = client_is_bridge(w, cl);
+	bool bridged = client_is_bridge(cl);
 	if (bridged && !bridge_topic_in(w, cl, topic, local, sizeof(local), &topic)) {
 		/* From the remote, on no in rule of ours (a subscription it kept
 		 * from an older configuration): acknowledged, not routed. */

@@ -127,7 +127,7 @@ static void dispatch(struct worker *w, struct client *cl, struct mqtt_packet *p)
 		pingreq(w, cl);
 		break;
 	case MQTT_DISCONNECT:
-		if (client_is_bridge(w, cl))
+		if (client_is_bridge(cl))
 			bridge_server_packet(w, cl, p);
 		else
 			handle_disconnect(w, cl, &p->reason);
@@ -138,7 +138,7 @@ static void dispatch(struct worker *w, struct client *cl, struct mqtt_packet *p)
 	case MQTT_SUBACK:
 	case MQTT_UNSUBACK:
 	case MQTT_PINGRESP:
-		if (client_is_bridge(w, cl)) { /* a remote broker's answers */
+		if (client_is_bridge(cl)) { /* a remote broker's answers */
 			bridge_server_packet(w, cl, p);
 			break;
 		}
@@ -172,7 +172,7 @@ static uint32_t parse(struct worker *w, struct client *cl, const uint8_t *buf, u
 		if (f.type == MQTT_PUBLISH && rc == MQTT_RC_SUCCESS)
 			w->st.msgs_in[p.publish.qos]++;
 
-		if (cl->state == CLIENT_NEW && client_is_bridge(w, cl)) {
+		if (cl->state == CLIENT_NEW && client_is_bridge(cl)) {
 			bridge_connack(w, cl, &p, rc); /* the remote's answer to our CONNECT */
 			continue;
 		}

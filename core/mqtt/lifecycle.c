@@ -62,7 +62,7 @@ void client_attach(struct worker *w, struct client *cl, struct session *s, bool 
 	cl->pending = NULL;
 	session_attach(s, cl->c.slot, cl->c.gen, cl->version);
 	cl->state = CLIENT_ACTIVE;
-	if (client_is_bridge(w, cl)) {
+	if (client_is_bridge(cl)) {
 		/* The remote sent the CONNACK; ours would make no sense. */
 		session_journal(w, s, present);
 		bridge_attached(w, cl);
@@ -296,7 +296,6 @@ void mqtt_close_all(struct worker *w, enum mqtt_rc rc)
 			/* A bridge is the client there: "server shutting down" is
 			 * not a client's reason code; its link just closes. */
 			client_close(w, client_of(c),
-			             client_is_bridge(w, client_of(c)) ? MQTT_RC_SUCCESS : rc,
-			             false);
+			             client_is_bridge(client_of(c)) ? MQTT_RC_SUCCESS : rc, false);
 	}
 }

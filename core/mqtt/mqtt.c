@@ -28,8 +28,9 @@ static void opened(void *ctx, struct conn *c)
 	struct client *cl = client_of(c);
 	cl->state = CLIENT_NEW;
 	cl->client_receive_max = 65535;
+	cl->peer_max_qos = 2;
 	cl->deadline_ms = w->now_ms + w->cfg->connect_timeout_ms;
-	if (client_is_bridge(w, cl))
+	if (client_is_bridge(cl))
 		bridge_opened(w, cl); /* we dialled it: our CONNECT goes first */
 }
 
@@ -42,7 +43,7 @@ static void reaped(void *ctx, struct conn *c)
 {
 	struct worker *w = ctx;
 	struct client *cl = client_of(c);
-	if (client_is_bridge(w, cl))
+	if (client_is_bridge(cl))
 		bridge_conn_gone(w, cl);
 	client_rx_release(w, cl);
 	if (cl->aliases) {

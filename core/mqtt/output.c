@@ -69,8 +69,8 @@ bool client_send(struct worker *w, struct client *cl, const struct mqtt_packet *
 	uint64_t limit = !is_publish ? soft * 2 + 65536 : p->publish.qos == 0 ? soft : UINT64_MAX;
 	enum out_result r = out_append(w, cl, p, limit);
 	if (r == OUT_OK) {
-		if (is_publish && p->publish.qos && client_is_bridge(w, cl))
-			bridge_sent(w, cl, p->publish.packet_id);
+		if (is_publish && client_is_bridge(cl))
+			bridge_sent(w, cl, &p->publish); /* counted once it is really sent */
 		return true;
 	}
 	if (r == OUT_TOO_BIG) {

@@ -448,6 +448,88 @@ def t03_a_name_that_does_not_resolve_is_logged_and_the_node_is_ready_alone(c):
                 + line[line.index("cluster:"):])
 
 
+def t04_a_bridge_follows_its_remote_name(c):
+    """bridge.NAME.address with a host name: the edge starts while the name
+    does not resolve yet (its uplink is not there) and connects once it
+    does; when the name moves to another address and the old remote goes
+    away, the bridge dials the new one. Two Starlings as the remotes, on
+    the addresses of n1 and n2; the edge resolves through the test's
+    dnsmasq."""
+    import paho.mqtt.client as mqtt
+
+    def remote(n):
+        b = Broker(c.binary, c.workers, [f"--listen={c.addrs[n]}:{c.port}"],
+                   log_level="info")
+        c.nodes["remote-" + n] = b
+        return b
+
+    def subscriber(n):
+        got = []
+        cl = mqtt.Client(client_id="sub-" + n, protocol=mqtt.MQTTv5)
+        cl.on_message = lambda _c, _u, m: got.append(m.payload.decode())
+        done = []
+        cl.on_subscribe = lambda *a: done.append(1)
+        cl.connect(c.addrs[n], c.port)
+        cl.loop_start()
+        cl.subscribe("t/#", qos=1)
+        c.wait(f"SUBACK from {n}", lambda: done, 5)
+        return cl, got
+
+    def publish(port, payload):
+        cl = mqtt.Client(client_id="pub", protocol=mqtt.MQTTv5)
+        cl.connect("127.0.0.1", port)
+        cl.loop_start()
+        info = cl.publish("t/x", payload, qos=1)
+        info.wait_for_publish(5)
+        assert info.is_published()
+        cl.disconnect()
+        cl.loop_stop()
+
+    clients = []
+    try:
+        remote("n1")
+        edge = Broker(c.binary, c.workers,
+                      [f"--bridge.cloud.address={NAME}:{c.port}", "--bridge.cloud.topic=t/# out 1",
+                       "--bridge.cloud.reconnect-min-ms=100", "--bridge.cloud.reconnect-max-ms=500"],
+                      log_level="info", prefix=c.prefix())
+        c.nodes["edge"] = edge
+        # Started, waiting for its name.
+        c.wait("the edge saying its name does not resolve",
+               lambda: "no address of" in c.log("edge"), 5)
+        assert "bridge cloud: up to" not in c.log("edge")
+        t0 = c.set_records(["n1"])
+        c.wait("the bridge up to n1",
+               lambda: f"bridge cloud: up to {c.addrs['n1']}:{c.port}" in c.log("edge"), 5)
+        took = time.monotonic() - t0
+        cl1, got1 = subscriber("n1")
+        clients.append(cl1)
+        publish(edge.port, "one")
+        c.wait("'one' at n1", lambda: got1 == ["one"], 5)
+        # The name moves to n2 and n1 goes away.
+        remote("n2")
+        cl2, got2 = subscriber("n2")
+        clients.append(cl2)
+        c.set_records(["n2"])
+        t1 = time.monotonic()
+        r1 = c.nodes.pop("remote-n1")
+        r1.stop()
+        r1.cleanup()
+        c.wait("the bridge up to n2",
+               lambda: f"bridge cloud: up to {c.addrs['n2']}:{c.port}" in c.log("edge"), 10)
+        moved = time.monotonic() - t1
+        publish(edge.port, "two")
+        c.wait("'two' at n2", lambda: got2 == ["two"], 5)
+        log = c.log("edge")
+        assert f"now resolves to 1 address (was 1)" in log, log[-800:]
+        assert re.search(rf"query\[A\] {re.escape(NAME)} from ", c.dnsmasq_log())
+        tap.comment(f"up {took:.2f} s after the name resolved; on the new address "
+                    f"{moved:.2f} s after the old remote stopped")
+    finally:
+        for cl in clients:
+            cl.disconnect()
+            cl.loop_stop()
+
+
 TESTS = [
     ("01 three nodes with only --cluster-dns find each other",
      t01_three_nodes_find_each_other_through_dns),
@@ -455,6 +537,7 @@ TESTS = [
      t02_a_node_added_to_the_records_is_found_by_re_resolution),
     ("03 a name that does not resolve is logged; the node is ready alone",
      t03_a_name_that_does_not_resolve_is_logged_and_the_node_is_ready_alone),
+    ("04 a bridge follows its remote's name", t04_a_bridge_follows_its_remote_name),
 ]
 
 

@@ -481,6 +481,63 @@ def b09_edge_killed_during_an_outage_keeps_its_queue_with_persistence(ctx):
 
 
 @test
+def b19_a_remote_with_maximum_qos_1_gets_qos_2_rules_at_qos_1(ctx):
+    # AWS IoT Core, for one, takes QoS 1 at most (5.0 CONNACK Maximum QoS):
+    # a PUBLISH above it is refused (0x9B) and the link closed, so the
+    # bridge sends at QoS 1, both what it queued before it knew and what
+    # comes once it does.
+    port = free_port()
+    remote = ctx.remote(port, persist=True)
+    Sub(port, ["q/#"], qos=2, client_id="keeper", clean=False).close()
+    ctx.kill(remote)
+    edge = ctx.edge(port, ["q/# out 2"])
+    pub = ctx.pub(edge.port)
+    for i in range(3):
+        pub.send("q/x", f"queued{i}", qos=2)
+    ctx.remote(port, "--max-qos=1", persist=True)
+    wait_up(edge)
+    for i in range(3):
+        pub.send("q/x", f"live{i}", qos=2)
+    sub = ctx.sub(port, ["q/#"], qos=2, client_id="keeper", clean=False)
+    sub.wait(6)
+    time.sleep(QUIET)
+    got = sub.messages()
+    assert [m[1] for m in got] == [f"queued{i}" for i in range(3)] + [
+        f"live{i}" for i in range(3)], got
+    assert all(m[2] == 1 for m in got), got
+    assert edge.text().count(b"bridge cloud: up to") == 1, "the link never dropped"
+    assert b"its messages go at QoS 1" in edge.text()
+
+
+@test
+def b20_inbound_messages_survive_the_edge_killed_once_received(ctx):
+    # In rules: the edge acknowledges the remote only once the message is
+    # routed here and journaled; kill -9 of the edge right after it has
+    # taken them, and its persistent subscriber still gets every one.
+    port = free_port()
+    ctx.remote(port)
+    edge = ctx.edge(port, ["cmd/# in 1"], persist=True)
+    wait_up(edge)
+    Sub(edge.port, ["cmd/#"], client_id="keeper", clean=False).close()
+    time.sleep(0.3)  # the remote's SUBACK to the bridge
+    p = ctx.pub(port)
+    n = 200
+    for i in range(n):
+        p.send("cmd/x", f"c{i}", qos=1)
+    wait_for(lambda: metric(edge, 'starling_bridge_messages_total{bridge="cloud",'
+                                  'direction="in"}') >= n, WAIT, f"{n} in through the bridge")
+    ctx.kill(edge)
+    edge = ctx.edge(port, ["cmd/# in 1"], persist=True)
+    sub = ctx.sub(edge.port, ["cmd/#"], client_id="keeper", clean=False)
+    wait_for(lambda: f"c{n - 1}" in [m[1] for m in sub.messages()], WAIT, f"c{n - 1}")
+    time.sleep(QUIET)
+    got = [m[1] for m in sub.messages()]
+    missing = [f"c{i}" for i in range(n) if f"c{i}" not in got]
+    assert not missing, f"{len(missing)} lost: {missing[:10]}"
+    tap.comment(f"{n} sent, {len(got)} received ({len(got) - len(set(got))} duplicates)")
+
+
+@test
 def b12_a_long_outage_keeps_the_queue_bound_and_counts_drops(ctx):
     port = free_port()
     remote = ctx.remote(port, persist=True)
