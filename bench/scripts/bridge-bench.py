@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -261,7 +262,7 @@ def outage(starling, edge_kind, qos, outage_s):
 def main():
     starling, sb = sys.argv[1], sys.argv[2]
     duration = int(sys.argv[3]) if len(sys.argv) > 3 else 8
-    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 3
     ver = subprocess.run(["/usr/sbin/mosquitto", "-h"], capture_output=True, text=True).stdout
     ver = ver.splitlines()[0] if ver else "mosquitto"
     print(f"# Bridges — {time.strftime('%Y-%m-%d', time.gmtime())}\n")
@@ -280,8 +281,8 @@ def main():
             print(f"| {kind if kind == 'direct' else kind + ' bridge'} | {rnd + 1} | "
                   f"{r['rate']:,.0f} | {r['lost']} | {r['dup']} | {r['p50']} | {r['p99']} | "
                   f"{r['cpu']:.1f} |", flush=True)
-    m = {k: sum(v) / len(v) for k, v in means.items()}
-    print(f"\nMeans: direct {m['direct']:,.0f}/s; Starling's bridge {m['starling']:,.0f}/s "
+    m = {k: statistics.median(v) for k, v in means.items()}
+    print(f"\nMedians: direct {m['direct']:,.0f}/s; Starling's bridge {m['starling']:,.0f}/s "
           f"({m['starling'] / m['direct']:.0%} of direct); mosquitto's bridge "
           f"{m['mosquitto']:,.0f}/s ({m['mosquitto'] / m['direct']:.0%}).\n")
     print("## Outages: the remote killed (kill -9) during a paho stream, then back\n")

@@ -80,9 +80,10 @@ static const struct directive keys[] = {
          "certificate (a warning is logged at every connection)"),
     U16(keepalive_s, "60", 5, 65535, "s",
         "keep-alive of the bridge's connection; a remote silent for 1.5 times it is cut"),
-    U16(inflight_max, "256", 1, 65535, NULL,
+    U16(inflight_max, "1024", 1, 65535, NULL,
         "QoS 1/2 messages sent to the remote and not yet acknowledged (a 5.0 remote's receive "
-        "maximum lowers it)"),
+        "maximum lowers it; the node's inflight_max does not apply); it sets the bridge's "
+        "throughput over a long round trip, and how many a reconnect may resend"),
     U32(queue_messages_max, "100000", 1, 100000000, NULL,
         "QoS 1/2 messages for the remote held while the link is down or the window is full; "
         "beyond, queue_overflow decides and the drop is counted (QoS 0 is held only with "

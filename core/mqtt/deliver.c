@@ -101,6 +101,10 @@ static struct client *session_client(struct worker *w, const struct session *s)
 
 static uint32_t window_of(const struct worker *w, const struct client *cl)
 {
+	/* A bridge's is its own inflight_max, already under the remote's
+	 * Receive Maximum (bridge_connack), not the clients' setting. */
+	if (client_is_bridge(cl))
+		return cl->client_receive_max;
 	return w->cfg->inflight_max < cl->client_receive_max ? w->cfg->inflight_max
 	                                                     : cl->client_receive_max;
 }

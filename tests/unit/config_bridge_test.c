@@ -58,7 +58,7 @@ Test(config_bridge, a_bridge_starts_with_its_defaults)
 	cr_assert_not(b->tls);
 	cr_assert(b->verify, "TLS verifies unless told not to");
 	cr_assert_eq(b->keepalive_s, 60);
-	cr_assert_eq(b->inflight_max, 256);
+	cr_assert_eq(b->inflight_max, 1024);
 	cr_assert_eq(b->queue_messages_max, 100000);
 	cr_assert_eq(b->queue_bytes_max, 67108864);
 	cr_assert_eq(b->queue_overflow, QUEUE_DROP_OLDEST);
