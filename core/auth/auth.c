@@ -36,9 +36,9 @@
 #include <time.h>
 
 #include "auth/acl.h"
-#include "base/log.h"
 #include "auth/passwd.h"
 #include "auth/verify.h"
+#include "base/log.h"
 
 #define LIMIT_SLOTS   4096  /* addresses remembered by the failure limiter */
 #define FAILED_SLOTS  4096  /* wrong credentials remembered */

@@ -100,10 +100,10 @@ struct broker {
 	                                   * writes (persist/retained.h) */
 	_Atomic uint64_t sess_stamp;      /* persistence: the node-wide order of session
 	                                   * records (persist/session_journal.h) */
-	uint64_t run;              /* persistence: this start's number (record.h: rec_place) */
-	unsigned bridge_listener0; /* the pseudo-listener of cfg->bridges[0]; the rest follow */
-	struct bridge_dns *bridge_dns;     /* the bridges' addresses (bridge_dns.h) */
-	struct bridge_pub *bridge_pub;     /* [cfg->bridge_count]: their figures (bridge.h) */
+	uint64_t run;                  /* persistence: this start's number (record.h: rec_place) */
+	unsigned bridge_listener0;     /* the pseudo-listener of cfg->bridges[0]; the rest follow */
+	struct bridge_dns *bridge_dns; /* the bridges' addresses (bridge_dns.h) */
+	struct bridge_pub *bridge_pub; /* [cfg->bridge_count]: their figures (bridge.h) */
 };
 
 /* A worker's way out on SIGTERM (stop.c): every session's will is published

@@ -28,10 +28,10 @@
 struct bridge {
 	const struct config_bridge *cfg;
 	struct bridge_dns *dns; /* where it dials (bridge_dns.h) */
-	unsigned index;    /* in cfg->bridges */
-	unsigned listener; /* its pseudo-listener: which bridge a connection is */
-	uint8_t state;     /* enum bridge_state */
-	bool has_conn;     /* a connection exists (slot, gen) */
+	unsigned index;         /* in cfg->bridges */
+	unsigned listener;      /* its pseudo-listener: which bridge a connection is */
+	uint8_t state;          /* enum bridge_state */
+	bool has_conn;          /* a connection exists (slot, gen) */
 	uint32_t slot, gen;
 	unsigned next_addr;     /* the address to dial next (failover in turn) */
 	uint64_t next_dial_ms;  /* BRIDGE_WAITING: when to dial */
@@ -115,11 +115,11 @@ static void count(struct bridge *b, bool out, uint32_t payload_bytes)
 	                      memory_order_relaxed);
 }
 
-void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes)
+void bridge_received(struct worker *w, const struct client *cl, uint32_t payload_bytes)
 {
 	struct bridge *b = bridge_of(w, cl);
 	if (b)
-		count(b, out, payload_bytes);
+		count(b, false, payload_bytes);
 }
 
 void bridge_sent(struct worker *w, const struct client *cl, const struct mqtt_publish *p)
@@ -265,14 +265,9 @@ void bridges_fini(struct worker *w)
 /* Has s a subscription to f with these options already? */
 static bool has_sub(const struct session *s, struct mqtt_view f, const struct sub_opts *o)
 {
-	for (uint32_t i = 0; i < s->sub_count; i++) {
-		const struct sub_opts *e = &s->subs[i].opts;
-		if (mqtt_view_eq(f, (struct mqtt_view){(const uint8_t *)s->subs[i].filter,
-		                                       s->subs[i].filter_len}))
-			return e->qos == o->qos && e->no_local == o->no_local && e->rap == o->rap &&
-			       e->journaled == o->journaled && e->sub_id == o->sub_id;
-	}
-	return false;
+	const struct sub_opts *e = session_sub_opts(s, f);
+	return e && e->qos == o->qos && e->no_local == o->no_local && e->rap == o->rap &&
+	       e->journaled == o->journaled && e->sub_id == o->sub_id;
 }
 
 /* The session's local subscriptions are the out rules', each with

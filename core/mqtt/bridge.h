@@ -115,8 +115,8 @@ struct mqtt_view bridge_topic_out(const struct worker *w, const struct client *c
  * acknowledgements, sampled as TCP samples its RTT). */
 void bridge_sent(struct worker *w, const struct client *cl, const struct mqtt_publish *p);
 void bridge_acked(struct worker *w, const struct client *cl, uint8_t type, uint16_t pid);
-/* A PUBLISH came from the remote (out = false); counted. */
-void bridge_count(struct worker *w, const struct client *cl, bool out, uint32_t payload_bytes);
+/* A PUBLISH came from the remote: counted in. */
+void bridge_received(struct worker *w, const struct client *cl, uint32_t payload_bytes);
 /* In: the local topic for one from the remote; false: no in rule matches
  * it (dropped, counted). */
 bool bridge_topic_in(const struct worker *w, const struct client *cl, struct mqtt_view topic,

@@ -116,7 +116,7 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 		return;
 	}
 	if (bridged)
-		bridge_count(w, cl, false, p->payload.len);
+		bridge_received(w, cl, p->payload.len);
 	/* A bridge's rules are the operator's: the ACL is for clients. */
 	if (!bridged && !auth_publish(w->mq.acl, user, ulen, cid, topic)) {
 		/* Not allowed: 5.0 says so in the ack; QoS 0 and 3.1.1 drop it,

@@ -182,6 +182,12 @@ static int sub_find(const struct session *s, struct mqtt_view filter)
 	return -1;
 }
 
+const struct sub_opts *session_sub_opts(const struct session *s, struct mqtt_view filter)
+{
+	int i = sub_find(s, filter);
+	return i >= 0 ? &s->subs[i].opts : NULL;
+}
+
 int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts, uint32_t max)
 {
 	int i = sub_find(s, filter);

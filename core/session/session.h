@@ -124,6 +124,8 @@ void session_free(struct session *s);
 
 /* Subscriptions: add or replace (1 added, 0 replaced, -1 no memory or over max). */
 int session_sub_add(struct session *s, struct mqtt_view filter, struct sub_opts opts, uint32_t max);
+/* The options of s's subscription to filter; NULL when it has none. */
+const struct sub_opts *session_sub_opts(const struct session *s, struct mqtt_view filter);
 bool session_sub_remove(struct session *s, struct mqtt_view filter);
 
 /*
