@@ -9,6 +9,7 @@
 #include "codec.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,12 +118,18 @@ struct msg *msg_from_body(const uint8_t *body, size_t body_len, uint8_t version,
 	return m;
 }
 
+_Static_assert(offsetof(struct msg, refs) == 0, "msg_copy copies what follows refs");
+
 struct msg *msg_copy(const struct msg *m)
 {
 	struct msg *c = malloc(m->size_bytes);
 	if (!c)
 		return NULL;
-	memcpy(c, m, m->size_bytes);
+	/* Everything after refs: other workers may be taking or giving back
+	 * references to m while it is copied (a plain read of refs would race
+	 * with their atomic adds). */
+	size_t from = offsetof(struct msg, size_bytes);
+	memcpy((uint8_t *)c + from, (const uint8_t *)m + from, m->size_bytes - from);
 	atomic_init(&c->refs, 1);
 	/* Every view of pub points into data[] (msg_new): the same offsets in
 	 * the copy. */
