@@ -140,15 +140,30 @@ if { { [ -f "$fdir/build.ninja" ] && meson configure "$fdir" -Dtests=disabled >/
 		[ -f "$target" ] && [ -x "$target" ] || continue
 		name=$(basename "$target")
 		corpus=$root/tests/fuzz/corpus/${name#fuzz_}
+		# New inputs go to $work/new, the log beside it: a log inside a
+		# corpus directory is read as an input too, and its contents
+		# (timings) made the same seed take other paths.
 		work=$(mktemp -d)
+		mkdir "$work/new"
 		echo "=== $name for ${fuzz_seconds}s, seed $fuzz_seed"
 		if (cd "$work" && "$target" -seed="$fuzz_seed" -max_total_time="$fuzz_seconds" -timeout=10 \
-			-rss_limit_mb=2048 -print_final_stats=1 "$work" "$corpus" >"$work/log" 2>&1); then
+			-rss_limit_mb=2048 -print_final_stats=1 "$work/new" "$corpus" >"$work/log" 2>&1); then
 			tail -3 "$work/log"
 			passed=$((passed + 1))
 		else
 			tail -60 "$work/log"
-			cp "$work"/crash-* "$root/tests/fuzz/" 2>/dev/null
+			cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* \
+				"$root/tests/fuzz/" 2>/dev/null
+			# Last, where a shortened log still shows them: what the
+			# target said, and the input itself (a CI clone is gone
+			# afterwards): tests/fuzz/README.md replays it.
+			grep -m 3 -E "^$name: |ERROR: |runtime error" "$work/log"
+			for f in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+				[ -f "$f" ] || continue
+				echo "=== input ${f##*/}, $(stat -c %s "$f") bytes, base64 (first 8 KiB):"
+				head -c 8192 "$f" | base64 -w 0
+				echo
+			done
 			echo "=== $name FAILED"
 			failed=$((failed + 1))
 		fi
