@@ -276,10 +276,15 @@ static void journal_retained(void *ctx, struct msg *m)
 	persist_retained(&w->journal, m, &w->b->retain_stamp, w->now_ms);
 }
 
-static bool journal_msg(void *ctx, struct msg *m, const struct plan *p)
+static bool journal_msg(void *ctx, struct msg *m, const struct plan *p,
+                        const struct route_inbound *in)
 {
 	struct worker *w = ctx;
-	return persist_message(&w->journal, m, p, &w->b->sess_stamp, w->now_ms);
+	struct rec_inbound rin;
+	if (in)
+		rin = (struct rec_inbound){in->pid, (const uint8_t *)in->client_id,
+		                           in->client_id_len};
+	return persist_message(&w->journal, m, p, in ? &rin : NULL, &w->b->sess_stamp, w->now_ms);
 }
 
 /* true: the reap left work for the next turn (do not sleep). */

@@ -161,24 +161,26 @@ void handle_publish(struct worker *w, struct client *cl, struct mqtt_publish *p)
 	}
 	bool retain = p->retain;
 	/* Exactly once across a crash: the id stays known (a resend is not
-	 * routed again) until its PUBREL; the PUBREC waits for the record. It
-	 * goes before the message's own records, so that none of them (nor a
-	 * delivery they let go, route/held.h) is durable without it. */
-	bool in_journaled = p->qos == 2 && session_journal_wanted(w, s) &&
-	                    persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_QOS2, 0,
-	                                      p->packet_id, s->client_id, s->client_id_len);
-	int n = route_publish_client(&w->route, m);
+	 * routed again) until its PUBREL; the PUBREC waits for the record.
+	 * When the message reaches persistent sessions, the id goes in its
+	 * own record (REC_MSG_IN), so that no torn tail keeps one without the
+	 * other: an id without its message would take the resend for a
+	 * duplicate, acknowledged and lost. Else it goes alone, after: a tail
+	 * cut before it lost nothing durable, and the resend is routed again. */
+	struct route_inbound in = {s->client_id, s->client_id_len, p->packet_id, false};
+	bool in_wanted = p->qos == 2 && session_journal_wanted(w, s);
+	int n = route_publish_client(&w->route, m, in_wanted ? &in : NULL);
 	if (n < 0) {
 		/* It reached persistent sessions and the journal cannot keep it:
 		 * delivered nowhere, so the publisher may send it again. */
 		if (p->qos == 2)
 			session_rx_qos2_remove(s, p->packet_id);
-		if (in_journaled)
-			persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_REL, 0,
-			                  p->packet_id, s->client_id, s->client_id_len);
 		refuse_unjournaled(w, cl, p, topic, "");
 		return;
 	}
+	if (in_wanted && !in.journaled)
+		persist_packet_id(&w->journal, &w->b->sess_stamp, REC_IN_QOS2, 0, p->packet_id,
+		                  s->client_id, s->client_id_len);
 	if (n == 0 && !retain)
 		w->st.drops_no_subscribers++; /* a retained one is kept, not dropped */
 	if (p->qos == 1)

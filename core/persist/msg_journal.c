@@ -18,14 +18,19 @@ static uint64_t next_stamp(_Atomic uint64_t *stamps)
 
 /* m's REC_MSG records (REC_MSG_TARGETS_MAX targets each, all of stamp; t
  * not const: GCC 12 takes a const pointer to a partly filled array for a
- * read). */
+ * read). With in, the last is a REC_MSG_IN: a tail cut before it keeps
+ * neither the id nor (all of) the message, so the publisher's resend is
+ * routed again (at least once to the sessions of the records before it,
+ * past REC_MSG_TARGETS_MAX targets), never taken for a duplicate. */
 static bool write_msg(struct journal *j, const struct msg *m, struct rec_msg_target *t, size_t n,
-                      uint64_t stamp, uint64_t now_ms)
+                      uint64_t stamp, uint64_t now_ms, const struct rec_inbound *in)
 {
 	uint64_t wall = clock_wall_ms();
 	for (size_t at = 0; at < n; at += REC_MSG_TARGETS_MAX) {
 		size_t k = n - at < REC_MSG_TARGETS_MAX ? n - at : REC_MSG_TARGETS_MAX;
-		uint8_t *rec = journal_reserve(j, rec_msg_size(m, k));
+		bool last_in = in && at + k == n;
+		uint8_t *rec = journal_reserve(j, last_in ? rec_msg_in_size(m, k, in->client_id_len)
+		                                          : rec_msg_size(m, k));
 		if (!rec) {
 			/* Records of this stamp already appended name sessions
 			 * that then never get it: recovery gives them a message
@@ -33,14 +38,17 @@ static bool write_msg(struct journal *j, const struct msg *m, struct rec_msg_tar
 			j->st->journal_refused++;
 			return false;
 		}
-		rec_msg_put(rec, m, stamp, j->run, t + at, k, now_ms, wall);
-		journal_commit(j, REC_MSG, wall);
+		if (last_in)
+			rec_msg_in_put(rec, in, m, stamp, j->run, t + at, k, now_ms, wall);
+		else
+			rec_msg_put(rec, m, stamp, j->run, t + at, k, now_ms, wall);
+		journal_commit(j, last_in ? REC_MSG_IN : REC_MSG, wall);
 	}
 	return true;
 }
 
 bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
-                     _Atomic uint64_t *stamps, uint64_t now_ms)
+                     const struct rec_inbound *in, _Atomic uint64_t *stamps, uint64_t now_ms)
 {
 	struct rec_msg_target local[TARGETS_ON_STACK], *t = local;
 	if (p->journaled > TARGETS_ON_STACK && !(t = malloc(p->journaled * sizeof(*t)))) {
@@ -58,7 +66,7 @@ bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
 			                                          (PLAN_RETAIN | PLAN_SHARED)};
 	}
 	uint64_t stamp = next_stamp(stamps);
-	bool ok = write_msg(j, m, t, n, stamp, now_ms);
+	bool ok = write_msg(j, m, t, n, stamp, now_ms, in);
 	if (ok)
 		m->jstamp = stamp;
 	if (t != local)
@@ -72,7 +80,7 @@ bool persist_message_to(struct journal *j, struct msg *m, struct sess_id to, uin
 	struct rec_msg_target t = {
 	    .id = to, .sub_id = sub_id, .qos = qos, .flags = flags & (PLAN_RETAIN | PLAN_SHARED)};
 	uint64_t stamp = next_stamp(stamps);
-	if (!write_msg(j, m, &t, 1, stamp, now_ms))
+	if (!write_msg(j, m, &t, 1, stamp, now_ms, NULL))
 		return false;
 	m->jstamp = stamp;
 	return true;
@@ -150,7 +158,7 @@ static void again_message(void *ctx, const struct session *s, const struct msg *
 	                           .flags = flags & (DELIV_RETAIN | DELIV_SHARED)};
 	/* Its own stamp: the same message, so recovery gives it once, and a
 	 * REC_MSG_DONE of that stamp still ends it. */
-	a->ok = a->ok && write_msg(a->j, m, &t, 1, m->jstamp, a->now_ms);
+	a->ok = a->ok && write_msg(a->j, m, &t, 1, m->jstamp, a->now_ms, NULL);
 }
 
 static void again_packet_id(void *ctx, const struct session *s, uint8_t type, uint64_t msg_stamp,

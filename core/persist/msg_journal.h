@@ -22,15 +22,17 @@
 #include <stdint.h>
 
 #include "persist/journal.h"
+#include "persist/record.h"
 #include "route/plan.h"
 #include "session/session.h"
 
 /* Write m's REC_MSG (one per REC_MSG_TARGETS_MAX targets, all with one
- * stamp) naming p's targets with PLAN_JOURNALED, and stamp m->jstamp.
- * false when the journal refused it (counted in journal_refused) or memory
- * ran out; m is then not stamped. */
+ * stamp) naming p's targets with PLAN_JOURNALED, and stamp m->jstamp. in:
+ * the persistent publisher's QoS 2 packet id, which the last record carries
+ * (REC_MSG_IN; NULL: none). false when the journal refused it (counted in
+ * journal_refused) or memory ran out; m is then not stamped. */
 bool persist_message(struct journal *j, struct msg *m, const struct plan *p,
-                     _Atomic uint64_t *stamps, uint64_t now_ms);
+                     const struct rec_inbound *in, _Atomic uint64_t *stamps, uint64_t now_ms);
 
 /* Write m's REC_MSG naming one target (to, at qos, with the delivery's
  * retain and shared flags) and stamp m->jstamp: a message that reached a

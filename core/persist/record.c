@@ -441,6 +441,41 @@ int rec_msg_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t no
 	return 0;
 }
 
+#define IN_FIXED 4 /* packet id, client id length */
+
+size_t rec_msg_in_size(const struct msg *m, size_t n, size_t client_id_len)
+{
+	return IN_FIXED + client_id_len + rec_msg_size(m, n);
+}
+
+void rec_msg_in_put(uint8_t *payload, const struct rec_inbound *in, const struct msg *m,
+                    uint64_t stamp, uint64_t run, const struct rec_msg_target *t, size_t n,
+                    uint64_t now_ms, uint64_t now_wall_ms)
+{
+	CHECK(in->pid > 0 && in->client_id_len > 0);
+	put_be(payload, in->pid, 2);
+	put_be(payload + 2, in->client_id_len, 2);
+	memcpy(payload + IN_FIXED, in->client_id, in->client_id_len);
+	rec_msg_put(payload + IN_FIXED + in->client_id_len, m, stamp, run, t, n, now_ms,
+	            now_wall_ms);
+}
+
+int rec_msg_in_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                   struct rec_inbound *in, struct rec_msg *out, struct msg **m)
+{
+	*m = NULL;
+	errno = EINVAL;
+	if (len < IN_FIXED)
+		return -1;
+	in->pid = (uint16_t)get_be(payload, 2);
+	in->client_id_len = (uint16_t)get_be(payload + 2, 2);
+	in->client_id = payload + IN_FIXED;
+	if (in->pid == 0 || in->client_id_len == 0 || len - IN_FIXED < in->client_id_len)
+		return -1;
+	size_t at = IN_FIXED + in->client_id_len;
+	return rec_msg_get(payload + at, len - at, now_ms, now_wall_ms, out, m);
+}
+
 #define DONE_FIXED 10 /* stamp, client id length */
 
 size_t rec_msg_done_size(size_t client_id_len)

@@ -88,6 +88,7 @@ enum record_type {
 	REC_MSG_SENT = 10,   /* a QoS 2 delivery went out under a packet id */
 	REC_IN_QOS2 = 11,    /* a persistent session's QoS 2 PUBLISH came: PUBREL awaited */
 	REC_IN_REL = 12,     /* and its PUBREL came */
+	REC_MSG_IN = 13,     /* REC_MSG with the inbound QoS 2 packet id it came under */
 	/* A record of a type >= REC_TYPES is valid framing
 	 * (record_read says RECORD_OK), so that an older build's reader can
 	 * skip what a newer one wrote: what to do with it is the caller's
@@ -306,6 +307,28 @@ int rec_msg_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t no
                 struct rec_msg *out, struct msg **m);
 /* Target i of a decoded REC_MSG (i < out->n). */
 void rec_msg_target(const struct rec_msg *r, uint16_t i, struct rec_msg_target *t);
+
+/*
+ * REC_MSG_IN: a REC_MSG whose message is a persistent session's QoS 2
+ * PUBLISH, with the packet id it came under (what REC_IN_QOS2 says, in the
+ * same record). Two records could be cut apart by a torn tail, and an id
+ * kept without its message takes the publisher's resend for a duplicate:
+ * acknowledged and lost. The last REC_MSG of a stamp is this one.
+ *   u16 packet id   u16 client id length, client id   then REC_MSG's payload
+ */
+struct rec_inbound {
+	uint16_t pid; /* > 0 */
+	const uint8_t *client_id;
+	uint16_t client_id_len; /* > 0 */
+};
+size_t rec_msg_in_size(const struct msg *m, size_t n, size_t client_id_len);
+void rec_msg_in_put(uint8_t *payload, const struct rec_inbound *in, const struct msg *m,
+                    uint64_t stamp, uint64_t run, const struct rec_msg_target *t, size_t n,
+                    uint64_t now_ms, uint64_t now_wall_ms);
+/* As rec_msg_get, with *in (pointing into the payload); -1 also for a
+ * packet id or client id length of 0. */
+int rec_msg_in_get(const uint8_t *payload, size_t len, uint64_t now_ms, uint64_t now_wall_ms,
+                   struct rec_inbound *in, struct rec_msg *out, struct msg **m);
 
 size_t rec_msg_done_size(size_t client_id_len);
 void rec_msg_done_put(uint8_t *payload, uint64_t stamp, const uint8_t *client_id,

@@ -332,12 +332,22 @@ static int on_session(struct state *s, const struct record *r)
 	return 0;
 }
 
-/* A message record: kept with its targets until every session is known. */
+static int rel_note(struct state *s, bool inbound, bool owed, uint64_t stamp, uint16_t pid,
+                    const uint8_t *cid, uint16_t cid_len);
+
+/* A message record: kept with its targets until every session is known.
+ * A REC_MSG_IN says its publisher's inbound id too, as an REC_IN_QOS2 of
+ * the message's stamp would. */
 static int on_message(struct state *s, const struct record *r)
 {
 	struct rec_msg rm;
 	struct msg *m;
-	if (rec_msg_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rm, &m) != 0) {
+	struct rec_inbound in;
+	int rc = r->type == REC_MSG_IN
+	             ? rec_msg_in_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &in,
+	                              &rm, &m)
+	             : rec_msg_get(r->payload, r->payload_len, s->now_ms, s->now_wall_ms, &rm, &m);
+	if (rc != 0) {
 		if (errno == ENOMEM)
 			return s->oom = 1, -1;
 		s->rejected++;
@@ -365,6 +375,8 @@ static int on_message(struct state *s, const struct record *r)
 		m->recovered = true;
 	}
 	s->msgs[s->msgs_len++] = (struct jmsg){rm.stamp, rm.run, m, t, rm.n};
+	if (r->type == REC_MSG_IN)
+		return rel_note(s, true, true, rm.stamp, in.pid, in.client_id, in.client_id_len);
 	return 0;
 oom:
 	if (m)
@@ -412,7 +424,17 @@ static int on_release(struct state *s, const struct record *r)
 	}
 	if (r->type == REC_MSG_REL && rr.msg_stamp && pairs_add(&s->done, rr.msg_stamp, h) < 0)
 		return s->oom = 1, -1;
-	bool inbound = r->type == REC_IN_QOS2 || r->type == REC_IN_REL;
+	return rel_note(s, r->type == REC_IN_QOS2 || r->type == REC_IN_REL,
+	                r->type == REC_MSG_REL || r->type == REC_IN_QOS2, rr.stamp, rr.pid,
+	                rr.client_id, rr.client_id_len);
+}
+
+/* A packet id's step (client id, pid; inbound or a delivery's): the later by
+ * stamp holds; owed: a PUBREL owed (a delivery's) or awaited (inbound). */
+static int rel_note(struct state *s, bool inbound, bool owed, uint64_t stamp, uint16_t pid,
+                    const uint8_t *cid, uint16_t cid_len)
+{
+	uint64_t h = key_hash(cid, cid_len);
 	struct reltable *t = &s->rels;
 	if ((t->len + 1) * 2 > t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 256;
@@ -431,29 +453,28 @@ static int on_release(struct state *s, const struct record *r)
 		free(t->e);
 		*t = n;
 	}
-	size_t at = rel_slot(t, h, rr.pid);
+	size_t at = rel_slot(t, h, pid);
 	for (; t->e[at].hash; at = (at + 1) & (t->cap - 1)) {
 		struct rel *x = &t->e[at];
-		if (x->hash == h && x->pid == rr.pid && x->inbound == inbound &&
-		    x->cid_len == rr.client_id_len &&
-		    memcmp(x->cid, rr.client_id, rr.client_id_len) == 0)
+		if (x->hash == h && x->pid == pid && x->inbound == inbound &&
+		    x->cid_len == cid_len && memcmp(x->cid, cid, cid_len) == 0)
 			break;
 	}
 	struct rel *x = &t->e[at];
 	if (!x->hash) {
-		if (!(x->cid = malloc(rr.client_id_len)))
+		if (!(x->cid = malloc(cid_len)))
 			return s->oom = 1, -1;
-		memcpy(x->cid, rr.client_id, rr.client_id_len);
-		x->cid_len = rr.client_id_len;
+		memcpy(x->cid, cid, cid_len);
+		x->cid_len = cid_len;
 		x->hash = h;
-		x->pid = rr.pid;
+		x->pid = pid;
 		x->inbound = inbound;
 		t->len++;
-	} else if (rr.stamp <= x->stamp) {
+	} else if (stamp <= x->stamp) {
 		return 0;
 	}
-	x->stamp = rr.stamp;
-	x->owed = r->type == REC_MSG_REL || r->type == REC_IN_QOS2;
+	x->stamp = stamp;
+	x->owed = owed;
 	return 0;
 }
 
@@ -469,6 +490,7 @@ static int on_record(void *ctx, const struct record *r, uint64_t offset)
 	case REC_SESS_PLACED:
 		return on_session(s, r);
 	case REC_MSG:
+	case REC_MSG_IN:
 		return on_message(s, r);
 	case REC_MSG_DONE:
 		return on_done(s, r);

@@ -2,7 +2,7 @@
  * held.h — deliveries to other workers held until this worker's journal has
  * what they depend on (core/persist/README.md "Messages": QoS 2 across a
  * crash). A journaled QoS 2 message must not reach a subscriber on another
- * worker before its REC_MSG (and the publisher's REC_IN_QOS2) is durable
+ * worker before its REC_MSG (with the publisher's inbound id) is durable
  * here: the subscriber's worker gates its output on its own journal only,
  * and a subscriber that got a message the journal then lost would get it
  * again, under another packet id, when its publisher sends it again after

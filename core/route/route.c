@@ -139,7 +139,7 @@ void route_retain(struct router *r, struct msg *m)
 
 /* refusable: a publisher's message whose acknowledgement can carry a
  * refusal (-1: the journal cannot keep it, nothing was delivered). */
-static int publish(struct router *r, struct msg *m, bool refusable)
+static int publish(struct router *r, struct msg *m, bool refusable, struct route_inbound *in)
 {
 	if (plan_make(&r->plan, r->subs, m) < 0)
 		LOG_WARN_RL(1,
@@ -149,12 +149,17 @@ static int publish(struct router *r, struct msg *m, bool refusable)
 	const struct plan *p = &r->plan;
 	/* Before anyone else sees m: the journal stamps it (m->jstamp). */
 	uint8_t keep = 0xFF;
-	if (p->journaled && r->journal_msg && !r->journal_msg(r->journal_ctx, m, p)) {
-		if (refusable) {
-			msg_unref(m);
-			return -1;
+	if (p->journaled && r->journal_msg) {
+		if (!r->journal_msg(r->journal_ctx, m, p, in)) {
+			if (refusable) {
+				msg_unref(m);
+				return -1;
+			}
+			/* a will, a forwarded one: it goes, unjournaled */
+			keep = (uint8_t)~PLAN_JOURNALED;
+		} else if (in) {
+			in->journaled = true;
 		}
-		keep = (uint8_t)~PLAN_JOURNALED; /* a will, a forwarded one: it goes, unjournaled */
 	}
 	if (m->pub.retain) {
 		if (!m->forwarded)
@@ -174,12 +179,12 @@ static int publish(struct router *r, struct msg *m, bool refusable)
 
 unsigned route_publish(struct router *r, struct msg *m)
 {
-	return (unsigned)publish(r, m, false);
+	return (unsigned)publish(r, m, false, NULL);
 }
 
-int route_publish_client(struct router *r, struct msg *m)
+int route_publish_client(struct router *r, struct msg *m, struct route_inbound *in)
 {
-	return publish(r, m, true);
+	return publish(r, m, true, in);
 }
 
 /* ---- the index --------------------------------------------------------- */

@@ -61,6 +61,16 @@ struct retained_lookup {
 
 #define ROUTE_LOOKUPS_MAX 65536 /* retained lookups waiting on one shard */
 
+/* A persistent session's QoS 2 PUBLISH: the packet id it came under, which
+ * the journal keeps in the message's own record (persist/record.h
+ * REC_MSG_IN). */
+struct route_inbound {
+	const char *client_id;
+	uint16_t client_id_len;
+	uint16_t pid;
+	bool journaled; /* out: the message's records carry it */
+};
+
 struct router {
 	uint16_t id;                 /* the worker */
 	unsigned count;              /* workers on the node */
@@ -87,9 +97,11 @@ struct router {
 	void *journal_ctx;
 	/* Persistence on: called for a QoS 1/2 message whose plan reached
 	 * journaled subscriptions (plan.journaled), before anything of it is
-	 * delivered: the journal writes its REC_MSG and stamps m->jstamp.
-	 * false: the journal refused it (counted by the callee). */
-	bool (*journal_msg)(void *ctx, struct msg *m, const struct plan *p);
+	 * delivered: the journal writes its REC_MSG (with in, when not NULL)
+	 * and stamps m->jstamp. false: the journal refused it (counted by the
+	 * callee). */
+	bool (*journal_msg)(void *ctx, struct msg *m, const struct plan *p,
+	                    const struct route_inbound *in);
 	/* Persistence on: this worker's journal position (persist/barrier.h:
 	 * records appended, and durable); deliveries that must wait for it
 	 * (held.h). NULL: off. */
@@ -118,8 +130,10 @@ void route_mail_discard(const struct mbox_msg *m);
 unsigned route_publish(struct router *r, struct msg *m);
 /* The same for a client's PUBLISH: -1 when it reached journaled
  * subscriptions and the journal refused it (nothing delivered; the
- * publisher is told 0x97). */
-int route_publish_client(struct router *r, struct msg *m);
+ * publisher is told 0x97). in (NULL: none): a persistent publisher's QoS 2
+ * packet id, journaled with the message when it reaches journaled
+ * subscriptions (in->journaled set); else the caller journals it alone. */
+int route_publish_client(struct router *r, struct msg *m, struct route_inbound *in);
 /* Keep m in its topic's retained store, and nothing else (a replica from
  * another node; takes m's reference). */
 void route_retain(struct router *r, struct msg *m);

@@ -21,7 +21,8 @@
  * REC_MSG_TARGETS_MAX targets ending the payload, each of QoS 1 or 2 and a
  * generation other than 0, makes a message unless it expired, and writes
  * again to the same bytes with its targets (but for a capped expiry, as a
- * set); a decoded REC_MSG_DONE writes again to the same bytes, and so does
+ * set); so does a REC_MSG_IN, with the inbound packet id and client id
+ * (both not 0) in front; a decoded REC_MSG_DONE writes again to the same bytes, and so does
  * a packet id's record (REC_MSG_REL, _COMP, _SENT, REC_IN_QOS2, _IN_REL).
  * Every message reference is given back (ASan's leak check).
  */
@@ -154,14 +155,26 @@ static void retain_del(const struct record *r)
 static void msg_rec(const struct record *r)
 {
 	struct rec_msg a;
+	struct rec_inbound in;
+	bool with_in = r->type == REC_MSG_IN;
 	struct msg *m = (struct msg *)1;
-	if (rec_msg_get(r->payload, r->payload_len, NOW_MS, NOW_WALL_MS, &a, &m) != 0) {
+	int rc = with_in
+	             ? rec_msg_in_get(r->payload, r->payload_len, NOW_MS, NOW_WALL_MS, &in, &a, &m)
+	             : rec_msg_get(r->payload, r->payload_len, NOW_MS, NOW_WALL_MS, &a, &m);
+	if (rc != 0) {
 		FUZZ_CHECK(m == NULL, "a refused message record left a message");
 		return;
 	}
 	FUZZ_CHECK(a.n > 0 && a.n <= REC_MSG_TARGETS_MAX, "%u targets", a.n);
 	FUZZ_CHECK(a.targets + (size_t)a.n * REC_MSG_TARGET_BYTES == r->payload + r->payload_len,
 	           "the targets do not end the payload");
+	/* The inbound id in front: within the payload, as the reader promises. */
+	size_t skip = 0;
+	if (with_in) {
+		FUZZ_CHECK(in.pid > 0 && in.client_id_len > 0 && in.client_id == r->payload + 4,
+		           "an inbound id the reader should refuse");
+		skip = 4 + (size_t)in.client_id_len;
+	}
 	if (a.expired) {
 		FUZZ_CHECK(m == NULL, "an expired message record made a message");
 		return;
@@ -174,19 +187,22 @@ static void msg_rec(const struct record *r)
 		FUZZ_CHECK(t[i].qos >= 1 && t[i].qos <= 2 && t[i].id.gen != 0,
 		           "a target the reader should refuse");
 	}
-	size_t n = rec_msg_size(m, a.n);
+	size_t n = with_in ? rec_msg_in_size(m, a.n, in.client_id_len) : rec_msg_size(m, a.n);
 	FUZZ_CHECK(n == r->payload_len, "the message record's size is %zu, the payload's %zu", n,
 	           r->payload_len);
 	uint8_t *again = malloc(n);
 	FUZZ_CHECK(again, "out of memory");
-	rec_msg_put(again, m, a.stamp, a.run, t, a.n, NOW_MS, NOW_WALL_MS);
-	uint64_t at = be64(r->payload + AT_MSG_EXPIRES), at2 = be64(again + AT_MSG_EXPIRES);
+	if (with_in)
+		rec_msg_in_put(again, &in, m, a.stamp, a.run, t, a.n, NOW_MS, NOW_WALL_MS);
+	else
+		rec_msg_put(again, m, a.stamp, a.run, t, a.n, NOW_MS, NOW_WALL_MS);
+	size_t x = skip + AT_MSG_EXPIRES;
+	uint64_t at = be64(r->payload + x), at2 = be64(again + x);
 	FUZZ_CHECK(at2 == at || (at - NOW_WALL_MS > (uint64_t)UINT32_MAX * 1000 && at2 < at),
 	           "expiry %llu written again as %llu", (unsigned long long)at,
 	           (unsigned long long)at2);
-	FUZZ_CHECK(memcmp(again, r->payload, AT_MSG_EXPIRES) == 0 &&
-	               memcmp(again + AT_MSG_EXPIRES + 8, r->payload + AT_MSG_EXPIRES + 8,
-	                      n - AT_MSG_EXPIRES - 8) == 0,
+	FUZZ_CHECK(memcmp(again, r->payload, x) == 0 &&
+	               memcmp(again + x + 8, r->payload + x + 8, n - x - 8) == 0,
 	           "a decoded message record writes to other bytes");
 	free(again);
 	free(t);
@@ -295,7 +311,7 @@ static void tail(const uint8_t *data, size_t size)
 		else if (r.type == REC_SESS_PUT || r.type == REC_SESS_END ||
 		         r.type == REC_SESS_PLACED)
 			sess(&r);
-		else if (r.type == REC_MSG)
+		else if (r.type == REC_MSG || r.type == REC_MSG_IN)
 			msg_rec(&r);
 		else if (r.type == REC_MSG_DONE)
 			msg_done(&r);

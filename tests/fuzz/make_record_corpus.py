@@ -32,6 +32,7 @@ REC_MSG_DONE = 6
 REC_SESS_PLACED = 7
 REC_MSG_REL = 8
 REC_MSG_COMP = 9
+REC_MSG_IN = 13
 
 REC_MSG_TARGETS_MAX = 4096
 
@@ -157,6 +158,12 @@ def message(stamp, run, version, qos, topic, payload, targets, expires_at=0, pro
             u32(len(body)) + body + u16(count) + b"".join(targets))
 
 
+def msg_in(pid, client_id, msg):
+    """REC_MSG_IN: the publisher's inbound packet id and client id, then a
+    REC_MSG payload."""
+    return u16(pid) + mqtt_str(client_id) + msg
+
+
 def msg_done(msg_stamp, client_id):
     """REC_MSG_DONE: the message's stamp, the client id."""
     return u64(msg_stamp) + mqtt_str(client_id)
@@ -256,6 +263,9 @@ REL = record(REC_MSG_REL, 27, W - 15, msg_rel(12, 8, 1, b"dev-2"))
 REL_SNAP = record(REC_MSG_REL, 28, W - 12, msg_rel(13, 0, 0xFFFF, b"dev-2"))
 COMP = record(REC_MSG_COMP, 29, W - 10, msg_comp(14, 1, b"dev-2"))
 PLACED_END = record(REC_SESS_END, 30, W - 5, sess_end(15, b"dev-2"))
+MSG_IN = record(REC_MSG_IN, 62, W - 4,
+                msg_in(0x1234, b"pub-1", message(16, 3, 5, 2, b"m/cmd", b"go",
+                                                 [target(1, 17, 2, 2, 0, 3)])))
 
 SEEDS = {
     "set_311_qos0": SET_311,
@@ -306,6 +316,10 @@ SEEDS = {
     "msg_tail": PLACED + MSG_5 + MSG_311 + SET_311 + MSG_EXPIRED + DONE + REL + REL_SNAP +
                 COMP + MSG_31 + PLACED_END + UNKNOWN,
     "torn_msg": PLACED + MSG_5[:len(MSG_5) - 20],
+    # A message with its publisher's inbound QoS 2 id (one record: no tail
+    # keeps the id without the message), and the same torn.
+    "msg_in_qos2": MSG_IN,
+    "torn_msg_in": PLACED + MSG_IN[:len(MSG_IN) - 30],
     # Good framing around message records the decoders must refuse.
     "bad_placed_run0": record(REC_SESS_PLACED, 31, W,
                               sess_placed(1, 0, 1, 2, 3, b"x", session_state(b"x"))),
@@ -359,6 +373,15 @@ SEEDS = {
     "bad_comp_pid0": record(REC_MSG_COMP, 59, W, msg_comp(2, 0, b"x")),
     "bad_comp_stamp0": record(REC_MSG_COMP, 60, W, msg_comp(0, 1, b"x")),
     "bad_comp_short_id": record(REC_MSG_COMP, 61, W, msg_comp(2, 1, b"xy")[:-1]),
+    "bad_msg_in_pid0": record(REC_MSG_IN, 63, W,
+                              msg_in(0, b"p", message(1, 1, 4, 2, b"t", b"x",
+                                                      [target(0, 1, 1, 2)]))),
+    "bad_msg_in_empty_id": record(REC_MSG_IN, 64, W,
+                                  msg_in(1, b"", message(1, 1, 4, 2, b"t", b"x",
+                                                         [target(0, 1, 1, 2)]))),
+    "bad_msg_in_id_past_end": record(REC_MSG_IN, 65, W, u16(1) + u16(40) + b"short"),
+    "bad_msg_in_no_targets": record(REC_MSG_IN, 66, W,
+                                    msg_in(1, b"p", message(1, 1, 4, 2, b"t", b"x", []))),
 }
 
 # Fixtures for tests/unit/record_test.c ("the_python_writer_agrees"): the C
@@ -392,6 +415,10 @@ FIXTURES = {
     "msg_done": record(REC_MSG_DONE, 83, 1700000001005, msg_done(47, b"c1")),
     "msg_rel": record(REC_MSG_REL, 84, 1700000001006, msg_rel(49, 47, 0xBEEF, b"c1")),
     "msg_comp": record(REC_MSG_COMP, 85, 1700000001007, msg_comp(50, 0xBEEF, b"c1")),
+    # msg_311's message, with the inbound id 0xBEEF of "c1".
+    "msg_in": record(REC_MSG_IN, 86, 1700000001008,
+                     msg_in(0xBEEF, b"c1", message(48, 1, 4, 2, b"a/b", b"on",
+                                                   [target(0, 1, 1, 2, 2, 0)]))),
 }
 
 

@@ -1618,6 +1618,76 @@ def m19_sessions_moving_through_compactions_keep_messages(ctx):
         s.bye()
 
 
+def last_message_record(jdir, topic):
+    """(path, offset, total bytes) of the last message record (REC_MSG 5 or
+    REC_MSG_IN 13) in the journal's segments that holds topic: framing
+    per core/persist/README.md (a 40-byte header, then records of u32
+    length, u32 checksum, u8 type, ... taking 8 + length bytes)."""
+    found = None
+    for name in sorted(os.listdir(jdir)):
+        if not name.endswith(".log"):
+            continue
+        path = os.path.join(jdir, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        at = 40
+        while at + 9 <= len(data):
+            length = int.from_bytes(data[at:at + 4], "big")
+            if length < 17 or at + 8 + length > len(data):
+                break
+            if data[at + 8] in (5, 13) and topic in data[at:at + 8 + length]:
+                found = (path, at, 8 + length)
+            at += 8 + length
+    assert found, f"no message record of {topic!r} in {os.listdir(jdir)}"
+    return found
+
+
+@test
+def m20_a_torn_tail_never_keeps_an_inbound_id_without_its_message(ctx):
+    """A persistent publisher's QoS 2 message to an offline persistent
+    subscriber; the PUBREC is taken as lost (the publisher sends the
+    PUBLISH again, DUP, after the restart). kill -9, and the journal's tail
+    cut in the middle of the message's record: the node keeps neither the
+    message nor the inbound id, so the resend is routed: the subscriber
+    gets it once. (When the id was a record of its own before the
+    message's, this cut kept the id alone: the resend was PUBRECed and not
+    routed, the message lost.) The same without a cut: the message comes
+    back from the journal and the resend is not routed again: once."""
+    for cut, topic, payload, pid in ((True, "m20/torn", b"cut", 9),
+                                     (False, "m20/whole", b"kept", 10)):
+        b = ctx.node()
+        s, _ = mpersistent(ctx, b.port, "m20-sub", 5, first=cut)
+        s.sub(("m20/#", 2))
+        s.bye()
+        pub, _ = mpersistent(ctx, b.port, "m20-pub", 4, first=cut)
+        pub.send(publish(4, topic, payload, qos=2, pid=pid))
+        assert pub.expect(PUBREC).pid == pid
+        time.sleep(SETTLE)
+        ctx.kill(b)
+        if cut:
+            path, at, total = last_message_record(os.path.join(ctx.data, "journal"),
+                                                  topic.encode())
+            with open(path, "r+b") as f:
+                f.truncate(at + total // 2)
+        b = ctx.node()
+        line = recovered_line(b)
+        pub, sp = mpersistent(ctx, b.port, "m20-pub", 4)
+        assert sp == 1
+        pub.send(publish(4, topic, payload, qos=2, pid=pid, dup=True))
+        assert pub.expect(PUBREC).pid == pid
+        pub.send(ack(PUBREL, pid))
+        assert pub.expect(PUBCOMP).pid == pid
+        s, sp = mpersistent(ctx, b.port, "m20-sub", 5)
+        assert sp == 1
+        s.wait_for(1)
+        got = s.take(QUIET)
+        assert got == [(topic, payload, 2)], \
+            f"cut {cut}: the subscriber got {got} ({line})"
+        s.bye()
+        pub.bye()
+        ctx.stop(b)
+
+
 def main():
     a = tap.parse_args()
     print("TAP version 13")

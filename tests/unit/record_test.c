@@ -664,6 +664,10 @@ static const char py_msg_rel[] =
     "6331";
 static const char py_msg_comp[] =
     "0000001fe5a370850900000000000000550000018bcfe56bef0000000000000032beef00026331";
+static const char py_msg_in[] =
+    "00000055eec646590d00000000000000560000018bcfe56bf0beef0002633100000000000000300000000000"
+    "000001040200000000000000000003612f62000000090003612f6200076f6e0001000000000001000000010202"
+    "00000000";
 
 Test(python, the_second_implementation_writes_the_same_bytes)
 {
@@ -793,11 +797,23 @@ Test(python, the_second_implementation_writes_the_same_bytes)
 	cr_assert_eq(n, total);
 	cr_assert_eq(memcmp(rec, want, n), 0, "complete");
 	free(rec);
+
+	m = make_ex("a/b", "on", 2, 0, MQTT_V311, false);
+	struct rec_inbound in = {0xBEEF, (const uint8_t *)"c1", 2};
+	total = record_size(rec_msg_in_size(m, 1, 2));
+	rec = malloc(total);
+	rec_msg_in_put(record_payload(rec), &in, m, 48, 1, &t1, 1, NOW, NOW_WALL);
+	record_seal(rec, total, REC_MSG_IN, 86, 1700000001008ull);
+	n = unhex(py_msg_in, want, sizeof(want));
+	cr_assert_eq(n, total);
+	cr_assert_eq(memcmp(rec, want, n), 0, "message with its inbound id");
+	free(rec);
+	msg_unref(m);
 }
 
 /* Counts of what the seeds hold, by kind (the_seeds_read_as_named). */
 struct seed_counts {
-	unsigned sets, dels, sessions, placed, msgs, msgs_expired, dones, rels, comps;
+	unsigned sets, dels, sessions, placed, msgs, msgs_expired, msgs_in, dones, rels, comps;
 	unsigned bad, torn, corrupt;
 };
 
@@ -845,9 +861,14 @@ static int seed_record(const char *name, const struct record *r, struct seed_cou
 		}
 		break;
 	}
-	case REC_MSG: {
+	case REC_MSG:
+	case REC_MSG_IN: {
 		struct rec_msg rm;
-		got = rec_msg_get(r->payload, r->payload_len, 5000000, 1700000000000ull, &rm, &m);
+		struct rec_inbound in;
+		got = r->type == REC_MSG_IN ? rec_msg_in_get(r->payload, r->payload_len, 5000000,
+		                                             1700000000000ull, &in, &rm, &m)
+		                            : rec_msg_get(r->payload, r->payload_len, 5000000,
+		                                          1700000000000ull, &rm, &m);
 		if (got != 0) {
 			cr_assert_null(m, "%s: refused, yet a message", name);
 			break;
@@ -884,6 +905,13 @@ static int seed_record(const char *name, const struct record *r, struct seed_cou
 			cr_assert_not_null(m);
 			cr_assert_eq(m->expires_at_ms, 5000000 + 120000, "two minutes left");
 			cr_assert_not(m->pub.retain);
+		}
+		if (r->type == REC_MSG_IN) {
+			cr_assert(in.pid == 0x1234 && in.client_id_len == 5 &&
+			              memcmp(in.client_id, "pub-1", 5) == 0,
+			          "%s: the inbound id as written", name);
+			cr_assert(rm.stamp == 16 && rm.run == 3 && rm.n == 1, "%s", name);
+			c->msgs_in++;
 		}
 		if (rm.expired) {
 			cr_assert_null(m, "%s: expired, yet a message", name);
@@ -986,21 +1014,24 @@ Test(python, the_seeds_read_as_named)
 			cr_assert_eq(ok, 12, "msg_tail: every record read");
 	}
 	closedir(d);
-	cr_assert_eq(files, 68, "every seed the script writes (but with_header) is here");
+	cr_assert_eq(files, 74, "every seed the script writes (but with_header) is here");
 	cr_assert_geq(c.sets, 10);
 	cr_assert_geq(c.dels, 4);
 	cr_assert_geq(c.sessions, 6);
-	/* The sessions' messages, seed by seed: sess_placed, msg_tail, torn_msg. */
-	cr_assert_eq(c.placed, 3);
-	/* msg_5_qos1, msg_311_qos2_retain, msg_31_empty_payload, msg_most_targets
-	 * and three in msg_tail (torn_msg's is torn). */
-	cr_assert_eq(c.msgs, 7);
+	/* The sessions' messages, seed by seed: sess_placed, msg_tail, torn_msg,
+	 * torn_msg_in. */
+	cr_assert_eq(c.placed, 4);
+	/* msg_5_qos1, msg_311_qos2_retain, msg_31_empty_payload, msg_most_targets,
+	 * msg_in_qos2 and three in msg_tail (torn_msg's and torn_msg_in's are
+	 * torn). */
+	cr_assert_eq(c.msgs, 8);
+	cr_assert_eq(c.msgs_in, 1, "msg_in_qos2");
 	cr_assert_eq(c.msgs_expired, 2, "msg_expired and msg_tail's");
 	cr_assert_eq(c.dones, 2, "msg_done and msg_tail's");
 	cr_assert_eq(c.rels, 4, "msg_rel, msg_rel_snapshot and msg_tail's two");
 	cr_assert_eq(c.comps, 2, "msg_comp and msg_tail's");
-	cr_assert_eq(c.bad, 6 + 31, "the retained and session ones, and 31 of messages");
-	cr_assert_eq(c.torn, 3);
+	cr_assert_eq(c.bad, 6 + 35, "the retained and session ones, and 35 of messages");
+	cr_assert_eq(c.torn, 4);
 	cr_assert_eq(c.corrupt, 2);
 }
 
@@ -1795,6 +1826,59 @@ Test(msg_record, a_target_or_message_no_writer_makes_is_refused)
 	cr_assert_eq(msg_with(MQTT_V5, 0, 0, 17, 1 | 4), 0, "retain");
 	cr_assert_eq(msg_with(MQTT_V5, 0, 0, 28, '+'), -1, "a wildcard in the topic");
 	cr_assert_eq(msg_with(MQTT_V5, 0, 0, 28, 'x'), -1, "the body's topic is another");
+}
+
+/* REC_MSG_IN: the inbound id in front of a REC_MSG payload, read back
+ * with the message; every truncation, a trailing byte, a packet id or a
+ * client id length of 0 refused. */
+Test(msg_record, inbound_round_trip_and_refusals)
+{
+	struct msg *m = make_ex("a/b", "on", 2, 0, MQTT_V311, false);
+	const struct rec_msg_target t = {.id = {.slot = 4, .gen = 2, .worker = 1}, .qos = 2};
+	struct rec_inbound in = {0x1234, (const uint8_t *)"pub", 3};
+	size_t n = rec_msg_in_size(m, 1, 3);
+	cr_assert_eq(n, 4 + 3 + rec_msg_size(m, 1));
+	uint8_t *p = malloc(n + 1);
+	rec_msg_in_put(p, &in, m, 77, 5, &t, 1, NOW, NOW_WALL);
+	static const uint8_t head[] = {0x12, 0x34, 0, 3, 'p', 'u', 'b'};
+	cr_assert_eq(memcmp(p, head, sizeof(head)), 0);
+	uint8_t *plain = malloc(rec_msg_size(m, 1));
+	rec_msg_put(plain, m, 77, 5, &t, 1, NOW, NOW_WALL);
+	cr_assert_eq(memcmp(p + 7, plain, rec_msg_size(m, 1)), 0, "then a REC_MSG payload");
+	free(plain);
+
+	struct rec_inbound o;
+	struct rec_msg rm;
+	struct msg *got;
+	cr_assert_eq(rec_msg_in_get(p, n, NOW, NOW_WALL, &o, &rm, &got), 0);
+	cr_assert(o.pid == 0x1234 && o.client_id == p + 4 && o.client_id_len == 3);
+	cr_assert(rm.stamp == 77 && rm.run == 5 && rm.n == 1);
+	cr_assert_not_null(got);
+	cr_assert(mqtt_view_eq(got->pub.topic, m->pub.topic) &&
+	          mqtt_view_eq(got->pub.payload, m->pub.payload) && got->pub.qos == 2);
+	msg_unref(got);
+
+	for (size_t len = 0; len < n; len++) {
+		uint8_t *copy = malloc(len ? len : 1);
+		memcpy(copy, p, len);
+		got = (struct msg *)1;
+		cr_assert_eq(rec_msg_in_get(copy, len, NOW, NOW_WALL, &o, &rm, &got), -1,
+		             "%zu bytes", len);
+		cr_assert_null(got, "%zu bytes: refused, yet a message", len);
+		free(copy);
+	}
+	p[n] = 0;
+	cr_assert_eq(rec_msg_in_get(p, n + 1, NOW, NOW_WALL, &o, &rm, &got), -1, "a trailing byte");
+	p[0] = p[1] = 0; /* packet id 0: no writer makes it (CHECK) */
+	cr_assert_eq(rec_msg_in_get(p, n, NOW, NOW_WALL, &o, &rm, &got), -1, "packet id 0");
+	cr_assert_null(got);
+	rec_msg_in_put(p, &in, m, 77, 5, &t, 1, NOW, NOW_WALL);
+	p[2] = p[3] = 0; /* client id length 0 */
+	cr_assert_eq(rec_msg_in_get(p, n, NOW, NOW_WALL, &o, &rm, &got), -1, "an empty client id");
+	p[3] = 200; /* a client id past the end */
+	cr_assert_eq(rec_msg_in_get(p, n, NOW, NOW_WALL, &o, &rm, &got), -1, "an id past the end");
+	free(p);
+	msg_unref(m);
 }
 
 /* ---- done, release and complete ------------------------------------------ */

@@ -1299,6 +1299,7 @@ enum jop_kind {
 	J_SENT,   /* REC_MSG_SENT */
 	J_IN,     /* REC_IN_QOS2 */
 	J_IN_REL, /* REC_IN_REL */
+	J_MSG_IN, /* REC_MSG_IN: a J_MSG with the inbound id (cid, pid) of its publisher */
 };
 
 /* A REC_MSG's Message Expiry. */
@@ -1310,11 +1311,11 @@ struct jop {
 	uint8_t kind;
 	uint64_t stamp;     /* the record's; J_DONE: the message's */
 	uint64_t msg_stamp; /* J_REL, J_SENT */
-	uint64_t run;       /* J_PLACED, J_MSG */
+	uint64_t run;       /* J_PLACED, J_MSG, J_MSG_IN */
 	struct sess_id at;  /* J_PLACED */
 	const char *cid;    /* all but J_MSG */
-	uint16_t pid;       /* J_REL, J_COMP, J_SENT, J_IN, J_IN_REL */
-	uint8_t expiry;     /* J_MSG: EXP_* */
+	uint16_t pid;       /* J_REL, J_COMP, J_SENT, J_IN, J_IN_REL, J_MSG_IN */
+	uint8_t expiry;     /* J_MSG, J_MSG_IN: EXP_* */
 	struct rec_msg_target t[JOP_TARGETS];
 };
 
@@ -1334,6 +1335,8 @@ struct jop {
 	{.kind = J_SENT, .stamp = (st), .msg_stamp = (ms), .pid = (p), .cid = (c)}
 #define R_IN(st, p, c)     {.kind = J_IN, .stamp = (st), .pid = (p), .cid = (c)}
 #define R_IN_REL(st, p, c) {.kind = J_IN_REL, .stamp = (st), .pid = (p), .cid = (c)}
+#define R_MSG_IN(st, r, p, c, ...)                                                                 \
+	{.kind = J_MSG_IN, .stamp = (st), .run = (r), .pid = (p), .cid = (c), .t = {__VA_ARGS__}}
 #define COUNT(a)           (sizeof(a) / sizeof((a)[0]))
 /* clang-format on */
 
@@ -1392,17 +1395,24 @@ static void jf_jop(struct jfile *f, const struct jop *o)
 	case J_END:
 		jf_sess(f, o->stamp, o->cid, 0, NULL);
 		return;
-	case J_MSG: {
+	case J_MSG:
+	case J_MSG_IN: {
 		size_t n = jop_targets(o);
 		struct msg *m = make_jmsg(o->stamp, o->expiry);
-		total = record_size(rec_msg_size(m, n));
+		bool in = o->kind == J_MSG_IN;
+		total = record_size(in ? rec_msg_in_size(m, n, cid_len) : rec_msg_size(m, n));
 		rec = jf_room(f, total);
 		/* As OP_EXPIRED: 1 s of expiry written 5 s later, a second ago by
 		 * the wall clock. */
 		bool passed = o->expiry == EXP_PASSED;
-		rec_msg_put(record_payload(rec), m, o->stamp, o->run, o->t, n,
-		            passed ? NOW + 5000 : NOW, wall_now() - (passed ? 1000 : 0));
-		jf_seal(f, total, REC_MSG);
+		uint64_t now = passed ? NOW + 5000 : NOW, wall = wall_now() - (passed ? 1000 : 0);
+		struct rec_inbound ri = {o->pid, (const uint8_t *)o->cid, (uint16_t)cid_len};
+		if (in)
+			rec_msg_in_put(record_payload(rec), &ri, m, o->stamp, o->run, o->t, n, now,
+			               wall);
+		else
+			rec_msg_put(record_payload(rec), m, o->stamp, o->run, o->t, n, now, wall);
+		jf_seal(f, total, in ? REC_MSG_IN : REC_MSG);
 		msg_unref(m);
 		return;
 	}
@@ -1675,14 +1685,15 @@ static bool restored(const struct jop *ops, size_t n, const char *cid, const cha
 
 static bool rel_key(const struct jop *a, const struct jop *b)
 {
-	bool ain = a->kind == J_IN || a->kind == J_IN_REL;
-	bool bin = b->kind == J_IN || b->kind == J_IN_REL;
+	bool ain = a->kind == J_IN || a->kind == J_IN_REL || a->kind == J_MSG_IN;
+	bool bin = b->kind == J_IN || b->kind == J_IN_REL || b->kind == J_MSG_IN;
 	return ain == bin && a->pid == b->pid && strcmp(a->cid, b->cid) == 0;
 }
 
 static bool is_rel(const struct jop *o)
 {
-	return o->kind == J_REL || o->kind == J_COMP || o->kind == J_IN || o->kind == J_IN_REL;
+	return o->kind == J_REL || o->kind == J_COMP || o->kind == J_IN || o->kind == J_IN_REL ||
+	       o->kind == J_MSG_IN;
 }
 
 static void model_add(struct mmodel *out, const char *cid, uint8_t kind, uint64_t stamp,
@@ -1732,7 +1743,7 @@ static void model_msgs(const struct jop *ops, size_t n, const char *refuse, cons
 	const struct jop *msgs[128];
 	size_t nm = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (ops[i].kind != J_MSG)
+		if (ops[i].kind != J_MSG && ops[i].kind != J_MSG_IN)
 			continue;
 		cr_assert_lt(nm, COUNT(msgs));
 		size_t at = nm++;
@@ -1813,7 +1824,8 @@ static void model_msgs(const struct jop *ops, size_t n, const char *refuse, cons
 			if (ops[k].stamp > last->stamp)
 				last = &ops[k];
 		}
-		if (!first || !(last->kind == J_REL || last->kind == J_IN) ||
+		if (!first ||
+		    !(last->kind == J_REL || last->kind == J_IN || last->kind == J_MSG_IN) ||
 		    !restored(ops, n, last->cid, refuse, tire) ||
 		    last->stamp <= end_of(ops, n, last->cid))
 			continue;
@@ -2177,6 +2189,9 @@ static const struct jop small_msgs[] = {
     R_MSG(14, 1, TG(AT(0, 1, 1), 1, 0, 1), TG(AT(0, 2, 1), 2, 0, 2), TG(AT(0, 4, 1), 2, 0, 3)),
     R_SENT(15, 14, 12, "b"),
     R_MSG_EXP(16, 1, EXP_PASSED, TG(AT(0, 3, 1), 1, 0, 1)),
+    R_MSG_IN(17, 1, 21, "b", TG(AT(0, 3, 1), 2, 0, 4)), /* b's QoS 2 PUBLISH to a */
+    R_MSG_IN(18, 1, 22, "b", TG(AT(0, 3, 1), 1, 0, 5)), /* and one more, released: */
+    R_IN_REL(19, 22, "b"),
 };
 #define SMALL_MSGS COUNT(small_msgs)
 
@@ -2193,7 +2208,8 @@ static bool in_small_msgs(const struct got *e)
 	} named[] = {
 	    {"a", G_MSG, 3, 0},   {"b", G_MSG, 3, 0},  {"b", G_MSG, 3, 9},  {"a", G_MSG, 5, 0},
 	    {"a", G_MSG, 10, 0},  {"b", G_MSG, 10, 0}, {"a", G_MSG, 14, 0}, {"b", G_MSG, 14, 0},
-	    {"b", G_MSG, 14, 12}, {"a", G_REL, 0, 10}, {"b", G_IN, 0, 11},
+	    {"b", G_MSG, 14, 12}, {"a", G_REL, 0, 10}, {"b", G_IN, 0, 11},  {"a", G_MSG, 17, 0},
+	    {"b", G_IN, 0, 21},   {"a", G_MSG, 18, 0}, {"b", G_IN, 0, 22},
 	};
 	for (size_t i = 0; i < COUNT(named); i++)
 		if (strcmp(e->cid, named[i].cid) == 0 && e->kind == named[i].kind &&
@@ -2219,11 +2235,14 @@ static void small_msgs_whole(const struct mgot *g, const struct recover_result *
 	    GOT_MSG("a", 10, 1, 0, 1, 0),  /* by its new place; 3 done, 5 released */
 	    GOT_MSG("a", 14, 1, 0, 1, 0),  /* by its old place */
 	    GOT_MSG("b", 14, 2, 0, 3, 12), /* by its new place, under its SENT's id */
+	    GOT_MSG("a", 17, 2, 0, 4, 0),  /* a REC_MSG_IN's message */
+	    GOT_IN("b", 21),               /* and its inbound id, not released */
+	    GOT_MSG("a", 18, 1, 0, 5, 0),  /* the other's message; its id was released */
 	};
 	got_expect(g->g, g->n, want, COUNT(want), "the whole journal");
 	cr_assert_eq(res->messages_expired, 1);
 	cr_assert_eq(res->messages_orphaned, 3, "3, 10, 14 to b's place before its end");
-	cr_assert_eq(res->next_sess_stamp, 17);
+	cr_assert_eq(res->next_sess_stamp, 20);
 	cr_assert_eq(res->next_run, 2);
 }
 
