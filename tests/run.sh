@@ -157,7 +157,7 @@ if { { [ -f "$fdir/build.ninja" ] && meson configure "$fdir" -Dtests=disabled >/
 			# Last, where a shortened log still shows them: what the
 			# target said, and the input itself (a CI clone is gone
 			# afterwards): tests/fuzz/README.md replays it.
-			grep -m 3 -E "^$name: |ERROR: |runtime error" "$work/log"
+			grep -m 3 -E "^$name: |ERROR: |runtime error|invariant failed" "$work/log"
 			for f in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
 				[ -f "$f" ] || continue
 				echo "=== input ${f##*/}, $(stat -c %s "$f") bytes, base64 (first 8 KiB):"

@@ -122,6 +122,9 @@ static const struct directive directives[] = {
     BOOL(queue_qos0, "false", "also queue QoS 0 messages for offline persistent sessions"),
     U64(outbox_bytes_max, "1048576", 64, 1073741824, "bytes",
         "unsent bytes per connection; QoS 0 beyond it is dropped and counted"),
+    U64(worker_transit_bytes_max, "16777216", 65536, 1099511627776ull, "bytes",
+        "bytes in transit from one worker toward another (48 per delivery, and each message "
+        "once); QoS 0 deliveries beyond it are dropped and counted (worker_behind)"),
     U16(topic_alias_max, "64", 0, 65535, NULL,
         "inbound topic aliases accepted per client (MQTT 5 Topic Alias Maximum); 0 = none"),
     U16(topic_alias_out_max, "64", 0, 65535, NULL,

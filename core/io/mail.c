@@ -202,8 +202,14 @@ uint64_t mail_drain(struct mail *m, unsigned max_each)
 		if (!mb)
 			continue;
 		unsigned max = max_each ? max_each : mbox_available(mb);
-		if (max)
-			handled += drain_box(m, mb, max);
+		unsigned got = max ? drain_box(m, mb, max) : 0;
+		handled += got;
+		/* A box drained of a whole box's worth was full, so its sender
+		 * may keep more in its overflow: wake it with this turn's flush
+		 * to push the rest now, not at its next timer (a sender with
+		 * nothing else to do sleeps up to a sweep). */
+		if (got >= mb->cap)
+			m->to[w].wake = true;
 	}
 	return handled;
 }

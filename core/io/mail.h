@@ -9,10 +9,15 @@
  * receiver per turn.
  *
  * Limits, by the class of the message (mbox.h), so no queue grows silently:
- *  - MBOX_DROPPABLE (QoS 0 deliveries) is refused once the message bytes in
- *    transit toward that worker (its mailbox plus our overflow) pass
- *    transit_droppable_bytes_max: QoS 0 promises nothing and memory must stay
- *    bounded when a worker falls behind.
+ *  - MBOX_DROPPABLE (QoS 0 deliveries) is refused once the bytes in transit
+ *    toward that worker (its mailbox plus our overflow, as the senders count
+ *    them in mbox_msg.bytes: route.c counts each delivery's entry and its
+ *    message once per publish) pass transit_droppable_max (the
+ *    worker_transit_bytes_max setting): QoS 0 promises nothing and memory
+ *    must stay bounded when a worker falls behind.
+ * A receiver that drains a whole box's worth from one sender wakes it with
+ * its next flush: that sender's overflow goes on at once, not at its next
+ * timer.
  *  - MBOX_DELIVERY (QoS 1/2) is refused once held_max messages wait in the
  *    overflow toward that worker.
  *  - MBOX_CONTROL (index deltas, takeovers, retained messages) is never

@@ -326,6 +326,7 @@ struct worker *worker_new(struct broker *b, uint16_t id)
 		worker_free(w);
 		return NULL;
 	}
+	w->mail.transit_droppable_max = b->cfg->worker_transit_bytes_max;
 	return w;
 }
 

@@ -30,16 +30,22 @@ static void must(bool ok, const char *what)
 
 /* ---- messages to sessions ---------------------------------------------- */
 
-/* d (its message reference included) into worker to's mailbox. */
+/* d (its message reference included) into worker to's mailbox. The bytes
+ * in transit toward a worker count what is held for it: each delivery's
+ * mailbox entry, and its message once per publish, not once per session it
+ * reaches there. */
 static void send_delivery(struct router *r, uint16_t to, const struct mail_deliver *d)
 {
+	bool counted = r->publishing && r->charged[to] == d->m;
 	struct mbox_msg mb = {.kind = MAIL_DELIVER,
 	                      .cls = d->qos == 0 ? MBOX_DROPPABLE : MBOX_DELIVERY,
-	                      .bytes = d->m->size_bytes};
+	                      .bytes = (uint32_t)sizeof(mb) + (counted ? 0 : d->m->size_bytes)};
 	memcpy(mb.body, d, sizeof(*d));
 	if (mail_send(r->mail, to, &mb) == MAIL_REFUSED) {
 		msg_unref(d->m); /* that worker is behind: counted, not kept */
 		r->st->drops_transit++;
+	} else if (r->publishing) {
+		r->charged[to] = d->m;
 	}
 }
 
@@ -169,9 +175,13 @@ static int publish(struct router *r, struct msg *m, bool refusable, struct route
 	}
 	if (r->forward && (p->node_count || (m->pub.retain && !m->forwarded)))
 		r->forward(r->forward_ctx, m, p);
+	r->publishing = true;
 	for (uint32_t i = 0; i < p->len; i++)
 		route_deliver_to(r, p->t[i].who, m, p->t[i].qos, p->t[i].flags & keep,
 		                 p->t[i].sub_id);
+	/* Cleared: a later message may have m's address. */
+	r->publishing = false;
+	memset(r->charged, 0, r->count * sizeof(*r->charged));
 	unsigned n = p->len;
 	msg_unref(m);
 	return (int)n;
@@ -501,7 +511,8 @@ int router_init(struct router *r, uint16_t id, unsigned count, const uint64_t *n
 	plan_init(&r->plan);
 	r->subs = subidx_new();
 	r->retained = retain_new();
-	if (!r->subs || !r->retained)
+	r->charged = calloc(count, sizeof(*r->charged));
+	if (!r->subs || !r->retained || !r->charged)
 		return -1;
 	mail_register(mail, MAIL_DELIVER, mail_deliver, route_mail_discard, r);
 	mail_register(mail, MAIL_DELTA, mail_delta, route_mail_discard, r);
@@ -526,5 +537,6 @@ void router_fini(struct router *r)
 	plan_fini(&r->plan);
 	subidx_free(r->subs);
 	retain_free(r->retained);
+	free(r->charged);
 	memset(r, 0, sizeof(*r));
 }

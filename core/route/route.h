@@ -80,6 +80,12 @@ struct router {
 	struct subidx *subs;         /* this worker's copy of the node's index */
 	struct retain *retained;     /* this worker's shard */
 	struct plan plan;            /* scratch of route_publish */
+	/* Per worker, while a publish's plan runs: the message whose bytes
+	 * are already counted in transit toward it (its first delivery there
+	 * carries them, the others none: one message is held however many of
+	 * that worker's sessions it goes to). NULL outside a publish. */
+	const struct msg **charged;
+	bool publishing;
 	struct retained_lookup **rq; /* lookups to answer after the next full drain */
 	uint32_t rq_len;
 	uint32_t rq_cap;

@@ -1431,6 +1431,42 @@ def t09_session_limit(ctx, v):
         h.closed()
 
 
+@test(versions=(4,))
+def t09_fanout_counts_a_message_once_per_worker(ctx, v):
+    """QoS 0 fan-out across workers: what is in transit toward a worker is
+    each delivery's mailbox entry and the message once, not the message
+    once per subscriber there. 120 subscribers, 40 publishes of 4 KB in one
+    burst: ~0.3 MiB toward the other workers, under a 1 MiB limit (counted
+    once per subscriber, as it was, ~10 MiB): each subscriber gets all 40
+    and nothing is dropped as worker_behind."""
+    b = Broker(ctx.binary, ctx.workers, ["--worker-transit-bytes-max=1048576"])
+    subs = []
+    try:
+        t = uniq()
+        for i in range(120):
+            c = Client(b.port, v)
+            subs.append(c)
+            assert c.connect(f"fan{i}-{next(_ids)}", True).rc == 0
+            c.send(subscribe(v, 1, [(t, 0)]))
+            c.expect(SUBACK)
+        pub = Client(b.port, v)
+        subs.append(pub)
+        assert pub.connect(f"fanpub-{next(_ids)}", True).rc == 0
+        payload = b"f" * 4000
+        pub.send(b"".join(publish(v, t, payload) for _ in range(40)))
+        for i, c in enumerate(subs[:-1]):
+            for k in range(40):
+                m = c.expect(PUBLISH, timeout=10)
+                assert m.payload == payload, f"subscriber {i}, message {k}"
+        m = re.search(r'starling_messages_dropped_total\{reason="worker_behind"\} (\d+)',
+                      metrics(b))
+        assert m and int(m.group(1)) == 0, m and m.group(0)
+    finally:
+        for c in subs:
+            c.close()
+        b.cleanup()
+
+
 def metrics(b):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{b.metrics_port}/metrics", timeout=5) as r:

@@ -41,6 +41,7 @@ static const char *const all_keys[] = {
     "queue_overflow",
     "queue_qos0",
     "outbox_bytes_max",
+    "worker_transit_bytes_max",
     "topic_alias_max",
     "topic_alias_out_max",
     "topic_length_max",
@@ -137,6 +138,7 @@ static unsigned config_diff(const struct config *a, const struct config *b)
 	DIFF(queue_overflow);
 	DIFF(queue_qos0);
 	DIFF(outbox_bytes_max);
+	DIFF(worker_transit_bytes_max);
 	DIFF(topic_alias_max);
 	DIFF(topic_alias_out_max);
 	DIFF(topic_length_max);
@@ -894,6 +896,7 @@ Test(config, print_then_load_round_trips_every_key)
 	    {"queue_overflow", "drop_newest"},
 	    {"queue_qos0", "true"},
 	    {"outbox_bytes_max", "3000000"},
+	    {"worker_transit_bytes_max", "1048576"},
 	    {"topic_alias_max", "0"},
 	    {"topic_alias_out_max", "8"},
 	    {"topic_length_max", "1024"},

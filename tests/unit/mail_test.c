@@ -131,6 +131,45 @@ Test(mail, a_full_mailbox_holds_in_order_and_flushes_with_a_wake_up)
 	pair_fini(&p);
 }
 
+/* A receiver that takes a whole box's worth wakes the sender with its next
+ * flush (the sender may hold more in its overflow and would otherwise push
+ * it only at its next timer); one that takes less wakes nobody. */
+Test(mail, draining_a_full_box_wakes_its_sender)
+{
+	struct pair p;
+	pair_init(&p, 512);
+	struct ring ra, rb;
+	cr_assert_eq(ring_init(&ra, 0, 8, 4096), 0);
+	cr_assert_eq(ring_init(&rb, 1, 8, 4096), 0);
+	p.fds[0] = ring_fd(&ra);
+	p.fds[1] = ring_fd(&rb);
+	for (uint32_t i = 0; i < 100; i++)
+		cr_assert_eq(post(&p.a, 1, KIND_A, MBOX_DELIVERY, i, 100), MAIL_SENT);
+	cr_assert_eq(mail_drain(&p.b, 0), 100);
+	mail_flush(&p.b, &rb);
+	cr_assert_eq(ring_submit_wait(&rb, 0), 0);
+	struct completion c[8];
+	cr_assert_eq(ring_submit_wait(&ra, 0), 0);
+	cr_assert_eq(ring_reap(&ra, c, 8), 0, "a part of a box: no wake-up");
+	for (uint32_t i = 0; i < 600; i++)
+		cr_assert_neq(post(&p.a, 1, KIND_A, MBOX_DELIVERY, i, 100), MAIL_REFUSED);
+	cr_assert_eq(mail_held(&p.a), 600 - 512);
+	cr_assert_eq(mail_drain(&p.b, 0), 512);
+	mail_flush(&p.b, &rb);
+	cr_assert_eq(ring_submit_wait(&rb, 0), 0);
+	cr_assert_eq(ring_submit_wait(&ra, 100), 0);
+	unsigned n = ring_reap(&ra, c, 8);
+	cr_assert_eq(n, 1, "a full box drained: the sender is woken");
+	cr_assert_eq(op_kind(c[0].ud), OP_WAKE);
+	cr_assert_eq(op_slot(c[0].ud), 1, "from worker 1");
+	mail_flush(&p.a, &ra); /* the sender's turn: the rest goes */
+	cr_assert_eq(mail_held(&p.a), 0);
+	cr_assert_eq(mail_drain(&p.b, 0), 600 - 512);
+	ring_exit(&ra);
+	ring_exit(&rb);
+	pair_fini(&p);
+}
+
 Test(mail, qos0_gives_way_past_the_bytes_in_transit)
 {
 	struct pair p;
