@@ -5,7 +5,8 @@
 # bench lost, the delivery rate and the broker's CPU per million deliveries.
 #
 # usage: bench/scripts/fanout-transit.sh STARLING_BINARY WINDOW [WORKERS] [BENCH]
-#   WORKERS default 2; BENCH default build/release/bench/starling-bench.
+#   WORKERS default 2; BENCH default build/release/bench/starling-bench;
+#   BROKER_ARGS: more flags for the broker (e.g. --worker-transit-bytes-max=N).
 # Prints one line: binary, workers, window, published, delivered, lost,
 # e2e stalls, deliveries/s, broker CPU-s per million, worker_behind drops.
 set -euo pipefail
@@ -18,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 "$bin" --listen=127.0.0.1:0 --metrics-listen=127.0.0.1:0 --workers="$workers" \
-	--log-level=info 2>"$tmp/broker.log" &
+	--log-level=info ${BROKER_ARGS:-} 2>"$tmp/broker.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
