@@ -156,8 +156,8 @@ struct config {
 	bool queue_qos0;           /* queue QoS 0 for offline sessions too */
 	uint64_t outbox_bytes_max; /* unsent bytes per connection; QoS 0 beyond is dropped */
 	uint64_t worker_transit_bytes_max; /* toward another worker; QoS 0 beyond is dropped */
-	uint16_t topic_alias_max;  /* inbound topic aliases accepted per client (5.0) */
-	uint32_t topic_length_max; /* bytes */
+	uint16_t topic_alias_max;          /* inbound topic aliases accepted per client (5.0) */
+	uint32_t topic_length_max;         /* bytes */
 	uint32_t topic_levels_max;
 	uint32_t subscriptions_max; /* per client */
 

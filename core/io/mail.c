@@ -27,15 +27,15 @@
 
 uint32_t mail_box_cap(unsigned workers)
 {
-	uint32_t share = workers > 1 ? MAIL_SLOTS_PER_WORKER / (workers - 1) : MAIL_SLOTS_PER_WORKER;
+	uint32_t share =
+	    workers > 1 ? MAIL_SLOTS_PER_WORKER / (workers - 1) : MAIL_SLOTS_PER_WORKER;
 	uint32_t cap = MAIL_BOX_MIN;
 	while (cap * 2 <= share)
 		cap *= 2;
 	return cap;
 }
 
-int mail_init(struct mail *m, uint16_t id, unsigned count, struct mbox **boxes,
-              const int *ring_fds)
+int mail_init(struct mail *m, uint16_t id, unsigned count, struct mbox **boxes, const int *ring_fds)
 {
 	memset(m, 0, sizeof(*m));
 	m->id = id;
@@ -55,8 +55,7 @@ int mail_init(struct mail *m, uint16_t id, unsigned count, struct mbox **boxes,
 	return 0;
 }
 
-void mail_register(struct mail *m, uint8_t kind, mail_fn handle, mail_discard_fn discard,
-                   void *ctx)
+void mail_register(struct mail *m, uint8_t kind, mail_fn handle, mail_discard_fn discard, void *ctx)
 {
 	CHECK(kind > 0 && kind < MBOX_KINDS && !m->kinds[kind].handle && handle);
 	m->kinds[kind] = (struct mail_kind){handle, discard, ctx};
@@ -163,7 +162,8 @@ void mail_flush(struct mail *m, struct ring *r)
 		}
 		if (d->wake) {
 			d->wake = false;
-			ring_wake(r, m->ring_fds[w], op_pack(OP_WAKE, m->id, 0), op_pack(OP_NONE, 0, 0));
+			ring_wake(r, m->ring_fds[w], op_pack(OP_WAKE, m->id, 0),
+			          op_pack(OP_NONE, 0, 0));
 		}
 	}
 }

@@ -79,15 +79,15 @@ struct mail_kind {
 };
 
 struct mail {
-	uint16_t id;                       /* this worker */
-	unsigned count;                    /* workers on the node */
-	struct mail_dest *to;              /* [count], to[id] unused */
-	struct mbox **in;                  /* [count]: from each worker to us; in[id] NULL */
-	const int *ring_fds;               /* [count]: every worker's ring, to wake it */
+	uint16_t id;                        /* this worker */
+	unsigned count;                     /* workers on the node */
+	struct mail_dest *to;               /* [count], to[id] unused */
+	struct mbox **in;                   /* [count]: from each worker to us; in[id] NULL */
+	const int *ring_fds;                /* [count]: every worker's ring, to wake it */
 	struct mail_kind kinds[MBOX_KINDS]; /* handlers by kind, registered by their modules */
-	uint32_t held_max;                 /* MBOX_DELIVERY held toward one worker; control
-	                                    * past this makes mail_congested() true */
-	uint64_t transit_droppable_max;    /* bytes in transit past which droppable is refused */
+	uint32_t held_max;                  /* MBOX_DELIVERY held toward one worker; control
+	                                     * past this makes mail_congested() true */
+	uint64_t transit_droppable_max;     /* bytes in transit past which droppable is refused */
 	/* Counters, read by the worker's statistics. */
 	uint64_t overflows;         /* sends that found a mailbox full and were held */
 	uint64_t refused_droppable; /* droppable mail refused: the receiver is behind */

@@ -72,14 +72,14 @@ struct route_inbound {
 };
 
 struct router {
-	uint16_t id;                 /* the worker */
-	unsigned count;              /* workers on the node */
-	const uint64_t *now_ms;      /* the worker's clock */
-	struct mail *mail;           /* the worker's mail */
-	struct worker_stats *st;     /* the worker's counters */
-	struct subidx *subs;         /* this worker's copy of the node's index */
-	struct retain *retained;     /* this worker's shard */
-	struct plan plan;            /* scratch of route_publish */
+	uint16_t id;             /* the worker */
+	unsigned count;          /* workers on the node */
+	const uint64_t *now_ms;  /* the worker's clock */
+	struct mail *mail;       /* the worker's mail */
+	struct worker_stats *st; /* the worker's counters */
+	struct subidx *subs;     /* this worker's copy of the node's index */
+	struct retain *retained; /* this worker's shard */
+	struct plan plan;        /* scratch of route_publish */
 	/* Per worker, while a publish's plan runs: the message whose bytes
 	 * are already counted in transit toward it (its first delivery there
 	 * carries them, the others none: one message is held however many of

@@ -72,6 +72,15 @@ static void pair_fini(struct pair *p)
 	free(p->boxes[2]);
 }
 
+/* Real rings for the two workers, so that wake-ups can be seen. */
+static void pair_rings(struct pair *p, struct ring *ra, struct ring *rb)
+{
+	cr_assert_eq(ring_init(ra, 0, 8, 4096), 0);
+	cr_assert_eq(ring_init(rb, 1, 8, 4096), 0);
+	p->fds[0] = ring_fd(ra);
+	p->fds[1] = ring_fd(rb);
+}
+
 static enum mail_result post(struct mail *m, uint16_t to, uint8_t kind, enum mbox_class cls,
                              uint32_t seq, uint32_t bytes)
 {
@@ -102,10 +111,7 @@ Test(mail, a_full_mailbox_holds_in_order_and_flushes_with_a_wake_up)
 	struct pair p;
 	pair_init(&p, 512);
 	struct ring ra, rb;
-	cr_assert_eq(ring_init(&ra, 0, 8, 4096), 0);
-	cr_assert_eq(ring_init(&rb, 1, 8, 4096), 0);
-	p.fds[0] = ring_fd(&ra);
-	p.fds[1] = ring_fd(&rb);
+	pair_rings(&p, &ra, &rb);
 	for (uint32_t i = 0; i < 2000; i++)
 		cr_assert_neq(post(&p.a, 1, KIND_A, MBOX_DELIVERY, i, 100), MAIL_REFUSED);
 	cr_assert_eq(mail_held(&p.a), 2000 - 512);
@@ -139,10 +145,7 @@ Test(mail, draining_a_full_box_wakes_its_sender)
 	struct pair p;
 	pair_init(&p, 512);
 	struct ring ra, rb;
-	cr_assert_eq(ring_init(&ra, 0, 8, 4096), 0);
-	cr_assert_eq(ring_init(&rb, 1, 8, 4096), 0);
-	p.fds[0] = ring_fd(&ra);
-	p.fds[1] = ring_fd(&rb);
+	pair_rings(&p, &ra, &rb);
 	for (uint32_t i = 0; i < 100; i++)
 		cr_assert_eq(post(&p.a, 1, KIND_A, MBOX_DELIVERY, i, 100), MAIL_SENT);
 	cr_assert_eq(mail_drain(&p.b, 0), 100);
